@@ -1,0 +1,298 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The httpd-free core of mod_scep: SCEP (RFC 8894) messages, replies, the
+ * built-in CA and the PKI it runs on. Nothing here includes httpd headers,
+ * so the core is unit-tested and reused by the scepctl tool without a
+ * server. Functions report failures in a scep_problem_t that the caller
+ * logs (with the NDES event ID) and, where a message was parsed, turns
+ * into a signed CertRep FAILURE.
+ *
+ * Every OpenSSL object handed out by the core is owned by the pool it was
+ * created in (a cleanup frees it), so callers never free them by hand.
+ */
+#ifndef mod_scep_scep_h
+#define mod_scep_scep_h
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* ----------------------------------------------------------------------
+ * Problems: what went wrong, for the log and for the CertRep.
+ */
+
+/* failInfo values (RFC 8894 section 3.2.1.4). */
+typedef enum {
+    SCEP_FAIL_NONE = -1,
+    SCEP_FAIL_BAD_ALG = 0,
+    SCEP_FAIL_BAD_MESSAGE_CHECK = 1,
+    SCEP_FAIL_BAD_REQUEST = 2,
+    SCEP_FAIL_BAD_TIME = 3,
+    SCEP_FAIL_BAD_CERT_ID = 4
+} scep_fail_info_t;
+
+/* NDES event IDs (white paper, "Error Events") used in our log lines. */
+enum {
+    SCEP_EVENT_NONE = 0,
+    SCEP_EVENT_FAILED_TO_LOAD = 2,
+    SCEP_EVENT_NO_PASSWORD_TEMPLATE = 6,
+    SCEP_EVENT_GET_CA_CERT_FAILED = 7,
+    SCEP_EVENT_FAILED_CA_INFO = 8,
+    SCEP_EVENT_FAILED_CA_CERT = 9,
+    SCEP_EVENT_FAILED_RA_CERT = 10,
+    SCEP_EVENT_NO_OPERATION = 11,
+    SCEP_EVENT_NO_MESSAGE = 12,
+    SCEP_EVENT_FAIL_TO_ENCRYPT = 13,
+    SCEP_EVENT_FAIL_TO_SIGN = 14,
+    SCEP_EVENT_FAIL_TO_CONVERT = 15,
+    SCEP_EVENT_FAIL_TO_DECODE = 16,
+    SCEP_EVENT_FAIL_TO_RETRIEVE_INFO = 17,
+    SCEP_EVENT_FAIL_TO_DECRYPT_INNER = 18,
+    SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER = 19,
+    SCEP_EVENT_FAIL_CERT_REQ = 23,
+    SCEP_EVENT_FAIL_TO_GET_ID = 25,
+    SCEP_EVENT_NO_PASSWORD = 28,
+    SCEP_EVENT_INVALID_PASSWORD = 29,
+    SCEP_EVENT_FAIL_SUBMIT = 31,
+    SCEP_EVENT_RA_EXPIRE = 34,
+    SCEP_EVENT_RA_CLOSE_TO_EXPIRE = 35,
+    SCEP_EVENT_BAD_MESSAGE_TYPE = 38,
+    SCEP_EVENT_NO_KEY_USAGE = 39,
+    SCEP_EVENT_NO_PASSWORD_STANDALONE = 41,
+    SCEP_EVENT_FAIL_DECODE_X509_REQUEST = 42,
+    SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD = 43,
+    SCEP_EVENT_GETCRL_FAILED = 44,
+    SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER = 45,
+    SCEP_EVENT_FAILED_HASH_ALGORITHM = 46,
+    SCEP_EVENT_FAILED_DECRYPT_PASSWORD = 49
+};
+
+typedef struct scep_problem_t {
+    scep_fail_info_t fail_info; /* SCEP_FAIL_NONE: no CertRep FAILURE possible */
+    int event;                  /* NDES event ID, SCEP_EVENT_NONE if none */
+    const char *text;           /* for the log and failInfoText: never a secret */
+} scep_problem_t;
+
+/* Fills prob (when not NULL) and returns rv, so callers can write
+ * `return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, 42, "...")`. */
+apr_status_t scep_problem(scep_problem_t *prob, apr_status_t rv, scep_fail_info_t fail_info,
+                          int event, const char *text);
+
+/* Registers a cleanup on p that frees the object with the given function. */
+void scep_pool_own(apr_pool_t *p, void *obj, void (*free_fn)(void *));
+#define SCEP_OWN(p, obj, fn) scep_pool_own((p), (obj), (void (*)(void *))(fn))
+
+/* Upper-case hex of a buffer, on p. */
+const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len);
+/* SHA-1 thumbprint of a certificate as NDES shows it: 40 upper-case hex digits. */
+const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert);
+/* SHA-256 hex of the DER SubjectPublicKeyInfo: how a transaction is tied to its key. */
+const char *scep_key_id(apr_pool_t *p, EVP_PKEY *key);
+/* One-line RFC 2253 name, on p. */
+const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
+
+/* ----------------------------------------------------------------------
+ * The PKI: CA and RA certificates and keys, loaded once at startup
+ * (scep_pki.c).
+ */
+
+typedef struct scep_pki_config_t {
+    const char *ca_cert_file;        /* PEM: the issuing CA certificate */
+    const char *ca_key_file;         /* PEM: its key (built-in CA) */
+    const char *ca_chain_file;       /* PEM: intermediates/root above the CA, may be NULL */
+    apr_array_header_t *ra_files;    /* of scep_ra_file_t; empty: the CA key acts as RA */
+    int include_root;                /* GetCACert lists the root too (default on) */
+} scep_pki_config_t;
+
+typedef struct scep_ra_file_t {
+    const char *cert_file;
+    const char *key_file;
+} scep_ra_file_t;
+
+typedef struct scep_pki_t {
+    X509 *ca_cert;
+    EVP_PKEY *ca_key;           /* NULL when no built-in CA key is configured */
+    STACK_OF(X509) *chain;      /* certificates above ca_cert, nearest first */
+    X509 *ra_sign_cert;         /* signs CertReps: the CA itself in simple mode */
+    EVP_PKEY *ra_sign_key;
+    X509 *ra_enc_cert;          /* devices encrypt to it: the CA itself in simple mode */
+    EVP_PKEY *ra_enc_key;
+    int separate_ra;            /* RA certificates distinct from the CA */
+    const char *ca_thumbprint;  /* scep_cert_thumbprint(ca_cert) */
+    /* The GetCACert reply, built once. */
+    const char *getcacert_type; /* application/x-x509-ca-ra-cert or application/x-x509-ca-cert */
+    const unsigned char *getcacert_body;
+    apr_size_t getcacert_len;
+    apr_time_t ra_not_after;    /* earliest expiry of the RA certificates in use */
+    apr_array_header_t *ra_skipped; /* of const char *: unfit RA candidates passed over,
+                                     * "FILE: why" (for a warning) */
+} scep_pki_t;
+
+/* Loads and checks everything by the white paper's "Service Startup" rules:
+ * RA signing certificate with keyUsage digitalSignature, RA encryption
+ * certificate with keyUsage keyEncipherment, both with EKU Certificate
+ * Request Agent, private key present and matching, issued by the CA with a
+ * valid chain, not expired; among several candidates the most recently
+ * issued (latest notBefore) wins. Failures name the file and the reason
+ * (event 9 for the CA, 10 for the RA, 34 when expired). */
+apr_status_t scep_pki_load(apr_pool_t *p, const scep_pki_config_t *conf, scep_pki_t **pki,
+                           scep_problem_t *prob);
+
+/* Reads a PEM private key; refuses one readable by group or others. */
+apr_status_t scep_read_private_key(apr_pool_t *p, const char *file, EVP_PKEY **key,
+                                   scep_problem_t *prob);
+/* Reads all PEM certificates of a file. */
+apr_status_t scep_read_certs(apr_pool_t *p, const char *file, STACK_OF(X509) **certs,
+                             scep_problem_t *prob);
+
+/* ----------------------------------------------------------------------
+ * Requests (scep_msg.c): the pkiMessage a device sent.
+ */
+
+typedef enum {
+    SCEP_MSG_CERTREP = 3,
+    SCEP_MSG_RENEWALREQ = 17,
+    SCEP_MSG_PKCSREQ = 19,
+    SCEP_MSG_CERTPOLL = 20,
+    SCEP_MSG_GETCERT = 21,
+    SCEP_MSG_GETCRL = 22
+} scep_msg_type_t;
+
+typedef enum {
+    SCEP_STATUS_SUCCESS = 0,
+    SCEP_STATUS_FAILURE = 2,
+    SCEP_STATUS_PENDING = 3
+} scep_pki_status_t;
+
+typedef struct scep_request_t {
+    int message_type;               /* scep_msg_type_t, or what the device sent */
+    const char *transaction_id;     /* NULL until parsed */
+    ASN1_OCTET_STRING *sender_nonce;
+    X509 *signer_cert;              /* the certificate that signed the message */
+    const EVP_MD *digest;           /* the digest the device signed with */
+    const EVP_CIPHER *cipher;       /* the envelope's content-encryption algorithm */
+    int legacy_alg;                 /* single DES or MD5 was used */
+    /* messageData, decrypted: */
+    X509_REQ *csr;                  /* PKCSReq, RenewalReq */
+    X509_NAME *issuer;              /* CertPoll, GetCert, GetCRL */
+    X509_NAME *subject;             /* CertPoll */
+    ASN1_INTEGER *serial;           /* GetCert, GetCRL */
+    const char *challenge;          /* the CSR's challengePassword, NULL if none */
+    int signer_is_csr_key;          /* the message was signed with the CSR's key */
+} scep_request_t;
+
+typedef struct scep_parse_opts_t {
+    int allow_legacy; /* accept single DES and MD5 (RFC 8894 forbids them) */
+    apr_size_t max_nonce_len;
+} scep_parse_opts_t;
+
+/* Parses, verifies and decrypts a pkiMessage (BER or DER).
+ * On failure *req is still set when enough was parsed to answer with a
+ * CertRep FAILURE (transactionID, senderNonce, messageType known), and
+ * prob->fail_info says which; otherwise *req is NULL and the caller answers
+ * HTTP 400. */
+apr_status_t scep_request_parse(apr_pool_t *p, const scep_pki_t *pki, const unsigned char *der,
+                                apr_size_t len, const scep_parse_opts_t *opts,
+                                scep_request_t **req, scep_problem_t *prob);
+
+/* The CSR's keyUsage bits as NDES reads them (0x80 digitalSignature,
+ * 0x20 keyEncipherment), or -1 when the CSR has no keyUsage extension. */
+int scep_csr_key_usage(X509_REQ *csr);
+
+/* Decodes the `message` of a GET PKIOperation after URL unescaping,
+ * leniently: '+' turned into ' ', raw newlines, the base64url alphabet,
+ * missing padding. */
+apr_status_t scep_decode_get_message(apr_pool_t *p, const char *text, unsigned char **der,
+                                     apr_size_t *len);
+
+/* ----------------------------------------------------------------------
+ * Replies (scep_reply.c).
+ */
+
+typedef struct scep_reply_t {
+    scep_pki_status_t status;
+    scep_fail_info_t fail_info;     /* FAILURE only */
+    const char *fail_text;          /* FAILURE only, optional */
+    STACK_OF(X509) *certs;          /* SUCCESS: the issued certificate first */
+    X509_CRL *crl;                  /* SUCCESS of GetCRL */
+} scep_reply_t;
+
+/* Builds a CertRep for req, signed by the RA signing key with req's digest,
+ * the SUCCESS payload enveloped to req's signer with req's cipher. DER. */
+apr_status_t scep_certrep_build(apr_pool_t *p, const scep_pki_t *pki, const scep_request_t *req,
+                                const scep_reply_t *reply, unsigned char **der, apr_size_t *len,
+                                scep_problem_t *prob);
+
+/* A degenerate certs-only SignedData (no signers, no content) holding
+ * certs and, when not NULL, crl: the GetCACert body and a SUCCESS payload. */
+apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl,
+                             unsigned char **der, apr_size_t *len);
+
+/* Capabilities that depend on configuration (RFC 8894 section 3.5.2). */
+#define SCEP_CAP_RENEWAL 0x01
+#define SCEP_CAP_NEXT_CA_CERT 0x02
+
+/* GetCACaps body: what always works, plus the SCEP_CAP_* flags given. */
+const char *scep_capabilities(apr_pool_t *p, unsigned int caps);
+
+/* ----------------------------------------------------------------------
+ * The built-in CA (scep_ca.c).
+ */
+
+typedef struct scep_issue_opts_t {
+    int validity_days;   /* default 365 */
+    const EVP_MD *md;    /* SHA-256 unless SCEPHashAlgorithm says otherwise */
+} scep_issue_opts_t;
+
+/* Issues a certificate from a verified CSR: subject as requested; keyUsage,
+ * extendedKeyUsage and subjectAltName from the extensionRequest; random
+ * positive 128-bit serial; AKI and SKI; signed by pki->ca_key. */
+apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
+                           const scep_issue_opts_t *opts, X509 **cert, scep_problem_t *prob);
+
+/* ----------------------------------------------------------------------
+ * Durable records (implemented outside the core: mod_scep_store_dbd.c).
+ * A small interface so that other backends (PostgreSQL cluster, external
+ * CA over CMP) can come later.
+ */
+
+typedef struct scep_txn_t {
+    const char *transaction_id;
+    const char *key_id;       /* scep_key_id() of the requesting key */
+    const char *status;       /* "issued", "pending", "rejected" */
+    const char *subject;
+    const char *serial;       /* hex, issued only */
+    const char *cert_pem;     /* issued only */
+    const char *reason;       /* rejected only */
+    int message_type;         /* scep_msg_type_t of the request, 0 if not known */
+} scep_txn_t;
+
+typedef struct scep_store_t scep_store_t;
+struct scep_store_t {
+    /* APR_NOTFOUND when the transaction is unknown. */
+    apr_status_t (*find_transaction)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                                     scep_txn_t **txn);
+    /* Records the request and its certificate atomically; APR_EEXIST when
+     * the transaction is already recorded (a concurrent replay won). */
+    apr_status_t (*record_issued)(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn,
+                                  X509 *cert, const char *client_addr);
+    void *baton;
+};
+
+#endif /* mod_scep_scep_h */

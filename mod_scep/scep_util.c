@@ -1,0 +1,138 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* Small helpers shared by the whole core. */
+
+#include <apr_strings.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "scep.h"
+#include "scep_oids.h"
+
+apr_status_t scep_problem(scep_problem_t *prob, apr_status_t rv, scep_fail_info_t fail_info,
+                          int event, const char *text)
+{
+    if (prob) {
+        prob->fail_info = fail_info;
+        prob->event = event;
+        prob->text = text;
+    }
+    return rv;
+}
+
+typedef struct owned_t {
+    void *obj;
+    void (*free_fn)(void *);
+} owned_t;
+
+static apr_status_t free_owned(void *data)
+{
+    owned_t *owned = data;
+    owned->free_fn(owned->obj);
+    return APR_SUCCESS;
+}
+
+void scep_pool_own(apr_pool_t *p, void *obj, void (*free_fn)(void *))
+{
+    owned_t *owned;
+
+    if (!obj) {
+        return;
+    }
+    owned = apr_palloc(p, sizeof(*owned));
+    owned->obj = obj;
+    owned->free_fn = free_fn;
+    apr_pool_cleanup_register(p, owned, free_owned, apr_pool_cleanup_null);
+}
+
+const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, len * 2 + 1);
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[buf[i] >> 4];
+        out[2 * i + 1] = digits[buf[i] & 0x0f];
+    }
+    out[len * 2] = '\0';
+    return out;
+}
+
+const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    if (!X509_digest(cert, EVP_sha1(), md, &len)) {
+        return NULL;
+    }
+    return scep_hex(p, md, len);
+}
+
+const char *scep_key_id(apr_pool_t *p, EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    const char *id = NULL;
+    int der_len = i2d_PUBKEY(key, &der);
+
+    if (der_len > 0 && EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha256(), NULL)) {
+        id = scep_hex(p, md, md_len);
+    }
+    OPENSSL_free(der);
+    return id;
+}
+
+const char *scep_name_text(apr_pool_t *p, const X509_NAME *name)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *text = NULL;
+    char *data;
+    long len;
+
+    if (!bio) {
+        return NULL;
+    }
+    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        len = BIO_get_mem_data(bio, &data);
+        text = apr_pstrmemdup(p, data, (apr_size_t)len);
+    }
+    BIO_free(bio);
+    return text;
+}
+
+static scep_oids_t oids;
+static CRYPTO_ONCE oids_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void create_oids(void)
+{
+    oids.message_type = OBJ_txt2obj("2.16.840.1.113733.1.9.2", 1);
+    oids.pki_status = OBJ_txt2obj("2.16.840.1.113733.1.9.3", 1);
+    oids.fail_info = OBJ_txt2obj("2.16.840.1.113733.1.9.4", 1);
+    oids.sender_nonce = OBJ_txt2obj("2.16.840.1.113733.1.9.5", 1);
+    oids.recipient_nonce = OBJ_txt2obj("2.16.840.1.113733.1.9.6", 1);
+    oids.transaction_id = OBJ_txt2obj("2.16.840.1.113733.1.9.7", 1);
+    oids.fail_info_text = OBJ_txt2obj("1.3.6.1.5.5.7.24.1", 1);
+}
+
+const scep_oids_t *scep_oids(void)
+{
+    return CRYPTO_THREAD_run_once(&oids_once, create_oids) ? &oids : NULL;
+}
