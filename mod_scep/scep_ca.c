@@ -1,0 +1,174 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The built-in CA: a certificate from a CSR whose signature the message
+ * layer has already verified.
+ *
+ * Worker threads call this concurrently with the same pki: it only reads
+ * the pki (OpenSSL 3 signs with a shared EVP_PKEY safely) and keeps every
+ * object it makes on the caller's pool.
+ */
+
+#include <apr_strings.h>
+
+#include <openssl/x509v3.h>
+
+#include "scep.h"
+#include "scep_x509.h"
+
+#define DEFAULT_VALIDITY_DAYS 365
+/* Devices with clocks a little behind still accept the certificate. */
+#define CLOCK_SKEW apr_time_from_sec(5 * 60)
+
+static apr_status_t issue_problem(scep_problem_t *prob, apr_status_t rv, const char *text)
+{
+    return scep_problem(prob, rv, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT, text);
+}
+
+/* The end of the validity: validity_days from now, but never after the CA's
+ * own end, since a certificate cannot outlive its issuer. */
+static apr_status_t validity_end(apr_pool_t *p, X509 *ca_cert, apr_time_t now, int days,
+                                 apr_time_t *end, scep_problem_t *prob)
+{
+    char date[APR_RFC822_DATE_LEN];
+    apr_time_t ca_end;
+    apr_time_t wanted = now + apr_time_from_sec((apr_time_t)days * 86400);
+
+    if (scep_x509_time_get(X509_get0_notAfter(ca_cert), &ca_end) != APR_SUCCESS) {
+        return issue_problem(prob, APR_EINVAL, "the CA certificate has an unreadable notAfter");
+    }
+    if (ca_end <= now) {
+        apr_rfc822_date(date, ca_end);
+        return issue_problem(prob, APR_EINVAL,
+                             apr_psprintf(p, "the CA certificate expired on %s", date));
+    }
+    *end = wanted < ca_end ? wanted : ca_end;
+    return APR_SUCCESS;
+}
+
+static int is_copied(int nid)
+{
+    return nid == NID_key_usage || nid == NID_ext_key_usage || nid == NID_subject_alt_name;
+}
+
+/* Whether a requested extension decodes: copying a broken one would make a
+ * certificate that no client can parse. */
+static int decodes(X509_EXTENSION *ext)
+{
+    const X509V3_EXT_METHOD *method = X509V3_EXT_get(ext);
+    void *value = method && method->it ? X509V3_EXT_d2i(ext) : NULL;
+
+    if (value) {
+        ASN1_item_free(value, ASN1_ITEM_ptr(method->it));
+    }
+    return value != NULL;
+}
+
+/* Copies one requested extension as it is (criticality included) when it
+ * is one the CA honours. */
+static apr_status_t copy_requested(apr_pool_t *p, X509_EXTENSION *ext, X509 *cert,
+                                   scep_problem_t *prob)
+{
+    int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!is_copied(nid)) {
+        goto leave;
+    }
+    if (X509_get_ext_by_NID(cert, nid, -1) >= 0) {
+        rv = issue_problem(prob, APR_EINVAL,
+                           apr_psprintf(p, "the CSR requests %s twice", OBJ_nid2sn(nid)));
+    }
+    else if (!decodes(ext)) {
+        rv = issue_problem(prob, APR_EINVAL,
+                           apr_psprintf(p, "the CSR's %s cannot be decoded", OBJ_nid2sn(nid)));
+    }
+    else if (!X509_add_ext(cert, ext, -1)) {
+        rv = issue_problem(prob, APR_ENOMEM, "out of memory");
+    }
+leave:
+    return rv;
+}
+
+static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
+{
+    sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
+}
+
+static apr_status_t copy_requested_exts(apr_pool_t *p, X509_REQ *csr, X509 *cert,
+                                        scep_problem_t *prob)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    SCEP_OWN(p, exts, free_ext_list);
+    for (i = 0; rv == APR_SUCCESS && i < sk_X509_EXTENSION_num(exts); i++) {
+        rv = copy_requested(p, sk_X509_EXTENSION_value(exts, i), cert, prob);
+    }
+    return rv;
+}
+
+/* Runs a scep_x509 step and reports its failure as a failed submission. */
+static apr_status_t step(apr_status_t rv, const scep_problem_t *why, scep_problem_t *prob)
+{
+    return rv == APR_SUCCESS ? rv : issue_problem(prob, rv, why->text);
+}
+
+apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
+                           const scep_issue_opts_t *opts, X509 **cert, scep_problem_t *prob)
+{
+    int days = opts && opts->validity_days > 0 ? opts->validity_days : DEFAULT_VALIDITY_DAYS;
+    const EVP_MD *md = opts && opts->md ? opts->md : EVP_sha256();
+    EVP_PKEY *pubkey = X509_REQ_get0_pubkey(csr);
+    apr_time_t now = apr_time_now();
+    apr_time_t not_after = 0;
+    scep_problem_t why = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *x = NULL;
+    apr_status_t rv;
+
+    if (!pki->ca_key) {
+        rv = issue_problem(prob, APR_EINVAL, "no CA key is configured: cannot issue");
+        goto leave;
+    }
+    if (!pubkey) {
+        rv = issue_problem(prob, APR_EINVAL, "the CSR's public key cannot be decoded");
+        goto leave;
+    }
+    rv = validity_end(p, pki->ca_cert, now, days, &not_after, prob);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = step(scep_x509_cert_new(p, X509_REQ_get_subject_name(csr),
+                                 X509_get_subject_name(pki->ca_cert), pubkey, now - CLOCK_SKEW,
+                                 not_after, &x, &why),
+              &why, prob);
+    if (rv == APR_SUCCESS) {
+        rv = copy_requested_exts(p, csr, x, prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = step(
+            scep_x509_cert_add_ext(p, x, pki->ca_cert, NID_basic_constraints, "CA:FALSE", &why),
+            &why, prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = step(scep_x509_cert_add_key_ids(p, x, pki->ca_cert, &why), &why, prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = step(scep_x509_cert_sign(p, x, pki->ca_key, md, &why), &why, prob);
+    }
+leave:
+    *cert = rv == APR_SUCCESS ? x : NULL;
+    return rv;
+}

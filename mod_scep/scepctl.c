@@ -1,0 +1,775 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * scepctl: sets up the PKI mod_scep runs on (what the NDES setup wizard
+ * does): a CA and the two RA certificates, or RA keys and CSRs for an
+ * external CA and the installation of what it returns.
+ *
+ * Files in DIR: ca.crt, ca.key, ra-sign.crt, ra-sign.key, ra-enc.crt,
+ * ra-enc.key (keys mode 0600), ra-sign.csr, ra-enc.csr (--external). A key
+ * is never overwritten; a re-run keeps what exists and makes what is
+ * missing. Both RA certificates get the same subject, as NDES gives its
+ * two service certificates; keyUsage tells them apart.
+ *
+ * Exit codes: 0 done, 1 error (message on stderr), 2 usage.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_file_info.h>
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_getopt.h>
+#include <apr_strings.h>
+
+#include "scep.h"
+#include "scep_x509.h"
+
+#define EXIT_OK 0
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+
+#define DEFAULT_CA_SUBJECT "/CN=mod_scep CA"
+#define DEFAULT_RA_SUBJECT "/CN=mod_scep RA"
+#define DEFAULT_CA_DAYS 3650
+#define DEFAULT_RA_DAYS 730
+#define DEFAULT_RSA_BITS 2048
+#define DEFAULT_EC_BITS 256
+#define MAX_RSA_BITS 16384
+#define MAX_DAYS 36500
+
+#define DIR_PERMS (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE)
+
+static const char usage_text[] =
+    "usage:\n"
+    "  scepctl setup -d DIR [--ca-subject \"/CN=.../O=...\"] [--ra-subject \"/CN=...\"]\n"
+    "                       [--key-type rsa|ec] [--key-bits N] [--ca-days N] [--ra-days N]\n"
+    "      makes DIR/ca.crt, ca.key, ra-sign.crt, ra-sign.key, ra-enc.crt, ra-enc.key;\n"
+    "      keeps what exists. --key-type applies to the CA and the signing RA; the\n"
+    "      encryption RA key is always RSA (devices encrypt to it by RSA key transport).\n"
+    "  scepctl setup -d DIR --external [--ra-subject \"/CN=...\"] [--key-bits N]\n"
+    "      makes DIR/ra-sign.key, ra-sign.csr, ra-enc.key, ra-enc.csr for an external CA\n"
+    "  scepctl install-ra -d DIR --ca-cert FILE --sign-cert FILE --enc-cert FILE\n"
+    "      checks the certificates the external CA returned and installs them as\n"
+    "      DIR/ca.crt, ra-sign.crt, ra-enc.crt\n"
+    "  scepctl thumbprint FILE\n"
+    "      prints the SHA-1 thumbprint of the certificate in FILE\n";
+
+enum {
+    OPT_DIR = 'd',
+    OPT_HELP = 'h',
+    OPT_CA_SUBJECT = 256,
+    OPT_RA_SUBJECT,
+    OPT_KEY_TYPE,
+    OPT_KEY_BITS,
+    OPT_CA_DAYS,
+    OPT_RA_DAYS,
+    OPT_EXTERNAL,
+    OPT_CA_CERT,
+    OPT_SIGN_CERT,
+    OPT_ENC_CERT
+};
+
+static const apr_getopt_option_t setup_options[] = {
+    { "dir", OPT_DIR, 1, "directory of the PKI files" },
+    { "ca-subject", OPT_CA_SUBJECT, 1, "CA subject" },
+    { "ra-subject", OPT_RA_SUBJECT, 1, "RA subject" },
+    { "key-type", OPT_KEY_TYPE, 1, "rsa or ec" },
+    { "key-bits", OPT_KEY_BITS, 1, "RSA modulus or EC curve size" },
+    { "ca-days", OPT_CA_DAYS, 1, "CA validity" },
+    { "ra-days", OPT_RA_DAYS, 1, "RA validity" },
+    { "external", OPT_EXTERNAL, 0, "RA keys and CSRs for an external CA" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
+static const apr_getopt_option_t install_options[] = {
+    { "dir", OPT_DIR, 1, "directory of the PKI files" },
+    { "ca-cert", OPT_CA_CERT, 1, "the external CA's certificate" },
+    { "sign-cert", OPT_SIGN_CERT, 1, "the RA signing certificate" },
+    { "enc-cert", OPT_ENC_CERT, 1, "the RA encryption certificate" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
+static const apr_getopt_option_t thumbprint_options[] = { { "help", OPT_HELP, 0, "this text" },
+                                                          { NULL, 0, 0, NULL } };
+
+typedef struct ctl_t {
+    apr_pool_t *p;
+    const char *dir;
+    const char *ca_subject;
+    const char *ra_subject;
+    scep_key_type_t key_type;
+    int key_bits; /* 0: the default of key_type */
+    int ca_days;
+    int ra_days;
+    int external;
+    const char *ca_cert;
+    const char *sign_cert;
+    const char *enc_cert;
+    const char *file; /* thumbprint */
+    scep_problem_t prob;
+} ctl_t;
+
+typedef struct command_t {
+    const char *name;
+    const apr_getopt_option_t *options;
+    int nargs; /* arguments after the options */
+    /* Says what is missing or wrong, NULL when the options fit the command. */
+    const char *(*check)(ctl_t *ctl);
+    apr_status_t (*run)(ctl_t *ctl);
+} command_t;
+
+/* The files of one RA certificate. */
+typedef struct ra_files_t {
+    scep_ra_role_t role;
+    const char *name; /* for messages */
+    const char *cert;
+    const char *key;
+    const char *csr;
+} ra_files_t;
+
+static apr_status_t ctl_error(ctl_t *ctl, apr_status_t rv, const char *text)
+{
+    return scep_problem(&ctl->prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, text);
+}
+
+static const char *ctl_path(ctl_t *ctl, const char *name)
+{
+    return apr_pstrcat(ctl->p, ctl->dir, "/", name, NULL);
+}
+
+static ra_files_t ra_files(ctl_t *ctl, scep_ra_role_t role)
+{
+    const char *base = role == SCEP_RA_SIGN ? "ra-sign" : "ra-enc";
+    ra_files_t files;
+
+    files.role = role;
+    files.name = role == SCEP_RA_SIGN ? "RA signing" : "RA encryption";
+    files.cert = ctl_path(ctl, apr_pstrcat(ctl->p, base, ".crt", NULL));
+    files.key = ctl_path(ctl, apr_pstrcat(ctl->p, base, ".key", NULL));
+    files.csr = ctl_path(ctl, apr_pstrcat(ctl->p, base, ".csr", NULL));
+    return files;
+}
+
+/* Whether file exists; errors other than "does not exist" are errors. */
+static apr_status_t probe(ctl_t *ctl, const char *file, int *exists)
+{
+    apr_finfo_t finfo;
+    apr_status_t rv = apr_stat(&finfo, file, APR_FINFO_TYPE, ctl->p);
+
+    *exists = rv == APR_SUCCESS;
+    if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv)) {
+        return APR_SUCCESS;
+    }
+    return ctl_error(ctl, rv, scep_x509_file_error(ctl->p, file, rv));
+}
+
+static apr_status_t ensure_dir(ctl_t *ctl)
+{
+    apr_status_t rv = apr_dir_make(ctl->dir, DIR_PERMS, ctl->p);
+
+    if (rv == APR_SUCCESS || APR_STATUS_IS_EEXIST(rv)) {
+        return APR_SUCCESS;
+    }
+    return ctl_error(ctl, rv, scep_x509_file_error(ctl->p, ctl->dir, rv));
+}
+
+static void print_file(const char *what, const char *file, int created)
+{
+    printf("%-22s %s (%s)\n", what, file, created ? "created" : "kept");
+}
+
+/* Loads the key in file, or makes and writes a new one when there is none. */
+static apr_status_t key_load_or_make(ctl_t *ctl, const char *file, scep_key_type_t type, int bits,
+                                     EVP_PKEY **key, int *created)
+{
+    int exists = 0;
+    apr_status_t rv = probe(ctl, file, &exists);
+
+    *created = rv == APR_SUCCESS && !exists;
+    if (rv == APR_SUCCESS && exists) {
+        rv = scep_read_private_key(ctl->p, file, key, &ctl->prob);
+    }
+    else if (rv == APR_SUCCESS) {
+        rv = scep_x509_key_generate(ctl->p, type, bits, key, &ctl->prob);
+        if (rv == APR_SUCCESS) {
+            rv = scep_x509_write_key(ctl->p, file, *key, &ctl->prob);
+        }
+    }
+    return rv;
+}
+
+/* Reads the certificate in cert_file and checks it belongs to key. */
+static apr_status_t cert_load_for_key(ctl_t *ctl, const char *cert_file, const char *key_file,
+                                      EVP_PKEY *key, X509 **cert)
+{
+    apr_status_t rv = scep_x509_read_cert(ctl->p, cert_file, cert, &ctl->prob);
+
+    if (rv == APR_SUCCESS && !X509_check_private_key(*cert, key)) {
+        rv = ctl_error(
+            ctl, APR_EINVAL,
+            apr_psprintf(ctl->p, "%s does not belong to the key %s", cert_file, key_file));
+    }
+    return rv;
+}
+
+static int key_bits_for(const ctl_t *ctl, scep_key_type_t type)
+{
+    if (type != ctl->key_type) {
+        return DEFAULT_RSA_BITS;
+    }
+    if (ctl->key_bits) {
+        return ctl->key_bits;
+    }
+    return type == SCEP_KEY_EC ? DEFAULT_EC_BITS : DEFAULT_RSA_BITS;
+}
+
+static apr_status_t ca_make(ctl_t *ctl, const char *cert_file, EVP_PKEY *key, X509 **cert)
+{
+    X509_NAME *subject = NULL;
+    apr_status_t rv;
+
+    rv = scep_x509_name_parse(ctl->p, ctl->ca_subject, &subject, &ctl->prob);
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_ca_create(ctl->p, key, subject, ctl->ca_days, cert, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_write_cert(ctl->p, cert_file, *cert, &ctl->prob);
+    }
+    return rv;
+}
+
+/* The CA: kept when ca.key exists (with its ca.crt), made otherwise. */
+static apr_status_t setup_ca(ctl_t *ctl, X509 **cert, EVP_PKEY **key)
+{
+    const char *cert_file = ctl_path(ctl, "ca.crt");
+    const char *key_file = ctl_path(ctl, "ca.key");
+    int has_cert = 0, has_key = 0, created = 0;
+    apr_status_t rv;
+
+    rv = probe(ctl, cert_file, &has_cert);
+    if (rv == APR_SUCCESS) {
+        rv = probe(ctl, key_file, &has_key);
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (has_key != has_cert) {
+        /* A new certificate for an old key, or a key for a foreign
+         * certificate, would silently change the CA devices trust. */
+        rv = ctl_error(ctl, APR_EEXIST,
+                       apr_psprintf(ctl->p,
+                                    "%s exists but %s does not: restore it or move "
+                                    "%s away",
+                                    has_key ? key_file : cert_file, has_key ? cert_file : key_file,
+                                    has_key ? key_file : cert_file));
+        goto leave;
+    }
+    rv = key_load_or_make(ctl, key_file, ctl->key_type, key_bits_for(ctl, ctl->key_type), key,
+                          &created);
+    if (rv == APR_SUCCESS) {
+        rv = created ? ca_make(ctl, cert_file, *key, cert)
+                     : cert_load_for_key(ctl, cert_file, key_file, *key, cert);
+    }
+    if (rv == APR_SUCCESS) {
+        print_file("CA certificate:", cert_file, created);
+        print_file("CA key:", key_file, created);
+    }
+leave:
+    return rv;
+}
+
+/* A kept RA certificate must still be one of this CA for its role. */
+static apr_status_t ra_check_kept(ctl_t *ctl, const ra_files_t *files, X509 *cert, X509 *ca)
+{
+    const char *unfit = scep_x509_ra_unfit(cert, files->role);
+
+    if (!unfit && X509_check_issued(ca, cert) != X509_V_OK) {
+        unfit = "it is not issued by this CA";
+    }
+    if (unfit) {
+        return ctl_error(ctl, APR_EINVAL,
+                         apr_psprintf(ctl->p, "%s: %s (move it away to have a new one made)",
+                                      files->cert, unfit));
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t ra_make(ctl_t *ctl, const ra_files_t *files, X509 *ca, EVP_PKEY *ca_key,
+                            EVP_PKEY *key)
+{
+    X509_NAME *subject = NULL;
+    X509 *cert = NULL;
+    apr_status_t rv;
+
+    rv = scep_x509_name_parse(ctl->p, ctl->ra_subject, &subject, &ctl->prob);
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_ra_create(ctl->p, ca, ca_key, key, subject, files->role, ctl->ra_days, &cert,
+                                 &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_write_cert(ctl->p, files->cert, cert, &ctl->prob);
+    }
+    return rv;
+}
+
+static scep_key_type_t ra_key_type(const ctl_t *ctl, scep_ra_role_t role)
+{
+    return role == SCEP_RA_ENCRYPT ? SCEP_KEY_RSA : ctl->key_type;
+}
+
+/* One RA certificate: kept when it exists, issued for its (possibly kept)
+ * key otherwise. */
+static apr_status_t setup_ra(ctl_t *ctl, scep_ra_role_t role, X509 *ca, EVP_PKEY *ca_key)
+{
+    ra_files_t files = ra_files(ctl, role);
+    scep_key_type_t type = ra_key_type(ctl, role);
+    int has_cert = 0, has_key = 0, created_key = 0;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    apr_status_t rv;
+
+    rv = probe(ctl, files.cert, &has_cert);
+    if (rv == APR_SUCCESS) {
+        rv = probe(ctl, files.key, &has_key);
+    }
+    if (rv == APR_SUCCESS && has_cert && !has_key) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "%s exists without its key %s: move it away",
+                                    files.cert, files.key));
+    }
+    if (rv == APR_SUCCESS) {
+        rv = key_load_or_make(ctl, files.key, type, key_bits_for(ctl, type), &key, &created_key);
+    }
+    if (rv == APR_SUCCESS && has_cert) {
+        rv = cert_load_for_key(ctl, files.cert, files.key, key, &cert);
+        if (rv == APR_SUCCESS) {
+            rv = ra_check_kept(ctl, &files, cert, ca);
+        }
+    }
+    else if (rv == APR_SUCCESS) {
+        rv = ra_make(ctl, &files, ca, ca_key, key);
+    }
+    if (rv == APR_SUCCESS) {
+        print_file(apr_pstrcat(ctl->p, files.name, " cert:", NULL), files.cert, !has_cert);
+        print_file(apr_pstrcat(ctl->p, files.name, " key:", NULL), files.key, created_key);
+    }
+    return rv;
+}
+
+static apr_status_t print_thumbprint(ctl_t *ctl, X509 *cert)
+{
+    const char *thumbprint = scep_cert_thumbprint(ctl->p, cert);
+
+    if (!thumbprint) {
+        return ctl_error(ctl, APR_EGENERAL, "cannot compute the thumbprint");
+    }
+    printf("CA thumbprint: %s\n", thumbprint);
+    return APR_SUCCESS;
+}
+
+/* RA key and CSR of one role for an external CA. */
+static apr_status_t external_csr(ctl_t *ctl, scep_ra_role_t role)
+{
+    ra_files_t files = ra_files(ctl, role);
+    scep_key_type_t type = ra_key_type(ctl, role);
+    X509_NAME *subject = NULL;
+    X509_REQ *csr = NULL;
+    EVP_PKEY *key = NULL;
+    int created = 0;
+    apr_status_t rv;
+
+    rv = key_load_or_make(ctl, files.key, type, key_bits_for(ctl, type), &key, &created);
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_name_parse(ctl->p, ctl->ra_subject, &subject, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_csr_create(ctl->p, key, subject, scep_x509_ra_exts(role), NULL, &csr,
+                                  &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_write_csr(ctl->p, files.csr, csr, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        print_file(apr_pstrcat(ctl->p, files.name, " key:", NULL), files.key, created);
+        print_file(apr_pstrcat(ctl->p, files.name, " CSR:", NULL), files.csr, 1);
+    }
+    return rv;
+}
+
+static apr_status_t setup_external(ctl_t *ctl)
+{
+    apr_status_t rv = external_csr(ctl, SCEP_RA_SIGN);
+
+    if (rv == APR_SUCCESS) {
+        rv = external_csr(ctl, SCEP_RA_ENCRYPT);
+    }
+    if (rv == APR_SUCCESS) {
+        printf("Have the CA issue both CSRs with the extensions they request (keyUsage,\n"
+               "EKU Certificate Request Agent), then run:\n"
+               "  scepctl install-ra -d %s --ca-cert CA.crt --sign-cert SIGN.crt "
+               "--enc-cert ENC.crt\n",
+               ctl->dir);
+    }
+    return rv;
+}
+
+static apr_status_t cmd_setup(ctl_t *ctl)
+{
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    apr_status_t rv = ensure_dir(ctl);
+
+    if (rv == APR_SUCCESS && ctl->external) {
+        return setup_external(ctl);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = setup_ca(ctl, &ca, &ca_key);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = setup_ra(ctl, SCEP_RA_SIGN, ca, ca_key);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = setup_ra(ctl, SCEP_RA_ENCRYPT, ca, ca_key);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = print_thumbprint(ctl, ca);
+    }
+    return rv;
+}
+
+/* A returned RA certificate: matches our key, fits its role, chains to the
+ * CA (which need not be a root). */
+static apr_status_t check_returned(ctl_t *ctl, X509 *ca, const char *cert_file,
+                                   const ra_files_t *files, X509 **cert)
+{
+    STACK_OF(X509) *anchors = NULL;
+    const char *unfit, *reason = NULL;
+    EVP_PKEY *key = NULL;
+    apr_status_t rv;
+
+    rv = scep_read_private_key(ctl->p, files->key, &key, &ctl->prob);
+    if (rv == APR_SUCCESS) {
+        rv = cert_load_for_key(ctl, cert_file, files->key, key, cert);
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    unfit = scep_x509_ra_unfit(*cert, files->role);
+    if (unfit) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "%s cannot be the %s certificate: %s", cert_file,
+                                    files->name, unfit));
+        goto leave;
+    }
+    anchors = sk_X509_new_null();
+    if (!anchors || !sk_X509_push(anchors, ca)) {
+        rv = ctl_error(ctl, APR_ENOMEM, "out of memory");
+        goto leave;
+    }
+    if (scep_x509_verify(*cert, anchors, NULL, 1, NULL, &reason) != APR_SUCCESS) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "%s does not verify against %s: %s", cert_file,
+                                    ctl->ca_cert, reason));
+    }
+leave:
+    sk_X509_free(anchors);
+    return rv;
+}
+
+/* With a CA key in DIR, only its own certificate may be installed. */
+static apr_status_t check_ca_matches_key(ctl_t *ctl, X509 *ca)
+{
+    const char *key_file = ctl_path(ctl, "ca.key");
+    EVP_PKEY *key = NULL;
+    int has_key = 0;
+    apr_status_t rv = probe(ctl, key_file, &has_key);
+
+    if (rv == APR_SUCCESS && has_key) {
+        rv = scep_read_private_key(ctl->p, key_file, &key, &ctl->prob);
+        if (rv == APR_SUCCESS && !X509_check_private_key(ca, key)) {
+            rv = ctl_error(ctl, APR_EINVAL,
+                           apr_psprintf(ctl->p,
+                                        "%s does not belong to the CA key %s already "
+                                        "in %s",
+                                        ctl->ca_cert, key_file, ctl->dir));
+        }
+    }
+    return rv;
+}
+
+static apr_status_t cmd_install_ra(ctl_t *ctl)
+{
+    ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN);
+    ra_files_t enc = ra_files(ctl, SCEP_RA_ENCRYPT);
+    X509 *ca = NULL, *sign_cert = NULL, *enc_cert = NULL;
+    apr_status_t rv;
+
+    rv = scep_x509_read_cert(ctl->p, ctl->ca_cert, &ca, &ctl->prob);
+    if (rv == APR_SUCCESS && !X509_check_ca(ca)) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "%s is not a CA certificate", ctl->ca_cert));
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_ca_matches_key(ctl, ca);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_returned(ctl, ca, ctl->sign_cert, &sign, &sign_cert);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_returned(ctl, ca, ctl->enc_cert, &enc, &enc_cert);
+    }
+    /* All checked before anything is written. */
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_write_cert(ctl->p, ctl_path(ctl, "ca.crt"), ca, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_write_cert(ctl->p, sign.cert, sign_cert, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_x509_write_cert(ctl->p, enc.cert, enc_cert, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        print_file("CA certificate:", ctl_path(ctl, "ca.crt"), 1);
+        print_file("RA signing cert:", sign.cert, 1);
+        print_file("RA encryption cert:", enc.cert, 1);
+        rv = print_thumbprint(ctl, ca);
+    }
+    return rv;
+}
+
+static apr_status_t cmd_thumbprint(ctl_t *ctl)
+{
+    X509 *cert = NULL;
+    const char *thumbprint;
+    apr_status_t rv = scep_x509_read_cert(ctl->p, ctl->file, &cert, &ctl->prob);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    thumbprint = scep_cert_thumbprint(ctl->p, cert);
+    if (!thumbprint) {
+        return ctl_error(ctl, APR_EGENERAL, "cannot compute the thumbprint");
+    }
+    printf("%s\n", thumbprint);
+    return APR_SUCCESS;
+}
+
+static const char *check_setup(ctl_t *ctl)
+{
+    if (!ctl->dir) {
+        return "setup needs -d DIR";
+    }
+    if (ctl->key_type == SCEP_KEY_EC && ctl->key_bits && ctl->key_bits != 256 &&
+        ctl->key_bits != 384) {
+        return "--key-type ec takes --key-bits 256 or 384";
+    }
+    if (ctl->key_type == SCEP_KEY_RSA && ctl->key_bits &&
+        (ctl->key_bits < DEFAULT_RSA_BITS || ctl->key_bits > MAX_RSA_BITS)) {
+        return "--key-type rsa takes --key-bits from 2048 to 16384";
+    }
+    return NULL;
+}
+
+static const char *check_install(ctl_t *ctl)
+{
+    if (!ctl->dir || !ctl->ca_cert || !ctl->sign_cert || !ctl->enc_cert) {
+        return "install-ra needs -d DIR, --ca-cert, --sign-cert and --enc-cert";
+    }
+    return NULL;
+}
+
+static const char *check_thumbprint(ctl_t *ctl)
+{
+    (void)ctl;
+    return NULL;
+}
+
+static const command_t commands[] = {
+    { "setup", setup_options, 0, check_setup, cmd_setup },
+    { "install-ra", install_options, 0, check_install, cmd_install_ra },
+    { "thumbprint", thumbprint_options, 1, check_thumbprint, cmd_thumbprint },
+};
+
+static const command_t *find_command(const char *name)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* A whole number in [min, max], or -1. */
+static int parse_number(const char *text, int min, int max)
+{
+    char *end = NULL;
+    apr_int64_t n = apr_strtoi64(text, &end, 10);
+
+    return (end != text && *end == '\0' && n >= min && n <= max) ? (int)n : -1;
+}
+
+/* Stores one option; says what is wrong with its value, NULL if nothing. */
+static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
+{
+    switch (optch) {
+    case OPT_DIR:
+        ctl->dir = arg;
+        return NULL;
+    case OPT_CA_SUBJECT:
+        ctl->ca_subject = arg;
+        return NULL;
+    case OPT_RA_SUBJECT:
+        ctl->ra_subject = arg;
+        return NULL;
+    case OPT_KEY_TYPE:
+        if (strcmp(arg, "rsa") != 0 && strcmp(arg, "ec") != 0) {
+            return "--key-type is rsa or ec";
+        }
+        ctl->key_type = strcmp(arg, "ec") == 0 ? SCEP_KEY_EC : SCEP_KEY_RSA;
+        return NULL;
+    case OPT_KEY_BITS:
+        ctl->key_bits = parse_number(arg, 1, MAX_RSA_BITS);
+        return ctl->key_bits < 0 ? "--key-bits takes a number" : NULL;
+    case OPT_CA_DAYS:
+        ctl->ca_days = parse_number(arg, 1, MAX_DAYS);
+        return ctl->ca_days < 0 ? "--ca-days takes a number from 1 to 36500" : NULL;
+    case OPT_RA_DAYS:
+        ctl->ra_days = parse_number(arg, 1, MAX_DAYS);
+        return ctl->ra_days < 0 ? "--ra-days takes a number from 1 to 36500" : NULL;
+    case OPT_EXTERNAL:
+        ctl->external = 1;
+        return NULL;
+    case OPT_CA_CERT:
+        ctl->ca_cert = arg;
+        return NULL;
+    case OPT_SIGN_CERT:
+        ctl->sign_cert = arg;
+        return NULL;
+    default: /* OPT_ENC_CERT */
+        ctl->enc_cert = arg;
+        return NULL;
+    }
+}
+
+static void option_error(void *arg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* APR's option errors, with our name in front. */
+static void option_error(void *arg, const char *fmt, ...)
+{
+    va_list ap;
+
+    (void)arg;
+    fputs("scepctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static int usage_error(const char *text)
+{
+    if (text) {
+        fprintf(stderr, "scepctl: %s\n", text);
+    }
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+/* Parses the options of cmd (argv[0] is the command name); returns -1 when
+ * they are fine, else the exit code. */
+static int parse_options(ctl_t *ctl, const command_t *cmd, int argc, const char *const *argv)
+{
+    apr_getopt_t *opt;
+    const char *arg, *wrong;
+    int optch;
+    apr_status_t rv;
+
+    if (apr_getopt_init(&opt, ctl->p, argc, argv) != APR_SUCCESS) {
+        return usage_error("cannot read the options");
+    }
+    opt->errfn = option_error;
+    while ((rv = apr_getopt_long(opt, cmd->options, &optch, &arg)) == APR_SUCCESS) {
+        if (optch == OPT_HELP) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        }
+        wrong = apply_option(ctl, optch, arg);
+        if (wrong) {
+            return usage_error(wrong);
+        }
+    }
+    if (rv != APR_EOF) {
+        return usage_error(NULL);
+    }
+    if (argc - opt->ind != cmd->nargs) {
+        return usage_error(apr_psprintf(ctl->p, "%s takes %d argument(s) after the options",
+                                        cmd->name, cmd->nargs));
+    }
+    ctl->file = cmd->nargs ? argv[opt->ind] : NULL;
+    wrong = cmd->check(ctl);
+    return wrong ? usage_error(wrong) : -1;
+}
+
+static int run(apr_pool_t *p, int argc, const char *const *argv)
+{
+    const command_t *cmd = argc > 1 ? find_command(argv[1]) : NULL;
+    ctl_t ctl = { 0 };
+    int code;
+
+    if (!cmd) {
+        return usage_error(argc > 1 ? apr_psprintf(p, "unknown command \"%s\"", argv[1]) : NULL);
+    }
+    ctl.p = p;
+    ctl.ca_subject = DEFAULT_CA_SUBJECT;
+    ctl.ra_subject = DEFAULT_RA_SUBJECT;
+    ctl.key_type = SCEP_KEY_RSA;
+    ctl.ca_days = DEFAULT_CA_DAYS;
+    ctl.ra_days = DEFAULT_RA_DAYS;
+    code = parse_options(&ctl, cmd, argc - 1, argv + 1);
+    if (code >= 0) {
+        return code;
+    }
+    if (cmd->run(&ctl) != APR_SUCCESS) {
+        fprintf(stderr, "scepctl: %s\n", ctl.prob.text ? ctl.prob.text : "failed");
+        return EXIT_ERROR;
+    }
+    return EXIT_OK;
+}
+
+int main(int argc, const char *const *argv)
+{
+    apr_pool_t *p = NULL;
+    int code;
+
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fputs("scepctl: cannot initialize APR\n", stderr);
+        return EXIT_ERROR;
+    }
+    atexit(apr_terminate);
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        fputs("scepctl: out of memory\n", stderr);
+        return EXIT_ERROR;
+    }
+    code = run(p, argc, argv);
+    apr_pool_destroy(p);
+    return code;
+}
