@@ -1,0 +1,239 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The directives (server and virtual host context), create and merge of the
+ * server record. Values are only parsed and range-checked here; files are
+ * read when the whole configuration is known (mod_scep.c), because a
+ * virtual host may inherit some of them from the main server.
+ */
+
+#include <errno.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+
+#include <openssl/evp.h>
+
+#include "mod_scep_private.h"
+
+mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &scep_module);
+}
+
+void *mod_scep_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    mod_scep_srv_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)s;
+#define MOD_SCEP_CONF_UNSET(type, name, unset, dflt) conf->name = (unset);
+    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_UNSET)
+#undef MOD_SCEP_CONF_UNSET
+    return conf;
+}
+
+void *mod_scep_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    mod_scep_srv_conf_t *base = basev, *add = addv;
+    mod_scep_srv_conf_t *merged = apr_pcalloc(p, sizeof(*merged));
+
+#define MOD_SCEP_CONF_MERGE(type, name, unset, dflt) \
+    merged->name = (add->name == (unset)) ? base->name : add->name;
+    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_MERGE)
+#undef MOD_SCEP_CONF_MERGE
+    return merged;
+}
+
+void mod_scep_conf_apply_defaults(apr_pool_t *p, mod_scep_srv_conf_t *conf)
+{
+    (void)p; /* only some default expressions use it */
+#define MOD_SCEP_CONF_DEFAULT(type, name, unset, dflt) \
+    if (conf->name == (unset)) { \
+        conf->name = (dflt); \
+    }
+    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_DEFAULT)
+#undef MOD_SCEP_CONF_DEFAULT
+}
+
+/* The record a directive sets: the server or virtual host it appears in. */
+static mod_scep_srv_conf_t *cmd_conf(cmd_parms *cmd)
+{
+    return mod_scep_srv_conf(cmd->server);
+}
+
+/* The member whose offset the command table put in cmd->info. */
+static void *member_of(cmd_parms *cmd)
+{
+    return (char *)cmd_conf(cmd) + (apr_size_t)cmd->info;
+}
+
+/* A file name relative to ServerRoot; cmd->info is the member's offset. */
+static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    (void)dconf;
+    if (!path) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path ", arg, NULL);
+    }
+    *(const char **)member_of(cmd) = path;
+    return NULL;
+}
+
+/* On|Off; cmd->info is the member's offset. */
+static const char *set_flag(cmd_parms *cmd, void *dconf, int flag)
+{
+    (void)dconf;
+    *(int *)member_of(cmd) = flag;
+    return NULL;
+}
+
+static const char *set_ra_certificate(cmd_parms *cmd, void *dconf, const char *cert_file,
+                                      const char *key_file)
+{
+    mod_scep_srv_conf_t *conf = cmd_conf(cmd);
+    scep_ra_file_t *ra;
+
+    (void)dconf;
+    if (!conf->ra_files) {
+        conf->ra_files = apr_array_make(cmd->pool, 2, sizeof(scep_ra_file_t));
+    }
+    ra = apr_array_push(conf->ra_files);
+    ra->cert_file = ap_server_root_relative(cmd->pool, cert_file);
+    ra->key_file = ap_server_root_relative(cmd->pool, key_file);
+    if (!ra->cert_file || !ra->key_file) {
+        return apr_pstrcat(cmd->pool, SCEP_RA_CERTIFICATE ": invalid file path ",
+                           ra->cert_file ? key_file : cert_file, NULL);
+    }
+    return NULL;
+}
+
+typedef struct hash_name_t {
+    const char *name;
+    const EVP_MD *(*md)(void);
+} hash_name_t;
+
+static const hash_name_t hash_names[] = {
+    { "SHA256", EVP_sha256 },
+    { "SHA384", EVP_sha384 },
+    { "SHA512", EVP_sha512 },
+    { "SHA1", EVP_sha1 },
+};
+
+/* "SHA-256", "sha256" and "SHA256" name the same digest: compare without
+ * dashes and case, as administrators write it both ways. */
+static int hash_name_matches(const char *wanted, const char *arg)
+{
+    for (;; arg++) {
+        if (*arg == '-') {
+            continue;
+        }
+        if (apr_toupper(*arg) != *wanted) {
+            return 0;
+        }
+        if (!*wanted) {
+            return 1;
+        }
+        wanted++;
+    }
+}
+
+static const char *set_hash_algorithm(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    apr_size_t i;
+
+    (void)dconf;
+    for (i = 0; i < sizeof(hash_names) / sizeof(hash_names[0]); i++) {
+        if (hash_name_matches(hash_names[i].name, arg)) {
+            cmd_conf(cmd)->hash_md = hash_names[i].md();
+            return NULL;
+        }
+    }
+    return apr_pstrcat(cmd->pool, SCEP_HASH_ALGORITHM ": unsupported hash algorithm '", arg,
+                       "': use SHA256, SHA384, SHA512 or SHA1 (NDES event 46)", NULL);
+}
+
+/* A decimal number in [min, max], the whole argument. */
+static int parse_bounded(const char *arg, apr_int64_t min, apr_int64_t max, apr_int64_t *value)
+{
+    char *end;
+
+    errno = 0;
+    *value = apr_strtoi64(arg, &end, 10);
+    return errno == 0 && end != arg && *end == '\0' && *value >= min && *value <= max;
+}
+
+static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    apr_int64_t days;
+
+    (void)dconf;
+    if (!parse_bounded(arg, 1, SCEP_VALIDITY_DAYS_MAX, &days)) {
+        return apr_psprintf(cmd->pool, SCEP_CERTIFICATE_VALIDITY ": '%s' is not a number of "
+                            "days between 1 and %d", arg, SCEP_VALIDITY_DAYS_MAX);
+    }
+    cmd_conf(cmd)->validity_days = (int)days;
+    return NULL;
+}
+
+/* Below the minimum no pkiMessage fits; above the maximum a request would
+ * hold too much memory, as bodies are kept whole. */
+static const char *set_max_request_size(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    apr_int64_t bytes;
+
+    (void)dconf;
+    if (!parse_bounded(arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX, &bytes)) {
+        return apr_psprintf(cmd->pool, SCEP_MAX_REQUEST_SIZE ": '%s' is not a number of "
+                            "bytes between %d and %d", arg, SCEP_MAX_REQUEST_SIZE_MIN,
+                            SCEP_MAX_REQUEST_SIZE_MAX);
+    }
+    cmd_conf(cmd)->max_request_size = (apr_size_t)bytes;
+    return NULL;
+}
+
+#define SCEP_OFFSET(member) (void *)APR_OFFSETOF(mod_scep_srv_conf_t, member)
+
+const command_rec mod_scep_cmds[] = {
+    AP_INIT_TAKE1(SCEP_CA_CERTIFICATE_FILE, set_file, SCEP_OFFSET(ca_cert_file), RSRC_CONF,
+                  "PEM certificate of the issuing CA; enables SCEP in this server"),
+    AP_INIT_TAKE1(SCEP_CA_KEY_FILE, set_file, SCEP_OFFSET(ca_key_file), RSRC_CONF,
+                  "PEM private key of the built-in CA (mode 0600)"),
+    AP_INIT_TAKE1(SCEP_CA_CHAIN_FILE, set_file, SCEP_OFFSET(ca_chain_file), RSRC_CONF,
+                  "PEM certificates above the CA (intermediates, root)"),
+    AP_INIT_TAKE2(SCEP_RA_CERTIFICATE, set_ra_certificate, NULL, RSRC_CONF,
+                  "CERTFILE KEYFILE: an RA certificate candidate and its key (repeatable); "
+                  "without any, the CA key acts as RA"),
+    AP_INIT_FLAG(SCEP_GETCACERT_INCLUDE_ROOT, set_flag, SCEP_OFFSET(include_root), RSRC_CONF,
+                 "On|Off: GetCACert lists the root certificate (default On)"),
+    AP_INIT_FLAG(SCEP_ENFORCE_PASSWORD, set_flag, SCEP_OFFSET(enforce_password), RSRC_CONF,
+                 "On|Off: requests need a challenge password (default On)"),
+    AP_INIT_TAKE1(SCEP_CHALLENGE_PASSWORD_FILE, set_file, SCEP_OFFSET(challenge_file), RSRC_CONF,
+                  "file whose first line is the static challenge password"),
+    AP_INIT_FLAG(SCEP_ALLOW_LEGACY_ALGORITHMS, set_flag, SCEP_OFFSET(allow_legacy), RSRC_CONF,
+                 "On|Off: accept single DES and MD5, forbidden by RFC 8894 (default Off)"),
+    AP_INIT_TAKE1(SCEP_HASH_ALGORITHM, set_hash_algorithm, NULL, RSRC_CONF,
+                  "SHA256|SHA384|SHA512|SHA1: signature hash of issued certificates "
+                  "(default SHA256)"),
+    AP_INIT_TAKE1(SCEP_CERTIFICATE_VALIDITY, set_validity, NULL, RSRC_CONF,
+                  "days of validity of issued certificates (default 365)"),
+    AP_INIT_FLAG(SCEP_CERTREP_INCLUDE_CHAIN, set_flag, SCEP_OFFSET(certrep_include_chain),
+                 RSRC_CONF, "On|Off: SUCCESS replies carry the CA chain (default Off)"),
+    AP_INIT_TAKE1(SCEP_MAX_REQUEST_SIZE, set_max_request_size, NULL, RSRC_CONF,
+                  "largest PKIOperation message in bytes (default 65536)"),
+    { NULL }
+};

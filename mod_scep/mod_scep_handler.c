@@ -1,0 +1,334 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The `scep` handler: the HTTP surface of RFC 8894 section 4. It routes on
+ * the `operation` parameter, answers GetCACaps and GetCACert itself and
+ * hands the pkiMessage of a PKIOperation, from a POST body or a GET
+ * `message`, to mod_scep_pkioperation().
+ *
+ * Devices are sloppy with URLs: the query string is parsed here rather than
+ * by a form decoder, because a raw '+' in base64 must survive (a form
+ * decoder makes it a space), and bad escapes are kept as they are instead of
+ * failing the request.
+ */
+
+#include <apr_buckets.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "mod_scep_private.h"
+
+#define SCEP_HANDLER "scep"
+
+/* The parameters of a request that matter to SCEP, unescaped. */
+typedef struct query_params_t {
+    const char *operation;
+    const char *message;
+} query_params_t;
+
+static int hex_value(char c)
+{
+    if (apr_isdigit(c)) {
+        return c - '0';
+    }
+    return apr_isxdigit(c) ? apr_toupper(c) - 'A' + 10 : -1;
+}
+
+/* Percent-decoding in place that leaves '+' alone and keeps a '%' that does
+ * not start a valid escape, as devices send both. */
+static void unescape_lenient(char *text)
+{
+    char *in = text, *out = text;
+    int hi, lo;
+
+    while (*in) {
+        if (in[0] == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
+            *out++ = (char)(hi * 16 + lo);
+            in += 3;
+        }
+        else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+}
+
+/* Splits the query string at '&' and each pair at its first '=' only: raw
+ * base64 padding ("...==") is part of the value. The first occurrence of a
+ * parameter wins. */
+static void parse_args(apr_pool_t *p, const char *args, query_params_t *params)
+{
+    char *copy, *pair, *value, *state = NULL;
+
+    params->operation = params->message = NULL;
+    if (!args) {
+        return;
+    }
+    copy = apr_pstrdup(p, args);
+    for (pair = apr_strtok(copy, "&", &state); pair; pair = apr_strtok(NULL, "&", &state)) {
+        value = strchr(pair, '=');
+        if (!value) {
+            continue;
+        }
+        *value++ = '\0';
+        unescape_lenient(pair);
+        unescape_lenient(value);
+        if (!params->operation && !strcasecmp(pair, "operation")) {
+            params->operation = value;
+        }
+        else if (!params->message && !strcasecmp(pair, "message")) {
+            params->message = value;
+        }
+    }
+}
+
+/* Client errors: logged as NDES does, answered with a bare HTTP status. */
+static int reject(request_rec *r, int status, int logno, int event, const char *text)
+{
+    scep_problem_t prob;
+
+    scep_problem(&prob, APR_EINVAL, SCEP_FAIL_NONE, event, text);
+    mod_scep_log_problem(r, APLOG_ERR, logno, &prob);
+    return status;
+}
+
+static int send_body(request_rec *r, const char *content_type, const void *body,
+                     apr_size_t len)
+{
+    ap_set_content_type(r, content_type);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only && ap_rwrite(body, (int)len, r) < 0) {
+        /* The client went away: nothing left to answer. */
+        return DONE;
+    }
+    return OK;
+}
+
+/* This version serves neither RenewalReq nor GetNextCACert, so none of the
+ * optional SCEP_CAP_* capabilities is announced. */
+static int get_ca_caps(request_rec *r)
+{
+    const char *caps = scep_capabilities(r->pool, 0);
+
+    return send_body(r, "text/plain", caps, strlen(caps));
+}
+
+/* The `message` of GetCACert names a CA for servers with several; with one
+ * CA it is ignored, whatever it says. */
+static int get_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    return send_body(r, conf->pki->getcacert_type, conf->pki->getcacert_body,
+                     conf->pki->getcacert_len);
+}
+
+/* Content-Length larger than allowed: answer before reading anything. */
+static int announced_too_large(request_rec *r, apr_size_t max)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t announced;
+    char *end;
+
+    return cl && apr_strtoff(&announced, cl, &end, 10) == APR_SUCCESS && *end == '\0'
+           && announced > (apr_off_t)max;
+}
+
+/* Moves the data buckets of in to body (set aside on the request pool, as
+ * the input filters reuse their buffers); notes EOS. */
+static apr_status_t take_input(request_rec *r, apr_bucket_brigade *in, apr_bucket_brigade *body,
+                               apr_size_t *total, int *seen_eos)
+{
+    apr_bucket *b;
+    const char *data;
+    apr_size_t len;
+    apr_status_t rv = APR_SUCCESS;
+
+    while (!APR_BRIGADE_EMPTY(in)) {
+        b = APR_BRIGADE_FIRST(in);
+        if (APR_BUCKET_IS_EOS(b)) {
+            *seen_eos = 1;
+        }
+        if (APR_BUCKET_IS_METADATA(b)) {
+            apr_bucket_delete(b);
+            continue;
+        }
+        if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ)) != APR_SUCCESS
+            || (rv = apr_bucket_setaside(b, r->pool)) != APR_SUCCESS) {
+            break;
+        }
+        *total += len;
+        APR_BUCKET_REMOVE(b);
+        APR_BRIGADE_INSERT_TAIL(body, b);
+    }
+    return rv;
+}
+
+/* Reads the whole body, whatever its Content-Type and framing (length or
+ * chunked), and stops with 413 as soon as it exceeds max: the rest is never
+ * read (httpd closes the connection after a 413). */
+static int read_body(request_rec *r, apr_size_t max, unsigned char **msg, apr_size_t *len)
+{
+    apr_bucket_brigade *in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_bucket_brigade *body = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_size_t total = 0;
+    int seen_eos = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (announced_too_large(r, max)) {
+        return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 101, SCEP_EVENT_FAIL_TO_CONVERT,
+                      apr_psprintf(r->pool, "PKIOperation body announced larger than "
+                                   SCEP_MAX_REQUEST_SIZE " %" APR_SIZE_T_FMT, max));
+    }
+    while (!seen_eos && total <= max) {
+        rv = ap_get_brigade(r->input_filters, in, AP_MODE_READBYTES, APR_BLOCK_READ,
+                            HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS || (rv = take_input(r, in, body, &total, &seen_eos)) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(102)
+                          "cannot read the PKIOperation body (NDES event 15)");
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+    }
+    if (total > max) {
+        return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 103, SCEP_EVENT_FAIL_TO_CONVERT,
+                      apr_psprintf(r->pool, "PKIOperation body larger than "
+                                   SCEP_MAX_REQUEST_SIZE " %" APR_SIZE_T_FMT, max));
+    }
+    if (total == 0) {
+        return reject(r, HTTP_BAD_REQUEST, 104, SCEP_EVENT_NO_MESSAGE,
+                      "PKIOperation POST without a body");
+    }
+    rv = apr_brigade_pflatten(body, (char **)msg, len, r->pool);
+    return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* The longest base64 text a message of max bytes can take: 4 characters
+ * per 3 bytes, a line break (up to 2 characters) per 64 characters as
+ * sscep sends them, and padding. */
+static apr_size_t max_base64_len(apr_size_t max)
+{
+    apr_size_t b64 = (max + 2) / 3 * 4;
+
+    return b64 + b64 / 32 + 4;
+}
+
+static int get_message_too_large(request_rec *r, apr_size_t max)
+{
+    return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 106, SCEP_EVENT_FAIL_TO_CONVERT,
+                  apr_psprintf(r->pool, "PKIOperation message larger than "
+                               SCEP_MAX_REQUEST_SIZE " %" APR_SIZE_T_FMT, max));
+}
+
+/* The `message` of a GET PKIOperation, already unescaped. The length of the
+ * text is checked first so that no oversized text is decoded; the decoded
+ * length decides. */
+static int decode_get_message(request_rec *r, apr_size_t max, const char *text,
+                              unsigned char **msg, apr_size_t *len)
+{
+    if (!text || !*text) {
+        return reject(r, HTTP_BAD_REQUEST, 105, SCEP_EVENT_NO_MESSAGE,
+                      "PKIOperation GET without a message parameter");
+    }
+    if (strlen(text) > max_base64_len(max)) {
+        return get_message_too_large(r, max);
+    }
+    if (scep_decode_get_message(r->pool, text, msg, len) != APR_SUCCESS) {
+        return reject(r, HTTP_BAD_REQUEST, 107, SCEP_EVENT_FAIL_TO_CONVERT,
+                      "PKIOperation message is not base64");
+    }
+    return *len > max ? get_message_too_large(r, max) : OK;
+}
+
+static int pki_operation(request_rec *r, const mod_scep_srv_conf_t *conf,
+                         const query_params_t *params)
+{
+    unsigned char *msg = NULL;
+    apr_size_t len = 0;
+    int status;
+
+    if (r->method_number == M_POST) {
+        status = read_body(r, conf->max_request_size, &msg, &len);
+    }
+    else {
+        status = decode_get_message(r, conf->max_request_size, params->message, &msg, &len);
+    }
+    return status == OK ? mod_scep_pkioperation(r, msg, len) : status;
+}
+
+/* RFC 8894 requires rejecting GetNextCACert when no rollover certificate
+ * exists, which is always the case in this version. Clients probe for it,
+ * so it is no error of the server: logged at info. */
+static int get_next_ca_cert(request_rec *r)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(108)
+                  "GetNextCACert: no rollover CA certificate is configured (NDES event 11)");
+    return HTTP_BAD_REQUEST;
+}
+
+static int dispatch(request_rec *r, const mod_scep_srv_conf_t *conf, const query_params_t *params)
+{
+    if (!params->operation) {
+        return reject(r, HTTP_BAD_REQUEST, 109, SCEP_EVENT_NO_OPERATION,
+                      "request without an operation parameter");
+    }
+    if (!strcasecmp(params->operation, "PKIOperation")) {
+        return pki_operation(r, conf, params);
+    }
+    /* Only PKIOperation has a body; others are answered without reading one. */
+    if (!strcasecmp(params->operation, "GetCACaps")) {
+        return get_ca_caps(r);
+    }
+    if (!strcasecmp(params->operation, "GetCACert")) {
+        return get_ca_cert(r, conf);
+    }
+    if (!strcasecmp(params->operation, "GetNextCACert")) {
+        return get_next_ca_cert(r);
+    }
+    return reject(r, HTTP_BAD_REQUEST, 110, SCEP_EVENT_NO_OPERATION,
+                  apr_psprintf(r->pool, "unknown operation '%s'",
+                               ap_escape_logitem(r->pool, params->operation)));
+}
+
+int mod_scep_handler(request_rec *r)
+{
+    mod_scep_srv_conf_t *conf;
+    query_params_t params;
+
+    if (!r->handler || strcmp(r->handler, SCEP_HANDLER)) {
+        return DECLINED;
+    }
+    /* For the Allow header of 405 and OPTIONS replies; HEAD goes with GET. */
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", "POST", NULL);
+    if (r->method_number == M_OPTIONS) {
+        /* httpd's default handler answers OPTIONS with the Allow list. */
+        return DECLINED;
+    }
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = mod_scep_srv_conf(r->server);
+    if (!conf->enabled) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(111)
+                      "SetHandler scep in a server without " SCEP_CA_CERTIFICATE_FILE
+                      " (NDES event 2)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    parse_args(r->pool, r->args, &params);
+    return dispatch(r, conf, &params);
+}

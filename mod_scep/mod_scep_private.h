@@ -1,0 +1,63 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * Private header of the httpd glue (mod_scep_*.c): the module record, our
+ * log tags, and the functions the glue files call in each other.
+ */
+#ifndef mod_scep_mod_scep_private_h
+#define mod_scep_mod_scep_private_h
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+#include "scep.h"
+#include "mod_scep_config.h"
+
+extern module AP_MODULE_DECLARE_DATA scep_module;
+
+/* Log under the module's own name, so `LogLevel scep:debug` works. */
+APLOG_USE_MODULE(scep);
+
+/* Our own log tags: a third-party module must not use httpd's AHnnnnn.
+ * Three digits; ranges in HACKING.md. */
+#define SCEPLOGNO(n) "SCEP" #n ": "
+
+/* The server's configuration record. */
+mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s);
+
+/* Drain OpenSSL's error queue into the log, one line per entry (mod_ssl's
+ * ssl_log_ssl_error shape), after a failure whose details it holds. */
+void mod_scep_log_openssl(server_rec *s, int level);
+void mod_scep_rlog_openssl(request_rec *r, int level);
+
+/* Logs "SCEPnnn: <text> (NDES event N)" for a problem reported by the core
+ * (logno is the number that SCEPLOGNO would take), then drains the OpenSSL
+ * error queue at the same level. */
+void mod_scep_log_problem(request_rec *r, int level, int logno, const scep_problem_t *prob);
+
+/* The `scep` handler (mod_scep_handler.c). */
+int mod_scep_handler(request_rec *r);
+
+/* PKIOperation with the pkiMessage of the request, as sent (BER or DER):
+ * writes the CertRep and returns OK, or returns an HTTP status
+ * (mod_scep_pkiop.c). */
+int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len);
+
+/* The store of this request's records on mod_dbd's connection, with the
+ * schema migrated and the statements prepared; NULL (logged) when there is
+ * no usable database connection (mod_scep_store_dbd.c). */
+scep_store_t *mod_scep_store_dbd(request_rec *r);
+
+#endif /* mod_scep_mod_scep_private_h */

@@ -1,0 +1,609 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The records (scep_store_t) on mod_dbd: SQLite by default, any apr_dbd
+ * driver in principle, so the SQL stays portable (TEXT for PEM and times,
+ * no BLOBs, %s placeholders that apr_dbd turns into ? or $n).
+ *
+ * Each connection is made ready at its first use in a child: driver
+ * settings, the schema migrated to the version this module needs, and the
+ * statements prepared and kept in the connection's `prepared` hash.
+ * ap_dbd_prepare() is not used: it prepares when mod_dbd opens the
+ * connection, before the schema exists. Nothing happens in the parent,
+ * which runs as root and would create a database file the children cannot
+ * write.
+ *
+ * Concurrent children may reach an old schema together: the migration runs
+ * in one transaction that takes the database's write lock first (SQLite's
+ * BEGIN IMMEDIATE, a PostgreSQL advisory lock), re-reads the version and
+ * only then applies what is missing, so the loser of the race finds nothing
+ * left to do. The CREATEs say IF NOT EXISTS for databases made by hand.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_optional.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include <httpd.h>
+#include <http_log.h>
+#include <mod_dbd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "mod_scep_private.h"
+
+/* ----------------------------------------------------------------------
+ * Schema
+ */
+
+typedef struct migration_t {
+    int version;
+    const char *const *statements; /* NULL-terminated */
+} migration_t;
+
+static const char *const schema_v1[] = {
+    "CREATE TABLE IF NOT EXISTS scep_request ("
+    " transaction_id TEXT PRIMARY KEY,"
+    " key_id TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " subject TEXT,"
+    " message_type INTEGER,"
+    " serial TEXT,"
+    " reason TEXT,"
+    " client_addr TEXT,"
+    " created TEXT NOT NULL,"
+    " updated TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS scep_cert ("
+    " serial TEXT PRIMARY KEY,"
+    " transaction_id TEXT,"
+    " subject TEXT NOT NULL,"
+    " issuer TEXT NOT NULL,"
+    " not_before TEXT NOT NULL,"
+    " not_after TEXT NOT NULL,"
+    " cert_pem TEXT NOT NULL,"
+    " revoked_at TEXT,"
+    " revocation_reason INTEGER,"
+    " created TEXT NOT NULL)",
+    NULL
+};
+
+/* Applied in order; a new schema version is a new entry at the end. */
+static const migration_t migrations[] = {
+    { 1, schema_v1 },
+};
+
+#define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define SCHEMA_VERSION (migrations[MIGRATION_COUNT - 1].version)
+
+/* What differs between databases. */
+typedef struct driver_quirks_t {
+    const char *name;                 /* apr_dbd_name() */
+    const char *const *on_connect;    /* run once per connection, may return rows */
+    const char *migration_lock;       /* first statement of the migration transaction */
+} driver_quirks_t;
+
+/* SQLite: wait for a busy database instead of failing at once (several
+ * children write), and WAL so readers do not block the writer. apr_dbd's
+ * sqlite3 driver starts transactions with BEGIN IMMEDIATE, which takes the
+ * write lock: no extra lock statement. */
+static const char *const sqlite3_on_connect[] = {
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    NULL
+};
+
+/* PostgreSQL: transactions do not lock tables; an advisory lock held until
+ * the end of the migration transaction serializes migrations. The key is
+ * an arbitrary constant ("SCEP" in ASCII). */
+static const driver_quirks_t driver_quirks[] = {
+    { "sqlite3", sqlite3_on_connect, NULL },
+    { "pgsql", NULL, "SELECT pg_advisory_xact_lock(1396917584)" },
+};
+
+static const driver_quirks_t generic_quirks = { "generic", NULL, NULL };
+
+static const driver_quirks_t *quirks_of(const ap_dbd_t *dbd)
+{
+    const char *name = apr_dbd_name(dbd->driver);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(driver_quirks) / sizeof(driver_quirks[0]); i++) {
+        if (!strcmp(driver_quirks[i].name, name)) {
+            return &driver_quirks[i];
+        }
+    }
+    return &generic_quirks;
+}
+
+/* ----------------------------------------------------------------------
+ * Statements, prepared once per connection
+ */
+
+enum {
+    STMT_FIND_TRANSACTION,
+    STMT_INSERT_REQUEST,
+    STMT_INSERT_CERT,
+    STMT_COUNT
+};
+
+typedef struct statement_t {
+    const char *label; /* key in the connection's prepared hash */
+    const char *sql;
+} statement_t;
+
+/* %d marks the INTEGER column: PostgreSQL types the parameter from it. */
+static const statement_t statements[STMT_COUNT] = {
+    { "mod_scep_find_transaction",
+      "SELECT r.transaction_id, r.key_id, r.status, r.subject, r.serial, r.reason,"
+      " r.message_type, c.cert_pem"
+      " FROM scep_request r LEFT JOIN scep_cert c ON c.serial = r.serial"
+      " WHERE r.transaction_id = %s" },
+    { "mod_scep_insert_request",
+      "INSERT INTO scep_request (transaction_id, key_id, status, subject, message_type,"
+      " serial, reason, client_addr, created, updated)"
+      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s)" },
+    { "mod_scep_insert_cert",
+      "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
+      " cert_pem, created)"
+      " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+};
+
+typedef struct dbd_store_t {
+    scep_store_t store;
+    request_rec *r;   /* for the log */
+    ap_dbd_t *dbd;
+} dbd_store_t;
+
+static apr_dbd_prepared_t *prepared(const dbd_store_t *st, int which)
+{
+    return apr_hash_get(st->dbd->prepared, statements[which].label, APR_HASH_KEY_STRING);
+}
+
+static const char *dbd_error(const ap_dbd_t *dbd, int err)
+{
+    const char *text = apr_dbd_error(dbd->driver, dbd->handle, err);
+
+    return text ? text : "unknown database error";
+}
+
+/* ----------------------------------------------------------------------
+ * Connection setup: driver settings, migrations, statements
+ */
+
+/* Runs a statement that may return rows (PRAGMA does), discarding them. */
+static int run_select(apr_pool_t *p, ap_dbd_t *dbd, const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    int err = apr_dbd_select(dbd->driver, p, dbd->handle, &res, sql, 0);
+
+    /* Sequential results must be read to the end before the next query. */
+    while (!err && apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+    }
+    return err;
+}
+
+static apr_status_t run_on_connect(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *quirks)
+{
+    const char *const *sql;
+    int err;
+
+    for (sql = quirks->on_connect; sql && *sql; sql++) {
+        if ((err = run_select(r->pool, dbd, *sql)) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(301)
+                          "database setup '%s' failed: %s (NDES event 23)", *sql,
+                          dbd_error(dbd, err));
+            return APR_EGENERAL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* The schema version recorded in the database; 0 for a new database. */
+static int read_schema_version(apr_pool_t *p, ap_dbd_t *dbd, int *version)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    const char *value;
+    int err;
+
+    *version = 0;
+    err = apr_dbd_select(dbd->driver, p, dbd->handle, &res,
+                         "SELECT MAX(version) FROM scep_schema", 0);
+    while (!err && apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        value = apr_dbd_get_entry(dbd->driver, row, 0);
+        if (value && *value) {
+            *version = atoi(value);
+        }
+    }
+    return err;
+}
+
+static int apply_migration(apr_pool_t *p, ap_dbd_t *dbd, const migration_t *m)
+{
+    const char *const *sql;
+    int nrows, err = 0;
+
+    for (sql = m->statements; *sql && !err; sql++) {
+        err = apr_dbd_query(dbd->driver, dbd->handle, &nrows, *sql);
+    }
+    if (!err) {
+        err = apr_dbd_query(dbd->driver, dbd->handle, &nrows,
+                            apr_psprintf(p, "INSERT INTO scep_schema (version) VALUES (%d)",
+                                         m->version));
+    }
+    return err;
+}
+
+/* Inside the locked transaction: what is missing since `version`. */
+static int apply_missing_migrations(request_rec *r, ap_dbd_t *dbd,
+                                    const driver_quirks_t *quirks)
+{
+    int nrows, version, i, err = 0;
+
+    if (quirks->migration_lock) {
+        err = run_select(r->pool, dbd, quirks->migration_lock);
+    }
+    if (!err) {
+        err = apr_dbd_query(dbd->driver, dbd->handle, &nrows,
+                            "CREATE TABLE IF NOT EXISTS scep_schema (version INTEGER NOT NULL)");
+    }
+    if (!err) {
+        err = read_schema_version(r->pool, dbd, &version);
+    }
+    for (i = 0; i < MIGRATION_COUNT && !err; i++) {
+        if (migrations[i].version > version) {
+            err = apply_migration(r->pool, dbd, &migrations[i]);
+            if (!err) {
+                ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(302)
+                              "database schema migrated to version %d", migrations[i].version);
+            }
+        }
+    }
+    return err;
+}
+
+/* Ends a transaction, rolling back when err says a statement failed;
+ * returns the first error. */
+static int end_transaction(ap_dbd_t *dbd, apr_pool_t *p, apr_dbd_transaction_t *trans, int err)
+{
+    int end_err;
+
+    if (!trans) {
+        return err;
+    }
+    if (err) {
+        apr_dbd_transaction_mode_set(dbd->driver, trans, APR_DBD_TRANSACTION_ROLLBACK);
+    }
+    end_err = apr_dbd_transaction_end(dbd->driver, p, trans);
+    return err ? err : end_err;
+}
+
+static apr_status_t migrate(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *quirks)
+{
+    apr_dbd_transaction_t *trans = NULL;
+    const char *error = NULL;
+    int version, err;
+
+    /* The common case, without taking the write lock. A failure here is
+     * normal for a new database (no scep_schema yet). */
+    if (read_schema_version(r->pool, dbd, &version) == 0 && version >= SCHEMA_VERSION) {
+        return APR_SUCCESS;
+    }
+    err = apr_dbd_transaction_start(dbd->driver, r->pool, dbd->handle, &trans);
+    if (!err) {
+        err = apply_missing_migrations(r, dbd, quirks);
+    }
+    if (err) {
+        /* Read before the rollback replaces it. */
+        error = apr_pstrdup(r->pool, dbd_error(dbd, err));
+    }
+    err = end_transaction(dbd, r->pool, trans, err);
+    if (err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(303)
+                      "cannot migrate the database schema to version %d: %s (NDES event 23)",
+                      SCHEMA_VERSION, error ? error : dbd_error(dbd, err));
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t prepare_statements(request_rec *r, ap_dbd_t *dbd)
+{
+    apr_pool_t *pool = apr_hash_pool_get(dbd->prepared);
+    apr_dbd_prepared_t *stmt;
+    int i, err;
+
+    for (i = 0; i < STMT_COUNT; i++) {
+        stmt = NULL;
+        err = apr_dbd_prepare(dbd->driver, pool, dbd->handle, statements[i].sql,
+                              statements[i].label, &stmt);
+        if (err) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(304)
+                          "cannot prepare %s: %s (NDES event 23)", statements[i].label,
+                          dbd_error(dbd, err));
+            return APR_EGENERAL;
+        }
+        apr_hash_set(dbd->prepared, statements[i].label, APR_HASH_KEY_STRING, stmt);
+    }
+    return APR_SUCCESS;
+}
+
+/* Statements are prepared last and in order, so the last one being in the
+ * hash means the connection went through all of the setup. */
+static apr_status_t make_ready(request_rec *r, ap_dbd_t *dbd)
+{
+    const driver_quirks_t *quirks;
+    apr_status_t rv;
+
+    if (apr_hash_get(dbd->prepared, statements[STMT_COUNT - 1].label, APR_HASH_KEY_STRING)) {
+        return APR_SUCCESS;
+    }
+    quirks = quirks_of(dbd);
+    if ((rv = run_on_connect(r, dbd, quirks)) == APR_SUCCESS
+        && (rv = migrate(r, dbd, quirks)) == APR_SUCCESS) {
+        rv = prepare_statements(r, dbd);
+    }
+    return rv;
+}
+
+/* ----------------------------------------------------------------------
+ * Values
+ */
+
+/* Drivers return NULL or "" for SQL NULL: both mean "none" here. */
+static const char *entry_or_null(const ap_dbd_t *dbd, apr_dbd_row_t *row, int col)
+{
+    const char *value = apr_dbd_get_entry(dbd->driver, row, col);
+
+    return value && *value ? value : NULL;
+}
+
+static const char *iso8601_of_tm(apr_pool_t *p, int year, int mon, int mday, int hour, int min,
+                                 int sec)
+{
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, mon, mday, hour, min, sec);
+}
+
+static const char *iso8601_now(apr_pool_t *p)
+{
+    apr_time_exp_t tm;
+
+    apr_time_exp_gmt(&tm, apr_time_now());
+    return iso8601_of_tm(p, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+}
+
+static const char *iso8601_of_asn1(apr_pool_t *p, const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        return NULL;
+    }
+    return iso8601_of_tm(p, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+}
+
+/* Upper-case hex of the serial number, as BN_bn2hex writes it. */
+static const char *serial_hex(apr_pool_t *p, X509 *cert)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    const char *serial = hex ? apr_pstrdup(p, hex) : NULL;
+
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return serial;
+}
+
+static const char *cert_pem(apr_pool_t *p, X509 *cert)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *pem = NULL;
+    char *data;
+    long len;
+
+    if (bio && PEM_write_bio_X509(bio, cert)) {
+        len = BIO_get_mem_data(bio, &data);
+        pem = apr_pstrmemdup(p, data, (apr_size_t)len);
+    }
+    BIO_free(bio);
+    return pem;
+}
+
+/* The columns of scep_cert, from the certificate; the caller's serial,
+ * subject and PEM take precedence so both tables agree with what it holds. */
+typedef struct cert_row_t {
+    const char *serial;
+    const char *subject;
+    const char *issuer;
+    const char *not_before;
+    const char *not_after;
+    const char *pem;
+} cert_row_t;
+
+static apr_status_t cert_row_of(apr_pool_t *p, const scep_txn_t *txn, X509 *cert,
+                                cert_row_t *row)
+{
+    row->serial = txn->serial ? txn->serial : serial_hex(p, cert);
+    row->subject = txn->subject ? txn->subject : scep_name_text(p, X509_get_subject_name(cert));
+    row->issuer = scep_name_text(p, X509_get_issuer_name(cert));
+    row->not_before = iso8601_of_asn1(p, X509_get0_notBefore(cert));
+    row->not_after = iso8601_of_asn1(p, X509_get0_notAfter(cert));
+    row->pem = txn->cert_pem ? txn->cert_pem : cert_pem(p, cert);
+    return row->serial && row->subject && row->issuer && row->not_before && row->not_after
+                   && row->pem
+               ? APR_SUCCESS
+               : APR_ENOMEM;
+}
+
+/* ----------------------------------------------------------------------
+ * scep_store_t
+ */
+
+static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p,
+                                     const char *transaction_id, scep_txn_t **txn)
+{
+    dbd_store_t *st = store->baton;
+    ap_dbd_t *dbd = st->dbd;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    const char *args[] = { transaction_id };
+    const char *type;
+    scep_txn_t *found = NULL;
+    int err;
+
+    *txn = NULL;
+    err = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, prepared(st, STMT_FIND_TRANSACTION),
+                          0, 1, args);
+    if (err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(305)
+                      "cannot look up transaction %s: %s (NDES event 23)", transaction_id,
+                      dbd_error(dbd, err));
+        return APR_EGENERAL;
+    }
+    /* The primary key allows one row; reading to the end frees the result. */
+    while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        if (found) {
+            continue;
+        }
+        found = apr_pcalloc(p, sizeof(*found));
+        found->transaction_id = entry_or_null(dbd, row, 0);
+        found->key_id = entry_or_null(dbd, row, 1);
+        found->status = entry_or_null(dbd, row, 2);
+        found->subject = entry_or_null(dbd, row, 3);
+        found->serial = entry_or_null(dbd, row, 4);
+        found->reason = entry_or_null(dbd, row, 5);
+        type = entry_or_null(dbd, row, 6);
+        found->message_type = type ? atoi(type) : 0;
+        found->cert_pem = entry_or_null(dbd, row, 7);
+    }
+    *txn = found;
+    return found ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static int insert_request(dbd_store_t *st, apr_pool_t *p, const scep_txn_t *txn,
+                          const char *serial, const char *client_addr, const char *now)
+{
+    const char *args[] = {
+        txn->transaction_id, txn->key_id, "issued", txn->subject,
+        txn->message_type ? apr_itoa(p, txn->message_type) : NULL,
+        serial, NULL, client_addr, now, now
+    };
+    int nrows;
+
+    return apr_dbd_pquery(st->dbd->driver, p, st->dbd->handle, &nrows,
+                          prepared(st, STMT_INSERT_REQUEST), 10, args);
+}
+
+static int insert_cert(dbd_store_t *st, apr_pool_t *p, const char *transaction_id,
+                       const cert_row_t *row, const char *now)
+{
+    const char *args[] = {
+        row->serial, transaction_id, row->subject, row->issuer, row->not_before,
+        row->not_after, row->pem, now
+    };
+    int nrows;
+
+    return apr_dbd_pquery(st->dbd->driver, p, st->dbd->handle, &nrows,
+                          prepared(st, STMT_INSERT_CERT), 8, args);
+}
+
+/* After a failed insert: did a concurrent request record the transaction
+ * first? Asked instead of decoding each driver's constraint error codes. */
+static int already_recorded(scep_store_t *store, apr_pool_t *p, const char *transaction_id)
+{
+    scep_txn_t *txn;
+
+    return find_transaction(store, p, transaction_id, &txn) == APR_SUCCESS;
+}
+
+static apr_status_t record_issued(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn,
+                                  X509 *cert, const char *client_addr)
+{
+    dbd_store_t *st = store->baton;
+    ap_dbd_t *dbd = st->dbd;
+    apr_dbd_transaction_t *trans = NULL;
+    const char *now = iso8601_now(p), *error = NULL;
+    cert_row_t row;
+    apr_status_t rv;
+    int err;
+
+    if ((rv = cert_row_of(p, txn, cert, &row)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, st->r, SCEPLOGNO(306)
+                      "cannot describe the certificate of transaction %s for the records "
+                      "(NDES event 31)", txn->transaction_id);
+        mod_scep_rlog_openssl(st->r, APLOG_ERR);
+        goto leave;
+    }
+    err = apr_dbd_transaction_start(dbd->driver, p, dbd->handle, &trans);
+    if (!err) {
+        err = insert_request(st, p, txn, row.serial, client_addr, now);
+    }
+    if (!err) {
+        err = insert_cert(st, p, txn->transaction_id, &row, now);
+    }
+    if (err) {
+        error = apr_pstrdup(p, dbd_error(dbd, err));
+    }
+    if ((err = end_transaction(dbd, p, trans, err)) == 0) {
+        goto leave;
+    }
+    if (already_recorded(store, p, txn->transaction_id)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, st->r, SCEPLOGNO(307)
+                      "transaction %s was recorded by a concurrent request",
+                      txn->transaction_id);
+        rv = APR_EEXIST;
+        goto leave;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(308)
+                  "cannot record certificate %s of transaction %s: %s (NDES event 31)",
+                  row.serial, txn->transaction_id, error ? error : dbd_error(dbd, err));
+    rv = APR_EGENERAL;
+leave:
+    return rv;
+}
+
+scep_store_t *mod_scep_store_dbd(request_rec *r)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    ap_dbd_t *dbd = acquire ? acquire(r) : NULL;
+    dbd_store_t *st;
+
+    if (!dbd) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(309)
+                      "no database connection from mod_dbd: check DBDriver and DBDParams "
+                      "(NDES event 23)");
+        return NULL;
+    }
+    if (make_ready(r, dbd) != APR_SUCCESS) {
+        return NULL;
+    }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    st->r = r;
+    st->dbd = dbd;
+    st->store.find_transaction = find_transaction;
+    st->store.record_issued = record_issued;
+    st->store.baton = st;
+    return &st->store;
+}
