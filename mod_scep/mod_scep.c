@@ -189,6 +189,18 @@ static void warn_ra_expiry(server_rec *s, const scep_pki_t *pki)
                  (int)(apr_time_sec(left > 0 ? left : 0) / 86400));
 }
 
+/* Unfit RA candidates are passed over, as NDES does, but not silently. */
+static void warn_ra_skipped(server_rec *s, const scep_pki_t *pki)
+{
+    int i;
+
+    for (i = 0; pki->ra_skipped && i < pki->ra_skipped->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(011)
+                     "%s: RA certificate candidate not used: %s (NDES event 10)",
+                     server_label(s), APR_ARRAY_IDX(pki->ra_skipped, i, const char *));
+    }
+}
+
 static apr_status_t load_pki(apr_pool_t *pconf, server_rec *s, mod_scep_srv_conf_t *conf)
 {
     scep_pki_config_t pc = pki_config_of(conf);
@@ -208,6 +220,7 @@ static apr_status_t load_pki(apr_pool_t *pconf, server_rec *s, mod_scep_srv_conf
         mod_scep_log_openssl(s, APLOG_EMERG);
         goto leave;
     }
+    warn_ra_skipped(s, conf->pki);
     warn_ra_expiry(s, conf->pki);
 leave:
     return rv;

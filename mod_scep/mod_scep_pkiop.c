@@ -185,6 +185,7 @@ static int issue_and_record(pkiop_t *op, scep_store_t *store)
     txn.transaction_id = op->req->transaction_id;
     txn.key_id = scep_key_id(r->pool, X509_REQ_get0_pubkey(csr));
     txn.status = "issued";
+    txn.message_type = op->req->message_type;
     txn.subject = scep_name_text(r->pool, X509_get_subject_name(cert));
     rv = store->record_issued(store, r->pool, &txn, cert, r->useragent_ip);
     if (rv == APR_EEXIST) {

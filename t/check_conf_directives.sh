@@ -1,0 +1,107 @@
+#!/bin/bash
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+# Fails when a directive of the module's command table
+# (mod_scep/mod_scep_config.c) or of HACKING.md's directive table is not
+# documented in the drop-in conf.d/scep.conf (as a setting or commented
+# out), or when scep.conf names a SCEP directive that exists in neither.
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFIG_C=mod_scep/mod_scep_config.c
+HACKING=HACKING.md
+CONF=conf.d/scep.conf
+
+for f in "$CONFIG_C" "$HACKING" "$CONF"; do
+    if [ ! -f "$f" ]; then
+        echo "check_conf_directives: $f is missing" >&2
+        exit 1
+    fi
+done
+
+# The directive names of the command table: the first argument of each
+# AP_INIT_* entry, a string literal or a macro #defined to one.
+code_directives() {
+    local arg value
+    sed -n '/command_rec [A-Za-z_0-9]*\[\] *=/,/^};/p' "$CONFIG_C" |
+        tr -d '\n' | grep -oE 'AP_INIT_[A-Z0-9_]+\([[:space:]]*[^,[:space:]]+' |
+        sed -E 's/^AP_INIT_[A-Z0-9_]+\([[:space:]]*//' |
+        while read -r arg; do
+            case "$arg" in
+            \"*) value=$arg ;;
+            *) value=$(sed -nE "s/^#[[:space:]]*define[[:space:]]+${arg}[[:space:]]+(\"[^\"]*\").*/\1/p" \
+                mod_scep/*.h mod_scep/*.c | head -n 1) ;;
+            esac
+            if [ -z "$value" ]; then
+                echo "check_conf_directives: cannot resolve directive name $arg" >&2
+                echo "?$arg"
+            else
+                value=${value#\"}
+                echo "${value%\"}"
+            fi
+        done
+}
+
+# The first column of HACKING.md's directive table: | `SCEPName ARGS` | ...
+hacking_directives() {
+    # shellcheck disable=SC2016 # the backquotes are Markdown, not a command
+    sed -nE 's/^\|[[:space:]]*`(SCEP[A-Za-z0-9]+)[ `].*/\1/p' "$HACKING"
+}
+
+# Directives scep.conf sets or shows commented out: first word of a line.
+conf_directives() {
+    sed -nE 's/^[[:space:]]*#?[[:space:]]*(SCEP[A-Za-z0-9]+)([[:space:]].*)?$/\1/p' "$CONF" | sort -u
+}
+
+code=$(code_directives | sort -u)
+hacking=$(hacking_directives | sort -u)
+conf=$(conf_directives)
+status=0
+
+if [ -z "$code" ]; then
+    echo "check_conf_directives: no directives found in $CONFIG_C" >&2
+    status=1
+fi
+if [ -z "$hacking" ]; then
+    echo "check_conf_directives: no directives found in $HACKING" >&2
+    status=1
+fi
+if grep -q '^?' <<<"$code"; then
+    status=1
+fi
+
+missing=$(comm -23 <(printf '%s\n' "$code" "$hacking" | grep -v '^?' | sort -u) <(printf '%s\n' "$conf"))
+unknown=$(comm -13 <(printf '%s\n' "$code" "$hacking" | sort -u) <(printf '%s\n' "$conf"))
+undocumented=$(comm -23 <(printf '%s\n' "$code" | grep -v '^?') <(printf '%s\n' "$hacking"))
+
+for d in $missing; do
+    where=
+    grep -qx "$d" <<<"$code" && where="$CONFIG_C"
+    grep -qx "$d" <<<"$hacking" && where="${where:+$where and }$HACKING"
+    echo "check_conf_directives: $d (from $where) is missing in $CONF" >&2
+    status=1
+done
+for d in $unknown; do
+    echo "check_conf_directives: $CONF names $d, which is neither in $CONFIG_C nor in $HACKING" >&2
+    status=1
+done
+for d in $undocumented; do
+    echo "check_conf_directives: $d of $CONFIG_C is not in $HACKING's directive table" >&2
+    status=1
+done
+
+if [ $status -eq 0 ]; then
+    echo "check_conf_directives: all $(wc -w <<<"$code") directives are in $CONF"
+fi
+exit $status

@@ -1,0 +1,115 @@
+"""pytest harness for mod_scep: a real Apache (SCEP_MPM=event|prefork) with
+the freshly built module, a PKI made by scepctl, and an error-log check
+after every test: any [warn]/[error]/[crit]/[emerg] line a test did not
+declare with httpd.errlog.expect(...) fails it."""
+import hashlib
+import os
+import re
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from sceptest import client as C  # noqa: E402
+from sceptest import pki  # noqa: E402
+from sceptest.httpd import Apache, Env  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+
+
+def pytest_report_header(config):
+    return 'mod_scep integration: MPM %s, repo %s' % (os.environ.get('SCEP_MPM', 'event'), REPO)
+
+
+@pytest.fixture(scope='session')
+def env():
+    e = Env(REPO)
+    if not e.built():
+        pytest.fail('mod_scep is not built: %s and %s must exist (autoreconf -fi && ./configure '
+                    '&& make)' % (e.module, e.scepctl), pytrace=False)
+    e.clean()
+    p = e.setup_pki()
+    # scepctl prints the CA thumbprint the way NDES shows it
+    ca = pki.load_cert_file(e.p('ca.crt'))
+    thumb = hashlib.sha1(pki.cert_der(ca)).hexdigest().upper()
+    m = re.search(r'CA thumbprint: ([0-9A-Fa-f]{40})', p.stdout + p.stderr)
+    assert m, 'scepctl setup did not print the CA thumbprint: %r' % (p.stdout + p.stderr)
+    assert m.group(1).upper() == thumb
+    return e
+
+
+@pytest.fixture(scope='session')
+def httpd(env):
+    a = Apache(env)
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, 'rep_' + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def _error_log_check(request):
+    """Marks the error log before each test; afterwards any unexpected
+    warn-or-worse line fails the test."""
+    if 'httpd' not in request.fixturenames:
+        yield
+        return
+    a = request.getfixturevalue('httpd')
+    a.errlog.mark()
+    yield
+    call = getattr(request.node, 'rep_call', None)
+    if call is not None and call.failed:
+        return  # the failure says enough; the log lines are in its output
+    time.sleep(0.15)  # lines a child logs after it answered
+    bad = a.errlog.unexpected()
+    assert not bad, 'unexpected error-log lines:\n' + '\n'.join(bad)
+
+
+@pytest.fixture(scope='session')
+def keys():
+    return pki.KeyPool(size=10)
+
+
+@pytest.fixture(scope='session')
+def files(env):
+    """The PKI on disk, as cryptography objects."""
+    class F:
+        ca = pki.load_cert_file(env.p('ca.crt'))
+        ca_key = pki.load_key_file(env.p('ca.key'))
+        ra_sign = pki.load_cert_file(env.p('ra-sign.crt'))
+        ra_enc = pki.load_cert_file(env.p('ra-enc.crt'))
+        ra_enc_key = pki.load_key_file(env.p('ra-enc.key'))
+    return F
+
+
+@pytest.fixture
+def client(httpd):
+    c = C.Client(httpd.url())
+    return c
+
+
+@pytest.fixture(scope='session')
+def cacerts(files):
+    """The RA-mode certificates as a client picks them (taken from the files,
+    so that tests do not depend on which configuration is running)."""
+    return C.CACerts(C.CT_CA_RA, [files.ca, files.ra_sign, files.ra_enc],
+                     files.ca, files.ra_sign, files.ra_enc)
+
+
+@pytest.fixture
+def scep(httpd, cacerts):
+    """A client that already knows the RA certificates."""
+    c = C.Client(httpd.url())
+    c._ca = cacerts
+    return c
+
+
+CHALLENGE = 'mod-scep-test-challenge'

@@ -1,0 +1,122 @@
+"""Assertions shared by the test files."""
+import datetime
+import hashlib
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from . import client as C
+from . import pki
+
+
+def assert_reply_ok(msg, rep):
+    probs = C.check_reply(msg, rep)
+    assert not probs, '%s: %s' % (rep, '; '.join(probs))
+
+
+def assert_failure(msg, r, rep, fail_infos):
+    """A signed CertRep FAILURE (HTTP 200) with one of fail_infos."""
+    if isinstance(fail_infos, int):
+        fail_infos = (fail_infos,)
+    assert r.status == 200, 'HTTP %d, expected a CertRep FAILURE: %r' % (r.status, r.body[:200])
+    assert rep is not None, 'no CertRep (content type %r)' % r.content_type
+    assert_reply_ok(msg, rep)
+    assert rep.pki_status == C.FAILURE, str(rep)
+    assert rep.fail_info in fail_infos, '%s, expected failInfo %s' % (
+        rep, '/'.join(C.FAIL_INFO[f] for f in fail_infos))
+    assert rep.fail_info_text, 'FAILURE without failInfoText'
+    assert not rep.econtent_present or rep.certs == [], 'FAILURE carries a payload'
+
+
+def assert_issued(msg, r, rep, ca, subject=None, chain=False, validity_days=365,
+                  sig_hash='sha256'):
+    """SUCCESS: the checks of every reply, then the issued certificate:
+    chains to ca, the requester's key, the CSR's subject/KU/EKU/SAN, random
+    positive serial, validity, signature hash, AKI+SKI."""
+    assert r.status == 200, 'HTTP %d: %r' % (r.status, r.body[:300])
+    assert r.content_type.split(';')[0].strip() == C.CT_PKI, r.content_type
+    assert rep is not None
+    assert_reply_ok(msg, rep)
+    assert rep.pki_status == C.SUCCESS, str(rep)
+    cert = rep.certs[0]
+    if chain:
+        assert len(rep.certs) >= 2 and rep.certs[1] == ca, \
+            'SCEPCertRepIncludeChain On: expected [issued, CA], got %d certs' % len(rep.certs)
+    else:
+        assert len(rep.certs) == 1, 'expected the issued certificate alone, got %d' % len(rep.certs)
+    check_issued_cert(cert, msg.inner, ca, subject, validity_days, sig_hash)
+    return cert
+
+
+def check_issued_cert(cert, csr_der, ca, subject=None, validity_days=365, sig_hash='sha256'):
+    csr = x509.load_der_x509_csr(csr_der)
+    assert pki.verify_issued_by(cert, ca), 'issued certificate does not verify with the CA'
+    assert pki.public_der(cert) == pki.public_der(csr), 'issued for another key'
+    assert cert.subject == (subject or csr.subject), '%s != %s' % (
+        cert.subject.rfc4514_string(), (subject or csr.subject).rfc4514_string())
+    assert cert.serial_number > 0
+    assert cert.serial_number.bit_length() > 63, 'serial %x does not look random' % cert.serial_number
+    assert cert.version == x509.Version.v3
+    days = (cert.not_valid_after - cert.not_valid_before).total_seconds() / 86400
+    assert abs(days - validity_days) <= 1.01, 'validity %.2f days, expected %d' % (days,
+                                                                                  validity_days)
+    now = datetime.datetime.utcnow()
+    assert cert.not_valid_before <= now + datetime.timedelta(minutes=1)
+    assert cert.signature_hash_algorithm.name == {'sha256': 'sha256', 'sha384': 'sha384',
+                                                  'sha512': 'sha512', 'sha1': 'sha1'}[sig_hash]
+    aki = pki.ext(cert, x509.AuthorityKeyIdentifier)
+    ca_ski = pki.ext(ca, x509.SubjectKeyIdentifier)
+    assert aki is not None, 'no authorityKeyIdentifier'
+    if ca_ski is not None:
+        assert aki.key_identifier == ca_ski.digest, 'AKI does not name the CA key'
+    assert pki.ext(cert, x509.SubjectKeyIdentifier) is not None, 'no subjectKeyIdentifier'
+    bc = pki.ext(cert, x509.BasicConstraints)
+    assert bc is None or not bc.ca, 'issued a CA certificate'
+    # extensions copied from the CSR
+    want = {}
+    try:
+        for e in csr.extensions:
+            want[e.oid] = e
+    except x509.UnsupportedGeneralNameType:
+        pass
+    for oid in (ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE,
+                ExtensionOID.SUBJECT_ALTERNATIVE_NAME):
+        if oid in want:
+            try:
+                got = cert.extensions.get_extension_for_oid(oid)
+            except x509.ExtensionNotFound:
+                raise AssertionError('%s of the CSR missing from the certificate' % oid._name)
+            assert got.value == want[oid].value, '%s: %r != %r' % (oid._name, got.value,
+                                                                    want[oid].value)
+
+
+def request_rows(httpd, transaction_id):
+    return httpd.db_rows('SELECT * FROM scep_request WHERE transaction_id = ?', (transaction_id,))
+
+
+def cert_rows_of_serial(httpd, serial):
+    return [row for row in httpd.db_rows('SELECT * FROM scep_cert')
+            if int(row['serial'], 16) == serial]
+
+
+def assert_recorded(httpd, transaction_id, cert, message_type=None):
+    """The request and its certificate are in the database (schema of
+    mod_scep_store_dbd.c: scep_request, scep_cert); message_type: also check
+    that column."""
+    reqs = request_rows(httpd, transaction_id)
+    assert len(reqs) == 1, 'scep_request rows for %s: %d' % (transaction_id, len(reqs))
+    req = reqs[0]
+    assert req['status'] == 'issued', req
+    assert req['key_id'].upper() == hashlib.sha256(pki.public_der(cert)).hexdigest().upper(), req
+    assert req['serial'] and int(req['serial'], 16) == cert.serial_number, req
+    assert req['client_addr'] == '127.0.0.1', req
+    assert req['subject'], req
+    if message_type is not None:
+        assert req['message_type'] == message_type, \
+            'scep_request.message_type %r, expected %d' % (req['message_type'], message_type)
+    certs = cert_rows_of_serial(httpd, cert.serial_number)
+    assert len(certs) == 1, 'scep_cert rows for serial %X: %d' % (cert.serial_number, len(certs))
+    row = certs[0]
+    assert row['transaction_id'] == transaction_id, row
+    assert x509.load_pem_x509_certificate(row['cert_pem'].encode()) == cert
+    assert row['revoked_at'] is None

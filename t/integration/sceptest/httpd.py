@@ -1,0 +1,401 @@
+"""A generated Apache server root with the freshly built mod_scep (pyhttpd style).
+
+    env = Env(repo, mpm)            paths, ports, the PKI made by scepctl
+    httpd = Apache(env); httpd.start()
+    httpd.url('/certsrv/mscep/mscep.dll')
+    with httpd.config(SCEPEnforcePassword='Off'): ...   restarts, restores after
+    httpd.errlog.expect(r'SCEP\\d+: .*\\(NDES event 11\\)')
+"""
+import contextlib
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+
+MODULES_DIR = '/usr/lib/apache2/modules'
+APACHE = '/usr/sbin/apache2'
+CHALLENGE = 'mod-scep-test-challenge'
+CA_SUBJECT = '/CN=mod_scep Test CA/O=mod_scep tests'
+
+# "[Wed Nov 25 23:00:25.123456 2026] [scep:error] [pid 1:tid 2] [client ...] SCEP101: ..."
+RE_LEVEL = re.compile(r'^\[[^\]]*\] \[(?:(?P<module>[^:\]]+):)?(?P<level>emerg|alert|crit|error|warn|'
+                      r'notice|info|debug|trace\d)\]')
+BAD_LEVELS = ('emerg', 'alert', 'crit', 'error', 'warn')
+# logged at [notice] but always a failure: a child crashed
+RE_CRASH = re.compile(r'AH00052: child pid \d+ exit signal|exit signal (Segmentation|Abort|Bus)')
+
+
+def free_port(start):
+    for port in range(start, start + 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(('127.0.0.1', port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError('no free port from %d' % start)
+
+
+def run(cmd, **kw):
+    kw.setdefault('capture_output', True)
+    kw.setdefault('text', True)
+    return subprocess.run(cmd, **kw)
+
+
+class Env:
+    """Paths of one generated server root t/gen/<mpm>[/<name>]."""
+
+    def __init__(self, repo, mpm=None, name=None, port_base=None):
+        self.repo = repo
+        self.mpm = mpm or os.environ.get('SCEP_MPM', 'event')
+        self.gen = os.path.join(repo, 't', 'gen', self.mpm)
+        if name:
+            self.gen = os.path.join(self.gen, name)
+        # SCEP_BUILD_DIR: test a build made in another tree (default: the repo)
+        build = os.environ.get('SCEP_BUILD_DIR', repo)
+        self.module = os.path.join(build, 'mod_scep', '.libs', 'mod_scep.so')
+        self.scepctl = os.path.join(build, 'mod_scep', 'scepctl')
+        self.pki = os.path.join(self.gen, 'pki')
+        self.db_dir = os.path.join(self.gen, 'db')
+        self.db = os.path.join(self.db_dir, 'scep.db')
+        self.logs = os.path.join(self.gen, 'logs')
+        self.run_dir = os.path.join(self.gen, 'run')
+        self.conf = os.path.join(self.gen, 'conf', 'httpd.conf')
+        self.error_log = os.path.join(self.logs, 'error_log')
+        self.challenge_file = os.path.join(self.gen, 'conf', 'challenge.txt')
+        self.work = os.path.join(self.gen, 'work')
+        base = port_base or (18080 if self.mpm == 'event' else 18280)
+        self.port = free_port(base)
+        self.as_root = os.geteuid() == 0
+
+    # the PKI files scepctl setup writes
+    def p(self, name):
+        return os.path.join(self.pki, name)
+
+    def clean(self):
+        """Removes what an earlier run left (only this root's own directories:
+        other roots may live below it)."""
+        for d in (self.pki, self.db_dir, self.logs, self.run_dir, os.path.dirname(self.conf),
+                  self.work):
+            if os.path.isdir(d):
+                shutil.rmtree(d)
+        for d in (self.gen, self.pki, self.db_dir, self.logs, self.run_dir,
+                  os.path.dirname(self.conf), self.work):
+            os.makedirs(d, exist_ok=True)
+        # www-data must reach the db (children run as www-data)
+        os.chmod(self.gen, 0o755)
+        if self.as_root:
+            uid, gid = pwd.getpwnam('www-data').pw_uid, grp.getgrnam('www-data').gr_gid
+            os.chown(self.db_dir, uid, gid)
+            os.chmod(self.db_dir, 0o770)
+        with open(self.challenge_file, 'w') as f:
+            f.write(CHALLENGE + '\n')
+        os.chmod(self.challenge_file, 0o600)
+
+    def setup_pki(self, pki_dir=None, extra=()):
+        cmd = [self.scepctl, 'setup', '-d', pki_dir or self.pki, '--ca-subject', CA_SUBJECT]
+        p = run(cmd + list(extra))
+        if p.returncode != 0:
+            raise RuntimeError('scepctl setup failed (%d): %s%s' % (p.returncode, p.stdout, p.stderr))
+        return p
+
+    def built(self):
+        return os.path.exists(self.module) and os.path.exists(self.scepctl)
+
+
+def default_directives(env):
+    """The SCEP directives of the default (RA mode) server."""
+    return [
+        ('SCEPCACertificateFile', env.p('ca.crt')),
+        ('SCEPCAKeyFile', env.p('ca.key')),
+        ('SCEPRACertificate', '%s %s' % (env.p('ra-sign.crt'), env.p('ra-sign.key'))),
+        ('SCEPRACertificate', '%s %s' % (env.p('ra-enc.crt'), env.p('ra-enc.key'))),
+        ('SCEPChallengePasswordFile', env.challenge_file),
+    ]
+
+
+def make_conf(env, directives, raw_extra=''):
+    """httpd.conf text. directives: [(name, value)] for the SCEP server; a
+    value None removes every earlier line of that directive."""
+    lines = []
+    for k, v in directives:
+        if v is None:
+            lines = [(a, b) for a, b in lines if a != k]
+        else:
+            lines.append((k, v))
+    scep = '\n'.join('%s %s' % kv for kv in lines)
+    user = ''
+    if env.as_root:
+        user = 'User www-data\nGroup www-data\n'
+    return f"""# generated by t/integration/sceptest/httpd.py
+ServerRoot "{env.gen}"
+DefaultRuntimeDir "{env.run_dir}"
+PidFile "{env.run_dir}/httpd.pid"
+ScoreBoardFile "{env.run_dir}/scoreboard"
+Mutex file:{env.run_dir} default
+LoadModule mpm_{env.mpm}_module {MODULES_DIR}/mod_mpm_{env.mpm}.so
+LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so
+<IfModule !log_config_module>
+    LoadModule log_config_module {MODULES_DIR}/mod_log_config.so
+</IfModule>
+<IfModule !unixd_module>
+    LoadModule unixd_module {MODULES_DIR}/mod_unixd.so
+</IfModule>
+LoadModule dbd_module {MODULES_DIR}/mod_dbd.so
+LoadModule scep_module {env.module}
+{user}Listen 127.0.0.1:{env.port}
+ServerName localhost
+ErrorLog "{env.error_log}"
+LogLevel warn scep:info
+LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed
+CustomLog "{env.logs}/access_log" timed
+LimitRequestLine 32768
+Timeout 30
+<IfModule mpm_event_module>
+    StartServers 2
+    ServerLimit 4
+    ThreadsPerChild 16
+    MaxRequestWorkers 64
+    MinSpareThreads 8
+    MaxSpareThreads 48
+</IfModule>
+<IfModule mpm_prefork_module>
+    StartServers 2
+    MaxRequestWorkers 16
+    MinSpareServers 2
+    MaxSpareServers 6
+</IfModule>
+DBDriver sqlite3
+DBDParams "{env.db}"
+{scep}
+<Location /certsrv/mscep>
+    SetHandler scep
+</Location>
+<Location /cgi-bin/pkiclient.exe>
+    SetHandler scep
+</Location>
+{raw_extra}
+"""
+
+
+class ErrorLog:
+    """Reads the error log from a recorded position; knows which bad lines a
+    test declared as expected."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+        self.expected = []
+
+    def _size(self):
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def mark(self):
+        self.pos = self._size()
+        self.expected = []
+
+    def lines(self):
+        try:
+            with open(self.path, 'rb') as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return []
+        return data.decode('utf-8', 'replace').splitlines()
+
+    def expect(self, *patterns):
+        """Declares bad ([warn] and above) lines matching a pattern as expected."""
+        self.expected += [re.compile(p) for p in patterns]
+
+    def find(self, pattern, wait=2.0, levels=None):
+        """Lines since mark() matching pattern (at one of levels if given); waits
+        up to `wait` seconds for the first one."""
+        rx = re.compile(pattern)
+        end = time.time() + wait
+        while True:
+            found = []
+            for ln in self.lines():
+                m = RE_LEVEL.match(ln)
+                if rx.search(ln) and (levels is None or (m and m.group('level') in levels)):
+                    found.append(ln)
+            if found or time.time() >= end:
+                return found
+            time.sleep(0.05)
+
+    def expect_and_find(self, pattern, wait=2.0):
+        self.expect(pattern)
+        return self.find(pattern, wait)
+
+    def unexpected(self):
+        bad = []
+        for ln in self.lines():
+            m = RE_LEVEL.match(ln)
+            if RE_CRASH.search(ln):
+                bad.append(ln)
+                continue
+            if not m or m.group('level') not in BAD_LEVELS:
+                continue
+            if any(rx.search(ln) for rx in self.expected):
+                continue
+            bad.append(ln)
+        return bad
+
+
+class Apache:
+    def __init__(self, env):
+        self.env = env
+        self.errlog = ErrorLog(env.error_log)
+        self.proc = None
+        self.base_directives = default_directives(env)
+        self.directives = list(self.base_directives)
+        self.raw_extra = ''
+        self.running_conf = None
+        self.startup_expected = []   # warn lines a configuration is expected to log at start
+
+    def url(self, path='/certsrv/mscep/mscep.dll'):
+        return 'http://127.0.0.1:%d%s' % (self.env.port, path)
+
+    def write_conf(self, directives=None, raw_extra=None):
+        text = make_conf(self.env, self.directives if directives is None else directives,
+                         self.raw_extra if raw_extra is None else raw_extra)
+        with open(self.env.conf, 'w') as f:
+            f.write(text)
+        return text
+
+    def config_test(self, conf_text=None):
+        """`apache2 -t` on the current (or given) configuration: (rc, output)."""
+        path = self.env.conf
+        if conf_text is not None:
+            path = self.env.conf + '.test'
+            with open(path, 'w') as f:
+                f.write(conf_text)
+        p = run([APACHE, '-d', self.env.gen, '-f', path, '-t'])
+        return p.returncode, p.stdout + p.stderr
+
+    def _port_open(self):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.connect(('127.0.0.1', self.env.port))
+                return True
+            except OSError:
+                return False
+
+    def start(self, timeout=20):
+        """Starts in the foreground (a child process of the tests); fails when
+        the server does not come up or logs an unexpected warn-or-worse line
+        while starting."""
+        text = self.write_conf()
+        # before the error log is open (check_config), httpd writes to stderr
+        stderr_path = os.path.join(self.env.logs, 'stderr_log')
+        startlogs = [ErrorLog(self.env.error_log), ErrorLog(stderr_path)]
+        for lg in startlogs:
+            lg.mark()
+            lg.expect(*self.startup_expected)
+        out = open(stderr_path, 'ab')
+        self.proc = subprocess.Popen([APACHE, '-d', self.env.gen, '-f', self.env.conf,
+                                      '-DFOREGROUND'], stdout=out, stderr=subprocess.STDOUT,
+                                     # prefork signals its whole process group on
+                                     # shutdown: keep pytest out of it
+                                     start_new_session=True)
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                out.close()
+                rc, self.proc = self.proc.returncode, None
+                raise RuntimeError('apache2 exited (%d) at startup:\n%s\n--- error_log tail:\n%s'
+                                   % (rc, '\n'.join(startlogs[1].lines()), self.log_tail()))
+            if self._port_open():
+                self.running_conf = text
+                out.close()
+                time.sleep(0.2)  # children starting up
+                bad = startlogs[0].unexpected() + startlogs[1].unexpected()
+                if bad:
+                    self.stop()
+                    raise RuntimeError('apache2 logged at startup:\n' + '\n'.join(bad))
+                return
+            time.sleep(0.05)
+        out.close()
+        self.stop()
+        raise RuntimeError('apache2 did not listen on %d:\n%s' % (self.env.port, self.log_tail()))
+
+    def log_tail(self, n=30):
+        try:
+            with open(self.env.error_log, errors='replace') as f:
+                return ''.join(f.readlines()[-n:])
+        except OSError:
+            return ''
+
+    def stop(self, timeout=20):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.running_conf = None
+        # the port must be free again before a restart
+        end = time.time() + 5
+        while self._port_open() and time.time() < end:
+            time.sleep(0.05)
+
+    def expect_log(self, *patterns):
+        """Declares warn-or-worse lines matching a pattern as expected in this test."""
+        self.errlog.expect(*patterns)
+
+    def restart_with(self, extra=(), raw_extra=''):
+        """The default SCEP directives plus extra [(name, value)] (value None
+        removes a directive) and raw config text: rewrites the configuration
+        and restarts (nothing when unchanged)."""
+        self.set_directives(self.base_directives + list(extra), raw_extra)
+
+    def set_directives(self, directives, raw_extra=''):
+        self.directives = list(directives)
+        self.raw_extra = raw_extra
+        if self.proc is not None and make_conf(self.env, self.directives, self.raw_extra) \
+                == self.running_conf:
+            return
+        pos = self.errlog.pos
+        self.stop()
+        self.start()
+        self.errlog.pos = pos
+
+    @contextlib.contextmanager
+    def config(self, *pairs, raw_extra=None, startup_expected=(), **kw):
+        """Runs the body with extra SCEP directives, then restores the default.
+        pairs: (name, value) tuples; kw: name=value (value None removes);
+        startup_expected: patterns of warnings this configuration logs at start."""
+        extra = list(pairs) + list(kw.items())
+        self.startup_expected = list(startup_expected)
+        try:
+            self.restart_with(extra, raw_extra or '')
+            yield self
+        finally:
+            self.startup_expected = []
+            self.restart_with()
+
+    # the database
+    def db(self):
+        uri = 'file:%s?mode=ro' % self.env.db
+        return sqlite3.connect(uri, uri=True, timeout=10)
+
+    def db_rows(self, sql, args=()):
+        con = self.db()
+        try:
+            con.row_factory = sqlite3.Row
+            return [dict(r) for r in con.execute(sql, args)]
+        finally:
+            con.close()

@@ -1,0 +1,202 @@
+"""Keys, CSRs and certificates for the tests (python3-cryptography 38)."""
+import datetime
+import os
+import subprocess
+import threading
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+OID_CHALLENGE_PASSWORD = ObjectIdentifier('1.2.840.113549.1.9.7')
+OID_CERT_REQUEST_AGENT = ObjectIdentifier('1.3.6.1.4.1.311.20.2.1')
+
+_HASHES = {
+    'sha1': hashes.SHA1, 'sha256': hashes.SHA256, 'sha384': hashes.SHA384,
+    'sha512': hashes.SHA512, 'md5': hashes.MD5,
+}
+
+
+def hash_algo(name):
+    return _HASHES[name]()
+
+
+def new_key(bits=2048):
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+class KeyPool:
+    """RSA keys generated once per session and handed out round-robin.
+
+    take() gives a key no other caller got from take() (a fresh one when the
+    pool is used up); any() gives some pool key, for tests where reuse is fine.
+    """
+
+    def __init__(self, size=8, bits=2048):
+        self.bits = bits
+        self._keys = [new_key(bits) for _ in range(size)]
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self):
+        with self._lock:
+            if self._next < len(self._keys):
+                k = self._keys[self._next]
+                self._next += 1
+                return k
+        return new_key(self.bits)
+
+    def any(self, i=0):
+        return self._keys[i % len(self._keys)]
+
+
+def key_pem(key, traditional=False):
+    fmt = (serialization.PrivateFormat.TraditionalOpenSSL if traditional
+           else serialization.PrivateFormat.PKCS8)
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+def name(cn, o=None, extra=None):
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if o:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
+    for oid, v in (extra or []):
+        attrs.append(x509.NameAttribute(oid, v))
+    return x509.Name(attrs)
+
+
+def key_usage(digital_signature=False, key_encipherment=False, content_commitment=False,
+              data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False):
+    return x509.KeyUsage(digital_signature=digital_signature, content_commitment=content_commitment,
+                         key_encipherment=key_encipherment, data_encipherment=data_encipherment,
+                         key_agreement=key_agreement, key_cert_sign=key_cert_sign,
+                         crl_sign=crl_sign, encipher_only=False, decipher_only=False)
+
+
+def make_csr(key, subject, challenge=None, dns=None, ips=None, ku=None, eku=None,
+             digest='sha256'):
+    """A PKCS#10 request (DER). subject: x509.Name or CN string; ku: x509.KeyUsage;
+    eku: list of ObjectIdentifier; dns: list of names for the SAN."""
+    if isinstance(subject, str):
+        subject = name(subject)
+    b = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    sans = [x509.DNSName(d) for d in (dns or [])]
+    if ips:
+        import ipaddress
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if ku is not None:
+        b = b.add_extension(ku, critical=True)
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    if challenge is not None:
+        b = b.add_attribute(OID_CHALLENGE_PASSWORD, challenge.encode())
+    csr = b.sign(key, hash_algo(digest))
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def tamper_csr_signature(csr_der):
+    """Flips a bit in the last byte (inside the signature BIT STRING)."""
+    b = bytearray(csr_der)
+    b[-1] ^= 0x01
+    return bytes(b)
+
+
+def self_signed(key, subject, days=1, digest='sha256'):
+    """The throw-away signer certificate a device makes for its PKCSReq."""
+    if isinstance(subject, str):
+        subject = name(subject)
+    now = datetime.datetime.utcnow()
+    cert = (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .sign(key, hash_algo(digest)))
+    return cert
+
+
+def issue(ca_cert, ca_key, key, subject, ku=None, eku=None, days=365, ca=False, not_before=None):
+    """A certificate issued by ca_cert/ca_key (for RA certificates with odd usages)."""
+    if isinstance(subject, str):
+        subject = name(subject)
+    now = not_before or datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+    b = (x509.CertificateBuilder()
+         .subject_name(subject).issuer_name(ca_cert.subject)
+         .public_key(key.public_key())
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(now)
+         .not_valid_after(now + datetime.timedelta(days=days))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                        critical=False))
+    if ku is not None:
+        b = b.add_extension(ku, critical=True)
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return b.sign(ca_key, hashes.SHA256())
+
+
+def load_cert_file(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    if b'-----BEGIN' in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
+def load_key_file(path):
+    with open(path, 'rb') as f:
+        return serialization.load_pem_private_key(f.read(), None)
+
+
+def cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def cert_der(cert):
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def public_der(key_or_cert):
+    pub = key_or_cert.public_key() if hasattr(key_or_cert, 'public_key') else key_or_cert
+    return pub.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def verify_issued_by(cert, issuer):
+    """True when cert's signature verifies with issuer's RSA key and names match."""
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
+                                   padding.PKCS1v15(), cert.signature_hash_algorithm)
+        return True
+    except Exception:
+        return False
+
+
+def ext(cert, cls):
+    try:
+        return cert.extensions.get_extension_for_class(cls).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def openssl_verify(workdir, ca_pem_path, cert, untrusted=None):
+    """Runs `openssl verify` on cert; returns (ok, output)."""
+    path = os.path.join(workdir, 'verify-%x.pem' % cert.serial_number)
+    with open(path, 'wb') as f:
+        f.write(cert_pem(cert))
+    cmd = ['openssl', 'verify', '-CAfile', ca_pem_path]
+    if untrusted:
+        cmd += ['-untrusted', untrusted]
+    p = subprocess.run(cmd + [path], capture_output=True, text=True)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+__all__ = ['ExtendedKeyUsageOID', 'NameOID']

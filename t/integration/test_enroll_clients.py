@@ -1,0 +1,217 @@
+"""Third-party clients: micromdm scepclient (package scep) and certmonger's scep-submit."""
+import base64
+import os
+import re
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
+
+from sceptest import checks, pki
+from sceptest import client as C
+from sceptest.httpd import CHALLENGE
+
+# the warning of SCEPAllowLegacyAlgorithms On at startup
+LEGACY_START = r'SCEP\d{3}: SCEPAllowLegacyAlgorithms On: single DES and MD5'
+
+SCEPCLIENT = '/usr/bin/scepclient'
+SCEP_SUBMIT = '/usr/lib/certmonger/scep-submit'
+
+LEGACY_CNF = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
+"""
+
+
+def run_scepclient(httpd, name, challenge=CHALLENGE):
+    """One enrollment in its own directory (scepclient reuses csr.pem)."""
+    d = os.path.join(httpd.env.work, 'scepclient-' + name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.unlink(os.path.join(d, f))
+    cnf = os.path.join(httpd.env.work, 'openssl-legacy.cnf')
+    with open(cnf, 'w') as f:
+        f.write(LEGACY_CNF)
+    cmd = [SCEPCLIENT, '-private-key', os.path.join(d, 'key.pem'),
+           '-certificate', os.path.join(d, 'cert.pem'),
+           '-server-url', httpd.url('/certsrv/mscep/mscep.dll'),
+           '-cn', name, '-keySize', '2048', '-debug']
+    if challenge is not None:
+        cmd += ['-challenge', challenge]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OPENSSL_CONF=cnf))
+    return d, p
+
+
+def test_scepclient_refused_by_default(httpd):
+    """scepclient only speaks DES-CBC + SHA-1: badAlg unless legacy algorithms are allowed.
+    It prints the failure and still exits 0."""
+    httpd.errlog.expect(r'SCEP\d{3}: .*refused.*(DES|MD5)')
+    d, p = run_scepclient(httpd, 'sc-refused')
+    out = p.stdout + p.stderr
+    assert not os.path.exists(os.path.join(d, 'cert.pem')), 'issued despite single DES:\n' + out
+    assert re.search(r'failInfo: badAlg', out), out
+    assert httpd.errlog.find(r'SCEP\d{3}: .*refused.*(DES|MD5)', levels=('warn', 'error')), \
+        'the refusal left no error-log line'
+
+
+class TestLegacy:
+    @pytest.fixture(scope='class')
+    def legacy(self, httpd):
+        with httpd.config(('SCEPAllowLegacyAlgorithms', 'On'), startup_expected=[LEGACY_START]):
+            yield httpd
+
+    def test_scepclient_enrolls_with_legacy(self, legacy, files):
+        legacy.errlog.expect(r'SCEP\d{3}: .*(single DES|MD5)')
+        d, p = run_scepclient(legacy, 'sc-legacy.example.test')
+        out = p.stdout + p.stderr
+        assert p.returncode == 0, out
+        path = os.path.join(d, 'cert.pem')
+        assert os.path.exists(path), 'scepclient got no certificate:\n' + out
+        cert = pki.load_cert_file(path)
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == \
+            'sc-legacy.example.test'
+        assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == \
+            'scep-client'
+        key = pki.load_key_file(os.path.join(d, 'key.pem'))
+        assert pki.public_der(cert) == pki.public_der(key)
+        assert pki.verify_issued_by(cert, files.ca)
+        ok, vout = pki.openssl_verify(legacy.env.work, legacy.env.p('ca.crt'), cert)
+        assert ok, vout
+        rows = checks.cert_rows_of_serial(legacy, cert.serial_number)
+        assert len(rows) == 1, 'certificate not recorded'
+        checks.assert_recorded(legacy, rows[0]['transaction_id'], cert)
+        assert legacy.errlog.find(r'SCEP\d{3}: .*(single DES|MD5)', levels=('warn',)), \
+            'no warning that a legacy algorithm was accepted'
+        # POSTPKIOperation is advertised: scepclient POSTs
+        with open(os.path.join(legacy.env.logs, 'access_log')) as f:
+            assert re.search(r'"POST /certsrv/mscep/mscep\.dll\?operation=PKIOperation HTTP/1\.1" '
+                             r'200', f.read()), 'no POST PKIOperation in the access log'
+
+    def test_scepclient_wrong_challenge(self, legacy, files):
+        legacy.errlog.expect(r'\(NDES event 29\)', r'SCEP\d{3}: .*(single DES|MD5)')
+        d, p = run_scepclient(legacy, 'sc-wrong-pw', challenge='wrong')
+        out = p.stdout + p.stderr
+        assert not os.path.exists(os.path.join(d, 'cert.pem')), out
+        assert re.search(r'failInfo: badRequest', out), out
+        assert legacy.errlog.find(r'\(NDES event 29\)')
+
+
+REQ_CNF = """[req]
+prompt = no
+distinguished_name = dn
+attributes = attrs
+req_extensions = ext
+[dn]
+CN = submit.example.test
+O = mod_scep tests
+[attrs]
+challengePassword = {challenge}
+[ext]
+subjectAltName = DNS:submit.example.test, DNS:alt.submit.example.test, IP:192.0.2.7
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth, serverAuth
+"""
+
+
+def openssl_req(work, key, name, challenge=CHALLENGE):
+    keyf = os.path.join(work, name + '.key')
+    with open(keyf, 'wb') as f:
+        f.write(pki.key_pem(key))
+    os.chmod(keyf, 0o600)
+    cnf = os.path.join(work, name + '.cnf')
+    with open(cnf, 'w') as f:
+        f.write(REQ_CNF.format(challenge=challenge))
+    out = os.path.join(work, name + '.csr.der')
+    p = subprocess.run(['openssl', 'req', '-new', '-config', cnf, '-key', keyf, '-outform', 'DER',
+                        '-out', out, '-sha256'], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    with open(out, 'rb') as f:
+        return f.read()
+
+
+def pem(kind, der):
+    b = base64.encodebytes(der).decode()
+    return '-----BEGIN %s-----\n%s-----END %s-----\n' % (kind, b, kind)
+
+
+def parse_submit_output(out):
+    """scep-submit prints the CertRep (PEM or bare base64)."""
+    m = re.search(r'-----BEGIN [A-Z0-9 ]+-----(.*?)-----END', out, re.S)
+    text = m.group(1) if m else out
+    return base64.b64decode(''.join(text.split()))
+
+
+@pytest.mark.parametrize('form', ['flags', 'environment'])
+def test_scep_submit_enrolls(httpd, files, keys, form):
+    """certmonger's helper carries a PKCSReq built here (AES-128, SHA-256) from
+    an `openssl req` CSR, by GET."""
+    work = httpd.env.work
+    key = keys.take()
+    csr = openssl_req(work, key, 'submit-' + form)
+    c = x509.load_der_x509_csr(csr)
+    assert c.attributes.get_attribute_for_oid(pki.OID_CHALLENGE_PASSWORD).value == \
+        CHALLENGE.encode(), 'openssl req lost the challengePassword'
+    msg = C.pkcsreq(csr, key, [files.ra_enc], cipher='aes128', digest_name='sha256')
+    url = httpd.url('/cgi-bin/pkiclient.exe')
+    msgf = os.path.join(work, 'submit-%s.p7' % form)
+    with open(msgf, 'w') as f:
+        f.write(pem('PKCS7', msg.der))
+    ra_pem, ca_pem = httpd.env.p('ra-enc.crt'), httpd.env.p('ca.crt')
+    if form == 'flags':
+        cmd = [SCEP_SUBMIT, '-u', url, '-r', ra_pem, '-N', ca_pem, '-p', msgf]
+        env = dict(os.environ)
+    else:
+        cmd = [SCEP_SUBMIT, '-u', url]
+        with open(ra_pem) as f1, open(ca_pem) as f2:
+            env = dict(os.environ, CERTMONGER_OPERATION='SUBMIT',
+                       CERTMONGER_PKCSREQ=pem('PKCS7', msg.der),
+                       CERTMONGER_SCEP_RA_CERTIFICATE=f1.read(),
+                       CERTMONGER_SCEP_CA_CERTIFICATE=f2.read())
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
+    # scep-submit checked the CertRep (signature, nonces) and prints its
+    # pkcsPKIEnvelope: decrypt it with the device key
+    der = parse_submit_output(p.stdout)
+    ctype = C.cms.ContentInfo.load(der)['content_type'].native
+    if ctype == 'signed_data':
+        rep = C.parse_certrep(der, files.ra_sign, key, msg.signer_cert)
+        checks.assert_reply_ok(msg, rep)
+        assert rep.pki_status == C.SUCCESS
+        certs = rep.certs
+    else:
+        assert ctype == 'enveloped_data', ctype
+        certs = C.degenerate_certs(C.decrypt_envelope(der, key, msg.signer_cert))
+    assert len(certs) == 1, 'expected the issued certificate alone, got %d' % len(certs)
+    cert = certs[0]
+    checks.check_issued_cert(cert, csr, files.ca)
+    assert cert.subject.rfc4514_string() == 'O=mod_scep tests,CN=submit.example.test'
+    assert list(pki.ext(cert, x509.ExtendedKeyUsage)) == [EKU.CLIENT_AUTH, EKU.SERVER_AUTH]
+    ok, vout = pki.openssl_verify(work, ca_pem, cert)
+    assert ok, vout
+    checks.assert_recorded(httpd, msg.transaction_id, cert)
+    # it came by GET
+    with open(os.path.join(httpd.env.logs, 'access_log')) as f:
+        log = f.read()
+    assert re.search(r'"GET /cgi-bin/pkiclient\.exe\?operation=PKIOperation&message=\S+ HTTP/1\.[01]" '
+                     r'200', log), 'no GET PKIOperation in the access log'
+
+
+def test_scep_submit_getcacaps_getcacert(httpd, files):
+    url = httpd.url('/cgi-bin/pkiclient.exe')
+    p = subprocess.run([SCEP_SUBMIT, '-u', url, '-c'], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert set(p.stdout.split()) >= {'POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard'}
+    p = subprocess.run([SCEP_SUBMIT, '-u', url, '-C'], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    blocks = re.findall(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----', p.stdout, re.S)
+    got = {pki.cert_der(x509.load_pem_x509_certificate(b.encode())) for b in blocks}
+    assert got == {pki.cert_der(files.ca), pki.cert_der(files.ra_sign), pki.cert_der(files.ra_enc)}
