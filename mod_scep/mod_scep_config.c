@@ -206,6 +206,130 @@ static const char *set_max_request_size(cmd_parms *cmd, void *dconf, const char 
     return NULL;
 }
 
+/* Text as written; cmd->info is the member's offset. */
+static const char *set_string(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    *(const char **)member_of(cmd) = arg;
+    return NULL;
+}
+
+/* The password cache is one for the whole server, as NDES's is: a password
+ * handed out on the HTTPS virtual host is used on the device one. */
+static const char *global_only(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
+static const char *set_global_flag(cmd_parms *cmd, void *dconf, int flag)
+{
+    const char *err = global_only(cmd);
+
+    return err ? err : set_flag(cmd, dconf, flag);
+}
+
+static const char *set_global_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = global_only(cmd);
+
+    return err ? err : set_file(cmd, dconf, arg);
+}
+
+static const char *set_global_int(cmd_parms *cmd, int *member, const char *arg, int min,
+                                  int max, const char *unit)
+{
+    const char *err = global_only(cmd);
+    apr_int64_t value;
+
+    if (err) {
+        return err;
+    }
+    if (!parse_bounded(arg, min, max, &value)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of %s between %d and %d",
+                            cmd->cmd->name, arg, unit, min, max);
+    }
+    *member = (int)value;
+    return NULL;
+}
+
+static const char *set_password_max(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    return set_global_int(cmd, &cmd_conf(cmd)->password_max, arg, 1, SCEP_PASSWORD_MAX_MAX,
+                          "passwords");
+}
+
+static const char *set_password_validity(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    return set_global_int(cmd, &cmd_conf(cmd)->password_validity, arg, 1,
+                          SCEP_PASSWORD_VALIDITY_MAX, "minutes");
+}
+
+static const char *set_password_length(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    return set_global_int(cmd, &cmd_conf(cmd)->password_length, arg,
+                          SCEP_PASSWORD_LENGTH_MIN, SCEP_PASSWORD_LENGTH_MAX, "bytes");
+}
+
+static const char *set_ca_type(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    if (!strcasecmp(arg, "Enterprise")) {
+        cmd_conf(cmd)->ca_type = SCEP_CA_ENTERPRISE;
+    }
+    else if (!strcasecmp(arg, "Standalone") || !strcasecmp(arg, "Stand-alone")) {
+        cmd_conf(cmd)->ca_type = SCEP_CA_STANDALONE;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, SCEP_CA_TYPE ": '", arg,
+                           "' is neither Enterprise nor Standalone", NULL);
+    }
+    return NULL;
+}
+
+static const char *set_template_group(cmd_parms *cmd, void *dconf, const char *template_name,
+                                      const char *group_dn)
+{
+    mod_scep_srv_conf_t *conf = cmd_conf(cmd);
+
+    (void)dconf;
+    if (!conf->template_groups) {
+        conf->template_groups = apr_table_make(cmd->pool, 3);
+    }
+    apr_table_set(conf->template_groups, template_name, group_dn);
+    return NULL;
+}
+
+static const char *set_ldap_url(cmd_parms *cmd, void *dconf, const char *url,
+                                const char *mode)
+{
+    mod_scep_srv_conf_t *conf = cmd_conf(cmd);
+    apr_ldap_err_t *err = NULL;
+
+    (void)dconf;
+    if (apr_ldap_url_parse(cmd->pool, url, &conf->ldap_url, &err) != APR_SUCCESS) {
+        return apr_pstrcat(cmd->pool, SCEP_LDAP_URL ": cannot parse '", url, "': ",
+                           err && err->reason ? err->reason : "invalid LDAP URL", NULL);
+    }
+    conf->ldap_security = strncasecmp(url, "ldaps:", 6) == 0 ? SCEP_LDAP_SSL : SCEP_LDAP_PLAIN;
+    if (!mode || !strcasecmp(mode, "NONE")) {
+        return NULL;
+    }
+    if (!strcasecmp(mode, "SSL")) {
+        conf->ldap_security = SCEP_LDAP_SSL;
+    }
+    else if (!strcasecmp(mode, "TLS") || !strcasecmp(mode, "STARTTLS")) {
+        conf->ldap_security = SCEP_LDAP_STARTTLS;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, SCEP_LDAP_URL ": '", mode,
+                           "' is not one of NONE, SSL, TLS, STARTTLS", NULL);
+    }
+    return NULL;
+}
+
 #define SCEP_OFFSET(member) (void *)APR_OFFSETOF(mod_scep_srv_conf_t, member)
 
 const command_rec mod_scep_cmds[] = {
@@ -235,5 +359,49 @@ const command_rec mod_scep_cmds[] = {
                  RSRC_CONF, "On|Off: SUCCESS replies carry the CA chain (default Off)"),
     AP_INIT_TAKE1(SCEP_MAX_REQUEST_SIZE, set_max_request_size, NULL, RSRC_CONF,
                   "largest PKIOperation message in bytes (default 65536)"),
+    AP_INIT_TAKE1(SCEP_PASSWORD_MAX, set_password_max, NULL, RSRC_CONF,
+                  "most one-time passwords waiting to be used, server-wide (default 5)"),
+    AP_INIT_TAKE1(SCEP_PASSWORD_VALIDITY, set_password_validity, NULL, RSRC_CONF,
+                  "minutes a one-time password stays valid (default 60)"),
+    AP_INIT_TAKE1(SCEP_PASSWORD_LENGTH, set_password_length, NULL, RSRC_CONF,
+                  "bytes of randomness in a password, shown as twice as many hex digits "
+                  "(default 8)"),
+    AP_INIT_FLAG(SCEP_USE_SINGLE_PASSWORD, set_global_flag, SCEP_OFFSET(use_single_password),
+                 RSRC_CONF, "On|Off: one password for all devices, NDES's single-password "
+                 "mode (default Off)"),
+    AP_INIT_TAKE1(SCEP_SINGLE_PASSWORD_FILE, set_global_file, SCEP_OFFSET(single_password_file),
+                  RSRC_CONF, "where the single password is kept, encrypted with "
+                  SCEP_SECRET_KEY_FILE),
+    AP_INIT_TAKE1(SCEP_SECRET_KEY_FILE, set_global_file, SCEP_OFFSET(secret_key_file),
+                  RSRC_CONF, "key file (mode 0600, created when missing) protecting secrets "
+                  "kept at rest"),
+    AP_INIT_TAKE1(SCEP_PASSWORD_VDIR, set_string, SCEP_OFFSET(password_vdir), RSRC_CONF,
+                  "URL path below which passwords are handed out; empty: anywhere "
+                  "(default /certsrv/mscep_admin)"),
+    AP_INIT_FLAG(SCEP_ADMIN_ALLOW_HTTP, set_flag, SCEP_OFFSET(admin_allow_http), RSRC_CONF,
+                 "On|Off: hand out passwords over plain HTTP too (default Off)"),
+    AP_INIT_TAKE1(SCEP_CA_TYPE, set_ca_type, NULL, RSRC_CONF,
+                  "Enterprise|Standalone: who may get passwords (default Enterprise)"),
+    AP_INIT_TAKE1(SCEP_SIGNATURE_TEMPLATE, set_string, SCEP_OFFSET(signature_template),
+                  RSRC_CONF, "template for keyUsage digitalSignature (default "
+                  SCEP_DEFAULT_TEMPLATE ")"),
+    AP_INIT_TAKE1(SCEP_ENCRYPTION_TEMPLATE, set_string, SCEP_OFFSET(encryption_template),
+                  RSRC_CONF, "template for keyUsage keyEncipherment (default "
+                  SCEP_DEFAULT_TEMPLATE ")"),
+    AP_INIT_TAKE1(SCEP_GENERAL_PURPOSE_TEMPLATE, set_string,
+                  SCEP_OFFSET(general_purpose_template), RSRC_CONF,
+                  "template for both key usages or none (default " SCEP_DEFAULT_TEMPLATE ")"),
+    AP_INIT_TAKE2(SCEP_TEMPLATE_ENROLL_GROUP, set_template_group, NULL, RSRC_CONF,
+                  "TEMPLATE GROUP-DN: members of the LDAP group may enroll with the template "
+                  "(repeatable)"),
+    AP_INIT_TAKE1(SCEP_CA_ADMIN_GROUP, set_string, SCEP_OFFSET(ca_admin_group), RSRC_CONF,
+                  "GROUP-DN: the CA administrators (SCEPCAType Standalone)"),
+    AP_INIT_TAKE12(SCEP_LDAP_URL, set_ldap_url, NULL, RSRC_CONF,
+                   "ldap[s]://host[:port]/basedn?attr?scope?filter [NONE|SSL|STARTTLS]: where "
+                   "administrators' group memberships are checked; unset: no check"),
+    AP_INIT_TAKE1(SCEP_LDAP_BIND_DN, set_string, SCEP_OFFSET(ldap_bind_dn), RSRC_CONF,
+                  "DN to bind as for the LDAP checks (default anonymous)"),
+    AP_INIT_TAKE1(SCEP_LDAP_BIND_PASSWORD, set_string, SCEP_OFFSET(ldap_bind_password),
+                  RSRC_CONF, "password for " SCEP_LDAP_BIND_DN),
     { NULL }
 };

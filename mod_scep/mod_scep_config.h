@@ -21,6 +21,8 @@
 #include <httpd.h>
 #include <http_config.h>
 
+#include <apr_ldap.h>
+
 #include "scep.h"
 
 /* Directive names: used by the command table and in error messages, so the
@@ -37,11 +39,48 @@
 #define SCEP_CERTIFICATE_VALIDITY    "SCEPCertificateValidity"
 #define SCEP_CERTREP_INCLUDE_CHAIN   "SCEPCertRepIncludeChain"
 #define SCEP_MAX_REQUEST_SIZE        "SCEPMaxRequestSize"
+#define SCEP_PASSWORD_MAX            "SCEPPasswordMax"
+#define SCEP_PASSWORD_VALIDITY       "SCEPPasswordValidity"
+#define SCEP_PASSWORD_LENGTH         "SCEPPasswordLength"
+#define SCEP_USE_SINGLE_PASSWORD     "SCEPUseSinglePassword"
+#define SCEP_SINGLE_PASSWORD_FILE    "SCEPSinglePasswordFile"
+#define SCEP_SECRET_KEY_FILE         "SCEPSecretKeyFile"
+#define SCEP_PASSWORD_VDIR           "SCEPPasswordVDir"
+#define SCEP_ADMIN_ALLOW_HTTP        "SCEPAdminAllowHTTP"
+#define SCEP_CA_TYPE                 "SCEPCAType"
+#define SCEP_SIGNATURE_TEMPLATE      "SCEPSignatureTemplate"
+#define SCEP_ENCRYPTION_TEMPLATE     "SCEPEncryptionTemplate"
+#define SCEP_GENERAL_PURPOSE_TEMPLATE "SCEPGeneralPurposeTemplate"
+#define SCEP_TEMPLATE_ENROLL_GROUP   "SCEPTemplateEnrollGroup"
+#define SCEP_CA_ADMIN_GROUP          "SCEPCAAdminGroup"
+#define SCEP_LDAP_URL                "SCEPLDAPURL"
+#define SCEP_LDAP_BIND_DN            "SCEPLDAPBindDN"
+#define SCEP_LDAP_BIND_PASSWORD      "SCEPLDAPBindPassword"
+
+/* NDES's default template for every key usage ("IPSec (Offline request)"). */
+#define SCEP_DEFAULT_TEMPLATE        "IPSECIntermediateOffline"
+
+/* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
+typedef enum {
+    SCEP_CA_ENTERPRISE = 1, /* enroll permission on the three templates */
+    SCEP_CA_STANDALONE = 2  /* membership of the CA administrators group */
+} scep_ca_type_t;
+
+/* How SCEPLDAPURL connects (mod_authnz_ldap's AuthLDAPURL second argument). */
+typedef enum {
+    SCEP_LDAP_PLAIN = 1,
+    SCEP_LDAP_SSL = 2,     /* ldaps:// */
+    SCEP_LDAP_STARTTLS = 3
+} scep_ldap_security_t;
 
 /* Bounds of the numeric directives. */
 #define SCEP_VALIDITY_DAYS_MAX       36500
 #define SCEP_MAX_REQUEST_SIZE_MIN    1024
 #define SCEP_MAX_REQUEST_SIZE_MAX    (16 * 1024 * 1024)
+#define SCEP_PASSWORD_MAX_MAX        100000
+#define SCEP_PASSWORD_VALIDITY_MAX   (7 * 24 * 60)
+#define SCEP_PASSWORD_LENGTH_MIN     4
+#define SCEP_PASSWORD_LENGTH_MAX     64
 
 /*
  * The configured members, one line each: X(type, name, unset, default).
@@ -63,7 +102,25 @@
     X(const EVP_MD *, hash_md, NULL, EVP_sha256()) \
     X(int, validity_days, -1, 365) \
     X(int, certrep_include_chain, -1, 0) \
-    X(apr_size_t, max_request_size, 0, 65536)
+    X(apr_size_t, max_request_size, 0, 65536) \
+    X(int, password_max, -1, 5) \
+    X(int, password_validity, -1, 60) \
+    X(int, password_length, -1, 8) \
+    X(int, use_single_password, -1, 0) \
+    X(const char *, single_password_file, NULL, NULL) \
+    X(const char *, secret_key_file, NULL, NULL) \
+    X(const char *, password_vdir, NULL, "/certsrv/mscep_admin") \
+    X(int, admin_allow_http, -1, 0) \
+    X(int, ca_type, -1, SCEP_CA_ENTERPRISE) \
+    X(const char *, signature_template, NULL, SCEP_DEFAULT_TEMPLATE) \
+    X(const char *, encryption_template, NULL, SCEP_DEFAULT_TEMPLATE) \
+    X(const char *, general_purpose_template, NULL, SCEP_DEFAULT_TEMPLATE) \
+    X(apr_table_t *, template_groups, NULL, apr_table_make(p, 3)) \
+    X(const char *, ca_admin_group, NULL, NULL) \
+    X(apr_ldap_url_desc_t *, ldap_url, NULL, NULL) \
+    X(int, ldap_security, -1, SCEP_LDAP_PLAIN) \
+    X(const char *, ldap_bind_dn, NULL, NULL) \
+    X(const char *, ldap_bind_password, NULL, NULL)
 
 typedef struct mod_scep_srv_conf_t {
 #define MOD_SCEP_CONF_DECLARE(type, name, unset, dflt) type name;
