@@ -44,31 +44,12 @@ typedef struct query_params_t {
     const char *message;
 } query_params_t;
 
-static int hex_value(char c)
-{
-    if (apr_isdigit(c)) {
-        return c - '0';
-    }
-    return apr_isxdigit(c) ? apr_toupper(c) - 'A' + 10 : -1;
-}
-
-/* Percent-decoding in place that leaves '+' alone and keeps a '%' that does
- * not start a valid escape, as devices send both. */
+/* Percent-decoding in place with httpd's decoder, which leaves '+' alone
+ * (devices send it raw) and keeps a '%' that starts no valid escape: its
+ * complaint about such an escape is ignored, as devices send those too. */
 static void unescape_lenient(char *text)
 {
-    char *in = text, *out = text;
-    int hi, lo;
-
-    while (*in) {
-        if (in[0] == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0) {
-            *out++ = (char)(hi * 16 + lo);
-            in += 3;
-        }
-        else {
-            *out++ = *in++;
-        }
-    }
-    *out = '\0';
+    (void)ap_unescape_all(text);
 }
 
 /* Splits the query string at '&' and each pair at its first '=' only: raw
