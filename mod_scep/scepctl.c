@@ -22,6 +22,10 @@
  * missing. Both RA certificates get the same subject, as NDES gives its
  * two service certificates; keyUsage tells them apart.
  *
+ * It also keeps the single password of NDES's single-password mode
+ * (SCEPUseSinglePassword): encrypted with a 0600 secret key file, as the
+ * server reads it (scep_password.h).
+ *
  * Exit codes: 0 done, 1 error (message on stderr), 2 usage.
  */
 
@@ -36,7 +40,10 @@
 #include <apr_getopt.h>
 #include <apr_strings.h>
 
+#include <openssl/crypto.h>
+
 #include "scep.h"
+#include "scep_password.h"
 #include "scep_x509.h"
 
 #define EXIT_OK 0
@@ -51,6 +58,9 @@
 #define DEFAULT_EC_BITS 256
 #define MAX_RSA_BITS 16384
 #define MAX_DAYS 36500
+#define DEFAULT_PASSWORD_BYTES 8
+/* Longest single password read from standard input, newline included. */
+#define PASSWORD_LINE_MAX 258
 
 #define DIR_PERMS (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE)
 
@@ -67,7 +77,14 @@ static const char usage_text[] =
     "      checks the certificates the external CA returned and installs them as\n"
     "      DIR/ca.crt, ra-sign.crt, ra-enc.crt\n"
     "  scepctl thumbprint FILE\n"
-    "      prints the SHA-1 thumbprint of the certificate in FILE\n";
+    "      prints the SHA-1 thumbprint of the certificate in FILE\n"
+    "  scepctl single-password --key KEYFILE --file FILE\n"
+    "                          [--set PASSWORD|- | --generate [--length BYTES]] [--show]\n"
+    "      the single password (SCEPSecretKeyFile, SCEPSinglePasswordFile): makes\n"
+    "      KEYFILE (0600) when missing; --set writes PASSWORD (\"-\": the first line\n"
+    "      of standard input, which other users cannot see in the process list),\n"
+    "      --generate a random one of BYTES bytes (default 8) as upper-case hex;\n"
+    "      otherwise checks that FILE decrypts. --show prints the password alone.\n";
 
 enum {
     OPT_DIR = 'd',
@@ -81,7 +98,13 @@ enum {
     OPT_EXTERNAL,
     OPT_CA_CERT,
     OPT_SIGN_CERT,
-    OPT_ENC_CERT
+    OPT_ENC_CERT,
+    OPT_KEY,
+    OPT_FILE,
+    OPT_SET,
+    OPT_GENERATE,
+    OPT_LENGTH,
+    OPT_SHOW
 };
 
 static const apr_getopt_option_t setup_options[] = {
@@ -106,6 +129,17 @@ static const apr_getopt_option_t install_options[] = {
     { NULL, 0, 0, NULL }
 };
 
+static const apr_getopt_option_t single_password_options[] = {
+    { "key", OPT_KEY, 1, "the secret key file" },
+    { "file", OPT_FILE, 1, "the encrypted single password file" },
+    { "set", OPT_SET, 1, "the new password, - for standard input" },
+    { "generate", OPT_GENERATE, 0, "a new random password" },
+    { "length", OPT_LENGTH, 1, "bytes of randomness of --generate" },
+    { "show", OPT_SHOW, 0, "print the password" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
 static const apr_getopt_option_t thumbprint_options[] = { { "help", OPT_HELP, 0, "this text" },
                                                           { NULL, 0, 0, NULL } };
 
@@ -123,6 +157,12 @@ typedef struct ctl_t {
     const char *sign_cert;
     const char *enc_cert;
     const char *file; /* thumbprint */
+    const char *key_file;      /* single-password */
+    const char *password_file;
+    const char *new_password;  /* --set */
+    int generate;
+    int length;                /* --length, 0 if not given */
+    int show;
     scep_problem_t prob;
 } ctl_t;
 
@@ -571,6 +611,98 @@ static apr_status_t cmd_thumbprint(ctl_t *ctl)
     return APR_SUCCESS;
 }
 
+/* The secret key, made when its file does not exist. */
+static apr_status_t secret_key_load_or_make(ctl_t *ctl, unsigned char *key, int *created)
+{
+    int exists = 0;
+    apr_status_t rv = probe(ctl, ctl->key_file, &exists);
+
+    *created = rv == APR_SUCCESS && !exists;
+    if (*created) {
+        rv = scep_secret_key_create(ctl->p, ctl->key_file, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_secret_key_read(ctl->p, ctl->key_file, key, &ctl->prob);
+    }
+    return rv;
+}
+
+/* "--set -": the first line of standard input, without its line end. */
+static apr_status_t password_from_stdin(ctl_t *ctl, const char **password)
+{
+    char line[PASSWORD_LINE_MAX] = "";
+    apr_size_t len;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!fgets(line, sizeof(line), stdin)) {
+        rv = ctl_error(ctl, APR_EINVAL, "--set -: no password on standard input");
+        goto leave;
+    }
+    len = strcspn(line, "\r\n");
+    if (line[len] == '\0' && len == sizeof(line) - 1) {
+        rv = ctl_error(ctl, APR_EINVAL, "--set -: the password is too long");
+        goto leave;
+    }
+    line[len] = '\0';
+    *password = apr_pstrdup(ctl->p, line);
+leave:
+    OPENSSL_cleanse(line, sizeof(line));
+    return rv;
+}
+
+/* The password to write: --set, --generate, or NULL to check the file. */
+static apr_status_t new_single_password(ctl_t *ctl, const char **password)
+{
+    int length = ctl->length ? ctl->length : DEFAULT_PASSWORD_BYTES;
+
+    *password = NULL;
+    if (ctl->generate) {
+        return scep_password_generate(ctl->p, length, password) == APR_SUCCESS
+                   ? APR_SUCCESS
+                   : ctl_error(ctl, APR_EGENERAL, "cannot draw random bytes for the password");
+    }
+    if (ctl->new_password && strcmp(ctl->new_password, "-") == 0) {
+        return password_from_stdin(ctl, password);
+    }
+    *password = ctl->new_password;
+    return APR_SUCCESS;
+}
+
+static apr_status_t cmd_single_password(ctl_t *ctl)
+{
+    unsigned char key[SCEP_SECRET_KEY_LEN];
+    const char *password = NULL;
+    int key_created = 0, written;
+    apr_status_t rv;
+
+    rv = secret_key_load_or_make(ctl, key, &key_created);
+    if (rv == APR_SUCCESS) {
+        rv = new_single_password(ctl, &password);
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    written = password != NULL;
+    rv = written ? scep_single_password_write(ctl->p, ctl->password_file, key, password,
+                                              &ctl->prob)
+                 : scep_single_password_read(ctl->p, ctl->password_file, key, &password,
+                                             &ctl->prob);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    if (ctl->show) {
+        printf("%s\n", password);
+    }
+    else {
+        print_file("Secret key:", ctl->key_file, key_created);
+        printf("%-22s %s (%s)\n", "Single password:", ctl->password_file,
+               written ? "written" : "decrypts with the key");
+    }
+leave:
+    OPENSSL_cleanse(key, sizeof(key));
+    return rv;
+}
+
 static const char *check_setup(ctl_t *ctl)
 {
     if (!ctl->dir) {
@@ -595,6 +727,20 @@ static const char *check_install(ctl_t *ctl)
     return NULL;
 }
 
+static const char *check_single_password(ctl_t *ctl)
+{
+    if (!ctl->key_file || !ctl->password_file) {
+        return "single-password needs --key KEYFILE and --file FILE";
+    }
+    if (ctl->generate && ctl->new_password) {
+        return "--set and --generate exclude each other";
+    }
+    if (ctl->length && !ctl->generate) {
+        return "--length goes with --generate";
+    }
+    return NULL;
+}
+
 static const char *check_thumbprint(ctl_t *ctl)
 {
     (void)ctl;
@@ -605,6 +751,8 @@ static const command_t commands[] = {
     { "setup", setup_options, 0, check_setup, cmd_setup },
     { "install-ra", install_options, 0, check_install, cmd_install_ra },
     { "thumbprint", thumbprint_options, 1, check_thumbprint, cmd_thumbprint },
+    { "single-password", single_password_options, 0, check_single_password,
+      cmd_single_password },
 };
 
 static const command_t *find_command(const char *name)
@@ -626,6 +774,31 @@ static int parse_number(const char *text, int min, int max)
     apr_int64_t n = apr_strtoi64(text, &end, 10);
 
     return (end != text && *end == '\0' && n >= min && n <= max) ? (int)n : -1;
+}
+
+/* The options of single-password; says what is wrong, NULL if nothing. */
+static const char *apply_password_option(ctl_t *ctl, int optch, const char *arg)
+{
+    switch (optch) {
+    case OPT_KEY:
+        ctl->key_file = arg;
+        return NULL;
+    case OPT_FILE:
+        ctl->password_file = arg;
+        return NULL;
+    case OPT_SET:
+        ctl->new_password = arg;
+        return NULL;
+    case OPT_GENERATE:
+        ctl->generate = 1;
+        return NULL;
+    case OPT_LENGTH:
+        ctl->length = parse_number(arg, SCEP_PASSWORD_BYTES_MIN, SCEP_PASSWORD_BYTES_MAX);
+        return ctl->length < 0 ? "--length takes a number from 4 to 64" : NULL;
+    default: /* OPT_SHOW */
+        ctl->show = 1;
+        return NULL;
+    }
 }
 
 /* Stores one option; says what is wrong with its value, NULL if nothing. */
@@ -665,9 +838,11 @@ static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
     case OPT_SIGN_CERT:
         ctl->sign_cert = arg;
         return NULL;
-    default: /* OPT_ENC_CERT */
+    case OPT_ENC_CERT:
         ctl->enc_cert = arg;
         return NULL;
+    default:
+        return apply_password_option(ctl, optch, arg);
     }
 }
 

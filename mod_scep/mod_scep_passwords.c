@@ -1,0 +1,464 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * Challenge passwords in the server: the one-time password cache shared by
+ * every worker process, and the single password.
+ *
+ * The cache (scep_password.c) sits in anonymous APR shared memory guarded by
+ * the global mutex "scep-pwcache" (tunable with `Mutex ... scep-pwcache`).
+ * Both are made once, in the process pool, and found again there on every
+ * later generation: pconf is cleared on each restart, the process pool is
+ * not, so passwords handed out and not yet used survive `apachectl
+ * graceful` (NDES loses them on every IIS restart). A full stop ends the
+ * process and every password with it, as with NDES. When SCEPPasswordMax
+ * grows beyond the segment on a graceful restart, a bigger segment takes
+ * over the entries and the old one is emptied, so workers of the old
+ * generation still finishing requests cannot spend a password twice.
+ *
+ * The mutex keeps the mechanism it was made with (the `Mutex` directive of
+ * the first generation) until a full restart.
+ *
+ * Single-password mode reads (or makes) the secret key and the encrypted
+ * password in check_config, in the parent, as root: so `apachectl -t`
+ * reports a password that does not decrypt (event 49), and also makes the
+ * files when they are missing. The decrypted password stays in the
+ * parent's and the children's memory (pconf, wiped with it), never in
+ * shared memory, never in a log.
+ */
+
+#include <apr_file_info.h>
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <util_mutex.h>
+
+#include <openssl/crypto.h>
+
+#include "mod_scep_private.h"
+#include "scep_password.h"
+
+#define PWCACHE_MUTEX_TYPE "scep-pwcache"
+/* The process pool's userdata key of the surviving cache. */
+#define PWCACHE_USERDATA "mod_scep_pwcache"
+
+/* Lives in the process pool, so it outlives every generation. */
+typedef struct pwcache_t {
+    apr_global_mutex_t *mutex;
+    apr_shm_t *shm;
+    scep_pwcache_t *cache;
+} pwcache_t;
+
+/* This generation's state: the module is reloaded on every restart, so
+ * these are set again by each generation's startup hooks. */
+static pwcache_t *pwcache;
+static scep_pwcache_opts_t issue_opts;
+static const char *single_password; /* on pconf; NULL unless single-password mode */
+
+/* ----------------------------------------------------------------------
+ * Startup
+ */
+
+void mod_scep_passwords_pre_config(apr_pool_t *pconf)
+{
+    ap_mutex_register(pconf, PWCACHE_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static apr_status_t file_exists(apr_pool_t *p, const char *file, int *exists)
+{
+    apr_finfo_t finfo;
+    apr_status_t rv = apr_stat(&finfo, file, APR_FINFO_TYPE, p);
+
+    *exists = rv == APR_SUCCESS;
+    return rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
+}
+
+static void log_startup_problem(server_rec *s, const scep_problem_t *prob, int logno)
+{
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "SCEP%03d: %s (NDES event %d)", logno,
+                 prob->text ? prob->text : "unspecified failure",
+                 prob->event != SCEP_EVENT_NONE ? prob->event : SCEP_EVENT_FAILED_TO_LOAD);
+    mod_scep_log_openssl(s, APLOG_EMERG);
+}
+
+/* The secret key, made first when its file does not exist. */
+static apr_status_t load_secret_key(apr_pool_t *ptemp, server_rec *s, const char *file,
+                                    unsigned char *key)
+{
+    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    int exists = 0;
+    apr_status_t rv = file_exists(ptemp, file, &exists);
+
+    if (rv != APR_SUCCESS) {
+        prob.text = apr_psprintf(ptemp, SCEP_SECRET_KEY_FILE " %s cannot be read", file);
+        goto leave;
+    }
+    if (!exists) {
+        rv = scep_secret_key_create(ptemp, file, &prob);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SCEPLOGNO(401)
+                     SCEP_SECRET_KEY_FILE " %s did not exist: created a new key (mode 0600)",
+                     file);
+    }
+    rv = scep_secret_key_read(ptemp, file, key, &prob);
+leave:
+    if (rv != APR_SUCCESS) {
+        log_startup_problem(s, &prob, 402);
+    }
+    return rv;
+}
+
+/* A new single password, written encrypted, when its file does not exist. */
+static apr_status_t make_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                                         const mod_scep_srv_conf_t *conf,
+                                         const unsigned char *key, const char **password)
+{
+    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    apr_status_t rv = scep_password_generate(pconf, conf->password_length, password);
+
+    if (rv != APR_SUCCESS) {
+        prob.text = "cannot draw random bytes for the single password";
+        goto leave;
+    }
+    rv = scep_single_password_write(ptemp, conf->single_password_file, key, *password, &prob);
+    if (rv == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SCEPLOGNO(403)
+                     SCEP_SINGLE_PASSWORD_FILE " %s did not exist: made a new single password; "
+                     "the admin page shows it", conf->single_password_file);
+    }
+leave:
+    if (rv != APR_SUCCESS) {
+        log_startup_problem(s, &prob, 404);
+    }
+    return rv;
+}
+
+static apr_status_t read_single_password(apr_pool_t *pconf, server_rec *s,
+                                         const mod_scep_srv_conf_t *conf,
+                                         const unsigned char *key, const char **password)
+{
+    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    apr_status_t rv;
+
+    rv = scep_single_password_read(pconf, conf->single_password_file, key, password, &prob);
+    if (rv == APR_SUCCESS) {
+        return rv;
+    }
+    if (prob.event == SCEP_EVENT_FAILED_DECRYPT_PASSWORD) {
+        /* The white paper's fix for event 49: delete the stored password. */
+        prob.text = apr_psprintf(pconf, "%s; delete %s to have a new single password made at "
+                                 "the next start, or set one with `scepctl single-password "
+                                 "--key %s --file %s --set PASSWORD`", prob.text,
+                                 conf->single_password_file, conf->secret_key_file,
+                                 conf->single_password_file);
+    }
+    log_startup_problem(s, &prob, 405);
+    return rv;
+}
+
+static apr_status_t load_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                                         const mod_scep_srv_conf_t *conf)
+{
+    unsigned char key[SCEP_SECRET_KEY_LEN];
+    int exists = 0;
+    apr_status_t rv;
+
+    rv = load_secret_key(ptemp, s, conf->secret_key_file, key);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = file_exists(ptemp, conf->single_password_file, &exists);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(406)
+                     SCEP_SINGLE_PASSWORD_FILE " %s cannot be read (NDES event 49)",
+                     conf->single_password_file);
+        goto leave;
+    }
+    rv = exists ? read_single_password(pconf, s, conf, key, &single_password)
+                : make_single_password(pconf, ptemp, s, conf, key, &single_password);
+leave:
+    OPENSSL_cleanse(key, sizeof(key));
+    return rv;
+}
+
+apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                                             server_rec *main_s)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(main_s);
+
+    single_password = NULL;
+    if (!conf->use_single_password) {
+        return APR_SUCCESS;
+    }
+    if (!conf->secret_key_file || !conf->single_password_file) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s, SCEPLOGNO(407)
+                     SCEP_USE_SINGLE_PASSWORD " On needs " SCEP_SECRET_KEY_FILE " and "
+                     SCEP_SINGLE_PASSWORD_FILE " (NDES event 2)");
+        return APR_EINVAL;
+    }
+    return load_single_password(pconf, ptemp, main_s, conf);
+}
+
+/* The surviving state, made on the first generation. */
+static apr_status_t pwcache_find_or_create(server_rec *s, pwcache_t **found)
+{
+    apr_pool_t *pproc = s->process->pool;
+    pwcache_t *pc = NULL;
+    apr_status_t rv;
+
+    apr_pool_userdata_get((void **)&pc, PWCACHE_USERDATA, pproc);
+    if (pc) {
+        *found = pc;
+        return APR_SUCCESS;
+    }
+    pc = apr_pcalloc(pproc, sizeof(*pc));
+    rv = ap_global_mutex_create(&pc->mutex, NULL, PWCACHE_MUTEX_TYPE, NULL, s, pproc, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(408)
+                     "cannot create the global mutex " PWCACHE_MUTEX_TYPE " of the password "
+                     "cache (NDES event 2)");
+        return rv;
+    }
+    apr_pool_userdata_set(pc, PWCACHE_USERDATA, apr_pool_cleanup_null, pproc);
+    *found = pc;
+    return APR_SUCCESS;
+}
+
+static apr_status_t segment_create(server_rec *s, int capacity, apr_shm_t **shm,
+                                   scep_pwcache_t **cache)
+{
+    apr_status_t rv = apr_shm_create(shm, scep_pwcache_size(capacity), NULL, s->process->pool);
+
+    if (rv == APR_SUCCESS) {
+        rv = scep_pwcache_init(apr_shm_baseaddr_get(*shm), capacity, cache);
+        if (rv != APR_SUCCESS) {
+            apr_shm_destroy(*shm);
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(409)
+                     "cannot create the shared memory of the password cache (%d entries) "
+                     "(NDES event 2)", capacity);
+        mod_scep_log_openssl(s, APLOG_EMERG);
+    }
+    return rv;
+}
+
+/* Moves the entries of the old segment into the new one, under the mutex
+ * so that no worker of the old generation is using the old one meanwhile. */
+static apr_status_t segment_take_over(server_rec *s, pwcache_t *pc, scep_pwcache_t *cache)
+{
+    int old_capacity = scep_pwcache_capacity(pc->cache);
+    apr_status_t rv = apr_global_mutex_lock(pc->mutex);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(410)
+                     "cannot lock the password cache to grow it (NDES event 2)");
+        return rv;
+    }
+    scep_pwcache_move(cache, pc->cache);
+    apr_global_mutex_unlock(pc->mutex);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SCEPLOGNO(411)
+                 "password cache grown from %d to %d entries (" SCEP_PASSWORD_MAX
+                 "); waiting passwords kept", old_capacity, scep_pwcache_capacity(cache));
+    return APR_SUCCESS;
+}
+
+/* A segment of at least capacity entries: the existing one, or a bigger one
+ * that takes over its entries. A smaller SCEPPasswordMax keeps the segment
+ * (issuing stops at the new maximum). */
+static apr_status_t pwcache_ensure_capacity(server_rec *s, pwcache_t *pc, int capacity)
+{
+    apr_shm_t *shm = NULL;
+    scep_pwcache_t *cache = NULL;
+    apr_status_t rv;
+
+    if (pc->cache && scep_pwcache_capacity(pc->cache) >= capacity) {
+        return APR_SUCCESS;
+    }
+    rv = segment_create(s, capacity, &shm, &cache);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (pc->cache) {
+        rv = segment_take_over(s, pc, cache);
+        if (rv != APR_SUCCESS) {
+            apr_shm_destroy(shm);
+            return rv;
+        }
+        /* Only this process's mapping goes: workers of the old generation
+         * keep theirs until they exit. */
+        apr_shm_destroy(pc->shm);
+    }
+    pc->shm = shm;
+    pc->cache = cache;
+    return APR_SUCCESS;
+}
+
+static int any_server_enabled(server_rec *main_s)
+{
+    server_rec *s;
+
+    for (s = main_s; s; s = s->next) {
+        if (mod_scep_srv_conf(s)->enabled) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+apr_status_t mod_scep_passwords_post_config(server_rec *main_s)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(main_s);
+    pwcache_t *pc = NULL;
+    apr_status_t rv;
+
+    pwcache = NULL;
+    /* The first pass only checks the configuration; the segment made there
+     * would be thrown away (or, after detaching, lose its lock file). */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
+        || !any_server_enabled(main_s)) {
+        return APR_SUCCESS;
+    }
+    rv = pwcache_find_or_create(main_s, &pc);
+    if (rv == APR_SUCCESS) {
+        rv = pwcache_ensure_capacity(main_s, pc, conf->password_max);
+    }
+    if (rv == APR_SUCCESS) {
+        pwcache = pc;
+        issue_opts.max = conf->password_max;
+        issue_opts.validity = apr_time_from_sec((apr_time_t)conf->password_validity * 60);
+        issue_opts.length = conf->password_length;
+    }
+    return rv;
+}
+
+void mod_scep_passwords_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (!pwcache) {
+        return;
+    }
+    rv = apr_global_mutex_child_init(&pwcache->mutex, apr_global_mutex_lockfile(pwcache->mutex),
+                                     pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SCEPLOGNO(412)
+                     "cannot attach to the global mutex " PWCACHE_MUTEX_TYPE " of the "
+                     "password cache: passwords cannot be issued nor checked");
+    }
+}
+
+/* ----------------------------------------------------------------------
+ * Requests
+ */
+
+/* APR_ENOTIMPL when this server has no cache: SCEP is enabled nowhere. */
+static apr_status_t pwcache_lock(request_rec *r)
+{
+    apr_status_t rv;
+
+    if (!pwcache) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(413)
+                      "no password cache: no server has " SCEP_CA_CERTIFICATE_FILE);
+        return APR_ENOTIMPL;
+    }
+    rv = apr_global_mutex_lock(pwcache->mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(414)
+                      "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE ")");
+    }
+    return rv;
+}
+
+static void pwcache_unlock(request_rec *r)
+{
+    apr_status_t rv = apr_global_mutex_unlock(pwcache->mutex);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(415)
+                      "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE ")");
+    }
+}
+
+apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires)
+{
+    apr_status_t rv;
+
+    *password = NULL;
+    if (single_password) {
+        *password = single_password;
+        *expires = 0;
+        return APR_SUCCESS;
+    }
+    rv = pwcache_lock(r);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_pwcache_issue(pwcache->cache, r->pool, apr_time_now(), &issue_opts, password,
+                            expires);
+    pwcache_unlock(r);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOSPC(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(416)
+                      "cannot make a one-time password");
+        mod_scep_rlog_openssl(r, APLOG_ERR);
+    }
+    return rv;
+}
+
+/* The one-time cache's verdict; prob's failInfo stays NONE on a server fault. */
+static apr_status_t spend_one_time_password(request_rec *r, const char *challenge,
+                                            int key_usage, scep_problem_t *prob)
+{
+    apr_status_t rv = pwcache_lock(r);
+
+    if (rv != APR_SUCCESS) {
+        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+                            "the password cache cannot be used");
+    }
+    rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, prob);
+    pwcache_unlock(r);
+    if (rv != APR_SUCCESS && prob->fail_info == SCEP_FAIL_NONE) {
+        mod_scep_log_problem(r, APLOG_ERR, 417, prob);
+    }
+    return rv;
+}
+
+apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int key_usage,
+                                   scep_problem_t *prob)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
+
+    if (!challenge || !*challenge) {
+        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD,
+                            "the request carries no challenge password");
+    }
+    /* The sources in turn, each compared in constant time: the static
+     * password (SCEPChallengePasswordFile), the single password, then the
+     * one-time passwords, which alone are spent. */
+    if (conf->challenge && scep_password_equal(conf->challenge, challenge)) {
+        return APR_SUCCESS;
+    }
+    if (single_password && scep_password_equal(single_password, challenge)) {
+        return APR_SUCCESS;
+    }
+    return spend_one_time_password(r, challenge, key_usage, prob);
+}
