@@ -1,0 +1,518 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The `scep-admin` handler: NDES's administration page, mscep_admin, that
+ * hands a signed-in device administrator a challenge password (white
+ * paper, "The Enrollment Process", step 2).
+ *
+ * Scripts and MDMs (Fleet's NDES proxy, GlobalProtect, PowerShell) scrape
+ * that page, so it keeps NDES's bytes: HTML in UTF-16LE with a byte order
+ * mark, the sentences word for word, and `<P> text` paragraphs (a known
+ * script splits the page at '>' and expects one space before the text).
+ * NDES answers 200 for the password page, the full-cache page and the
+ * refusal page alike, and the scrapers look for the sentences in a 200
+ * answer (Fleet rejects any other status before reading the body): the
+ * HTML pages are all 200 here too.
+ *
+ * Beyond NDES, a client that prefers application/json in Accept gets JSON
+ * (UTF-8) with real status codes instead: 200, 503 when the cache is full,
+ * 403 when refused.
+ *
+ * Checks, in order: HTTPS (unless SCEPAdminAllowHTTP On), SCEPPasswordVDir,
+ * an authenticated user (Apache's authentication: mod_auth_gssapi,
+ * mod_authnz_ldap, Basic with a file...), the user's permission
+ * (mod_scep_ldap.c), then a password from the cache (mod_scep_passwords.c).
+ * Every answer, errors included, forbids caching: a password must never be
+ * served from a cache to someone else, nor twice.
+ */
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+#include <apr_xlate.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_ssl.h>
+
+#include "mod_scep_private.h"
+
+#define SCEP_ADMIN_HANDLER "scep-admin"
+
+/* The sentences scrapers look for, as NDES words them. */
+#define NDES_TITLE         "Network Device Enrollment Service"
+#define NDES_CACHE_FULL    "The password cache is full."
+#define NDES_NO_PERMISSION "You do not have sufficient permission to enroll with SCEP."
+
+/* UTF-16LE byte order mark: NDES sends one, and scrapers that decode
+ * "UTF-16" (Python's codec, Go's BOMOverride) need it to pick the byte
+ * order. */
+static const unsigned char utf16le_bom[] = { 0xFF, 0xFE };
+
+/* What the admin page answers. */
+typedef enum { ANSWER_PASSWORD, ANSWER_CACHE_FULL, ANSWER_REFUSED } answer_kind_t;
+
+typedef struct answer_t {
+    answer_kind_t kind;
+    const char *password;
+    apr_time_t expires; /* 0: the single password, which does not expire */
+} answer_t;
+
+/* ----------------------------------------------------------------------
+ * Content negotiation.
+ */
+
+/* The q value of one Accept element ("type/sub;a=b;q=0.5", len bytes),
+ * 1 without one. */
+static double element_quality(const char *element, apr_size_t len)
+{
+    const char *end = element + len, *param;
+
+    for (param = memchr(element, ';', len); param; param = memchr(param, ';', end - param)) {
+        param++;
+        while (param < end && apr_isspace(*param)) {
+            param++;
+        }
+        if (end - param > 2 && apr_tolower(param[0]) == 'q' && param[1] == '=') {
+            return atof(param + 2);
+        }
+    }
+    return 1.0;
+}
+
+/* How specifically a media range of len bytes matches type: 0 not at
+ * all, 1 as the any-type range, 2 as "major/" with the asterisk, 3
+ * exactly. */
+static int range_match(const char *range, apr_size_t len, const char *type)
+{
+    apr_size_t major = strcspn(type, "/");
+
+    if (len == 3 && !strncmp(range, "*/*", 3)) {
+        return 1;
+    }
+    if (len == major + 2 && !strncasecmp(range, type, major + 1) && range[len - 1] == '*') {
+        return 2;
+    }
+    return len == strlen(type) && !strncasecmp(range, type, len) ? 3 : 0;
+}
+
+/* The q value Accept gives type, from the most specific range that
+ * matches it (RFC 9110, section 12.5.1); 0 when none does. */
+static double accept_quality(const char *accept, const char *type)
+{
+    const char *element = accept;
+    apr_size_t range_len, element_len;
+    double quality = 0;
+    int best = 0, match;
+
+    while (*element) {
+        while (*element == ',' || apr_isspace(*element)) {
+            element++;
+        }
+        element_len = strcspn(element, ",");
+        range_len = strcspn(element, ",; \t");
+        match = range_match(element, range_len, type);
+        if (match > best) {
+            best = match;
+            quality = element_quality(element, element_len);
+        }
+        element += element_len;
+    }
+    return quality;
+}
+
+/* JSON only for a client that asks for it over HTML: browsers send
+ * text/html first or rank everything equally (a missing Accept, or
+ * "any/any"), and get the NDES page. */
+static int wants_json(request_rec *r)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+
+    return accept &&
+           accept_quality(accept, "application/json") > accept_quality(accept, "text/html");
+}
+
+/* ----------------------------------------------------------------------
+ * Writing answers.
+ */
+
+/* On every answer, errors (ap_die) included: err_headers_out. */
+static void forbid_caching(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+    /* The answer depends on Accept (HTML or JSON). */
+    apr_table_mergen(r->err_headers_out, "Vary", "Accept");
+}
+
+static int send_body(request_rec *r, int status, const char *content_type, const void *body,
+                     apr_size_t len)
+{
+    r->status = status;
+    ap_set_content_type(r, content_type);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only && ap_rwrite(body, (int)len, r) < 0) {
+        /* The client went away: nothing left to answer. */
+        return DONE;
+    }
+    return OK;
+}
+
+/* UTF-8 text as UTF-16LE after a byte order mark, converted by APR (iconv)
+ * rather than by hand. */
+static apr_status_t to_utf16le(apr_pool_t *p, const char *text, char **out, apr_size_t *out_len)
+{
+    apr_xlate_t *xlate;
+    apr_size_t in_left = strlen(text);
+    /* Each UTF-8 byte becomes at most two bytes of UTF-16. */
+    apr_size_t size = sizeof(utf16le_bom) + 2 * in_left, out_left;
+    apr_status_t rv;
+
+    if ((rv = apr_xlate_open(&xlate, "UTF-16LE", "UTF-8", p)) != APR_SUCCESS) {
+        return rv;
+    }
+    *out = apr_palloc(p, size);
+    memcpy(*out, utf16le_bom, sizeof(utf16le_bom));
+    out_left = size - sizeof(utf16le_bom);
+    rv = apr_xlate_conv_buffer(xlate, text, &in_left, *out + sizeof(utf16le_bom), &out_left);
+    if (rv == APR_SUCCESS && in_left != 0) {
+        rv = APR_INCOMPLETE;
+    }
+    *out_len = size - out_left;
+    apr_xlate_close(xlate);
+    return rv;
+}
+
+static int send_html(request_rec *r, const char *html)
+{
+    char *body;
+    apr_size_t len;
+    apr_status_t rv = to_utf16le(r->pool, html, &body, &len);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(520)
+                      "cannot convert the admin page to UTF-16LE (APR without iconv?)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* "utf-16" as NDES labels it; the byte order mark says LE, and
+     * browsers take the mark over the label. */
+    return send_body(r, HTTP_OK, "text/html; charset=utf-16", body, len);
+}
+
+/* NDES's page around one part of its own: the title bar, the introduction,
+ * then the paragraphs of body. */
+static const char *ndes_page(apr_pool_t *p, const char *body)
+{
+    return apr_pstrcat(p,
+                       "<HTML><Head><Title>" NDES_TITLE "</Title></Head>\r\n"
+                       "<Body BgColor=#FFFFFF><Font ID=locPageFont Face=\"Arial\">\r\n"
+                       "<Table Border=0 CellSpacing=0 CellPadding=4 Width=100% BgColor=#008080>"
+                       "<TR><TD><Font Color=#FFFFFF Face=\"Arial\" Size=-1><B>" NDES_TITLE
+                       "</B></Font></TD></TR></Table>\r\n"
+                       "<P> Network Device Enrollment Service allows you to obtain certificates "
+                       "for routers or other network devices using the Simple Certificate "
+                       "Enrollment Protocol (SCEP).\r\n",
+                       body, "</Font></Body></HTML>\r\n", NULL);
+}
+
+/* The validity paragraphs: one-time passwords expire and are spent, the
+ * single password does neither. */
+static const char *validity_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
+                                 const answer_t *answer)
+{
+    if (!answer->expires) {
+        return "<P> This is the single password for all devices: it can be used any number "
+               "of times and does not expire.\r\n";
+    }
+    return apr_psprintf(p,
+                        "<P> This password can be used only once and will expire within %d "
+                        "minutes.\r\n"
+                        "<P> Each enrollment requires a new challenge password. You can refresh "
+                        "this web page to obtain a new challenge password.\r\n",
+                        conf->password_validity);
+}
+
+static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
+                               const answer_t *answer)
+{
+    switch (answer->kind) {
+    case ANSWER_PASSWORD:
+        return ndes_page(
+            p, apr_pstrcat(p,
+                           "<P> To complete certificate enrollment for your network device you "
+                           "will need the following information:\r\n"
+                           "<P> The thumbprint (hash value) for the CA certificate is: <B> ",
+                           ap_escape_html2(p, conf->pki->ca_thumbprint, 0),
+                           " </B>\r\n"
+                           "<P> The enrollment challenge password is: <B> ",
+                           ap_escape_html2(p, answer->password, 0), " </B>\r\n",
+                           validity_html(p, conf, answer), NULL));
+    case ANSWER_CACHE_FULL:
+        return ndes_page(p,
+                         apr_psprintf(p,
+                                      "<P> " NDES_CACHE_FULL " Unused passwords expire within %d "
+                                      "minutes: use a password already obtained, or wait until one "
+                                      "has been used or has expired.\r\n",
+                                      conf->password_validity));
+    default:
+        return ndes_page(p, "<P> " NDES_NO_PERMISSION
+                            " Please contact your system administrator.\r\n");
+    }
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static const char *json_string(apr_pool_t *p, const char *text)
+{
+    char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;
+
+    *o++ = '"';
+    for (; *text; text++) {
+        unsigned char c = (unsigned char)*text;
+
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        }
+        else if (c < 0x20) {
+            o += apr_snprintf(o, 7, "\\u%04x", c);
+        }
+        else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+/* RFC 3339, UTC, whole seconds. */
+static const char *rfc3339(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t tm;
+
+    apr_time_exp_gmt(&tm, t);
+    return apr_psprintf(p, "\"%04d-%02d-%02dT%02d:%02d:%02dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int send_json_password(request_rec *r, const mod_scep_srv_conf_t *conf,
+                              const answer_t *answer)
+{
+    int single = answer->expires == 0;
+    const char *json = apr_psprintf(
+        r->pool,
+        "{\"password\": %s, \"expires\": %s, \"validity_minutes\": %s, "
+        "\"ca_thumbprint\": %s, \"single_password\": %s}\n",
+        json_string(r->pool, answer->password), single ? "null" : rfc3339(r->pool, answer->expires),
+        single ? "null" : apr_itoa(r->pool, conf->password_validity),
+        json_string(r->pool, conf->pki->ca_thumbprint), single ? "true" : "false");
+
+    return send_body(r, HTTP_OK, "application/json", json, strlen(json));
+}
+
+static int send_json(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
+{
+    const char *json;
+
+    switch (answer->kind) {
+    case ANSWER_PASSWORD:
+        return send_json_password(r, conf, answer);
+    case ANSWER_CACHE_FULL:
+        json = apr_psprintf(r->pool,
+                            "{\"error\": \"password_cache_full\", \"message\": \"" NDES_CACHE_FULL
+                            "\", \"validity_minutes\": %d}\n",
+                            conf->password_validity);
+        return send_body(r, HTTP_SERVICE_UNAVAILABLE, "application/json", json, strlen(json));
+    default:
+        json = "{\"error\": \"not_authorized\", \"message\": \"" NDES_NO_PERMISSION "\"}\n";
+        return send_body(r, HTTP_FORBIDDEN, "application/json", json, strlen(json));
+    }
+}
+
+static int send_answer(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
+{
+    return wants_json(r) ? send_json(r, conf, answer)
+                         : send_html(r, answer_html(r->pool, conf, answer));
+}
+
+/* The user name as the logs show it: it comes from the client. */
+static const char *logged_user(request_rec *r)
+{
+    return ap_escape_logitem(r->pool, r->user);
+}
+
+/* ----------------------------------------------------------------------
+ * The checks before a password is handed out.
+ */
+
+/* The white paper only recommends SSL for this page ("Not setting SSL
+ * allows an un-authenticated user to hijack the password"); it is
+ * enforced here. */
+static int transport_allowed(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    if (conf->admin_allow_http || ap_ssl_conn_is_ssl(r->connection)) {
+        return 1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(521)
+                  "the admin page hands out passwords over HTTPS only, and %s came over plain "
+                  "HTTP: serve it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On "
+                  "(e.g. behind a proxy that terminates TLS)",
+                  ap_escape_logitem(r->pool, r->uri));
+    return 0;
+}
+
+/* SCEPPasswordVDir, NDES's MSCEP_Admin: passwords only at or below that
+ * URL path. Like an IIS virtual directory it is matched without regard to
+ * case and by whole path segments: /certsrv/mscep_admin covers
+ * /certsrv/mscep_admin, /certsrv/MSCEP_Admin/ and
+ * /certsrv/mscep_admin/default.asp, not /certsrv/mscep_administrator.
+ * Trailing slashes of the directive do not matter; empty (or "/") allows
+ * any path. r->uri is the requested path, decoded and normalised, before
+ * any Alias. */
+static int below_vdir(const char *uri, const char *vdir)
+{
+    apr_size_t len = strlen(vdir);
+
+    while (len > 0 && vdir[len - 1] == '/') {
+        len--;
+    }
+    return len == 0 || (!strncasecmp(uri, vdir, len) && (uri[len] == '\0' || uri[len] == '/'));
+}
+
+static int in_password_vdir(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    if (below_vdir(r->uri, conf->password_vdir)) {
+        return 1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(522)
+                  "no passwords at %s: " SCEP_PASSWORD_VDIR " is '%s'; put SetHandler "
+                  SCEP_ADMIN_HANDLER " below it or change " SCEP_PASSWORD_VDIR,
+                  ap_escape_logitem(r->pool, r->uri), conf->password_vdir);
+    return 0;
+}
+
+/* Apache's authentication normally answers 401 before the handler runs;
+ * no user here means the location has no authentication at all. */
+static int authenticated(request_rec *r)
+{
+    if (r->user && *r->user) {
+        return 1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(523)
+                  "the admin page at %s needs authentication, or anyone gets passwords: add "
+                  "AuthType (GSSAPI, Basic...) and Require valid-user to its <Location>",
+                  ap_escape_logitem(r->pool, r->uri));
+    return 0;
+}
+
+/* A password, or the answer that the cache is full: the answer's kind
+ * and, on success, the password. An HTTP status on failure. */
+static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answer_t *answer)
+{
+    char until[APR_RFC822_DATE_LEN];
+    apr_status_t rv = mod_scep_password_issue(r, &answer->password, &answer->expires);
+
+    if (APR_STATUS_IS_ENOSPC(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(524)
+                      "no password for %s (%s): the password cache is full, %d passwords "
+                      "waiting to be used (" SCEP_PASSWORD_MAX ")",
+                      logged_user(r), r->useragent_ip, conf->password_max);
+        answer->kind = ANSWER_CACHE_FULL;
+        return OK;
+    }
+    if (rv != APR_SUCCESS) {
+        /* mod_scep_password_issue logged why. */
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    answer->kind = ANSWER_PASSWORD;
+    if (!answer->expires) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(525)
+                      "the single password shown to %s (%s)", logged_user(r), r->useragent_ip);
+        return OK;
+    }
+    apr_rfc822_date(until, answer->expires);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(526)
+                  "one-time password handed out to %s (%s), valid until %s; the cache holds "
+                  "at most %d (" SCEP_PASSWORD_MAX ")",
+                  logged_user(r), r->useragent_ip, until, conf->password_max);
+    return OK;
+}
+
+/* ----------------------------------------------------------------------
+ * The handler.
+ */
+
+static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    answer_t answer = { ANSWER_REFUSED, NULL, 0 };
+    int status;
+
+    if (!transport_allowed(r, conf)) {
+        return HTTP_FORBIDDEN;
+    }
+    if (!in_password_vdir(r, conf)) {
+        return HTTP_NOT_FOUND;
+    }
+    if (!authenticated(r)) {
+        return HTTP_FORBIDDEN;
+    }
+    switch (mod_scep_ldap_authorized(r, conf)) {
+    case 1:
+        break;
+    case 0:
+        return send_answer(r, conf, &answer);
+    default:
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* A HEAD request gets the headers of the page, but no password: one
+     * that nobody can read would hold a place in the cache until it
+     * expires. */
+    if (r->header_only) {
+        ap_set_content_type(r, wants_json(r) ? "application/json" : "text/html; charset=utf-16");
+        return OK;
+    }
+    if ((status = issue_password(r, conf, &answer)) != OK) {
+        return status;
+    }
+    return send_answer(r, conf, &answer);
+}
+
+int mod_scep_admin_handler(request_rec *r)
+{
+    mod_scep_srv_conf_t *conf;
+
+    if (!r->handler || strcmp(r->handler, SCEP_ADMIN_HANDLER)) {
+        return DECLINED;
+    }
+    forbid_caching(r);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
+    if (r->method_number == M_OPTIONS) {
+        /* httpd's default handler answers OPTIONS with the Allow list. */
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = mod_scep_srv_conf(r->server);
+    if (!conf->enabled) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(527)
+                      "SetHandler " SCEP_ADMIN_HANDLER " in a server without "
+                      SCEP_CA_CERTIFICATE_FILE ": the page shows the CA's thumbprint");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return admin_page(r, conf);
+}
