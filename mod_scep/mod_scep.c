@@ -119,6 +119,28 @@ static apr_status_t require_mod_dbd(server_rec *s)
     return APR_ENOTIMPL;
 }
 
+/* SCEPLDAPURL works through mod_ldap's functions (mod_scep_ldap.c):
+ * without mod_ldap no administrator could ever get a password. */
+static apr_status_t require_mod_ldap(server_rec *main_s)
+{
+    server_rec *s;
+
+    if (ap_find_linked_module("util_ldap.c")) {
+        return APR_SUCCESS;
+    }
+    for (s = main_s; s; s = s->next) {
+        if (mod_scep_srv_conf(s)->ldap_url) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(530)
+                         "%s: " SCEP_LDAP_URL " checks group memberships through mod_ldap, "
+                         "which is not loaded: add 'LoadModule ldap_module "
+                         "modules/mod_ldap.so' (Debian: a2enmod ldap) (NDES event 2)",
+                         server_label(s));
+            return APR_ENOTIMPL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /*
  * OpenSSL 3 keeps single DES and MD5-based algorithms in its "legacy"
  * provider. Loading any provider explicitly stops OpenSSL from loading the
@@ -309,22 +331,14 @@ leave:
     return rv;
 }
 
-/* In this version a static password is the only challenge source, so
- * enforcing passwords without one would refuse every device. */
+/* The static password is optional: without it, devices present one-time
+ * or single passwords (mod_scep_passwords.c). */
 static apr_status_t setup_challenge(apr_pool_t *pconf, server_rec *main_s, server_rec *s)
 {
     mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s), *main_conf = mod_scep_srv_conf(main_s);
 
     if (!conf->challenge_file) {
-        if (!conf->enforce_password) {
-            return APR_SUCCESS;
-        }
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(010)
-                     "%s: " SCEP_ENFORCE_PASSWORD " On needs " SCEP_CHALLENGE_PASSWORD_FILE
-                     ": a static challenge password is the only challenge source of this "
-                     "version (or set " SCEP_ENFORCE_PASSWORD " Off) (NDES event 2)",
-                     server_label(s));
-        return APR_EINVAL;
+        return APR_SUCCESS;
     }
     if (s != main_s && main_conf->challenge && conf->challenge_file == main_conf->challenge_file) {
         conf->challenge = main_conf->challenge;
@@ -360,8 +374,11 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     apr_status_t rv = APR_SUCCESS;
 
     (void)plog;
-    (void)ptemp;
     finish_server_configs(pconf, main_s, &any_enabled, &any_legacy);
+    /* Here rather than in post_config, so that `apachectl -t` says it. */
+    if ((rv = require_mod_ldap(main_s)) != APR_SUCCESS) {
+        goto leave;
+    }
     if (!any_enabled) {
         goto leave;
     }
@@ -381,8 +398,18 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
             goto leave;
         }
     }
+    rv = mod_scep_passwords_check_config(pconf, ptemp, main_s);
 leave:
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Every generation registers the mutex type: the registry lives in pconf. */
+static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    mod_scep_passwords_pre_config(pconf);
+    return OK;
 }
 
 static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -390,17 +417,24 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 {
     (void)plog;
     (void)ptemp;
-    (void)s;
     ap_add_version_component(pconf, MOD_SCEP_NAME "/" MOD_SCEP_VERSION);
-    return OK;
+    return mod_scep_passwords_post_config(s) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static void scep_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    mod_scep_passwords_child_init(pchild, s);
 }
 
 static void scep_register_hooks(apr_pool_t *p)
 {
     (void)p;
+    ap_hook_pre_config(scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(scep_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: mod_scep_private.h already says APLOG_USE_MODULE. */

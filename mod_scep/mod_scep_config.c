@@ -376,7 +376,7 @@ const command_rec mod_scep_cmds[] = {
                   RSRC_CONF, "key file (mode 0600, created when missing) protecting secrets "
                   "kept at rest"),
     AP_INIT_TAKE1(SCEP_PASSWORD_VDIR, set_string, SCEP_OFFSET(password_vdir), RSRC_CONF,
-                  "URL path below which passwords are handed out; empty: anywhere "
+                  "URL path at or below which passwords are handed out; /: anywhere "
                   "(default /certsrv/mscep_admin)"),
     AP_INIT_FLAG(SCEP_ADMIN_ALLOW_HTTP, set_flag, SCEP_OFFSET(admin_allow_http), RSRC_CONF,
                  "On|Off: hand out passwords over plain HTTP too (default Off)"),

@@ -25,7 +25,6 @@
 
 #include <apr_strings.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -92,37 +91,25 @@ static void succeed(pkiop_t *op, X509 *cert)
     op->reply.certs = certs;
 }
 
-/* Both sides are hashed first so that the comparison takes the same time
- * whatever the lengths and contents. */
-static int challenge_matches(const char *expected, const char *given)
-{
-    unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
-    unsigned int a_len = 0, b_len = 0;
-
-    if (!EVP_Digest(expected, strlen(expected), a, &a_len, EVP_sha256(), NULL) ||
-        !EVP_Digest(given, strlen(given), b, &b_len, EVP_sha256(), NULL)) {
-        return 0;
-    }
-    return CRYPTO_memcmp(a, b, a_len) == 0;
-}
-
-/* Returns 1 when the request may go on. */
+/* OK when the request may go on, DONE when it is refused (op->reply holds
+ * the FAILURE), or an HTTP status on a server fault (logged). A refusal
+ * spends nothing; an accepted one-time password is spent here. */
 static int check_challenge(pkiop_t *op)
 {
+    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+
     if (!op->conf->enforce_password) {
-        return 1;
+        return OK;
     }
-    if (!op->req->challenge || !*op->req->challenge) {
-        refuse(op, 201, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD,
-               "the request carries no challenge password");
-        return 0;
+    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr),
+                              &prob) == APR_SUCCESS) {
+        return OK;
     }
-    if (!op->conf->challenge || !challenge_matches(op->conf->challenge, op->req->challenge)) {
-        refuse(op, 202, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD,
-               "the challenge password is not valid");
-        return 0;
+    if (prob.fail_info == SCEP_FAIL_NONE) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return 1;
+    refuse(op, 201, prob.fail_info, prob.event, prob.text);
+    return DONE;
 }
 
 static X509 *cert_from_pem(apr_pool_t *p, const char *pem)
@@ -223,6 +210,7 @@ static int enroll(pkiop_t *op)
     scep_store_t *store;
     scep_txn_t *txn;
     apr_status_t rv;
+    int status;
 
     if (!op->req->signer_is_csr_key) {
         refuse(op, 209, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
@@ -241,8 +229,9 @@ static int enroll(pkiop_t *op)
     if (rv != APR_NOTFOUND) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (!check_challenge(op)) {
-        return OK;
+    status = check_challenge(op);
+    if (status != OK) {
+        return status == DONE ? OK : status;
     }
     return issue_and_record(op, store);
 }

@@ -60,4 +60,35 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
  * no usable database connection (mod_scep_store_dbd.c). */
 scep_store_t *mod_scep_store_dbd(request_rec *r);
 
+/* A new one-time password, or the single password in single-password mode
+ * (expires 0). APR_ENOSPC: the cache is full (mod_scep_passwords.c). */
+apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires);
+
+/* Checks and spends a device's challenge for a request with these keyUsage
+ * bits (scep_csr_key_usage(): -1 when absent). On refusal prob has failInfo
+ * badRequest and the NDES event: 28 missing, 29 unknown/expired/used, 43
+ * used before for the same key usage; on a server fault (logged) failInfo
+ * stays SCEP_FAIL_NONE (mod_scep_passwords.c). */
+apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int key_usage,
+                                   scep_problem_t *prob);
+
+/* The password cache's part of the startup hooks (mod_scep_passwords.c):
+ * registers the mutex type "scep-pwcache" (pre_config); loads or makes the
+ * single password (check_config, when a server has SCEP); makes or finds
+ * again the shared cache and its mutex (post_config); attaches a child to
+ * the mutex (child_init). */
+void mod_scep_passwords_pre_config(apr_pool_t *pconf);
+apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                                             server_rec *main_s);
+apr_status_t mod_scep_passwords_post_config(server_rec *main_s);
+void mod_scep_passwords_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* The `scep-admin` handler: NDES's password page (mod_scep_admin.c). */
+int mod_scep_admin_handler(request_rec *r);
+
+/* 1 when r->user may get passwords under conf's SCEPCAType, 0 when not
+ * (logged with NDES event 6 or 41), -1 on an LDAP error (logged). Always 1
+ * when SCEPLDAPURL is unset (mod_scep_ldap.c). */
+int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf);
+
 #endif /* mod_scep_mod_scep_private_h */
