@@ -95,20 +95,27 @@ static const migration_t migrations[] = {
 #define SCHEMA_VERSION (migrations[MIGRATION_COUNT - 1].version)
 
 /* What differs between databases. */
+typedef struct setup_statement_t {
+    const char *sql;
+    int optional;                     /* a failure is logged, not fatal */
+} setup_statement_t;
+
 typedef struct driver_quirks_t {
     const char *name;                 /* apr_dbd_name() */
-    const char *const *on_connect;    /* run once per connection, may return rows */
+    const setup_statement_t *on_connect; /* run once per connection, may return rows */
     const char *migration_lock;       /* first statement of the migration transaction */
 } driver_quirks_t;
 
 /* SQLite: wait for a busy database instead of failing at once (several
  * children write), and WAL so readers do not block the writer. apr_dbd's
  * sqlite3 driver starts transactions with BEGIN IMMEDIATE, which takes the
- * write lock: no extra lock statement. */
-static const char *const sqlite3_on_connect[] = {
-    "PRAGMA busy_timeout = 10000",
-    "PRAGMA journal_mode = WAL",
-    NULL
+ * write lock: no extra lock statement. WAL is kept in the database file:
+ * when children open a new database together only one of them can switch
+ * it, the others find it "locked" and get WAL from the one that won. */
+static const setup_statement_t sqlite3_on_connect[] = {
+    { "PRAGMA busy_timeout = 10000", 0 },
+    { "PRAGMA journal_mode = WAL", 1 },
+    { NULL, 0 }
 };
 
 /* PostgreSQL: transactions do not lock tables; an advisory lock held until
@@ -204,16 +211,23 @@ static int run_select(apr_pool_t *p, ap_dbd_t *dbd, const char *sql)
 
 static apr_status_t run_on_connect(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *quirks)
 {
-    const char *const *sql;
+    const setup_statement_t *stmt;
     int err;
 
-    for (sql = quirks->on_connect; sql && *sql; sql++) {
-        if ((err = run_select(r->pool, dbd, *sql)) != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(301)
-                          "database setup '%s' failed: %s (NDES event 23)", *sql,
-                          dbd_error(dbd, err));
-            return APR_EGENERAL;
+    for (stmt = quirks->on_connect; stmt && stmt->sql; stmt++) {
+        if ((err = run_select(r->pool, dbd, stmt->sql)) == 0) {
+            continue;
         }
+        if (stmt->optional) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEPLOGNO(310)
+                          "database setup '%s' left to another process: %s", stmt->sql,
+                          dbd_error(dbd, err));
+            continue;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(301)
+                      "database setup '%s' failed: %s (NDES event 23)", stmt->sql,
+                      dbd_error(dbd, err));
+        return APR_EGENERAL;
     }
     return APR_SUCCESS;
 }
@@ -298,33 +312,53 @@ static int end_transaction(ap_dbd_t *dbd, apr_pool_t *p, apr_dbd_transaction_t *
     return err ? err : end_err;
 }
 
-static apr_status_t migrate(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *quirks)
+/* One migration transaction; on failure *error holds the driver's text. */
+static int migrate_once(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *quirks,
+                        const char **error)
 {
     apr_dbd_transaction_t *trans = NULL;
-    const char *error = NULL;
-    int version, err;
+    int err;
 
-    /* The common case, without taking the write lock. A failure here is
-     * normal for a new database (no scep_schema yet). */
-    if (read_schema_version(r->pool, dbd, &version) == 0 && version >= SCHEMA_VERSION) {
-        return APR_SUCCESS;
-    }
     err = apr_dbd_transaction_start(dbd->driver, r->pool, dbd->handle, &trans);
     if (!err) {
         err = apply_missing_migrations(r, dbd, quirks);
     }
     if (err) {
         /* Read before the rollback replaces it. */
-        error = apr_pstrdup(r->pool, dbd_error(dbd, err));
+        *error = apr_pstrdup(r->pool, dbd_error(dbd, err));
     }
     err = end_transaction(dbd, r->pool, trans, err);
-    if (err) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(303)
-                      "cannot migrate the database schema to version %d: %s (NDES event 23)",
-                      SCHEMA_VERSION, error ? error : dbd_error(dbd, err));
-        return APR_EGENERAL;
+    if (err && !*error) {
+        *error = dbd_error(dbd, err);
     }
-    return APR_SUCCESS;
+    return err;
+}
+
+/* Children that open a new database at the same moment race to create it.
+ * The loser's SQLite connection then answers "database schema has changed"
+ * once; the next attempt reads the schema the winner made. */
+#define MIGRATION_ATTEMPTS 3
+
+static apr_status_t migrate(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *quirks)
+{
+    const char *error = NULL;
+    int version, attempt;
+
+    for (attempt = 0; attempt < MIGRATION_ATTEMPTS; attempt++) {
+        /* The common case, without taking the write lock. A failure here is
+         * normal for a new database (no scep_schema yet). */
+        if (read_schema_version(r->pool, dbd, &version) == 0 && version >= SCHEMA_VERSION) {
+            return APR_SUCCESS;
+        }
+        error = NULL;
+        if (migrate_once(r, dbd, quirks, &error) == 0) {
+            return APR_SUCCESS;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(303)
+                  "cannot migrate the database schema to version %d: %s (NDES event 23)",
+                  SCHEMA_VERSION, error);
+    return APR_EGENERAL;
 }
 
 static apr_status_t prepare_statements(request_rec *r, ap_dbd_t *dbd)
