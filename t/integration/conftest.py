@@ -2,8 +2,10 @@
 the freshly built module, a PKI made by scepctl, and an error-log check
 after every test: any [warn]/[error]/[crit]/[emerg] line a test did not
 declare with httpd.errlog.expect(...) fails it."""
+import grp
 import hashlib
 import os
+import pwd
 import re
 import sys
 import time
@@ -12,9 +14,13 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from sceptest import admin as A  # noqa: E402
 from sceptest import client as C  # noqa: E402
 from sceptest import pki  # noqa: E402
 from sceptest.httpd import Apache, Env  # noqa: E402
+from sceptest.kdc import KDC  # noqa: E402
+from sceptest.ldap import Slapd  # noqa: E402
+from sceptest.tls import TestCA  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -58,18 +64,21 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(autouse=True)
 def _error_log_check(request):
     """Marks the error log before each test; afterwards any unexpected
-    warn-or-worse line fails the test."""
-    if 'httpd' not in request.fixturenames:
+    warn-or-worse line fails the test. Covers the main server (httpd) and
+    the admin page's server (admin_httpd)."""
+    servers = [request.getfixturevalue(name) for name in ('httpd', 'admin_httpd')
+               if name in request.fixturenames]
+    if not servers:
         yield
         return
-    a = request.getfixturevalue('httpd')
-    a.errlog.mark()
+    for a in servers:
+        a.errlog.mark()
     yield
     call = getattr(request.node, 'rep_call', None)
     if call is not None and call.failed:
         return  # the failure says enough; the log lines are in its output
     time.sleep(0.15)  # lines a child logs after it answered
-    bad = a.errlog.unexpected()
+    bad = [ln for a in servers for ln in a.errlog.unexpected()]
     assert not bad, 'unexpected error-log lines:\n' + '\n'.join(bad)
 
 
@@ -113,3 +122,61 @@ def scep(httpd, cacerts):
 
 
 CHALLENGE = 'mod-scep-test-challenge'
+
+
+# --- the admin page: its own Apache, slapd and KDC (started only when a test
+# needs them, stopped at the end of the session) -----------------------------
+
+@pytest.fixture(scope='session')
+def admin_env():
+    e = Env(REPO, name='admin', port_base=18600)
+    if not e.built():
+        pytest.fail('mod_scep is not built', pytrace=False)
+    e.clean()
+    e.setup_pki()
+    return e
+
+
+@pytest.fixture(scope='session')
+def tls_ca(admin_env):
+    """The test CA of the TLS servers (slapd, Apache's HTTPS)."""
+    return TestCA(os.path.join(admin_env.gen, 'tls'))
+
+
+@pytest.fixture(scope='session')
+def slapd(admin_env, tls_ca):
+    s = Slapd(os.path.join(admin_env.gen, 'slapd'), tls_ca)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope='session')
+def kdc(admin_env):
+    k = KDC(os.path.join(admin_env.gen, 'kdc'))
+    owner = None
+    if admin_env.as_root:
+        owner = (pwd.getpwnam('www-data').pw_uid, grp.getgrnam('www-data').gr_gid)
+    k.start(www_owner=owner)
+    yield k
+    k.stop()
+
+
+@pytest.fixture(scope='session')
+def admin_httpd(admin_env, tls_ca, slapd, kdc):
+    """Apache with the admin page behind Kerberos and LDAP Basic (see
+    sceptest/admin.py); .ports, .tls_ca, .server_cert; restart_with() keeps
+    the virtual hosts."""
+    a = Apache(admin_env)
+    a.ports = A.Ports(admin_env.port)
+    crt, key = tls_ca.server('apache')
+    a.server_cert = pki.load_cert_file(crt)
+    a.tls_ca = tls_ca
+    a.base_directives = a.base_directives + A.scep_directives(slapd)
+    a.directives = list(a.base_directives)
+    a.base_raw_extra = A.raw_config(admin_env, a.ports, tls_ca, crt, key, slapd, kdc)
+    a.raw_extra = a.base_raw_extra
+    a.extra_env = kdc.server_env()
+    a.start()
+    yield a
+    a.stop()

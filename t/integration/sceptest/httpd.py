@@ -258,7 +258,9 @@ class Apache:
         self.proc = None
         self.base_directives = default_directives(env)
         self.directives = list(self.base_directives)
+        self.base_raw_extra = ''     # config text every configuration of this server has
         self.raw_extra = ''
+        self.extra_env = {}          # environment of apache2 beyond the tests' own
         self.running_conf = None
         self.startup_expected = []   # warn lines a configuration is expected to log at start
 
@@ -305,6 +307,7 @@ class Apache:
         out = open(stderr_path, 'ab')
         self.proc = subprocess.Popen([APACHE, '-d', self.env.gen, '-f', self.env.conf,
                                       '-DFOREGROUND'], stdout=out, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **self.extra_env),
                                      # prefork signals its whole process group on
                                      # shutdown: keep pytest out of it
                                      start_new_session=True)
@@ -358,9 +361,10 @@ class Apache:
 
     def restart_with(self, extra=(), raw_extra=''):
         """The default SCEP directives plus extra [(name, value)] (value None
-        removes a directive) and raw config text: rewrites the configuration
-        and restarts (nothing when unchanged)."""
-        self.set_directives(self.base_directives + list(extra), raw_extra)
+        removes a directive) and raw config text (after base_raw_extra):
+        rewrites the configuration and restarts (nothing when unchanged)."""
+        self.set_directives(self.base_directives + list(extra),
+                            self.base_raw_extra + (raw_extra or ''))
 
     def set_directives(self, directives, raw_extra=''):
         self.directives = list(directives)

@@ -1,0 +1,210 @@
+"""The admin page's test server: Apache with mod_ssl, mod_ldap,
+mod_authnz_ldap and mod_auth_gssapi in front of `SetHandler scep-admin`,
+against the tests' own slapd (sceptest.ldap) and MIT KDC (sceptest.kdc).
+
+One Apache (server root t/gen/<mpm>/admin), one shared password cache, and
+a virtual host per way in, all at /certsrv/mscep_admin/:
+
+    http      plain HTTP (also the device URL): LDAP Basic; the page refuses (HTTPS-only)
+    krb       HTTPS, Kerberos (AuthType GSSAPI, SPNEGO), SCEPCAType Enterprise
+    ldap      HTTPS, LDAP Basic over TLS (mod_authnz_ldap, ldaps://), Enterprise
+    standalone HTTPS, LDAP Basic over TLS, SCEPCAType Standalone
+
+mod_scep checks group memberships through SCEPLDAPURL (ldaps, bind DN
+cn=scep-reader): Enterprise needs the group of each of the three templates
+(SCEPSign: sign-enrollers, SCEPEncrypt: enc-enrollers,
+IPSECIntermediateOffline: ndes-enroll, which holds alice only through the
+nested group ipsec-enrollers); Standalone needs ca-admins.
+
+curl() runs the real curl (--negotiate for Kerberos) and returns a Response;
+parse_page() decodes the UTF-16LE NDES page.
+"""
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+
+from . import ldap as L
+from .httpd import MODULES_DIR, free_port
+
+ADMIN_PATH = '/certsrv/mscep_admin/'
+
+# The exact strings of NDES's pages that scripts and MDMs scrape.
+RE_PASSWORD = re.compile(r'The enrollment challenge password is: <B> ([0-9A-F]+) </B>')
+CACHE_FULL = 'The password cache is full.'
+NO_PERMISSION = 'You do not have sufficient permission to enroll with SCEP.'
+
+# the error-log lines of the refusals: NDES events 6 (Enterprise) and 41 (Standalone)
+RE_EVENT_6 = r'SCEP\d{3}: .*\(NDES event 6\)'
+RE_EVENT_41 = r'SCEP\d{3}: .*\(NDES event 41\)'
+RE_HTTP_REFUSED = r'SCEP\d{3}: .*SCEPAdminAllowHTTP'
+
+
+def ldap_url(slapd):
+    return '%s/%s?uid' % (slapd.url(ssl=True), L.PEOPLE)
+
+
+def scep_directives(slapd, password_max=1000):
+    """mod_scep's directives of the admin server (main server, inherited by
+    every virtual host): one-time passwords only (no static challenge file),
+    three templates with their groups, the CA administrators, the LDAP URL."""
+    d = [('SCEPChallengePasswordFile', None),
+         ('SCEPPasswordMax', str(password_max)),
+         ('SCEPSignatureTemplate', 'SCEPSign'),
+         ('SCEPEncryptionTemplate', 'SCEPEncrypt')]
+    for template, group in L.TEMPLATE_GROUPS.items():
+        d.append(('SCEPTemplateEnrollGroup', '%s "%s"' % (template, group)))
+    d += [('SCEPCAAdminGroup', '"%s"' % L.CA_ADMINS),
+          ('SCEPLDAPURL', '"%s"' % ldap_url(slapd)),
+          ('SCEPLDAPBindDN', '"%s"' % L.BIND_DN),
+          ('SCEPLDAPBindPassword', '"%s"' % L.BIND_PW)]
+    return d
+
+
+class Ports:
+    def __init__(self, http_port):
+        self.http = http_port
+        self.krb = free_port(18610)
+        self.ldap = free_port(self.krb + 1)
+        self.standalone = free_port(self.ldap + 1)
+
+
+def _ldap_basic(slapd, realm):
+    return f"""        AuthType Basic
+        AuthName "{realm}"
+        AuthBasicProvider ldap
+        AuthLDAPURL "{ldap_url(slapd)}"
+        AuthLDAPBindDN "{L.BIND_DN}"
+        AuthLDAPBindPassword "{L.BIND_PW}"
+        Require valid-user"""
+
+
+def raw_config(env, ports, tls_ca, server_crt, server_key, slapd, kdc):
+    """The modules, TLS, LDAP and the four virtual hosts (config text)."""
+    def ssl_vhost(port, body, extra=''):
+        return f"""
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName localhost
+    SSLEngine on
+    SSLCertificateFile "{server_crt}"
+    SSLCertificateKeyFile "{server_key}"
+{extra}    <Location /certsrv/mscep_admin>
+        SetHandler scep-admin
+{body}
+    </Location>
+</VirtualHost>
+"""
+    m = MODULES_DIR
+    return f"""
+# --- admin page test setup (t/integration/sceptest/admin.py) ---
+LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so
+LoadModule ssl_module {m}/mod_ssl.so
+LoadModule ldap_module {m}/mod_ldap.so
+LoadModule authn_core_module {m}/mod_authn_core.so
+LoadModule auth_basic_module {m}/mod_auth_basic.so
+LoadModule authz_user_module {m}/mod_authz_user.so
+LoadModule authnz_ldap_module {m}/mod_authnz_ldap.so
+LoadModule auth_gssapi_module {m}/mod_auth_gssapi.so
+SSLSessionCache "shmcb:{env.run_dir}/ssl_scache(512000)"
+SSLProtocol -all +TLSv1.2 +TLSv1.3
+# mod_ldap (mod_authnz_ldap and mod_scep's group checks) trusts the test CA
+LDAPTrustedGlobalCert CA_BASE64 "{tls_ca.ca_file}"
+LDAPVerifyServerCert On
+LogLevel warn scep:info ldap:warn authnz_ldap:info auth_gssapi:info
+
+# plain HTTP (the devices' port): the admin page must refuse
+<VirtualHost 127.0.0.1:{ports.http}>
+    ServerName localhost
+    <Location /certsrv/mscep_admin>
+        SetHandler scep-admin
+{_ldap_basic(slapd, 'mod_scep admin over HTTP')}
+    </Location>
+</VirtualHost>
+{ssl_vhost(ports.krb, f'''        AuthType GSSAPI
+        AuthName "mod_scep admin (Kerberos)"
+        GssapiCredStore keytab:{kdc.keytab}
+        GssapiLocalName On
+        GssapiBasicAuth Off
+        GssapiAllowedMech krb5
+        GssapiSSLonly On
+        Require valid-user''')}
+{ssl_vhost(ports.ldap, _ldap_basic(slapd, 'mod_scep admin (LDAP)'))}
+{ssl_vhost(ports.standalone, _ldap_basic(slapd, 'mod_scep admin (Standalone CA)'),
+           extra='    SCEPCAType Standalone' + chr(10))}
+"""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict
+    body: bytes
+    stderr: str = ''
+    statuses: list = field(default_factory=list)   # every status of the exchange (401, 200)
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    @property
+    def text(self):
+        return decode_page(self.body, self.header('content-type'))
+
+    def json(self):
+        return json.loads(self.body.decode('utf-8'))
+
+
+def decode_page(body, content_type=None):
+    """The admin page as NDES sends it is UTF-16LE (with or without a BOM)."""
+    if body.startswith(b'\xff\xfe'):
+        return body[2:].decode('utf-16-le')
+    if content_type and re.search(r'charset="?utf-?16', content_type, re.I):
+        return body.decode('utf-16-le')
+    return body.decode('utf-8', 'replace')
+
+
+def curl(url, ca_file, user=None, password=None, negotiate=False, env=None, accept=None,
+         work='/tmp', extra=()):
+    """The real curl: Basic with user/password, SPNEGO with negotiate (the
+    ticket comes from KRB5CCNAME in env). localhost resolves to 127.0.0.1
+    (the Kerberos service name is HTTP/localhost)."""
+    m = re.match(r'https?://([^:/]+):(\d+)', url)
+    fd, hdr = tempfile.mkstemp(prefix='curl-headers-', dir=work)
+    os.close(fd)
+    fd, body = tempfile.mkstemp(prefix='curl-body-', dir=work)
+    os.close(fd)
+    cmd = ['curl', '-sS', '--max-time', '30', '--cacert', ca_file, '-D', hdr, '-o', body,
+           '-w', '%{http_code}', '--resolve', '%s:%s:127.0.0.1' % (m.group(1), m.group(2))]
+    if negotiate:
+        cmd += ['--negotiate', '-u', ':']
+    elif user is not None:
+        cmd += ['--basic', '-u', '%s:%s' % (user, password)]
+    if accept:
+        cmd += ['-H', 'Accept: ' + accept]
+    cmd += list(extra) + [url]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    if p.returncode != 0:
+        os.unlink(hdr)
+        os.unlink(body)
+        raise AssertionError('curl failed (%d): %s' % (p.returncode, p.stderr))
+    with open(hdr, 'rb') as f:
+        raw = f.read().decode('latin-1')
+    # the headers of the last response (after a 401 Negotiate round trip)
+    blocks = [b for b in re.split(r'\r?\n\r?\n', raw) if b.strip()]
+    statuses = [int(b.split()[1]) for b in blocks]
+    headers = {}
+    for ln in blocks[-1].splitlines()[1:]:
+        k, _, v = ln.partition(':')
+        headers[k.strip().lower()] = v.strip()
+    with open(body, 'rb') as f:
+        data = f.read()
+    os.unlink(hdr)
+    os.unlink(body)
+    return Response(int(p.stdout.strip()), headers, data, p.stderr, statuses)
+
+
+def password_of(text):
+    m = RE_PASSWORD.search(text)
+    return m.group(1) if m else None
