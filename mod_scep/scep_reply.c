@@ -17,7 +17,7 @@
  * A CertRep is a SignedData by the RA signing key whose signed attributes
  * carry the SCEP status. On SUCCESS its content is an EnvelopedData, to the
  * key that signed the request, of a degenerate certs-only SignedData holding
- * the certificate (or CRL). On PENDING and FAILURE the content is absent.
+ * the certificate (or CRL). On PENDING and FAILURE the content is empty.
  * The digest and the content-encryption algorithm mirror the request's: old
  * devices can only read what they can write.
  */
@@ -167,9 +167,10 @@ apr_status_t scep_certrep_build(apr_pool_t *p, const scep_pki_t *pki, const scep
         }
     }
     else {
-        /* The signature then covers empty content, which is omitted. */
+        /* No pkcsPKIEnvelope (RFC 8894 section 3.3.2), but an empty eContent
+         * rather than none: certmonger verifies replies with OpenSSL's PKCS7
+         * API, which refuses a SignedData without content ("no content"). */
         content = BIO_new_mem_buf("", 0);
-        flags |= CMS_DETACHED;
     }
     cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
     si = cms ? CMS_add1_signer(cms, pki->ra_sign_cert, pki->ra_sign_key, md, flags) : NULL;

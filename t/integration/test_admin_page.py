@@ -18,7 +18,7 @@ import pytest
 
 from sceptest import admin as A
 from sceptest import browser as B
-from sceptest import checks, pki
+from sceptest import certmonger, checks, pki
 from sceptest import client as C
 from sceptest import ldap as L
 
@@ -312,3 +312,39 @@ class TestScepclient:
         assert not os.path.exists(sub + '/cert.pem'), 'a spent password was accepted'
         assert re.search(r'failInfo: badRequest', out), out
         assert legacy.errlog.find(RE_EVENT_29)
+
+
+# --- certmonger's scep-submit with a password from the page --------------------------
+
+def test_scep_submit_enrolls_with_page_password(admin_httpd, admin_env, admin_files, keys):
+    """The PKCSReq scep-submit carries is built from an `openssl req` CSR whose
+    challengePassword came from the admin page; the password then is spent."""
+    work = admin_env.work
+    url = admin_httpd.url('/cgi-bin/pkiclient.exe')
+    ra_pem, ca_pem = admin_env.p('ra-enc.crt'), admin_env.p('ca.crt')
+    pw = new_password(admin_httpd)
+
+    def submit(name):
+        key = keys.take()
+        csr = certmonger.openssl_req(work, key, name, pw)
+        msg = C.pkcsreq(csr, key, [admin_files.ra_enc], cipher='aes128', digest_name='sha256')
+        msgf = os.path.join(work, name + '.p7')
+        with open(msgf, 'w') as f:
+            f.write(certmonger.pem('PKCS7', msg.der))
+        p = subprocess.run([certmonger.SCEP_SUBMIT, '-u', url, '-r', ra_pem, '-N', ca_pem,
+                            '-p', msgf], capture_output=True, text=True, timeout=60)
+        return key, msg, p
+
+    key, msg, p = submit('submit-admin-1')
+    assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
+    der = certmonger.parse_submit_output(p.stdout)
+    certs = C.degenerate_certs(C.decrypt_envelope(der, key, msg.signer_cert))
+    assert len(certs) == 1
+    assert pki.verify_issued_by(certs[0], admin_files.ca)
+    checks.assert_recorded(admin_httpd, msg.transaction_id, certs[0])
+
+    admin_httpd.errlog.expect(RE_EVENT_29)
+    key, msg, p = submit('submit-admin-2')
+    assert p.returncode == 2, 'a spent password was accepted: exit %d\n%s' % (p.returncode,
+                                                                              p.stdout)
+    assert admin_httpd.errlog.find(RE_EVENT_29)

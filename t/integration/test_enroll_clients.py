@@ -1,5 +1,4 @@
 """Third-party clients: micromdm scepclient (package scep) and certmonger's scep-submit."""
-import base64
 import os
 import re
 import subprocess
@@ -10,13 +9,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
 
 from sceptest import checks, pki
 from sceptest import client as C
+from sceptest.certmonger import SCEP_SUBMIT, openssl_req, parse_submit_output, pem
 from sceptest.httpd import CHALLENGE
 
 # the warning of SCEPAllowLegacyAlgorithms On at startup
 LEGACY_START = r'SCEP\d{3}: SCEPAllowLegacyAlgorithms On: single DES and MD5'
 
 SCEPCLIENT = '/usr/bin/scepclient'
-SCEP_SUBMIT = '/usr/lib/certmonger/scep-submit'
 
 LEGACY_CNF = """openssl_conf = openssl_init
 [openssl_init]
@@ -105,58 +104,13 @@ class TestLegacy:
         assert legacy.errlog.find(r'\(NDES event 29\)')
 
 
-REQ_CNF = """[req]
-prompt = no
-distinguished_name = dn
-attributes = attrs
-req_extensions = ext
-[dn]
-CN = submit.example.test
-O = mod_scep tests
-[attrs]
-challengePassword = {challenge}
-[ext]
-subjectAltName = DNS:submit.example.test, DNS:alt.submit.example.test, IP:192.0.2.7
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth, serverAuth
-"""
-
-
-def openssl_req(work, key, name, challenge=CHALLENGE):
-    keyf = os.path.join(work, name + '.key')
-    with open(keyf, 'wb') as f:
-        f.write(pki.key_pem(key))
-    os.chmod(keyf, 0o600)
-    cnf = os.path.join(work, name + '.cnf')
-    with open(cnf, 'w') as f:
-        f.write(REQ_CNF.format(challenge=challenge))
-    out = os.path.join(work, name + '.csr.der')
-    p = subprocess.run(['openssl', 'req', '-new', '-config', cnf, '-key', keyf, '-outform', 'DER',
-                        '-out', out, '-sha256'], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    with open(out, 'rb') as f:
-        return f.read()
-
-
-def pem(kind, der):
-    b = base64.encodebytes(der).decode()
-    return '-----BEGIN %s-----\n%s-----END %s-----\n' % (kind, b, kind)
-
-
-def parse_submit_output(out):
-    """scep-submit prints the CertRep (PEM or bare base64)."""
-    m = re.search(r'-----BEGIN [A-Z0-9 ]+-----(.*?)-----END', out, re.S)
-    text = m.group(1) if m else out
-    return base64.b64decode(''.join(text.split()))
-
-
 @pytest.mark.parametrize('form', ['flags', 'environment'])
 def test_scep_submit_enrolls(httpd, files, keys, form):
     """certmonger's helper carries a PKCSReq built here (AES-128, SHA-256) from
     an `openssl req` CSR, by GET."""
     work = httpd.env.work
     key = keys.take()
-    csr = openssl_req(work, key, 'submit-' + form)
+    csr = openssl_req(work, key, 'submit-' + form, CHALLENGE)
     c = x509.load_der_x509_csr(csr)
     assert c.attributes.get_attribute_for_oid(pki.OID_CHALLENGE_PASSWORD).value == \
         CHALLENGE.encode(), 'openssl req lost the challengePassword'

@@ -104,6 +104,14 @@ START_TEST(success_mirrors_request_algorithms)
 }
 END_TEST
 
+/* FAILURE and PENDING carry no pkcsPKIEnvelope, but an (empty) eContent
+ * that OpenSSL's PKCS7 verification, used by certmonger, insists on. */
+static void assert_no_envelope(const testmsg_certrep_t *rep)
+{
+    ck_assert_int_eq(rep->detached, 0);
+    ck_assert_uint_eq(rep->content_len, 0);
+}
+
 START_TEST(failure_carries_fail_info_and_text)
 {
     scep_request_t *req = request(EVP_aes_128_cbc(), EVP_sha256());
@@ -114,7 +122,7 @@ START_TEST(failure_carries_fail_info_and_text)
     ck_assert_int_eq(rep->status, SCEP_STATUS_FAILURE);
     ck_assert_int_eq(rep->fail_info, SCEP_FAIL_BAD_REQUEST);
     ck_assert_str_eq(rep->fail_text, "no such thing");
-    ck_assert_int_eq(rep->detached, 1);
+    assert_no_envelope(rep);
 }
 END_TEST
 
@@ -126,7 +134,7 @@ START_TEST(pending_has_no_content)
 
     ck_assert_int_eq(rep->status, SCEP_STATUS_PENDING);
     ck_assert_int_eq(rep->fail_info, -1);
-    ck_assert_int_eq(rep->detached, 1);
+    assert_no_envelope(rep);
 }
 END_TEST
 

@@ -337,6 +337,7 @@ int testmsg_read_certrep(apr_pool_t *p, const unsigned char *der, apr_size_t len
     rep->transaction_id = string_attr(p, si, oids->transaction_id, V_ASN1_PRINTABLESTRING);
     rep->sender_nonce = octets_attr(p, si, oids->sender_nonce);
     rep->recipient_nonce = octets_attr(p, si, oids->recipient_nonce);
+    rep->content_len = (apr_size_t)BIO_pending(content);
     if (rep->signature_ok && rep->status == SCEP_STATUS_SUCCESS) {
         read_success(p, content, dev, rep);
     }

@@ -73,7 +73,8 @@ typedef struct testmsg_certrep_t {
     ASN1_OCTET_STRING *sender_nonce;
     ASN1_OCTET_STRING *recipient_nonce;
     int digest_nid;
-    int detached;              /* no content, as FAILURE and PENDING must be */
+    int detached;              /* no eContent at all */
+    apr_size_t content_len;    /* length of the signed content */
     int cipher_nid;            /* SUCCESS: content-encryption of the envelope */
     STACK_OF(X509) *certs;     /* SUCCESS: decrypted certificates, in order */
 } testmsg_certrep_t;

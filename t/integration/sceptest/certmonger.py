@@ -1,0 +1,53 @@
+"""certmonger's scep-submit: the PKCSReq it carries comes from an `openssl req` CSR."""
+import base64
+import os
+import re
+import subprocess
+
+from sceptest import pki
+
+SCEP_SUBMIT = '/usr/lib/certmonger/scep-submit'
+
+REQ_CNF = """[req]
+prompt = no
+distinguished_name = dn
+attributes = attrs
+req_extensions = ext
+[dn]
+CN = submit.example.test
+O = mod_scep tests
+[attrs]
+challengePassword = {challenge}
+[ext]
+subjectAltName = DNS:submit.example.test, DNS:alt.submit.example.test, IP:192.0.2.7
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth, serverAuth
+"""
+
+
+def openssl_req(work, key, name, challenge):
+    keyf = os.path.join(work, name + '.key')
+    with open(keyf, 'wb') as f:
+        f.write(pki.key_pem(key))
+    os.chmod(keyf, 0o600)
+    cnf = os.path.join(work, name + '.cnf')
+    with open(cnf, 'w') as f:
+        f.write(REQ_CNF.format(challenge=challenge))
+    out = os.path.join(work, name + '.csr.der')
+    p = subprocess.run(['openssl', 'req', '-new', '-config', cnf, '-key', keyf, '-outform', 'DER',
+                        '-out', out, '-sha256'], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    with open(out, 'rb') as f:
+        return f.read()
+
+
+def pem(kind, der):
+    b = base64.encodebytes(der).decode()
+    return '-----BEGIN %s-----\n%s-----END %s-----\n' % (kind, b, kind)
+
+
+def parse_submit_output(out):
+    """scep-submit prints the CertRep (PEM or bare base64)."""
+    m = re.search(r'-----BEGIN [A-Z0-9 ]+-----(.*?)-----END', out, re.S)
+    text = m.group(1) if m else out
+    return base64.b64decode(''.join(text.split()))
