@@ -39,6 +39,7 @@
 
 #include "mod_scep.h"
 #include "mod_scep_private.h"
+#include "scep_x509.h"
 
 /* RA certificates closer to their end than this are reported (event 35). */
 #define RA_EXPIRY_WARNING_DAYS 30
@@ -347,6 +348,55 @@ static apr_status_t setup_challenge(apr_pool_t *pconf, server_rec *main_s, serve
     return read_challenge(pconf, s, conf->challenge_file, &conf->challenge);
 }
 
+/* A key-usage directive naming a template that does not exist would make
+ * every such request fail: the server does not start instead. */
+static apr_status_t setup_templates(apr_pool_t *pconf, server_rec *s)
+{
+    const char *why = mod_scep_templates_finish(pconf, mod_scep_srv_conf(s));
+
+    if (!why) {
+        return APR_SUCCESS;
+    }
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(050) "%s: %s (NDES event 2)",
+                 server_label(s), why);
+    return APR_EINVAL;
+}
+
+/* SCEPNextCACertificateFile: the certificate that will replace the CA,
+ * offered by GetNextCACert (RFC 8894 section 4.7) in a reply built once
+ * here and signed by the current CA key (the RA key without one). It must
+ * be a CA certificate: clients install it as their next trust anchor. */
+static apr_status_t setup_next_ca(apr_pool_t *pconf, server_rec *s)
+{
+    mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s);
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *next_ca = NULL;
+    apr_status_t rv = APR_SUCCESS;
+
+    conf->next_ca_body = NULL;
+    if (!conf->next_ca_cert_file) {
+        goto leave;
+    }
+    rv = scep_x509_read_cert(pconf, conf->next_ca_cert_file, &next_ca, &prob);
+    if (rv == APR_SUCCESS && X509_check_ca(next_ca) < 1) {
+        rv = scep_problem(&prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+                          apr_pstrcat(pconf, conf->next_ca_cert_file,
+                                      " is not a CA certificate", NULL));
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_next_ca_body(pconf, conf->pki, next_ca, conf->hash_md,
+                               (unsigned char **)&conf->next_ca_body, &conf->next_ca_len, &prob);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(040)
+                     "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s (NDES event 2)",
+                     server_label(s), prob.text ? prob.text : "unspecified failure");
+        mod_scep_log_openssl(s, APLOG_EMERG);
+    }
+leave:
+    return rv;
+}
+
 /* Applies the defaults and notes which servers run SCEP. */
 static void finish_server_configs(apr_pool_t *pconf, server_rec *main_s, int *any_enabled,
                                   int *any_legacy)
@@ -394,7 +444,9 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
             continue;
         }
         if ((rv = setup_pki(pconf, main_s, s)) != APR_SUCCESS
-            || (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS) {
+            || (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS
+            || (rv = setup_next_ca(pconf, s)) != APR_SUCCESS
+            || (rv = setup_templates(pconf, s)) != APR_SUCCESS) {
             goto leave;
         }
     }
@@ -435,6 +487,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: mod_scep_private.h already says APLOG_USE_MODULE. */

@@ -22,6 +22,7 @@
 
 #include <apr_lib.h>
 #include <apr_strings.h>
+#include <apr_uri.h>
 
 #include <httpd.h>
 #include <http_config.h>
@@ -330,6 +331,36 @@ static const char *set_ldap_url(cmd_parms *cmd, void *dconf, const char *url,
     return NULL;
 }
 
+/* A full http:// URL: relying parties fetch CRLs over plain HTTP (an
+ * https:// distribution point would need this CRL to check its own server). */
+static const char *set_crl_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    apr_uri_t uri;
+
+    (void)dconf;
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme
+        || strcasecmp(uri.scheme, "http") != 0 || !uri.hostname || !*uri.hostname
+        || strchr(arg, ',')) {
+        return apr_pstrcat(cmd->pool, SCEP_CRL_URL ": '", arg,
+                           "' is not a full http:// URL without commas", NULL);
+    }
+    cmd_conf(cmd)->crl_url = arg;
+    return NULL;
+}
+
+static const char *set_crl_validity(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    apr_int64_t hours;
+
+    (void)dconf;
+    if (!parse_bounded(arg, 1, SCEP_CRL_VALIDITY_HOURS_MAX, &hours)) {
+        return apr_psprintf(cmd->pool, SCEP_CRL_VALIDITY ": '%s' is not a number of hours "
+                            "between 1 and %d", arg, SCEP_CRL_VALIDITY_HOURS_MAX);
+    }
+    cmd_conf(cmd)->crl_validity_hours = (int)hours;
+    return NULL;
+}
+
 #define SCEP_OFFSET(member) (void *)APR_OFFSETOF(mod_scep_srv_conf_t, member)
 
 const command_rec mod_scep_cmds[] = {
@@ -403,5 +434,21 @@ const command_rec mod_scep_cmds[] = {
                   "DN to bind as for the LDAP checks (default anonymous)"),
     AP_INIT_TAKE1(SCEP_LDAP_BIND_PASSWORD, set_string, SCEP_OFFSET(ldap_bind_password),
                   RSRC_CONF, "password for " SCEP_LDAP_BIND_DN),
+    AP_INIT_TAKE1(SCEP_NEXT_CA_CERTIFICATE_FILE, set_file, SCEP_OFFSET(next_ca_cert_file),
+                  RSRC_CONF, "PEM certificate of the next CA (rollover), served by "
+                  "GetNextCACert"),
+    AP_INIT_FLAG(SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH, set_flag,
+                 SCEP_OFFSET(disable_renewal_subject_match), RSRC_CONF,
+                 "On|Off: a renewal may ask for another subject and subjectAltName than its "
+                 "signer certificate's (default Off)"),
+    AP_INIT_TAKE1(SCEP_CRL_URL, set_crl_url, NULL, RSRC_CONF,
+                  "http:// URL of the CRL, put into issued certificates' CRL distribution "
+                  "points (default none)"),
+    AP_INIT_TAKE1(SCEP_CRL_VALIDITY, set_crl_validity, NULL, RSRC_CONF,
+                  "hours from a CRL's thisUpdate to its nextUpdate (default 168)"),
+    AP_INIT_RAW_ARGS(SCEP_TEMPLATE_SECTION, mod_scep_template_section, NULL, RSRC_CONF,
+                     "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template "
+                     "(Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, AllowSubjectAltName, "
+                     "MinimumKeySize, KeyTypes, Issuance, EnrollGroup)"),
     { NULL }
 };

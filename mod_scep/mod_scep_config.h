@@ -56,6 +56,11 @@
 #define SCEP_LDAP_URL                "SCEPLDAPURL"
 #define SCEP_LDAP_BIND_DN            "SCEPLDAPBindDN"
 #define SCEP_LDAP_BIND_PASSWORD      "SCEPLDAPBindPassword"
+#define SCEP_NEXT_CA_CERTIFICATE_FILE "SCEPNextCACertificateFile"
+#define SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH "SCEPDisableRenewalSubjectNameMatch"
+#define SCEP_CRL_URL                 "SCEPCRLURL"
+#define SCEP_CRL_VALIDITY            "SCEPCRLValidity"
+#define SCEP_TEMPLATE_SECTION        "<SCEPTemplate"
 
 /* NDES's default template for every key usage ("IPSec (Offline request)"). */
 #define SCEP_DEFAULT_TEMPLATE        "IPSECIntermediateOffline"
@@ -81,6 +86,7 @@ typedef enum {
 #define SCEP_PASSWORD_VALIDITY_MAX   (7 * 24 * 60)
 #define SCEP_PASSWORD_LENGTH_MIN     4
 #define SCEP_PASSWORD_LENGTH_MAX     64
+#define SCEP_CRL_VALIDITY_HOURS_MAX  8784 /* 366 days */
 
 /*
  * The configured members, one line each: X(type, name, unset, default).
@@ -120,7 +126,12 @@ typedef enum {
     X(apr_ldap_url_desc_t *, ldap_url, NULL, NULL) \
     X(int, ldap_security, -1, SCEP_LDAP_PLAIN) \
     X(const char *, ldap_bind_dn, NULL, NULL) \
-    X(const char *, ldap_bind_password, NULL, NULL)
+    X(const char *, ldap_bind_password, NULL, NULL) \
+    X(const char *, next_ca_cert_file, NULL, NULL) \
+    X(int, disable_renewal_subject_match, -1, 0) \
+    X(const char *, crl_url, NULL, NULL) \
+    X(int, crl_validity_hours, -1, 7 * 24) \
+    X(apr_array_header_t *, templates, NULL, apr_array_make(p, 0, sizeof(void *)))
 
 typedef struct mod_scep_srv_conf_t {
 #define MOD_SCEP_CONF_DECLARE(type, name, unset, dflt) type name;
@@ -131,9 +142,15 @@ typedef struct mod_scep_srv_conf_t {
     int enabled;          /* this server has SCEPCACertificateFile */
     scep_pki_t *pki;      /* CA and RA certificates and keys, loaded once */
     const char *challenge; /* the static challenge password, NULL if none */
+    const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
+    apr_size_t next_ca_len;
 } mod_scep_srv_conf_t;
 
 extern const command_rec mod_scep_cmds[];
+
+/* <SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template, its
+ * directives parsed from the section's children (mod_scep_template.c). */
+const char *mod_scep_template_section(cmd_parms *cmd, void *dconf, const char *arg);
 
 void *mod_scep_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *mod_scep_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);

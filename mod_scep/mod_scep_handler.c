@@ -103,11 +103,12 @@ static int send_body(request_rec *r, const char *content_type, const void *body,
     return OK;
 }
 
-/* This version serves neither RenewalReq nor GetNextCACert, so none of the
- * optional SCEP_CAP_* capabilities is announced. */
-static int get_ca_caps(request_rec *r)
+/* Renewal is always served (macOS refuses to renew otherwise);
+ * GetNextCACert only with a rollover certificate, as RFC 8894 asks. */
+static int get_ca_caps(request_rec *r, const mod_scep_srv_conf_t *conf)
 {
-    const char *caps = scep_capabilities(r->pool, 0);
+    const char *caps = scep_capabilities(
+        r->pool, SCEP_CAP_RENEWAL | (conf->next_ca_body ? SCEP_CAP_NEXT_CA_CERT : 0));
 
     return send_body(r, "text/plain", caps, strlen(caps));
 }
@@ -252,11 +253,15 @@ static int pki_operation(request_rec *r, const mod_scep_srv_conf_t *conf,
     return status == OK ? mod_scep_pkioperation(r, msg, len) : status;
 }
 
-/* RFC 8894 requires rejecting GetNextCACert when no rollover certificate
- * exists, which is always the case in this version. Clients probe for it,
- * so it is no error of the server: logged at info. */
-static int get_next_ca_cert(request_rec *r)
+/* The rollover certificate, its reply built at startup. RFC 8894 requires
+ * rejecting GetNextCACert when there is none; clients probe for it, so
+ * that is no error of the server: logged at info. */
+static int get_next_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
 {
+    if (conf->next_ca_body) {
+        return send_body(r, "application/x-x509-next-ca-cert", conf->next_ca_body,
+                         conf->next_ca_len);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(108)
                   "GetNextCACert: no rollover CA certificate is configured (NDES event 11)");
     return HTTP_BAD_REQUEST;
@@ -273,13 +278,13 @@ static int dispatch(request_rec *r, const mod_scep_srv_conf_t *conf, const query
     }
     /* Only PKIOperation has a body; others are answered without reading one. */
     if (!strcasecmp(params->operation, "GetCACaps")) {
-        return get_ca_caps(r);
+        return get_ca_caps(r, conf);
     }
     if (!strcasecmp(params->operation, "GetCACert")) {
         return get_ca_cert(r, conf);
     }
     if (!strcasecmp(params->operation, "GetNextCACert")) {
-        return get_next_ca_cert(r);
+        return get_next_ca_cert(r, conf);
     }
     return reject(r, HTTP_BAD_REQUEST, 110, SCEP_EVENT_NO_OPERATION,
                   apr_psprintf(r->pool, "unknown operation '%s'",

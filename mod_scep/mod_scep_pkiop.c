@@ -27,18 +27,21 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "httpd.h"
 #include "http_log.h"
 #include "http_protocol.h"
 
 #include "mod_scep_private.h"
+#include "scep_x509.h"
 
 typedef struct pkiop_t {
     request_rec *r;
     const mod_scep_srv_conf_t *conf;
     scep_request_t *req;
     scep_reply_t reply;
+    const scep_template_t *tmpl; /* the certificate template of an enrollment */
 } pkiop_t;
 
 static const char *message_type_name(int type)
@@ -157,12 +160,16 @@ static int issue_and_record(pkiop_t *op, scep_store_t *store)
 {
     request_rec *r = op->r;
     X509_REQ *csr = op->req->csr;
-    scep_issue_opts_t opts = {op->conf->validity_days, op->conf->hash_md};
+    scep_issue_opts_t opts = {op->conf->validity_days, op->conf->hash_md, op->tmpl,
+                              op->conf->crl_url};
     scep_problem_t prob;
     scep_txn_t txn = {0}, *recorded;
     X509 *cert;
     apr_status_t rv;
 
+    if (op->tmpl && op->tmpl->validity_days) {
+        opts.validity_days = op->tmpl->validity_days;
+    }
     rv = scep_ca_issue(r->pool, op->conf->pki, csr, &opts, &cert, &prob);
     if (rv != APR_SUCCESS) {
         mod_scep_rlog_openssl(r, APLOG_WARNING);
@@ -204,15 +211,195 @@ static scep_store_t *open_store(request_rec *r)
     return store;
 }
 
+/* NDES's choice of template by the CSR's keyUsage (white paper, "The
+ * Enrollment Process", step 5): 0x80 signature, 0x20 encryption, 0xa0
+ * general purpose; no keyUsage is read as both (event 39). Other values
+ * are read by those two bits alone, so a keyUsage with neither (such as
+ * keyAgreement only) gets the general-purpose template too. */
+static const char *template_name_for(pkiop_t *op, int key_usage)
+{
+    int sign = key_usage >= 0 && (key_usage & X509v3_KU_DIGITAL_SIGNATURE);
+    int encrypt = key_usage >= 0 && (key_usage & X509v3_KU_KEY_ENCIPHERMENT);
+
+    if (key_usage < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
+                      SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
+                                     "signature and encryption key usages are used: template "
+                                     "%s (NDES event 39)",
+                      op->req->transaction_id, op->conf->general_purpose_template);
+    }
+    if (sign && !encrypt) {
+        return op->conf->signature_template;
+    }
+    if (encrypt && !sign) {
+        return op->conf->encryption_template;
+    }
+    return op->conf->general_purpose_template;
+}
+
+/* Chooses the template and checks the CSR against it: OK when the request
+ * may be issued, DONE when it is refused (op->reply holds the FAILURE), or
+ * an HTTP status on a server fault (logged). */
+static int apply_template(pkiop_t *op)
+{
+    int key_usage = scep_csr_key_usage(op->req->csr);
+    const char *name = template_name_for(op, key_usage);
+    scep_problem_t prob;
+
+    op->tmpl = mod_scep_template_find(op->conf, name);
+    if (!op->tmpl) {
+        /* The startup check makes sure the three templates exist. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, op->r,
+                      SCEPLOGNO(261) "transaction %s: template %s is not configured",
+                      op->req->transaction_id, name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
+                  SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
+                  op->req->transaction_id,
+                  key_usage < 0 ? "none" : apr_psprintf(op->r->pool, "0x%02x", key_usage),
+                  op->tmpl->name);
+    if (scep_policy_check(op->r->pool, op->tmpl, op->req->csr, &prob) != APR_SUCCESS) {
+        refuse(op, 263, prob.fail_info, prob.event, prob.text);
+        return DONE;
+    }
+    if (op->tmpl->issuance == SCEP_ISSUANCE_MANUAL) {
+        refuse(op, 264, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+               apr_psprintf(op->r->pool, "template %s requires approval by a CA manager: "
+                            "manual approval is not available yet", op->tmpl->name));
+        return DONE;
+    }
+    return OK;
+}
+
+/* A RenewalReq, or a PKCSReq signed by a certificate that names this CA as
+ * its issuer and is not self-signed: macOS, Cisco and CertNanny renew that
+ * way. Whether the signer really is one of ours is check_renewal()'s job. */
+static int is_renewal(const pkiop_t *op)
+{
+    X509 *signer = op->req->signer_cert;
+
+    if (op->req->message_type == SCEP_MSG_RENEWALREQ) {
+        return 1;
+    }
+    return X509_check_issued(signer, signer) != X509_V_OK
+           && X509_NAME_cmp(X509_get_issuer_name(signer),
+                            X509_get_subject_name(op->conf->pki->ca_cert)) == 0;
+}
+
+/* Refuses a renewal with the white paper's reasons for event 28 (Windows
+ * Server 2008 R2 text): the signer must chain to the CA and match the
+ * request's names. DONE, for check_renewal()'s caller. */
+static int refuse_renewal(pkiop_t *op, int logno, scep_fail_info_t fail_info, const char *why)
+{
+    refuse(op, logno, fail_info, SCEP_EVENT_NO_PASSWORD,
+           apr_psprintf(op->r->pool, "renewal without a password: %s; the request must be "
+                        "signed by an unexpired, unrevoked certificate of this CA with the "
+                        "same subject and subjectAltName", why));
+    return DONE;
+}
+
+/* The DER of a subjectAltName extension's value, "" when there is none. */
+static const char *san_der(apr_pool_t *p, const STACK_OF(X509_EXTENSION) *exts)
+{
+    int pos = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+    ASN1_OCTET_STRING *value;
+
+    if (pos < 0) {
+        return "";
+    }
+    value = X509_EXTENSION_get_data(X509v3_get_ext(exts, pos));
+    return scep_hex(p, ASN1_STRING_get0_data(value), (apr_size_t)ASN1_STRING_length(value));
+}
+
+static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
+{
+    sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
+}
+
+/* NDES's rule: the new certificate names what the old one named, unless
+ * SCEPDisableRenewalSubjectNameMatch is On. */
+static const char *names_differ(pkiop_t *op)
+{
+    apr_pool_t *p = op->r->pool;
+    X509 *signer = op->req->signer_cert;
+    STACK_OF(X509_EXTENSION) *requested = X509_REQ_get_extensions(op->req->csr);
+
+    SCEP_OWN(p, requested, free_ext_list);
+    if (X509_NAME_cmp(X509_REQ_get_subject_name(op->req->csr), X509_get_subject_name(signer))) {
+        return apr_psprintf(p, "the requested subject \"%s\" differs from the signer's \"%s\"",
+                            scep_name_text(p, X509_REQ_get_subject_name(op->req->csr)),
+                            scep_name_text(p, X509_get_subject_name(signer)));
+    }
+    if (strcmp(san_der(p, requested), san_der(p, X509_get0_extensions(signer))) != 0) {
+        return "the requested subjectAltName differs from the signer's";
+    }
+    return NULL;
+}
+
+/* Stands in for the challenge of a renewal: OK when the signer certificate
+ * is a valid, unrevoked one of this CA whose names the request repeats,
+ * DONE when refused, or an HTTP status on a server fault. */
+static int check_renewal(pkiop_t *op, scep_store_t *store)
+{
+    apr_pool_t *p = op->r->pool;
+    X509 *signer = op->req->signer_cert;
+    STACK_OF(X509) *anchors = sk_X509_new_null();
+    const char *serial = scep_serial_hex(p, X509_get0_serialNumber(signer));
+    const char *reason, *differ;
+    scep_cert_record_t *rec;
+    apr_status_t rv;
+    int err;
+
+    SCEP_OWN(p, anchors, OPENSSL_sk_free);
+    if (!anchors || !serial || !sk_X509_push(anchors, op->conf->pki->ca_cert)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* The CA is the trust anchor even when it is an intermediate. */
+    if (scep_x509_verify(signer, anchors, NULL, 1, &err, &reason) != APR_SUCCESS) {
+        /* reason says it; OpenSSL's queue only repeats it in detail */
+        mod_scep_rlog_openssl(op->r, APLOG_DEBUG);
+        return refuse_renewal(op, 236, err == X509_V_ERR_CERT_HAS_EXPIRED
+                                            || err == X509_V_ERR_CERT_NOT_YET_VALID
+                                            ? SCEP_FAIL_BAD_REQUEST
+                                            : SCEP_FAIL_BAD_MESSAGE_CHECK,
+                              apr_psprintf(p, "the signer certificate %s does not verify "
+                                           "against this CA: %s", serial, reason));
+    }
+    rv = store->find_cert(store, p, serial, &rec);
+    if (rv == APR_NOTFOUND) {
+        return refuse_renewal(op, 237, SCEP_FAIL_BAD_REQUEST,
+                              apr_psprintf(p, "the signer certificate %s was not issued "
+                                           "through this service", serial));
+    }
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rec->revoked_at) {
+        return refuse_renewal(op, 238, SCEP_FAIL_BAD_REQUEST,
+                              apr_psprintf(p, "the signer certificate %s is revoked", serial));
+    }
+    if (!op->conf->disable_renewal_subject_match && (differ = names_differ(op))) {
+        return refuse_renewal(op, 239, SCEP_FAIL_BAD_REQUEST, differ);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
+                  SCEPLOGNO(240) "transaction %s: renewal of certificate %s (\"%s\")",
+                  op->req->transaction_id, serial,
+                  scep_name_text(p, X509_get_subject_name(signer)));
+    return OK;
+}
+
 static int enroll(pkiop_t *op)
 {
     EVP_PKEY *key = X509_REQ_get0_pubkey(op->req->csr);
     scep_store_t *store;
     scep_txn_t *txn;
     apr_status_t rv;
+    int renewal = is_renewal(op);
     int status;
 
-    if (!op->req->signer_is_csr_key) {
+    /* A renewal is signed with the old key and may ask for a new one. */
+    if (!renewal && !op->req->signer_is_csr_key) {
         refuse(op, 209, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
                "the message is not signed with the key of the certificate request");
         return OK;
@@ -229,7 +416,12 @@ static int enroll(pkiop_t *op)
     if (rv != APR_NOTFOUND) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    status = check_challenge(op);
+    /* The challenge (a renewal's signer) first, as NDES does: a device
+     * without a valid password learns nothing about the templates. */
+    status = renewal ? check_renewal(op, store) : check_challenge(op);
+    if (status == OK) {
+        status = apply_template(op);
+    }
     if (status != OK) {
         return status == DONE ? OK : status;
     }
@@ -258,13 +450,96 @@ static int poll(pkiop_t *op)
     return answer_recorded(op, txn, X509_get0_pubkey(op->req->signer_cert));
 }
 
+/* GetCert and GetCRL name a certificate by IssuerAndSerialNumber: only
+ * this CA's are known here. 1 when the issuer is this CA. */
+static int names_this_ca(pkiop_t *op, int logno)
+{
+    request_rec *r = op->r;
+
+    if (X509_NAME_cmp(op->req->issuer, X509_get_subject_name(op->conf->pki->ca_cert)) == 0) {
+        return 1;
+    }
+    refuse(op, logno, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER,
+           apr_psprintf(r->pool, "the issuer \"%s\" is not this CA",
+                        scep_name_text(r->pool, op->req->issuer)));
+    return 0;
+}
+
+/* GetCert: a certificate this CA issued, revoked or not (its state is the
+ * CRL's business), to anyone who asks: certificates are public. */
+static int get_cert(pkiop_t *op)
+{
+    request_rec *r = op->r;
+    const char *serial = scep_serial_hex(r->pool, op->req->serial);
+    scep_cert_record_t *rec;
+    scep_store_t *store;
+    X509 *cert;
+    apr_status_t rv;
+
+    if (!names_this_ca(op, 230)) {
+        return OK;
+    }
+    if (!serial || !(store = open_store(r))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = store->find_cert(store, r->pool, serial, &rec);
+    if (rv == APR_NOTFOUND) {
+        refuse(op, 231, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER,
+               apr_psprintf(r->pool, "this CA issued no certificate with serial number %s",
+                            serial));
+        return OK;
+    }
+    if (rv != APR_SUCCESS || !(cert = cert_from_pem(r->pool, rec->cert_pem))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  SCEPLOGNO(232) "transaction %s: GetCert answered with certificate %s",
+                  op->req->transaction_id, serial);
+    succeed(op, cert);
+    return OK;
+}
+
+/* GetCRL: the CRL of this CA, whichever of its certificates is named. */
+static int get_crl(pkiop_t *op)
+{
+    request_rec *r = op->r;
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_store_t *store;
+    X509_CRL *crl;
+
+    if (!names_this_ca(op, 233)) {
+        return OK;
+    }
+    if (!(store = open_store(r))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
+        if (!prob.text) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        refuse(op, 234, SCEP_FAIL_BAD_REQUEST, prob.event, prob.text);
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  SCEPLOGNO(235) "transaction %s: GetCRL answered with %d revoked certificates",
+                  op->req->transaction_id, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
+    op->reply.status = SCEP_STATUS_SUCCESS;
+    op->reply.crl = crl;
+    return OK;
+}
+
 static int dispatch(pkiop_t *op)
 {
     switch (op->req->message_type) {
     case SCEP_MSG_PKCSREQ:
+    case SCEP_MSG_RENEWALREQ:
         return enroll(op);
     case SCEP_MSG_CERTPOLL:
         return poll(op);
+    case SCEP_MSG_GETCERT:
+        return get_cert(op);
+    case SCEP_MSG_GETCRL:
+        return get_crl(op);
     default:
         refuse(op, 211, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_BAD_MESSAGE_TYPE,
                apr_psprintf(op->r->pool, "%s is not supported by this server",

@@ -83,6 +83,27 @@ apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptem
 apr_status_t mod_scep_passwords_post_config(server_rec *main_s);
 void mod_scep_passwords_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* The CRL of the built-in CA as of now, from store's revocations. On
+ * failure prob has event 44 and a text, or no text when the store failed
+ * (logged there) (mod_scep_crl.c). */
+apr_status_t mod_scep_crl_current(request_rec *r, scep_store_t *store, X509_CRL **crl,
+                                  scep_problem_t *prob);
+
+/* The `scep-crl` handler: that CRL as DER at a plain HTTP URL
+ * (mod_scep_crl.c). */
+int mod_scep_crl_handler(request_rec *r);
+
+/* The template of that name configured in conf (<SCEPTemplate>, or the
+ * built-in one once mod_scep_templates_finish ran), NULL if none
+ * (mod_scep_template.c). */
+scep_template_t *mod_scep_template_find(const mod_scep_srv_conf_t *conf, const char *name);
+
+/* At startup, after the defaults are applied: adds the built-in template
+ * unless a section of its name replaces it, and returns why the server
+ * cannot start when a key-usage directive names a template that does not
+ * exist (NULL when all exist). */
+const char *mod_scep_templates_finish(apr_pool_t *pconf, mod_scep_srv_conf_t *conf);
+
 /* The `scep-admin` handler: NDES's password page (mod_scep_admin.c). */
 int mod_scep_admin_handler(request_rec *r);
 

@@ -29,6 +29,13 @@
  * BEGIN IMMEDIATE, a PostgreSQL advisory lock), re-reads the version and
  * only then applies what is missing, so the loser of the race finds nothing
  * left to do. The CREATEs say IF NOT EXISTS for databases made by hand.
+ *
+ * Every select asks for random access (SELECT_BUFFERED): apr_dbd's pgsql
+ * driver reports a failed query only then (row by row, it takes the error
+ * for the end of the rows, and pauses 0.1 s at every empty result); the
+ * sqlite3 driver reads all rows either way. Rows start NULL: the pgsql
+ * driver reuses a row it is given. Reading the rows to the end frees them,
+ * and with pgsql the values they returned: entry_or_null() copies.
  */
 
 #include <stdlib.h>
@@ -45,7 +52,6 @@
 #include <mod_dbd.h>
 
 #include <openssl/bio.h>
-#include <openssl/bn.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -118,12 +124,20 @@ static const setup_statement_t sqlite3_on_connect[] = {
     { NULL, 0 }
 };
 
-/* PostgreSQL: transactions do not lock tables; an advisory lock held until
- * the end of the migration transaction serializes migrations. The key is
- * an arbitrary constant ("SCEP" in ASCII). */
+/* PostgreSQL: libpq prints the server's notices on stderr, which is
+ * Apache's error log, as lines of their own ("relation ... already exists,
+ * skipping" for a CREATE ... IF NOT EXISTS): only warnings and errors are
+ * sent. Transactions do not lock tables; an advisory lock held until the
+ * end of the migration transaction serializes migrations. The key is an
+ * arbitrary constant ("SCEP" in ASCII). */
+static const setup_statement_t pgsql_on_connect[] = {
+    { "SET client_min_messages = warning", 0 },
+    { NULL, 0 }
+};
+
 static const driver_quirks_t driver_quirks[] = {
     { "sqlite3", sqlite3_on_connect, NULL },
-    { "pgsql", NULL, "SELECT pg_advisory_xact_lock(1396917584)" },
+    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)" },
 };
 
 static const driver_quirks_t generic_quirks = { "generic", NULL, NULL };
@@ -149,6 +163,9 @@ enum {
     STMT_FIND_TRANSACTION,
     STMT_INSERT_REQUEST,
     STMT_INSERT_CERT,
+    STMT_FIND_CERT,
+    STMT_LIST_REVOKED,
+    STMT_REVOKE,
     STMT_COUNT
 };
 
@@ -172,6 +189,15 @@ static const statement_t statements[STMT_COUNT] = {
       "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
       " cert_pem, created)"
       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "mod_scep_find_cert",
+      "SELECT serial, cert_pem, revoked_at, revocation_reason FROM scep_cert"
+      " WHERE serial = %s" },
+    { "mod_scep_list_revoked",
+      "SELECT serial, revoked_at, revocation_reason FROM scep_cert"
+      " WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial" },
+    { "mod_scep_revoke",
+      "UPDATE scep_cert SET revoked_at = %s, revocation_reason = %d"
+      " WHERE serial = %s AND revoked_at IS NULL" },
 };
 
 typedef struct dbd_store_t {
@@ -180,16 +206,35 @@ typedef struct dbd_store_t {
     ap_dbd_t *dbd;
 } dbd_store_t;
 
+/* apr_dbd_select()'s seek argument: random access, see the top. */
+#define SELECT_BUFFERED 1
+
 static apr_dbd_prepared_t *prepared(const dbd_store_t *st, int which)
 {
     return apr_hash_get(st->dbd->prepared, statements[which].label, APR_HASH_KEY_STRING);
 }
 
-static const char *dbd_error(const ap_dbd_t *dbd, int err)
+/* The driver's text of the last error, on one line: PostgreSQL's has a
+ * line for the error, one for DETAIL and ends in a newline. */
+static const char *dbd_error(apr_pool_t *p, const ap_dbd_t *dbd, int err)
 {
     const char *text = apr_dbd_error(dbd->driver, dbd->handle, err);
+    char *line, *c;
+    apr_size_t len;
 
-    return text ? text : "unknown database error";
+    if (!text || !*text) {
+        return "unknown database error";
+    }
+    line = apr_pstrdup(p, text);
+    for (c = line; *c; c++) {
+        if (*c == '\n' || *c == '\r' || *c == '\t') {
+            *c = ' ';
+        }
+    }
+    for (len = strlen(line); len > 0 && line[len - 1] == ' '; len--) {
+        line[len - 1] = '\0';
+    }
+    return line;
 }
 
 /* ----------------------------------------------------------------------
@@ -200,10 +245,9 @@ static const char *dbd_error(const ap_dbd_t *dbd, int err)
 static int run_select(apr_pool_t *p, ap_dbd_t *dbd, const char *sql)
 {
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
-    int err = apr_dbd_select(dbd->driver, p, dbd->handle, &res, sql, 0);
+    apr_dbd_row_t *row = NULL;
+    int err = apr_dbd_select(dbd->driver, p, dbd->handle, &res, sql, SELECT_BUFFERED);
 
-    /* Sequential results must be read to the end before the next query. */
     while (!err && apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
     }
     return err;
@@ -221,12 +265,12 @@ static apr_status_t run_on_connect(request_rec *r, ap_dbd_t *dbd, const driver_q
         if (stmt->optional) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, SCEPLOGNO(310)
                           "database setup '%s' left to another process: %s", stmt->sql,
-                          dbd_error(dbd, err));
+                          dbd_error(r->pool, dbd, err));
             continue;
         }
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(301)
                       "database setup '%s' failed: %s (NDES event 23)", stmt->sql,
-                      dbd_error(dbd, err));
+                      dbd_error(r->pool, dbd, err));
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -236,13 +280,13 @@ static apr_status_t run_on_connect(request_rec *r, ap_dbd_t *dbd, const driver_q
 static int read_schema_version(apr_pool_t *p, ap_dbd_t *dbd, int *version)
 {
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     const char *value;
     int err;
 
     *version = 0;
     err = apr_dbd_select(dbd->driver, p, dbd->handle, &res,
-                         "SELECT MAX(version) FROM scep_schema", 0);
+                         "SELECT MAX(version) FROM scep_schema", SELECT_BUFFERED);
     while (!err && apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
         value = apr_dbd_get_entry(dbd->driver, row, 0);
         if (value && *value) {
@@ -325,11 +369,11 @@ static int migrate_once(request_rec *r, ap_dbd_t *dbd, const driver_quirks_t *qu
     }
     if (err) {
         /* Read before the rollback replaces it. */
-        *error = apr_pstrdup(r->pool, dbd_error(dbd, err));
+        *error = dbd_error(r->pool, dbd, err);
     }
     err = end_transaction(dbd, r->pool, trans, err);
     if (err && !*error) {
-        *error = dbd_error(dbd, err);
+        *error = dbd_error(r->pool, dbd, err);
     }
     return err;
 }
@@ -374,7 +418,7 @@ static apr_status_t prepare_statements(request_rec *r, ap_dbd_t *dbd)
         if (err) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(304)
                           "cannot prepare %s: %s (NDES event 23)", statements[i].label,
-                          dbd_error(dbd, err));
+                          dbd_error(r->pool, dbd, err));
             return APR_EGENERAL;
         }
         apr_hash_set(dbd->prepared, statements[i].label, APR_HASH_KEY_STRING, stmt);
@@ -404,12 +448,15 @@ static apr_status_t make_ready(request_rec *r, ap_dbd_t *dbd)
  * Values
  */
 
-/* Drivers return NULL or "" for SQL NULL: both mean "none" here. */
-static const char *entry_or_null(const ap_dbd_t *dbd, apr_dbd_row_t *row, int col)
+/* A copy in p of a row's value: the pgsql driver's values live in its
+ * result, freed when the rows have been read. Drivers return NULL or ""
+ * for SQL NULL: both mean "none" here. */
+static const char *entry_or_null(apr_pool_t *p, const ap_dbd_t *dbd, apr_dbd_row_t *row,
+                                 int col)
 {
     const char *value = apr_dbd_get_entry(dbd->driver, row, col);
 
-    return value && *value ? value : NULL;
+    return value && *value ? apr_pstrdup(p, value) : NULL;
 }
 
 static const char *iso8601_of_tm(apr_pool_t *p, int year, int mon, int mday, int hour, int min,
@@ -436,18 +483,6 @@ static const char *iso8601_of_asn1(apr_pool_t *p, const ASN1_TIME *t)
     }
     return iso8601_of_tm(p, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                          tm.tm_sec);
-}
-
-/* Upper-case hex of the serial number, as BN_bn2hex writes it. */
-static const char *serial_hex(apr_pool_t *p, X509 *cert)
-{
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    const char *serial = hex ? apr_pstrdup(p, hex) : NULL;
-
-    OPENSSL_free(hex);
-    BN_free(bn);
-    return serial;
 }
 
 static const char *cert_pem(apr_pool_t *p, X509 *cert)
@@ -479,7 +514,7 @@ typedef struct cert_row_t {
 static apr_status_t cert_row_of(apr_pool_t *p, const scep_txn_t *txn, X509 *cert,
                                 cert_row_t *row)
 {
-    row->serial = txn->serial ? txn->serial : serial_hex(p, cert);
+    row->serial = txn->serial ? txn->serial : scep_serial_hex(p, X509_get0_serialNumber(cert));
     row->subject = txn->subject ? txn->subject : scep_name_text(p, X509_get_subject_name(cert));
     row->issuer = scep_name_text(p, X509_get_issuer_name(cert));
     row->not_before = iso8601_of_asn1(p, X509_get0_notBefore(cert));
@@ -501,7 +536,7 @@ static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p,
     dbd_store_t *st = store->baton;
     ap_dbd_t *dbd = st->dbd;
     apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
+    apr_dbd_row_t *row = NULL;
     const char *args[] = { transaction_id };
     const char *type;
     scep_txn_t *found = NULL;
@@ -509,11 +544,11 @@ static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p,
 
     *txn = NULL;
     err = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, prepared(st, STMT_FIND_TRANSACTION),
-                          0, 1, args);
+                          SELECT_BUFFERED, 1, args);
     if (err) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(305)
                       "cannot look up transaction %s: %s (NDES event 23)", transaction_id,
-                      dbd_error(dbd, err));
+                      dbd_error(p, dbd, err));
         return APR_EGENERAL;
     }
     /* The primary key allows one row; reading to the end frees the result. */
@@ -522,15 +557,15 @@ static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p,
             continue;
         }
         found = apr_pcalloc(p, sizeof(*found));
-        found->transaction_id = entry_or_null(dbd, row, 0);
-        found->key_id = entry_or_null(dbd, row, 1);
-        found->status = entry_or_null(dbd, row, 2);
-        found->subject = entry_or_null(dbd, row, 3);
-        found->serial = entry_or_null(dbd, row, 4);
-        found->reason = entry_or_null(dbd, row, 5);
-        type = entry_or_null(dbd, row, 6);
+        found->transaction_id = entry_or_null(p, dbd, row, 0);
+        found->key_id = entry_or_null(p, dbd, row, 1);
+        found->status = entry_or_null(p, dbd, row, 2);
+        found->subject = entry_or_null(p, dbd, row, 3);
+        found->serial = entry_or_null(p, dbd, row, 4);
+        found->reason = entry_or_null(p, dbd, row, 5);
+        type = entry_or_null(p, dbd, row, 6);
         found->message_type = type ? atoi(type) : 0;
-        found->cert_pem = entry_or_null(dbd, row, 7);
+        found->cert_pem = entry_or_null(p, dbd, row, 7);
     }
     *txn = found;
     return found ? APR_SUCCESS : APR_NOTFOUND;
@@ -598,7 +633,7 @@ static apr_status_t record_issued(scep_store_t *store, apr_pool_t *p, const scep
         err = insert_cert(st, p, txn->transaction_id, &row, now);
     }
     if (err) {
-        error = apr_pstrdup(p, dbd_error(dbd, err));
+        error = dbd_error(p, dbd, err);
     }
     if ((err = end_transaction(dbd, p, trans, err)) == 0) {
         goto leave;
@@ -612,10 +647,136 @@ static apr_status_t record_issued(scep_store_t *store, apr_pool_t *p, const scep
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(308)
                   "cannot record certificate %s of transaction %s: %s (NDES event 31)",
-                  row.serial, txn->transaction_id, error ? error : dbd_error(dbd, err));
+                  row.serial, txn->transaction_id, error ? error : dbd_error(p, dbd, err));
     rv = APR_EGENERAL;
 leave:
     return rv;
+}
+
+/* The times written by iso8601_of_tm(); 0 when text is not one. */
+static apr_time_t time_of_iso8601(const char *text)
+{
+    apr_time_exp_t tm = { 0 };
+    apr_time_t when;
+    int n = 0;
+
+    if (!text
+        || sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6
+        || text[n] != '\0') {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return apr_time_exp_gmt_get(&when, &tm) == APR_SUCCESS ? when : 0;
+}
+
+/* The revocation_reason column; anything but a code counts as none. */
+static int reason_of(const char *text)
+{
+    char *end;
+    apr_int64_t reason;
+
+    if (!text) {
+        return SCEP_CRL_REASON_NONE;
+    }
+    reason = apr_strtoi64(text, &end, 10);
+    return *end == '\0' && reason == (int)reason && scep_crl_reason_valid((int)reason)
+               ? (int)reason
+               : SCEP_CRL_REASON_NONE;
+}
+
+static apr_status_t find_cert(scep_store_t *store, apr_pool_t *p, const char *serial,
+                              scep_cert_record_t **rec)
+{
+    dbd_store_t *st = store->baton;
+    ap_dbd_t *dbd = st->dbd;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *args[] = { serial };
+    scep_cert_record_t *found = NULL;
+    int err;
+
+    *rec = NULL;
+    err = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, prepared(st, STMT_FIND_CERT),
+                          SELECT_BUFFERED, 1, args);
+    if (err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(340)
+                      "cannot look up certificate %s: %s (NDES event 19)", serial,
+                      dbd_error(p, dbd, err));
+        return APR_EGENERAL;
+    }
+    /* serial is the primary key; reading to the end frees the result. */
+    while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        if (found) {
+            continue;
+        }
+        found = apr_pcalloc(p, sizeof(*found));
+        found->serial = entry_or_null(p, dbd, row, 0);
+        found->cert_pem = entry_or_null(p, dbd, row, 1);
+        found->revoked_at = time_of_iso8601(entry_or_null(p, dbd, row, 2));
+        found->reason = reason_of(entry_or_null(p, dbd, row, 3));
+    }
+    *rec = found;
+    return found ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+static apr_status_t list_revoked(scep_store_t *store, apr_pool_t *p,
+                                 apr_array_header_t **revoked)
+{
+    dbd_store_t *st = store->baton;
+    ap_dbd_t *dbd = st->dbd;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    scep_revoked_t *entry;
+    apr_array_header_t *list = apr_array_make(p, 16, sizeof(scep_revoked_t));
+    int err;
+
+    *revoked = NULL;
+    err = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, prepared(st, STMT_LIST_REVOKED),
+                          SELECT_BUFFERED, 0, NULL);
+    if (err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(341)
+                      "cannot list the revoked certificates: %s (NDES event 44)",
+                      dbd_error(p, dbd, err));
+        return APR_EGENERAL;
+    }
+    while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0) {
+        entry = apr_array_push(list);
+        entry->serial = entry_or_null(p, dbd, row, 0);
+        entry->revoked_at = time_of_iso8601(entry_or_null(p, dbd, row, 1));
+        entry->reason = reason_of(entry_or_null(p, dbd, row, 2));
+    }
+    *revoked = list;
+    return APR_SUCCESS;
+}
+
+static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *serial,
+                                int reason)
+{
+    dbd_store_t *st = store->baton;
+    ap_dbd_t *dbd = st->dbd;
+    const char *args[] = { iso8601_now(p), apr_itoa(p, reason), serial };
+    scep_cert_record_t *rec;
+    apr_status_t rv;
+    int nrows = 0, err;
+
+    if (!scep_crl_reason_valid(reason)) {
+        return APR_EINVAL;
+    }
+    err = apr_dbd_pquery(dbd->driver, p, dbd->handle, &nrows, prepared(st, STMT_REVOKE), 3,
+                         args);
+    if (err) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, st->r, SCEPLOGNO(342)
+                      "cannot revoke certificate %s: %s", serial, dbd_error(p, dbd, err));
+        return APR_EGENERAL;
+    }
+    if (nrows == 1) {
+        return APR_SUCCESS;
+    }
+    /* Nothing changed: unknown, or revoked before (the first reason stays). */
+    rv = find_cert(store, p, serial, &rec);
+    return rv == APR_SUCCESS ? APR_EEXIST : rv;
 }
 
 scep_store_t *mod_scep_store_dbd(request_rec *r)
@@ -638,6 +799,9 @@ scep_store_t *mod_scep_store_dbd(request_rec *r)
     st->dbd = dbd;
     st->store.find_transaction = find_transaction;
     st->store.record_issued = record_issued;
+    st->store.find_cert = find_cert;
+    st->store.list_revoked = list_revoked;
+    st->store.revoke = revoke_cert;
     st->store.baton = st;
     return &st->store;
 }

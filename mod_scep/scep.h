@@ -244,6 +244,14 @@ apr_status_t scep_certrep_build(apr_pool_t *p, const scep_pki_t *pki, const scep
 apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl,
                              unsigned char **der, apr_size_t *len);
 
+/* The GetNextCACert body (RFC 8894 section 4.7.1): a SignedData whose
+ * content is a degenerate certs-only SignedData holding next_ca, signed
+ * with md by the current CA key, or by the RA signing key when the CA key
+ * is not here (an RA in front of an external CA). Failures have event 14. */
+apr_status_t scep_next_ca_body(apr_pool_t *p, const scep_pki_t *pki, X509 *next_ca,
+                               const EVP_MD *md, unsigned char **der, apr_size_t *len,
+                               scep_problem_t *prob);
+
 /* Capabilities that depend on configuration (RFC 8894 section 3.5.2). */
 #define SCEP_CAP_RENEWAL 0x01
 #define SCEP_CAP_NEXT_CA_CERT 0x02
@@ -252,19 +260,120 @@ apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl
 const char *scep_capabilities(apr_pool_t *p, unsigned int caps);
 
 /* ----------------------------------------------------------------------
+ * Certificate templates (scep_policy.c): what a certificate issued under a
+ * template looks like and what a CSR may ask for, NDES's templates.
+ */
+
+/* subjectAltName types a template lets pass from the CSR. */
+#define SCEP_SAN_DNS 0x01
+#define SCEP_SAN_IP 0x02
+#define SCEP_SAN_EMAIL 0x04
+#define SCEP_SAN_URI 0x08
+#define SCEP_SAN_UPN 0x10 /* otherName Microsoft UPN */
+#define SCEP_SAN_ALL 0x1f
+
+/* Key types a template accepts. */
+#define SCEP_KEYTYPE_RSA 0x01
+#define SCEP_KEYTYPE_EC 0x02
+
+/* key_usage of a template: copy the CSR's keyUsage. */
+#define SCEP_KU_FROM_REQUEST (-1)
+
+typedef enum {
+    SCEP_ISSUANCE_AUTO = 1,  /* issued at once */
+    SCEP_ISSUANCE_MANUAL = 2 /* held for a CA manager */
+} scep_issuance_t;
+
+typedef struct scep_template_t {
+    const char *name;
+    int validity_days;            /* 0: the server's SCEPCertificateValidity */
+    int key_usage;                /* X509v3_KU_* bits set (critical), or SCEP_KU_FROM_REQUEST */
+    apr_array_header_t *ext_key_usage; /* of ASN1_OBJECT *: EKU set; NULL: the CSR's */
+    apr_array_header_t *subject_nids;  /* of int: subject attributes allowed; NULL: any */
+    unsigned int san_types;       /* SCEP_SAN_* that may pass; others are refused */
+    int min_rsa_bits;             /* smallest RSA modulus accepted */
+    unsigned int key_types;       /* SCEP_KEYTYPE_* accepted */
+    scep_issuance_t issuance;
+    const char *enroll_group;     /* LDAP group DN with enroll permission, NULL if none */
+} scep_template_t;
+
+#define SCEP_BUILTIN_TEMPLATE "IPSECIntermediateOffline"
+
+/* The built-in IPSECIntermediateOffline template (NDES's "IPSec (Offline
+ * request)"), made on p: EKU IP security IKE intermediate, keyUsage
+ * digitalSignature and keyEncipherment, subject and subjectAltName from the
+ * request, RSA of at least 2048 bits or EC, issued at once, validity from
+ * the server (one year by default). */
+scep_template_t *scep_template_builtin(apr_pool_t *p);
+
+/* Adds an extendedKeyUsage OID (dotted, or a name OpenSSL knows such as
+ * "clientAuth") to the template's list; APR_EINVAL if it is neither. */
+apr_status_t scep_template_add_eku(apr_pool_t *p, scep_template_t *tmpl, const char *oid);
+
+/* A template with the defaults of a configured one: keyUsage and EKU from
+ * the request, any subject, every subjectAltName type, RSA of at least 2048
+ * bits or EC, issued at once, validity from the server. */
+scep_template_t *scep_template_new(apr_pool_t *p, const char *name);
+
+/* Whether csr asks only for what tmpl allows: key type and size, subject
+ * attributes, subjectAltName types, no basicConstraints CA:TRUE, no critical
+ * extension the CA would drop. A refusal is badRequest (NDES event 23) with a text that says what
+ * was refused and by which template. The CSR's signature is not checked
+ * here (the message layer did). */
+apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
+                               scep_problem_t *prob);
+
+/* ----------------------------------------------------------------------
  * The built-in CA (scep_ca.c).
  */
 
 typedef struct scep_issue_opts_t {
     int validity_days;   /* default 365 */
     const EVP_MD *md;    /* SHA-256 unless SCEPHashAlgorithm says otherwise */
+    const scep_template_t *tmpl; /* keyUsage and EKU to set; NULL: the CSR's */
+    const char *crl_url; /* http:// URL for the CRL distribution points; NULL: none */
 } scep_issue_opts_t;
 
-/* Issues a certificate from a verified CSR: subject as requested; keyUsage,
- * extendedKeyUsage and subjectAltName from the extensionRequest; random
+/* Issues a certificate from a verified CSR: subject as requested;
+ * subjectAltName from the extensionRequest; keyUsage and extendedKeyUsage
+ * as opts->tmpl sets them, else from the extensionRequest; random
  * positive 128-bit serial; AKI and SKI; signed by pki->ca_key. */
 apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
                            const scep_issue_opts_t *opts, X509 **cert, scep_problem_t *prob);
+
+/* ----------------------------------------------------------------------
+ * The built-in CA's CRL (scep_crl.c).
+ */
+
+/* No CRLReason recorded: the CRL entry has no reasonCode extension. */
+#define SCEP_CRL_REASON_NONE (-1)
+
+typedef struct scep_revoked_t {
+    const char *serial;      /* hex, as the records keep it */
+    apr_time_t revoked_at;
+    int reason;              /* CRLReason code, or SCEP_CRL_REASON_NONE */
+} scep_revoked_t;
+
+typedef struct scep_crl_opts_t {
+    const EVP_MD *md;        /* SCEPHashAlgorithm */
+    int validity_hours;      /* nextUpdate = thisUpdate + this (SCEPCRLValidity) */
+} scep_crl_opts_t;
+
+/* Upper-case hex of a serial number, as BN_bn2hex writes it: the form the
+ * records keep serials in. NULL when it cannot be converted. */
+const char *scep_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial);
+
+/* 1 for the CRLReason codes of RFC 5280 section 5.3.1 (0-10 but 7). */
+int scep_crl_reason_valid(int reason);
+
+/* A v2 CRL of pki's CA, signed with its key: thisUpdate now, nextUpdate
+ * validity_hours later, one entry per revoked (of scep_revoked_t) with its
+ * reasonCode, and the cRLNumber (the time of issue in microseconds, so that
+ * numbers increase without a counter to keep) and authorityKeyIdentifier
+ * extensions. Failures have event 44. */
+apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki,
+                            const apr_array_header_t *revoked, const scep_crl_opts_t *opts,
+                            X509_CRL **crl, scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
  * Durable records (implemented outside the core: mod_scep_store_dbd.c).
@@ -283,6 +392,14 @@ typedef struct scep_txn_t {
     int message_type;         /* scep_msg_type_t of the request, 0 if not known */
 } scep_txn_t;
 
+/* A certificate in the records. */
+typedef struct scep_cert_record_t {
+    const char *serial;       /* hex */
+    const char *cert_pem;
+    apr_time_t revoked_at;    /* 0: not revoked */
+    int reason;               /* CRLReason when revoked, SCEP_CRL_REASON_NONE if not given */
+} scep_cert_record_t;
+
 typedef struct scep_store_t scep_store_t;
 struct scep_store_t {
     /* APR_NOTFOUND when the transaction is unknown. */
@@ -293,6 +410,17 @@ struct scep_store_t {
     apr_status_t (*record_issued)(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn,
                                   X509 *cert, const char *client_addr);
     void *baton;
+    /* The certificate with this serial (hex as scep_hex_serial() writes it);
+     * APR_NOTFOUND when this CA never issued it. */
+    apr_status_t (*find_cert)(scep_store_t *store, apr_pool_t *p, const char *serial,
+                              scep_cert_record_t **rec);
+    /* Every revoked certificate, as scep_revoked_t, oldest revocation first. */
+    apr_status_t (*list_revoked)(scep_store_t *store, apr_pool_t *p,
+                                 apr_array_header_t **revoked);
+    /* Revokes a certificate with a CRLReason code (RFC 5280 section 5.3.1);
+     * APR_NOTFOUND when unknown, APR_EEXIST when already revoked (the first
+     * reason stays), APR_EINVAL for a reason scep_crl_reason_valid() refuses. */
+    apr_status_t (*revoke)(scep_store_t *store, apr_pool_t *p, const char *serial, int reason);
 };
 
 #endif /* mod_scep_scep_h */

@@ -57,9 +57,21 @@ static apr_status_t validity_end(apr_pool_t *p, X509 *ca_cert, apr_time_t now, i
     return APR_SUCCESS;
 }
 
-static int is_copied(int nid)
+/* The requested extensions the CA copies: subjectAltName (the policy check
+ * has already refused the types the template does not allow), and keyUsage
+ * and extendedKeyUsage unless the template sets its own. */
+static int is_copied(const scep_template_t *tmpl, int nid)
 {
-    return nid == NID_key_usage || nid == NID_ext_key_usage || nid == NID_subject_alt_name;
+    switch (nid) {
+    case NID_subject_alt_name:
+        return 1;
+    case NID_key_usage:
+        return !tmpl || tmpl->key_usage == SCEP_KU_FROM_REQUEST;
+    case NID_ext_key_usage:
+        return !tmpl || !tmpl->ext_key_usage;
+    default:
+        return 0;
+    }
 }
 
 /* Whether a requested extension decodes: copying a broken one would make a
@@ -77,13 +89,13 @@ static int decodes(X509_EXTENSION *ext)
 
 /* Copies one requested extension as it is (criticality included) when it
  * is one the CA honours. */
-static apr_status_t copy_requested(apr_pool_t *p, X509_EXTENSION *ext, X509 *cert,
-                                   scep_problem_t *prob)
+static apr_status_t copy_requested(apr_pool_t *p, const scep_template_t *tmpl,
+                                   X509_EXTENSION *ext, X509 *cert, scep_problem_t *prob)
 {
     int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
     apr_status_t rv = APR_SUCCESS;
 
-    if (!is_copied(nid)) {
+    if (!is_copied(tmpl, nid)) {
         goto leave;
     }
     if (X509_get_ext_by_NID(cert, nid, -1) >= 0) {
@@ -106,8 +118,8 @@ static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
     sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
 }
 
-static apr_status_t copy_requested_exts(apr_pool_t *p, X509_REQ *csr, X509 *cert,
-                                        scep_problem_t *prob)
+static apr_status_t copy_requested_exts(apr_pool_t *p, const scep_template_t *tmpl,
+                                        X509_REQ *csr, X509 *cert, scep_problem_t *prob)
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
     apr_status_t rv = APR_SUCCESS;
@@ -115,8 +127,73 @@ static apr_status_t copy_requested_exts(apr_pool_t *p, X509_REQ *csr, X509 *cert
 
     SCEP_OWN(p, exts, free_ext_list);
     for (i = 0; rv == APR_SUCCESS && i < sk_X509_EXTENSION_num(exts); i++) {
-        rv = copy_requested(p, sk_X509_EXTENSION_value(exts, i), cert, prob);
+        rv = copy_requested(p, tmpl, sk_X509_EXTENSION_value(exts, i), cert, prob);
     }
+    return rv;
+}
+
+/* X509v3_KU_* bits in the order of the KeyUsage BIT STRING (RFC 5280
+ * 4.2.1.3): bit n of the first byte is 0x80 >> n, decipherOnly is bit 8. */
+static const int ku_bit_order[] = {
+    X509v3_KU_DIGITAL_SIGNATURE, X509v3_KU_NON_REPUDIATION, X509v3_KU_KEY_ENCIPHERMENT,
+    X509v3_KU_DATA_ENCIPHERMENT, X509v3_KU_KEY_AGREEMENT, X509v3_KU_KEY_CERT_SIGN,
+    X509v3_KU_CRL_SIGN, X509v3_KU_ENCIPHER_ONLY, X509v3_KU_DECIPHER_ONLY,
+};
+
+/* The template's keyUsage, critical as RFC 5280 recommends. */
+static apr_status_t add_template_ku(int key_usage, X509 *cert, scep_problem_t *prob)
+{
+    ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
+    apr_status_t rv = APR_SUCCESS;
+    int n, ok = bits != NULL;
+
+    for (n = 0; ok && n < (int)(sizeof(ku_bit_order) / sizeof(ku_bit_order[0])); n++) {
+        if (key_usage & ku_bit_order[n]) {
+            ok = ASN1_BIT_STRING_set_bit(bits, n, 1);
+        }
+    }
+    if (!ok || X509_add1_ext_i2d(cert, NID_key_usage, bits, 1, X509V3_ADD_DEFAULT) != 1) {
+        rv = issue_problem(prob, APR_ENOMEM, "cannot add the template's keyUsage");
+    }
+    ASN1_BIT_STRING_free(bits);
+    return rv;
+}
+
+static apr_status_t add_template_eku(const apr_array_header_t *oids, X509 *cert,
+                                     scep_problem_t *prob)
+{
+    EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+    apr_status_t rv = APR_SUCCESS;
+    int i, ok = eku != NULL;
+
+    /* The stack only borrows the template's objects: freed without them. */
+    for (i = 0; ok && i < oids->nelts; i++) {
+        ok = sk_ASN1_OBJECT_push(eku, APR_ARRAY_IDX(oids, i, ASN1_OBJECT *)) > 0;
+    }
+    if (!ok || X509_add1_ext_i2d(cert, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) != 1) {
+        rv = issue_problem(prob, APR_ENOMEM, "cannot add the template's extendedKeyUsage");
+    }
+    sk_ASN1_OBJECT_free(eku);
+    return rv;
+}
+
+/* What the template sets in place of the CSR's keyUsage and EKU. */
+static apr_status_t add_template_exts(const scep_template_t *tmpl, X509 *cert,
+                                      scep_problem_t *prob)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!tmpl) {
+        goto leave;
+    }
+    if (tmpl->key_usage != SCEP_KU_FROM_REQUEST
+        && (rv = add_template_ku(tmpl->key_usage, cert, prob)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if (tmpl->ext_key_usage) {
+        rv = add_template_eku(tmpl->ext_key_usage, cert, prob);
+    }
+leave:
     return rv;
 }
 
@@ -124,6 +201,19 @@ static apr_status_t copy_requested_exts(apr_pool_t *p, X509_REQ *csr, X509 *cert
 static apr_status_t step(apr_status_t rv, const scep_problem_t *why, scep_problem_t *prob)
 {
     return rv == APR_SUCCESS ? rv : issue_problem(prob, rv, why->text);
+}
+
+/* Where relying parties fetch this CA's CRL (SCEPCRLURL): one distribution
+ * point with the full name as a URI, the form RFC 5280 section 4.2.1.13
+ * asks for. */
+static apr_status_t add_crl_dist_point(apr_pool_t *p, const char *url, X509 *cert,
+                                       X509 *ca_cert, scep_problem_t *prob)
+{
+    scep_problem_t why = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+
+    return step(scep_x509_cert_add_ext(p, cert, ca_cert, NID_crl_distribution_points,
+                                       apr_pstrcat(p, "URI:", url, NULL), &why),
+                &why, prob);
 }
 
 apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
@@ -155,7 +245,10 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
                                  not_after, &x, &why),
               &why, prob);
     if (rv == APR_SUCCESS) {
-        rv = copy_requested_exts(p, csr, x, prob);
+        rv = copy_requested_exts(p, opts ? opts->tmpl : NULL, csr, x, prob);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = add_template_exts(opts ? opts->tmpl : NULL, x, prob);
     }
     if (rv == APR_SUCCESS) {
         rv = step(
@@ -164,6 +257,9 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
     }
     if (rv == APR_SUCCESS) {
         rv = step(scep_x509_cert_add_key_ids(p, x, pki->ca_cert, &why), &why, prob);
+    }
+    if (rv == APR_SUCCESS && opts && opts->crl_url) {
+        rv = add_crl_dist_point(p, opts->crl_url, x, pki->ca_cert, prob);
     }
     if (rv == APR_SUCCESS) {
         rv = step(scep_x509_cert_sign(p, x, pki->ca_key, md, &why), &why, prob);

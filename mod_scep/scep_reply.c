@@ -189,6 +189,42 @@ leave:
     return rv;
 }
 
+apr_status_t scep_next_ca_body(apr_pool_t *p, const scep_pki_t *pki, X509 *next_ca,
+                               const EVP_MD *md, unsigned char **der, apr_size_t *len,
+                               scep_problem_t *prob)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    X509 *signer = pki->ca_key ? pki->ca_cert : pki->ra_sign_cert;
+    EVP_PKEY *key = pki->ca_key ? pki->ca_key : pki->ra_sign_key;
+    unsigned int flags = CMS_BINARY | CMS_NOSMIMECAP;
+    CMS_ContentInfo *cms = NULL;
+    CMS_SignerInfo *si;
+    BIO *content = NULL;
+    unsigned char *inner;
+    apr_size_t inner_len;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!certs || !sk_X509_push(certs, next_ca)
+        || scep_certs_only(p, certs, NULL, &inner, &inner_len) != APR_SUCCESS
+        || inner_len > INT_MAX || !(content = BIO_new_mem_buf(inner, (int)inner_len))) {
+        rv = fail_to(prob, SCEP_EVENT_FAIL_TO_SIGN, "cannot encode the next CA certificate");
+        goto leave;
+    }
+    cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
+    si = cms ? CMS_add1_signer(cms, signer, key, md ? md : EVP_sha256(), flags) : NULL;
+    if (!si || CMS_final(cms, content, NULL, flags) != 1
+        || cms_to_der(p, cms, der, len) != APR_SUCCESS) {
+        rv = fail_to(prob, SCEP_EVENT_FAIL_TO_SIGN,
+                     pki->ca_key ? "cannot sign the next CA certificate with the CA key"
+                                 : "cannot sign the next CA certificate with the RA key");
+    }
+leave:
+    CMS_ContentInfo_free(cms);
+    BIO_free(content);
+    sk_X509_free(certs);
+    return rv;
+}
+
 const char *scep_capabilities(apr_pool_t *p, unsigned int caps)
 {
     /* RFC 8894 asks for the exact case; keywords implied by SCEPStandard are

@@ -31,7 +31,9 @@ for f in "$CONFIG_C" "$HACKING" "$CONF"; do
 done
 
 # The directive names of the command table: the first argument of each
-# AP_INIT_* entry, a string literal or a macro #defined to one.
+# AP_INIT_* entry, a string literal or a macro #defined to one. A section
+# ("<SCEPTemplate") is named without its "<"; the directives inside a
+# section are not in the command table and not checked here.
 code_directives() {
     local arg value
     sed -n '/command_rec [A-Za-z_0-9]*\[\] *=/,/^};/p' "$CONFIG_C" |
@@ -48,20 +50,24 @@ code_directives() {
                 echo "?$arg"
             else
                 value=${value#\"}
+                value=${value#<}
                 echo "${value%\"}"
             fi
         done
 }
 
 # The first column of HACKING.md's directive table: | `SCEPName ARGS` | ...
+# or | `<SCEPSection ARGS>` ... |
 hacking_directives() {
     # shellcheck disable=SC2016 # the backquotes are Markdown, not a command
-    sed -nE 's/^\|[[:space:]]*`(SCEP[A-Za-z0-9]+)[ `].*/\1/p' "$HACKING"
+    sed -nE 's/^\|[[:space:]]*`<?(SCEP[A-Za-z0-9]+)[ `>].*/\1/p' "$HACKING"
 }
 
-# Directives scep.conf sets or shows commented out: first word of a line.
+# Directives scep.conf sets or shows commented out: first word of a line
+# (a section's opening tag without its "<").
 conf_directives() {
-    sed -nE 's/^[[:space:]]*#?[[:space:]]*(SCEP[A-Za-z0-9]+)([[:space:]].*)?$/\1/p' "$CONF" | sort -u
+    sed -nE 's/^[[:space:]]*#?[[:space:]]*<?(SCEP[A-Za-z0-9]+)([[:space:]>].*)?$/\1/p' "$CONF" |
+        sort -u
 }
 
 code=$(code_directives | sort -u)

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from sceptest import admin as A  # noqa: E402
 from sceptest import client as C  # noqa: E402
+from sceptest import db  # noqa: E402
 from sceptest import pki  # noqa: E402
 from sceptest.httpd import Apache, Env  # noqa: E402
 from sceptest.kdc import KDC  # noqa: E402
@@ -26,11 +27,30 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
 
 def pytest_report_header(config):
-    return 'mod_scep integration: MPM %s, repo %s' % (os.environ.get('SCEP_MPM', 'event'), REPO)
+    return 'mod_scep integration: MPM %s, database %s, repo %s' % (
+        os.environ.get('SCEP_MPM', 'event'), db.KIND, REPO)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def database_server():
+    """SCEP_DB=pgsql: a PostgreSQL server of the tests' own on loopback
+    (t/gen/<mpm>/pgsql, see sceptest/pgsql.py) for the whole session; every
+    server root gets its own database there. The session's servers name it
+    (through env, admin_env) so that it stops after them."""
+    if db.KIND != 'pgsql':
+        yield None
+        return
+    from sceptest.pgsql import Cluster
+    c = Cluster(os.path.join(REPO, 't', 'gen', os.environ.get('SCEP_MPM', 'event'), 'pgsql'))
+    c.start()
+    db.use_cluster(c)
+    yield c
+    db.use_cluster(None)
+    c.stop()
 
 
 @pytest.fixture(scope='session')
-def env():
+def env(database_server):
     e = Env(REPO)
     if not e.built():
         pytest.fail('mod_scep is not built: %s and %s must exist (autoreconf -fi && ./configure '
@@ -128,7 +148,7 @@ CHALLENGE = 'mod-scep-test-challenge'
 # needs them, stopped at the end of the session) -----------------------------
 
 @pytest.fixture(scope='session')
-def admin_env():
+def admin_env(database_server):
     e = Env(REPO, name='admin', port_base=18600)
     if not e.built():
         pytest.fail('mod_scep is not built', pytrace=False)

@@ -7,6 +7,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
 
 from sceptest import checks, pki
+from sceptest import templates as T
 from sceptest import client as C
 from sceptest.httpd import CHALLENGE
 
@@ -18,7 +19,13 @@ def csr_for(key, cn, **kw):
 
 def test_enroll_full_certificate(scep, files, keys, httpd):
     """AES-128 + SHA-256 + PKCS#1 v1.5 (the RFC 8894 MTI set) with a CSR that
-    asks for subject, SAN, KU and EKU."""
+    asks for subject, SAN, KU and EKU, under a template that takes KU and EKU
+    from the request (the built-in one sets its own: test_templates.py)."""
+    with httpd.config(**T.pass_through_config()):
+        enroll_full_certificate(scep, files, keys, httpd)
+
+
+def enroll_full_certificate(scep, files, keys, httpd):
     key = keys.take()
     subject = pki.name('device-001.example.test', 'mod_scep tests',
                        [(NameOID.ORGANIZATIONAL_UNIT_NAME, 'Integration'),
@@ -28,7 +35,7 @@ def test_enroll_full_certificate(scep, files, keys, httpd):
                        dns=['device-001.example.test', 'alt.example.test'], ips=['192.0.2.10'],
                        ku=ku, eku=[EKU.CLIENT_AUTH, EKU.SERVER_AUTH])
     msg, r, rep = scep.enroll(csr, key)
-    cert = checks.assert_issued(msg, r, rep, files.ca)
+    cert = checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
     san = pki.ext(cert, x509.SubjectAlternativeName)
     assert san.get_values_for_type(x509.DNSName) == ['device-001.example.test', 'alt.example.test']
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address('192.0.2.10')]

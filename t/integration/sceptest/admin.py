@@ -46,16 +46,34 @@ def ldap_url(slapd):
     return '%s/%s?uid' % (slapd.url(ssl=True), L.PEOPLE)
 
 
+# The template whose enroll group comes from its <SCEPTemplate> section
+# (EnrollGroup); the others' come from SCEPTemplateEnrollGroup, so the
+# admin page's tests cover both.
+SECTION_GROUP_TEMPLATE = 'SCEPSign'
+
+
+def template_sections():
+    """The two configured templates of the admin server, shaped like the
+    built-in one (config text, main server)."""
+    like_builtin = ('    KeyUsage digitalSignature keyEncipherment\n'
+                    '    ExtendedKeyUsage 1.3.6.1.5.5.8.2.2\n')
+    return ('<SCEPTemplate SCEPSign>\n%s    EnrollGroup "%s"\n</SCEPTemplate>\n'
+            '<SCEPTemplate SCEPEncrypt>\n%s</SCEPTemplate>\n'
+            % (like_builtin, L.TEMPLATE_GROUPS[SECTION_GROUP_TEMPLATE], like_builtin))
+
+
 def scep_directives(slapd, password_max=1000):
     """mod_scep's directives of the admin server (main server, inherited by
     every virtual host): one-time passwords only (no static challenge file),
-    three templates with their groups, the CA administrators, the LDAP URL."""
+    three templates with their groups (template_sections() defines two), the
+    CA administrators, the LDAP URL."""
     d = [('SCEPChallengePasswordFile', None),
          ('SCEPPasswordMax', str(password_max)),
          ('SCEPSignatureTemplate', 'SCEPSign'),
          ('SCEPEncryptionTemplate', 'SCEPEncrypt')]
     for template, group in L.TEMPLATE_GROUPS.items():
-        d.append(('SCEPTemplateEnrollGroup', '%s "%s"' % (template, group)))
+        if template != SECTION_GROUP_TEMPLATE:
+            d.append(('SCEPTemplateEnrollGroup', '%s "%s"' % (template, group)))
     d += [('SCEPCAAdminGroup', '"%s"' % L.CA_ADMINS),
           ('SCEPLDAPURL', '"%s"' % ldap_url(slapd)),
           ('SCEPLDAPBindDN', '"%s"' % L.BIND_DN),
@@ -114,7 +132,7 @@ SSLProtocol -all +TLSv1.2 +TLSv1.3
 LDAPTrustedGlobalCert CA_BASE64 "{tls_ca.ca_file}"
 LDAPVerifyServerCert On
 LogLevel warn scep:info ldap:warn authnz_ldap:info auth_gssapi:info
-
+{template_sections()}
 # plain HTTP (the devices' port): the admin page must refuse
 <VirtualHost 127.0.0.1:{ports.http}>
     ServerName localhost

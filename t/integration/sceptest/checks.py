@@ -7,6 +7,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from . import client as C
 from . import pki
+from . import templates as T
 
 
 def assert_reply_ok(msg, rep):
@@ -29,10 +30,11 @@ def assert_failure(msg, r, rep, fail_infos):
 
 
 def assert_issued(msg, r, rep, ca, subject=None, chain=False, validity_days=365,
-                  sig_hash='sha256'):
+                  sig_hash='sha256', ku=T.BUILTIN_KU, eku=T.BUILTIN_EKU):
     """SUCCESS: the checks of every reply, then the issued certificate:
-    chains to ca, the requester's key, the CSR's subject/KU/EKU/SAN, random
-    positive serial, validity, signature hash, AKI+SKI."""
+    chains to ca, the requester's key, the CSR's subject and SAN, the
+    template's KU and EKU (default: the built-in template's; T.FROM_REQUEST:
+    the CSR's), random positive serial, validity, signature hash, AKI+SKI."""
     assert r.status == 200, 'HTTP %d: %r' % (r.status, r.body[:300])
     assert r.content_type.split(';')[0].strip() == C.CT_PKI, r.content_type
     assert rep is not None
@@ -44,11 +46,12 @@ def assert_issued(msg, r, rep, ca, subject=None, chain=False, validity_days=365,
             'SCEPCertRepIncludeChain On: expected [issued, CA], got %d certs' % len(rep.certs)
     else:
         assert len(rep.certs) == 1, 'expected the issued certificate alone, got %d' % len(rep.certs)
-    check_issued_cert(cert, msg.inner, ca, subject, validity_days, sig_hash)
+    check_issued_cert(cert, msg.inner, ca, subject, validity_days, sig_hash, ku, eku)
     return cert
 
 
-def check_issued_cert(cert, csr_der, ca, subject=None, validity_days=365, sig_hash='sha256'):
+def check_issued_cert(cert, csr_der, ca, subject=None, validity_days=365, sig_hash='sha256',
+                      ku=T.BUILTIN_KU, eku=T.BUILTIN_EKU):
     csr = x509.load_der_x509_csr(csr_der)
     assert pki.verify_issued_by(cert, ca), 'issued certificate does not verify with the CA'
     assert pki.public_der(cert) == pki.public_der(csr), 'issued for another key'
@@ -72,15 +75,27 @@ def check_issued_cert(cert, csr_der, ca, subject=None, validity_days=365, sig_ha
     assert pki.ext(cert, x509.SubjectKeyIdentifier) is not None, 'no subjectKeyIdentifier'
     bc = pki.ext(cert, x509.BasicConstraints)
     assert bc is None or not bc.ca, 'issued a CA certificate'
-    # extensions copied from the CSR
+    # extensions copied from the CSR: the SAN, and KU/EKU when the template
+    # takes them from the request; otherwise the template's
     want = {}
     try:
         for e in csr.extensions:
             want[e.oid] = e
     except x509.UnsupportedGeneralNameType:
         pass
-    for oid in (ExtensionOID.KEY_USAGE, ExtensionOID.EXTENDED_KEY_USAGE,
-                ExtensionOID.SUBJECT_ALTERNATIVE_NAME):
+    copied = [ExtensionOID.SUBJECT_ALTERNATIVE_NAME]
+    if ku == T.FROM_REQUEST:
+        copied.append(ExtensionOID.KEY_USAGE)
+    else:
+        got = cert.extensions.get_extension_for_class(x509.KeyUsage)
+        assert got.critical, 'keyUsage not critical'
+        assert got.value == ku, 'keyUsage %r, expected the template\'s %r' % (got.value, ku)
+    if eku == T.FROM_REQUEST:
+        copied.append(ExtensionOID.EXTENDED_KEY_USAGE)
+    else:
+        got = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        assert got == list(eku), 'extendedKeyUsage %r, expected the template\'s %r' % (got, eku)
+    for oid in copied:
         if oid in want:
             try:
                 got = cert.extensions.get_extension_for_oid(oid)

@@ -769,6 +769,9 @@ def check_reply(msg, rep):
     if rep.pki_status == SUCCESS:
         if rep.cipher != msg.cipher:
             probs.append('reply cipher %s, request used %s' % (rep.cipher, msg.cipher))
-        if not rep.certs:
+        if msg.message_type == GETCRL:
+            if len(rep.crls) != 1:
+                probs.append('GetCRL SUCCESS with %d CRLs' % len(rep.crls))
+        elif not rep.certs:
             probs.append('SUCCESS without certificates')
     return probs

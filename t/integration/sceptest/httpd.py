@@ -14,9 +14,10 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
+
+from .db import database
 
 MODULES_DIR = '/usr/lib/apache2/modules'
 APACHE = '/usr/sbin/apache2'
@@ -65,6 +66,9 @@ class Env:
         self.pki = os.path.join(self.gen, 'pki')
         self.db_dir = os.path.join(self.gen, 'db')
         self.db = os.path.join(self.db_dir, 'scep.db')
+        # the records: self.db, or a PostgreSQL database of this root (SCEP_DB)
+        self.database = database(self.gen,
+                                 os.path.relpath(self.gen, os.path.join(repo, 't', 'gen')))
         self.logs = os.path.join(self.gen, 'logs')
         self.run_dir = os.path.join(self.gen, 'run')
         self.conf = os.path.join(self.gen, 'conf', 'httpd.conf')
@@ -81,7 +85,7 @@ class Env:
 
     def clean(self):
         """Removes what an earlier run left (only this root's own directories:
-        other roots may live below it)."""
+        other roots may live below it) and empties the database."""
         for d in (self.pki, self.db_dir, self.logs, self.run_dir, os.path.dirname(self.conf),
                   self.work):
             if os.path.isdir(d):
@@ -98,6 +102,7 @@ class Env:
         with open(self.challenge_file, 'w') as f:
             f.write(CHALLENGE + '\n')
         os.chmod(self.challenge_file, 0o600)
+        self.database.reset()
 
     def setup_pki(self, pki_dir=None, extra=()):
         cmd = [self.scepctl, 'setup', '-d', pki_dir or self.pki, '--ca-subject', CA_SUBJECT]
@@ -172,8 +177,7 @@ Timeout 30
     MinSpareServers 2
     MaxSpareServers 6
 </IfModule>
-DBDriver sqlite3
-DBDParams "{env.db}"
+{env.database.dbd_directives()}
 {scep}
 <Location /certsrv/mscep>
     SetHandler scep
@@ -391,15 +395,11 @@ class Apache:
             self.startup_expected = []
             self.restart_with()
 
-    # the database
-    def db(self):
-        uri = 'file:%s?mode=ro' % self.env.db
-        return sqlite3.connect(uri, uri=True, timeout=10)
-
     def db_rows(self, sql, args=()):
-        con = self.db()
-        try:
-            con.row_factory = sqlite3.Row
-            return [dict(r) for r in con.execute(sql, args)]
-        finally:
-            con.close()
+        """Rows of the records database (SQL with ? placeholders) as dicts."""
+        return self.env.database.rows(sql, args)
+
+    def db_execute(self, sql, args=()):
+        """Changes the records behind the server's back (? placeholders);
+        the number of rows changed."""
+        return self.env.database.execute(sql, args)

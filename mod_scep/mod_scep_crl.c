@@ -1,0 +1,107 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The built-in CA's CRL in the glue: made from the records (scep_crl.c says
+ * why on demand), for GetCRL and for the `scep-crl` handler, which serves
+ * it as DER (application/pkix-crl, RFC 2585) at the plain HTTP URL that
+ * SCEPCRLURL puts into issued certificates' CRL distribution points.
+ * Plain HTTP on purpose: relying parties fetch CRLs without TLS, whose own
+ * revocation checks would need this very CRL.
+ */
+
+#include <apr_strings.h>
+
+#include <httpd.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_scep_private.h"
+
+#define SCEP_CRL_HANDLER "scep-crl"
+
+apr_status_t mod_scep_crl_current(request_rec *r, scep_store_t *store, X509_CRL **crl,
+                                  scep_problem_t *prob)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
+    scep_crl_opts_t opts = { conf->hash_md, conf->crl_validity_hours };
+    apr_array_header_t *revoked;
+    apr_status_t rv;
+
+    *crl = NULL;
+    rv = store->list_revoked(store, r->pool, &revoked);
+    if (rv != APR_SUCCESS) {
+        /* Logged by the store: a server fault, not the device's. */
+        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+    }
+    return scep_crl_build(r->pool, conf->pki, revoked, &opts, crl, prob);
+}
+
+static int send_crl(request_rec *r, X509_CRL *crl)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509_CRL(crl, &der);
+    int status = OK;
+
+    if (len <= 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(120) "cannot encode the CRL (NDES event 44)");
+        mod_scep_rlog_openssl(r, APLOG_ERR);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_set_content_type(r, "application/pkix-crl");
+    ap_set_content_length(r, len);
+    if (!r->header_only && ap_rwrite(der, len, r) < 0) {
+        status = DONE; /* the client went away */
+    }
+    OPENSSL_free(der);
+    return status;
+}
+
+int mod_scep_crl_handler(request_rec *r)
+{
+    mod_scep_srv_conf_t *conf;
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_store_t *store;
+    X509_CRL *crl;
+
+    if (!r->handler || strcmp(r->handler, SCEP_CRL_HANDLER) != 0) {
+        return DECLINED;
+    }
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
+    if (r->method_number == M_OPTIONS) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = mod_scep_srv_conf(r->server);
+    if (!conf->enabled) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(121) "SetHandler " SCEP_CRL_HANDLER
+                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
+                                     " (NDES event 2)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!(store = mod_scep_store_dbd(r))) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
+        if (prob.text) {
+            mod_scep_log_problem(r, APLOG_ERR, 122, &prob);
+        }
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return send_crl(r, crl);
+}

@@ -1,0 +1,286 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * Certificate templates and the policy check of a CSR against one: what
+ * NDES leaves to the enterprise CA's template, done here before the
+ * built-in CA issues anything. A refusal names what was refused and the
+ * template, because the device administrator reads it in failInfoText and
+ * nothing else tells them which setting of the server stopped the device.
+ */
+
+#include <apr_strings.h>
+
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+#include "scep.h"
+
+/* NDES's "IPSec (Offline request)" EKU: IP security IKE intermediate. */
+#define OID_IPSEC_IKE_INTERMEDIATE "1.3.6.1.5.5.8.2.2"
+#define DEFAULT_MIN_RSA_BITS 2048
+
+scep_template_t *scep_template_new(apr_pool_t *p, const char *name)
+{
+    scep_template_t *tmpl = apr_pcalloc(p, sizeof(*tmpl));
+
+    tmpl->name = apr_pstrdup(p, name);
+    tmpl->key_usage = SCEP_KU_FROM_REQUEST;
+    tmpl->san_types = SCEP_SAN_ALL;
+    tmpl->min_rsa_bits = DEFAULT_MIN_RSA_BITS;
+    tmpl->key_types = SCEP_KEYTYPE_RSA | SCEP_KEYTYPE_EC;
+    tmpl->issuance = SCEP_ISSUANCE_AUTO;
+    return tmpl;
+}
+
+apr_status_t scep_template_add_eku(apr_pool_t *p, scep_template_t *tmpl, const char *oid)
+{
+    ASN1_OBJECT *obj = OBJ_txt2obj(oid, 0);
+
+    if (!obj) {
+        return APR_EINVAL;
+    }
+    SCEP_OWN(p, obj, ASN1_OBJECT_free);
+    if (!tmpl->ext_key_usage) {
+        tmpl->ext_key_usage = apr_array_make(p, 2, sizeof(ASN1_OBJECT *));
+    }
+    APR_ARRAY_PUSH(tmpl->ext_key_usage, ASN1_OBJECT *) = obj;
+    return APR_SUCCESS;
+}
+
+scep_template_t *scep_template_builtin(apr_pool_t *p)
+{
+    scep_template_t *tmpl = scep_template_new(p, SCEP_BUILTIN_TEMPLATE);
+
+    tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_ENCIPHERMENT;
+    /* A constant dotted OID: it always parses. */
+    scep_template_add_eku(p, tmpl, OID_IPSEC_IKE_INTERMEDIATE);
+    return tmpl;
+}
+
+static apr_status_t refused(apr_pool_t *p, scep_problem_t *prob, const scep_template_t *tmpl,
+                            const char *what)
+{
+    return scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                        apr_psprintf(p, "%s by template %s", what, tmpl->name));
+}
+
+static unsigned int key_type_of(EVP_PKEY *key)
+{
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+        return SCEP_KEYTYPE_RSA;
+    case EVP_PKEY_EC:
+        return SCEP_KEYTYPE_EC;
+    default:
+        return 0;
+    }
+}
+
+static apr_status_t check_key(apr_pool_t *p, const scep_template_t *tmpl, EVP_PKEY *key,
+                              scep_problem_t *prob)
+{
+    unsigned int type = key_type_of(key);
+    const char *name = EVP_PKEY_get0_type_name(key);
+
+    if (!(type & tmpl->key_types)) {
+        return refused(p, prob, tmpl, apr_psprintf(p, "key type %s is not allowed",
+                                                   name ? name : "unknown"));
+    }
+    if (type == SCEP_KEYTYPE_RSA && EVP_PKEY_get_bits(key) < tmpl->min_rsa_bits) {
+        return scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                            apr_psprintf(p, "RSA key of %d bits is below the %d the template "
+                                         "%s requires", EVP_PKEY_get_bits(key),
+                                         tmpl->min_rsa_bits, tmpl->name));
+    }
+    return APR_SUCCESS;
+}
+
+static int nid_allowed(const apr_array_header_t *nids, int nid)
+{
+    int i;
+
+    for (i = 0; i < nids->nelts; i++) {
+        if (APR_ARRAY_IDX(nids, i, int) == nid) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *object_text(apr_pool_t *p, const ASN1_OBJECT *obj)
+{
+    char buf[128];
+
+    OBJ_obj2txt(buf, sizeof(buf), obj, 0);
+    return apr_pstrdup(p, buf);
+}
+
+static apr_status_t check_subject(apr_pool_t *p, const scep_template_t *tmpl,
+                                  const X509_NAME *subject, scep_problem_t *prob)
+{
+    const ASN1_OBJECT *obj;
+    int i;
+
+    if (!tmpl->subject_nids) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < X509_NAME_entry_count(subject); i++) {
+        obj = X509_NAME_ENTRY_get_object(X509_NAME_get_entry(subject, i));
+        if (!nid_allowed(tmpl->subject_nids, OBJ_obj2nid(obj))) {
+            return refused(p, prob, tmpl, apr_psprintf(p, "subject attribute %s is not allowed",
+                                                       object_text(p, obj)));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* The template flag of a subjectAltName entry, 0 for types no template
+ * lets pass; *name says the type in a refusal. */
+static unsigned int san_type_of(const GENERAL_NAME *gn, const char **name)
+{
+    switch (gn->type) {
+    case GEN_DNS:
+        *name = "DNS";
+        return SCEP_SAN_DNS;
+    case GEN_IPADD:
+        *name = "IP";
+        return SCEP_SAN_IP;
+    case GEN_EMAIL:
+        *name = "EMAIL";
+        return SCEP_SAN_EMAIL;
+    case GEN_URI:
+        *name = "URI";
+        return SCEP_SAN_URI;
+    case GEN_OTHERNAME:
+        if (OBJ_obj2nid(gn->d.otherName->type_id) == NID_ms_upn) {
+            *name = "UPN";
+            return SCEP_SAN_UPN;
+        }
+        *name = "otherName";
+        return 0;
+    case GEN_DIRNAME:
+        *name = "dirName";
+        return 0;
+    case GEN_RID:
+        *name = "registeredID";
+        return 0;
+    default:
+        *name = "x400Address/ediPartyName";
+        return 0;
+    }
+}
+
+static void free_general_names(GENERAL_NAMES *names)
+{
+    GENERAL_NAMES_free(names);
+}
+
+static apr_status_t check_san(apr_pool_t *p, const scep_template_t *tmpl,
+                              const STACK_OF(X509_EXTENSION) *exts, scep_problem_t *prob)
+{
+    int crit = -1, i;
+    GENERAL_NAMES *names = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
+    const char *type;
+
+    SCEP_OWN(p, names, free_general_names);
+    if (!names && crit == -2) {
+        return refused(p, prob, tmpl, "a subjectAltName extension requested twice is not allowed");
+    }
+    if (!names && crit >= 0) {
+        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST,
+                            SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                            "the CSR's subjectAltName cannot be decoded");
+    }
+    for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        if (!(san_type_of(sk_GENERAL_NAME_value(names, i), &type) & tmpl->san_types)) {
+            return refused(p, prob, tmpl, apr_psprintf(p, "subjectAltName type %s is not "
+                                                       "allowed", type));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static void free_basic_constraints(BASIC_CONSTRAINTS *bc)
+{
+    BASIC_CONSTRAINTS_free(bc);
+}
+
+/* A device may not become a CA. basicConstraints CA:FALSE is what the CA
+ * sets anyway, so asking for it is harmless. */
+static int asks_for_ca(apr_pool_t *p, const STACK_OF(X509_EXTENSION) *exts)
+{
+    int crit = -1;
+    BASIC_CONSTRAINTS *bc = X509V3_get_d2i(exts, NID_basic_constraints, &crit, NULL);
+
+    SCEP_OWN(p, bc, free_basic_constraints);
+    /* Undecodable or present twice: treated as asking. */
+    return crit != -1 && (!bc || bc->ca);
+}
+
+/* A critical extension says the certificate must not be used by anyone who
+ * does not understand it; the CA copies only keyUsage, extendedKeyUsage and
+ * subjectAltName, so any other critical one the device asks for would be
+ * silently lost: refused instead. */
+static apr_status_t check_critical(apr_pool_t *p, const scep_template_t *tmpl,
+                                   const STACK_OF(X509_EXTENSION) *exts, scep_problem_t *prob)
+{
+    X509_EXTENSION *ext;
+    int i, nid;
+
+    if (asks_for_ca(p, exts)) {
+        return refused(p, prob, tmpl, "extension basicConstraints with CA:TRUE is not allowed");
+    }
+    for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+        ext = sk_X509_EXTENSION_value(exts, i);
+        nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+        if (X509_EXTENSION_get_critical(ext) && nid != NID_key_usage
+            && nid != NID_ext_key_usage && nid != NID_subject_alt_name
+            && nid != NID_basic_constraints) {
+            return refused(p, prob, tmpl, apr_psprintf(p, "critical extension %s is not allowed",
+                                                       object_text(p,
+                                                           X509_EXTENSION_get_object(ext))));
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
+{
+    sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
+}
+
+apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
+                               scep_problem_t *prob)
+{
+    EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    apr_status_t rv;
+
+    SCEP_OWN(p, exts, free_ext_list);
+    if (!key) {
+        rv = scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST,
+                          SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                          "the CSR's public key cannot be decoded");
+        goto leave;
+    }
+    if ((rv = check_key(p, tmpl, key, prob)) != APR_SUCCESS
+        || (rv = check_subject(p, tmpl, X509_REQ_get_subject_name(csr), prob)) != APR_SUCCESS
+        || (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = check_critical(p, tmpl, exts, prob);
+leave:
+    return rv;
+}

@@ -1,0 +1,254 @@
+"""Certificate templates (issue 4): the built-in IPSECIntermediateOffline,
+<SCEPTemplate> sections chosen by the CSR's keyUsage as NDES chooses, the
+policy check's refusals, and the startup refusal of unknown template names."""
+import ipaddress
+import re
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
+
+from sceptest import checks, pki
+from sceptest import client as C
+from sceptest import templates as T
+from sceptest.httpd import CHALLENGE, make_conf
+
+KU_SIGN = pki.key_usage(digital_signature=True)                            # 0x80
+KU_ENCRYPT = pki.key_usage(key_encipherment=True)                          # 0x20
+KU_GENERAL = pki.key_usage(digital_signature=True, key_encipherment=True)  # 0xa0
+KU_AGREEMENT = pki.key_usage(key_agreement=True)                           # 0x08
+
+REFUSAL_LINE = r'SCEP26[34]: PKCSReq for transaction %s refused: %s \(NDES event 23\)'
+
+
+def make_csr(key, subject='device.example.test', sans=(), ku=None, eku=None):
+    """A CSR with any subjectAltName entries (x509.GeneralName objects)."""
+    if isinstance(subject, str):
+        subject = pki.name(subject)
+    b = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    if ku is not None:
+        b = b.add_extension(ku, critical=True)
+    if eku:
+        b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    b = b.add_attribute(pki.OID_CHALLENGE_PASSWORD, CHALLENGE.encode())
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def template_line(httpd, msg, template, key_usage):
+    pattern = r'SCEP262: transaction %s: keyUsage %s, template %s' % (
+        msg.transaction_id, key_usage, template)
+    assert httpd.errlog.find(pattern), 'no line %r in:\n%s' % (
+        pattern, '\n'.join(httpd.errlog.lines()))
+
+
+def assert_refused(httpd, msg, r, rep, text):
+    """FAILURE badRequest whose failInfoText is text, and its log line."""
+    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+    assert rep.fail_info_text == text, rep.fail_info_text
+    pattern = REFUSAL_LINE % (msg.transaction_id, re.escape(text))
+    httpd.errlog.expect(pattern)
+    assert httpd.errlog.find(pattern), 'no line %r in:\n%s' % (
+        pattern, '\n'.join(httpd.errlog.lines()))
+
+
+# --- the built-in template ---------------------------------------------------
+
+def test_builtin_template_is_ipsec_offline(scep, files, keys, httpd):
+    """Without configuration every request gets NDES's IPSec (Offline
+    request): EKU IP security IKE intermediate and keyUsage digitalSignature
+    + keyEncipherment in place of what the CSR asks for, subject and SAN from
+    the request, one year."""
+    key = keys.take()
+    csr = make_csr(key, pki.name('ipsec.example.test', 'mod_scep tests'),
+                   sans=[x509.DNSName('ipsec.example.test'),
+                         x509.IPAddress(ipaddress.ip_address('192.0.2.44'))],
+                   ku=KU_SIGN, eku=[EKU.CLIENT_AUTH])
+    msg, r, rep = scep.enroll(csr, key)
+    cert = checks.assert_issued(msg, r, rep, files.ca, validity_days=365)
+    assert pki.ext(cert, x509.KeyUsage) == KU_GENERAL
+    assert list(pki.ext(cert, x509.ExtendedKeyUsage)) == [T.OID_IPSEC_IKE_INTERMEDIATE]
+    san = pki.ext(cert, x509.SubjectAlternativeName)
+    assert san.get_values_for_type(x509.DNSName) == ['ipsec.example.test']
+    template_line(httpd, msg, T.BUILTIN, '0x80')
+
+
+# --- templates chosen by keyUsage --------------------------------------------
+
+BY_USAGE = (T.section('DeviceSigning', 'Validity 30', 'KeyUsage digitalSignature',
+                      'ExtendedKeyUsage clientAuth')
+            + T.section('DeviceEncryption', 'Validity 60', 'KeyUsage keyEncipherment',
+                        'ExtendedKeyUsage emailProtection 1.3.6.1.5.5.8.2.2')
+            + T.section('DeviceGeneral', 'Validity 90',
+                        'KeyUsage digitalSignature keyEncipherment',
+                        'ExtendedKeyUsage serverAuth clientAuth'))
+
+
+@pytest.fixture(scope='module')
+def by_usage(httpd):
+    with httpd.config(raw_extra=BY_USAGE, SCEPSignatureTemplate='DeviceSigning',
+                      SCEPEncryptionTemplate='DeviceEncryption',
+                      SCEPGeneralPurposeTemplate='DeviceGeneral'):
+        yield httpd
+
+
+@pytest.mark.parametrize('csr_ku,logged,template,ku,eku,days', [
+    (KU_SIGN, '0x80', 'DeviceSigning', KU_SIGN, [EKU.CLIENT_AUTH], 30),
+    (KU_ENCRYPT, '0x20', 'DeviceEncryption', KU_ENCRYPT,
+     [EKU.EMAIL_PROTECTION, T.OID_IPSEC_IKE_INTERMEDIATE], 60),
+    (KU_GENERAL, '0xa0', 'DeviceGeneral', KU_GENERAL, [EKU.SERVER_AUTH, EKU.CLIENT_AUTH], 90),
+    # neither bit: read by the two bits alone, so general purpose
+    (KU_AGREEMENT, '0x08', 'DeviceGeneral', KU_GENERAL, [EKU.SERVER_AUTH, EKU.CLIENT_AUTH], 90),
+    (None, 'none', 'DeviceGeneral', KU_GENERAL, [EKU.SERVER_AUTH, EKU.CLIENT_AUTH], 90),
+], ids=['0x80', '0x20', '0xa0', '0x08', 'none'])
+def test_template_by_key_usage(by_usage, scep, files, keys, csr_ku, logged, template, ku, eku,
+                               days):
+    key = keys.take()
+    msg, r, rep = scep.enroll(make_csr(key, 'ku-%s.example.test' % logged, ku=csr_ku,
+                                       eku=[EKU.CODE_SIGNING]), key)
+    checks.assert_issued(msg, r, rep, files.ca, validity_days=days, ku=ku, eku=eku)
+    template_line(by_usage, msg, template, logged)
+    event39 = by_usage.errlog.find(r'SCEP260: transaction %s: .*template DeviceGeneral '
+                                   r'\(NDES event 39\)' % msg.transaction_id,
+                                   wait=0 if csr_ku else 2.0, levels=('info', 'notice'))
+    assert bool(event39) == (csr_ku is None), event39
+
+
+# --- refusals ----------------------------------------------------------------
+
+STRICT = (T.section('Strict', 'AllowSubject CN O', 'AllowSubjectAltName DNS IP',
+                    'MinimumKeySize 3072', 'KeyTypes rsa')
+          + T.section('EcOnly', 'KeyTypes ec')
+          + T.section('Held', 'Issuance manual'))
+
+
+@pytest.fixture(scope='module')
+def strict(httpd):
+    with httpd.config(raw_extra=STRICT, SCEPGeneralPurposeTemplate='Strict',
+                      SCEPSignatureTemplate='EcOnly', SCEPEncryptionTemplate='Held'):
+        yield httpd
+
+
+@pytest.fixture(scope='module')
+def key3072():
+    return pki.new_key(3072)
+
+
+def test_allowed_request_passes_strict_template(strict, scep, files, key3072):
+    csr = make_csr(key3072, pki.name('ok.example.test', 'mod_scep tests'),
+                   sans=[x509.DNSName('ok.example.test')], ku=KU_GENERAL)
+    msg, r, rep = scep.enroll(csr, key3072)
+    checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
+
+
+@pytest.mark.parametrize('san,name', [
+    (x509.UniformResourceIdentifier('https://device.example.test/'), 'URI'),
+    (x509.RFC822Name('device@example.test'), 'EMAIL'),
+    (x509.RegisteredID(x509.ObjectIdentifier('1.2.3.4')), 'registeredID'),
+], ids=['URI', 'EMAIL', 'RID'])
+def test_forbidden_san_type(strict, scep, key3072, san, name):
+    csr = make_csr(key3072, sans=[x509.DNSName('device.example.test'), san], ku=KU_GENERAL)
+    msg, r, rep = scep.enroll(csr, key3072)
+    assert_refused(strict, msg, r, rep,
+                   'subjectAltName type %s is not allowed by template Strict' % name)
+
+
+def test_key_too_small(strict, scep, keys):
+    key = keys.take()  # 2048 bits
+    msg, r, rep = scep.enroll(make_csr(key, ku=KU_GENERAL), key)
+    assert_refused(strict, msg, r, rep,
+                   'RSA key of 2048 bits is below the 3072 the template Strict requires')
+
+
+def test_forbidden_key_type(strict, scep, keys):
+    key = keys.take()
+    msg, r, rep = scep.enroll(make_csr(key, ku=KU_SIGN), key)
+    assert_refused(strict, msg, r, rep, 'key type RSA is not allowed by template EcOnly')
+
+
+def test_forbidden_subject_attribute(strict, scep, key3072):
+    subject = pki.name('device.example.test', 'mod_scep tests',
+                       [(NameOID.ORGANIZATIONAL_UNIT_NAME, 'Not allowed')])
+    msg, r, rep = scep.enroll(make_csr(key3072, subject, ku=KU_GENERAL), key3072)
+    assert_refused(strict, msg, r, rep,
+                   'subject attribute organizationalUnitName is not allowed by template Strict')
+
+
+def test_manual_issuance_is_refused_for_now(strict, scep, keys):
+    """Issuance manual is parsed; until pending approval exists such requests
+    are refused rather than issued."""
+    key = keys.take()
+    msg, r, rep = scep.enroll(make_csr(key, ku=KU_ENCRYPT), key)
+    assert_refused(strict, msg, r, rep, 'template Held requires approval by a CA manager: '
+                                        'manual approval is not available yet')
+
+
+def test_refusal_is_not_recorded_as_issued(strict, scep, keys):
+    key = keys.take()
+    msg, r, rep = scep.enroll(make_csr(key, ku=KU_SIGN), key)
+    assert_refused(strict, msg, r, rep, 'key type RSA is not allowed by template EcOnly')
+    assert not [row for row in checks.request_rows(strict, msg.transaction_id)
+                if row['status'] == 'issued']
+
+
+# --- configuration -----------------------------------------------------------
+
+def config_test(httpd, extra, raw_extra=''):
+    return httpd.config_test(make_conf(httpd.env, httpd.base_directives + list(extra),
+                                       raw_extra))
+
+
+@pytest.mark.parametrize('directive', ['SCEPSignatureTemplate', 'SCEPEncryptionTemplate',
+                                       'SCEPGeneralPurposeTemplate'])
+def test_unknown_template_name_refuses_to_start(httpd, directive):
+    rc, out = config_test(httpd, [(directive, 'NoSuchTemplate')], T.PASS_THROUGH_SECTION)
+    assert rc != 0, out
+    assert re.search(r'SCEP050: main server: %s NoSuchTemplate: no <SCEPTemplate '
+                     r'NoSuchTemplate> is configured and it is not the built-in '
+                     r'IPSECIntermediateOffline \(NDES event 2\)' % directive, out), out
+
+
+def test_configured_and_builtin_names_start(httpd):
+    rc, out = config_test(httpd, [('SCEPSignatureTemplate', T.PASS_THROUGH),
+                                  ('SCEPEncryptionTemplate', T.BUILTIN.lower())],
+                          T.PASS_THROUGH_SECTION)
+    assert rc == 0, out
+    assert 'Syntax OK' in out
+
+
+@pytest.mark.parametrize('body,message', [
+    ('Validity 0', r'Validity: .0. is not a number of days between 1 and 36500'),
+    ('KeyUsage keyCertSign', r'KeyUsage: unknown value .keyCertSign.'),
+    ('KeyUsage FromRequest digitalSignature', r'KeyUsage: .FromRequest. stands alone'),
+    ('ExtendedKeyUsage not-an-oid', r'ExtendedKeyUsage: .not-an-oid. is neither a dotted OID'),
+    ('AllowSubjectAltName DNS X400', r'AllowSubjectAltName: unknown value .X400.'),
+    ('AllowSubject CN NoSuchAttribute', r'AllowSubject: .NoSuchAttribute. is not a subject'),
+    ('MinimumKeySize 100', r'MinimumKeySize: .100. is not a number of bits'),
+    ('KeyTypes dsa', r'KeyTypes: unknown value .dsa.'),
+    ('Issuance later', r'Issuance: .later. is neither auto nor manual'),
+    ('SCEPHashAlgorithm SHA256', r'SCEPHashAlgorithm: is not a template directive'),
+], ids=lambda v: v.split()[0] if ' ' in v else None)
+def test_bad_template_directive_is_a_syntax_error(httpd, body, message):
+    rc, out = config_test(httpd, [], T.section('Broken', body))
+    assert rc != 0, out
+    assert re.search(r'<SCEPTemplate Broken> ' + message, out), out
+
+
+def test_template_defined_twice_is_a_syntax_error(httpd):
+    rc, out = config_test(httpd, [], T.section('Twice') + T.section('twice'))
+    assert rc != 0, out
+    assert 'this template is already defined in this server' in out, out
+
+
+def test_documented_example_parses(httpd):
+    """The commented <SCEPTemplate> example of conf.d/scep.conf, uncommented,
+    is a valid configuration."""
+    with open(httpd.env.repo + '/conf.d/scep.conf') as f:
+        text = f.read()
+    m = re.search(r'^\s*#(<SCEPTemplate (\w+)>.*?#</SCEPTemplate>)', text, re.S | re.M)
+    assert m, 'no <SCEPTemplate> example in conf.d/scep.conf'
+    section = re.sub(r'^\s*#', '', m.group(1), flags=re.M)
+    rc, out = config_test(httpd, [('SCEPSignatureTemplate', m.group(2))], section)
+    assert rc == 0, out
