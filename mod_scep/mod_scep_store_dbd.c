@@ -119,7 +119,11 @@ typedef struct driver_quirks_t {
  * when children open a new database together only one of them can switch
  * it, the others find it "locked" and get WAL from the one that won. */
 static const setup_statement_t sqlite3_on_connect[] = {
-    { "PRAGMA busy_timeout = 10000", 0 },
+    /* Short: SQLite waits out a busy database while apr_dbd's per-process
+     * lock is held, so the thread holding the write lock (under the event
+     * MPM, in the same process) could not commit for as long. apr_dbd
+     * retries busy statements itself with that lock released. */
+    { "PRAGMA busy_timeout = 50", 0 },
     { "PRAGMA journal_mode = WAL", 1 },
     { NULL, 0 }
 };
