@@ -12,12 +12,12 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 
 from .db import database
+from .process import terminate
 
 MODULES_DIR = '/usr/lib/apache2/modules'
 APACHE = '/usr/sbin/apache2'
@@ -346,12 +346,7 @@ class Apache:
     def stop(self, timeout=20):
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, timeout)
         self.proc = None
         self.running_conf = None
         # the port must be free again before a restart

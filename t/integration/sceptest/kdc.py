@@ -16,13 +16,13 @@ Principals: alice, bob, carol, dave (passwords of ldap.USERS), and
 HTTP/localhost, HTTP/127.0.0.1 (random keys, in http.keytab).
 """
 import os
-import signal
 import socket
 import subprocess
 import time
 
 from .httpd import free_port
 from .ldap import USERS
+from .process import terminate
 
 REALM = 'EXAMPLE.TEST'
 KRB5KDC = '/usr/sbin/krb5kdc'
@@ -208,10 +208,5 @@ class KDC:
     def stop(self, timeout=10):
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, timeout)
         self.proc = None

@@ -23,12 +23,12 @@ slapd logs binds, searches and compares (loglevel stats) to slapd.log.
 import base64
 import hashlib
 import os
-import signal
 import socket
 import subprocess
 import time
 
 from .httpd import free_port
+from .process import terminate
 
 SLAPD = '/usr/sbin/slapd'
 SLAPADD = '/usr/sbin/slapadd'
@@ -244,10 +244,5 @@ access to *
     def stop(self, timeout=10):
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, timeout)
         self.proc = None

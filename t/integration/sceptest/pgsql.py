@@ -91,7 +91,7 @@ class Cluster:
 
     def _configure(self):
         with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
-            f.write(f"""
+            f.write("""
 # t/integration/sceptest/pgsql.py
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
