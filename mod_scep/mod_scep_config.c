@@ -178,17 +178,25 @@ static int parse_bounded(const char *arg, apr_int64_t min, apr_int64_t max, apr_
     return errno == 0 && end != arg && *end == '\0' && *value >= min && *value <= max;
 }
 
+/* A whole number of `unit` in [min, max] into *member. */
+static const char *set_bounded_int(cmd_parms *cmd, int *member, const char *arg, int min,
+                                   int max, const char *unit)
+{
+    apr_int64_t value;
+
+    if (!parse_bounded(arg, min, max, &value)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of %s between %d and %d",
+                            cmd->cmd->name, arg, unit, min, max);
+    }
+    *member = (int)value;
+    return NULL;
+}
+
 static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    apr_int64_t days;
-
     (void)dconf;
-    if (!parse_bounded(arg, 1, SCEP_VALIDITY_DAYS_MAX, &days)) {
-        return apr_psprintf(cmd->pool, SCEP_CERTIFICATE_VALIDITY ": '%s' is not a number of "
-                            "days between 1 and %d", arg, SCEP_VALIDITY_DAYS_MAX);
-    }
-    cmd_conf(cmd)->validity_days = (int)days;
-    return NULL;
+    return set_bounded_int(cmd, &cmd_conf(cmd)->validity_days, arg, 1, SCEP_VALIDITY_DAYS_MAX,
+                           "days");
 }
 
 /* Below the minimum no pkiMessage fits; above the maximum a request would
@@ -240,17 +248,8 @@ static const char *set_global_int(cmd_parms *cmd, int *member, const char *arg, 
                                   int max, const char *unit)
 {
     const char *err = global_only(cmd);
-    apr_int64_t value;
 
-    if (err) {
-        return err;
-    }
-    if (!parse_bounded(arg, min, max, &value)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of %s between %d and %d",
-                            cmd->cmd->name, arg, unit, min, max);
-    }
-    *member = (int)value;
-    return NULL;
+    return err ? err : set_bounded_int(cmd, member, arg, min, max, unit);
 }
 
 static const char *set_password_max(cmd_parms *cmd, void *dconf, const char *arg)
@@ -350,15 +349,9 @@ static const char *set_crl_url(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *set_crl_validity(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    apr_int64_t hours;
-
     (void)dconf;
-    if (!parse_bounded(arg, 1, SCEP_CRL_VALIDITY_HOURS_MAX, &hours)) {
-        return apr_psprintf(cmd->pool, SCEP_CRL_VALIDITY ": '%s' is not a number of hours "
-                            "between 1 and %d", arg, SCEP_CRL_VALIDITY_HOURS_MAX);
-    }
-    cmd_conf(cmd)->crl_validity_hours = (int)hours;
-    return NULL;
+    return set_bounded_int(cmd, &cmd_conf(cmd)->crl_validity_hours, arg, 1,
+                           SCEP_CRL_VALIDITY_HOURS_MAX, "hours");
 }
 
 #define SCEP_OFFSET(member) (void *)APR_OFFSETOF(mod_scep_srv_conf_t, member)
