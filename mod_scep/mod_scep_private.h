@@ -60,6 +60,21 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
  * no usable database connection (mod_scep_store_dbd.c). */
 scep_store_t *mod_scep_store_dbd(request_rec *r);
 
+/* A CA manager's decisions on a held request (mod_scep_pkiop.c), logged
+ * with who made them. approve issues and records the certificate now.
+ * APR_NOTFOUND: unknown transaction; APR_EEXIST: not held any more
+ * (decided before, or expired); APR_EINVAL (approve): the request cannot be
+ * issued under the current configuration, prob->text says why and the
+ * request is rejected with that reason; APR_EGENERAL: server fault (logged). */
+apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const char *who,
+                              scep_problem_t *prob);
+apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const char *who,
+                           const char *reason);
+
+/* Requests held longer than SCEPRefreshPeriod become expired
+ * (mod_scep_pkiop.c): called before pending requests are listed. */
+apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store);
+
 /* A new one-time password, or the single password in single-password mode
  * (expires 0). APR_ENOSPC: the cache is full (mod_scep_passwords.c). */
 apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires);

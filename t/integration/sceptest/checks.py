@@ -29,6 +29,16 @@ def assert_failure(msg, r, rep, fail_infos):
     assert not rep.econtent_present or rep.certs == [], 'FAILURE carries a payload'
 
 
+def assert_pending(msg, r, rep):
+    """A signed CertRep PENDING (HTTP 200): no failInfo, no certificate."""
+    assert r.status == 200, 'HTTP %d, expected a CertRep PENDING: %r' % (r.status, r.body[:200])
+    assert rep is not None, 'no CertRep (content type %r)' % r.content_type
+    assert_reply_ok(msg, rep)
+    assert rep.pki_status == C.PENDING, str(rep)
+    assert rep.fail_info is None, str(rep)
+    assert not rep.econtent_present or rep.certs == [], 'PENDING carries a payload'
+
+
 def assert_issued(msg, r, rep, ca, subject=None, chain=False, validity_days=365,
                   sig_hash='sha256', ku=T.BUILTIN_KU, eku=T.BUILTIN_EKU):
     """SUCCESS: the checks of every reply, then the issued certificate:
@@ -116,7 +126,7 @@ def cert_rows_of_serial(httpd, serial):
 
 def assert_recorded(httpd, transaction_id, cert, message_type=None):
     """The request and its certificate are in the database (schema of
-    mod_scep_store_dbd.c: scep_request, scep_cert); message_type: also check
+    scep_store_sql.c: scep_request, scep_cert); message_type: also check
     that column."""
     reqs = request_rows(httpd, transaction_id)
     assert len(reqs) == 1, 'scep_request rows for %s: %d' % (transaction_id, len(reqs))
