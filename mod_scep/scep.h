@@ -368,6 +368,12 @@ const char *scep_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial);
 /* 1 for the CRLReason codes of RFC 5280 section 5.3.1 (0-10 but 7). */
 int scep_crl_reason_valid(int reason);
 
+/* RFC 5280's name of a CRLReason code ("keyCompromise"), NULL for none;
+ * and the code of a name (any case) or number, SCEP_CRL_REASON_NONE when
+ * text is neither. */
+const char *scep_crl_reason_name(int reason);
+int scep_crl_reason_of(const char *text);
+
 /* A v2 CRL of pki's CA, signed with its key: thisUpdate now, nextUpdate
  * validity_hours later, one entry per revoked (of scep_revoked_t) with its
  * reasonCode, and the cRLNumber (the time of issue in microseconds, so that
