@@ -65,10 +65,10 @@ static const char *message_type_name(int type)
 /* Answers FAILURE and says why in the log, under the caller's tag. */
 static void refuse(pkiop_t *op, int logno, scep_fail_info_t fail_info, int event, const char *text)
 {
-    scep_problem_t logged = {fail_info, event,
-                             apr_psprintf(op->r->pool, "%s for transaction %s refused: %s",
-                                          message_type_name(op->req->message_type),
-                                          op->req->transaction_id, text)};
+    scep_problem_t logged = { fail_info, event,
+                              apr_psprintf(op->r->pool, "%s for transaction %s refused: %s",
+                                           message_type_name(op->req->message_type),
+                                           op->req->transaction_id, text) };
 
     mod_scep_log_problem(op->r, APLOG_WARNING, logno, &logged);
     op->reply.status = SCEP_STATUS_FAILURE;
@@ -99,13 +99,13 @@ static void succeed(pkiop_t *op, X509 *cert)
  * spends nothing; an accepted one-time password is spent here. */
 static int check_challenge(pkiop_t *op)
 {
-    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
 
     if (!op->conf->enforce_password) {
         return OK;
     }
-    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr),
-                              &prob) == APR_SUCCESS) {
+    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr), &prob) ==
+        APR_SUCCESS) {
         return OK;
     }
     if (prob.fail_info == SCEP_FAIL_NONE) {
@@ -169,8 +169,10 @@ static apr_time_t refresh_period(const mod_scep_srv_conf_t *conf)
 
 static const char *expiry_reason(apr_pool_t *p, const mod_scep_srv_conf_t *conf)
 {
-    return apr_psprintf(p, "the request waited %d days without a CA manager's decision "
-                        "(SCEPRefreshPeriod)", conf->refresh_period_days);
+    return apr_psprintf(p,
+                        "the request waited %d days without a CA manager's decision "
+                        "(SCEPRefreshPeriod)",
+                        conf->refresh_period_days);
 }
 
 /* 1 when a held request outlived SCEPRefreshPeriod; it is then marked
@@ -178,8 +180,8 @@ static const char *expiry_reason(apr_pool_t *p, const mod_scep_srv_conf_t *conf)
 static int held_too_long(request_rec *r, const mod_scep_srv_conf_t *conf, scep_store_t *store,
                          scep_txn_t *txn)
 {
-    if (strcmp(txn->status, SCEP_TXN_PENDING) != 0
-        || txn->created + refresh_period(conf) >= apr_time_now()) {
+    if (strcmp(txn->status, SCEP_TXN_PENDING) != 0 ||
+        txn->created + refresh_period(conf) >= apr_time_now()) {
         return 0;
     }
     txn->reason = expiry_reason(r->pool, conf);
@@ -193,13 +195,13 @@ static int held_too_long(request_rec *r, const mod_scep_srv_conf_t *conf, scep_s
  * is now (the template may have changed since it was held) and records it.
  * APR_EINVAL with prob when it cannot be issued; APR_EEXIST when it was
  * decided meanwhile; APR_EGENERAL on a server fault (logged). */
-static apr_status_t issue_held(request_rec *r, const mod_scep_srv_conf_t *conf,
-                               scep_store_t *store, const scep_txn_t *txn, const char *who,
-                               X509 **cert, scep_problem_t *prob)
+static apr_status_t issue_held(request_rec *r, const mod_scep_srv_conf_t *conf, scep_store_t *store,
+                               const scep_txn_t *txn, const char *who, X509 **cert,
+                               scep_problem_t *prob)
 {
     X509_REQ *csr = csr_from_pem(r->pool, txn->csr_pem);
     const scep_template_t *tmpl = mod_scep_template_find(conf, txn->template_name);
-    scep_issue_opts_t opts = {conf->validity_days, conf->hash_md, tmpl, conf->crl_url};
+    scep_issue_opts_t opts = { conf->validity_days, conf->hash_md, tmpl, conf->crl_url };
 
     *cert = NULL;
     if (!csr) {
@@ -207,16 +209,16 @@ static apr_status_t issue_held(request_rec *r, const mod_scep_srv_conf_t *conf,
         return APR_EGENERAL;
     }
     if (!tmpl) {
-        *prob = (scep_problem_t){SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
-                                 apr_psprintf(r->pool, "template %s is no longer configured",
-                                              txn->template_name)};
+        *prob = (scep_problem_t){ SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                                  apr_psprintf(r->pool, "template %s is no longer configured",
+                                               txn->template_name) };
         return APR_EINVAL;
     }
     if (tmpl->validity_days) {
         opts.validity_days = tmpl->validity_days;
     }
-    if (scep_policy_check(r->pool, tmpl, csr, prob) != APR_SUCCESS
-        || scep_ca_issue(r->pool, conf->pki, csr, &opts, cert, prob) != APR_SUCCESS) {
+    if (scep_policy_check(r->pool, tmpl, csr, prob) != APR_SUCCESS ||
+        scep_ca_issue(r->pool, conf->pki, csr, &opts, cert, prob) != APR_SUCCESS) {
         mod_scep_rlog_openssl(r, APLOG_WARNING);
         return APR_EINVAL;
     }
@@ -239,9 +241,11 @@ static int answer_issued(pkiop_t *op, const scep_txn_t *txn)
 
     if (beyond_cache(op, txn)) {
         refuse(op, 216, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE,
-               apr_psprintf(op->r->pool, "the transaction was completed more than %d minutes "
+               apr_psprintf(op->r->pool,
+                            "the transaction was completed more than %d minutes "
                             "ago (SCEPCacheRequest); GetCert with serial number %s returns "
-                            "its certificate", op->conf->cache_request_minutes, txn->serial));
+                            "its certificate",
+                            op->conf->cache_request_minutes, txn->serial));
         return OK;
     }
     cert = cert_from_pem(op->r->pool, txn->cert_pem);
@@ -258,7 +262,7 @@ static int answer_issued(pkiop_t *op, const scep_txn_t *txn)
 /* An approved request (scepctl approve) is issued when its device asks. */
 static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *txn)
 {
-    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_txn_t *now;
     X509 *cert;
     apr_status_t rv = issue_held(op->r, op->conf, store, txn, NULL, &cert, &prob);
@@ -272,8 +276,8 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
         succeed(op, cert);
         return OK;
     case APR_EINVAL:
-        store->decide(store, op->r->pool, txn->transaction_id, SCEP_TXN_APPROVED,
-                      SCEP_TXN_REJECTED, txn->decided_by, prob.text);
+        store->decide(store, op->r->pool, txn->transaction_id, SCEP_TXN_APPROVED, SCEP_TXN_REJECTED,
+                      txn->decided_by, prob.text);
         refuse(op, 218, prob.fail_info, prob.event, prob.text);
         return OK;
     case APR_EEXIST:
@@ -292,8 +296,8 @@ static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, EVP_PKEY *ke
 {
     const char *id = scep_key_id(p, key);
 
-    return id && (strcmp(txn->key_id, id) == 0
-                  || (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0));
+    return id && (strcmp(txn->key_id, id) == 0 ||
+                  (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0));
 }
 
 /* A transaction seen before answers its current state. */
@@ -328,8 +332,8 @@ static int answer_recorded(pkiop_t *op, scep_store_t *store, scep_txn_t *txn, EV
 static int answer_concurrent(pkiop_t *op, scep_store_t *store)
 {
     scep_txn_t *recorded;
-    apr_status_t rv = store->find_transaction(store, op->r->pool, op->req->transaction_id,
-                                              &recorded);
+    apr_status_t rv =
+        store->find_transaction(store, op->r->pool, op->req->transaction_id, &recorded);
 
     return rv == APR_SUCCESS
                ? answer_recorded(op, store, recorded, X509_REQ_get0_pubkey(op->req->csr))
@@ -356,10 +360,10 @@ static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *
 static int issue_and_record(pkiop_t *op, scep_store_t *store)
 {
     request_rec *r = op->r;
-    scep_issue_opts_t opts = {op->conf->validity_days, op->conf->hash_md, op->tmpl,
-                              op->conf->crl_url};
+    scep_issue_opts_t opts = { op->conf->validity_days, op->conf->hash_md, op->tmpl,
+                               op->conf->crl_url };
     scep_problem_t prob;
-    scep_txn_t txn = {0};
+    scep_txn_t txn = { 0 };
     X509 *cert;
     apr_status_t rv;
 
@@ -392,15 +396,14 @@ static int issue_and_record(pkiop_t *op, scep_store_t *store)
  * under an enterprise CA the template decides. */
 static int must_hold(const pkiop_t *op)
 {
-    return op->conf->ca_type == SCEP_CA_STANDALONE
-           || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
+    return op->conf->ca_type == SCEP_CA_STANDALONE || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
 }
 
 /* Records the request for a CA manager and answers PENDING. */
 static int hold(pkiop_t *op, scep_store_t *store)
 {
     request_rec *r = op->r;
-    scep_txn_t txn = {0};
+    scep_txn_t txn = { 0 };
     apr_status_t rv;
 
     describe_request(op, SCEP_TXN_PENDING, &txn);
@@ -467,11 +470,10 @@ static int apply_template(pkiop_t *op)
                       op->req->transaction_id, name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
-                  SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
-                  op->req->transaction_id,
-                  key_usage < 0 ? "none" : apr_psprintf(op->r->pool, "0x%02x", key_usage),
-                  op->tmpl->name);
+    ap_log_rerror(
+        APLOG_MARK, APLOG_INFO, 0, op->r, SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
+        op->req->transaction_id,
+        key_usage < 0 ? "none" : apr_psprintf(op->r->pool, "0x%02x", key_usage), op->tmpl->name);
     if (scep_policy_check(op->r->pool, op->tmpl, op->req->csr, &prob) != APR_SUCCESS) {
         refuse(op, 263, prob.fail_info, prob.event, prob.text);
         return DONE;
@@ -489,9 +491,9 @@ static int is_renewal(const pkiop_t *op)
     if (op->req->message_type == SCEP_MSG_RENEWALREQ) {
         return 1;
     }
-    return X509_check_issued(signer, signer) != X509_V_OK
-           && X509_NAME_cmp(X509_get_issuer_name(signer),
-                            X509_get_subject_name(op->conf->pki->ca_cert)) == 0;
+    return X509_check_issued(signer, signer) != X509_V_OK &&
+           X509_NAME_cmp(X509_get_issuer_name(signer),
+                         X509_get_subject_name(op->conf->pki->ca_cert)) == 0;
 }
 
 /* Refuses a renewal with the white paper's reasons for event 28 (Windows
@@ -500,9 +502,11 @@ static int is_renewal(const pkiop_t *op)
 static int refuse_renewal(pkiop_t *op, int logno, scep_fail_info_t fail_info, const char *why)
 {
     refuse(op, logno, fail_info, SCEP_EVENT_NO_PASSWORD,
-           apr_psprintf(op->r->pool, "renewal without a password: %s; the request must be "
+           apr_psprintf(op->r->pool,
+                        "renewal without a password: %s; the request must be "
                         "signed by an unexpired, unrevoked certificate of this CA with the "
-                        "same subject and subjectAltName", why));
+                        "same subject and subjectAltName",
+                        why));
     return DONE;
 }
 
@@ -566,18 +570,23 @@ static int check_renewal(pkiop_t *op, scep_store_t *store)
     if (scep_x509_verify(signer, anchors, NULL, 1, &err, &reason) != APR_SUCCESS) {
         /* reason says it; OpenSSL's queue only repeats it in detail */
         mod_scep_rlog_openssl(op->r, APLOG_DEBUG);
-        return refuse_renewal(op, 236, err == X509_V_ERR_CERT_HAS_EXPIRED
-                                            || err == X509_V_ERR_CERT_NOT_YET_VALID
-                                            ? SCEP_FAIL_BAD_REQUEST
-                                            : SCEP_FAIL_BAD_MESSAGE_CHECK,
-                              apr_psprintf(p, "the signer certificate %s does not verify "
-                                           "against this CA: %s", serial, reason));
+        return refuse_renewal(op, 236,
+                              err == X509_V_ERR_CERT_HAS_EXPIRED ||
+                                      err == X509_V_ERR_CERT_NOT_YET_VALID
+                                  ? SCEP_FAIL_BAD_REQUEST
+                                  : SCEP_FAIL_BAD_MESSAGE_CHECK,
+                              apr_psprintf(p,
+                                           "the signer certificate %s does not verify "
+                                           "against this CA: %s",
+                                           serial, reason));
     }
     rv = store->find_cert(store, p, serial, &rec);
     if (rv == APR_NOTFOUND) {
         return refuse_renewal(op, 237, SCEP_FAIL_BAD_REQUEST,
-                              apr_psprintf(p, "the signer certificate %s was not issued "
-                                           "through this service", serial));
+                              apr_psprintf(p,
+                                           "the signer certificate %s was not issued "
+                                           "through this service",
+                                           serial));
     }
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -691,9 +700,9 @@ static int get_cert(pkiop_t *op)
     }
     rv = store->find_cert(store, r->pool, serial, &rec);
     if (rv == APR_NOTFOUND) {
-        refuse(op, 231, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER,
-               apr_psprintf(r->pool, "this CA issued no certificate with serial number %s",
-                            serial));
+        refuse(
+            op, 231, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER,
+            apr_psprintf(r->pool, "this CA issued no certificate with serial number %s", serial));
         return OK;
     }
     if (rv != APR_SUCCESS || !(cert = cert_from_pem(r->pool, rec->cert_pem))) {
@@ -777,13 +786,12 @@ static int send_certrep(pkiop_t *op)
 
 int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len)
 {
-    pkiop_t op = {r, mod_scep_srv_conf(r->server), NULL, {0}};
-    scep_parse_opts_t opts = {op.conf->allow_legacy, 0};
+    pkiop_t op = { r, mod_scep_srv_conf(r->server), NULL, { 0 } };
+    scep_parse_opts_t opts = { op.conf->allow_legacy, 0 };
     scep_problem_t prob;
     int status;
 
-    if (scep_request_parse(r->pool, op.conf->pki, msg, len, &opts, &op.req, &prob) !=
-        APR_SUCCESS) {
+    if (scep_request_parse(r->pool, op.conf->pki, msg, len, &opts, &op.req, &prob) != APR_SUCCESS) {
         if (!op.req) {
             mod_scep_log_problem(r, APLOG_WARNING, 213, &prob);
             return HTTP_BAD_REQUEST;
@@ -799,6 +807,8 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
                       op.req->transaction_id);
     }
     status = dispatch(&op);
+    /* the reply holds copies: the connection is not needed to send it */
+    mod_scep_store_release(r);
     return status == OK ? send_certrep(&op) : status;
 }
 
@@ -817,9 +827,8 @@ static apr_status_t find_held(request_rec *r, scep_store_t *store, const char *t
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (held_too_long(r, conf, store, *txn)
-        || (strcmp((*txn)->status, SCEP_TXN_PENDING) != 0
-            && strcmp((*txn)->status, SCEP_TXN_APPROVED) != 0)) {
+    if (held_too_long(r, conf, store, *txn) || (strcmp((*txn)->status, SCEP_TXN_PENDING) != 0 &&
+                                                strcmp((*txn)->status, SCEP_TXN_APPROVED) != 0)) {
         return APR_EEXIST;
     }
     return APR_SUCCESS;
@@ -838,26 +847,29 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
         return APR_EGENERAL;
     }
     if ((rv = find_held(r, store, transaction_id, &txn)) != APR_SUCCESS) {
-        return rv;
+        goto leave;
     }
     rv = issue_held(r, conf, store, txn, who, &cert, prob);
     if (rv == APR_EINVAL) {
         store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who,
                       prob->text);
         mod_scep_log_problem(r, APLOG_WARNING, 220,
-                             &(scep_problem_t){prob->fail_info, prob->event,
-                                               apr_psprintf(r->pool, "transaction %s approved "
-                                                            "by %s cannot be issued, rejected: "
-                                                            "%s", transaction_id, who,
-                                                            prob->text)});
+                             &(scep_problem_t){ prob->fail_info, prob->event,
+                                                apr_psprintf(r->pool,
+                                                             "transaction %s approved "
+                                                             "by %s cannot be issued, rejected: "
+                                                             "%s",
+                                                             transaction_id, who, prob->text) });
     }
     else if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(221) "transaction %s approved by %s: certificate %s issued "
                                      "for \"%s\"",
-                      transaction_id, who,
-                      scep_serial_hex(r->pool, X509_get0_serialNumber(cert)), txn->subject);
+                      transaction_id, who, scep_serial_hex(r->pool, X509_get0_serialNumber(cert)),
+                      txn->subject);
     }
+leave:
+    mod_scep_store_release(r);
     return rv;
 }
 
@@ -872,15 +884,16 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
         return APR_EGENERAL;
     }
     if ((rv = find_held(r, store, transaction_id, &txn)) != APR_SUCCESS) {
-        return rv;
+        goto leave;
     }
-    rv = store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who,
-                       reason);
+    rv = store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who, reason);
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s",
-                      transaction_id, txn->subject, who, reason);
+                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s", transaction_id,
+                      txn->subject, who, reason);
     }
+leave:
+    mod_scep_store_release(r);
     return rv;
 }
 

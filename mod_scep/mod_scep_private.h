@@ -55,10 +55,14 @@ int mod_scep_handler(request_rec *r);
  * (mod_scep_pkiop.c). */
 int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len);
 
-/* The store of this request's records on mod_dbd's connection, with the
- * schema migrated and the statements prepared; NULL (logged) when there is
- * no usable database connection (mod_scep_store_dbd.c). */
+/* The store of this request's records on a connection from mod_dbd, with
+ * the schema migrated and the statements prepared; NULL (logged) when there
+ * is no usable database connection. The same store until
+ * mod_scep_store_release() gives the connection back, which a handler does
+ * once it has what it needs from the records, before it answers; the
+ * request pool's end releases it otherwise (mod_scep_store_dbd.c). */
 scep_store_t *mod_scep_store_dbd(request_rec *r);
+void mod_scep_store_release(request_rec *r);
 
 /* A CA manager's decisions on a held request (mod_scep_pkiop.c), logged
  * with who made them. approve issues and records the certificate now.

@@ -38,13 +38,46 @@ static void log_to_request(void *baton, int level, int logno, const char *msg)
     ap_log_rerror(APLOG_MARK, level, 0, r, "SCEP%03d: %s", logno, msg);
 }
 
+/* The connection a request holds, in its request_config. */
+typedef struct held_conn_t {
+    ap_dbd_t *dbd;
+    scep_store_t *store;
+} held_conn_t;
+
+/* Gives the connection back to mod_dbd's pool. */
+static apr_status_t release_conn(void *baton)
+{
+    request_rec *r = baton;
+    held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
+    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+
+    if (held && held->dbd && close) {
+        close(r->server, held->dbd);
+    }
+    ap_set_module_config(r->request_config, &scep_module, NULL);
+    return APR_SUCCESS;
+}
+
+/*
+ * A connection is taken with ap_dbd_open() and given back as soon as the
+ * records are done with (mod_scep_store_release()), not when the request
+ * pool goes: that pool can outlive the answer by a keep-alive wait (the end
+ * of a request is a bucket the core may hold back), during which the
+ * connection would be idle for other requests, and under prefork a child
+ * told to stop then tears down mod_dbd's pool with the connection still
+ * out. The request pool's cleanup only catches error paths.
+ */
 scep_store_t *mod_scep_store_dbd(request_rec *r)
 {
-    APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
-    ap_dbd_t *dbd = acquire ? acquire(r) : NULL;
+    APR_OPTIONAL_FN_TYPE(ap_dbd_open) *open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
+    ap_dbd_t *dbd;
     scep_sql_conn_t conn;
-    scep_store_t *store = NULL;
 
+    if (held) {
+        return held->store;
+    }
+    dbd = open ? open(r->pool, r->server) : NULL;
     if (!dbd) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
@@ -52,9 +85,21 @@ scep_store_t *mod_scep_store_dbd(request_rec *r)
                            "(NDES event 23)");
         return NULL;
     }
+    held = apr_pcalloc(r->pool, sizeof(*held));
+    held->dbd = dbd;
+    ap_set_module_config(r->request_config, &scep_module, held);
+    apr_pool_cleanup_register(r->pool, r, release_conn, apr_pool_cleanup_null);
     conn.driver = dbd->driver;
     conn.handle = dbd->handle;
     conn.prepared = dbd->prepared;
-    scep_store_sql(r->pool, &conn, log_to_request, r, &store);
-    return store;
+    if (scep_store_sql(r->pool, &conn, log_to_request, r, &held->store) != APR_SUCCESS) {
+        mod_scep_store_release(r);
+        return NULL;
+    }
+    return held->store;
+}
+
+void mod_scep_store_release(request_rec *r)
+{
+    apr_pool_cleanup_run(r->pool, r, release_conn);
 }
