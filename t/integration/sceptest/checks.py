@@ -10,6 +10,30 @@ from . import pki
 from . import templates as T
 
 
+# a refusal is logged at [warn] or [error] with the module's own tag
+REFUSAL_LEVELS = ('warn', 'error')
+# the OpenSSL error queue a refusal drains into the log
+OPENSSL_LINES = r'SCEP\d{3}: OpenSSL: '
+
+
+def event(n):
+    """A log line pattern: the module's tag and NDES event n (a number or a
+    regular expression such as '1[56]')."""
+    return r'SCEP\d{3}: .*\(NDES event %s\)' % n
+
+
+def expect_line(httpd, pattern, levels=REFUSAL_LEVELS, openssl=True):
+    """Asserts a line matching pattern was logged and declares it expected
+    (with the OpenSSL error lines that may follow it, when openssl)."""
+    httpd.errlog.expect(pattern)
+    if openssl:
+        httpd.errlog.expect(OPENSSL_LINES)
+    lines = httpd.errlog.find(pattern, levels=levels)
+    assert lines, 'no error-log line matching %r; log since the test started:\n%s' % (
+        pattern, '\n'.join(httpd.errlog.lines()))
+    return lines
+
+
 def assert_reply_ok(msg, rep):
     probs = C.check_reply(msg, rep)
     assert not probs, '%s: %s' % (rep, '; '.join(probs))
