@@ -28,7 +28,7 @@ from sceptest import checks, pki
 from sceptest import client as C
 from sceptest import templates as T
 from sceptest.checks import event, expect_line
-from sceptest.httpd import CHALLENGE, RE_CRASH
+from sceptest.httpd import CHALLENGE, MODULES_DIR, RE_CRASH, make_conf
 
 DEPTH = 10000          # nested constructed tags of the BER cases
 BIG = 10 * 1024 * 1024  # the oversize POST
@@ -375,10 +375,11 @@ def test_get_signed_failure(httpd, scep, ctx):
 # ---------------------------------------------------------------------------
 # 10 MB bodies: 413 (NDES event 15) without reading them
 
-def raw_exchange(httpd, head, body_chunks=()):
+def raw_exchange(httpd, head, body_chunks=(), timeout=60):
     """Sends head, then body chunks until the server answers; returns (the
-    status line, bytes of body sent)."""
-    s = socket.create_connection(('127.0.0.1', httpd.env.port), timeout=30)
+    status line, bytes of body sent). No answer within timeout seconds
+    raises socket.timeout."""
+    s = socket.create_connection(('127.0.0.1', httpd.env.port), timeout=timeout)
     sent = 0
     try:
         s.sendall(head)
@@ -565,3 +566,57 @@ def test_subject_cannot_forge_log_lines(httpd, scep, files, keys):
     assert httpd.errlog.find(r'issued certificate for "CN=evil\\+0ASCEP999', wait=2.0), \
         '\n'.join(httpd.errlog.lines())
     assert not [ln for ln in httpd.errlog.lines() if ln.startswith('SCEP999')]
+
+
+# ---------------------------------------------------------------------------
+# slow senders: mod_reqtimeout, as conf.d/scep.conf sets it up
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+LOAD_REQTIMEOUT = ('<IfModule !reqtimeout_module>\n'
+                   '    LoadModule reqtimeout_module %s/mod_reqtimeout.so\n'
+                   '</IfModule>\n' % MODULES_DIR)
+
+
+def sample_reqtimeout_line():
+    """The RequestReadTimeout line of the drop-in configuration."""
+    with open(os.path.join(REPO, 'conf.d', 'scep.conf')) as f:
+        lines = [ln.strip() for ln in f if ln.strip().startswith('RequestReadTimeout ')]
+    assert len(lines) == 1, 'conf.d/scep.conf: %r' % lines
+    return lines[0]
+
+
+def test_sample_reqtimeout_is_valid(httpd):
+    rc, out = httpd.config_test(make_conf(httpd.env, httpd.directives,
+                                          LOAD_REQTIMEOUT + sample_reqtimeout_line()))
+    assert rc == 0, out
+
+
+class TestSlowSenders:
+    """The sample's limits scaled down to 2 seconds, so that the cut-off
+    comes quickly: what is tested is that a trickling client is cut off with
+    408 and the module logs the PKIOperation it lost, not the numbers. The
+    client waits less than the server's Timeout (30 s in the harness), so
+    only mod_reqtimeout can answer in time."""
+
+    WAIT = 15
+
+    @pytest.fixture(scope='class')
+    def short(self, httpd):
+        with httpd.config(raw_extra=LOAD_REQTIMEOUT + 'RequestReadTimeout header=2 body=2\n'):
+            yield httpd
+
+    def test_slow_body(self, short):
+        before = record_counts(short)
+        status, _ = raw_exchange(short, post_head(short, [('Content-Length', '3000')]) +
+                                 b'\x30\x82\x0b\xb4' + b'\x00' * 96, timeout=self.WAIT)
+        assert status.startswith('HTTP/1.1 408'), status
+        expect_line(short, r'SCEP\d{3}: cannot read the PKIOperation body \(NDES event 15\)')
+        assert record_counts(short) == before
+        assert_still_serving(short)
+
+    def test_slow_headers(self, short):
+        status, _ = raw_exchange(short, b'POST /certsrv/mscep/mscep.dll?operation=PKIOperation '
+                                        b'HTTP/1.1\r\nHost: localhost\r\n', timeout=self.WAIT)
+        # httpd answers 408 or just closes, before the module sees anything
+        assert status == '' or status.startswith('HTTP/1.1 408'), status
+        assert_still_serving(short)
