@@ -154,6 +154,8 @@ UNDECRYPTABLE = Failure(C.BAD_MESSAGE_CHECK, 18, 'cannot be decrypted')
 NOT_A_CSR = Failure(C.BAD_REQUEST, 42, 'not a PKCS#10')
 NONCE_REFUSED = Failure(C.BAD_REQUEST, 17, 'senderNonce', echo=False)
 BAD_TYPE = Failure(C.BAD_REQUEST, 38, 'messageType')
+PASSWORD_INVALID = Failure(C.BAD_REQUEST, 29, 'unknown, expired or used up')
+PASSWORD_USED_FOR_USAGE = Failure(C.BAD_REQUEST, 43, 'already used .* with this key usage')
 
 CASES = [
     # --- the outer SignedData: nothing to answer to --------------------------
@@ -248,9 +250,9 @@ CASES = [
          x509.ObjectIdentifier('1.3.6.1.4.1.99999.1'), b'\x05\x00'), True)])),
      Failure(C.BAD_REQUEST, 23, 'critical extension')),
     ('csr-wrong-challenge', lambda c: c.message(c.csr(challenge='hostile-wrong-password')),
-     Failure(C.BAD_REQUEST, 29, '')),
+     PASSWORD_INVALID),
     ('csr-no-challenge', lambda c: c.message(c.csr(challenge=None)),
-     Failure(C.BAD_REQUEST, 28, '')),
+     Failure(C.BAD_REQUEST, 28, 'no challenge password')),
 ]
 
 
@@ -444,7 +446,7 @@ def test_replay_of_refused_request(httpd, scep, ctx):
     """A refused request sent again is refused again and leaves nothing."""
     msg = ctx.message(ctx.csr(challenge='hostile-wrong-password'))
     for _ in range(2):
-        assert_refused_cleanly(httpd, scep, msg, Failure(C.BAD_REQUEST, 29, ''),
+        assert_refused_cleanly(httpd, scep, msg, PASSWORD_INVALID,
                                'hostile-wrong-password')
 
 
@@ -525,21 +527,21 @@ class TestPasswords:
         password, _ = P.get_password(otp)
         wrong = password[:-1] + ('0' if password[-1] != '0' else '1')
         assert_refused_cleanly(otp, scep, self.pkcsreq(files, keys.any(0), wrong, P.KU_GENERAL),
-                               Failure(C.BAD_REQUEST, 29, ''), password, wrong)
+                               PASSWORD_INVALID, password, wrong)
 
     def test_reused(self, otp, scep, files, keys):
         password, _ = P.get_password(otp)
         msg = self.pkcsreq(files, keys.take(), password, P.KU_GENERAL)
         checks.assert_issued(msg, *scep.send(msg), files.ca)
         again = self.pkcsreq(files, keys.take(), password, P.KU_GENERAL)
-        assert_refused_cleanly(otp, scep, again, Failure(C.BAD_REQUEST, 29, ''), password)
+        assert_refused_cleanly(otp, scep, again, PASSWORD_INVALID, password)
 
     def test_same_key_usage_twice(self, otp, scep, files, keys):
         password, _ = P.get_password(otp)
         msg = self.pkcsreq(files, keys.take(), password, P.KU_SIGN)
         checks.assert_issued(msg, *scep.send(msg), files.ca)
         again = self.pkcsreq(files, keys.take(), password, P.KU_SIGN)
-        assert_refused_cleanly(otp, scep, again, Failure(C.BAD_REQUEST, 43, ''), password)
+        assert_refused_cleanly(otp, scep, again, PASSWORD_USED_FOR_USAGE, password)
 
     def test_replay_with_new_transaction(self, otp, scep, files, keys):
         """The same CSR and password under a new transactionID is no replay:
@@ -549,7 +551,7 @@ class TestPasswords:
         msg = self.pkcsreq(files, key, password, P.KU_GENERAL)
         checks.assert_issued(msg, *scep.send(msg), files.ca)
         again = C.pkcsreq(msg.inner, key, [files.ra_enc])
-        assert_refused_cleanly(otp, scep, again, Failure(C.BAD_REQUEST, 29, ''), password)
+        assert_refused_cleanly(otp, scep, again, PASSWORD_INVALID, password)
 
 
 # ---------------------------------------------------------------------------
