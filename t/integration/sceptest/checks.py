@@ -1,6 +1,8 @@
 """Assertions shared by the test files."""
+import base64
 import datetime
 import hashlib
+import os
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -32,6 +34,17 @@ def expect_line(httpd, pattern, levels=REFUSAL_LEVELS, openssl=True):
     assert lines, 'no error-log line matching %r; log since the test started:\n%s' % (
         pattern, '\n'.join(httpd.errlog.lines()))
     return lines
+
+
+def assert_not_logged(httpd, *secrets):
+    """None of the secrets is in the error or access log, as text, UTF-16LE
+    or base64."""
+    for path in (httpd.env.error_log, os.path.join(httpd.env.logs, 'access_log')):
+        with open(path, 'rb') as f:
+            text = f.read()
+        for s in secrets:
+            for form in (s.encode(), s.encode('utf-16-le'), base64.b64encode(s.encode())):
+                assert form not in text, 'a secret is in %s' % path
 
 
 def assert_reply_ok(msg, rep):
