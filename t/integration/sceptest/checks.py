@@ -1,6 +1,8 @@
 """Assertions shared by the test files."""
+import base64
 import datetime
 import hashlib
+import os
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -8,6 +10,41 @@ from cryptography.x509.oid import ExtensionOID
 from . import client as C
 from . import pki
 from . import templates as T
+
+
+# a refusal is logged at [warn] or [error] with the module's own tag
+REFUSAL_LEVELS = ('warn', 'error')
+# the OpenSSL error queue a refusal drains into the log
+OPENSSL_LINES = r'SCEP\d{3}: OpenSSL: '
+
+
+def event(n):
+    """A log line pattern: the module's tag and NDES event n (a number or a
+    regular expression such as '1[56]')."""
+    return r'SCEP\d{3}: .*\(NDES event %s\)' % n
+
+
+def expect_line(httpd, pattern, levels=REFUSAL_LEVELS, openssl=True):
+    """Asserts a line matching pattern was logged and declares it expected
+    (with the OpenSSL error lines that may follow it, when openssl)."""
+    httpd.errlog.expect(pattern)
+    if openssl:
+        httpd.errlog.expect(OPENSSL_LINES)
+    lines = httpd.errlog.find(pattern, levels=levels)
+    assert lines, 'no error-log line matching %r; log since the test started:\n%s' % (
+        pattern, '\n'.join(httpd.errlog.lines()))
+    return lines
+
+
+def assert_not_logged(httpd, *secrets):
+    """None of the secrets is in the error or access log, as text, UTF-16LE
+    or base64."""
+    for path in (httpd.env.error_log, os.path.join(httpd.env.logs, 'access_log')):
+        with open(path, 'rb') as f:
+            text = f.read()
+        for s in secrets:
+            for form in (s.encode(), s.encode('utf-16-le'), base64.b64encode(s.encode())):
+                assert form not in text, 'a secret is in %s' % path
 
 
 def assert_reply_ok(msg, rep):
