@@ -138,7 +138,7 @@ static double accept_quality(const char *accept, const char *type)
 /* JSON only for a client that asks for it over HTML: browsers send
  * text/html first or rank everything equally (a missing Accept, or
  * "any/any"), and get the NDES page. */
-static int wants_json(request_rec *r)
+int mod_scep_wants_json(request_rec *r)
 {
     const char *accept = apr_table_get(r->headers_in, "Accept");
 
@@ -151,7 +151,7 @@ static int wants_json(request_rec *r)
  */
 
 /* On every answer, errors (ap_die) included: err_headers_out. */
-static void forbid_caching(request_rec *r)
+void mod_scep_forbid_caching(request_rec *r)
 {
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
@@ -159,8 +159,8 @@ static void forbid_caching(request_rec *r)
     apr_table_mergen(r->err_headers_out, "Vary", "Accept");
 }
 
-static int send_body(request_rec *r, int status, const char *content_type, const void *body,
-                     apr_size_t len)
+int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
+                       apr_size_t len)
 {
     r->status = status;
     ap_set_content_type(r, content_type);
@@ -210,7 +210,7 @@ static int send_html(request_rec *r, const char *html)
     }
     /* "utf-16" as NDES labels it; the byte order mark says LE, and
      * browsers take the mark over the label. */
-    return send_body(r, HTTP_OK, "text/html; charset=utf-16", body, len);
+    return mod_scep_send_body(r, HTTP_OK, "text/html; charset=utf-16", body, len);
 }
 
 /* NDES's page around one part of its own: the title bar, the introduction,
@@ -275,7 +275,7 @@ static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
 }
 
 /* A JSON string: quotes, backslashes and control characters escaped. */
-static const char *json_string(apr_pool_t *p, const char *text)
+const char *mod_scep_json_string(apr_pool_t *p, const char *text)
 {
     char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;
 
@@ -317,11 +317,12 @@ static int send_json_password(request_rec *r, const mod_scep_srv_conf_t *conf,
         r->pool,
         "{\"password\": %s, \"expires\": %s, \"validity_minutes\": %s, "
         "\"ca_thumbprint\": %s, \"single_password\": %s}\n",
-        json_string(r->pool, answer->password), single ? "null" : rfc3339(r->pool, answer->expires),
+        mod_scep_json_string(r->pool, answer->password),
+        single ? "null" : rfc3339(r->pool, answer->expires),
         single ? "null" : apr_itoa(r->pool, conf->password_validity),
-        json_string(r->pool, conf->pki->ca_thumbprint), single ? "true" : "false");
+        mod_scep_json_string(r->pool, conf->pki->ca_thumbprint), single ? "true" : "false");
 
-    return send_body(r, HTTP_OK, "application/json", json, strlen(json));
+    return mod_scep_send_body(r, HTTP_OK, "application/json", json, strlen(json));
 }
 
 static int send_json(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
@@ -336,17 +337,18 @@ static int send_json(request_rec *r, const mod_scep_srv_conf_t *conf, const answ
                             "{\"error\": \"password_cache_full\", \"message\": \"" NDES_CACHE_FULL
                             "\", \"validity_minutes\": %d}\n",
                             conf->password_validity);
-        return send_body(r, HTTP_SERVICE_UNAVAILABLE, "application/json", json, strlen(json));
+        return mod_scep_send_body(r, HTTP_SERVICE_UNAVAILABLE, "application/json", json,
+                                  strlen(json));
     default:
         json = "{\"error\": \"not_authorized\", \"message\": \"" NDES_NO_PERMISSION "\"}\n";
-        return send_body(r, HTTP_FORBIDDEN, "application/json", json, strlen(json));
+        return mod_scep_send_body(r, HTTP_FORBIDDEN, "application/json", json, strlen(json));
     }
 }
 
 static int send_answer(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
 {
-    return wants_json(r) ? send_json(r, conf, answer)
-                         : send_html(r, answer_html(r->pool, conf, answer));
+    return mod_scep_wants_json(r) ? send_json(r, conf, answer)
+                                  : send_html(r, answer_html(r->pool, conf, answer));
 }
 
 /* The user name as the logs show it: it comes from the client. */
@@ -361,16 +363,16 @@ static const char *logged_user(request_rec *r)
 
 /* The white paper only recommends SSL for this page ("Not setting SSL
  * allows an un-authenticated user to hijack the password"); it is
- * enforced here. */
-static int transport_allowed(request_rec *r, const mod_scep_srv_conf_t *conf)
+ * enforced here, and on the CA manager page (credentials, decisions). */
+int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf)
 {
     if (conf->admin_allow_http || ap_ssl_conn_is_ssl(r->connection)) {
         return 1;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(521)
-                  "the admin page hands out passwords over HTTPS only, and %s came over plain "
-                  "HTTP: serve it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On "
-                  "(e.g. behind a proxy that terminates TLS)",
+                  "the admin pages answer over HTTPS only, and %s came over plain HTTP: serve "
+                  "it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On (e.g. behind a "
+                  "proxy that terminates TLS)",
                   ap_escape_logitem(r->pool, r->uri));
     return 0;
 }
@@ -461,7 +463,7 @@ static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
     answer_t answer = { ANSWER_REFUSED, NULL, 0 };
     int status;
 
-    if (!transport_allowed(r, conf)) {
+    if (!mod_scep_https_only(r, conf)) {
         return HTTP_FORBIDDEN;
     }
     if (!in_password_vdir(r, conf)) {
@@ -482,7 +484,8 @@ static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
      * that nobody can read would hold a place in the cache until it
      * expires. */
     if (r->header_only) {
-        ap_set_content_type(r, wants_json(r) ? "application/json" : "text/html; charset=utf-16");
+        ap_set_content_type(r, mod_scep_wants_json(r) ? "application/json"
+                                                      : "text/html; charset=utf-16");
         return OK;
     }
     if ((status = issue_password(r, conf, &answer)) != OK) {
@@ -498,7 +501,7 @@ int mod_scep_admin_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, SCEP_ADMIN_HANDLER)) {
         return DECLINED;
     }
-    forbid_caching(r);
+    mod_scep_forbid_caching(r);
     ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
     if (r->method_number == M_OPTIONS) {
         /* httpd's default handler answers OPTIONS with the Allow list. */

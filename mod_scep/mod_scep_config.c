@@ -459,6 +459,10 @@ const command_rec mod_scep_cmds[] = {
     AP_INIT_TAKE1(SCEP_CACHE_REQUEST, set_cache_request, NULL, RSRC_CONF,
                   "minutes an issued certificate answers retries of its transaction "
                   "(default 20)"),
+    /* The CA manager page. */
+    AP_INIT_TAKE1(SCEP_CA_MANAGER_GROUP, set_string, SCEP_OFFSET(ca_manager_group), RSRC_CONF,
+                  "GROUP-DN: the CA managers, who may use the manager page (approve, deny, "
+                  "revoke)"),
     AP_INIT_RAW_ARGS(SCEP_TEMPLATE_SECTION, mod_scep_template_section, NULL, RSRC_CONF,
                      "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template "
                      "(Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, AllowSubjectAltName, "

@@ -63,6 +63,8 @@
 #define SCEP_REFRESH_PERIOD          "SCEPRefreshPeriod"
 #define SCEP_CACHE_REQUEST           "SCEPCacheRequest"
 #define SCEP_TEMPLATE_SECTION        "<SCEPTemplate"
+/* The CA manager page (mod_scep_manager.c). */
+#define SCEP_CA_MANAGER_GROUP        "SCEPCAManagerGroup"
 
 /* NDES's default template for every key usage ("IPSec (Offline request)"). */
 #define SCEP_DEFAULT_TEMPLATE        "IPSECIntermediateOffline"
@@ -137,7 +139,9 @@ typedef enum {
     X(int, crl_validity_hours, -1, 7 * 24) \
     X(int, refresh_period_days, -1, 7) \
     X(int, cache_request_minutes, -1, 20) \
-    X(apr_array_header_t *, templates, NULL, apr_array_make(p, 0, sizeof(void *)))
+    X(apr_array_header_t *, templates, NULL, apr_array_make(p, 0, sizeof(void *))) \
+    /* the CA manager page */ \
+    X(const char *, ca_manager_group, NULL, NULL)
 
 typedef struct mod_scep_srv_conf_t {
 #define MOD_SCEP_CONF_DECLARE(type, name, unset, dflt) type name;

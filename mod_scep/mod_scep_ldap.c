@@ -24,8 +24,14 @@
  *   SCEPCAType Standalone: membership of SCEPCAAdminGroup (unset: nobody).
  *     Refusals are NDES event 41.
  *
+ * And who may use the CA manager page (mod_scep_manager.c): membership of
+ * SCEPCAManagerGroup (unset: nobody). NDES has no such page (a Windows CA
+ * has its console and the "Issue and Manage Certificates" permission), so
+ * no event number.
+ *
  * Without SCEPLDAPURL nothing is checked here: Apache's `Require` for the
- * admin location alone decides who gets passwords.
+ * admin location alone decides who gets passwords, and for the manager
+ * location who manages.
  *
  * All LDAP traffic goes through mod_ldap's util_ldap optional functions, as
  * mod_authnz_ldap's does: its connection pool, its shared search and
@@ -100,6 +106,8 @@ typedef struct ldap_check_t {
     const char *cache_url; /* names util_ldap's caches for SCEPLDAPURL */
     const char *user_dn;
     apr_array_header_t *group_classes;
+    const char *refused; /* what a refused user may not do, for the log */
+    const char *event;   /* " (NDES event N)" of a refusal, or "" */
 } ldap_check_t;
 
 static int find_uldap_functions(uldap_fns_t *fns)
@@ -254,10 +262,9 @@ static int find_user_dn(ldap_check_t *check)
     }
     if (rc == LDAP_NO_SUCH_OBJECT) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(500)
-                      "%s may not get passwords: no single entry for them below '%s' of "
-                      SCEP_LDAP_URL ": %s (NDES event %d)",
-                      logged_user(r), url->lud_dn ? url->lud_dn : "", reason(check),
-                      refusal_event(check->conf));
+                      "%s %s: no single entry for them below '%s' of " SCEP_LDAP_URL ": %s%s",
+                      logged_user(r), check->refused, url->lud_dn ? url->lud_dn : "",
+                      reason(check), check->event);
         return 0;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(501)
@@ -422,18 +429,43 @@ static apr_array_header_t *group_classes(apr_pool_t *p)
     return classes;
 }
 
-int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf)
+/* The CA managers (SCEPCAManagerGroup), for the manager page. */
+static int is_ca_manager(ldap_check_t *check)
 {
-    ldap_check_t *check;
+    request_rec *r = check->r;
+    const char *group_dn = check->conf->ca_manager_group;
     int rc;
 
-    if (!conf->ldap_url) {
-        return 1;
+    if (!group_dn) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(620)
+                      "%s may not use the CA manager page: " SCEP_LDAP_URL " is set but "
+                      SCEP_CA_MANAGER_GROUP " is not, so nobody is a CA manager",
+                      logged_user(r));
+        return 0;
     }
+    rc = member_of(check, group_dn);
+    if (rc == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(621)
+                      "%s may not use the CA manager page: not a CA manager (not a member of "
+                      "'%s', " SCEP_CA_MANAGER_GROUP ")",
+                      logged_user(r), group_dn);
+    }
+    return rc;
+}
+
+/* A check of r->user: 1 with the user's entry found, 0 when the user is
+ * not in the directory (logged), -1 on an LDAP error (logged). refused
+ * and event word the refusals in the log. */
+static int start_check(request_rec *r, const mod_scep_srv_conf_t *conf, const char *refused,
+                       const char *event, ldap_check_t **started)
+{
     /* On the request pool: its cleanup releases the connection. */
-    check = apr_pcalloc(r->pool, sizeof(*check));
+    ldap_check_t *check = apr_pcalloc(r->pool, sizeof(*check));
+
     check->r = r;
     check->conf = conf;
+    check->refused = refused;
+    check->event = event;
     if (!find_uldap_functions(&check->fns)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(509)
                       SCEP_LDAP_URL " needs mod_ldap: add 'LoadModule ldap_module "
@@ -445,9 +477,35 @@ int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf)
     if (!open_connection(check)) {
         return -1;
     }
-    if ((rc = find_user_dn(check)) != 1) {
+    *started = check;
+    return find_user_dn(check);
+}
+
+int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    ldap_check_t *check = NULL;
+    int rc;
+
+    if (!conf->ldap_url) {
+        return 1;
+    }
+    rc = start_check(r, conf, "may not get passwords",
+                     apr_psprintf(r->pool, " (NDES event %d)", refusal_event(conf)), &check);
+    if (rc != 1) {
         return rc;
     }
     return conf->ca_type == SCEP_CA_STANDALONE ? is_ca_administrator(check)
                                                : may_enroll_with_all(check);
+}
+
+int mod_scep_ldap_is_ca_manager(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    ldap_check_t *check = NULL;
+    int rc;
+
+    if (!conf->ldap_url) {
+        return 1;
+    }
+    rc = start_check(r, conf, "may not use the CA manager page", "", &check);
+    return rc == 1 ? is_ca_manager(check) : rc;
 }
