@@ -478,7 +478,10 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     (void)plog;
     (void)ptemp;
     ap_add_version_component(pconf, MOD_SCEP_NAME "/" MOD_SCEP_VERSION);
-    return mod_scep_passwords_post_config(s) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    return mod_scep_passwords_post_config(s) == APR_SUCCESS
+                   && mod_scep_manager_post_config(s) == APR_SUCCESS
+               ? OK
+               : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
@@ -496,6 +499,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(mod_scep_manager_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: mod_scep_private.h already says APLOG_USE_MODULE. */

@@ -1,0 +1,922 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The `scep-manager` handler: the CA manager's page, where held requests
+ * (SCEPCAType Standalone, or a template with `Issuance manual`) are
+ * approved or denied and issued certificates are found and revoked. On a
+ * Windows CA that is the Certification Authority console's "Pending
+ * Requests" and "Issued Certificates"; the white paper's devices poll
+ * (CertPoll) until a manager decides.
+ *
+ * Checks, in order: HTTPS (unless SCEPAdminAllowHTTP On, as the admin
+ * page), an authenticated user (Apache's Require), membership of
+ * SCEPCAManagerGroup when SCEPLDAPURL is set (mod_scep_ldap.c), then:
+ *
+ *   GET/HEAD  the page: pending requests, issued certificates (?q= searches
+ *             subject and serial), recent requests with who decided them;
+ *             JSON with the same data when Accept prefers application/json.
+ *   POST      action=approve|deny (txn=, reason= for deny) or action=revoke
+ *             (serial=, reason= a CRLReason), with csrf= the page's token.
+ *             HTML forms get a 303 back to the page with the outcome;
+ *             JSON clients the outcome with a status code.
+ *
+ * A GET that carries action= is refused (405): state changes only by POST,
+ * so that a link or an <img> cannot make one. A POST is refused (403)
+ * without the token of the signed-in user: the browser sends Basic or
+ * Negotiate credentials to this page whoever asks it to, so a form posted
+ * from another site would otherwise act in the manager's name.
+ *
+ * The token is HMAC-SHA256, under a key drawn once in the parent's process
+ * pool (so every child and every generation after `apachectl graceful`
+ * know it, and a full restart makes the old pages' tokens stale), of the
+ * user name and the hour: a page's token is good until the end of the
+ * next hour, at least one hour and at most two. Compared in constant time.
+ *
+ * The page needs no JavaScript; its Content-Security-Policy allows none,
+ * nothing but its own inline style (by hash) and forms to itself.
+ */
+
+#include <apr_base64.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "mod_scep_private.h"
+
+#define SCEP_MANAGER_HANDLER "scep-manager"
+
+/* Rows per list: the newest; older ones are found by searching. */
+#define LIST_LIMIT 200
+/* A form is a handful of short fields. */
+#define FORM_MAX_BYTES 4096
+#define FORM_MAX_FIELDS 8
+#define REASON_MAX 256
+#define SEARCH_MAX 128
+
+#define CSRF_KEY_LEN 32
+#define CSRF_USERDATA "mod_scep_manager_csrf_key"
+#define CSRF_LABEL "scep-manager"
+#define CSRF_TOKEN_LEN (2 * SHA256_DIGEST_LENGTH)
+#define CSRF_WINDOW apr_time_from_sec(3600)
+
+static const char page_style[] =
+    "body{font-family:sans-serif;margin:1em}"
+    "table{border-collapse:collapse;margin-bottom:1em}"
+    "th,td{border:1px solid #999;padding:.2em .4em;text-align:left;vertical-align:top}"
+    "form{display:inline}.msg{background:#ffd;padding:.4em}";
+
+/* This generation's state, set by post_config: the key lives in the
+ * process pool, the header in a static buffer. */
+static const unsigned char *csrf_key;
+static char csp_header[256];
+
+/* CRLReason codes a manager may give (RFC 5280 section 5.3.1). Not
+ * removeFromCRL (delta CRLs only) nor certificateHold (a hold is meant to
+ * be lifted, and a revocation here is final). */
+typedef struct crl_reason_t {
+    int code;
+    const char *name;
+} crl_reason_t;
+
+static const crl_reason_t crl_reasons[] = {
+    { 0, "unspecified" },        { 1, "keyCompromise" }, { 2, "cACompromise" },
+    { 3, "affiliationChanged" }, { 4, "superseded" },    { 5, "cessationOfOperation" },
+    { 9, "privilegeWithdrawn" },
+};
+
+#define N_CRL_REASONS (sizeof(crl_reasons) / sizeof(crl_reasons[0]))
+
+/* ----------------------------------------------------------------------
+ * Startup
+ */
+
+/* The Content-Security-Policy: the inline style by its hash, nothing else
+ * loads, forms only post here, no framing. */
+static void make_csp_header(void)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    char b64[64];
+
+    SHA256((const unsigned char *)page_style, sizeof(page_style) - 1, digest);
+    apr_base64_encode(b64, (const char *)digest, sizeof(digest));
+    apr_snprintf(csp_header, sizeof(csp_header),
+                 "default-src 'none'; style-src 'sha256-%s'; form-action 'self'; "
+                 "frame-ancestors 'none'; base-uri 'none'",
+                 b64);
+}
+
+apr_status_t mod_scep_manager_post_config(server_rec *main_s)
+{
+    apr_pool_t *pproc = main_s->process->pool;
+    void *key = NULL;
+
+    make_csp_header();
+    apr_pool_userdata_get(&key, CSRF_USERDATA, pproc);
+    if (!key) {
+        key = apr_palloc(pproc, CSRF_KEY_LEN);
+        if (RAND_bytes(key, CSRF_KEY_LEN) != 1) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s, SCEPLOGNO(600)
+                         "cannot draw the key of the CA manager page's form tokens");
+            mod_scep_log_openssl(main_s, APLOG_EMERG);
+            return APR_EGENERAL;
+        }
+        apr_pool_userdata_set(key, CSRF_USERDATA, apr_pool_cleanup_null, pproc);
+    }
+    csrf_key = key;
+    return APR_SUCCESS;
+}
+
+/* ----------------------------------------------------------------------
+ * Form tokens
+ */
+
+static apr_int64_t csrf_window_now(void)
+{
+    return apr_time_now() / CSRF_WINDOW;
+}
+
+/* Hex HMAC-SHA256 of "scep-manager:WINDOW:USER": the window is digits, so
+ * the user name (the rest) cannot shift into it. NULL on failure. */
+static const char *csrf_token(apr_pool_t *p, const char *user, apr_int64_t window)
+{
+    const char *msg = apr_psprintf(p, CSRF_LABEL ":%" APR_INT64_T_FMT ":%s", window, user);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    if (!HMAC(EVP_sha256(), csrf_key, CSRF_KEY_LEN, (const unsigned char *)msg, strlen(msg), mac,
+              &len)) {
+        return NULL;
+    }
+    return scep_hex(p, mac, len);
+}
+
+/* The token of this window or the one before. */
+static int csrf_valid(request_rec *r, const char *token)
+{
+    apr_int64_t now = csrf_window_now();
+    const char *expected;
+    int i, ok = 0;
+
+    if (!token || strlen(token) != CSRF_TOKEN_LEN) {
+        return 0;
+    }
+    for (i = 0; i < 2; i++) {
+        expected = csrf_token(r->pool, r->user, now - i);
+        ok |= expected && !CRYPTO_memcmp(expected, token, CSRF_TOKEN_LEN);
+    }
+    return ok;
+}
+
+/* ----------------------------------------------------------------------
+ * Answers
+ */
+
+static const char *logged_user(request_rec *r)
+{
+    return ap_escape_logitem(r->pool, r->user);
+}
+
+static const char *html(apr_pool_t *p, const char *text)
+{
+    return text ? ap_escape_html2(p, text, 0) : "";
+}
+
+static const char *json_or_null(apr_pool_t *p, const char *text)
+{
+    return text ? mod_scep_json_string(p, text) : "null";
+}
+
+/* YYYY-MM-DDTHH:MM:SSZ, as the records keep times; "" for 0. */
+static const char *time_text(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t tm;
+
+    if (!t) {
+        return "";
+    }
+    apr_time_exp_gmt(&tm, t);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static const char *json_time(apr_pool_t *p, apr_time_t t)
+{
+    return t ? mod_scep_json_string(p, time_text(p, t)) : "null";
+}
+
+static const crl_reason_t *crl_reason_by_code(int code)
+{
+    apr_size_t i;
+
+    for (i = 0; i < N_CRL_REASONS; i++) {
+        if (crl_reasons[i].code == code) {
+            return &crl_reasons[i];
+        }
+    }
+    return NULL;
+}
+
+/* A reason as the form sends it (the code) or a script may (the name). */
+static const crl_reason_t *crl_reason_parse(const char *text)
+{
+    char code[16];
+    apr_size_t i;
+
+    for (i = 0; text && i < N_CRL_REASONS; i++) {
+        apr_snprintf(code, sizeof(code), "%d", crl_reasons[i].code);
+        if (!strcasecmp(crl_reasons[i].name, text) || !strcmp(code, text)) {
+            return &crl_reasons[i];
+        }
+    }
+    return NULL;
+}
+
+/* On every answer, errors (ap_die) included. */
+static void set_page_headers(request_rec *r)
+{
+    mod_scep_forbid_caching(r);
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp_header);
+    apr_table_setn(r->err_headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
+}
+
+static const char *page_head(apr_pool_t *p, const char *title)
+{
+    return apr_pstrcat(p,
+                       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                       "<title>",
+                       title, "</title><style>", page_style, "</style></head>\n<body>\n<h1>", title,
+                       "</h1>\n", NULL);
+}
+
+static int send_html(request_rec *r, int status, const char *body)
+{
+    return mod_scep_send_body(r, status, "text/html; charset=utf-8", body, strlen(body));
+}
+
+static int send_json(request_rec *r, int status, const char *json)
+{
+    return mod_scep_send_body(r, status, "application/json", json, strlen(json));
+}
+
+/* An error answer: a short page, or {"error": code, "message": text}. */
+static int send_error(request_rec *r, int status, const char *code, const char *text)
+{
+    if (mod_scep_wants_json(r)) {
+        return send_json(r, status,
+                         apr_psprintf(r->pool, "{\"error\": %s, \"message\": %s}\n",
+                                      mod_scep_json_string(r->pool, code),
+                                      mod_scep_json_string(r->pool, text)));
+    }
+    return send_html(r, status,
+                     apr_pstrcat(r->pool, page_head(r->pool, "SCEP CA manager"), "<p>",
+                                 html(r->pool, text), "</p>\n</body></html>\n", NULL));
+}
+
+/* ----------------------------------------------------------------------
+ * The page
+ */
+
+/* The page's own URL for forms and redirects. */
+static const char *page_path(request_rec *r)
+{
+    return ap_escape_uri(r->pool, r->uri);
+}
+
+/* What a redirect after a POST tells: ?done=CODE&id=ID, shown as
+ * "<before> ID<after>". */
+typedef struct outcome_t {
+    const char *code;
+    const char *before;
+    const char *after;
+} outcome_t;
+
+static const outcome_t outcomes[] = {
+    { "approved", "Request",
+      " approved: its certificate is issued, and the device receives it at its next poll." },
+    { "denied", "Request", " denied." },
+    { "revoked", "Certificate", " revoked: the CRL lists it." },
+    { "not_pending", "Request",
+      " is no longer pending: another manager decided it, or it expired." },
+    { "unknown_request", "There is no request", "." },
+    { "not_issued", "Request",
+      " could not be issued and is now rejected (Recent requests says why)." },
+    { "unknown_cert", "There is no certificate", "." },
+    { "already_revoked", "Certificate", " was revoked before: its first revocation stays." },
+};
+
+static const outcome_t *outcome_by_code(const char *code)
+{
+    apr_size_t i;
+
+    for (i = 0; code && i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+        if (!strcmp(outcomes[i].code, code)) {
+            return &outcomes[i];
+        }
+    }
+    return NULL;
+}
+
+/* The hidden fields every form posts. */
+static const char *form_start(request_rec *r, const char *token, const char *action,
+                              const char *field, const char *value)
+{
+    return apr_pstrcat(r->pool, "<form method=\"post\" action=\"", html(r->pool, page_path(r)),
+                       "\"><input type=\"hidden\" name=\"csrf\" value=\"", token,
+                       "\"><input type=\"hidden\" name=\"action\" value=\"", action,
+                       "\"><input type=\"hidden\" name=\"", field, "\" value=\"",
+                       html(r->pool, value), "\">", NULL);
+}
+
+static const char *pending_row_html(request_rec *r, const char *token, const scep_txn_t *t)
+{
+    apr_pool_t *p = r->pool;
+
+    return apr_pstrcat(
+        p, "<tr id=\"txn-", html(p, t->transaction_id), "\"><td>", html(p, t->transaction_id),
+        "</td><td>", html(p, t->subject), "</td><td>", html(p, t->san), "</td><td>",
+        html(p, t->key_desc), "</td><td>", html(p, t->template_name), "</td><td>",
+        html(p, t->client_addr), "</td><td>", time_text(p, t->created), "</td><td>",
+        form_start(r, token, "approve", "txn", t->transaction_id),
+        "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></form> ",
+        form_start(r, token, "deny", "txn", t->transaction_id),
+        "<input type=\"text\" name=\"reason\" required maxlength=\"" APR_STRINGIFY(
+            REASON_MAX) "\" placeholder=\"reason\" aria-label=\"reason for denying\">"
+                        "<button type=\"submit\" name=\"decision\" "
+                        "value=\"deny\">Deny</button></form>"
+                        "</td></tr>\n",
+        NULL);
+}
+
+static const char *pending_html(request_rec *r, const char *token,
+                                const apr_array_header_t *pending)
+{
+    const char *out = apr_psprintf(r->pool,
+                                   "<h2>Pending requests (%d)</h2>\n<table id=\"pending\">"
+                                   "<tr><th>Transaction</th><th>Subject</th>"
+                                   "<th>Subject alternative names</th><th>Key</th>"
+                                   "<th>Template</th><th>Requested from</th><th>Received</th>"
+                                   "<th>Decision</th></tr>\n",
+                                   pending->nelts);
+    int i;
+
+    for (i = 0; i < pending->nelts; i++) {
+        out =
+            apr_pstrcat(r->pool, out,
+                        pending_row_html(r, token, APR_ARRAY_IDX(pending, i, scep_txn_t *)), NULL);
+    }
+    return apr_pstrcat(r->pool, out, "</table>\n", NULL);
+}
+
+static const char *reason_select_html(apr_pool_t *p)
+{
+    const char *out = "<select name=\"reason\" aria-label=\"revocation reason\">";
+    apr_size_t i;
+
+    for (i = 0; i < N_CRL_REASONS; i++) {
+        out = apr_psprintf(p, "%s<option value=\"%d\">%s</option>", out, crl_reasons[i].code,
+                           crl_reasons[i].name);
+    }
+    return apr_pstrcat(p, out, "</select>", NULL);
+}
+
+static const char *revocation_text(apr_pool_t *p, const scep_cert_record_t *c)
+{
+    const crl_reason_t *reason = crl_reason_by_code(c->reason);
+
+    if (!c->revoked_at) {
+        return "valid";
+    }
+    return apr_psprintf(p, "revoked %s%s%s", time_text(p, c->revoked_at), reason ? ", " : "",
+                        reason ? reason->name : "");
+}
+
+static const char *cert_row_html(request_rec *r, const char *token, const char *reasons,
+                                 const scep_cert_record_t *c)
+{
+    apr_pool_t *p = r->pool;
+    const char *revoke =
+        c->revoked_at ? ""
+                      : apr_pstrcat(p, form_start(r, token, "revoke", "serial", c->serial), reasons,
+                                    "<button type=\"submit\" name=\"decision\" "
+                                    "value=\"revoke\">Revoke</button></form>",
+                                    NULL);
+
+    return apr_pstrcat(p, "<tr id=\"cert-", html(p, c->serial), "\"><td>", html(p, c->serial),
+                       "</td><td>", html(p, c->subject), "</td><td>", time_text(p, c->not_before),
+                       "</td><td>", time_text(p, c->not_after), "</td><td>",
+                       html(p, c->transaction_id), "</td><td>", revocation_text(p, c), "</td><td>",
+                       revoke, "</td></tr>\n", NULL);
+}
+
+static const char *certs_html(request_rec *r, const char *token, const char *search,
+                              const apr_array_header_t *certs)
+{
+    const char *reasons = reason_select_html(r->pool);
+    const char *out = apr_pstrcat(
+        r->pool, "<h2>Issued certificates</h2>\n<form method=\"get\" action=\"",
+        html(r->pool, page_path(r)),
+        "\"><input type=\"search\" name=\"q\" maxlength=\"" APR_STRINGIFY(
+            SEARCH_MAX) "\" aria-label=\"subject or serial contains\" placeholder=\"subject or "
+                        "serial\" value=\"",
+        html(r->pool, search), "\"><button type=\"submit\">Search</button></form>\n",
+        "<table id=\"certificates\"><tr><th>Serial</th><th>Subject</th><th>Valid from</th>"
+        "<th>Valid until</th><th>Transaction</th><th>Status</th><th>Revoke</th></tr>\n",
+        NULL);
+    int i;
+
+    for (i = 0; i < certs->nelts; i++) {
+        out = apr_pstrcat(
+            r->pool, out,
+            cert_row_html(r, token, reasons, APR_ARRAY_IDX(certs, i, scep_cert_record_t *)), NULL);
+    }
+    return apr_pstrcat(r->pool, out, "</table>\n", NULL);
+}
+
+static const char *recent_html(apr_pool_t *p, const apr_array_header_t *recent)
+{
+    const char *out = "<h2>Recent requests</h2>\n<table id=\"recent\"><tr><th>Transaction</th>"
+                      "<th>Subject</th><th>State</th><th>Decided by</th><th>Reason</th>"
+                      "<th>Serial</th><th>Received</th><th>Changed</th></tr>\n";
+    const scep_txn_t *t;
+    int i;
+
+    for (i = 0; i < recent->nelts; i++) {
+        t = APR_ARRAY_IDX(recent, i, scep_txn_t *);
+        out = apr_pstrcat(p, out, "<tr><td>", html(p, t->transaction_id), "</td><td>",
+                          html(p, t->subject), "</td><td>", html(p, t->status), "</td><td>",
+                          html(p, t->decided_by), "</td><td>", html(p, t->reason), "</td><td>",
+                          html(p, t->serial), "</td><td>", time_text(p, t->created), "</td><td>",
+                          time_text(p, t->updated), "</td></tr>\n", NULL);
+    }
+    return apr_pstrcat(p, out, "</table>\n", NULL);
+}
+
+/* What the page shows: the lists, read once for HTML and JSON alike. */
+typedef struct listing_t {
+    const char *token;
+    const char *search;
+    apr_array_header_t *pending;
+    apr_array_header_t *certs;
+    apr_array_header_t *recent;
+} listing_t;
+
+static const char *message_html(apr_pool_t *p, apr_table_t *args)
+{
+    const outcome_t *o = outcome_by_code(apr_table_get(args, "done"));
+    const char *id = apr_table_get(args, "id");
+
+    if (!o || !id) {
+        return "";
+    }
+    return apr_pstrcat(p, "<p class=\"msg\" role=\"status\" id=\"outcome\">", o->before, " ",
+                       html(p, id), o->after, "</p>\n", NULL);
+}
+
+static int send_page_html(request_rec *r, apr_table_t *args, const listing_t *l)
+{
+    apr_pool_t *p = r->pool;
+
+    return send_html(r, HTTP_OK,
+                     apr_pstrcat(p, page_head(p, "SCEP CA manager"), "<p>Signed in as <b>",
+                                 html(p, r->user), "</b>.</p>\n", message_html(p, args),
+                                 pending_html(r, l->token, l->pending),
+                                 certs_html(r, l->token, l->search, l->certs),
+                                 recent_html(p, l->recent), "</body></html>\n", NULL));
+}
+
+static const char *txn_json(apr_pool_t *p, const scep_txn_t *t)
+{
+    return apr_pstrcat(
+        p, "{\"transaction_id\": ", json_or_null(p, t->transaction_id),
+        ", \"status\": ", json_or_null(p, t->status),
+        ", \"subject\": ", json_or_null(p, t->subject), ", \"san\": ", json_or_null(p, t->san),
+        ", \"key\": ", json_or_null(p, t->key_desc),
+        ", \"template\": ", json_or_null(p, t->template_name),
+        ", \"client_addr\": ", json_or_null(p, t->client_addr),
+        ", \"created\": ", json_time(p, t->created), ", \"updated\": ", json_time(p, t->updated),
+        ", \"decided_by\": ", json_or_null(p, t->decided_by),
+        ", \"reason\": ", json_or_null(p, t->reason), ", \"serial\": ", json_or_null(p, t->serial),
+        "}", NULL);
+}
+
+static const char *cert_json(apr_pool_t *p, const scep_cert_record_t *c)
+{
+    const crl_reason_t *reason = crl_reason_by_code(c->reason);
+
+    return apr_pstrcat(
+        p, "{\"serial\": ", json_or_null(p, c->serial),
+        ", \"subject\": ", json_or_null(p, c->subject),
+        ", \"transaction_id\": ", json_or_null(p, c->transaction_id),
+        ", \"not_before\": ", json_time(p, c->not_before),
+        ", \"not_after\": ", json_time(p, c->not_after),
+        ", \"revoked_at\": ", json_time(p, c->revoked_at), ", \"revocation_reason\": ",
+        c->revoked_at && reason ? mod_scep_json_string(p, reason->name) : "null", "}", NULL);
+}
+
+/* A JSON array of the elements of arr (pointers) as to_json writes them. */
+static const char *json_array(apr_pool_t *p, const apr_array_header_t *arr,
+                              const char *(*to_json)(apr_pool_t *, const void *))
+{
+    const char *out = "[";
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        out = apr_pstrcat(p, out, i ? ", " : "", to_json(p, APR_ARRAY_IDX(arr, i, void *)), NULL);
+    }
+    return apr_pstrcat(p, out, "]", NULL);
+}
+
+static const char *txn_json_any(apr_pool_t *p, const void *t)
+{
+    return txn_json(p, t);
+}
+
+static const char *cert_json_any(apr_pool_t *p, const void *c)
+{
+    return cert_json(p, c);
+}
+
+static int send_page_json(request_rec *r, const listing_t *l)
+{
+    apr_pool_t *p = r->pool;
+
+    return send_json(r, HTTP_OK,
+                     apr_pstrcat(p, "{\"user\": ", mod_scep_json_string(p, r->user),
+                                 ", \"csrf\": ", mod_scep_json_string(p, l->token),
+                                 ", \"search\": ", json_or_null(p, l->search),
+                                 ",\n \"pending\": ", json_array(p, l->pending, txn_json_any),
+                                 ",\n \"certificates\": ", json_array(p, l->certs, cert_json_any),
+                                 ",\n \"recent\": ", json_array(p, l->recent, txn_json_any), "}\n",
+                                 NULL));
+}
+
+/* Requests pending longer than SCEPRefreshPeriod expire first, so that
+ * the list offers none that cannot be approved any more. */
+static apr_status_t read_listing(request_rec *r, scep_store_t *store, listing_t *l)
+{
+    apr_status_t rv;
+
+    if ((rv = mod_scep_expire_pending(r, store)) != APR_SUCCESS ||
+        (rv = store->list_requests(store, r->pool, SCEP_TXN_PENDING, LIST_LIMIT, &l->pending)) !=
+            APR_SUCCESS ||
+        (rv = store->list_certs(store, r->pool, l->search, LIST_LIMIT, &l->certs)) != APR_SUCCESS) {
+        return rv;
+    }
+    return store->list_requests(store, r->pool, NULL, LIST_LIMIT, &l->recent);
+}
+
+static int show_page(request_rec *r, scep_store_t *store, apr_table_t *args)
+{
+    listing_t l = { NULL, NULL, NULL, NULL, NULL };
+    const char *q = apr_table_get(args, "q");
+
+    l.search = q && *q ? q : NULL;
+    if (l.search && strlen(l.search) > SEARCH_MAX) {
+        return send_error(r, HTTP_BAD_REQUEST, "search_too_long",
+                          apr_psprintf(r->pool, "A search is at most %d characters.", SEARCH_MAX));
+    }
+    if (!(l.token = csrf_token(r->pool, r->user, csrf_window_now()))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(601)
+                      "cannot compute the form token of the CA manager page");
+        mod_scep_rlog_openssl(r, APLOG_ERR);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (read_listing(r, store, &l) != APR_SUCCESS) {
+        /* Logged by the store. */
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return mod_scep_wants_json(r) ? send_page_json(r, &l) : send_page_html(r, args, &l);
+}
+
+/* ----------------------------------------------------------------------
+ * Decisions
+ */
+
+typedef struct decision_t {
+    const char *action; /* approve, deny, revoke */
+    const char *id;     /* the transaction or the serial */
+    const char *reason;
+    const crl_reason_t *crl_reason;
+} decision_t;
+
+/* The query (GET) as a table; NULL when it is not well-formed
+ * application/x-www-form-urlencoded. */
+static apr_table_t *query_args(request_rec *r)
+{
+    apr_table_t *args = apr_table_make(r->pool, 4);
+    char *state, *pair, *value;
+    char *query = apr_pstrdup(r->pool, r->args ? r->args : "");
+
+    for (pair = apr_strtok(query, "&", &state); pair; pair = apr_strtok(NULL, "&", &state)) {
+        value = strchr(pair, '=');
+        if (value) {
+            *value++ = '\0';
+        }
+        if (ap_unescape_urlencoded(pair) != OK || (value && ap_unescape_urlencoded(value) != OK)) {
+            return NULL;
+        }
+        apr_table_add(args, pair, value ? value : "");
+    }
+    return args;
+}
+
+/* The POSTed form (ap_parse_form_data, at most FORM_MAX_BYTES) as a table;
+ * an HTTP status when it cannot be read or names a field twice (which
+ * one would count is a guess). */
+static int read_form(request_rec *r, apr_table_t **form)
+{
+    apr_array_header_t *pairs = NULL;
+    ap_form_pair_t *pair;
+    apr_off_t len;
+    apr_size_t size;
+    char *value;
+    int status = ap_parse_form_data(r, NULL, &pairs, FORM_MAX_FIELDS, FORM_MAX_BYTES);
+
+    if (status != OK) {
+        return status;
+    }
+    *form = apr_table_make(r->pool, pairs->nelts);
+    while ((pair = apr_array_pop(pairs)) != NULL) {
+        if (apr_table_get(*form, pair->name) ||
+            apr_brigade_length(pair->value, 1, &len) != APR_SUCCESS) {
+            return HTTP_BAD_REQUEST;
+        }
+        size = (apr_size_t)len;
+        value = apr_palloc(r->pool, size + 1);
+        if (apr_brigade_flatten(pair->value, value, &size) != APR_SUCCESS ||
+            memchr(value, '\0', size)) {
+            return HTTP_BAD_REQUEST;
+        }
+        value[size] = '\0';
+        apr_table_setn(*form, pair->name, value);
+    }
+    return OK;
+}
+
+/* The decision a form asks for; NULL and an error answer's text when it
+ * is not one. */
+static const decision_t *parse_decision(request_rec *r, apr_table_t *form, const char **why)
+{
+    decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
+
+    d->action = apr_table_get(form, "action");
+    d->reason = apr_table_get(form, "reason");
+    if (d->action && (!strcmp(d->action, "approve") || !strcmp(d->action, "deny"))) {
+        d->id = apr_table_get(form, "txn");
+        *why = "Which request? The form has no txn.";
+    }
+    else if (d->action && !strcmp(d->action, "revoke")) {
+        d->id = apr_table_get(form, "serial");
+        *why = "Which certificate? The form has no serial.";
+    }
+    else {
+        *why = "The action must be approve, deny or revoke.";
+        return NULL;
+    }
+    if (!d->id || !*d->id) {
+        return NULL;
+    }
+    if (!strcmp(d->action, "deny") && (!d->reason || !*d->reason)) {
+        *why = "A denial needs a reason.";
+        return NULL;
+    }
+    if (d->reason && strlen(d->reason) > REASON_MAX) {
+        *why = apr_psprintf(r->pool, "A reason is at most %d characters.", REASON_MAX);
+        return NULL;
+    }
+    if (!strcmp(d->action, "revoke") && !(d->crl_reason = crl_reason_parse(d->reason))) {
+        *why = "The reason of a revocation is a CRLReason: unspecified, keyCompromise, "
+               "cACompromise, affiliationChanged, superseded, cessationOfOperation or "
+               "privilegeWithdrawn.";
+        return NULL;
+    }
+    return d;
+}
+
+/* The answer after a decision: HTML forms go back to the page (303, so
+ * that reloading it does not post again), scripts get JSON. */
+static int send_outcome(request_rec *r, int json_status, const char *code, const char *id,
+                        const char *extra_json)
+{
+    if (mod_scep_wants_json(r)) {
+        return send_json(r, json_status,
+                         apr_psprintf(r->pool, "{\"result\": %s, \"id\": %s%s}\n",
+                                      mod_scep_json_string(r->pool, code),
+                                      mod_scep_json_string(r->pool, id),
+                                      extra_json ? extra_json : ""));
+    }
+    apr_table_setn(r->headers_out, "Location",
+                   ap_construct_url(r->pool,
+                                    apr_pstrcat(r->pool, page_path(r), "?done=", code,
+                                                "&id=", ap_escape_urlencoded(r->pool, id), NULL),
+                                    r));
+    return HTTP_SEE_OTHER;
+}
+
+/* The serial a just-approved request got, for the JSON answer. */
+static const char *issued_serial_json(request_rec *r, scep_store_t *store, const char *txn_id)
+{
+    scep_txn_t *txn = NULL;
+
+    if (store->find_transaction(store, r->pool, txn_id, &txn) != APR_SUCCESS || !txn->serial) {
+        return NULL;
+    }
+    return apr_pstrcat(r->pool, ", \"serial\": ", mod_scep_json_string(r->pool, txn->serial), NULL);
+}
+
+/* mod_scep_approve/mod_scep_deny's statuses as outcomes; they log the
+ * decision with who made it. */
+static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    int approve = !strcmp(d->action, "approve");
+    apr_status_t rv = approve ? mod_scep_approve(r, d->id, r->user, &prob)
+                              : mod_scep_deny(r, d->id, r->user, d->reason);
+
+    if (rv == APR_SUCCESS) {
+        return send_outcome(r, HTTP_OK, approve ? "approved" : "denied", d->id,
+                            approve ? issued_serial_json(r, store, d->id) : NULL);
+    }
+    if (APR_STATUS_IS_NOTFOUND(rv)) {
+        return send_outcome(r, HTTP_NOT_FOUND, "unknown_request", d->id, NULL);
+    }
+    if (APR_STATUS_IS_EEXIST(rv)) {
+        return send_outcome(r, HTTP_CONFLICT, "not_pending", d->id, NULL);
+    }
+    if (approve && APR_STATUS_IS_EINVAL(rv)) {
+        return send_outcome(
+            r, HTTP_UNPROCESSABLE_ENTITY, "not_issued", d->id,
+            apr_pstrcat(r->pool, ", \"message\": ", json_or_null(r->pool, prob.text), NULL));
+    }
+    /* A server fault, logged there. */
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
+{
+    apr_status_t rv = store->revoke(store, r->pool, d->id, d->crl_reason->code);
+
+    if (rv == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(602)
+                      "CA manager %s revoked certificate %s, reason %s (%d)",
+                      logged_user(r), ap_escape_logitem(r->pool, d->id), d->crl_reason->name,
+                      d->crl_reason->code);
+        return send_outcome(r, HTTP_OK, "revoked", d->id, NULL);
+    }
+    if (APR_STATUS_IS_NOTFOUND(rv)) {
+        return send_outcome(r, HTTP_NOT_FOUND, "unknown_cert", d->id, NULL);
+    }
+    if (APR_STATUS_IS_EEXIST(rv)) {
+        return send_outcome(r, HTTP_CONFLICT, "already_revoked", d->id, NULL);
+    }
+    /* A server fault, logged by the store. */
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int refuse_without_token(request_rec *r, const char *action)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(603)
+                  "CA manager page: POST by %s (%s) refused, %s: the form token is missing, "
+                  "stale or another user's (a page older than two hours, or a form posted "
+                  "from another site)",
+                  logged_user(r), r->useragent_ip,
+                  action ? ap_escape_logitem(r->pool, action) : "no action");
+    return send_error(r, HTTP_FORBIDDEN, "csrf",
+                      "The form was stale or did not come from this page: reload the page "
+                      "and try again.");
+}
+
+static int post_decision(request_rec *r, scep_store_t *store)
+{
+    apr_table_t *form = NULL;
+    const decision_t *d;
+    const char *why = NULL;
+    int status = read_form(r, &form);
+
+    if (status != OK) {
+        return status;
+    }
+    /* The token first: nothing about the form is answered to a forger. */
+    if (!csrf_valid(r, apr_table_get(form, "csrf"))) {
+        return refuse_without_token(r, apr_table_get(form, "action"));
+    }
+    if (!(d = parse_decision(r, form, &why))) {
+        return send_error(r, HTTP_BAD_REQUEST, "bad_request", why);
+    }
+    return !strcmp(d->action, "revoke") ? revoke_cert(r, store, d) : decide(r, store, d);
+}
+
+/* ----------------------------------------------------------------------
+ * The handler
+ */
+
+/* Apache's authentication normally answers 401 before the handler runs;
+ * no user here means the location has no authentication at all. */
+static int authenticated(request_rec *r)
+{
+    if (r->user && *r->user) {
+        return 1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(604)
+                  "the CA manager page at %s needs authentication, or anyone can issue and "
+                  "revoke certificates: add AuthType (GSSAPI, Basic...) and Require "
+                  "valid-user to its <Location>",
+                  ap_escape_logitem(r->pool, r->uri));
+    return 0;
+}
+
+static int refuse_get_with_action(request_rec *r)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(605)
+                  "CA manager page: GET with an action by %s (%s) refused: decisions are "
+                  "made by POST only",
+                  logged_user(r), r->useragent_ip);
+    apr_table_setn(r->err_headers_out, "Allow", "POST");
+    return send_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                      "Decisions are made with the page's buttons (POST), not by links.");
+}
+
+static int manager_page(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    scep_store_t *store;
+    apr_table_t *args;
+
+    if (!mod_scep_https_only(r, conf)) {
+        return HTTP_FORBIDDEN;
+    }
+    if (!authenticated(r)) {
+        return HTTP_FORBIDDEN;
+    }
+    switch (mod_scep_ldap_is_ca_manager(r, conf)) {
+    case 1:
+        break;
+    case 0:
+        return send_error(r, HTTP_FORBIDDEN, "not_authorized",
+                          "You are not a CA manager: only members of the CA managers' group "
+                          "may use this page.");
+    default:
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!(args = query_args(r))) {
+        return HTTP_BAD_REQUEST;
+    }
+    if (r->method_number == M_GET && apr_table_get(args, "action")) {
+        return refuse_get_with_action(r);
+    }
+    if (!(store = mod_scep_store_dbd(r))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return r->method_number == M_POST ? post_decision(r, store) : show_page(r, store, args);
+}
+
+int mod_scep_manager_handler(request_rec *r)
+{
+    mod_scep_srv_conf_t *conf;
+
+    if (!r->handler || strcmp(r->handler, SCEP_MANAGER_HANDLER)) {
+        return DECLINED;
+    }
+    set_page_headers(r);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", "POST", NULL);
+    if (r->method_number == M_OPTIONS) {
+        /* httpd's default handler answers OPTIONS with the Allow list. */
+        return DECLINED;
+    }
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    conf = mod_scep_srv_conf(r->server);
+    if (!conf->enabled) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(606)
+                      "SetHandler " SCEP_MANAGER_HANDLER " in a server without "
+                      SCEP_CA_CERTIFICATE_FILE ": there is no CA to manage");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return manager_page(r, conf);
+}
