@@ -16,20 +16,41 @@ cn=scep-reader): Enterprise needs the group of each of the three templates
 IPSECIntermediateOffline: ndes-enroll, which holds alice only through the
 nested group ipsec-enrollers); Standalone needs ca-admins.
 
+Every virtual host also has the CA manager page (SetHandler scep-manager)
+at /certsrv/mscep_admin/manager/, inheriting the admin location's
+authentication; SCEPCAManagerGroup is ca-managers (dave, and carol through
+the nested group cert-officers).
+
 curl() runs the real curl (--negotiate for Kerberos) and returns a Response;
-parse_page() decodes the UTF-16LE NDES page.
+parse_page() decodes the UTF-16LE NDES page; manager_get() and
+manager_post() use the manager page as a signed-in user.
 """
 import json
 import os
 import re
 import subprocess
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 
+from cryptography import x509
+
+from . import checks, pki
+from . import client as C
 from . import ldap as L
-from .httpd import MODULES_DIR, free_port
+from .httpd import CHALLENGE, MODULES_DIR, free_port
 
 ADMIN_PATH = '/certsrv/mscep_admin/'
+MANAGER_PATH = ADMIN_PATH + 'manager/'
+
+# after the admin location, so that it inherits its authentication
+MANAGER_LOCATION = """    <Location /certsrv/mscep_admin/manager>
+        SetHandler scep-manager
+    </Location>
+"""
+
+# the form token of every form of the manager page
+RE_CSRF = re.compile(r'<input type="hidden" name="csrf" value="([0-9A-F]{64})">')
 
 # The exact strings of NDES's pages that scripts and MDMs scrape.
 RE_PASSWORD = re.compile(r'The enrollment challenge password is: <B> ([0-9A-F]+) </B>')
@@ -75,6 +96,7 @@ def scep_directives(slapd, password_max=1000):
         if template != SECTION_GROUP_TEMPLATE:
             d.append(('SCEPTemplateEnrollGroup', '%s "%s"' % (template, group)))
     d += [('SCEPCAAdminGroup', '"%s"' % L.CA_ADMINS),
+          ('SCEPCAManagerGroup', '"%s"' % L.CA_MANAGERS),
           ('SCEPLDAPURL', '"%s"' % ldap_url(slapd)),
           ('SCEPLDAPBindDN', '"%s"' % L.BIND_DN),
           ('SCEPLDAPBindPassword', '"%s"' % L.BIND_PW)]
@@ -113,7 +135,7 @@ Listen 127.0.0.1:{port}
         SetHandler scep-admin
 {body}
     </Location>
-</VirtualHost>
+{MANAGER_LOCATION}</VirtualHost>
 """
     m = MODULES_DIR
     return f"""
@@ -140,7 +162,7 @@ LogLevel warn scep:info ldap:warn authnz_ldap:info auth_gssapi:info
         SetHandler scep-admin
 {_ldap_basic(slapd, 'mod_scep admin over HTTP')}
     </Location>
-</VirtualHost>
+{MANAGER_LOCATION}</VirtualHost>
 {ssl_vhost(ports.krb, f'''        AuthType GSSAPI
         AuthName "mod_scep admin (Kerberos)"
         GssapiCredStore keytab:{kdc.keytab}
@@ -226,3 +248,88 @@ def curl(url, ca_file, user=None, password=None, negotiate=False, env=None, acce
 def password_of(text):
     m = RE_PASSWORD.search(text)
     return m.group(1) if m else None
+
+
+# --- the CA manager page ------------------------------------------------------
+
+def manager_url(admin_httpd, vhost='ldap', query=None):
+    """The manager page of a virtual host (Ports attribute), with a query
+    (dict) if given."""
+    scheme = 'http' if vhost == 'http' else 'https'
+    url = '%s://localhost:%d%s' % (scheme, getattr(admin_httpd.ports, vhost), MANAGER_PATH)
+    return url + ('?' + urllib.parse.urlencode(query) if query else '')
+
+
+def manager_get(admin_httpd, user, vhost='ldap', accept=None, query=None, password=None):
+    """The manager page as user (LDAP Basic; password default: the user's)."""
+    return curl(manager_url(admin_httpd, vhost, query), admin_httpd.tls_ca.ca_file, user=user,
+                password=password or L.USERS[user], accept=accept, work=admin_httpd.env.work)
+
+
+def manager_post(admin_httpd, user, fields, vhost='ldap', accept=None):
+    """A form of the manager page posted as user: fields (dict) URL-encoded
+    as a browser does (application/x-www-form-urlencoded). Redirects are
+    not followed."""
+    extra = []
+    for k, v in fields.items():
+        extra += ['--data-urlencode', '%s=%s' % (k, v)]
+    return curl(manager_url(admin_httpd, vhost), admin_httpd.tls_ca.ca_file, user=user,
+                password=L.USERS[user], accept=accept, work=admin_httpd.env.work, extra=extra)
+
+
+def csrf_of(html):
+    """The form token of a manager page; every form carries the same one."""
+    tokens = set(RE_CSRF.findall(html))
+    assert len(tokens) == 1, 'expected one form token on the page, found %r' % tokens
+    return tokens.pop()
+
+
+def held_config(admin_httpd):
+    """admin_httpd.config() making the server a stand-alone CA, which holds
+    every request for a CA manager; devices use the static challenge."""
+    return admin_httpd.config(('SCEPCAType', 'Standalone'),
+                              ('SCEPChallengePasswordFile', admin_httpd.env.challenge_file))
+
+
+def device(admin_httpd):
+    """An SCEP client of the admin server's device URL (plain HTTP) that
+    knows its CA and RA certificates."""
+    env = admin_httpd.env
+    ca, ra_sign, ra_enc = (pki.load_cert_file(env.p(n))
+                           for n in ('ca.crt', 'ra-sign.crt', 'ra-enc.crt'))
+    c = C.Client(admin_httpd.url('/certsrv/mscep/mscep.dll'))
+    c._ca = C.CACerts(C.CT_CA_RA, [ca, ra_sign, ra_enc], ca, ra_sign, ra_enc)
+    return c
+
+
+def hold(dev, key, subject, **csr_kw):
+    """A PKCSReq that the server holds: asserts the signed CertRep PENDING
+    and returns the request (PkiMessage)."""
+    msg, r, rep = dev.enroll(pki.make_csr(key, subject, challenge=CHALLENGE, **csr_kw), key)
+    assert r.status == 200 and rep is not None, 'HTTP %d %r' % (r.status, r.body[:200])
+    checks.assert_reply_ok(msg, rep)
+    assert rep.pki_status == C.PENDING, str(rep)
+    return msg
+
+
+def poll(dev, msg):
+    """The device's CertPoll (IssuerAndSubject) for the held request msg,
+    signed as the request was: (poll message, HttpResult, CertRep)."""
+    subject = x509.load_der_x509_csr(msg.inner).subject
+    m = C.pki_message(C.issuer_and_subject(dev.ca.ca.subject, subject), C.CERTPOLL, msg.key,
+                      [dev.ca.ra_enc], signer_cert=msg.signer_cert,
+                      transaction_id=msg.transaction_id)
+    r, rep = dev.send(m)
+    return m, r, rep
+
+
+def assert_poll_issued(dev, msg):
+    """The next poll gets SUCCESS with the certificate of msg's CSR, issued
+    by the CA; returns the certificate."""
+    m, r, rep = poll(dev, msg)
+    assert r.status == 200 and rep is not None, 'HTTP %d' % r.status
+    checks.assert_reply_ok(m, rep)
+    assert rep.pki_status == C.SUCCESS, str(rep)
+    assert len(rep.certs) == 1, rep.certs
+    checks.check_issued_cert(rep.certs[0], msg.inner, dev.ca.ca)
+    return rep.certs[0]

@@ -5,6 +5,8 @@ descriptors 3 and 4), so no extra Python package is needed.
     with Chromium(workdir, trust_spki=[spki_b64]) as b:
         page = b.open(url, basic=('alice', 'pw'))     # answers the Basic challenge
         page.status, page.text (document.body.innerText), page.html
+        with b.tab(basic=('dave', 'pw')) as t:        # a tab kept open for forms
+            t.navigate(url); page = t.click('#row-1 button')   # a real mouse click
 
 Basic credentials are given the way a user types them into the browser's
 login dialog: Fetch.authRequired -> Fetch.continueWithAuth. Without
@@ -217,77 +219,142 @@ class Chromium:
         credentials cached from earlier pages); such contexts are off the
         record, where Chromium does no ambient (Negotiate) authentication:
         own_context=False opens the page in the browser's default context."""
-        ctx = None
+        with self.tab(basic, own_context) as t:
+            return t.navigate(url, wait)
+
+    def tab(self, basic=None, own_context=True):
+        """A tab that stays open across navigations (a Tab, to use in a
+        with statement), for pages whose forms are clicked."""
+        return Tab(self, basic, own_context)
+
+
+class Tab:
+    """One tab of the browser, for as long as the with statement lasts:
+
+        with chromium.tab(basic=('dave', pw)) as t:
+            page = t.navigate(url)
+            page = t.click('#txn-X button[value="approve"]')
+
+    Basic credentials answer the first challenge of each navigation (the
+    browser then sends them by itself, as after a user typed them)."""
+
+    def __init__(self, browser, basic, own_context):
+        self.b = browser
+        self.basic = basic
+        self.own_context = own_context
+        self.ctx = self.target = self.session = None
+        self.state = {}
+
+    def __enter__(self):
+        b = self.b
         params = {'url': 'about:blank'}
-        if own_context:
-            ctx = self.call('Target.createBrowserContext',
-                            {'disposeOnDetach': True})['browserContextId']
-            params['browserContextId'] = ctx
-        target = self.call('Target.createTarget', params)['targetId']
-        session = self.call('Target.attachToTarget', {'targetId': target,
-                                                      'flatten': True})['sessionId']
+        if self.own_context:
+            self.ctx = b.call('Target.createBrowserContext',
+                              {'disposeOnDetach': True})['browserContextId']
+            params['browserContextId'] = self.ctx
+        self.target = b.call('Target.createTarget', params)['targetId']
+        self.session = b.call('Target.attachToTarget', {'targetId': self.target,
+                                                        'flatten': True})['sessionId']
+        b._handler = self._handle
+        self._reset()
         try:
-            return self._load(session, url, basic, wait or self.timeout)
-        finally:
-            try:
-                self.call('Target.closeTarget', {'targetId': target})
-                if ctx:
-                    self.call('Target.disposeBrowserContext', {'browserContextId': ctx})
-            except BrowserError:
-                pass
+            b.call('Page.enable', session=self.session)
+            b.call('Network.enable', session=self.session)
+            b.call('Fetch.enable', {'handleAuthRequests': True,
+                                    'patterns': [{'urlPattern': '*'}]}, session=self.session)
+        except Exception:
+            self.__exit__()
+            raise
+        return self
 
-    def _load(self, session, url, basic, wait):
-        state = {'status': None, 'headers': {}, 'challenges': [], 'loaded': False}
+    def __exit__(self, *exc):
+        self.b._handler = None
+        try:
+            self.b.call('Target.closeTarget', {'targetId': self.target})
+            if self.ctx:
+                self.b.call('Target.disposeBrowserContext', {'browserContextId': self.ctx})
+        except BrowserError:
+            pass
 
-        def handler(ev):
-            """Answers paused requests and auth challenges at once (also
-            while a command waits for its reply); True when consumed."""
-            if ev.get('sessionId') != session:
-                return False
-            method, params = ev.get('method'), ev.get('params', {})
-            if method == 'Fetch.requestPaused':
-                self._send('Fetch.continueRequest', {'requestId': params['requestId']},
-                           session=session)
-            elif method == 'Fetch.authRequired':
-                state['challenges'].append(params.get('authChallenge', {}))
-                if basic and len(state['challenges']) == 1:
-                    resp = {'response': 'ProvideCredentials', 'username': basic[0],
-                            'password': basic[1]}
-                else:
-                    resp = {'response': 'CancelAuth'}
-                self._send('Fetch.continueWithAuth', {'requestId': params['requestId'],
-                                                      'authChallengeResponse': resp},
-                           session=session)
-            elif method == 'Network.responseReceived' and params.get('type') == 'Document':
-                state['status'] = params['response']['status']
-                state['headers'] = {k.lower(): v
-                                    for k, v in params['response']['headers'].items()}
-            elif method == 'Page.loadEventFired':
-                state['loaded'] = True
+    def _reset(self):
+        self.state = {'status': None, 'headers': {}, 'challenges': [], 'loaded': False}
+
+    def _handle(self, ev):
+        """Answers paused requests and auth challenges at once (also while
+        a command waits for its reply); True when consumed."""
+        if ev.get('sessionId') != self.session:
+            return False
+        b, state = self.b, self.state
+        method, params = ev.get('method'), ev.get('params', {})
+        if method == 'Fetch.requestPaused':
+            b._send('Fetch.continueRequest', {'requestId': params['requestId']},
+                    session=self.session)
+        elif method == 'Fetch.authRequired':
+            state['challenges'].append(params.get('authChallenge', {}))
+            if self.basic and len(state['challenges']) == 1:
+                resp = {'response': 'ProvideCredentials', 'username': self.basic[0],
+                        'password': self.basic[1]}
             else:
-                return False
-            return True
+                resp = {'response': 'CancelAuth'}
+            b._send('Fetch.continueWithAuth', {'requestId': params['requestId'],
+                                               'authChallengeResponse': resp},
+                    session=self.session)
+        elif method == 'Network.responseReceived' and params.get('type') == 'Document':
+            state['status'] = params['response']['status']
+            state['headers'] = {k.lower(): v for k, v in params['response']['headers'].items()}
+        elif method == 'Page.loadEventFired':
+            state['loaded'] = True
+        else:
+            return False
+        return True
 
-        self._handler = handler
-        try:
-            self.call('Page.enable', session=session)
-            self.call('Network.enable', session=session)
-            self.call('Fetch.enable', {'handleAuthRequests': True,
-                                       'patterns': [{'urlPattern': '*'}]}, session=session)
-            frame = self.call('Page.navigate', {'url': url}, session=session)
-            if frame.get('errorText'):
-                raise BrowserError('navigation to %s failed: %s' % (url, frame['errorText']))
-            deadline = time.time() + wait
-            while not state['loaded']:
-                self.next_event(deadline)
-            text = self.call('Runtime.evaluate', {'expression': 'document.body ? '
-                                                  'document.body.innerText : ""',
-                                                  'returnByValue': True},
-                             session=session)['result'].get('value', '')
-            html = self.call('Runtime.evaluate', {'expression':
-                                                  'document.documentElement.outerHTML',
-                                                  'returnByValue': True},
-                             session=session)['result'].get('value', '')
-        finally:
-            self._handler = None
-        return Page(url, state['status'], state['headers'], text, html, state['challenges'])
+    def evaluate(self, expression):
+        """The value of a JavaScript expression in the page (DevTools, not
+        the page's own scripts: the page's CSP does not apply)."""
+        return self.b.call('Runtime.evaluate', {'expression': expression,
+                                                'returnByValue': True},
+                           session=self.session)['result'].get('value')
+
+    def _page(self, wait):
+        deadline = time.time() + (wait or self.b.timeout)
+        while not self.state['loaded']:
+            self.b.next_event(deadline)
+        text = self.evaluate('document.body ? document.body.innerText : ""') or ''
+        html = self.evaluate('document.documentElement.outerHTML') or ''
+        url = self.evaluate('document.location.href')
+        return Page(url, self.state['status'], self.state['headers'], text, html,
+                    self.state['challenges'])
+
+    def navigate(self, url, wait=None):
+        """Loads url; the Page once its load event fired."""
+        self._reset()
+        frame = self.b.call('Page.navigate', {'url': url}, session=self.session)
+        if frame.get('errorText'):
+            raise BrowserError('navigation to %s failed: %s' % (url, frame['errorText']))
+        return self._page(wait)
+
+    def type_into(self, selector, text):
+        """Types text into the input that selector finds, as a user does:
+        the input gets the focus, then the keyboard's text."""
+        if not self.evaluate('(() => { const e = document.querySelector(%s); if (!e) return false; '
+                             'e.focus(); return true; })()' % json.dumps(selector)):
+            raise BrowserError('nothing on the page matches %s' % selector)
+        self.b.call('Input.insertText', {'text': text}, session=self.session)
+
+    def click(self, selector, wait=None):
+        """Clicks the element (a button) that selector finds, with the mouse
+        as a user does, and returns the Page that the click loads (a form
+        submission, after its redirects)."""
+        where = self.evaluate(
+            '(() => { const e = document.querySelector(%s); if (!e) return null; '
+            'e.scrollIntoView({block: "center"}); const r = e.getBoundingClientRect(); '
+            'return [r.left + r.width / 2, r.top + r.height / 2]; })()' % json.dumps(selector))
+        if where is None:
+            raise BrowserError('nothing on the page matches %s' % selector)
+        self._reset()
+        x, y = where
+        for kind in ('mouseMoved', 'mousePressed', 'mouseReleased'):
+            self.b.call('Input.dispatchMouseEvent', {'type': kind, 'x': x, 'y': y,
+                                                     'button': 'left', 'clickCount': 1},
+                        session=self.session)
+        return self._page(wait)

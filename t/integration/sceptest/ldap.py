@@ -15,6 +15,8 @@ The directory (suffix dc=example,dc=test):
         sign-enrollers   alice, dave        (template SCEPSign)
         enc-enrollers    alice, dave        (template SCEPEncrypt)
         ca-admins        carol
+        cert-officers    carol
+        ca-managers      dave, cn=cert-officers (carol, nested: the CA manager page)
         nobody-group     cn=scep-reader
 
 Anonymous users may only bind; bound users read everything but passwords.
@@ -58,6 +60,7 @@ TEMPLATE_GROUPS = {
     'IPSECIntermediateOffline': 'cn=ndes-enroll,' + GROUPS,
 }
 CA_ADMINS = 'cn=ca-admins,' + GROUPS
+CA_MANAGERS = 'cn=ca-managers,' + GROUPS
 
 
 def user_dn(uid):
@@ -99,6 +102,8 @@ def ldif():
         _group('sign-enrollers', [user_dn('alice'), user_dn('dave')]),
         _group('enc-enrollers', [user_dn('alice'), user_dn('dave')]),
         _group('ca-admins', [user_dn('carol')]),
+        _group('cert-officers', [user_dn('carol')]),
+        _group('ca-managers', [user_dn('dave'), 'cn=cert-officers,' + GROUPS]),
         _group('nobody-group', [BIND_DN]),
     ]
     return '\n\n'.join(entries) + '\n'
