@@ -679,6 +679,16 @@ static int read_form(request_rec *r, apr_table_t **form)
     return OK;
 }
 
+static int has_control_chars(const char *text)
+{
+    for (; *text; text++) {
+        if (apr_iscntrl(*text)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The decision a form asks for; NULL and an error answer's text when it
  * is not one. */
 static const decision_t *parse_decision(request_rec *r, apr_table_t *form, const char **why)
@@ -708,6 +718,11 @@ static const decision_t *parse_decision(request_rec *r, apr_table_t *form, const
     }
     if (d->reason && strlen(d->reason) > REASON_MAX) {
         *why = apr_psprintf(r->pool, "A reason is at most %d characters.", REASON_MAX);
+        return NULL;
+    }
+    if (d->reason && has_control_chars(d->reason)) {
+        /* It goes into the log and into the device's failInfoText. */
+        *why = "A reason is one line of text.";
         return NULL;
     }
     if (!strcmp(d->action, "revoke") && !(d->crl_reason = crl_reason_parse(d->reason))) {

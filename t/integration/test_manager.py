@@ -183,18 +183,20 @@ def test_pending_request_listed(held, dev, keys):
 
 
 def test_hostile_subject_is_escaped(held, dev, keys):
+    """A subject made to break out of the HTML: on the page it is text,
+    escaped; JSON carries it as it is."""
     cn = '<script>alert(1)</script>'
     o = '"><img src=x onerror=alert(2)>'
     msg = A.hold(dev, keys.take(), pki.name(cn, o))
-    text = page(held).text
-    assert '<script>' not in text and '<img' not in text, 'unescaped subject on the page'
-    row = re.search(r'<tr id="txn-%s">.*?</tr>' % msg.transaction_id, text, re.S).group(0)
-    subject = html.unescape(re.search(r'<td>[^<]*&lt;script&gt;[^<]*</td>', row).group(0)[4:-5])
-    assert cn in subject and o in subject, subject
-    # JSON carries the subject as it is, as a JSON string
     t = [t for t in page(held, accept='application/json').json()['pending']
          if t['transaction_id'] == msg.transaction_id][0]
-    assert cn in t['subject'] and o in t['subject'], t
+    # RFC 2253 text: the hostile characters are there, some backslash-escaped
+    plain = t['subject'].replace('\\', '')
+    assert cn in plain and o in plain, t['subject']
+    text = page(held).text
+    assert '<script' not in text and '<img' not in text, 'unescaped subject on the page'
+    row = re.search(r'<tr id="txn-%s">.*?</tr>' % msg.transaction_id, text, re.S).group(0)
+    assert '<td>%s</td>' % html.escape(t['subject'], quote=True) in row, row
 
 
 # --- decisions ----------------------------------------------------------------------
@@ -249,9 +251,11 @@ def test_deny(held, dev, keys):
     assert reason in row['reason'], row
     assert held.errlog.find(r'SCEP\d{3}: .*carol.*%s|SCEP\d{3}: .*%s.*carol'
                             % (msg.transaction_id, msg.transaction_id))
+    held.errlog.expect(r'SCEP\d{3}: CertPoll for transaction %s refused' % msg.transaction_id)
     m, r, rep = A.poll(dev, msg)
     assert rep is not None, 'HTTP %d' % r.status
     checks.assert_failure(m, r, rep, tuple(C.FAIL_INFO))
+    assert reason in rep.fail_info_text, rep.fail_info_text
     # the decision shows in the recent requests, escaped
     text = page(held).text
     assert 'not one of our routers &lt;b&gt;' in text
@@ -259,10 +263,15 @@ def test_deny(held, dev, keys):
 
 
 def test_deny_needs_a_reason(held, dev, keys):
+    """A reason, and one line of text: it goes into the log and the device's
+    failInfoText."""
     msg = A.hold(dev, keys.take(), 'no-reason.example.test')
     r = decide(held, 'deny', 'txn', msg.transaction_id, reason='')
     assert r.status == 400, r.status
     assert 'needs a reason' in r.text
+    r = decide(held, 'deny', 'txn', msg.transaction_id, reason='two\nlines')
+    assert r.status == 400, r.status
+    assert 'one line' in r.text
     assert request_row(held, msg.transaction_id)['status'] == 'pending'
 
 

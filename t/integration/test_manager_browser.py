@@ -83,5 +83,8 @@ def test_deny_in_browser(held, chromium, keys):
     row = checks.request_rows(held, msg.transaction_id)[0]
     assert row['status'] == 'rejected' and row['decided_by'] == 'carol', row
     assert row['reason'] and 'unknown device' in row['reason'], row
+    held.errlog.expect(r'SCEP\d{3}: CertPoll for transaction %s refused: unknown device'
+                       % msg.transaction_id)
     m, r, rep = A.poll(dev, msg)
     assert rep is not None and rep.pki_status == C.FAILURE, str(rep)
+    assert rep.fail_info_text == 'unknown device', rep.fail_info_text
