@@ -236,6 +236,22 @@ def test_approve_json_and_twice(held, dev, keys):
     assert_redirect(r, 'not_pending', msg.transaction_id)
 
 
+def test_expired_request_is_not_offered(held, dev, keys):
+    """A request held longer than SCEPRefreshPeriod expires when the page
+    is listed: it is no longer pending, and approving it comes too late."""
+    msg = A.hold(dev, keys.take(), 'expired.example.test')
+    held.db_execute('UPDATE scep_request SET created = ? WHERE transaction_id = ?',
+                    ('2020-01-01T00:00:00Z', msg.transaction_id))
+    j = page(held, accept='application/json').json()
+    assert msg.transaction_id not in [t['transaction_id'] for t in j['pending']]
+    recent = [t for t in j['recent'] if t['transaction_id'] == msg.transaction_id]
+    assert recent and recent[0]['status'] == 'expired', recent
+    r = A.manager_post(held, 'dave', dict(csrf=j['csrf'], action='approve',
+                                          txn=msg.transaction_id), accept='application/json')
+    assert r.status == 409 and r.json()['result'] == 'not_pending', (r.status, r.body)
+    assert request_row(held, msg.transaction_id)['status'] == 'expired'
+
+
 def test_unknown_request(held):
     r = decide(held, 'approve', 'txn', 'NO-SUCH-TXN', accept='application/json')
     assert r.status == 404 and r.json()['result'] == 'unknown_request', (r.status, r.body)
@@ -417,3 +433,17 @@ def test_revoke_refusals(held, dev, keys):
     r = decide(held, 'revoke', 'serial', 'ABCDEF', reason='1', accept='application/json')
     assert r.status == 404 and r.json()['result'] == 'unknown_cert', (r.status, r.body)
     assert checks.cert_rows_of_serial(held, cert.serial_number)[0]['revoked_at'] is None
+
+
+# --- last: a configuration of its own ------------------------------------------------
+
+def test_without_ldap_url_require_decides(held, keys):
+    """Without SCEPLDAPURL the module checks no group: every user Apache's
+    Require lets through manages (bob here), and no LDAP compare is made."""
+    with A.held_config(held, ('SCEPLDAPURL', None)):
+        dev = A.device(held)
+        msg = A.hold(dev, keys.take(), 'no-ldap.example.test')
+        r = decide(held, 'approve', 'txn', msg.transaction_id, user='bob')
+        assert_redirect(r, 'approved', msg.transaction_id)
+        assert request_row(held, msg.transaction_id)['decided_by'] == 'bob'
+        assert not held.errlog.find(r'SCEP62\d', wait=0)

@@ -284,11 +284,13 @@ def csrf_of(html):
     return tokens.pop()
 
 
-def held_config(admin_httpd):
+def held_config(admin_httpd, *extra):
     """admin_httpd.config() making the server a stand-alone CA, which holds
-    every request for a CA manager; devices use the static challenge."""
+    every request for a CA manager; devices use the static challenge.
+    extra: more (directive, value) pairs."""
     return admin_httpd.config(('SCEPCAType', 'Standalone'),
-                              ('SCEPChallengePasswordFile', admin_httpd.env.challenge_file))
+                              ('SCEPChallengePasswordFile', admin_httpd.env.challenge_file),
+                              *extra)
 
 
 def device(admin_httpd):
