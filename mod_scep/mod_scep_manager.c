@@ -139,8 +139,8 @@ apr_status_t mod_scep_manager_post_config(server_rec *main_s)
     if (!key) {
         key = apr_palloc(pproc, CSRF_KEY_LEN);
         if (RAND_bytes(key, CSRF_KEY_LEN) != 1) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s, SCEPLOGNO(600)
-                         "cannot draw the key of the CA manager page's form tokens");
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s,
+                         SCEPLOGNO(600) "cannot draw the key of the CA manager page's form tokens");
             mod_scep_log_openssl(main_s, APLOG_EMERG);
             return APR_EGENERAL;
         }
@@ -353,8 +353,46 @@ static const char *form_start(request_rec *r, const char *token, const char *act
                        html(r->pool, value), "\">", NULL);
 }
 
-static const char *pending_row_html(request_rec *r, const char *token, const scep_txn_t *t)
+/* What the page shows: the lists, read once for HTML and JSON alike. */
+typedef struct listing_t {
+    const char *token;
+    const char *search;
+    const char *reason_select; /* the revocation reasons' <select> */
+    apr_array_header_t *pending;
+    apr_array_header_t *certs;
+    apr_array_header_t *recent;
+} listing_t;
+
+/* One row of a list, as HTML or JSON. */
+typedef const char *row_fn(request_rec *r, const listing_t *l, const void *item);
+
+/* The rows of items (pointers), each written by row, joined by sep ('\0':
+ * nothing): one copy at the end rather than one per row. */
+static const char *rows(request_rec *r, const listing_t *l, const apr_array_header_t *items,
+                        row_fn *row, char sep)
 {
+    apr_array_header_t *parts = apr_array_make(r->pool, items->nelts, sizeof(const char *));
+    int i;
+
+    for (i = 0; i < items->nelts; i++) {
+        APR_ARRAY_PUSH(parts, const char *) = row(r, l, APR_ARRAY_IDX(items, i, const void *));
+    }
+    return apr_array_pstrcat(r->pool, parts, sep);
+}
+
+/* Said under a list that reached LIST_LIMIT rows. */
+static const char *more_html(const apr_array_header_t *items, const char *how)
+{
+    return items->nelts < LIST_LIMIT
+               ? ""
+               : apr_pstrcat(items->pool,
+                             "<p>Only the newest " APR_STRINGIFY(LIST_LIMIT) " are shown: ", how,
+                             "</p>\n", NULL);
+}
+
+static const char *pending_row_html(request_rec *r, const listing_t *l, const void *item)
+{
+    const scep_txn_t *t = item;
     apr_pool_t *p = r->pool;
 
     return apr_pstrcat(
@@ -362,9 +400,9 @@ static const char *pending_row_html(request_rec *r, const char *token, const sce
         "</td><td>", html(p, t->subject), "</td><td>", html(p, t->san), "</td><td>",
         html(p, t->key_desc), "</td><td>", html(p, t->template_name), "</td><td>",
         html(p, t->client_addr), "</td><td>", time_text(p, t->created), "</td><td>",
-        form_start(r, token, "approve", "txn", t->transaction_id),
+        form_start(r, l->token, "approve", "txn", t->transaction_id),
         "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></form> ",
-        form_start(r, token, "deny", "txn", t->transaction_id),
+        form_start(r, l->token, "deny", "txn", t->transaction_id),
         "<input type=\"text\" name=\"reason\" required maxlength=\"" APR_STRINGIFY(
             REASON_MAX) "\" placeholder=\"reason\" aria-label=\"reason for denying\">"
                         "<button type=\"submit\" name=\"decision\" "
@@ -373,36 +411,30 @@ static const char *pending_row_html(request_rec *r, const char *token, const sce
         NULL);
 }
 
-static const char *pending_html(request_rec *r, const char *token,
-                                const apr_array_header_t *pending)
+static const char *pending_html(request_rec *r, const listing_t *l)
 {
-    const char *out = apr_psprintf(r->pool,
-                                   "<h2>Pending requests (%d)</h2>\n<table id=\"pending\">"
-                                   "<tr><th>Transaction</th><th>Subject</th>"
-                                   "<th>Subject alternative names</th><th>Key</th>"
-                                   "<th>Template</th><th>Requested from</th><th>Received</th>"
-                                   "<th>Decision</th></tr>\n",
-                                   pending->nelts);
-    int i;
-
-    for (i = 0; i < pending->nelts; i++) {
-        out =
-            apr_pstrcat(r->pool, out,
-                        pending_row_html(r, token, APR_ARRAY_IDX(pending, i, scep_txn_t *)), NULL);
-    }
-    return apr_pstrcat(r->pool, out, "</table>\n", NULL);
+    return apr_pstrcat(r->pool,
+                       apr_psprintf(r->pool, "<h2>Pending requests (%d)</h2>\n", l->pending->nelts),
+                       "<table id=\"pending\"><tr><th>Transaction</th><th>Subject</th>"
+                       "<th>Subject alternative names</th><th>Key</th><th>Template</th>"
+                       "<th>Requested from</th><th>Received</th><th>Decision</th></tr>\n",
+                       rows(r, l, l->pending, pending_row_html, '\0'), "</table>\n",
+                       more_html(l->pending, "decide them to see the older ones."), NULL);
 }
 
 static const char *reason_select_html(apr_pool_t *p)
 {
-    const char *out = "<select name=\"reason\" aria-label=\"revocation reason\">";
+    apr_array_header_t *options = apr_array_make(p, N_CRL_REASONS + 2, sizeof(const char *));
     apr_size_t i;
 
+    APR_ARRAY_PUSH(options, const char *) =
+        "<select name=\"reason\" aria-label=\"revocation reason\">";
     for (i = 0; i < N_CRL_REASONS; i++) {
-        out = apr_psprintf(p, "%s<option value=\"%d\">%s</option>", out, crl_reasons[i].code,
-                           crl_reasons[i].name);
+        APR_ARRAY_PUSH(options, const char *) = apr_psprintf(
+            p, "<option value=\"%d\">%s</option>", crl_reasons[i].code, crl_reasons[i].name);
     }
-    return apr_pstrcat(p, out, "</select>", NULL);
+    APR_ARRAY_PUSH(options, const char *) = "</select>";
+    return apr_array_pstrcat(p, options, '\0');
 }
 
 static const char *revocation_text(apr_pool_t *p, const scep_cert_record_t *c)
@@ -416,13 +448,14 @@ static const char *revocation_text(apr_pool_t *p, const scep_cert_record_t *c)
                         reason ? reason->name : "");
 }
 
-static const char *cert_row_html(request_rec *r, const char *token, const char *reasons,
-                                 const scep_cert_record_t *c)
+static const char *cert_row_html(request_rec *r, const listing_t *l, const void *item)
 {
+    const scep_cert_record_t *c = item;
     apr_pool_t *p = r->pool;
     const char *revoke =
         c->revoked_at ? ""
-                      : apr_pstrcat(p, form_start(r, token, "revoke", "serial", c->serial), reasons,
+                      : apr_pstrcat(p, form_start(r, l->token, "revoke", "serial", c->serial),
+                                    l->reason_select,
                                     "<button type=\"submit\" name=\"decision\" "
                                     "value=\"revoke\">Revoke</button></form>",
                                     NULL);
@@ -434,57 +467,44 @@ static const char *cert_row_html(request_rec *r, const char *token, const char *
                        revoke, "</td></tr>\n", NULL);
 }
 
-static const char *certs_html(request_rec *r, const char *token, const char *search,
-                              const apr_array_header_t *certs)
+static const char *certs_html(request_rec *r, const listing_t *l)
 {
-    const char *reasons = reason_select_html(r->pool);
-    const char *out = apr_pstrcat(
-        r->pool, "<h2>Issued certificates</h2>\n<form method=\"get\" action=\"",
-        html(r->pool, page_path(r)),
-        "\"><input type=\"search\" name=\"q\" maxlength=\"" APR_STRINGIFY(
-            SEARCH_MAX) "\" aria-label=\"subject or serial contains\" placeholder=\"subject or "
-                        "serial\" value=\"",
-        html(r->pool, search), "\"><button type=\"submit\">Search</button></form>\n",
+    apr_pool_t *p = r->pool;
+
+    return apr_pstrcat(
+        p, "<h2>Issued certificates</h2>\n<form method=\"get\" action=\"", html(p, page_path(r)),
+        "\"><input type=\"search\" name=\"q\" maxlength=\"", APR_STRINGIFY(SEARCH_MAX),
+        "\" aria-label=\"subject or serial contains\" "
+        "placeholder=\"subject or serial\" value=\"",
+        html(p, l->search),
+        "\"><button type=\"submit\">Search</button></form>\n"
         "<table id=\"certificates\"><tr><th>Serial</th><th>Subject</th><th>Valid from</th>"
         "<th>Valid until</th><th>Transaction</th><th>Status</th><th>Revoke</th></tr>\n",
-        NULL);
-    int i;
-
-    for (i = 0; i < certs->nelts; i++) {
-        out = apr_pstrcat(
-            r->pool, out,
-            cert_row_html(r, token, reasons, APR_ARRAY_IDX(certs, i, scep_cert_record_t *)), NULL);
-    }
-    return apr_pstrcat(r->pool, out, "</table>\n", NULL);
+        rows(r, l, l->certs, cert_row_html, '\0'), "</table>\n",
+        more_html(l->certs, "search to find older ones."), NULL);
 }
 
-static const char *recent_html(apr_pool_t *p, const apr_array_header_t *recent)
+static const char *recent_row_html(request_rec *r, const listing_t *l, const void *item)
 {
-    const char *out = "<h2>Recent requests</h2>\n<table id=\"recent\"><tr><th>Transaction</th>"
-                      "<th>Subject</th><th>State</th><th>Decided by</th><th>Reason</th>"
-                      "<th>Serial</th><th>Received</th><th>Changed</th></tr>\n";
-    const scep_txn_t *t;
-    int i;
+    const scep_txn_t *t = item;
+    apr_pool_t *p = r->pool;
 
-    for (i = 0; i < recent->nelts; i++) {
-        t = APR_ARRAY_IDX(recent, i, scep_txn_t *);
-        out = apr_pstrcat(p, out, "<tr><td>", html(p, t->transaction_id), "</td><td>",
-                          html(p, t->subject), "</td><td>", html(p, t->status), "</td><td>",
-                          html(p, t->decided_by), "</td><td>", html(p, t->reason), "</td><td>",
-                          html(p, t->serial), "</td><td>", time_text(p, t->created), "</td><td>",
-                          time_text(p, t->updated), "</td></tr>\n", NULL);
-    }
-    return apr_pstrcat(p, out, "</table>\n", NULL);
+    (void)l;
+    return apr_pstrcat(p, "<tr><td>", html(p, t->transaction_id), "</td><td>", html(p, t->subject),
+                       "</td><td>", html(p, t->status), "</td><td>", html(p, t->decided_by),
+                       "</td><td>", html(p, t->reason), "</td><td>", html(p, t->serial),
+                       "</td><td>", time_text(p, t->created), "</td><td>", time_text(p, t->updated),
+                       "</td></tr>\n", NULL);
 }
 
-/* What the page shows: the lists, read once for HTML and JSON alike. */
-typedef struct listing_t {
-    const char *token;
-    const char *search;
-    apr_array_header_t *pending;
-    apr_array_header_t *certs;
-    apr_array_header_t *recent;
-} listing_t;
+static const char *recent_html(request_rec *r, const listing_t *l)
+{
+    return apr_pstrcat(r->pool,
+                       "<h2>Recent requests</h2>\n<table id=\"recent\"><tr><th>Transaction</th>"
+                       "<th>Subject</th><th>State</th><th>Decided by</th><th>Reason</th>"
+                       "<th>Serial</th><th>Received</th><th>Changed</th></tr>\n",
+                       rows(r, l, l->recent, recent_row_html, '\0'), "</table>\n", NULL);
+}
 
 static const char *message_html(apr_pool_t *p, apr_table_t *args)
 {
@@ -505,13 +525,16 @@ static int send_page_html(request_rec *r, apr_table_t *args, const listing_t *l)
     return send_html(r, HTTP_OK,
                      apr_pstrcat(p, page_head(p, "SCEP CA manager"), "<p>Signed in as <b>",
                                  html(p, r->user), "</b>.</p>\n", message_html(p, args),
-                                 pending_html(r, l->token, l->pending),
-                                 certs_html(r, l->token, l->search, l->certs),
-                                 recent_html(p, l->recent), "</body></html>\n", NULL));
+                                 pending_html(r, l), certs_html(r, l), recent_html(r, l),
+                                 "</body></html>\n", NULL));
 }
 
-static const char *txn_json(apr_pool_t *p, const scep_txn_t *t)
+static const char *txn_json(request_rec *r, const listing_t *l, const void *item)
 {
+    const scep_txn_t *t = item;
+    apr_pool_t *p = r->pool;
+
+    (void)l;
     return apr_pstrcat(
         p, "{\"transaction_id\": ", json_or_null(p, t->transaction_id),
         ", \"status\": ", json_or_null(p, t->status),
@@ -525,10 +548,13 @@ static const char *txn_json(apr_pool_t *p, const scep_txn_t *t)
         "}", NULL);
 }
 
-static const char *cert_json(apr_pool_t *p, const scep_cert_record_t *c)
+static const char *cert_json(request_rec *r, const listing_t *l, const void *item)
 {
+    const scep_cert_record_t *c = item;
     const crl_reason_t *reason = crl_reason_by_code(c->reason);
+    apr_pool_t *p = r->pool;
 
+    (void)l;
     return apr_pstrcat(
         p, "{\"serial\": ", json_or_null(p, c->serial),
         ", \"subject\": ", json_or_null(p, c->subject),
@@ -539,29 +565,6 @@ static const char *cert_json(apr_pool_t *p, const scep_cert_record_t *c)
         c->revoked_at && reason ? mod_scep_json_string(p, reason->name) : "null", "}", NULL);
 }
 
-/* A JSON array of the elements of arr (pointers) as to_json writes them. */
-static const char *json_array(apr_pool_t *p, const apr_array_header_t *arr,
-                              const char *(*to_json)(apr_pool_t *, const void *))
-{
-    const char *out = "[";
-    int i;
-
-    for (i = 0; i < arr->nelts; i++) {
-        out = apr_pstrcat(p, out, i ? ", " : "", to_json(p, APR_ARRAY_IDX(arr, i, void *)), NULL);
-    }
-    return apr_pstrcat(p, out, "]", NULL);
-}
-
-static const char *txn_json_any(apr_pool_t *p, const void *t)
-{
-    return txn_json(p, t);
-}
-
-static const char *cert_json_any(apr_pool_t *p, const void *c)
-{
-    return cert_json(p, c);
-}
-
 static int send_page_json(request_rec *r, const listing_t *l)
 {
     apr_pool_t *p = r->pool;
@@ -570,10 +573,10 @@ static int send_page_json(request_rec *r, const listing_t *l)
                      apr_pstrcat(p, "{\"user\": ", mod_scep_json_string(p, r->user),
                                  ", \"csrf\": ", mod_scep_json_string(p, l->token),
                                  ", \"search\": ", json_or_null(p, l->search),
-                                 ",\n \"pending\": ", json_array(p, l->pending, txn_json_any),
-                                 ",\n \"certificates\": ", json_array(p, l->certs, cert_json_any),
-                                 ",\n \"recent\": ", json_array(p, l->recent, txn_json_any), "}\n",
-                                 NULL));
+                                 ", \"limit\": " APR_STRINGIFY(LIST_LIMIT), ",\n \"pending\": [",
+                                 rows(r, l, l->pending, txn_json, ','), "],\n \"certificates\": [",
+                                 rows(r, l, l->certs, cert_json, ','), "],\n \"recent\": [",
+                                 rows(r, l, l->recent, txn_json, ','), "]}\n", NULL));
 }
 
 /* Requests pending longer than SCEPRefreshPeriod expire first, so that
@@ -593,7 +596,7 @@ static apr_status_t read_listing(request_rec *r, scep_store_t *store, listing_t 
 
 static int show_page(request_rec *r, scep_store_t *store, apr_table_t *args)
 {
-    listing_t l = { NULL, NULL, NULL, NULL, NULL };
+    listing_t l = { NULL, NULL, NULL, NULL, NULL, NULL };
     const char *q = apr_table_get(args, "q");
 
     l.search = q && *q ? q : NULL;
@@ -602,11 +605,12 @@ static int show_page(request_rec *r, scep_store_t *store, apr_table_t *args)
                           apr_psprintf(r->pool, "A search is at most %d characters.", SEARCH_MAX));
     }
     if (!(l.token = csrf_token(r->pool, r->user, csrf_window_now()))) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(601)
-                      "cannot compute the form token of the CA manager page");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(601) "cannot compute the form token of the CA manager page");
         mod_scep_rlog_openssl(r, APLOG_ERR);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    l.reason_select = reason_select_html(r->pool);
     if (read_listing(r, store, &l) != APR_SUCCESS) {
         /* Logged by the store. */
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -798,8 +802,8 @@ static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
     apr_status_t rv = store->revoke(store, r->pool, d->id, d->crl_reason->code);
 
     if (rv == APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, SCEPLOGNO(602)
-                      "CA manager %s revoked certificate %s, reason %s (%d)",
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      SCEPLOGNO(602) "CA manager %s revoked certificate %s, reason %s (%d)",
                       logged_user(r), ap_escape_logitem(r->pool, d->id), d->crl_reason->name,
                       d->crl_reason->code);
         return send_outcome(r, HTTP_OK, "revoked", d->id, NULL);
@@ -816,12 +820,12 @@ static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
 
 static int refuse_without_token(request_rec *r, const char *action)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(603)
-                  "CA manager page: POST by %s (%s) refused, %s: the form token is missing, "
-                  "stale or another user's (a page older than two hours, or a form posted "
-                  "from another site)",
-                  logged_user(r), r->useragent_ip,
-                  action ? ap_escape_logitem(r->pool, action) : "no action");
+    ap_log_rerror(
+        APLOG_MARK, APLOG_WARNING, 0, r,
+        SCEPLOGNO(603) "CA manager page: POST by %s (%s) refused, %s: the form token is missing, "
+                       "stale or another user's (a page older than two hours, or a form posted "
+                       "from another site)",
+        logged_user(r), r->useragent_ip, action ? ap_escape_logitem(r->pool, action) : "no action");
     return send_error(r, HTTP_FORBIDDEN, "csrf",
                       "The form was stale or did not come from this page: reload the page "
                       "and try again.");
@@ -858,20 +862,22 @@ static int authenticated(request_rec *r)
     if (r->user && *r->user) {
         return 1;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(604)
-                  "the CA manager page at %s needs authentication, or anyone can issue and "
-                  "revoke certificates: add AuthType (GSSAPI, Basic...) and Require "
-                  "valid-user to its <Location>",
-                  ap_escape_logitem(r->pool, r->uri));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_ERR, 0, r,
+        SCEPLOGNO(604) "the CA manager page at %s needs authentication, or anyone can issue and "
+                       "revoke certificates: add AuthType (GSSAPI, Basic...) and Require "
+                       "valid-user to its <Location>",
+        ap_escape_logitem(r->pool, r->uri));
     return 0;
 }
 
 static int refuse_get_with_action(request_rec *r)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(605)
-                  "CA manager page: GET with an action by %s (%s) refused: decisions are "
-                  "made by POST only",
-                  logged_user(r), r->useragent_ip);
+    ap_log_rerror(
+        APLOG_MARK, APLOG_WARNING, 0, r,
+        SCEPLOGNO(605) "CA manager page: GET with an action by %s (%s) refused: decisions are "
+                       "made by POST only",
+        logged_user(r), r->useragent_ip);
     apr_table_setn(r->err_headers_out, "Allow", "POST");
     return send_error(r, HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                       "Decisions are made with the page's buttons (POST), not by links.");
@@ -928,9 +934,10 @@ int mod_scep_manager_handler(request_rec *r)
     }
     conf = mod_scep_srv_conf(r->server);
     if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(606)
-                      "SetHandler " SCEP_MANAGER_HANDLER " in a server without "
-                      SCEP_CA_CERTIFICATE_FILE ": there is no CA to manage");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(606) "SetHandler " SCEP_MANAGER_HANDLER
+                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
+                                     ": there is no CA to manage");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return manager_page(r, conf);

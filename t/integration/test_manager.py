@@ -252,6 +252,28 @@ def test_expired_request_is_not_offered(held, dev, keys):
     assert request_row(held, msg.transaction_id)['status'] == 'expired'
 
 
+def test_approval_that_cannot_be_issued(held, dev, keys):
+    """A held request whose template is no longer configured: approving it
+    rejects it with the reason (JSON 422; a form goes back to the page)."""
+    for accept in ('application/json', None):
+        msg = A.hold(dev, keys.take(), 'no-template.example.test')
+        held.db_execute('UPDATE scep_request SET template = ? WHERE transaction_id = ?',
+                        ('Gone', msg.transaction_id))
+        held.errlog.expect(r'SCEP220: transaction %s approved by dave cannot be issued'
+                           % msg.transaction_id)
+        r = decide(held, 'approve', 'txn', msg.transaction_id, accept=accept)
+        if accept:
+            assert r.status == 422, (r.status, r.body)
+            j = r.json()
+            assert j['result'] == 'not_issued' and 'Gone' in j['message'], j
+        else:
+            assert_redirect(r, 'not_issued', msg.transaction_id)
+        row = request_row(held, msg.transaction_id)
+        assert row['status'] == 'rejected' and row['decided_by'] == 'dave', row
+        assert 'template Gone is no longer configured' in row['reason'], row
+        assert row['serial'] is None, row
+
+
 def test_unknown_request(held):
     r = decide(held, 'approve', 'txn', 'NO-SUCH-TXN', accept='application/json')
     assert r.status == 404 and r.json()['result'] == 'unknown_request', (r.status, r.body)
