@@ -299,14 +299,20 @@ const char *mod_scep_json_string(apr_pool_t *p, const char *text)
     return out;
 }
 
-/* RFC 3339, UTC, whole seconds. */
-static const char *rfc3339(apr_pool_t *p, apr_time_t t)
+/* RFC 3339, UTC, whole seconds (the records' form of times too). */
+const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t)
 {
     apr_time_exp_t tm;
 
     apr_time_exp_gmt(&tm, t);
-    return apr_psprintf(p, "\"%04d-%02d-%02dT%02d:%02d:%02dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* The same as a JSON string. */
+static const char *rfc3339(apr_pool_t *p, apr_time_t t)
+{
+    return mod_scep_json_string(p, mod_scep_time_text(p, t));
 }
 
 static int send_json_password(request_rec *r, const mod_scep_srv_conf_t *conf,

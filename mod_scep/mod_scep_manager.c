@@ -210,17 +210,10 @@ static const char *json_or_null(apr_pool_t *p, const char *text)
     return text ? mod_scep_json_string(p, text) : "null";
 }
 
-/* YYYY-MM-DDTHH:MM:SSZ, as the records keep times; "" for 0. */
+/* "" for no time (0). */
 static const char *time_text(apr_pool_t *p, apr_time_t t)
 {
-    apr_time_exp_t tm;
-
-    if (!t) {
-        return "";
-    }
-    apr_time_exp_gmt(&tm, t);
-    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return t ? mod_scep_time_text(p, t) : "";
 }
 
 static const char *json_time(apr_pool_t *p, apr_time_t t)

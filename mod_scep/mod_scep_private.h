@@ -130,13 +130,14 @@ int mod_scep_admin_handler(request_rec *r);
  * JSON when Accept prefers application/json over text/html; a JSON string
  * literal of text; a whole answer; no caching of any answer, errors
  * included; HTTPS only unless SCEPAdminAllowHTTP On (0 when refused,
- * logged). */
+ * logged); a time as RFC 3339 UTC text. */
 int mod_scep_wants_json(request_rec *r);
 const char *mod_scep_json_string(apr_pool_t *p, const char *text);
 int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
                        apr_size_t len);
 void mod_scep_forbid_caching(request_rec *r);
 int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf);
+const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t); /* YYYY-MM-DDTHH:MM:SSZ */
 
 /* The `scep-manager` handler: the CA manager page (mod_scep_manager.c), and
  * its post_config part: the key of its form tokens, drawn once in the
