@@ -80,7 +80,7 @@
 #define CSRF_KEY_LEN 32
 #define CSRF_USERDATA "mod_scep_manager_csrf_key"
 #define CSRF_LABEL "scep-manager"
-#define CSRF_TOKEN_LEN (2 * SHA256_DIGEST_LENGTH)
+#define CSRF_TOKEN_LEN ((apr_size_t)2 * SHA256_DIGEST_LENGTH)
 #define CSRF_WINDOW apr_time_from_sec(3600)
 
 static const char page_style[] =
@@ -913,7 +913,7 @@ int mod_scep_manager_handler(request_rec *r)
 {
     mod_scep_srv_conf_t *conf;
 
-    if (!r->handler || strcmp(r->handler, SCEP_MANAGER_HANDLER)) {
+    if (!r->handler || strcmp(r->handler, SCEP_MANAGER_HANDLER) != 0) {
         return DECLINED;
     }
     set_page_headers(r);
