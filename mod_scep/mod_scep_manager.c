@@ -87,7 +87,7 @@ static const char page_style[] =
     "body{font-family:sans-serif;margin:1em}"
     "table{border-collapse:collapse;margin-bottom:1em}"
     "th,td{border:1px solid #999;padding:.2em .4em;text-align:left;vertical-align:top}"
-    "form{display:inline}.msg{background:#ffd;padding:.4em}";
+    "form{display:inline}input[type=text]{width:8em}.msg{background:#ffd;padding:.4em}";
 
 /* This generation's state, set by post_config: the key lives in the
  * process pool, the header in a static buffer. */

@@ -9,7 +9,9 @@ ca-managers): dave directly, carol through the nested group cert-officers;
 alice (who may get passwords) and bob are not. The database is read
 directly to show that refused requests change nothing.
 """
+import base64
 import datetime
+import hashlib
 import html
 import os
 import re
@@ -148,6 +150,10 @@ def test_headers(held):
     csp = r.header('content-security-policy')
     assert csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
     assert "form-action 'self'" in csp and 'script-src' not in csp, csp
+    # the one inline style is allowed by its hash, so the browser applies it
+    style = re.search(r'<style>(.*?)</style>', r.text, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert "style-src 'sha256-%s'" % digest in csp, (csp, digest)
 
 
 # --- what it lists ----------------------------------------------------------------
