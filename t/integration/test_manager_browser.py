@@ -49,6 +49,9 @@ def test_approve_in_browser_device_gets_certificate(held, chromium, keys):
         assert page.status == 200, (page.status, page.text)
         assert [c['scheme'] for c in page.auth_challenges] == ['basic'], page.auth_challenges
         assert page.headers.get('x-frame-options') == 'DENY', page.headers
+        # the strict CSP lets the page's own style through (by its hash)
+        assert tab.evaluate('getComputedStyle(document.querySelector("table"))'
+                            '.borderCollapse') == 'collapse'
         assert msg.transaction_id in page.text
         assert 'DNS:browser-approved.example.test' in page.text
         page = tab.click('#txn-%s button[value="approve"]' % msg.transaction_id)
