@@ -94,22 +94,6 @@ static const char page_style[] =
 static const unsigned char *csrf_key;
 static char csp_header[256];
 
-/* CRLReason codes a manager may give (RFC 5280 section 5.3.1). Not
- * removeFromCRL (delta CRLs only) nor certificateHold (a hold is meant to
- * be lifted, and a revocation here is final). */
-typedef struct crl_reason_t {
-    int code;
-    const char *name;
-} crl_reason_t;
-
-static const crl_reason_t crl_reasons[] = {
-    { 0, "unspecified" },        { 1, "keyCompromise" }, { 2, "cACompromise" },
-    { 3, "affiliationChanged" }, { 4, "superseded" },    { 5, "cessationOfOperation" },
-    { 9, "privilegeWithdrawn" },
-};
-
-#define N_CRL_REASONS (sizeof(crl_reasons) / sizeof(crl_reasons[0]))
-
 /* ----------------------------------------------------------------------
  * Startup
  */
@@ -221,31 +205,13 @@ static const char *json_time(apr_pool_t *p, apr_time_t t)
     return t ? mod_scep_json_string(p, time_text(p, t)) : "null";
 }
 
-static const crl_reason_t *crl_reason_by_code(int code)
+/* A revocation reason as the form sends it (the code) or a script may (the
+ * name); SCEP_CRL_REASON_NONE when it is not one a manager may give. */
+static int crl_reason_parse(const char *text)
 {
-    apr_size_t i;
+    int reason = text ? scep_crl_reason_of(text) : SCEP_CRL_REASON_NONE;
 
-    for (i = 0; i < N_CRL_REASONS; i++) {
-        if (crl_reasons[i].code == code) {
-            return &crl_reasons[i];
-        }
-    }
-    return NULL;
-}
-
-/* A reason as the form sends it (the code) or a script may (the name). */
-static const crl_reason_t *crl_reason_parse(const char *text)
-{
-    char code[16];
-    apr_size_t i;
-
-    for (i = 0; text && i < N_CRL_REASONS; i++) {
-        apr_snprintf(code, sizeof(code), "%d", crl_reasons[i].code);
-        if (!strcasecmp(crl_reasons[i].name, text) || !strcmp(code, text)) {
-            return &crl_reasons[i];
-        }
-    }
-    return NULL;
+    return scep_crl_reason_final(reason) ? reason : SCEP_CRL_REASON_NONE;
 }
 
 /* On every answer, errors (ap_die) included. */
@@ -417,14 +383,16 @@ static const char *pending_html(request_rec *r, const listing_t *l)
 
 static const char *reason_select_html(apr_pool_t *p)
 {
-    apr_array_header_t *options = apr_array_make(p, N_CRL_REASONS + 2, sizeof(const char *));
-    apr_size_t i;
+    apr_array_header_t *options = apr_array_make(p, 16, sizeof(const char *));
+    int reason;
 
     APR_ARRAY_PUSH(options, const char *) =
         "<select name=\"reason\" aria-label=\"revocation reason\">";
-    for (i = 0; i < N_CRL_REASONS; i++) {
-        APR_ARRAY_PUSH(options, const char *) = apr_psprintf(
-            p, "<option value=\"%d\">%s</option>", crl_reasons[i].code, crl_reasons[i].name);
+    for (reason = 0; reason <= SCEP_CRL_REASON_MAX; reason++) {
+        if (scep_crl_reason_final(reason)) {
+            APR_ARRAY_PUSH(options, const char *) = apr_psprintf(
+                p, "<option value=\"%d\">%s</option>", reason, scep_crl_reason_name(reason));
+        }
     }
     APR_ARRAY_PUSH(options, const char *) = "</select>";
     return apr_array_pstrcat(p, options, '\0');
@@ -432,13 +400,13 @@ static const char *reason_select_html(apr_pool_t *p)
 
 static const char *revocation_text(apr_pool_t *p, const scep_cert_record_t *c)
 {
-    const crl_reason_t *reason = crl_reason_by_code(c->reason);
+    const char *reason = scep_crl_reason_name(c->reason);
 
     if (!c->revoked_at) {
         return "valid";
     }
     return apr_psprintf(p, "revoked %s%s%s", time_text(p, c->revoked_at), reason ? ", " : "",
-                        reason ? reason->name : "");
+                        reason ? reason : "");
 }
 
 static const char *cert_row_html(request_rec *r, const listing_t *l, const void *item)
@@ -544,7 +512,7 @@ static const char *txn_json(request_rec *r, const listing_t *l, const void *item
 static const char *cert_json(request_rec *r, const listing_t *l, const void *item)
 {
     const scep_cert_record_t *c = item;
-    const crl_reason_t *reason = crl_reason_by_code(c->reason);
+    const char *reason = scep_crl_reason_name(c->reason);
     apr_pool_t *p = r->pool;
 
     (void)l;
@@ -555,7 +523,7 @@ static const char *cert_json(request_rec *r, const listing_t *l, const void *ite
         ", \"not_before\": ", json_time(p, c->not_before),
         ", \"not_after\": ", json_time(p, c->not_after),
         ", \"revoked_at\": ", json_time(p, c->revoked_at), ", \"revocation_reason\": ",
-        c->revoked_at && reason ? mod_scep_json_string(p, reason->name) : "null", "}", NULL);
+        c->revoked_at && reason ? mod_scep_json_string(p, reason) : "null", "}", NULL);
 }
 
 static int send_page_json(request_rec *r, const listing_t *l)
@@ -619,7 +587,7 @@ typedef struct decision_t {
     const char *action; /* approve, deny, revoke */
     const char *id;     /* the transaction or the serial */
     const char *reason;
-    const crl_reason_t *crl_reason;
+    int crl_reason; /* revoke: a CRLReason code */
 } decision_t;
 
 /* The query (GET) as a table; NULL when it is not well-formed
@@ -722,7 +690,8 @@ static const decision_t *parse_decision(request_rec *r, apr_table_t *form, const
         *why = "A reason is one line of text.";
         return NULL;
     }
-    if (!strcmp(d->action, "revoke") && !(d->crl_reason = crl_reason_parse(d->reason))) {
+    if (!strcmp(d->action, "revoke") &&
+        (d->crl_reason = crl_reason_parse(d->reason)) == SCEP_CRL_REASON_NONE) {
         *why = "The reason of a revocation is a CRLReason: unspecified, keyCompromise, "
                "cACompromise, affiliationChanged, superseded, cessationOfOperation or "
                "privilegeWithdrawn.";
@@ -792,13 +761,13 @@ static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
 
 static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
 {
-    apr_status_t rv = store->revoke(store, r->pool, d->id, d->crl_reason->code);
+    apr_status_t rv = store->revoke(store, r->pool, d->id, d->crl_reason);
 
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(602) "CA manager %s revoked certificate %s, reason %s (%d)",
-                      logged_user(r), ap_escape_logitem(r->pool, d->id), d->crl_reason->name,
-                      d->crl_reason->code);
+                      logged_user(r), ap_escape_logitem(r->pool, d->id),
+                      scep_crl_reason_name(d->crl_reason), d->crl_reason);
         return send_outcome(r, HTTP_OK, "revoked", d->id, NULL);
     }
     if (APR_STATUS_IS_NOTFOUND(rv)) {

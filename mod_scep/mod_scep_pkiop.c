@@ -272,7 +272,8 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, op->r,
                       SCEPLOGNO(217) "transaction %s: issued certificate for \"%s\", approved "
                                      "by %s",
-                      txn->transaction_id, txn->subject, txn->decided_by);
+                      txn->transaction_id, txn->subject,
+                      ap_escape_logitem(op->r->pool, txn->decided_by));
         succeed(op, cert);
         return OK;
     case APR_EINVAL:
@@ -715,6 +716,13 @@ static int get_cert(pkiop_t *op)
     return OK;
 }
 
+static int revoked_count(X509_CRL *crl)
+{
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+
+    return revoked ? sk_X509_REVOKED_num(revoked) : 0; /* none: no list at all */
+}
+
 /* GetCRL: the CRL of this CA, whichever of its certificates is named. */
 static int get_crl(pkiop_t *op)
 {
@@ -738,7 +746,7 @@ static int get_crl(pkiop_t *op)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   SCEPLOGNO(235) "transaction %s: GetCRL answered with %d revoked certificates",
-                  op->req->transaction_id, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
+                  op->req->transaction_id, revoked_count(crl));
     op->reply.status = SCEP_STATUS_SUCCESS;
     op->reply.crl = crl;
     return OK;
@@ -853,20 +861,22 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
     if (rv == APR_EINVAL) {
         store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who,
                       prob->text);
-        mod_scep_log_problem(r, APLOG_WARNING, 220,
-                             &(scep_problem_t){ prob->fail_info, prob->event,
-                                                apr_psprintf(r->pool,
-                                                             "transaction %s approved "
-                                                             "by %s cannot be issued, rejected: "
-                                                             "%s",
-                                                             transaction_id, who, prob->text) });
+        mod_scep_log_problem(
+            r, APLOG_WARNING, 220,
+            &(scep_problem_t){ prob->fail_info, prob->event,
+                               apr_psprintf(r->pool,
+                                            "transaction %s approved "
+                                            "by %s cannot be issued, rejected: "
+                                            "%s",
+                                            transaction_id, ap_escape_logitem(r->pool, who),
+                                            prob->text) });
     }
     else if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(221) "transaction %s approved by %s: certificate %s issued "
                                      "for \"%s\"",
-                      transaction_id, who, scep_serial_hex(r->pool, X509_get0_serialNumber(cert)),
-                      txn->subject);
+                      transaction_id, ap_escape_logitem(r->pool, who),
+                      scep_serial_hex(r->pool, X509_get0_serialNumber(cert)), txn->subject);
     }
 leave:
     mod_scep_store_release(r);
@@ -890,7 +900,8 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s", transaction_id,
-                      txn->subject, who, reason);
+                      txn->subject, ap_escape_logitem(r->pool, who),
+                      ap_escape_logitem(r->pool, reason));
     }
 leave:
     mod_scep_store_release(r);

@@ -349,6 +349,8 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
 
 /* No CRLReason recorded: the CRL entry has no reasonCode extension. */
 #define SCEP_CRL_REASON_NONE (-1)
+/* The highest CRLReason code (aACompromise). */
+#define SCEP_CRL_REASON_MAX 10
 
 typedef struct scep_revoked_t {
     const char *serial;      /* hex, as the records keep it */
@@ -373,6 +375,11 @@ int scep_crl_reason_valid(int reason);
  * text is neither. */
 const char *scep_crl_reason_name(int reason);
 int scep_crl_reason_of(const char *text);
+
+/* 1 for the reasons a CA manager may revoke with: a revocation here is
+ * final, so not certificateHold (meant to be lifted) nor removeFromCRL
+ * (delta CRLs only), and not aACompromise (attribute authorities). */
+int scep_crl_reason_final(int reason);
 
 /* A v2 CRL of pki's CA, signed with its key: thisUpdate now, nextUpdate
  * validity_hours later, one entry per revoked (of scep_revoked_t) with its

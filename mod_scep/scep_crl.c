@@ -65,6 +65,12 @@ static const char *const reason_names[] = {
     "removeFromCRL", "privilegeWithdrawn",   "aACompromise"
 };
 
+int scep_crl_reason_final(int reason)
+{
+    return scep_crl_reason_valid(reason) && reason != CRL_REASON_CERTIFICATE_HOLD &&
+           reason != CRL_REASON_REMOVE_FROM_CRL && reason != CRL_REASON_AA_COMPROMISE;
+}
+
 const char *scep_crl_reason_name(int reason)
 {
     return scep_crl_reason_valid(reason) ? reason_names[reason] : NULL;
@@ -81,7 +87,7 @@ int scep_crl_reason_of(const char *text)
                    ? (int)code
                    : SCEP_CRL_REASON_NONE;
     }
-    for (i = 0; i <= CRL_REASON_AA_COMPROMISE; i++) {
+    for (i = 0; i <= SCEP_CRL_REASON_MAX; i++) {
         if (reason_names[i] && strcasecmp(reason_names[i], text) == 0) {
             return i;
         }

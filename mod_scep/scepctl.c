@@ -43,6 +43,7 @@
 #include <apr_env.h>
 #include <apr_file_info.h>
 #include <apr_hash.h>
+#include <apr_lib.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_getopt.h>
@@ -102,8 +103,9 @@ static const char usage_text[] =
     "  scepctl deny --db PARAMS [--db-driver D] [--by NAME] --reason TEXT TRANSACTION-ID\n"
     "  scepctl revoke --db PARAMS [--db-driver D] [--reason CRLREASON] SERIAL\n"
     "      CRLREASON: a code or name (keyCompromise, superseded, ...; default\n"
-    "      unspecified). PARAMS are DBDParams (SQLite: the database file); the driver\n"
-    "      defaults to sqlite3. Run as root, scepctl acts as the owner of a SQLite file.\n";
+    "      unspecified; not certificateHold: a revocation is final).\n"
+    "      PARAMS are DBDParams (SQLite: the database file); the driver defaults to\n"
+    "      sqlite3. Run as root, scepctl acts as the owner of a SQLite file.\n";
 
 enum {
     OPT_DIR = 'd',
@@ -1055,20 +1057,42 @@ static const char *check_list(ctl_t *ctl)
     return check_db(ctl);
 }
 
+/* A reason or a name goes into the log and the device's failInfoText: one
+ * line of printable text, as the manager page takes it. */
+static int is_one_line(const char *text)
+{
+    for (; *text; text++) {
+        if (apr_iscntrl(*text)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *check_by(ctl_t *ctl)
+{
+    return ctl->by && !is_one_line(ctl->by) ? "--by is one line of text" : check_db(ctl);
+}
+
 static const char *check_approve(ctl_t *ctl)
 {
-    return ctl->reason ? "approve takes no --reason" : check_db(ctl);
+    return ctl->reason ? "approve takes no --reason" : check_by(ctl);
 }
 
 static const char *check_deny(ctl_t *ctl)
 {
-    return ctl->reason ? check_db(ctl) : "deny needs --reason TEXT";
+    if (!ctl->reason || !*ctl->reason) {
+        return "deny needs --reason TEXT";
+    }
+    return is_one_line(ctl->reason) ? check_by(ctl) : "--reason is one line of text";
 }
 
 static const char *check_revoke(ctl_t *ctl)
 {
-    if (ctl->reason && scep_crl_reason_of(ctl->reason) == SCEP_CRL_REASON_NONE) {
-        return "--reason is a CRLReason code or name (keyCompromise, superseded, ...)";
+    if (ctl->reason && !scep_crl_reason_final(scep_crl_reason_of(ctl->reason))) {
+        return "--reason is a CRLReason code or name: unspecified, keyCompromise, "
+               "cACompromise, affiliationChanged, superseded, cessationOfOperation, "
+               "privilegeWithdrawn";
     }
     return ctl->by ? "revoke takes no --by" : check_db(ctl);
 }

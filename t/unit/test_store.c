@@ -375,6 +375,12 @@ START_TEST(crl_reason_names)
     ck_assert_str_eq(scep_crl_reason_name(9), "privilegeWithdrawn");
     ck_assert_ptr_null(scep_crl_reason_name(7));
     ck_assert_ptr_null(scep_crl_reason_name(SCEP_CRL_REASON_NONE));
+    ck_assert(scep_crl_reason_final(1));
+    ck_assert(scep_crl_reason_final(9));
+    ck_assert(!scep_crl_reason_final(6));
+    ck_assert(!scep_crl_reason_final(8));
+    ck_assert(!scep_crl_reason_final(10));
+    ck_assert(!scep_crl_reason_final(SCEP_CRL_REASON_NONE));
 }
 END_TEST
 
