@@ -240,9 +240,8 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    rv = step(scep_x509_cert_new(p, X509_REQ_get_subject_name(csr),
-                                 X509_get_subject_name(pki->ca_cert), pubkey, now - CLOCK_SKEW,
-                                 not_after, &x, &why),
+    rv = step(scep_x509_cert_new_for_csr(p, csr, X509_get_subject_name(pki->ca_cert),
+                                         now - CLOCK_SKEW, not_after, &x, &why),
               &why, prob);
     if (rv == APR_SUCCESS) {
         rv = copy_requested_exts(p, opts ? opts->tmpl : NULL, csr, x, prob);

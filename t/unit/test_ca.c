@@ -137,6 +137,31 @@ START_TEST(copies_subject_and_requested_extensions)
 }
 END_TEST
 
+/* The request's SubjectPublicKeyInfo is the certificate's, byte for byte,
+ * RSA and EC alike, and the certificate's key is usable as one. */
+static void assert_same_spki(EVP_PKEY *key)
+{
+    X509_REQ *csr = testutil_csr(pool, key, "/CN=spki", NULL, NULL, NULL, NULL);
+    X509 *cert = issue(test_pki(), csr, NULL);
+    unsigned char *want = NULL, *got = NULL;
+    int want_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &want);
+    int got_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &got);
+
+    ck_assert_int_gt(want_len, 0);
+    ck_assert_int_eq(got_len, want_len);
+    ck_assert_mem_eq(got, want, (size_t)want_len);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(cert), key), 1);
+    OPENSSL_free(want);
+    OPENSSL_free(got);
+}
+
+START_TEST(copies_the_public_key_as_requested)
+{
+    assert_same_spki(testutil_rsa_key(pool));
+    assert_same_spki(testutil_ec_key(pool));
+}
+END_TEST
+
 START_TEST(adds_no_key_usage_when_none_requested)
 {
     const scep_pki_t *pki = test_pki();
@@ -409,6 +434,7 @@ Suite *scep_ca_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, copies_subject_and_requested_extensions);
+    tcase_add_test(tc, copies_the_public_key_as_requested);
     tcase_add_test(tc, adds_no_key_usage_when_none_requested);
     tcase_add_test(tc, ignores_requested_ca_rights);
     tcase_add_test(tc, serials_are_random_positive_128_bit);

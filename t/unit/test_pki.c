@@ -142,6 +142,41 @@ START_TEST(loads_separate_ra)
 }
 END_TEST
 
+/* scep_key_id(): SHA-256 of the DER SubjectPublicKeyInfo, whichever way it
+ * is computed (built from the RSA modulus and exponent, or encoded). */
+static void assert_key_id(EVP_PKEY *key)
+{
+    unsigned char *der = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    int len = i2d_PUBKEY(key, &der);
+
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL), 1);
+    ck_assert_str_eq(scep_key_id(pool, key), scep_hex(pool, md, md_len));
+    OPENSSL_free(der);
+}
+
+START_TEST(key_id_is_the_spki_digest)
+{
+    EVP_PKEY *rsa = testutil_rsa_key(pool);
+    X509_REQ *csr = testutil_csr(pool, rsa, "/CN=key id", NULL, NULL, NULL, NULL);
+    unsigned char *der = NULL;
+    const unsigned char *cursor;
+    int len = i2d_X509_REQ(csr, &der);
+    X509_REQ *decoded;
+
+    cursor = der;
+    decoded = d2i_X509_REQ(NULL, &cursor, len);
+    ck_assert_ptr_nonnull(decoded);
+    assert_key_id(rsa);
+    assert_key_id(X509_REQ_get0_pubkey(decoded)); /* as a request's key arrives */
+    assert_key_id(testutil_ec_key(pool));
+    X509_REQ_free(decoded);
+    OPENSSL_free(der);
+}
+END_TEST
+
 START_TEST(loads_simple_mode)
 {
     testutil_pki_t *tp = testutil_pki_create(pool);
@@ -508,6 +543,7 @@ Suite *scep_pki_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, loads_separate_ra);
     tcase_add_test(tc, loads_simple_mode);
+    tcase_add_test(tc, key_id_is_the_spki_digest);
     tcase_add_test(tc, simple_mode_needs_ca_key);
     tcase_add_test(tc, refuses_group_readable_key);
     tcase_add_test(tc, refuses_world_readable_ra_key);

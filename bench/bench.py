@@ -1,0 +1,496 @@
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The enrollment benchmark: mod_scep in Apache against micromdm's
+scepserver and against the RSA limit of the machine. bench/run starts it
+inside a network namespace that has only loopback; bench/README.md says
+what it measures and how.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+os.environ['SCEP_DB'] = 'sqlite'   # the benchmark's records are SQLite (sceptest.db)
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, 't', 'integration'))
+
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+
+import messages  # noqa: E402
+from sceptest import client as C  # noqa: E402
+from sceptest import pki  # noqa: E402
+from sceptest.httpd import Apache, Env, default_directives  # noqa: E402
+from sceptest.process import terminate  # noqa: E402
+
+NPROC = os.cpu_count() or 1
+CONNECTIONS = (1, 8, 32)
+GROWTH_CERTS = 100000
+MICROMDM_PORT = 28016
+WARMUP_SECONDS = 1
+SCEP_PATH = '/certsrv/mscep/mscep.dll'
+
+# The Apache tuning the README recommends for enrollment: the event MPM
+# with one process per core, started at once and never reaped (no spare
+# process churn; every thread keeps its database connection and prepared
+# statements), threads enough for the connections, a database connection
+# for every thread, SQLite commits without an fsync (WAL with
+# synchronous=NORMAL: a power cut may lose the last commits, never the
+# database), no .htaccess lookups, and no per-request info lines in the
+# error log.
+APACHE_TUNING = f"""
+<IfModule mpm_event_module>
+    StartServers {NPROC}
+    ServerLimit {NPROC}
+    ThreadsPerChild 32
+    ThreadLimit 32
+    MaxRequestWorkers {NPROC * 32}
+    MinSpareThreads 1
+    MaxSpareThreads {NPROC * 32}
+    MaxConnectionsPerChild 0
+</IfModule>
+DBDMin 4
+DBDKeep 32
+DBDMax 32
+DBDInitSQL "PRAGMA synchronous = NORMAL"
+<Directory />
+    AllowOverride None
+</Directory>
+LogLevel warn
+"""
+
+
+def say(*args):
+    print('bench:', *args, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+# ----------------------------------------------------------------------
+# the limit
+
+def rsa_sign_rate(seconds):
+    """RSA-2048 signatures per second on all cores (openssl speed -multi)."""
+    out = run(['openssl', 'speed', '-multi', str(NPROC), '-seconds', str(seconds),
+               'rsa2048']).stdout
+    m = re.search(r'^rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)\s+[\d.]+\s*$', out, re.M)
+    if not m:
+        raise RuntimeError('cannot read openssl speed output:\n' + out)
+    return float(m.group(1))
+
+
+def sign_cpu_ms(count=300):
+    """CPU milliseconds of one RSA-2048 signature (OpenSSL through
+    python3-cryptography), from the process's CPU time: unlike openssl
+    speed's rate, it does not move with other work on the machine."""
+    key = pki.new_key()
+    start = time.process_time()
+    for i in range(count):
+        key.sign(b'%d' % i, padding.PKCS1v15(), hashes.SHA256())
+    return 1000 * (time.process_time() - start) / count
+
+
+# ----------------------------------------------------------------------
+# process accounting (/proc)
+
+TICK = os.sysconf('SC_CLK_TCK')
+
+
+def _stat(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    # after the name: state ppid ... utime(14) stime cutime cstime, 1-based
+    return int(fields[1]), [int(x) for x in fields[11:15]]
+
+
+def process_tree(root):
+    """root and its children (Apache's parent and workers)."""
+    pids = [root]
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            try:
+                if _stat(int(name))[0] == root:
+                    pids.append(int(name))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def cpu_seconds(root):
+    """CPU time of root and its children, living and reaped."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            times = _stat(pid)[1]
+        except OSError:
+            continue
+        total += sum(times) if pid == root else times[0] + times[1]
+    return total / TICK
+
+
+def reset_peak_rss(root):
+    for pid in process_tree(root):
+        try:
+            with open('/proc/%d/clear_refs' % pid, 'w') as f:
+                f.write('5')
+        except OSError:
+            pass
+
+
+def peak_rss_mb(root):
+    """Sum of the processes' peak resident sets since reset_peak_rss()."""
+    kb = 0
+    for pid in process_tree(root):
+        try:
+            with open('/proc/%d/status' % pid) as f:
+                m = re.search(r'^VmHWM:\s+(\d+) kB', f.read(), re.M)
+            kb += int(m.group(1)) if m else 0
+        except OSError:
+            pass
+    return kb / 1024
+
+
+# ----------------------------------------------------------------------
+# load
+
+def wrk(url, connections, seconds, *script_args):
+    cmd = ['wrk', '-t1', '-c%d' % connections, '-d%ds' % seconds, '--timeout', '10s',
+           '-s', os.path.join(HERE, 'wrk.lua'), url, '--'] + [str(a) for a in script_args]
+    out = run(cmd).stdout
+    m = re.search(r'^bench-wrk (\{.*\})$', out, re.M)
+    if not m:
+        raise RuntimeError('no result line from wrk:\n' + out)
+    return json.loads(m.group(1))
+
+
+def measure(server, connections, seconds, pool, operation='PKIOperation', first=0):
+    """One measured wrk run against a started server (after a warm-up at the
+    same concurrency); its figures as a dict. PKIOperation: the pool's
+    messages from number `first` on."""
+    url = server.url + '?operation=' + operation
+    if operation == 'PKIOperation':
+        warm = wrk(url, connections, WARMUP_SECONDS, 'post', pool, first)
+        args = ('post', pool, first + warm['sent'])
+    else:
+        wrk(url, connections, WARMUP_SECONDS, 'get')
+        args = ('get',)
+    reset_peak_rss(server.pid)
+    cpu = cpu_seconds(server.pid)
+    res = wrk(url, connections, seconds, *args)
+    res['cpu_s'] = cpu_seconds(server.pid) - cpu
+    res['rss_mb'] = peak_rss_mb(server.pid)
+    res['seconds'] = res['duration_us'] / 1e6
+    res['rate'] = res['success'] / res['seconds']
+    res['failures'] = (res['failure'] + res['pending'] + res['unclassified'] + res['http_error']
+                       + res['socket_errors'])
+    res['cpu_ms'] = 1000 * res['cpu_s'] / res['success'] if res['success'] else float('nan')
+    res['connections'] = connections
+    return res
+
+
+# ----------------------------------------------------------------------
+# the servers
+
+class ModScep:
+    name = 'mod_scep'
+
+    def __init__(self, cache):
+        self.env = Env(REPO, 'event', name='bench', port_base=28080)
+        if not self.env.built():
+            raise RuntimeError('mod_scep is not built (make)')
+        pki = os.path.join(cache, 'mod_scep-pki')
+        if not os.path.exists(os.path.join(pki, 'ra-enc.crt')):
+            self.env.setup_pki(pki)
+        self.pki_cache = pki
+        self.httpd = Apache(self.env)
+        self.httpd.directives = default_directives(self.env) + [('SCEPEnforcePassword', 'Off')]
+        self.httpd.raw_extra = APACHE_TUNING
+        self.url = self.httpd.url(SCEP_PATH)
+
+    def recipient_pem(self):
+        with open(os.path.join(self.pki_cache, 'ra-enc.crt'), 'rb') as f:
+            return f.read()
+
+    @property
+    def pid(self):
+        return self.httpd.proc.pid
+
+    def start(self):
+        """Starts with empty records."""
+        self.env.clean()
+        shutil.copytree(self.pki_cache, self.env.pki, dirs_exist_ok=True)
+        self.httpd.start()
+        self.httpd.errlog.mark()
+
+    def stop(self):
+        self.httpd.stop()
+
+    def problems(self):
+        return self.httpd.errlog.unexpected()
+
+    def issued_serials(self):
+        rows = self.httpd.db_rows('SELECT cert_pem FROM scep_cert')
+        return [x509.load_pem_x509_certificate(r['cert_pem'].encode()).serial_number
+                for r in rows]
+
+    def fill(self, count):
+        """count certificates and their requests in the records, in one
+        transaction, like those the server issued (the PEM of one of them)."""
+        path = self.env.db
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            pem, subject, issuer = con.execute(
+                'SELECT cert_pem, subject, issuer FROM scep_cert LIMIT 1').fetchone()
+            now = datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ')
+            reqs, certs = [], []
+            for _ in range(count):
+                txid, serial = secrets.token_hex(16).upper(), secrets.token_hex(16).upper()
+                reqs.append((txid, secrets.token_hex(20), 'issued', subject, 19, serial, None,
+                             '127.0.0.1', now, now))
+                certs.append((serial, txid, subject, issuer, now, now, pem, None, None, now))
+            with con:
+                con.executemany('INSERT INTO scep_request (transaction_id, key_id, status, '
+                                'subject, message_type, serial, reason, client_addr, created, '
+                                'updated) VALUES (?,?,?,?,?,?,?,?,?,?)', reqs)
+                con.executemany('INSERT INTO scep_cert (serial, transaction_id, subject, '
+                                'issuer, not_before, not_after, cert_pem, revoked_at, '
+                                'revocation_reason, created) VALUES (?,?,?,?,?,?,?,?,?,?)', certs)
+            con.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        finally:
+            con.close()
+
+
+class MicroMDM:
+    name = 'micromdm'
+
+    def __init__(self, cache):
+        self.depot = os.path.join(cache, 'micromdm-depot')
+        if not os.path.exists(os.path.join(self.depot, 'ca.pem')):
+            run(['scepserver', 'ca', '-init', '-depot', self.depot, '-keySize', '2048'])
+        self.log = os.path.join(cache, 'micromdm.log')
+        self.url = 'http://127.0.0.1:%d/scep' % MICROMDM_PORT
+        self.proc = None
+        self.unreadable = 0
+
+    def recipient_pem(self):
+        with open(os.path.join(self.depot, 'ca.pem'), 'rb') as f:
+            return f.read()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        """Starts with an empty depot (its index is rescanned on every
+        issuance: a full one would slow it down)."""
+        for name in os.listdir(self.depot):
+            if name not in ('ca.pem', 'ca.key'):
+                os.unlink(os.path.join(self.depot, name))
+        self.proc = subprocess.Popen(['scepserver', '-depot', self.depot,
+                                      '-port', str(MICROMDM_PORT)],
+                                     stdout=open(self.log, 'w'), stderr=subprocess.STDOUT)
+        end = time.time() + 10
+        while time.time() < end:
+            try:
+                if C.http_request('GET', self.url + '?operation=GetCACaps', timeout=1).status \
+                        == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError('scepserver did not answer; see ' + self.log)
+
+    def stop(self):
+        if self.proc:
+            terminate(self.proc, 10)
+            self.proc = None
+
+    def issued_serials(self):
+        """Serials of the certificates in the depot; unreadable files (two
+        issuances writing one file) are counted in self.unreadable."""
+        serials, self.unreadable = [], 0
+        for name in os.listdir(self.depot):
+            if name.endswith('.pem') and name != 'ca.pem':
+                with open(os.path.join(self.depot, name), 'rb') as f:
+                    try:
+                        serials.append(x509.load_pem_x509_certificate(f.read()).serial_number)
+                    except ValueError:
+                        self.unreadable += 1
+        return serials
+
+    def problems(self):
+        if self.unreadable:
+            return ['%d certificate files in the depot cannot be read' % self.unreadable]
+        return []
+
+
+def enrollment_run(server, connections, seconds, pool, before=None):
+    """Starts the server with empty records, measures, checks the issued
+    certificates (every serial once, at least as many as wrk saw), stops.
+    before(server): prepares the records, returns how many messages it sent."""
+    server.start()
+    try:
+        first = before(server) if before else 0
+        res = measure(server, connections, seconds, pool, first=first)
+        serials = server.issued_serials()
+        res['issued'] = len(serials)
+        res['duplicates'] = len(serials) - len(set(serials))
+        res['problems'] = server.problems()
+    finally:
+        server.stop()
+    if res['issued'] < res['success']:
+        res['problems'].append('%d SUCCESS replies but %d certificates recorded'
+                               % (res['success'], res['issued']))
+    return res
+
+
+def get_runs(server, seconds):
+    server.start()
+    try:
+        return {op: measure(server, 8, seconds, None, op) for op in ('GetCACert', 'GetCACaps')}
+    finally:
+        server.stop()
+
+
+# ----------------------------------------------------------------------
+# report
+
+def ms(us):
+    return us / 1000.0
+
+
+def print_table(results, limit):
+    print('%-9s %5s %10s %8s %7s %7s %8s %8s %7s %6s' % (
+        'server', 'conns', 'enroll/s', 'failures', 'p50 ms', 'p99 ms', 'CPU ms', 'RSS MB',
+        'of L', 'dups'))
+    for name, runs in results.items():
+        for r in runs:
+            print('%-9s %5d %10.1f %8d %7.1f %7.1f %8.2f %8.1f %6.0f%% %6d' % (
+                name, r['connections'], r['rate'], r['failures'], ms(r['p50_us']),
+                ms(r['p99_us']), r['cpu_ms'], r['rss_mb'], 100 * r['rate'] / limit,
+                r['duplicates']))
+
+
+def print_targets(m, ratio_micromdm, limit, three_signs_ms, gets, growth):
+    """The issue's targets at 8 connections, each with its figure."""
+    cacert = gets['mod_scep']['GetCACert']['rate'] / gets['micromdm']['GetCACert']['rate']
+    targets = [
+        ('enrollments >= 85% of L', '%.0f%%' % (100 * m['rate'] / limit),
+         m['rate'] >= 0.85 * limit),
+        ('>= 2.5 x micromdm', '%.2f x' % ratio_micromdm, ratio_micromdm >= 2.5),
+        ('CPU <= 1.25 x three signatures', '%.2f x' % (m['cpu_ms'] / three_signs_ms),
+         m['cpu_ms'] <= 1.25 * three_signs_ms),
+        ('p99 <= 50 ms', '%.1f ms' % ms(m['p99_us']), m['p99_us'] <= 50000),
+        ('no failures', '%d' % m['failures'], m['failures'] == 0),
+        ('no duplicate serials', '%d' % m['duplicates'], m['duplicates'] == 0),
+        ('GetCACert >= micromdm', '%.2f x' % cacert, cacert >= 1),
+        ('100,000 certificates: within 10%', '%+.1f%%' % (100 * (growth['rate'] / m['rate'] - 1)),
+         growth['rate'] >= 0.9 * m['rate']),
+    ]
+    print('targets at 8 connections:')
+    for name, figure, met in targets:
+        print('  %-34s %10s  %s' % (name, figure, 'met' if met else 'NOT met'))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument('--quick', action='store_true', help='short runs (about a minute)')
+    ap.add_argument('--seconds', type=int, help='length of each measured run')
+    ap.add_argument('--growth', type=int, default=GROWTH_CERTS,
+                    help='certificates in the database for the growth run')
+    args = ap.parse_args()
+    seconds = args.seconds or (3 if args.quick else 15)
+    get_seconds = 2 if args.quick else 5
+
+    cache = os.path.join(REPO, 't', 'gen', 'bench-cache')
+    os.makedirs(cache, exist_ok=True)
+    for tool in ('wrk', 'scepserver', 'openssl'):
+        if not shutil.which(tool):
+            raise SystemExit('bench: %s is missing: build/deps installs it' % tool)
+
+    say('RSA-2048 signatures on %d cores (openssl speed)' % NPROC)
+    sign_rate = rsa_sign_rate(2 if args.quick else 5)
+    limit = sign_rate / 3
+    three_signs_ms = 3 * sign_cpu_ms()
+    say('%.0f signatures/s: limit L = %.0f enrollments/s, three signatures = %.2f CPU ms'
+        % (sign_rate, limit, three_signs_ms))
+
+    servers = [ModScep(cache), MicroMDM(cache)]
+    # The most one run can use: the limit for its length and its warm-up.
+    wanted = int(limit * (seconds + WARMUP_SECONDS) * 1.2) + 100
+    pools = {s.name: messages.pool(cache, s.recipient_pem(), wanted, say) for s in servers}
+
+    results, gets = {}, {}
+    for s in servers:
+        results[s.name] = []
+        for c in CONNECTIONS:
+            say('%s: PKCSReq by POST, %d connections, %d s' % (s.name, c, seconds))
+            results[s.name].append(enrollment_run(s, c, seconds, pools[s.name]))
+        say('%s: GetCACert and GetCACaps, 8 connections, %d s each' % (s.name, get_seconds))
+        gets[s.name] = get_runs(s, get_seconds)
+
+    def fill(server):
+        # the first enrollment creates the tables
+        sent = wrk(server.url + '?operation=PKIOperation', 1, 1, 'post', pools['mod_scep'], 0)
+        server.fill(args.growth)
+        return sent['sent']
+
+    say('mod_scep: PKCSReq, 8 connections, %d certificates in the database' % args.growth)
+    growth = enrollment_run(servers[0], 8, seconds, pools['mod_scep'], before=fill)
+
+    print()
+    print('RSA-2048: %.0f signatures/s on %d cores; limit L = %.0f enrollments/s; '
+          'three signatures = %.2f CPU ms' % (sign_rate, NPROC, limit, three_signs_ms))
+    print()
+    print_table(results, limit)
+    print()
+    print('%-9s %14s %14s' % ('server', 'GetCACert/s', 'GetCACaps/s'))
+    for name, g in gets.items():
+        print('%-9s %14.0f %14.0f' % (name, g['GetCACert']['rate'], g['GetCACaps']['rate']))
+    at8 = {name: next(r for r in runs if r['connections'] == 8) for name, runs in results.items()}
+    m, u = at8['mod_scep'], at8['micromdm']
+    print()
+    print('growth: %.1f enrollments/s with %d certificates stored, %.1f with an empty '
+          'database (%+.1f%%), p99 %.1f ms' % (growth['rate'], args.growth, m['rate'],
+                                               100 * (growth['rate'] / m['rate'] - 1),
+                                               ms(growth['p99_us'])))
+    problems = []
+    for name, runs in list(results.items()) + [('mod_scep growth', [growth])]:
+        for r in runs:
+            problems += ['%s, %d connections: %s' % (name, r['connections'], p)
+                         for p in r['problems']]
+            if r['repeats']:
+                problems.append('%s, %d connections: the message pool ran out (%d repeats)'
+                                % (name, r['connections'], r['repeats']))
+    for p in problems:
+        print('problem:', p)
+    print()
+    ratio_micromdm = m['rate'] / u['rate'] if u['rate'] else float('inf')
+    print_targets(m, ratio_micromdm, limit, three_signs_ms, gets, growth)
+    print()
+    print('bench: mod_scep=%.1f micromdm=%.1f limit=%.1f ratio_limit=%.3f ratio_micromdm=%.2f '
+          'p99_ms=%.1f failures=%d' % (m['rate'], u['rate'], limit, m['rate'] / limit,
+                                       ratio_micromdm, ms(m['p99_us']), m['failures']))
+
+
+if __name__ == '__main__':
+    main()
