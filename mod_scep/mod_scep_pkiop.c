@@ -293,7 +293,7 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
 /* 1 when key is the request's key or its signer's (a renewal's old key):
  * a device polls with either. Keeps another device from picking up a
  * certificate by guessing a transactionID, as messages are signed. */
-static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, EVP_PKEY *key)
+static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key)
 {
     const char *id = scep_key_id(p, key);
 
@@ -302,7 +302,8 @@ static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, EVP_PKEY *ke
 }
 
 /* A transaction seen before answers its current state. */
-static int answer_recorded(pkiop_t *op, scep_store_t *store, scep_txn_t *txn, EVP_PKEY *key)
+static int answer_recorded(pkiop_t *op, scep_store_t *store, scep_txn_t *txn,
+                           const X509_PUBKEY *key)
 {
     if (!key_of_transaction(op->r->pool, txn, key)) {
         refuse(op, 203, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
@@ -337,7 +338,7 @@ static int answer_concurrent(pkiop_t *op, scep_store_t *store)
         store->find_transaction(store, op->r->pool, op->req->transaction_id, &recorded);
 
     return rv == APR_SUCCESS
-               ? answer_recorded(op, store, recorded, X509_REQ_get0_pubkey(op->req->csr))
+               ? answer_recorded(op, store, recorded, X509_REQ_get_X509_PUBKEY(op->req->csr))
                : HTTP_INTERNAL_SERVER_ERROR;
 }
 
@@ -347,8 +348,8 @@ static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *
     apr_pool_t *p = op->r->pool;
 
     txn->transaction_id = op->req->transaction_id;
-    txn->key_id = scep_key_id(p, X509_REQ_get0_pubkey(op->req->csr));
-    txn->signer_key_id = scep_key_id(p, X509_get0_pubkey(op->req->signer_cert));
+    txn->key_id = scep_key_id(p, X509_REQ_get_X509_PUBKEY(op->req->csr));
+    txn->signer_key_id = scep_key_id(p, X509_get_X509_PUBKEY(op->req->signer_cert));
     txn->status = status;
     txn->message_type = op->req->message_type;
     txn->subject = scep_name_text(p, X509_REQ_get_subject_name(op->req->csr));
@@ -608,7 +609,7 @@ static int check_renewal(pkiop_t *op, scep_store_t *store)
 
 static int enroll(pkiop_t *op)
 {
-    EVP_PKEY *key = X509_REQ_get0_pubkey(op->req->csr);
+    const X509_PUBKEY *key = X509_REQ_get_X509_PUBKEY(op->req->csr);
     scep_store_t *store;
     scep_txn_t *txn;
     apr_status_t rv;
@@ -664,7 +665,7 @@ static int poll(pkiop_t *op)
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return answer_recorded(op, store, txn, X509_get0_pubkey(op->req->signer_cert));
+    return answer_recorded(op, store, txn, X509_get_X509_PUBKEY(op->req->signer_cert));
 }
 
 /* GetCert and GetCRL name a certificate by IssuerAndSerialNumber: only

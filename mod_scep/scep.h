@@ -104,8 +104,9 @@ void scep_pool_own(apr_pool_t *p, void *obj, void (*free_fn)(void *));
 const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len);
 /* SHA-1 thumbprint of a certificate as NDES shows it: 40 upper-case hex digits. */
 const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert);
-/* SHA-256 hex of the DER SubjectPublicKeyInfo: how a transaction is tied to its key. */
-const char *scep_key_id(apr_pool_t *p, EVP_PKEY *key);
+/* SHA-256 hex of the subjectPublicKey bits of an SPKI (X509_REQ_get_X509_PUBKEY(),
+ * X509_get_X509_PUBKEY()): how a transaction is tied to its key. */
+const char *scep_key_id(apr_pool_t *p, const X509_PUBKEY *spki);
 /* One-line RFC 2253 name, on p. */
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
 

@@ -15,9 +15,7 @@
 
 #include <apr_strings.h>
 
-#include <openssl/asn1.h>
 #include <openssl/bio.h>
-#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -88,73 +86,24 @@ const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
     return scep_hex(p, md, len);
 }
 
-/* An INTEGER of the RSA key's parameter name, pushed onto seq. */
-static int push_rsa_integer(ASN1_SEQUENCE_ANY *seq, EVP_PKEY *key, const char *name)
+/* The digest of the subjectPublicKey bits alone (RFC 5280's key identifier
+ * method, with SHA-256): a device's self-signed certificate and its CSR may
+ * write the AlgorithmIdentifier differently (rsaEncryption's NULL parameters
+ * present in one, absent in the other) around the same key. Reading the
+ * bits is also cheap, where i2d_PUBKEY() on the EVP_PKEY a provider decoded
+ * builds OpenSSL 3's encoder chain, a tenth of an RSA-2048 signature. */
+const char *scep_key_id(apr_pool_t *p, const X509_PUBKEY *spki)
 {
-    BIGNUM *bn = NULL;
-    ASN1_INTEGER *value = NULL;
-    ASN1_TYPE *item = ASN1_TYPE_new();
-    int ok = item && EVP_PKEY_get_bn_param(key, name, &bn) &&
-             (value = BN_to_ASN1_INTEGER(bn, NULL)) != NULL;
-
-    if (ok) {
-        ASN1_TYPE_set(item, V_ASN1_INTEGER, value);
-        ok = sk_ASN1_TYPE_push(seq, item) > 0;
-    }
-    else {
-        ASN1_INTEGER_free(value);
-    }
-    if (!ok) {
-        ASN1_TYPE_free(item);
-    }
-    BN_free(bn);
-    return ok;
-}
-
-/* The DER SubjectPublicKeyInfo of an RSA key (rsaEncryption), built from its
- * modulus and exponent: i2d_PUBKEY() gives the same bytes, but on a key
- * decoded by a provider it builds OpenSSL 3's encoder chain, a tenth of
- * an RSA-2048 signature in instructions. -1 for other keys. */
-static int rsa_spki_der(EVP_PKEY *key, unsigned char **der)
-{
-    ASN1_SEQUENCE_ANY *seq = NULL;
-    X509_PUBKEY *spki = NULL;
-    unsigned char *bits = NULL;
-    int bits_len = -1, len = -1;
-
-    if (!EVP_PKEY_is_a(key, "RSA") || !(seq = sk_ASN1_TYPE_new_null()) ||
-        !push_rsa_integer(seq, key, "n") || !push_rsa_integer(seq, key, "e") ||
-        (bits_len = i2d_ASN1_SEQUENCE_ANY(seq, &bits)) <= 0 || !(spki = X509_PUBKEY_new())) {
-        goto leave;
-    }
-    if (X509_PUBKEY_set0_param(spki, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, NULL, bits,
-                               bits_len)) {
-        bits = NULL; /* spki's now */
-        len = i2d_X509_PUBKEY(spki, der);
-    }
-leave:
-    OPENSSL_free(bits);
-    X509_PUBKEY_free(spki);
-    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-    return len;
-}
-
-const char *scep_key_id(apr_pool_t *p, EVP_PKEY *key)
-{
-    unsigned char *der = NULL;
+    const unsigned char *bits = NULL;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    const char *id = NULL;
-    int der_len = rsa_spki_der(key, &der);
+    int len = 0;
 
-    if (der_len <= 0) {
-        der_len = i2d_PUBKEY(key, &der);
+    if (!spki || !X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, spki) || len <= 0 ||
+        !EVP_Digest(bits, (size_t)len, md, &md_len, EVP_sha256(), NULL)) {
+        return NULL;
     }
-    if (der_len > 0 && EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha256(), NULL)) {
-        id = scep_hex(p, md, md_len);
-    }
-    OPENSSL_free(der);
-    return id;
+    return scep_hex(p, md, md_len);
 }
 
 /* The text of what a BIO collected, NULL when nothing was written. */

@@ -142,25 +142,31 @@ START_TEST(loads_separate_ra)
 }
 END_TEST
 
-/* scep_key_id(): SHA-256 of the DER SubjectPublicKeyInfo, whichever way it
- * is computed (built from the RSA modulus and exponent, or encoded). */
-static void assert_key_id(EVP_PKEY *key)
+/* scep_key_id(): SHA-256 of the subjectPublicKey bits, the same for a
+ * request's key as it arrives and for a certificate of that key. */
+static void assert_key_id(const X509_PUBKEY *spki, EVP_PKEY *key)
 {
-    unsigned char *der = NULL;
+    unsigned char *der = NULL, *bits;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    int len = i2d_PUBKEY(key, &der);
+    int len = i2d_PublicKey(key, &der);
 
     ck_assert_int_gt(len, 0);
-    ck_assert_int_eq(EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL), 1);
-    ck_assert_str_eq(scep_key_id(pool, key), scep_hex(pool, md, md_len));
+    bits = der;
+    if (EVP_PKEY_is_a(key, "EC")) {
+        OPENSSL_free(der);
+        der = NULL;
+        len = (int)EVP_PKEY_get1_encoded_public_key(key, &der);
+        bits = der;
+    }
+    ck_assert_int_eq(EVP_Digest(bits, (size_t)len, md, &md_len, EVP_sha256(), NULL), 1);
+    ck_assert_str_eq(scep_key_id(pool, spki), scep_hex(pool, md, md_len));
     OPENSSL_free(der);
 }
 
-START_TEST(key_id_is_the_spki_digest)
+static X509_REQ *decoded_csr(EVP_PKEY *key)
 {
-    EVP_PKEY *rsa = testutil_rsa_key(pool);
-    X509_REQ *csr = testutil_csr(pool, rsa, "/CN=key id", NULL, NULL, NULL, NULL);
+    X509_REQ *csr = testutil_csr(pool, key, "/CN=key id", NULL, NULL, NULL, NULL);
     unsigned char *der = NULL;
     const unsigned char *cursor;
     int len = i2d_X509_REQ(csr, &der);
@@ -168,12 +174,21 @@ START_TEST(key_id_is_the_spki_digest)
 
     cursor = der;
     decoded = d2i_X509_REQ(NULL, &cursor, len);
-    ck_assert_ptr_nonnull(decoded);
-    assert_key_id(rsa);
-    assert_key_id(X509_REQ_get0_pubkey(decoded)); /* as a request's key arrives */
-    assert_key_id(testutil_ec_key(pool));
-    X509_REQ_free(decoded);
     OPENSSL_free(der);
+    ck_assert_ptr_nonnull(decoded);
+    SCEP_OWN(pool, decoded, X509_REQ_free);
+    return decoded;
+}
+
+START_TEST(key_id_is_the_spki_digest)
+{
+    EVP_PKEY *rsa = testutil_rsa_key(pool), *ec = testutil_ec_key(pool);
+    scep_pki_t *pki = testutil_pki_load(pool, testutil_pki_create(pool), 0);
+
+    assert_key_id(X509_REQ_get_X509_PUBKEY(decoded_csr(rsa)), rsa);
+    assert_key_id(X509_REQ_get_X509_PUBKEY(decoded_csr(ec)), ec);
+    assert_key_id(X509_get_X509_PUBKEY(pki->ca_cert), X509_get0_pubkey(pki->ca_cert));
+    ck_assert_ptr_null(scep_key_id(pool, NULL));
 }
 END_TEST
 

@@ -123,7 +123,7 @@ static scep_txn_t request_of(const char *id, const char *status, X509_REQ *csr)
     scep_txn_t txn = { 0 };
 
     txn.transaction_id = id;
-    txn.key_id = scep_key_id(pool, device_key);
+    txn.key_id = scep_key_id(pool, X509_REQ_get_X509_PUBKEY(csr));
     txn.signer_key_id = txn.key_id;
     txn.status = status;
     txn.subject = scep_name_text(pool, X509_REQ_get_subject_name(csr));
