@@ -1,7 +1,6 @@
 """Assertions shared by the test files."""
 import base64
 import datetime
-import hashlib
 import os
 
 from cryptography import x509
@@ -169,7 +168,7 @@ def assert_recorded(httpd, transaction_id, cert, message_type=None):
     assert len(reqs) == 1, 'scep_request rows for %s: %d' % (transaction_id, len(reqs))
     req = reqs[0]
     assert req['status'] == 'issued', req
-    assert req['key_id'].upper() == hashlib.sha256(pki.public_der(cert)).hexdigest().upper(), req
+    assert req['key_id'].upper() == pki.key_id(cert), req
     assert req['serial'] and int(req['serial'], 16) == cert.serial_number, req
     assert req['client_addr'] == '127.0.0.1', req
     assert req['subject'], req

@@ -1,9 +1,11 @@
 """Keys, CSRs and certificates for the tests (python3-cryptography 38)."""
 import datetime
+import hashlib
 import os
 import subprocess
 import threading
 
+from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -169,6 +171,13 @@ def public_der(key_or_cert):
     pub = key_or_cert.public_key() if hasattr(key_or_cert, 'public_key') else key_or_cert
     return pub.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_id(key_or_cert):
+    """What the records tie a transaction to (scep_key_id): SHA-256 of the
+    subjectPublicKey bits, in upper-case hex."""
+    bits = asn1_keys.PublicKeyInfo.load(public_der(key_or_cert))['public_key'].contents[1:]
+    return hashlib.sha256(bits).hexdigest().upper()
 
 
 def verify_issued_by(cert, issuer):
