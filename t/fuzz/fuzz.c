@@ -207,10 +207,22 @@ static void read_request(apr_pool_t *p, const scep_request_t *req)
     }
 }
 
+/* A SUCCESS payload: the CA certificate, as a GetCert of it would answer. */
+static STACK_OF(X509) *success_certs(apr_pool_t *p)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+
+    if (!certs || !sk_X509_push(certs, pki->ca_cert)) {
+        fuzz_fail("out of memory");
+    }
+    SCEP_OWN(p, certs, OPENSSL_sk_free);
+    return certs;
+}
+
 void fuzz_answer(apr_pool_t *p, apr_status_t rv, const scep_request_t *req,
                  const scep_problem_t *prob)
 {
-    scep_reply_t reply = { SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL, NULL, NULL };
+    scep_reply_t reply = { SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, NULL, NULL };
     scep_problem_t reply_prob;
     unsigned char *der;
     apr_size_t len;
@@ -231,13 +243,17 @@ void fuzz_answer(apr_pool_t *p, apr_status_t rv, const scep_request_t *req,
     }
     if (rv == APR_SUCCESS) {
         read_request(p, req);
+        reply.certs = success_certs(p);
     }
     else {
         reply.status = SCEP_STATUS_FAILURE;
         reply.fail_info = prob->fail_info;
         reply.fail_text = prob->text;
     }
-    if (scep_certrep_build(p, pki, req, &reply, &der, &len, &reply_prob) != APR_SUCCESS) {
+    /* The only refusal allowed: a signer certificate whose key cannot be
+     * encrypted to (the glue then logs event 13). */
+    if (scep_certrep_build(p, pki, req, &reply, &der, &len, &reply_prob) != APR_SUCCESS &&
+        !(reply.status == SCEP_STATUS_SUCCESS && reply_prob.event == SCEP_EVENT_FAIL_TO_ENCRYPT)) {
         fuzz_fail(apr_pstrcat(p, "no CertRep for a parsed request: ", reply_prob.text, NULL));
     }
 }

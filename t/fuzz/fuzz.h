@@ -54,7 +54,8 @@ void fuzz_fail(const char *what);
  * checks the promises of scep.h (a successful parse fills what its message
  * type needs), reads the request as the glue does (names, serials, key
  * ids, keyUsage, the policy check of a CSR with the built-in template),
- * and signs the CertRep: FAILURE with the parser's failInfo, else PENDING.
+ * and signs the CertRep: FAILURE with the parser's failInfo, else SUCCESS
+ * with the CA certificate enveloped to the request's signer.
  * With FUZZ_VERBOSE in the environment it says on stderr what the parser
  * made of the input (to check that a new seed gets through). */
 void fuzz_answer(apr_pool_t *p, apr_status_t rv, const scep_request_t *req,

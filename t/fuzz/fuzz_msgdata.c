@@ -19,15 +19,22 @@
  * signature protects nothing here; fuzz_pkimsg rarely gets past it.
  *
  * Input: one byte for the message type, one for how the message is sent,
- * then the messageData. The target wraps the messageData the way
+ * then the messageData. A CSR can be signed again with the device key on
+ * the way (the sending byte says so), so that what a device may put into a
+ * request it signs itself (challengePassword of any type, extensions) gets
+ * past X509_REQ_verify() to the code behind it. The target wraps the messageData the way
  * t/unit/testmsg.c builds requests (signed by the test device key,
  * enveloped to the test RA encryption certificate), parses it with
  * scep_request_parse() and answers as the glue does (fuzz_answer).
  */
 
+#include <limits.h>
 #include <string.h>
 
+#include <apr_strings.h>
+
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "fuzz.h"
 #include "testmsg.h"
@@ -37,10 +44,12 @@ static const int message_types[] = {
 };
 
 /* How byte 1 says the message is sent: bits 0-2 the content cipher, bit 3
- * RSAES-OAEP key transport, bit 4 BER with indefinite lengths. */
+ * RSAES-OAEP key transport, bit 4 BER with indefinite lengths, bit 5 the
+ * messageData is a CSR to sign again with the device key. */
 #define SENT_CIPHER_MASK 0x07
 #define SENT_OAEP 0x08
 #define SENT_BER 0x10
+#define SENT_RESIGN 0x20
 
 static const EVP_CIPHER *cipher_of(unsigned int sent)
 {
@@ -56,6 +65,28 @@ static const EVP_CIPHER *cipher_of(unsigned int sent)
     default:
         return EVP_des_cbc();
     }
+}
+
+/* The CSR der[len] with the device key and a fresh signature, re-encoded;
+ * NULL when it is no CSR or cannot be signed. */
+static const unsigned char *resigned_csr(apr_pool_t *p, const unsigned char *der, size_t len,
+                                         apr_size_t *out_len)
+{
+    const unsigned char *cursor = der;
+    X509_REQ *csr = len <= LONG_MAX ? d2i_X509_REQ(NULL, &cursor, (long)len) : NULL;
+    unsigned char *buf = NULL;
+    const unsigned char *out = NULL;
+    int n;
+
+    if (csr && X509_REQ_set_pubkey(csr, fuzz_device_key()) &&
+        X509_REQ_sign(csr, fuzz_device_key(), EVP_sha256()) > 0 &&
+        (n = i2d_X509_REQ(csr, &buf)) > 0) {
+        out = apr_pmemdup(p, buf, (apr_size_t)n);
+        *out_len = (apr_size_t)n;
+    }
+    OPENSSL_free(buf);
+    X509_REQ_free(csr);
+    return out;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -93,6 +124,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opts.recipient = fuzz_pki()->ra_enc_cert;
     opts.content = data + 2;
     opts.content_len = size - 2;
+    if ((data[1] & SENT_RESIGN) &&
+        !(opts.content = resigned_csr(p, data + 2, size - 2, &opts.content_len))) {
+        fuzz_pool_done(p);
+        return 0;
+    }
 
     der = testmsg_build(p, &dev, &opts, &len);
     rv = scep_request_parse(p, fuzz_pki(), der, len, &parse_opts, &req, &prob);
