@@ -469,6 +469,7 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     (void)plog;
     (void)ptemp;
     mod_scep_passwords_pre_config(pconf);
+    mod_scep_store_pre_config(pconf);
     return OK;
 }
 
@@ -479,6 +480,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     (void)ptemp;
     ap_add_version_component(pconf, MOD_SCEP_NAME "/" MOD_SCEP_VERSION);
     return mod_scep_passwords_post_config(s) == APR_SUCCESS
+                   && mod_scep_store_post_config(s) == APR_SUCCESS
                    && mod_scep_manager_post_config(s) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
@@ -487,6 +489,7 @@ static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 static void scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
     mod_scep_passwords_child_init(pchild, s);
+    mod_scep_store_child_init(pchild, s);
 }
 
 static void scep_register_hooks(apr_pool_t *p)

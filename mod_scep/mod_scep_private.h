@@ -64,6 +64,13 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
 scep_store_t *mod_scep_store_dbd(request_rec *r);
 void mod_scep_store_release(request_rec *r);
 
+/* The records' part of the startup hooks (mod_scep_store_dbd.c): the mutex
+ * type "scep-sqlite" (pre_config), the mutex made once in the process pool
+ * (post_config), a child's attachment (child_init). */
+void mod_scep_store_pre_config(apr_pool_t *pconf);
+apr_status_t mod_scep_store_post_config(server_rec *s);
+void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s);
+
 /* A CA manager's decisions on a held request (mod_scep_pkiop.c), logged
  * with who made them. approve issues and records the certificate now.
  * APR_NOTFOUND: unknown transaction; APR_EEXIST: not held any more

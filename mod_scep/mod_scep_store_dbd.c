@@ -14,17 +14,96 @@
 /*
  * The records of a request on mod_dbd's connection: the SQL lives in the
  * core (scep_store_sql.c, shared with scepctl); this file lends it the
- * connection and the request's error log.
+ * connection, the request's error log and, on SQLite, the global mutex
+ * "scep-sqlite" that writers take in turn (SQLite has one writer at a time:
+ * without the mutex, writers of all children and threads collide in
+ * SQLite's busy handler and apr_dbd's retries, and under load some give up
+ * with "database is locked"). Like the password cache's, the mutex is made
+ * once in the process pool, so children of the old and the new generation
+ * share it across a graceful restart.
  */
 
+#include <string.h>
+
 #include <apr_dbd.h>
+#include <apr_global_mutex.h>
 #include <apr_optional.h>
 
 #include <httpd.h>
 #include <http_log.h>
 #include <mod_dbd.h>
+#include <util_mutex.h>
 
 #include "mod_scep_private.h"
+
+#define WRITER_MUTEX_TYPE "scep-sqlite"
+#define WRITER_USERDATA "mod_scep_sqlite_writer"
+
+static apr_global_mutex_t *writer_mutex;
+
+void mod_scep_store_pre_config(apr_pool_t *pconf)
+{
+    ap_mutex_register(pconf, WRITER_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+apr_status_t mod_scep_store_post_config(server_rec *s)
+{
+    apr_pool_t *pproc = s->process->pool;
+    apr_global_mutex_t *mutex = NULL;
+    apr_status_t rv;
+
+    apr_pool_userdata_get((void **)&mutex, WRITER_USERDATA, pproc);
+    if (!mutex) {
+        rv = ap_global_mutex_create(&mutex, NULL, WRITER_MUTEX_TYPE, NULL, s, pproc, 0);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         SCEPLOGNO(317) "cannot create the global mutex " WRITER_MUTEX_TYPE
+                                        " of the records");
+            return rv;
+        }
+        apr_pool_userdata_set(mutex, WRITER_USERDATA, apr_pool_cleanup_null, pproc);
+    }
+    writer_mutex = mutex;
+    return APR_SUCCESS;
+}
+
+void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (!writer_mutex) {
+        return;
+    }
+    rv =
+        apr_global_mutex_child_init(&writer_mutex, apr_global_mutex_lockfile(writer_mutex), pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     SCEPLOGNO(318) "cannot attach to the global mutex " WRITER_MUTEX_TYPE
+                                    ": SQLite writers "
+                                    "are left to SQLite's own locking");
+        writer_mutex = NULL;
+    }
+}
+
+static apr_status_t writer_acquire(void *baton)
+{
+    (void)baton;
+    return apr_global_mutex_lock(writer_mutex);
+}
+
+static apr_status_t writer_release(void *baton)
+{
+    (void)baton;
+    return apr_global_mutex_unlock(writer_mutex);
+}
+
+static const scep_sql_lock_t writer_lock = { writer_acquire, writer_release, NULL };
+
+/* PostgreSQL and others lock rows themselves. */
+static const scep_sql_lock_t *write_lock_for(const ap_dbd_t *dbd)
+{
+    return writer_mutex && strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0 ? &writer_lock : NULL;
+}
 
 /* The store's levels are syslog's, as APLOG_*. */
 #if APLOG_ERR != SCEP_LOG_ERR || APLOG_DEBUG != SCEP_LOG_DEBUG
@@ -92,6 +171,7 @@ scep_store_t *mod_scep_store_dbd(request_rec *r)
     conn.driver = dbd->driver;
     conn.handle = dbd->handle;
     conn.prepared = dbd->prepared;
+    conn.write_lock = write_lock_for(dbd);
     if (scep_store_sql(r->pool, &conn, log_to_request, r, &held->store) != APR_SUCCESS) {
         mod_scep_store_release(r);
         return NULL;

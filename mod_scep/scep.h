@@ -493,12 +493,22 @@ struct scep_store_t {
 /* Where the store's messages go: logno is the SCEPnnn tag (300-399). */
 typedef void scep_log_fn(void *baton, int level, int logno, const char *msg);
 
+/* A lock that writers of one database take in turn (the module: a global
+ * mutex for SQLite, which has one writer at a time anyway). */
+typedef struct scep_sql_lock_t {
+    apr_status_t (*acquire)(void *baton);
+    apr_status_t (*release)(void *baton);
+    void *baton;
+} scep_sql_lock_t;
+
 /* An apr_dbd connection: prepared holds its statements by label and lives
- * as long as the connection (mod_dbd's ap_dbd_t has one). */
+ * as long as the connection (mod_dbd's ap_dbd_t has one); write_lock, when
+ * not NULL, is held around every write. */
 typedef struct scep_sql_conn_t {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_hash_t *prepared;
+    const scep_sql_lock_t *write_lock;
 } scep_sql_conn_t;
 
 /* The records on conn. Its first use readies the connection: driver

@@ -737,6 +737,44 @@ static int pquery(const sql_store_t *st, apr_pool_t *p, int which, int nargs, co
                           args);
 }
 
+/* Writers take turns when the connection has a write lock: on SQLite a
+ * second writer would otherwise wait in SQLite's busy handler while apr_dbd
+ * holds its connection lock, and the first could not commit. */
+static apr_status_t lock_writes(const sql_store_t *st)
+{
+    const scep_sql_lock_t *lock = st->conn.write_lock;
+    apr_status_t rv = lock ? lock->acquire(lock->baton) : APR_SUCCESS;
+
+    if (rv != APR_SUCCESS) {
+        store_log(st, SCEP_LOG_ERR, 316, "cannot take the database's write lock");
+    }
+    return rv;
+}
+
+static void unlock_writes(const sql_store_t *st)
+{
+    const scep_sql_lock_t *lock = st->conn.write_lock;
+
+    if (lock) {
+        lock->release(lock->baton);
+    }
+}
+
+/* One write statement under the write lock. */
+static int locked_pquery(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
+                         const char **args, int *nrows)
+{
+    int err;
+
+    *nrows = 0;
+    if (lock_writes(st) != APR_SUCCESS) {
+        return -1;
+    }
+    err = pquery(st, p, which, nargs, args, nrows);
+    unlock_writes(st);
+    return err;
+}
+
 /* ----------------------------------------------------------------------
  * scep_store_t
  */
@@ -822,6 +860,9 @@ static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t 
     if (cert && describe_cert(st, p, txn->transaction_id, cert, &row) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
+    if (lock_writes(st) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
     err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
     if (!err) {
         err = insert_request(st, p, txn, cert ? SCEP_TXN_ISSUED : txn->status, row.serial, now);
@@ -832,7 +873,9 @@ static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t 
     if (err) {
         error = dbd_error(st, err);
     }
-    if ((err = end_transaction(st, trans, err)) == 0) {
+    err = end_transaction(st, trans, err);
+    unlock_writes(st);
+    if (err == 0) {
         return APR_SUCCESS;
     }
     if (already_recorded(store, p, txn->transaction_id)) {
@@ -868,6 +911,9 @@ static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *t
         return APR_EGENERAL;
     }
     args[0] = row.serial;
+    if (lock_writes(st) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
     err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
     if (!err) {
         err = pquery(st, p, STMT_ISSUE_HELD, 4, args, &nrows);
@@ -875,6 +921,7 @@ static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *t
     if (!err && nrows != 1) {
         /* Decided meanwhile, or unknown: nothing to keep. */
         end_transaction(st, trans, -1);
+        unlock_writes(st);
         return why_unchanged(store, p, transaction_id);
     }
     if (!err) {
@@ -882,7 +929,9 @@ static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *t
     }
     /* The text is read before a rollback replaces it. */
     error = err ? dbd_error(st, err) : NULL;
-    if ((err = end_transaction(st, trans, err)) == 0) {
+    err = end_transaction(st, trans, err);
+    unlock_writes(st);
+    if (err == 0) {
         return APR_SUCCESS;
     }
     store_log(st, SCEP_LOG_ERR, 311,
@@ -896,7 +945,7 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
 {
     sql_store_t *st = store->baton;
     const char *args[] = { to, who, reason, iso8601_now(p), transaction_id, from };
-    int nrows, err = pquery(st, p, STMT_DECIDE, 6, args, &nrows);
+    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 6, args, &nrows);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, 312, "cannot change transaction %s from %s to %s: %s",
@@ -911,7 +960,7 @@ static apr_status_t expire_pending(scep_store_t *store, apr_pool_t *p, apr_time_
 {
     sql_store_t *st = store->baton;
     const char *args[] = { reason, iso8601_now(p), iso8601_of(p, before) };
-    int nrows, err = pquery(st, p, STMT_EXPIRE_PENDING, 3, args, &nrows);
+    int nrows, err = locked_pquery(st, p, STMT_EXPIRE_PENDING, 3, args, &nrows);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, 313, "cannot expire pending requests: %s", dbd_error(st, err));
@@ -1018,7 +1067,7 @@ static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *
     if (!scep_crl_reason_valid(reason)) {
         return APR_EINVAL;
     }
-    err = pquery(st, p, STMT_REVOKE, 3, args, &nrows);
+    err = locked_pquery(st, p, STMT_REVOKE, 3, args, &nrows);
     if (err) {
         store_log(st, SCEP_LOG_ERR, 342, "cannot revoke certificate %s: %s", serial,
                   dbd_error(st, err));

@@ -134,13 +134,14 @@ const char *scep_name_text(apr_pool_t *p, const X509_NAME *name)
 
 const char *scep_key_desc(apr_pool_t *p, EVP_PKEY *key)
 {
+    const char *type = EVP_PKEY_get0_type_name(key);
     char group[80];
     size_t len = 0;
 
     if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_group_name(key, group, sizeof(group), &len)) {
         return apr_psprintf(p, "EC %s", group);
     }
-    return apr_psprintf(p, "%s %d", EVP_PKEY_get0_type_name(key), EVP_PKEY_get_bits(key));
+    return apr_psprintf(p, "%s %d", type ? type : "unknown", EVP_PKEY_get_bits(key));
 }
 
 const char *scep_csr_san_text(apr_pool_t *p, X509_REQ *csr)

@@ -161,9 +161,11 @@ static void read_csr(apr_pool_t *p, X509_REQ *csr)
 {
     scep_problem_t prob;
 
-    if (!scep_key_id(p, X509_REQ_get0_pubkey(csr))) {
+    if (!scep_key_id(p, X509_REQ_get_X509_PUBKEY(csr))) {
         fuzz_fail("a CSR that verified has no key id");
     }
+    scep_key_desc(p, X509_REQ_get0_pubkey(csr));
+    scep_csr_san_text(p, csr);
     scep_csr_key_usage(csr);
     scep_name_text(p, X509_REQ_get_subject_name(csr));
     if (scep_policy_check(p, builtin_template, csr, &prob) != APR_SUCCESS &&

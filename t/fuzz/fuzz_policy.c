@@ -86,9 +86,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         SCEP_OWN(p, csr, X509_REQ_free);
         scep_csr_key_usage(csr);
         key = X509_REQ_get0_pubkey(csr);
-        if (key && !scep_key_id(p, key)) {
+        if (key && !scep_key_id(p, X509_REQ_get_X509_PUBKEY(csr))) {
             fuzz_fail("a decoded key without a key id");
         }
+        if (key) {
+            scep_key_desc(p, key);
+        }
+        scep_csr_san_text(p, csr);
         scep_name_text(p, X509_REQ_get_subject_name(csr));
         check(p, builtin, csr);
         check(p, restrictive, csr);
