@@ -26,7 +26,7 @@ import pytest
 
 from sceptest import checks, pki
 from sceptest import client as C
-from sceptest.httpd import (APACHE, CHALLENGE, MODULES_DIR, Apache, Env, default_directives,
+from sceptest.httpd import (CHALLENGE, MODULES_DIR, Apache, Env, default_directives,
                             make_conf)
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -121,23 +121,7 @@ def graceful(server, directives=None, raw_extra=None, timeout=20):
         server.directives = list(server.base_directives) + list(directives)
     if raw_extra is not None:
         server.raw_extra = raw_extra
-    text = server.write_conf()
-    pos = os.path.getsize(server.env.error_log)
-    p = subprocess.run([APACHE, '-d', server.env.gen, '-f', server.env.conf, '-k', 'graceful'],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, 'apache2 -k graceful: %s%s' % (p.stdout, p.stderr)
-    end = time.time() + timeout
-    while True:
-        with open(server.env.error_log, 'rb') as f:
-            f.seek(pos)
-            if b'resuming normal operations' in f.read():
-                break
-        assert time.time() < end, 'no graceful restart:\n' + server.log_tail()
-        time.sleep(0.05)
-    server.running_conf = text
-    while C.http_request('GET', server.url() + '?operation=GetCACaps').status != 200:
-        assert time.time() < end, 'no answer after the graceful restart'
-        time.sleep(0.05)
+    server.graceful(timeout)
 
 
 @pytest.fixture(scope='module', autouse=True)
