@@ -55,11 +55,13 @@ def database_server():
 
 @pytest.fixture(scope='session', autouse=True)
 def sanitizer_reports():
-    """The sanitizers' report files of this session (emptied first). What a
-    process reports when it exits at the end of the session (a leak in the
-    parent, or in a child stopping with it) fails the session's teardown."""
+    """The sanitizers' report files of this session (emptied first when the
+    module is sanitized). What a process reports when it exits at the end of
+    the session (a leak in the parent, or in a child stopping with it) fails
+    the session's teardown."""
     d = sanitizer.report_dir(REPO)
-    shutil.rmtree(d, ignore_errors=True)
+    if sanitizer.runtime(Env(REPO).module):
+        shutil.rmtree(d, ignore_errors=True)
     reports = sanitizer.Reports(d)
     yield reports
     new = reports.new()
