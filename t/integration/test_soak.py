@@ -323,7 +323,7 @@ def test_soak_with_graceful_restarts(soak_server, client_keys):
         load.stopping.set()
         outcomes = load.wait()
     summary('graceful soak', outcomes, restarts=restarts)
-    assert restarts >= 2 or SOAK_SECONDS < 3 * GRACEFUL_EVERY
+    assert restarts >= 1, 'no graceful restart during the load'
     assert not load.admin_failures, load.admin_failures[:5]
     lost = [str(o) for o in outcomes if o.error or o.http != 200 or o.rep is None]
     assert not lost, '%d requests without a CertRep:\n%s' % (len(lost), '\n'.join(lost[:20]))
