@@ -21,6 +21,16 @@ RE_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+San
 
 SUPPRESSIONS = os.path.join(os.path.dirname(__file__), 'lsan.supp')
 
+# httpd's lines of a sanitized run, where every allocation is slow and every
+# process checks for leaks as it exits, which are not mod_scep's failures:
+# the parent losing patience with children still busy exiting at a restart
+# (AH00045), and the event MPM of httpd 2.4.57 finishing a keep-alive
+# connection after its listener closed the pollset at a restart (AH03093).
+SLOW_HTTPD_LINES = (
+    re.compile(r'\[core:warn\] .*AH00045: child process \d+ still did not exit, sending a SIGTERM'),
+    re.compile(r'\[mpm_event:error\] .*\(9\)Bad file descriptor: AH03093: '),
+)
+
 
 def runtime(module):
     """Path of the ASan runtime the module needs, None when it needs none."""
