@@ -2,10 +2,12 @@
 (ASan + UBSan) and finding what the sanitizers reported.
 
 apache2 itself is not instrumented, so the ASan runtime has to be the first
-library of the process (LD_PRELOAD), or the module does not load. Reports go
-to files (log_path) in one directory per session, because a child's stderr
-is Apache's error log only after startup, and LeakSanitizer reports when a
-child exits, long after the request that leaked.
+library of the process (LD_PRELOAD), or the module does not load. ASan and
+LeakSanitizer reports go to files (log_path) in one directory per session,
+because a child's stderr is Apache's error log only after startup, and
+LeakSanitizer reports when a child exits, long after the request that
+leaked. GCC's UBSan runtime writes to stderr all the same (Apache's error
+log, or stderr_log at startup): the error log check fails on RE_REPORT.
 
     env = sanitizer.apache_env(module)   {} for a normal build
     reports = sanitizer.Reports(dir)     reports.new(): texts of new reports
