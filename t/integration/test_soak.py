@@ -131,7 +131,7 @@ def client_keys():
 
 
 class Load:
-    """CLIENTS threads enrolling until stop() (or the deadline)."""
+    """CLIENTS threads enrolling until the deadline (or stopping is set)."""
 
     def __init__(self, server, keys, seconds):
         self.server = server
@@ -156,7 +156,6 @@ class Load:
             out.error = '%s: %s' % (type(e).__name__, e)
         with self.lock:
             self.outcomes.append(out)
-        return out
 
     def _client(self, i):
         key, n = self.keys[i], 0
