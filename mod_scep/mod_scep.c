@@ -261,17 +261,22 @@ static apr_status_t setup_pki(apr_pool_t *pconf, server_rec *main_s, server_rec 
 }
 
 /* The parent reads the file as root before it drops privileges, so mode
- * 0600 is enough; anything more exposes the shared secret. */
-static void warn_if_readable(server_rec *s, apr_file_t *f, const char *file)
+ * 0600 is enough; anything more hands the password that lets any device
+ * enroll to every local user, as a readable key would: refused like one.
+ * Checked on the open file, not on the name. */
+static const char *open_to_others(apr_pool_t *pconf, apr_file_t *f, const char *file)
 {
     apr_finfo_t finfo;
 
-    if (apr_file_info_get(&finfo, APR_FINFO_PROT, f) == APR_SUCCESS
-        && (finfo.protection & (APR_FPROT_GREAD | APR_FPROT_WREAD))) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(008)
-                     "%s: the challenge password file %s is readable by group or others: "
-                     "chmod 600 it", server_label(s), file);
+    if (apr_file_info_get(&finfo, APR_FINFO_PROT, f) != APR_SUCCESS) {
+        return "cannot be examined";
     }
+    if (finfo.protection & (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_WREAD
+                            | APR_FPROT_WWRITE)) {
+        return apr_psprintf(pconf, "is open to group or others: it holds a password and "
+                            "must be mode 0600 (chmod 600 %s)", file);
+    }
+    return NULL;
 }
 
 /* Strips the line end; 0 when the line did not fit (no line end before the
@@ -300,7 +305,10 @@ static apr_status_t read_challenge(apr_pool_t *pconf, server_rec *s, const char 
         why = "cannot be opened";
         goto leave;
     }
-    warn_if_readable(s, f, file);
+    if ((why = open_to_others(pconf, f, file))) {
+        rv = APR_EINVAL;
+        goto leave;
+    }
     rv = apr_file_gets(line, sizeof(line), f);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
         why = "cannot be read";

@@ -354,6 +354,20 @@ static const char *set_crl_validity(cmd_parms *cmd, void *dconf, const char *arg
                            SCEP_CRL_VALIDITY_HOURS_MAX, "hours");
 }
 
+static const char *set_refresh_period(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    return set_bounded_int(cmd, &cmd_conf(cmd)->refresh_period_days, arg, 1,
+                           SCEP_REFRESH_PERIOD_MAX, "days");
+}
+
+static const char *set_cache_request(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    return set_bounded_int(cmd, &cmd_conf(cmd)->cache_request_minutes, arg, 1,
+                           SCEP_CACHE_REQUEST_MAX, "minutes");
+}
+
 #define SCEP_OFFSET(member) (void *)APR_OFFSETOF(mod_scep_srv_conf_t, member)
 
 const command_rec mod_scep_cmds[] = {
@@ -439,6 +453,12 @@ const command_rec mod_scep_cmds[] = {
                   "points (default none)"),
     AP_INIT_TAKE1(SCEP_CRL_VALIDITY, set_crl_validity, NULL, RSRC_CONF,
                   "hours from a CRL's thisUpdate to its nextUpdate (default 168)"),
+    AP_INIT_TAKE1(SCEP_REFRESH_PERIOD, set_refresh_period, NULL, RSRC_CONF,
+                  "days a request waits for a CA manager's decision before it expires "
+                  "(default 7)"),
+    AP_INIT_TAKE1(SCEP_CACHE_REQUEST, set_cache_request, NULL, RSRC_CONF,
+                  "minutes an issued certificate answers retries of its transaction "
+                  "(default 20)"),
     AP_INIT_RAW_ARGS(SCEP_TEMPLATE_SECTION, mod_scep_template_section, NULL, RSRC_CONF,
                      "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template "
                      "(Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, AllowSubjectAltName, "

@@ -60,6 +60,8 @@
 #define SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH "SCEPDisableRenewalSubjectNameMatch"
 #define SCEP_CRL_URL                 "SCEPCRLURL"
 #define SCEP_CRL_VALIDITY            "SCEPCRLValidity"
+#define SCEP_REFRESH_PERIOD          "SCEPRefreshPeriod"
+#define SCEP_CACHE_REQUEST           "SCEPCacheRequest"
 #define SCEP_TEMPLATE_SECTION        "<SCEPTemplate"
 
 /* NDES's default template for every key usage ("IPSec (Offline request)"). */
@@ -87,6 +89,8 @@ typedef enum {
 #define SCEP_PASSWORD_LENGTH_MIN     4
 #define SCEP_PASSWORD_LENGTH_MAX     64
 #define SCEP_CRL_VALIDITY_HOURS_MAX  8784 /* 366 days */
+#define SCEP_REFRESH_PERIOD_MAX      3650 /* days */
+#define SCEP_CACHE_REQUEST_MAX       (366 * 24 * 60) /* minutes */
 
 /*
  * The configured members, one line each: X(type, name, unset, default).
@@ -131,6 +135,8 @@ typedef enum {
     X(int, disable_renewal_subject_match, -1, 0) \
     X(const char *, crl_url, NULL, NULL) \
     X(int, crl_validity_hours, -1, 7 * 24) \
+    X(int, refresh_period_days, -1, 7) \
+    X(int, cache_request_minutes, -1, 20) \
     X(apr_array_header_t *, templates, NULL, apr_array_make(p, 0, sizeof(void *)))
 
 typedef struct mod_scep_srv_conf_t {

@@ -75,6 +75,7 @@ int mod_scep_crl_handler(request_rec *r)
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_store_t *store;
     X509_CRL *crl;
+    apr_status_t rv;
 
     if (!r->handler || strcmp(r->handler, SCEP_CRL_HANDLER) != 0) {
         return DECLINED;
@@ -97,7 +98,9 @@ int mod_scep_crl_handler(request_rec *r)
     if (!(store = mod_scep_store_dbd(r))) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
+    rv = mod_scep_crl_current(r, store, &crl, &prob);
+    mod_scep_store_release(r);
+    if (rv != APR_SUCCESS) {
         if (prob.text) {
             mod_scep_log_problem(r, APLOG_ERR, 122, &prob);
         }

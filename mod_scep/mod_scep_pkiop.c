@@ -65,10 +65,10 @@ static const char *message_type_name(int type)
 /* Answers FAILURE and says why in the log, under the caller's tag. */
 static void refuse(pkiop_t *op, int logno, scep_fail_info_t fail_info, int event, const char *text)
 {
-    scep_problem_t logged = {fail_info, event,
-                             apr_psprintf(op->r->pool, "%s for transaction %s refused: %s",
-                                          message_type_name(op->req->message_type),
-                                          op->req->transaction_id, text)};
+    scep_problem_t logged = { fail_info, event,
+                              apr_psprintf(op->r->pool, "%s for transaction %s refused: %s",
+                                           message_type_name(op->req->message_type),
+                                           op->req->transaction_id, text) };
 
     mod_scep_log_problem(op->r, APLOG_WARNING, logno, &logged);
     op->reply.status = SCEP_STATUS_FAILURE;
@@ -99,13 +99,13 @@ static void succeed(pkiop_t *op, X509 *cert)
  * spends nothing; an accepted one-time password is spent here. */
 static int check_challenge(pkiop_t *op)
 {
-    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
 
     if (!op->conf->enforce_password) {
         return OK;
     }
-    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr),
-                              &prob) == APR_SUCCESS) {
+    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr), &prob) ==
+        APR_SUCCESS) {
         return OK;
     }
     if (prob.fail_info == SCEP_FAIL_NONE) {
@@ -125,78 +125,29 @@ static X509 *cert_from_pem(apr_pool_t *p, const char *pem)
     return cert;
 }
 
-/* A transaction seen before answers what it answered then. The key check
- * keeps another device from picking up a certificate by guessing a
- * transactionID: the message is signed with that key. */
-static int answer_recorded(pkiop_t *op, const scep_txn_t *txn, EVP_PKEY *key)
+static X509_REQ *csr_from_pem(apr_pool_t *p, const char *pem)
 {
-    X509 *cert;
+    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    X509_REQ *csr = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
 
-    if (strcmp(txn->key_id, scep_key_id(op->r->pool, key)) != 0) {
-        refuse(op, 203, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
-               "the transactionID is already in use with another key");
-    }
-    else if (strcmp(txn->status, "issued") == 0) {
-        cert = cert_from_pem(op->r->pool, txn->cert_pem);
-        if (!cert) {
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
-                      SCEPLOGNO(204) "transaction %s: answering again with certificate %s",
-                      txn->transaction_id, txn->serial);
-        succeed(op, cert);
-    }
-    else if (strcmp(txn->status, "pending") == 0) {
-        op->reply.status = SCEP_STATUS_PENDING;
-    }
-    else {
-        refuse(op, 205, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
-               txn->reason ? txn->reason : "the request was rejected");
-    }
-    return OK;
+    BIO_free(bio);
+    SCEP_OWN(p, csr, X509_REQ_free);
+    return csr;
 }
 
-static int issue_and_record(pkiop_t *op, scep_store_t *store)
+static const char *csr_pem(apr_pool_t *p, X509_REQ *csr)
 {
-    request_rec *r = op->r;
-    X509_REQ *csr = op->req->csr;
-    scep_issue_opts_t opts = {op->conf->validity_days, op->conf->hash_md, op->tmpl,
-                              op->conf->crl_url};
-    scep_problem_t prob;
-    scep_txn_t txn = {0}, *recorded;
-    X509 *cert;
-    apr_status_t rv;
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *pem = NULL;
+    char *data;
+    long len;
 
-    if (op->tmpl && op->tmpl->validity_days) {
-        opts.validity_days = op->tmpl->validity_days;
+    if (bio && PEM_write_bio_X509_REQ(bio, csr)) {
+        len = BIO_get_mem_data(bio, &data);
+        pem = apr_pstrmemdup(p, data, (apr_size_t)len);
     }
-    rv = scep_ca_issue(r->pool, op->conf->pki, csr, &opts, &cert, &prob);
-    if (rv != APR_SUCCESS) {
-        mod_scep_rlog_openssl(r, APLOG_WARNING);
-        refuse(op, 206, prob.fail_info, prob.event, prob.text);
-        return OK;
-    }
-    txn.transaction_id = op->req->transaction_id;
-    txn.key_id = scep_key_id(r->pool, X509_REQ_get0_pubkey(csr));
-    txn.status = "issued";
-    txn.message_type = op->req->message_type;
-    txn.subject = scep_name_text(r->pool, X509_get_subject_name(cert));
-    rv = store->record_issued(store, r->pool, &txn, cert, r->useragent_ip);
-    if (rv == APR_EEXIST) {
-        /* The same transaction was recorded by a concurrent copy of this
-         * request: the certificate just made is dropped unseen. */
-        rv = store->find_transaction(store, r->pool, txn.transaction_id, &recorded);
-        return rv == APR_SUCCESS ? answer_recorded(op, recorded, X509_REQ_get0_pubkey(csr))
-                                 : HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                  SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
-                  txn.transaction_id, txn.subject);
-    succeed(op, cert);
-    return OK;
+    BIO_free(bio);
+    return pem;
 }
 
 static scep_store_t *open_store(request_rec *r)
@@ -209,6 +160,271 @@ static scep_store_t *open_store(request_rec *r)
                                      "refusing to answer it (NDES event 31)");
     }
     return store;
+}
+
+static apr_time_t refresh_period(const mod_scep_srv_conf_t *conf)
+{
+    return apr_time_from_sec((apr_time_t)conf->refresh_period_days * 24 * 60 * 60);
+}
+
+static const char *expiry_reason(apr_pool_t *p, const mod_scep_srv_conf_t *conf)
+{
+    return apr_psprintf(p,
+                        "the request waited %d days without a CA manager's decision "
+                        "(SCEPRefreshPeriod)",
+                        conf->refresh_period_days);
+}
+
+/* 1 when a held request outlived SCEPRefreshPeriod; it is then marked
+ * expired, so that a manager no longer sees it. */
+static int held_too_long(request_rec *r, const mod_scep_srv_conf_t *conf, scep_store_t *store,
+                         scep_txn_t *txn)
+{
+    if (strcmp(txn->status, SCEP_TXN_PENDING) != 0 ||
+        txn->created + refresh_period(conf) >= apr_time_now()) {
+        return 0;
+    }
+    txn->reason = expiry_reason(r->pool, conf);
+    store->decide(store, r->pool, txn->transaction_id, SCEP_TXN_PENDING, SCEP_TXN_EXPIRED, NULL,
+                  txn->reason);
+    txn->status = SCEP_TXN_EXPIRED;
+    return 1;
+}
+
+/* Issues the certificate of a held request under the configuration as it
+ * is now (the template may have changed since it was held) and records it.
+ * APR_EINVAL with prob when it cannot be issued; APR_EEXIST when it was
+ * decided meanwhile; APR_EGENERAL on a server fault (logged). */
+static apr_status_t issue_held(request_rec *r, const mod_scep_srv_conf_t *conf, scep_store_t *store,
+                               const scep_txn_t *txn, const char *who, X509 **cert,
+                               scep_problem_t *prob)
+{
+    X509_REQ *csr = csr_from_pem(r->pool, txn->csr_pem);
+    const scep_template_t *tmpl = mod_scep_template_find(conf, txn->template_name);
+    scep_issue_opts_t opts = { conf->validity_days, conf->hash_md, tmpl, conf->crl_url };
+
+    *cert = NULL;
+    if (!csr) {
+        mod_scep_rlog_openssl(r, APLOG_ERR);
+        return APR_EGENERAL;
+    }
+    if (!tmpl) {
+        *prob = (scep_problem_t){ SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                                  apr_psprintf(r->pool, "template %s is no longer configured",
+                                               txn->template_name) };
+        return APR_EINVAL;
+    }
+    if (tmpl->validity_days) {
+        opts.validity_days = tmpl->validity_days;
+    }
+    if (scep_policy_check(r->pool, tmpl, csr, prob) != APR_SUCCESS ||
+        scep_ca_issue(r->pool, conf->pki, csr, &opts, cert, prob) != APR_SUCCESS) {
+        mod_scep_rlog_openssl(r, APLOG_WARNING);
+        return APR_EINVAL;
+    }
+    return store->issue_held(store, r->pool, txn->transaction_id, *cert, who);
+}
+
+/* A device asking again about a certificate issued directly gets it for
+ * SCEPCacheRequest minutes, as from NDES's cache; a held request's
+ * certificate is answered whenever its polls come, as NDES asks the CA. */
+static int beyond_cache(const pkiop_t *op, const scep_txn_t *txn)
+{
+    apr_time_t cache = apr_time_from_sec((apr_time_t)op->conf->cache_request_minutes * 60);
+
+    return !txn->csr_pem && txn->updated + cache < apr_time_now();
+}
+
+static int answer_issued(pkiop_t *op, const scep_txn_t *txn)
+{
+    X509 *cert;
+
+    if (beyond_cache(op, txn)) {
+        refuse(op, 216, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE,
+               apr_psprintf(op->r->pool,
+                            "the transaction was completed more than %d minutes "
+                            "ago (SCEPCacheRequest); GetCert with serial number %s returns "
+                            "its certificate",
+                            op->conf->cache_request_minutes, txn->serial));
+        return OK;
+    }
+    cert = cert_from_pem(op->r->pool, txn->cert_pem);
+    if (!cert) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
+                  SCEPLOGNO(204) "transaction %s: answering with certificate %s",
+                  txn->transaction_id, txn->serial);
+    succeed(op, cert);
+    return OK;
+}
+
+/* An approved request (scepctl approve) is issued when its device asks. */
+static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *txn)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_txn_t *now;
+    X509 *cert;
+    apr_status_t rv = issue_held(op->r, op->conf, store, txn, NULL, &cert, &prob);
+
+    switch (rv) {
+    case APR_SUCCESS:
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, op->r,
+                      SCEPLOGNO(217) "transaction %s: issued certificate for \"%s\", approved "
+                                     "by %s",
+                      txn->transaction_id, txn->subject, txn->decided_by);
+        succeed(op, cert);
+        return OK;
+    case APR_EINVAL:
+        store->decide(store, op->r->pool, txn->transaction_id, SCEP_TXN_APPROVED, SCEP_TXN_REJECTED,
+                      txn->decided_by, prob.text);
+        refuse(op, 218, prob.fail_info, prob.event, prob.text);
+        return OK;
+    case APR_EEXIST:
+        /* A concurrent poll issued it first. */
+        rv = store->find_transaction(store, op->r->pool, txn->transaction_id, &now);
+        return rv == APR_SUCCESS ? answer_issued(op, now) : HTTP_INTERNAL_SERVER_ERROR;
+    default:
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/* 1 when key is the request's key or its signer's (a renewal's old key):
+ * a device polls with either. Keeps another device from picking up a
+ * certificate by guessing a transactionID, as messages are signed. */
+static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, EVP_PKEY *key)
+{
+    const char *id = scep_key_id(p, key);
+
+    return id && (strcmp(txn->key_id, id) == 0 ||
+                  (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0));
+}
+
+/* A transaction seen before answers its current state. */
+static int answer_recorded(pkiop_t *op, scep_store_t *store, scep_txn_t *txn, EVP_PKEY *key)
+{
+    if (!key_of_transaction(op->r->pool, txn, key)) {
+        refuse(op, 203, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+               "the transactionID is already in use with another key");
+        return OK;
+    }
+    if (held_too_long(op->r, op->conf, store, txn)) {
+        refuse(op, 219, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ, txn->reason);
+        return OK;
+    }
+    if (strcmp(txn->status, SCEP_TXN_ISSUED) == 0) {
+        return answer_issued(op, txn);
+    }
+    if (strcmp(txn->status, SCEP_TXN_PENDING) == 0) {
+        op->reply.status = SCEP_STATUS_PENDING;
+        return OK;
+    }
+    if (strcmp(txn->status, SCEP_TXN_APPROVED) == 0) {
+        return answer_approved(op, store, txn);
+    }
+    refuse(op, 205, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+           txn->reason ? txn->reason : "the request was rejected");
+    return OK;
+}
+
+/* After a concurrent copy of this request recorded the transaction first:
+ * answer what it recorded. */
+static int answer_concurrent(pkiop_t *op, scep_store_t *store)
+{
+    scep_txn_t *recorded;
+    apr_status_t rv =
+        store->find_transaction(store, op->r->pool, op->req->transaction_id, &recorded);
+
+    return rv == APR_SUCCESS
+               ? answer_recorded(op, store, recorded, X509_REQ_get0_pubkey(op->req->csr))
+               : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* What the records keep of a new request. */
+static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *txn)
+{
+    apr_pool_t *p = op->r->pool;
+
+    txn->transaction_id = op->req->transaction_id;
+    txn->key_id = scep_key_id(p, X509_REQ_get0_pubkey(op->req->csr));
+    txn->signer_key_id = scep_key_id(p, X509_get0_pubkey(op->req->signer_cert));
+    txn->status = status;
+    txn->message_type = op->req->message_type;
+    txn->subject = scep_name_text(p, X509_REQ_get_subject_name(op->req->csr));
+    txn->template_name = op->tmpl ? op->tmpl->name : NULL;
+    txn->san = scep_csr_san_text(p, op->req->csr);
+    txn->key_desc = scep_key_desc(p, X509_REQ_get0_pubkey(op->req->csr));
+    txn->client_addr = op->r->useragent_ip;
+}
+
+static int issue_and_record(pkiop_t *op, scep_store_t *store)
+{
+    request_rec *r = op->r;
+    scep_issue_opts_t opts = { op->conf->validity_days, op->conf->hash_md, op->tmpl,
+                               op->conf->crl_url };
+    scep_problem_t prob;
+    scep_txn_t txn = { 0 };
+    X509 *cert;
+    apr_status_t rv;
+
+    if (op->tmpl && op->tmpl->validity_days) {
+        opts.validity_days = op->tmpl->validity_days;
+    }
+    rv = scep_ca_issue(r->pool, op->conf->pki, op->req->csr, &opts, &cert, &prob);
+    if (rv != APR_SUCCESS) {
+        mod_scep_rlog_openssl(r, APLOG_WARNING);
+        refuse(op, 206, prob.fail_info, prob.event, prob.text);
+        return OK;
+    }
+    describe_request(op, SCEP_TXN_ISSUED, &txn);
+    rv = store->record(store, r->pool, &txn, cert);
+    if (rv == APR_EEXIST) {
+        /* The certificate just made is dropped unseen. */
+        return answer_concurrent(op, store);
+    }
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
+                  txn.transaction_id, txn.subject);
+    succeed(op, cert);
+    return OK;
+}
+
+/* A stand-alone CA holds every request, as the white paper says of one;
+ * under an enterprise CA the template decides. */
+static int must_hold(const pkiop_t *op)
+{
+    return op->conf->ca_type == SCEP_CA_STANDALONE || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
+}
+
+/* Records the request for a CA manager and answers PENDING. */
+static int hold(pkiop_t *op, scep_store_t *store)
+{
+    request_rec *r = op->r;
+    scep_txn_t txn = { 0 };
+    apr_status_t rv;
+
+    describe_request(op, SCEP_TXN_PENDING, &txn);
+    txn.csr_pem = csr_pem(r->pool, op->req->csr);
+    if (!txn.csr_pem) {
+        mod_scep_rlog_openssl(r, APLOG_ERR);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = store->record(store, r->pool, &txn, NULL);
+    if (rv == APR_EEXIST) {
+        return answer_concurrent(op, store);
+    }
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                  SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
+                                 "held for a CA manager's approval",
+                  txn.transaction_id, txn.subject, txn.template_name, txn.client_addr);
+    op->reply.status = SCEP_STATUS_PENDING;
+    return OK;
 }
 
 /* NDES's choice of template by the CSR's keyUsage (white paper, "The
@@ -254,19 +470,12 @@ static int apply_template(pkiop_t *op)
                       op->req->transaction_id, name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
-                  SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
-                  op->req->transaction_id,
-                  key_usage < 0 ? "none" : apr_psprintf(op->r->pool, "0x%02x", key_usage),
-                  op->tmpl->name);
+    ap_log_rerror(
+        APLOG_MARK, APLOG_INFO, 0, op->r, SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
+        op->req->transaction_id,
+        key_usage < 0 ? "none" : apr_psprintf(op->r->pool, "0x%02x", key_usage), op->tmpl->name);
     if (scep_policy_check(op->r->pool, op->tmpl, op->req->csr, &prob) != APR_SUCCESS) {
         refuse(op, 263, prob.fail_info, prob.event, prob.text);
-        return DONE;
-    }
-    if (op->tmpl->issuance == SCEP_ISSUANCE_MANUAL) {
-        refuse(op, 264, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
-               apr_psprintf(op->r->pool, "template %s requires approval by a CA manager: "
-                            "manual approval is not available yet", op->tmpl->name));
         return DONE;
     }
     return OK;
@@ -282,9 +491,9 @@ static int is_renewal(const pkiop_t *op)
     if (op->req->message_type == SCEP_MSG_RENEWALREQ) {
         return 1;
     }
-    return X509_check_issued(signer, signer) != X509_V_OK
-           && X509_NAME_cmp(X509_get_issuer_name(signer),
-                            X509_get_subject_name(op->conf->pki->ca_cert)) == 0;
+    return X509_check_issued(signer, signer) != X509_V_OK &&
+           X509_NAME_cmp(X509_get_issuer_name(signer),
+                         X509_get_subject_name(op->conf->pki->ca_cert)) == 0;
 }
 
 /* Refuses a renewal with the white paper's reasons for event 28 (Windows
@@ -293,9 +502,11 @@ static int is_renewal(const pkiop_t *op)
 static int refuse_renewal(pkiop_t *op, int logno, scep_fail_info_t fail_info, const char *why)
 {
     refuse(op, logno, fail_info, SCEP_EVENT_NO_PASSWORD,
-           apr_psprintf(op->r->pool, "renewal without a password: %s; the request must be "
+           apr_psprintf(op->r->pool,
+                        "renewal without a password: %s; the request must be "
                         "signed by an unexpired, unrevoked certificate of this CA with the "
-                        "same subject and subjectAltName", why));
+                        "same subject and subjectAltName",
+                        why));
     return DONE;
 }
 
@@ -359,18 +570,23 @@ static int check_renewal(pkiop_t *op, scep_store_t *store)
     if (scep_x509_verify(signer, anchors, NULL, 1, &err, &reason) != APR_SUCCESS) {
         /* reason says it; OpenSSL's queue only repeats it in detail */
         mod_scep_rlog_openssl(op->r, APLOG_DEBUG);
-        return refuse_renewal(op, 236, err == X509_V_ERR_CERT_HAS_EXPIRED
-                                            || err == X509_V_ERR_CERT_NOT_YET_VALID
-                                            ? SCEP_FAIL_BAD_REQUEST
-                                            : SCEP_FAIL_BAD_MESSAGE_CHECK,
-                              apr_psprintf(p, "the signer certificate %s does not verify "
-                                           "against this CA: %s", serial, reason));
+        return refuse_renewal(op, 236,
+                              err == X509_V_ERR_CERT_HAS_EXPIRED ||
+                                      err == X509_V_ERR_CERT_NOT_YET_VALID
+                                  ? SCEP_FAIL_BAD_REQUEST
+                                  : SCEP_FAIL_BAD_MESSAGE_CHECK,
+                              apr_psprintf(p,
+                                           "the signer certificate %s does not verify "
+                                           "against this CA: %s",
+                                           serial, reason));
     }
     rv = store->find_cert(store, p, serial, &rec);
     if (rv == APR_NOTFOUND) {
         return refuse_renewal(op, 237, SCEP_FAIL_BAD_REQUEST,
-                              apr_psprintf(p, "the signer certificate %s was not issued "
-                                           "through this service", serial));
+                              apr_psprintf(p,
+                                           "the signer certificate %s was not issued "
+                                           "through this service",
+                                           serial));
     }
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -411,7 +627,7 @@ static int enroll(pkiop_t *op)
      * password is spent by the first copy of a request. */
     rv = store->find_transaction(store, op->r->pool, op->req->transaction_id, &txn);
     if (rv == APR_SUCCESS) {
-        return answer_recorded(op, txn, key);
+        return answer_recorded(op, store, txn, key);
     }
     if (rv != APR_NOTFOUND) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -425,7 +641,7 @@ static int enroll(pkiop_t *op)
     if (status != OK) {
         return status == DONE ? OK : status;
     }
-    return issue_and_record(op, store);
+    return must_hold(op) ? hold(op, store) : issue_and_record(op, store);
 }
 
 /* CertPoll: the state of a transaction this server knows. */
@@ -447,7 +663,7 @@ static int poll(pkiop_t *op)
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    return answer_recorded(op, txn, X509_get0_pubkey(op->req->signer_cert));
+    return answer_recorded(op, store, txn, X509_get0_pubkey(op->req->signer_cert));
 }
 
 /* GetCert and GetCRL name a certificate by IssuerAndSerialNumber: only
@@ -484,9 +700,9 @@ static int get_cert(pkiop_t *op)
     }
     rv = store->find_cert(store, r->pool, serial, &rec);
     if (rv == APR_NOTFOUND) {
-        refuse(op, 231, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER,
-               apr_psprintf(r->pool, "this CA issued no certificate with serial number %s",
-                            serial));
+        refuse(
+            op, 231, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER,
+            apr_psprintf(r->pool, "this CA issued no certificate with serial number %s", serial));
         return OK;
     }
     if (rv != APR_SUCCESS || !(cert = cert_from_pem(r->pool, rec->cert_pem))) {
@@ -570,13 +786,12 @@ static int send_certrep(pkiop_t *op)
 
 int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len)
 {
-    pkiop_t op = {r, mod_scep_srv_conf(r->server), NULL, {0}};
-    scep_parse_opts_t opts = {op.conf->allow_legacy, 0};
+    pkiop_t op = { r, mod_scep_srv_conf(r->server), NULL, { 0 } };
+    scep_parse_opts_t opts = { op.conf->allow_legacy, 0 };
     scep_problem_t prob;
     int status;
 
-    if (scep_request_parse(r->pool, op.conf->pki, msg, len, &opts, &op.req, &prob) !=
-        APR_SUCCESS) {
+    if (scep_request_parse(r->pool, op.conf->pki, msg, len, &opts, &op.req, &prob) != APR_SUCCESS) {
         if (!op.req) {
             mod_scep_log_problem(r, APLOG_WARNING, 213, &prob);
             return HTTP_BAD_REQUEST;
@@ -592,5 +807,100 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
                       op.req->transaction_id);
     }
     status = dispatch(&op);
+    /* the reply holds copies: the connection is not needed to send it */
+    mod_scep_store_release(r);
     return status == OK ? send_certrep(&op) : status;
+}
+
+/* ----------------------------------------------------------------------
+ * A CA manager's decisions
+ */
+
+/* The held request a manager decides on; APR_EEXIST when it is not held
+ * any more. */
+static apr_status_t find_held(request_rec *r, scep_store_t *store, const char *transaction_id,
+                              scep_txn_t **txn)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
+    apr_status_t rv = store->find_transaction(store, r->pool, transaction_id, txn);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (held_too_long(r, conf, store, *txn) || (strcmp((*txn)->status, SCEP_TXN_PENDING) != 0 &&
+                                                strcmp((*txn)->status, SCEP_TXN_APPROVED) != 0)) {
+        return APR_EEXIST;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const char *who,
+                              scep_problem_t *prob)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
+    scep_store_t *store = open_store(r);
+    scep_txn_t *txn;
+    X509 *cert;
+    apr_status_t rv;
+
+    if (!store) {
+        return APR_EGENERAL;
+    }
+    if ((rv = find_held(r, store, transaction_id, &txn)) != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = issue_held(r, conf, store, txn, who, &cert, prob);
+    if (rv == APR_EINVAL) {
+        store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who,
+                      prob->text);
+        mod_scep_log_problem(r, APLOG_WARNING, 220,
+                             &(scep_problem_t){ prob->fail_info, prob->event,
+                                                apr_psprintf(r->pool,
+                                                             "transaction %s approved "
+                                                             "by %s cannot be issued, rejected: "
+                                                             "%s",
+                                                             transaction_id, who, prob->text) });
+    }
+    else if (rv == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      SCEPLOGNO(221) "transaction %s approved by %s: certificate %s issued "
+                                     "for \"%s\"",
+                      transaction_id, who, scep_serial_hex(r->pool, X509_get0_serialNumber(cert)),
+                      txn->subject);
+    }
+leave:
+    mod_scep_store_release(r);
+    return rv;
+}
+
+apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const char *who,
+                           const char *reason)
+{
+    scep_store_t *store = open_store(r);
+    scep_txn_t *txn;
+    apr_status_t rv;
+
+    if (!store) {
+        return APR_EGENERAL;
+    }
+    if ((rv = find_held(r, store, transaction_id, &txn)) != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who, reason);
+    if (rv == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s", transaction_id,
+                      txn->subject, who, reason);
+    }
+leave:
+    mod_scep_store_release(r);
+    return rv;
+}
+
+apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
+
+    return store->expire_pending(store, r->pool, apr_time_now() - refresh_period(conf),
+                                 expiry_reason(r->pool, conf));
 }

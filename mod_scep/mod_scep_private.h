@@ -55,10 +55,29 @@ int mod_scep_handler(request_rec *r);
  * (mod_scep_pkiop.c). */
 int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len);
 
-/* The store of this request's records on mod_dbd's connection, with the
- * schema migrated and the statements prepared; NULL (logged) when there is
- * no usable database connection (mod_scep_store_dbd.c). */
+/* The store of this request's records on a connection from mod_dbd, with
+ * the schema migrated and the statements prepared; NULL (logged) when there
+ * is no usable database connection. The same store until
+ * mod_scep_store_release() gives the connection back, which a handler does
+ * once it has what it needs from the records, before it answers; the
+ * request pool's end releases it otherwise (mod_scep_store_dbd.c). */
 scep_store_t *mod_scep_store_dbd(request_rec *r);
+void mod_scep_store_release(request_rec *r);
+
+/* A CA manager's decisions on a held request (mod_scep_pkiop.c), logged
+ * with who made them. approve issues and records the certificate now.
+ * APR_NOTFOUND: unknown transaction; APR_EEXIST: not held any more
+ * (decided before, or expired); APR_EINVAL (approve): the request cannot be
+ * issued under the current configuration, prob->text says why and the
+ * request is rejected with that reason; APR_EGENERAL: server fault (logged). */
+apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const char *who,
+                              scep_problem_t *prob);
+apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const char *who,
+                           const char *reason);
+
+/* Requests held longer than SCEPRefreshPeriod become expired
+ * (mod_scep_pkiop.c): called before pending requests are listed. */
+apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store);
 
 /* A new one-time password, or the single password in single-password mode
  * (expires 0). APR_ENOSPC: the cache is full (mod_scep_passwords.c). */

@@ -25,6 +25,8 @@
 #ifndef mod_scep_scep_h
 #define mod_scep_scep_h
 
+#include <apr_dbd.h>
+#include <apr_hash.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_time.h>
@@ -366,6 +368,12 @@ const char *scep_serial_hex(apr_pool_t *p, const ASN1_INTEGER *serial);
 /* 1 for the CRLReason codes of RFC 5280 section 5.3.1 (0-10 but 7). */
 int scep_crl_reason_valid(int reason);
 
+/* RFC 5280's name of a CRLReason code ("keyCompromise"), NULL for none;
+ * and the code of a name (any case) or number, SCEP_CRL_REASON_NONE when
+ * text is neither. */
+const char *scep_crl_reason_name(int reason);
+int scep_crl_reason_of(const char *text);
+
 /* A v2 CRL of pki's CA, signed with its key: thisUpdate now, nextUpdate
  * validity_hours later, one entry per revoked (of scep_revoked_t) with its
  * reasonCode, and the cRLNumber (the time of issue in microseconds, so that
@@ -376,44 +384,88 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki,
                             X509_CRL **crl, scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
- * Durable records (implemented outside the core: mod_scep_store_dbd.c).
- * A small interface so that other backends (PostgreSQL cluster, external
- * CA over CMP) can come later.
+ * Durable records: the scep_store_t interface, small so that other
+ * backends (a CMP-fronted external CA, a shared cluster) can come later.
+ * scep_store_sql.c implements it on any apr_dbd connection; the module gets
+ * its connections from mod_dbd, scepctl opens its own.
  */
+
+/* A request's state. pending -> approved (by scepctl; issued at the next
+ * poll) -> issued; pending -> issued (a manager approved on the page);
+ * pending -> rejected; pending -> expired (SCEPRefreshPeriod). */
+#define SCEP_TXN_PENDING "pending"
+#define SCEP_TXN_APPROVED "approved"
+#define SCEP_TXN_ISSUED "issued"
+#define SCEP_TXN_REJECTED "rejected"
+#define SCEP_TXN_EXPIRED "expired"
 
 typedef struct scep_txn_t {
     const char *transaction_id;
-    const char *key_id;       /* scep_key_id() of the requesting key */
-    const char *status;       /* "issued", "pending", "rejected" */
+    const char *key_id;        /* scep_key_id() of the CSR's key */
+    const char *signer_key_id; /* of the message signer's key (differs for renewals) */
+    const char *status;        /* SCEP_TXN_* */
     const char *subject;
-    const char *serial;       /* hex, issued only */
-    const char *cert_pem;     /* issued only */
-    const char *reason;       /* rejected only */
-    int message_type;         /* scep_msg_type_t of the request, 0 if not known */
+    const char *serial;        /* hex, issued only */
+    const char *cert_pem;      /* issued only */
+    const char *reason;        /* rejected/expired: why */
+    const char *template_name; /* the certificate template chosen */
+    const char *csr_pem;       /* held requests: the CSR to issue from */
+    const char *san;           /* "DNS:a.example, IP Address:10.0.0.1"; NULL if none */
+    const char *key_desc;      /* "RSA 2048", "EC prime256v1" */
+    const char *client_addr;
+    const char *decided_by;    /* the manager who approved or rejected */
+    apr_time_t created;
+    apr_time_t updated;
+    int message_type;          /* scep_msg_type_t of the request, 0 if not known */
 } scep_txn_t;
 
 /* A certificate in the records. */
 typedef struct scep_cert_record_t {
     const char *serial;       /* hex */
     const char *cert_pem;
+    const char *subject;
+    const char *transaction_id;
+    apr_time_t not_before;
+    apr_time_t not_after;
     apr_time_t revoked_at;    /* 0: not revoked */
     int reason;               /* CRLReason when revoked, SCEP_CRL_REASON_NONE if not given */
 } scep_cert_record_t;
 
 typedef struct scep_store_t scep_store_t;
 struct scep_store_t {
+    void *baton;
     /* APR_NOTFOUND when the transaction is unknown. */
     apr_status_t (*find_transaction)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
                                      scep_txn_t **txn);
-    /* Records the request and its certificate atomically; APR_EEXIST when
-     * the transaction is already recorded (a concurrent replay won). */
-    apr_status_t (*record_issued)(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn,
-                                  X509 *cert, const char *client_addr);
-    void *baton;
-    /* The certificate with this serial (hex as scep_hex_serial() writes it);
+    /* Records a new request in txn->status with, when cert is given, its
+     * certificate, atomically; APR_EEXIST when the transaction is already
+     * recorded (a concurrent replay won). */
+    apr_status_t (*record)(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn, X509 *cert);
+    /* A held (pending or approved) request gets its certificate: the state
+     * change and the certificate atomically; who (NULL: keep the recorded
+     * one) is the deciding manager. APR_EEXIST when it is not held any more. */
+    apr_status_t (*issue_held)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                               X509 *cert, const char *who);
+    /* Moves a request from one state to another (approve, reject, expire one)
+     * with who decided and why; APR_NOTFOUND when unknown, APR_EEXIST when it
+     * is not in state `from` any more. */
+    apr_status_t (*decide)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                           const char *from, const char *to, const char *who,
+                           const char *reason);
+    /* Every request pending since before `before` becomes expired. */
+    apr_status_t (*expire_pending)(scep_store_t *store, apr_pool_t *p, apr_time_t before,
+                                   const char *reason);
+    /* Requests (scep_txn_t *) in a state (NULL: any), newest first, at most limit. */
+    apr_status_t (*list_requests)(scep_store_t *store, apr_pool_t *p, const char *status,
+                                  int limit, apr_array_header_t **txns);
+    /* The certificate with this serial (hex as scep_serial_hex() writes it);
      * APR_NOTFOUND when this CA never issued it. */
     apr_status_t (*find_cert)(scep_store_t *store, apr_pool_t *p, const char *serial,
                               scep_cert_record_t **rec);
+    /* Certificates (scep_cert_record_t *) whose subject or serial contains
+     * search (case-insensitive; NULL: all), newest first, at most limit. */
+    apr_status_t (*list_certs)(scep_store_t *store, apr_pool_t *p, const char *search, int limit,
+                               apr_array_header_t **certs);
     /* Every revoked certificate, as scep_revoked_t, oldest revocation first. */
     apr_status_t (*list_revoked)(scep_store_t *store, apr_pool_t *p,
                                  apr_array_header_t **revoked);
@@ -422,5 +474,35 @@ struct scep_store_t {
      * reason stays), APR_EINVAL for a reason scep_crl_reason_valid() refuses. */
     apr_status_t (*revoke)(scep_store_t *store, apr_pool_t *p, const char *serial, int reason);
 };
+
+/* Log levels of the store's messages: syslog's, as httpd's APLOG_* are. */
+#define SCEP_LOG_ERR 3
+#define SCEP_LOG_WARNING 4
+#define SCEP_LOG_NOTICE 5
+#define SCEP_LOG_INFO 6
+#define SCEP_LOG_DEBUG 7
+
+/* Where the store's messages go: logno is the SCEPnnn tag (300-399). */
+typedef void scep_log_fn(void *baton, int level, int logno, const char *msg);
+
+/* An apr_dbd connection: prepared holds its statements by label and lives
+ * as long as the connection (mod_dbd's ap_dbd_t has one). */
+typedef struct scep_sql_conn_t {
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+    apr_hash_t *prepared;
+} scep_sql_conn_t;
+
+/* The records on conn. Its first use readies the connection: driver
+ * settings, the schema migrated to this version, statements prepared.
+ * Messages go to log (failures are logged before an error is returned). */
+apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log_fn *log,
+                            void *log_baton, scep_store_t **store);
+
+/* What the records keep of a key ("RSA 2048", "EC prime256v1") and of a
+ * request's subjectAltName ("DNS:a.example, IP Address:10.0.0.1"; NULL
+ * when there is none): for the CA manager's page. */
+const char *scep_key_desc(apr_pool_t *p, EVP_PKEY *key);
+const char *scep_csr_san_text(apr_pool_t *p, X509_REQ *csr);
 
 #endif /* mod_scep_scep_h */

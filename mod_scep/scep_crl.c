@@ -23,6 +23,8 @@
  * a counter shared between processes.
  */
 
+#include <strings.h>
+
 #include <apr_strings.h>
 
 #include <openssl/bn.h>
@@ -54,6 +56,37 @@ int scep_crl_reason_valid(int reason)
 {
     return reason >= CRL_REASON_UNSPECIFIED && reason <= CRL_REASON_AA_COMPROMISE &&
            reason != 7; /* 7 is not assigned */
+}
+
+/* RFC 5280's names of the CRLReason codes, by code. */
+static const char *const reason_names[] = {
+    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",    "cessationOfOperation", "certificateHold", NULL,
+    "removeFromCRL", "privilegeWithdrawn",   "aACompromise"
+};
+
+const char *scep_crl_reason_name(int reason)
+{
+    return scep_crl_reason_valid(reason) ? reason_names[reason] : NULL;
+}
+
+int scep_crl_reason_of(const char *text)
+{
+    char *end = NULL;
+    apr_int64_t code = apr_strtoi64(text, &end, 10);
+    int i;
+
+    if (end != text && *end == '\0') {
+        return code >= 0 && code <= CRL_REASON_AA_COMPROMISE && scep_crl_reason_valid((int)code)
+                   ? (int)code
+                   : SCEP_CRL_REASON_NONE;
+    }
+    for (i = 0; i <= CRL_REASON_AA_COMPROMISE; i++) {
+        if (reason_names[i] && strcasecmp(reason_names[i], text) == 0) {
+            return i;
+        }
+    }
+    return SCEP_CRL_REASON_NONE;
 }
 
 /* An ASN1_TIME owned by p. */

@@ -19,8 +19,9 @@
  * message type.
  *
  * Order matters for the answer a device gets: once the transactionID and
- * senderNonce are known every problem can be a signed CertRep FAILURE; before
- * that, and when the envelope cannot be opened, only HTTP 400 is possible.
+ * senderNonce are known every problem can be a signed CertRep FAILURE
+ * (an envelope that cannot be opened too: the device learns why); before
+ * that only HTTP 400 is possible.
  */
 
 #include <limits.h>
@@ -275,7 +276,7 @@ static apr_status_t decrypt_envelope(const scep_pki_t *pki, BIO *signed_content,
 
     env = d2i_CMS_ContentInfo(NULL, &cursor, len);
     if (!env || OBJ_obj2nid(CMS_get0_type(env)) != NID_pkcs7_enveloped) {
-        rv = fail(prob, SCEP_FAIL_NONE, SCEP_EVENT_FAIL_TO_DECRYPT_INNER,
+        rv = fail(prob, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_TO_DECRYPT_INNER,
                   "the signed content is not a CMS EnvelopedData");
         goto leave;
     }
@@ -291,7 +292,10 @@ static apr_status_t decrypt_envelope(const scep_pki_t *pki, BIO *signed_content,
     out = BIO_new(BIO_s_mem());
     if (!out ||
         CMS_decrypt(env, pki->ra_enc_key, pki->ra_enc_cert, NULL, out, CMS_BINARY) != 1) {
-        rv = fail(prob, SCEP_FAIL_NONE, SCEP_EVENT_FAIL_TO_DECRYPT_INNER,
+        /* One answer for a wrong recipient, a key transport that does not
+         * decrypt and content that does not: CMS_decrypt() goes on with a
+         * random key after a failed RSA decryption (no padding oracle). */
+        rv = fail(prob, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_FAIL_TO_DECRYPT_INNER,
                   "the envelope cannot be decrypted with the RA encryption key");
         goto leave;
     }
@@ -447,8 +451,8 @@ apr_status_t scep_request_parse(apr_pool_t *p, const scep_pki_t *pki, const unsi
     rv = parse_message_data(p, plain, req, prob);
 
 leave:
-    /* A problem without failInfo (nothing to answer to, or an envelope that
-     * cannot be opened) is answered with HTTP 400, not a CertRep. */
+    /* A problem without failInfo (nothing to answer to) is answered with
+     * HTTP 400, not a CertRep. */
     *preq = (rv == APR_SUCCESS || prob->fail_info != SCEP_FAIL_NONE) ? req : NULL;
     BIO_free(plain);
     BIO_free(signed_content);

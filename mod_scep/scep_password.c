@@ -366,7 +366,7 @@ static apr_status_t read_private_file(apr_pool_t *p, const char *file, apr_size_
         rv = APR_EACCES;
         scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
                      apr_psprintf(p, "%s is open to group or others: it holds a secret and "
-                                  "must be mode 0600", file));
+                                  "must be mode 0600 (chmod 600 %s)", file, file));
         goto leave;
     }
     buf = apr_pcalloc(p, (apr_size_t)finfo.size + 1);

@@ -110,8 +110,8 @@ static apr_status_t read_file(apr_pool_t *p, const char *file, int private, char
         rv = pki_problem(prob, APR_EACCES, SCEP_EVENT_NONE,
                          apr_psprintf(p,
                                       "%s is open to group or others (mode %04o): "
-                                      "a private key file must be mode 0600",
-                                      file, unix_mode(finfo.protection)));
+                                      "a private key file must be mode 0600 (chmod 600 %s)",
+                                      file, unix_mode(finfo.protection), file));
         goto leave;
     }
     buf = apr_palloc(p, (apr_size_t)finfo.size + 1);

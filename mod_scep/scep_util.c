@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "scep.h"
 #include "scep_oids.h"
@@ -100,21 +101,64 @@ const char *scep_key_id(apr_pool_t *p, EVP_PKEY *key)
     return id;
 }
 
+/* The text of what a BIO collected, NULL when nothing was written. */
+static const char *bio_text(apr_pool_t *p, BIO *bio)
+{
+    char *data;
+    long len = BIO_get_mem_data(bio, &data);
+
+    return len > 0 ? apr_pstrmemdup(p, data, (apr_size_t)len) : NULL;
+}
+
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     const char *text = NULL;
-    char *data;
-    long len;
 
     if (!bio) {
         return NULL;
     }
     if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-        len = BIO_get_mem_data(bio, &data);
-        text = apr_pstrmemdup(p, data, (apr_size_t)len);
+        /* the empty name prints nothing: "" as before */
+        text = bio_text(p, bio);
+        text = text ? text : "";
     }
     BIO_free(bio);
+    return text;
+}
+
+const char *scep_key_desc(apr_pool_t *p, EVP_PKEY *key)
+{
+    char group[80];
+    size_t len = 0;
+
+    if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_group_name(key, group, sizeof(group), &len)) {
+        return apr_psprintf(p, "EC %s", group);
+    }
+    return apr_psprintf(p, "%s %d", EVP_PKEY_get0_type_name(key), EVP_PKEY_get_bits(key));
+}
+
+const char *scep_csr_san_text(apr_pool_t *p, X509_REQ *csr)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    int pos = X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1);
+    GENERAL_NAMES *names = pos >= 0 ? X509V3_EXT_d2i(X509v3_get_ext(exts, pos)) : NULL;
+    BIO *bio = names ? BIO_new(BIO_s_mem()) : NULL;
+    const char *text = NULL;
+    int i;
+
+    for (i = 0; bio && i < sk_GENERAL_NAME_num(names); i++) {
+        if (i > 0) {
+            BIO_puts(bio, ", ");
+        }
+        GENERAL_NAME_print(bio, sk_GENERAL_NAME_value(names, i));
+    }
+    if (bio) {
+        text = bio_text(p, bio);
+    }
+    BIO_free(bio);
+    GENERAL_NAMES_free(names);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     return text;
 }
 

@@ -26,6 +26,9 @@
  * (SCEPUseSinglePassword): encrypted with a 0600 secret key file, as the
  * server reads it (scep_password.h).
  *
+ * It also reads and changes the records the server keeps (list, approve,
+ * deny, revoke), through the same store code as the server.
+ *
  * Exit codes: 0 done, 1 error (message on stderr), 2 usage.
  */
 
@@ -33,8 +36,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <apr_dbd.h>
+#include <apr_env.h>
 #include <apr_file_info.h>
+#include <apr_hash.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_getopt.h>
@@ -84,7 +92,18 @@ static const char usage_text[] =
     "      KEYFILE (0600) when missing; --set writes PASSWORD (\"-\": the first line\n"
     "      of standard input, which other users cannot see in the process list),\n"
     "      --generate a random one of BYTES bytes (default 8) as upper-case hex;\n"
-    "      otherwise checks that FILE decrypts. --show prints the password alone.\n";
+    "      otherwise checks that FILE decrypts. --show prints the password alone.\n"
+    "  scepctl list --db PARAMS [--db-driver sqlite3|pgsql] [--status STATE|all]\n"
+    "               [--certs [--search TEXT]] [--limit N]\n"
+    "      requests (default: pending) or, with --certs, issued certificates, newest\n"
+    "      first, one per line, tab-separated, under a header line starting with #\n"
+    "  scepctl approve --db PARAMS [--db-driver D] [--by NAME] TRANSACTION-ID\n"
+    "      approves a pending request: its device's next poll receives the certificate\n"
+    "  scepctl deny --db PARAMS [--db-driver D] [--by NAME] --reason TEXT TRANSACTION-ID\n"
+    "  scepctl revoke --db PARAMS [--db-driver D] [--reason CRLREASON] SERIAL\n"
+    "      CRLREASON: a code or name (keyCompromise, superseded, ...; default\n"
+    "      unspecified). PARAMS are DBDParams (SQLite: the database file); the driver\n"
+    "      defaults to sqlite3. Run as root, scepctl acts as the owner of a SQLite file.\n";
 
 enum {
     OPT_DIR = 'd',
@@ -104,7 +123,15 @@ enum {
     OPT_SET,
     OPT_GENERATE,
     OPT_LENGTH,
-    OPT_SHOW
+    OPT_SHOW,
+    OPT_DB,
+    OPT_DB_DRIVER,
+    OPT_STATUS,
+    OPT_CERTS,
+    OPT_SEARCH,
+    OPT_LIMIT,
+    OPT_BY,
+    OPT_REASON
 };
 
 static const apr_getopt_option_t setup_options[] = {
@@ -140,6 +167,30 @@ static const apr_getopt_option_t single_password_options[] = {
     { NULL, 0, 0, NULL }
 };
 
+#define DB_OPTIONS \
+    { "db", OPT_DB, 1, "DBDParams of the records" }, \
+    { \
+        "db-driver", OPT_DB_DRIVER, 1, "DBDriver of the records (default sqlite3)" \
+    }
+
+static const apr_getopt_option_t list_options[] = {
+    DB_OPTIONS,
+    { "status", OPT_STATUS, 1, "pending, approved, issued, rejected, expired or all" },
+    { "certs", OPT_CERTS, 0, "issued certificates instead of requests" },
+    { "search", OPT_SEARCH, 1, "part of a subject or serial number (--certs)" },
+    { "limit", OPT_LIMIT, 1, "at most this many lines (default 1000)" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
+static const apr_getopt_option_t decide_options[] = {
+    DB_OPTIONS,
+    { "by", OPT_BY, 1, "who decides (default: the user running scepctl)" },
+    { "reason", OPT_REASON, 1, "why (deny: required; revoke: a CRLReason)" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
 static const apr_getopt_option_t thumbprint_options[] = { { "help", OPT_HELP, 0, "this text" },
                                                           { NULL, 0, 0, NULL } };
 
@@ -156,13 +207,21 @@ typedef struct ctl_t {
     const char *ca_cert;
     const char *sign_cert;
     const char *enc_cert;
-    const char *file; /* thumbprint */
-    const char *key_file;      /* single-password */
+    const char *file;     /* thumbprint */
+    const char *key_file; /* single-password */
     const char *password_file;
-    const char *new_password;  /* --set */
+    const char *new_password; /* --set */
     int generate;
-    int length;                /* --length, 0 if not given */
+    int length; /* --length, 0 if not given */
     int show;
+    const char *db_params; /* list, approve, deny, revoke */
+    const char *db_driver;
+    const char *status;
+    int certs;
+    const char *search;
+    int limit;
+    const char *by;
+    const char *reason;
     scep_problem_t prob;
 } ctl_t;
 
@@ -683,10 +742,9 @@ static apr_status_t cmd_single_password(ctl_t *ctl)
         goto leave;
     }
     written = password != NULL;
-    rv = written ? scep_single_password_write(ctl->p, ctl->password_file, key, password,
-                                              &ctl->prob)
-                 : scep_single_password_read(ctl->p, ctl->password_file, key, &password,
-                                             &ctl->prob);
+    rv = written
+             ? scep_single_password_write(ctl->p, ctl->password_file, key, password, &ctl->prob)
+             : scep_single_password_read(ctl->p, ctl->password_file, key, &password, &ctl->prob);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
@@ -701,6 +759,226 @@ static apr_status_t cmd_single_password(ctl_t *ctl)
 leave:
     OPENSSL_cleanse(key, sizeof(key));
     return rv;
+}
+
+/* ----------------------------------------------------------------------
+ * The records: list, approve, deny, revoke (the CA manager page's work,
+ * for scripts), on the database the server uses, through the same store.
+ */
+
+#define DEFAULT_LIST_LIMIT 1000
+
+/* The store's messages: failures on stderr, the rest is the server's
+ * business. */
+static void log_to_stderr(void *baton, int level, int logno, const char *msg)
+{
+    (void)baton;
+    if (level <= SCEP_LOG_WARNING) {
+        fprintf(stderr, "scepctl: SCEP%03d: %s\n", logno, msg);
+    }
+}
+
+/* Run as root on a SQLite database, act as the file's owner: files SQLite
+ * makes beside it (the WAL) must stay writable for Apache's children. */
+static apr_status_t become_db_owner(ctl_t *ctl)
+{
+    struct stat st;
+
+    if (geteuid() != 0 || strcmp(ctl->db_driver, "sqlite3") != 0 ||
+        stat(ctl->db_params, &st) != 0 || st.st_uid == 0) {
+        return APR_SUCCESS;
+    }
+    if (setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+        return ctl_error(ctl, APR_EGENERAL,
+                         apr_psprintf(ctl->p, "cannot act as the owner (uid %ld) of %s",
+                                      (long)st.st_uid, ctl->db_params));
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t open_records(ctl_t *ctl, scep_store_t **store)
+{
+    scep_sql_conn_t conn = { NULL, NULL, apr_hash_make(ctl->p) };
+    const char *error = NULL;
+    apr_status_t rv;
+
+    *store = NULL;
+    if ((rv = become_db_owner(ctl)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (apr_dbd_init(ctl->p) != APR_SUCCESS ||
+        apr_dbd_get_driver(ctl->p, ctl->db_driver, &conn.driver) != APR_SUCCESS) {
+        return ctl_error(ctl, APR_EGENERAL,
+                         apr_psprintf(ctl->p,
+                                      "no apr_dbd driver \"%s\" (Debian: "
+                                      "libaprutil1-dbd-%s)",
+                                      ctl->db_driver, ctl->db_driver));
+    }
+    if (apr_dbd_open_ex(conn.driver, ctl->p, ctl->db_params, &conn.handle, &error) != APR_SUCCESS) {
+        return ctl_error(ctl, APR_EGENERAL,
+                         apr_psprintf(ctl->p, "cannot open the database %s: %s", ctl->db_params,
+                                      error ? error : "unknown error"));
+    }
+    if (scep_store_sql(ctl->p, &conn, log_to_stderr, NULL, store) != APR_SUCCESS) {
+        return ctl_error(ctl, APR_EGENERAL, "the records cannot be used (see above)");
+    }
+    return APR_SUCCESS;
+}
+
+static const char *or_dash(const char *text)
+{
+    return text && *text ? text : "-";
+}
+
+/* As the records keep times. */
+static const char *time_text(apr_pool_t *p, apr_time_t when)
+{
+    apr_time_exp_t tm;
+
+    if (!when) {
+        return "-";
+    }
+    apr_time_exp_gmt(&tm, when);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void print_requests(ctl_t *ctl, const apr_array_header_t *txns)
+{
+    const scep_txn_t *txn;
+    int i;
+
+    puts("# transaction-id\tstatus\tcreated\tsubject\tsubjectAltName\tkey\ttemplate\t"
+         "address\tdecided-by\treason");
+    for (i = 0; i < txns->nelts; i++) {
+        txn = APR_ARRAY_IDX(txns, i, const scep_txn_t *);
+        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", txn->transaction_id, txn->status,
+               time_text(ctl->p, txn->created), or_dash(txn->subject), or_dash(txn->san),
+               or_dash(txn->key_desc), or_dash(txn->template_name), or_dash(txn->client_addr),
+               or_dash(txn->decided_by), or_dash(txn->reason));
+    }
+}
+
+static void print_certs(ctl_t *ctl, const apr_array_header_t *certs)
+{
+    const scep_cert_record_t *rec;
+    const char *reason;
+    int i;
+
+    puts("# serial\tsubject\tnot-after\trevoked\treason\ttransaction-id");
+    for (i = 0; i < certs->nelts; i++) {
+        rec = APR_ARRAY_IDX(certs, i, const scep_cert_record_t *);
+        reason = rec->revoked_at ? scep_crl_reason_name(rec->reason) : NULL;
+        printf("%s\t%s\t%s\t%s\t%s\t%s\n", rec->serial, or_dash(rec->subject),
+               time_text(ctl->p, rec->not_after), time_text(ctl->p, rec->revoked_at),
+               or_dash(reason), or_dash(rec->transaction_id));
+    }
+}
+
+static apr_status_t cmd_list(ctl_t *ctl)
+{
+    apr_array_header_t *rows;
+    scep_store_t *store;
+    apr_status_t rv;
+
+    if ((rv = open_records(ctl, &store)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (ctl->certs) {
+        rv = store->list_certs(store, ctl->p, ctl->search, ctl->limit, &rows);
+    }
+    else {
+        rv = store->list_requests(store, ctl->p, strcmp(ctl->status, "all") ? ctl->status : NULL,
+                                  ctl->limit, &rows);
+    }
+    if (rv != APR_SUCCESS) {
+        return ctl_error(ctl, rv, "cannot read the records (see above)");
+    }
+    if (ctl->certs) {
+        print_certs(ctl, rows);
+    }
+    else {
+        print_requests(ctl, rows);
+    }
+    return APR_SUCCESS;
+}
+
+/* Why a decision on a transaction changed nothing. */
+static apr_status_t decision_error(ctl_t *ctl, apr_status_t rv, const char *what)
+{
+    if (rv == APR_NOTFOUND) {
+        return ctl_error(ctl, rv, apr_psprintf(ctl->p, "no request %s", what));
+    }
+    if (rv == APR_EEXIST) {
+        return ctl_error(ctl, rv, apr_psprintf(ctl->p, "request %s is not pending", what));
+    }
+    return ctl_error(ctl, rv, "cannot change the records (see above)");
+}
+
+/* Who decides when --by is not given: the user behind sudo, else the
+ * user running scepctl. */
+static const char *who_runs(apr_pool_t *p)
+{
+    char *name = NULL;
+
+    if (apr_env_get(&name, "SUDO_USER", p) == APR_SUCCESS && *name) {
+        return name;
+    }
+    if (apr_env_get(&name, "USER", p) == APR_SUCCESS && *name) {
+        return name;
+    }
+    return "scepctl";
+}
+
+static apr_status_t decide(ctl_t *ctl, const char *to, const char *reason)
+{
+    const char *who = ctl->by ? ctl->by : who_runs(ctl->p);
+    scep_store_t *store;
+    apr_status_t rv;
+
+    if ((rv = open_records(ctl, &store)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = store->decide(store, ctl->p, ctl->file, SCEP_TXN_PENDING, to, who, reason);
+    if (rv != APR_SUCCESS) {
+        return decision_error(ctl, rv, ctl->file);
+    }
+    printf("%s: %s by %s\n", ctl->file, to, who);
+    return APR_SUCCESS;
+}
+
+static apr_status_t cmd_approve(ctl_t *ctl)
+{
+    return decide(ctl, SCEP_TXN_APPROVED, NULL);
+}
+
+static apr_status_t cmd_deny(ctl_t *ctl)
+{
+    return decide(ctl, SCEP_TXN_REJECTED, ctl->reason);
+}
+
+static apr_status_t cmd_revoke(ctl_t *ctl)
+{
+    int reason = ctl->reason ? scep_crl_reason_of(ctl->reason) : 0;
+    scep_store_t *store;
+    apr_status_t rv;
+
+    if ((rv = open_records(ctl, &store)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = store->revoke(store, ctl->p, ctl->file, reason);
+    if (rv == APR_NOTFOUND) {
+        return ctl_error(ctl, rv, apr_psprintf(ctl->p, "no certificate %s", ctl->file));
+    }
+    if (rv == APR_EEXIST) {
+        return ctl_error(ctl, rv,
+                         apr_psprintf(ctl->p, "certificate %s was revoked before", ctl->file));
+    }
+    if (rv != APR_SUCCESS) {
+        return ctl_error(ctl, rv, "cannot change the records (see above)");
+    }
+    printf("%s: revoked (%s)\n", ctl->file, scep_crl_reason_name(reason));
+    return APR_SUCCESS;
 }
 
 static const char *check_setup(ctl_t *ctl)
@@ -747,12 +1025,63 @@ static const char *check_thumbprint(ctl_t *ctl)
     return NULL;
 }
 
+static const char *check_db(ctl_t *ctl)
+{
+    return ctl->db_params ? NULL : "the records need --db PARAMS (the server's DBDParams)";
+}
+
+static int is_state(const char *text)
+{
+    static const char *const states[] = { SCEP_TXN_PENDING,  SCEP_TXN_APPROVED, SCEP_TXN_ISSUED,
+                                          SCEP_TXN_REJECTED, SCEP_TXN_EXPIRED,  "all" };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+        if (strcmp(states[i], text) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *check_list(ctl_t *ctl)
+{
+    if (!is_state(ctl->status)) {
+        return "--status is pending, approved, issued, rejected, expired or all";
+    }
+    if (ctl->search && !ctl->certs) {
+        return "--search goes with --certs";
+    }
+    return check_db(ctl);
+}
+
+static const char *check_approve(ctl_t *ctl)
+{
+    return ctl->reason ? "approve takes no --reason" : check_db(ctl);
+}
+
+static const char *check_deny(ctl_t *ctl)
+{
+    return ctl->reason ? check_db(ctl) : "deny needs --reason TEXT";
+}
+
+static const char *check_revoke(ctl_t *ctl)
+{
+    if (ctl->reason && scep_crl_reason_of(ctl->reason) == SCEP_CRL_REASON_NONE) {
+        return "--reason is a CRLReason code or name (keyCompromise, superseded, ...)";
+    }
+    return ctl->by ? "revoke takes no --by" : check_db(ctl);
+}
+
 static const command_t commands[] = {
     { "setup", setup_options, 0, check_setup, cmd_setup },
     { "install-ra", install_options, 0, check_install, cmd_install_ra },
     { "thumbprint", thumbprint_options, 1, check_thumbprint, cmd_thumbprint },
-    { "single-password", single_password_options, 0, check_single_password,
-      cmd_single_password },
+    { "single-password", single_password_options, 0, check_single_password, cmd_single_password },
+    { "list", list_options, 0, check_list, cmd_list },
+    { "approve", decide_options, 1, check_approve, cmd_approve },
+    { "deny", decide_options, 1, check_deny, cmd_deny },
+    { "revoke", decide_options, 1, check_revoke, cmd_revoke },
 };
 
 static const command_t *find_command(const char *name)
@@ -801,6 +1130,37 @@ static const char *apply_password_option(ctl_t *ctl, int optch, const char *arg)
     }
 }
 
+/* The options of the records' commands; says what is wrong, NULL if nothing. */
+static const char *apply_records_option(ctl_t *ctl, int optch, const char *arg)
+{
+    switch (optch) {
+    case OPT_DB:
+        ctl->db_params = arg;
+        return NULL;
+    case OPT_DB_DRIVER:
+        ctl->db_driver = arg;
+        return NULL;
+    case OPT_STATUS:
+        ctl->status = arg;
+        return NULL;
+    case OPT_CERTS:
+        ctl->certs = 1;
+        return NULL;
+    case OPT_SEARCH:
+        ctl->search = arg;
+        return NULL;
+    case OPT_LIMIT:
+        ctl->limit = parse_number(arg, 1, 1000000);
+        return ctl->limit < 0 ? "--limit takes a number from 1 to 1000000" : NULL;
+    case OPT_BY:
+        ctl->by = arg;
+        return NULL;
+    default: /* OPT_REASON */
+        ctl->reason = arg;
+        return NULL;
+    }
+}
+
 /* Stores one option; says what is wrong with its value, NULL if nothing. */
 static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
 {
@@ -841,8 +1201,15 @@ static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
     case OPT_ENC_CERT:
         ctl->enc_cert = arg;
         return NULL;
-    default:
+    case OPT_KEY:
+    case OPT_FILE:
+    case OPT_SET:
+    case OPT_GENERATE:
+    case OPT_LENGTH:
+    case OPT_SHOW:
         return apply_password_option(ctl, optch, arg);
+    default:
+        return apply_records_option(ctl, optch, arg);
     }
 }
 
@@ -919,6 +1286,9 @@ static int run(apr_pool_t *p, int argc, const char *const *argv)
     ctl.key_type = SCEP_KEY_RSA;
     ctl.ca_days = DEFAULT_CA_DAYS;
     ctl.ra_days = DEFAULT_RA_DAYS;
+    ctl.db_driver = "sqlite3";
+    ctl.status = SCEP_TXN_PENDING;
+    ctl.limit = DEFAULT_LIST_LIMIT;
     code = parse_options(&ctl, cmd, argc - 1, argv + 1);
     if (code >= 0) {
         return code;

@@ -5,33 +5,11 @@ import pytest
 
 from sceptest import checks, pki
 from sceptest import client as C
+from sceptest.checks import event, expect_line
 from sceptest.httpd import CHALLENGE
 
 # the warning of SCEPAllowLegacyAlgorithms On at startup
 LEGACY_START = r'SCEP\d{3}: SCEPAllowLegacyAlgorithms On: single DES and MD5'
-
-# a refusal is logged at [warn] or [error] with the module's own tag
-WARN = ('warn', 'error')
-
-
-# the OpenSSL error queue a refusal drains into the log
-OPENSSL_LINES = r'SCEP\d{3}: OpenSSL: '
-
-
-def expect_line(httpd, pattern, levels=WARN, openssl=True):
-    """Asserts a line matching pattern was logged and declares it expected
-    (with the OpenSSL error lines that may follow it, when openssl)."""
-    httpd.errlog.expect(pattern)
-    if openssl:
-        httpd.errlog.expect(OPENSSL_LINES)
-    lines = httpd.errlog.find(pattern, levels=levels)
-    assert lines, 'no error-log line matching %r; log since the test started:\n%s' % (
-        pattern, '\n'.join(httpd.errlog.lines()))
-    return lines
-
-
-def event(n):
-    return r'SCEP\d{3}: .*\(NDES event %s\)' % n
 
 
 def csr_for(key, cn, **kw):
@@ -81,11 +59,12 @@ def test_get_undecodable(httpd, message):
 
 
 def test_envelope_for_another_recipient(scep, files, keys, httpd):
+    """Signed and addressed: a FAILURE CertRep says why (more in test_hostile.py)."""
     key = keys.any(0)
     stranger = pki.self_signed(keys.any(1), 'not the RA')
     msg = C.pkcsreq(csr_for(key, 'stranger'), key, [stranger])
     r, rep = scep.send(msg)
-    assert r.status == 400, 'HTTP %d' % r.status
+    checks.assert_failure(msg, r, rep, C.BAD_MESSAGE_CHECK)
     expect_line(httpd, event(18))
 
 

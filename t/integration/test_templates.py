@@ -176,13 +176,14 @@ def test_forbidden_subject_attribute(strict, scep, key3072):
                    'subject attribute organizationalUnitName is not allowed by template Strict')
 
 
-def test_manual_issuance_is_refused_for_now(strict, scep, keys):
-    """Issuance manual is parsed; until pending approval exists such requests
-    are refused rather than issued."""
+def test_manual_issuance_holds_the_request(strict, scep, keys):
+    """Issuance manual: the request waits for a CA manager (test_pending.py
+    follows it to the end)."""
     key = keys.take()
     msg, r, rep = scep.enroll(make_csr(key, ku=KU_ENCRYPT), key)
-    assert_refused(strict, msg, r, rep, 'template Held requires approval by a CA manager: '
-                                        'manual approval is not available yet')
+    checks.assert_pending(msg, r, rep)
+    (row,) = checks.request_rows(strict, msg.transaction_id)
+    assert (row['status'], row['template']) == ('pending', 'Held')
 
 
 def test_refusal_is_not_recorded_as_issued(strict, scep, keys):

@@ -169,14 +169,16 @@ START_TEST(garbage_is_http_400)
 }
 END_TEST
 
-START_TEST(envelope_for_another_recipient_is_http_400)
+START_TEST(envelope_for_another_recipient_is_bad_message_check)
 {
     testmsg_opts_t opts;
     scep_problem_t prob;
 
     testmsg_defaults(&opts, csr, csr_len);
     opts.recipient = dev->cert;
-    ck_assert_ptr_null(parse(&opts, &strict, APR_EINVAL, &prob));
+    /* signed and addressed: a FAILURE CertRep can say why */
+    ck_assert_ptr_nonnull(parse(&opts, &strict, APR_EINVAL, &prob));
+    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_MESSAGE_CHECK);
     ck_assert_int_eq(prob.event, SCEP_EVENT_FAIL_TO_DECRYPT_INNER);
 }
 END_TEST
@@ -329,7 +331,7 @@ Suite *scep_msg_suite(void)
     tcase_add_test(tc, single_des_refused_by_default);
     tcase_add_test(tc, md5_refused_by_default);
     tcase_add_test(tc, garbage_is_http_400);
-    tcase_add_test(tc, envelope_for_another_recipient_is_http_400);
+    tcase_add_test(tc, envelope_for_another_recipient_is_bad_message_check);
     tcase_add_test(tc, tampered_signature_is_bad_message_check);
     tcase_add_test(tc, missing_transaction_id_is_http_400);
     tcase_add_test(tc, unknown_message_type_is_bad_request);

@@ -1,6 +1,8 @@
 """Assertions shared by the test files."""
+import base64
 import datetime
 import hashlib
+import os
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -8,6 +10,41 @@ from cryptography.x509.oid import ExtensionOID
 from . import client as C
 from . import pki
 from . import templates as T
+
+
+# a refusal is logged at [warn] or [error] with the module's own tag
+REFUSAL_LEVELS = ('warn', 'error')
+# the OpenSSL error queue a refusal drains into the log
+OPENSSL_LINES = r'SCEP\d{3}: OpenSSL: '
+
+
+def event(n):
+    """A log line pattern: the module's tag and NDES event n (a number or a
+    regular expression such as '1[56]')."""
+    return r'SCEP\d{3}: .*\(NDES event %s\)' % n
+
+
+def expect_line(httpd, pattern, levels=REFUSAL_LEVELS, openssl=True):
+    """Asserts a line matching pattern was logged and declares it expected
+    (with the OpenSSL error lines that may follow it, when openssl)."""
+    httpd.errlog.expect(pattern)
+    if openssl:
+        httpd.errlog.expect(OPENSSL_LINES)
+    lines = httpd.errlog.find(pattern, levels=levels)
+    assert lines, 'no error-log line matching %r; log since the test started:\n%s' % (
+        pattern, '\n'.join(httpd.errlog.lines()))
+    return lines
+
+
+def assert_not_logged(httpd, *secrets):
+    """None of the secrets is in the error or access log, as text, UTF-16LE
+    or base64."""
+    for path in (httpd.env.error_log, os.path.join(httpd.env.logs, 'access_log')):
+        with open(path, 'rb') as f:
+            text = f.read()
+        for s in secrets:
+            for form in (s.encode(), s.encode('utf-16-le'), base64.b64encode(s.encode())):
+                assert form not in text, 'a secret is in %s' % path
 
 
 def assert_reply_ok(msg, rep):
@@ -27,6 +64,16 @@ def assert_failure(msg, r, rep, fail_infos):
         rep, '/'.join(C.FAIL_INFO[f] for f in fail_infos))
     assert rep.fail_info_text, 'FAILURE without failInfoText'
     assert not rep.econtent_present or rep.certs == [], 'FAILURE carries a payload'
+
+
+def assert_pending(msg, r, rep):
+    """A signed CertRep PENDING (HTTP 200): no failInfo, no certificate."""
+    assert r.status == 200, 'HTTP %d, expected a CertRep PENDING: %r' % (r.status, r.body[:200])
+    assert rep is not None, 'no CertRep (content type %r)' % r.content_type
+    assert_reply_ok(msg, rep)
+    assert rep.pki_status == C.PENDING, str(rep)
+    assert rep.fail_info is None, str(rep)
+    assert not rep.econtent_present or rep.certs == [], 'PENDING carries a payload'
 
 
 def assert_issued(msg, r, rep, ca, subject=None, chain=False, validity_days=365,
@@ -116,7 +163,7 @@ def cert_rows_of_serial(httpd, serial):
 
 def assert_recorded(httpd, transaction_id, cert, message_type=None):
     """The request and its certificate are in the database (schema of
-    mod_scep_store_dbd.c: scep_request, scep_cert); message_type: also check
+    scep_store_sql.c: scep_request, scep_cert); message_type: also check
     that column."""
     reqs = request_rows(httpd, transaction_id)
     assert len(reqs) == 1, 'scep_request rows for %s: %d' % (transaction_id, len(reqs))

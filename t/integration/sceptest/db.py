@@ -16,6 +16,7 @@ database of its own on the session's PostgreSQL server, see pgsql.py).
     d = database(gen_dir, name)   name: unique per server root, e.g. 'event/admin'
     d.reset()                     empty, as mod_scep finds a new database
     d.dbd_directives()            DBDriver/DBDParams lines for httpd.conf
+    d.scepctl_args()              the same for scepctl list/approve/deny/revoke
     d.rows('SELECT * FROM scep_cert WHERE serial = ?', (s,))   rows as dicts
     d.execute('UPDATE scep_cert SET ... WHERE serial = ?', (s,))  rows changed
 """
@@ -49,6 +50,9 @@ class SQLiteDatabase:
 
     def dbd_directives(self):
         return 'DBDriver sqlite3\nDBDParams "%s"' % self.path
+
+    def scepctl_args(self):
+        return ['--db-driver', 'sqlite3', '--db', self.path]
 
     def rows(self, sql, args=()):
         con = sqlite3.connect('file:%s?mode=ro' % self.path, uri=True, timeout=10)
@@ -85,6 +89,9 @@ class PostgreSQLDatabase:
 
     def dbd_directives(self):
         return 'DBDriver pgsql\nDBDParams "%s"' % self.cluster().dbd_params(self.name)
+
+    def scepctl_args(self):
+        return ['--db-driver', 'pgsql', '--db', self.cluster().dbd_params(self.name)]
 
     def rows(self, sql, args=()):
         return self.cluster().rows(self.name, sql, args)

@@ -430,6 +430,13 @@ class Apache:
         """Rows of the records database (SQL with ? placeholders) as dicts."""
         return self.env.database.rows(sql, args)
 
+    def scepctl_records(self, command, *args):
+        """scepctl list/approve/deny/revoke on this server's records:
+        (exit code, stdout, stderr)."""
+        p = subprocess.run([self.env.scepctl, command] + self.env.database.scepctl_args()
+                           + list(args), capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
     def db_execute(self, sql, args=()):
         """Changes the records behind the server's back (? placeholders);
         the number of rows changed."""

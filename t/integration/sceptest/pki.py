@@ -75,9 +75,10 @@ def key_usage(digital_signature=False, key_encipherment=False, content_commitmen
 
 
 def make_csr(key, subject, challenge=None, dns=None, ips=None, ku=None, eku=None,
-             digest='sha256'):
+             digest='sha256', extensions=()):
     """A PKCS#10 request (DER). subject: x509.Name or CN string; ku: x509.KeyUsage;
-    eku: list of ObjectIdentifier; dns: list of names for the SAN."""
+    eku: list of ObjectIdentifier; dns: list of names for the SAN; extensions:
+    more (x509 extension value, critical) pairs."""
     if isinstance(subject, str):
         subject = name(subject)
     b = x509.CertificateSigningRequestBuilder().subject_name(subject)
@@ -91,6 +92,8 @@ def make_csr(key, subject, challenge=None, dns=None, ips=None, ku=None, eku=None
         b = b.add_extension(ku, critical=True)
     if eku:
         b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    for value, critical in extensions:
+        b = b.add_extension(value, critical=critical)
     if challenge is not None:
         b = b.add_attribute(OID_CHALLENGE_PASSWORD, challenge.encode())
     csr = b.sign(key, hash_algo(digest))

@@ -1,0 +1,1061 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The records (scep_store_t) on an apr_dbd connection: SQLite by default,
+ * PostgreSQL for several servers, any apr_dbd driver in principle, so the
+ * SQL stays portable (TEXT for PEM and times, no BLOBs, %s placeholders
+ * that apr_dbd turns into ? or $n). The module gets its connections from
+ * mod_dbd (mod_scep_store_dbd.c), scepctl opens its own: both run this.
+ *
+ * Each connection is made ready at its first use: driver settings, the
+ * schema migrated to the version this code needs, and the statements
+ * prepared and kept in the connection's `prepared` hash (mod_dbd's
+ * ap_dbd_prepare() is not used: it prepares when mod_dbd opens the
+ * connection, before the schema exists). In the module this happens in a
+ * child, never in the parent, which runs as root and would create a
+ * database file the children cannot write.
+ *
+ * Concurrent children may reach an old schema together: the migration runs
+ * in one transaction that takes the database's write lock first (SQLite's
+ * BEGIN IMMEDIATE, a PostgreSQL advisory lock), re-reads the version and
+ * only then applies what is missing, so the loser of the race finds nothing
+ * left to do. The CREATEs say IF NOT EXISTS for databases made by hand.
+ *
+ * Every select asks for random access (SELECT_BUFFERED): apr_dbd's pgsql
+ * driver reports a failed query only then (row by row, it takes the error
+ * for the end of the rows, and pauses 0.1 s at every empty result); the
+ * sqlite3 driver reads all rows either way. Rows start NULL: the pgsql
+ * driver reuses a row it is given. Reading the rows to the end frees them,
+ * and with pgsql the values they returned: entry_or_null() copies.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "scep.h"
+
+/* ----------------------------------------------------------------------
+ * Schema
+ */
+
+typedef struct migration_t {
+    int version;
+    const char *const *statements; /* NULL-terminated */
+} migration_t;
+
+static const char *const schema_v1[] = { "CREATE TABLE IF NOT EXISTS scep_request ("
+                                         " transaction_id TEXT PRIMARY KEY,"
+                                         " key_id TEXT NOT NULL,"
+                                         " status TEXT NOT NULL,"
+                                         " subject TEXT,"
+                                         " message_type INTEGER,"
+                                         " serial TEXT,"
+                                         " reason TEXT,"
+                                         " client_addr TEXT,"
+                                         " created TEXT NOT NULL,"
+                                         " updated TEXT NOT NULL)",
+                                         "CREATE TABLE IF NOT EXISTS scep_cert ("
+                                         " serial TEXT PRIMARY KEY,"
+                                         " transaction_id TEXT,"
+                                         " subject TEXT NOT NULL,"
+                                         " issuer TEXT NOT NULL,"
+                                         " not_before TEXT NOT NULL,"
+                                         " not_after TEXT NOT NULL,"
+                                         " cert_pem TEXT NOT NULL,"
+                                         " revoked_at TEXT,"
+                                         " revocation_reason INTEGER,"
+                                         " created TEXT NOT NULL)",
+                                         NULL };
+
+/* Pending approval: what a held request needs to be issued later and what
+ * a CA manager sees of it. */
+static const char *const schema_v2[] = {
+    "ALTER TABLE scep_request ADD COLUMN signer_key_id TEXT",
+    "ALTER TABLE scep_request ADD COLUMN template TEXT",
+    "ALTER TABLE scep_request ADD COLUMN csr_pem TEXT",
+    "ALTER TABLE scep_request ADD COLUMN san TEXT",
+    "ALTER TABLE scep_request ADD COLUMN key_desc TEXT",
+    "ALTER TABLE scep_request ADD COLUMN decided_by TEXT",
+    "CREATE INDEX IF NOT EXISTS scep_request_status ON scep_request (status, created)",
+    "CREATE INDEX IF NOT EXISTS scep_cert_created ON scep_cert (created)",
+    NULL
+};
+
+/* Applied in order; a new schema version is a new entry at the end. */
+static const migration_t migrations[] = {
+    { 1, schema_v1 },
+    { 2, schema_v2 },
+};
+
+#define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
+#define SCHEMA_VERSION (migrations[MIGRATION_COUNT - 1].version)
+
+/* What differs between databases. */
+typedef struct setup_statement_t {
+    const char *sql;
+    int optional; /* a failure is logged, not fatal */
+} setup_statement_t;
+
+typedef struct driver_quirks_t {
+    const char *name;                    /* apr_dbd_name() */
+    const setup_statement_t *on_connect; /* run once per connection, may return rows */
+    const char *migration_lock;          /* first statement of the migration transaction */
+} driver_quirks_t;
+
+/* SQLite: wait for a busy database instead of failing at once (several
+ * children write), and WAL so readers do not block the writer. apr_dbd's
+ * sqlite3 driver starts transactions with BEGIN IMMEDIATE, which takes the
+ * write lock: no extra lock statement. WAL is kept in the database file:
+ * when children open a new database together only one of them can switch
+ * it, the others find it "locked" and get WAL from the one that won. */
+static const setup_statement_t sqlite3_on_connect[] = {
+    /* Short: SQLite waits out a busy database while apr_dbd's per-process
+     * lock is held, so the thread holding the write lock (under the event
+     * MPM, in the same process) could not commit for as long. apr_dbd
+     * retries busy statements itself with that lock released. */
+    { "PRAGMA busy_timeout = 50", 0 },
+    { "PRAGMA journal_mode = WAL", 1 },
+    { NULL, 0 }
+};
+
+/* PostgreSQL: libpq prints the server's notices on stderr, which is
+ * Apache's error log, as lines of their own ("relation ... already exists,
+ * skipping" for a CREATE ... IF NOT EXISTS): only warnings and errors are
+ * sent. Transactions do not lock tables; an advisory lock held until the
+ * end of the migration transaction serializes migrations. The key is an
+ * arbitrary constant ("SCEP" in ASCII). */
+static const setup_statement_t pgsql_on_connect[] = { { "SET client_min_messages = warning", 0 },
+                                                      { NULL, 0 } };
+
+static const driver_quirks_t driver_quirks[] = {
+    { "sqlite3", sqlite3_on_connect, NULL },
+    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)" },
+};
+
+static const driver_quirks_t generic_quirks = { "generic", NULL, NULL };
+
+static const driver_quirks_t *quirks_of(const scep_sql_conn_t *conn)
+{
+    const char *name = apr_dbd_name(conn->driver);
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(driver_quirks) / sizeof(driver_quirks[0]); i++) {
+        if (!strcmp(driver_quirks[i].name, name)) {
+            return &driver_quirks[i];
+        }
+    }
+    return &generic_quirks;
+}
+
+/* ----------------------------------------------------------------------
+ * Statements, prepared once per connection
+ */
+
+enum {
+    STMT_FIND_TRANSACTION,
+    STMT_INSERT_REQUEST,
+    STMT_INSERT_CERT,
+    STMT_ISSUE_HELD,
+    STMT_DECIDE,
+    STMT_EXPIRE_PENDING,
+    STMT_LIST_REQUESTS,
+    STMT_LIST_REQUESTS_IN,
+    STMT_FIND_CERT,
+    STMT_LIST_CERTS,
+    STMT_LIST_REVOKED,
+    STMT_REVOKE,
+    STMT_COUNT
+};
+
+typedef struct statement_t {
+    const char *label; /* key in the connection's prepared hash */
+    const char *sql;
+} statement_t;
+
+/* The columns txn_of_row() reads, in its order. */
+#define REQUEST_COLUMNS \
+    "r.transaction_id, r.key_id, r.status, r.subject, r.serial, r.reason, r.message_type," \
+    " c.cert_pem, r.signer_key_id, r.template, r.csr_pem, r.san, r.key_desc, r.client_addr," \
+    " r.decided_by, r.created, r.updated" \
+    " FROM scep_request r LEFT JOIN scep_cert c ON c.serial = r.serial"
+
+/* The columns cert_of_row() reads, in its order. */
+#define CERT_COLUMNS \
+    "serial, cert_pem, revoked_at, revocation_reason, subject, transaction_id, not_before," \
+    " not_after FROM scep_cert"
+
+/* %d marks an INTEGER column: PostgreSQL types the parameter from it. */
+static const statement_t statements[STMT_COUNT] = {
+    { "mod_scep_find_transaction", "SELECT " REQUEST_COLUMNS " WHERE r.transaction_id = %s" },
+    { "mod_scep_insert_request",
+      "INSERT INTO scep_request (transaction_id, key_id, status, subject, message_type,"
+      " serial, reason, client_addr, created, updated, signer_key_id, template, csr_pem, san,"
+      " key_desc)"
+      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "mod_scep_insert_cert",
+      "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
+      " cert_pem, created)"
+      " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
+    { "mod_scep_issue_held", "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
+                             " decided_by = COALESCE(%s, decided_by)"
+                             " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
+    { "mod_scep_decide",
+      "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s"
+      " WHERE transaction_id = %s AND status = %s" },
+    { "mod_scep_expire_pending",
+      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s"
+      " WHERE status = 'pending' AND created < %s" },
+    { "mod_scep_list_requests",
+      "SELECT " REQUEST_COLUMNS " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
+    { "mod_scep_list_requests_in", "SELECT " REQUEST_COLUMNS " WHERE r.status = %s"
+                                   " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
+    { "mod_scep_find_cert", "SELECT " CERT_COLUMNS " WHERE serial = %s" },
+    { "mod_scep_list_certs",
+      "SELECT " CERT_COLUMNS " WHERE LOWER(subject) LIKE %s ESCAPE '!' OR serial LIKE %s ESCAPE '!'"
+      " ORDER BY created DESC, serial LIMIT %d" },
+    { "mod_scep_list_revoked", "SELECT serial, revoked_at, revocation_reason FROM scep_cert"
+                               " WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial" },
+    { "mod_scep_revoke", "UPDATE scep_cert SET revoked_at = %s, revocation_reason = %d"
+                         " WHERE serial = %s AND revoked_at IS NULL" },
+};
+
+typedef struct sql_store_t {
+    scep_store_t store;
+    scep_sql_conn_t conn;
+    scep_log_fn *log;
+    void *log_baton;
+    apr_pool_t *pool; /* for messages */
+} sql_store_t;
+
+/* apr_dbd_select()'s seek argument: random access, see the top. */
+#define SELECT_BUFFERED 1
+
+static void store_log(const sql_store_t *st, int level, int logno, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void store_log(const sql_store_t *st, int level, int logno, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    st->log(st->log_baton, level, logno, apr_pvsprintf(st->pool, fmt, ap));
+    va_end(ap);
+}
+
+static apr_dbd_prepared_t *prepared(const sql_store_t *st, int which)
+{
+    return apr_hash_get(st->conn.prepared, statements[which].label, APR_HASH_KEY_STRING);
+}
+
+/* The driver's text of the last error, on one line: PostgreSQL's has a
+ * line for the error, one for DETAIL and ends in a newline. */
+static const char *dbd_error(const sql_store_t *st, int err)
+{
+    const char *text = apr_dbd_error(st->conn.driver, st->conn.handle, err);
+    char *line, *c;
+    apr_size_t len;
+
+    if (!text || !*text) {
+        return "unknown database error";
+    }
+    line = apr_pstrdup(st->pool, text);
+    for (c = line; *c; c++) {
+        if (*c == '\n' || *c == '\r' || *c == '\t') {
+            *c = ' ';
+        }
+    }
+    for (len = strlen(line); len > 0 && line[len - 1] == ' '; len--) {
+        line[len - 1] = '\0';
+    }
+    return line;
+}
+
+/* ----------------------------------------------------------------------
+ * Connection setup: driver settings, migrations, statements
+ */
+
+/* Runs a statement that may return rows (PRAGMA does), discarding them. */
+static int run_select(const sql_store_t *st, const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int err =
+        apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res, sql, SELECT_BUFFERED);
+
+    while (!err && apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
+    }
+    return err;
+}
+
+static int run_query(const sql_store_t *st, const char *sql)
+{
+    int nrows;
+
+    return apr_dbd_query(st->conn.driver, st->conn.handle, &nrows, sql);
+}
+
+static apr_status_t run_on_connect(const sql_store_t *st, const driver_quirks_t *quirks)
+{
+    const setup_statement_t *stmt;
+    int err;
+
+    for (stmt = quirks->on_connect; stmt && stmt->sql; stmt++) {
+        if ((err = run_select(st, stmt->sql)) == 0) {
+            continue;
+        }
+        if (stmt->optional) {
+            store_log(st, SCEP_LOG_DEBUG, 310, "database setup '%s' left to another process: %s",
+                      stmt->sql, dbd_error(st, err));
+            continue;
+        }
+        store_log(st, SCEP_LOG_ERR, 301, "database setup '%s' failed: %s (NDES event 23)",
+                  stmt->sql, dbd_error(st, err));
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* The schema version recorded in the database; 0 for a new database. */
+static int read_schema_version(const sql_store_t *st, int *version)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *value;
+    int err;
+
+    *version = 0;
+    err = apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res,
+                         "SELECT MAX(version) FROM scep_schema", SELECT_BUFFERED);
+    while (!err && apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
+        value = apr_dbd_get_entry(st->conn.driver, row, 0);
+        if (value && *value) {
+            *version = atoi(value);
+        }
+    }
+    return err;
+}
+
+static int apply_migration(const sql_store_t *st, const migration_t *m)
+{
+    const char *const *sql;
+    int err = 0;
+
+    for (sql = m->statements; *sql && !err; sql++) {
+        err = run_query(st, *sql);
+    }
+    if (!err) {
+        err = run_query(st, apr_psprintf(st->pool, "INSERT INTO scep_schema (version) VALUES (%d)",
+                                         m->version));
+    }
+    return err;
+}
+
+/* Inside the locked transaction: what is missing since `version`. */
+static int apply_missing_migrations(const sql_store_t *st, const driver_quirks_t *quirks)
+{
+    int version, i, err = 0;
+
+    if (quirks->migration_lock) {
+        err = run_select(st, quirks->migration_lock);
+    }
+    if (!err) {
+        err = run_query(st, "CREATE TABLE IF NOT EXISTS scep_schema (version INTEGER NOT NULL)");
+    }
+    if (!err) {
+        err = read_schema_version(st, &version);
+    }
+    for (i = 0; i < MIGRATION_COUNT && !err; i++) {
+        if (migrations[i].version > version) {
+            err = apply_migration(st, &migrations[i]);
+            if (!err) {
+                store_log(st, SCEP_LOG_NOTICE, 302, "database schema migrated to version %d",
+                          migrations[i].version);
+            }
+        }
+    }
+    return err;
+}
+
+/* Ends a transaction, rolling back when err says a statement failed;
+ * returns the first error. */
+static int end_transaction(const sql_store_t *st, apr_dbd_transaction_t *trans, int err)
+{
+    int end_err;
+
+    if (!trans) {
+        return err;
+    }
+    if (err) {
+        apr_dbd_transaction_mode_set(st->conn.driver, trans, APR_DBD_TRANSACTION_ROLLBACK);
+    }
+    end_err = apr_dbd_transaction_end(st->conn.driver, st->pool, trans);
+    return err ? err : end_err;
+}
+
+/* One migration transaction; on failure *error holds the driver's text. */
+static int migrate_once(const sql_store_t *st, const driver_quirks_t *quirks, const char **error)
+{
+    apr_dbd_transaction_t *trans = NULL;
+    int err;
+
+    err = apr_dbd_transaction_start(st->conn.driver, st->pool, st->conn.handle, &trans);
+    if (!err) {
+        err = apply_missing_migrations(st, quirks);
+    }
+    if (err) {
+        /* Read before the rollback replaces it. */
+        *error = dbd_error(st, err);
+    }
+    err = end_transaction(st, trans, err);
+    if (err && !*error) {
+        *error = dbd_error(st, err);
+    }
+    return err;
+}
+
+/* Children that open a new database at the same moment race to create it.
+ * The loser's SQLite connection then answers "database schema has changed"
+ * once; the next attempt reads the schema the winner made. */
+#define MIGRATION_ATTEMPTS 3
+
+static apr_status_t migrate(const sql_store_t *st, const driver_quirks_t *quirks)
+{
+    const char *error = NULL;
+    int version, attempt;
+
+    for (attempt = 0; attempt < MIGRATION_ATTEMPTS; attempt++) {
+        /* The common case, without taking the write lock. A failure here is
+         * normal for a new database (no scep_schema yet). */
+        if (read_schema_version(st, &version) == 0 && version >= SCHEMA_VERSION) {
+            return APR_SUCCESS;
+        }
+        error = NULL;
+        if (migrate_once(st, quirks, &error) == 0) {
+            return APR_SUCCESS;
+        }
+    }
+    store_log(st, SCEP_LOG_ERR, 303,
+              "cannot migrate the database schema to version %d: %s (NDES event 23)",
+              SCHEMA_VERSION, error);
+    return APR_EGENERAL;
+}
+
+static apr_status_t prepare_statements(const sql_store_t *st)
+{
+    apr_pool_t *pool = apr_hash_pool_get(st->conn.prepared);
+    apr_dbd_prepared_t *stmt;
+    int i, err;
+
+    for (i = 0; i < STMT_COUNT; i++) {
+        stmt = NULL;
+        err = apr_dbd_prepare(st->conn.driver, pool, st->conn.handle, statements[i].sql,
+                              statements[i].label, &stmt);
+        if (err) {
+            store_log(st, SCEP_LOG_ERR, 304, "cannot prepare %s: %s (NDES event 23)",
+                      statements[i].label, dbd_error(st, err));
+            return APR_EGENERAL;
+        }
+        apr_hash_set(st->conn.prepared, statements[i].label, APR_HASH_KEY_STRING, stmt);
+    }
+    return APR_SUCCESS;
+}
+
+/* Statements are prepared last and in order, so the last one being in the
+ * hash means the connection went through all of the setup. */
+static apr_status_t make_ready(const sql_store_t *st)
+{
+    const driver_quirks_t *quirks;
+    apr_status_t rv;
+
+    if (prepared(st, STMT_COUNT - 1)) {
+        return APR_SUCCESS;
+    }
+    quirks = quirks_of(&st->conn);
+    if ((rv = run_on_connect(st, quirks)) == APR_SUCCESS &&
+        (rv = migrate(st, quirks)) == APR_SUCCESS) {
+        rv = prepare_statements(st);
+    }
+    return rv;
+}
+
+/* ----------------------------------------------------------------------
+ * Values
+ */
+
+/* A copy in p of a row's value: the pgsql driver's values live in its
+ * result, freed when the rows have been read. Drivers return NULL or ""
+ * for SQL NULL: both mean "none" here. */
+static const char *entry_or_null(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row, int col)
+{
+    const char *value = apr_dbd_get_entry(st->conn.driver, row, col);
+
+    return value && *value ? apr_pstrdup(p, value) : NULL;
+}
+
+static const char *iso8601_of_tm(apr_pool_t *p, int year, int mon, int mday, int hour, int min,
+                                 int sec)
+{
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", year, mon, mday, hour, min, sec);
+}
+
+static const char *iso8601_of(apr_pool_t *p, apr_time_t when)
+{
+    apr_time_exp_t tm;
+
+    apr_time_exp_gmt(&tm, when);
+    return iso8601_of_tm(p, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+}
+
+static const char *iso8601_now(apr_pool_t *p)
+{
+    return iso8601_of(p, apr_time_now());
+}
+
+static const char *iso8601_of_asn1(apr_pool_t *p, const ASN1_TIME *t)
+{
+    struct tm tm;
+
+    if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+        return NULL;
+    }
+    return iso8601_of_tm(p, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+}
+
+/* The times written by iso8601_of_tm(); 0 when text is not one. */
+static apr_time_t time_of_iso8601(const char *text)
+{
+    apr_time_exp_t tm = { 0 };
+    apr_time_t when;
+    int n = 0;
+
+    if (!text ||
+        sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        text[n] != '\0') {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return apr_time_exp_gmt_get(&when, &tm) == APR_SUCCESS ? when : 0;
+}
+
+/* The revocation_reason column; anything but a code counts as none. */
+static int reason_of(const char *text)
+{
+    char *end;
+    apr_int64_t reason;
+
+    if (!text) {
+        return SCEP_CRL_REASON_NONE;
+    }
+    reason = apr_strtoi64(text, &end, 10);
+    return *end == '\0' && reason == (int)reason && scep_crl_reason_valid((int)reason)
+               ? (int)reason
+               : SCEP_CRL_REASON_NONE;
+}
+
+static const char *cert_pem(apr_pool_t *p, X509 *cert)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *pem = NULL;
+    char *data;
+    long len;
+
+    if (bio && PEM_write_bio_X509(bio, cert)) {
+        len = BIO_get_mem_data(bio, &data);
+        pem = apr_pstrmemdup(p, data, (apr_size_t)len);
+    }
+    BIO_free(bio);
+    return pem;
+}
+
+/* The columns of scep_cert, from the certificate. */
+typedef struct cert_row_t {
+    const char *serial;
+    const char *subject;
+    const char *issuer;
+    const char *not_before;
+    const char *not_after;
+    const char *pem;
+} cert_row_t;
+
+static apr_status_t cert_row_of(apr_pool_t *p, X509 *cert, cert_row_t *row)
+{
+    row->serial = scep_serial_hex(p, X509_get0_serialNumber(cert));
+    row->subject = scep_name_text(p, X509_get_subject_name(cert));
+    row->issuer = scep_name_text(p, X509_get_issuer_name(cert));
+    row->not_before = iso8601_of_asn1(p, X509_get0_notBefore(cert));
+    row->not_after = iso8601_of_asn1(p, X509_get0_notAfter(cert));
+    row->pem = cert_pem(p, cert);
+    return row->serial && row->subject && row->issuer && row->not_before && row->not_after &&
+                   row->pem
+               ? APR_SUCCESS
+               : APR_ENOMEM;
+}
+
+/* A row of REQUEST_COLUMNS. */
+static scep_txn_t *txn_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    scep_txn_t *txn = apr_pcalloc(p, sizeof(*txn));
+    const char *type;
+
+    txn->transaction_id = entry_or_null(p, st, row, 0);
+    txn->key_id = entry_or_null(p, st, row, 1);
+    txn->status = entry_or_null(p, st, row, 2);
+    txn->subject = entry_or_null(p, st, row, 3);
+    txn->serial = entry_or_null(p, st, row, 4);
+    txn->reason = entry_or_null(p, st, row, 5);
+    type = entry_or_null(p, st, row, 6);
+    txn->message_type = type ? atoi(type) : 0;
+    txn->cert_pem = entry_or_null(p, st, row, 7);
+    txn->signer_key_id = entry_or_null(p, st, row, 8);
+    txn->template_name = entry_or_null(p, st, row, 9);
+    txn->csr_pem = entry_or_null(p, st, row, 10);
+    txn->san = entry_or_null(p, st, row, 11);
+    txn->key_desc = entry_or_null(p, st, row, 12);
+    txn->client_addr = entry_or_null(p, st, row, 13);
+    txn->decided_by = entry_or_null(p, st, row, 14);
+    txn->created = time_of_iso8601(entry_or_null(p, st, row, 15));
+    txn->updated = time_of_iso8601(entry_or_null(p, st, row, 16));
+    return txn;
+}
+
+/* A row of CERT_COLUMNS. */
+static scep_cert_record_t *cert_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    scep_cert_record_t *rec = apr_pcalloc(p, sizeof(*rec));
+
+    rec->serial = entry_or_null(p, st, row, 0);
+    rec->cert_pem = entry_or_null(p, st, row, 1);
+    rec->revoked_at = time_of_iso8601(entry_or_null(p, st, row, 2));
+    rec->reason = reason_of(entry_or_null(p, st, row, 3));
+    rec->subject = entry_or_null(p, st, row, 4);
+    rec->transaction_id = entry_or_null(p, st, row, 5);
+    rec->not_before = time_of_iso8601(entry_or_null(p, st, row, 6));
+    rec->not_after = time_of_iso8601(entry_or_null(p, st, row, 7));
+    return rec;
+}
+
+/* ----------------------------------------------------------------------
+ * Queries
+ */
+
+typedef void *row_reader_fn(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row);
+
+static void *read_txn(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    return txn_of_row(p, st, row);
+}
+
+static void *read_cert(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    return cert_of_row(p, st, row);
+}
+
+static void *read_revoked(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    scep_revoked_t *entry = apr_pcalloc(p, sizeof(*entry));
+
+    entry->serial = entry_or_null(p, st, row, 0);
+    entry->revoked_at = time_of_iso8601(entry_or_null(p, st, row, 1));
+    entry->reason = reason_of(entry_or_null(p, st, row, 2));
+    return entry;
+}
+
+/* Runs a prepared select and reads every row (to the end, which frees the
+ * result) into *rows, an array of what read() makes; the driver's error
+ * text in *error on failure. */
+static int select_rows(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
+                       const char **args, row_reader_fn *read, apr_array_header_t **rows,
+                       const char **error)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    int err;
+
+    *rows = apr_array_make(p, 8, sizeof(void *));
+    err = apr_dbd_pselect(st->conn.driver, p, st->conn.handle, &res, prepared(st, which),
+                          SELECT_BUFFERED, nargs, args);
+    if (err) {
+        *error = dbd_error(st, err);
+        return err;
+    }
+    while (apr_dbd_get_row(st->conn.driver, p, res, &row, -1) == 0) {
+        APR_ARRAY_PUSH(*rows, void *) = read(p, st, row);
+    }
+    return 0;
+}
+
+/* The first row of a select by primary key; APR_NOTFOUND when none. */
+static apr_status_t select_one(const sql_store_t *st, apr_pool_t *p, int which, const char *key,
+                               row_reader_fn *read, void **found, const char **error)
+{
+    apr_array_header_t *rows;
+    const char *args[] = { key };
+
+    *found = NULL;
+    if (select_rows(st, p, which, 1, args, read, &rows, error)) {
+        return APR_EGENERAL;
+    }
+    if (rows->nelts == 0) {
+        return APR_NOTFOUND;
+    }
+    *found = APR_ARRAY_IDX(rows, 0, void *);
+    return APR_SUCCESS;
+}
+
+static int pquery(const sql_store_t *st, apr_pool_t *p, int which, int nargs, const char **args,
+                  int *nrows)
+{
+    *nrows = 0;
+    return apr_dbd_pquery(st->conn.driver, p, st->conn.handle, nrows, prepared(st, which), nargs,
+                          args);
+}
+
+/* ----------------------------------------------------------------------
+ * scep_store_t
+ */
+
+static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                                     scep_txn_t **txn)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    apr_status_t rv =
+        select_one(st, p, STMT_FIND_TRANSACTION, transaction_id, read_txn, (void **)txn, &error);
+
+    if (rv == APR_EGENERAL) {
+        store_log(st, SCEP_LOG_ERR, 305, "cannot look up transaction %s: %s (NDES event 23)",
+                  transaction_id, error);
+    }
+    return rv;
+}
+
+static int insert_request(sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn, const char *status,
+                          const char *serial, const char *now)
+{
+    const char *args[] = { txn->transaction_id,
+                           txn->key_id,
+                           status,
+                           txn->subject,
+                           txn->message_type ? apr_itoa(p, txn->message_type) : NULL,
+                           serial,
+                           txn->reason,
+                           txn->client_addr,
+                           now,
+                           now,
+                           txn->signer_key_id,
+                           txn->template_name,
+                           txn->csr_pem,
+                           txn->san,
+                           txn->key_desc };
+    int nrows;
+
+    return pquery(st, p, STMT_INSERT_REQUEST, 15, args, &nrows);
+}
+
+static int insert_cert(sql_store_t *st, apr_pool_t *p, const char *transaction_id,
+                       const cert_row_t *row, const char *now)
+{
+    const char *args[] = { row->serial,     transaction_id, row->subject, row->issuer,
+                           row->not_before, row->not_after, row->pem,     now };
+    int nrows;
+
+    return pquery(st, p, STMT_INSERT_CERT, 8, args, &nrows);
+}
+
+/* After a failed insert: did a concurrent request record the transaction
+ * first? Asked instead of decoding each driver's constraint error codes. */
+static int already_recorded(scep_store_t *store, apr_pool_t *p, const char *transaction_id)
+{
+    scep_txn_t *txn;
+
+    return find_transaction(store, p, transaction_id, &txn) == APR_SUCCESS;
+}
+
+static apr_status_t describe_cert(sql_store_t *st, apr_pool_t *p, const char *transaction_id,
+                                  X509 *cert, cert_row_t *row)
+{
+    if (cert_row_of(p, cert, row) == APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    store_log(st, SCEP_LOG_ERR, 306,
+              "cannot describe the certificate of transaction %s for the records "
+              "(NDES event 31)",
+              transaction_id);
+    return APR_EGENERAL;
+}
+
+static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn, X509 *cert)
+{
+    sql_store_t *st = store->baton;
+    apr_dbd_transaction_t *trans = NULL;
+    const char *now = iso8601_now(p), *error = NULL;
+    cert_row_t row = { 0 };
+    int err;
+
+    if (cert && describe_cert(st, p, txn->transaction_id, cert, &row) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
+    if (!err) {
+        err = insert_request(st, p, txn, cert ? SCEP_TXN_ISSUED : txn->status, row.serial, now);
+    }
+    if (!err && cert) {
+        err = insert_cert(st, p, txn->transaction_id, &row, now);
+    }
+    if (err) {
+        error = dbd_error(st, err);
+    }
+    if ((err = end_transaction(st, trans, err)) == 0) {
+        return APR_SUCCESS;
+    }
+    if (already_recorded(store, p, txn->transaction_id)) {
+        store_log(st, SCEP_LOG_DEBUG, 307, "transaction %s was recorded by a concurrent request",
+                  txn->transaction_id);
+        return APR_EEXIST;
+    }
+    store_log(st, SCEP_LOG_ERR, 308, "cannot record transaction %s: %s (NDES event 31)",
+              txn->transaction_id, error ? error : dbd_error(st, err));
+    return APR_EGENERAL;
+}
+
+/* NOTFOUND or EEXIST for a state change that changed nothing. */
+static apr_status_t why_unchanged(scep_store_t *store, apr_pool_t *p, const char *transaction_id)
+{
+    scep_txn_t *txn;
+    apr_status_t rv = find_transaction(store, p, transaction_id, &txn);
+
+    return rv == APR_SUCCESS ? APR_EEXIST : rv;
+}
+
+static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                               X509 *cert, const char *who)
+{
+    sql_store_t *st = store->baton;
+    apr_dbd_transaction_t *trans = NULL;
+    const char *now = iso8601_now(p), *error;
+    const char *args[] = { NULL, now, who, transaction_id };
+    cert_row_t row;
+    int nrows = 0, err;
+
+    if (describe_cert(st, p, transaction_id, cert, &row) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    args[0] = row.serial;
+    err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
+    if (!err) {
+        err = pquery(st, p, STMT_ISSUE_HELD, 4, args, &nrows);
+    }
+    if (!err && nrows != 1) {
+        /* Decided meanwhile, or unknown: nothing to keep. */
+        end_transaction(st, trans, -1);
+        return why_unchanged(store, p, transaction_id);
+    }
+    if (!err) {
+        err = insert_cert(st, p, transaction_id, &row, now);
+    }
+    /* The text is read before a rollback replaces it. */
+    error = err ? dbd_error(st, err) : NULL;
+    if ((err = end_transaction(st, trans, err)) == 0) {
+        return APR_SUCCESS;
+    }
+    store_log(st, SCEP_LOG_ERR, 311,
+              "cannot record certificate %s of transaction %s: %s (NDES event 31)", row.serial,
+              transaction_id, error ? error : dbd_error(st, err));
+    return APR_EGENERAL;
+}
+
+static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                           const char *from, const char *to, const char *who, const char *reason)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { to, who, reason, iso8601_now(p), transaction_id, from };
+    int nrows, err = pquery(st, p, STMT_DECIDE, 6, args, &nrows);
+
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, 312, "cannot change transaction %s from %s to %s: %s",
+                  transaction_id, from, to, dbd_error(st, err));
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : why_unchanged(store, p, transaction_id);
+}
+
+static apr_status_t expire_pending(scep_store_t *store, apr_pool_t *p, apr_time_t before,
+                                   const char *reason)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { reason, iso8601_now(p), iso8601_of(p, before) };
+    int nrows, err = pquery(st, p, STMT_EXPIRE_PENDING, 3, args, &nrows);
+
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, 313, "cannot expire pending requests: %s", dbd_error(st, err));
+        return APR_EGENERAL;
+    }
+    if (nrows > 0) {
+        store_log(st, SCEP_LOG_NOTICE, 314, "%d pending requests expired without a decision",
+                  nrows);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t list_requests(scep_store_t *store, apr_pool_t *p, const char *status, int limit,
+                                  apr_array_header_t **txns)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { status, apr_itoa(p, limit) };
+    const char *error = NULL;
+
+    if (status ? select_rows(st, p, STMT_LIST_REQUESTS_IN, 2, args, read_txn, txns, &error)
+               : select_rows(st, p, STMT_LIST_REQUESTS, 1, args + 1, read_txn, txns, &error)) {
+        store_log(st, SCEP_LOG_ERR, 315, "cannot list the requests: %s", error);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t find_cert(scep_store_t *store, apr_pool_t *p, const char *serial,
+                              scep_cert_record_t **rec)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    apr_status_t rv = select_one(st, p, STMT_FIND_CERT, serial, read_cert, (void **)rec, &error);
+
+    if (rv == APR_EGENERAL) {
+        store_log(st, SCEP_LOG_ERR, 340, "cannot look up certificate %s: %s (NDES event 19)",
+                  serial, error);
+    }
+    return rv;
+}
+
+/* A LIKE pattern matching text anywhere, with LIKE's own characters
+ * escaped by '!' (the statement's ESCAPE). */
+static const char *like_pattern(apr_pool_t *p, const char *text, int upper)
+{
+    char *pattern = apr_palloc(p, 2 * strlen(text) + 3), *out = pattern;
+
+    *out++ = '%';
+    for (; *text; text++) {
+        if (*text == '%' || *text == '_' || *text == '!') {
+            *out++ = '!';
+        }
+        *out++ = (char)(upper ? apr_toupper(*text) : apr_tolower(*text));
+    }
+    *out++ = '%';
+    *out = '\0';
+    return pattern;
+}
+
+static apr_status_t list_certs(scep_store_t *store, apr_pool_t *p, const char *search, int limit,
+                               apr_array_header_t **certs)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { like_pattern(p, search ? search : "", 0),
+                           like_pattern(p, search ? search : "", 1), apr_itoa(p, limit) };
+    const char *error = NULL;
+
+    if (select_rows(st, p, STMT_LIST_CERTS, 3, args, read_cert, certs, &error)) {
+        store_log(st, SCEP_LOG_ERR, 343, "cannot list the certificates: %s", error);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t list_revoked(scep_store_t *store, apr_pool_t *p, apr_array_header_t **revoked)
+{
+    sql_store_t *st = store->baton;
+    apr_array_header_t *rows;
+    const char *error = NULL;
+    int i;
+
+    *revoked = NULL;
+    if (select_rows(st, p, STMT_LIST_REVOKED, 0, NULL, read_revoked, &rows, &error)) {
+        store_log(st, SCEP_LOG_ERR, 341, "cannot list the revoked certificates: %s (NDES event 44)",
+                  error);
+        return APR_EGENERAL;
+    }
+    /* scep_crl_build() takes the entries themselves. */
+    *revoked = apr_array_make(p, rows->nelts, sizeof(scep_revoked_t));
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(*revoked, scep_revoked_t) = *APR_ARRAY_IDX(rows, i, scep_revoked_t *);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *serial, int reason)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { iso8601_now(p), apr_itoa(p, reason), serial };
+    scep_cert_record_t *rec;
+    apr_status_t rv;
+    int nrows = 0, err;
+
+    if (!scep_crl_reason_valid(reason)) {
+        return APR_EINVAL;
+    }
+    err = pquery(st, p, STMT_REVOKE, 3, args, &nrows);
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, 342, "cannot revoke certificate %s: %s", serial,
+                  dbd_error(st, err));
+        return APR_EGENERAL;
+    }
+    if (nrows == 1) {
+        return APR_SUCCESS;
+    }
+    /* Nothing changed: unknown, or revoked before (the first reason stays). */
+    rv = find_cert(store, p, serial, &rec);
+    return rv == APR_SUCCESS ? APR_EEXIST : rv;
+}
+
+apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log_fn *log,
+                            void *log_baton, scep_store_t **store)
+{
+    sql_store_t *st = apr_pcalloc(p, sizeof(*st));
+    apr_status_t rv;
+
+    st->conn = *conn;
+    st->log = log;
+    st->log_baton = log_baton;
+    st->pool = p;
+    st->store.baton = st;
+    st->store.find_transaction = find_transaction;
+    st->store.record = record;
+    st->store.issue_held = issue_held;
+    st->store.decide = decide;
+    st->store.expire_pending = expire_pending;
+    st->store.list_requests = list_requests;
+    st->store.find_cert = find_cert;
+    st->store.list_certs = list_certs;
+    st->store.list_revoked = list_revoked;
+    st->store.revoke = revoke_cert;
+    *store = NULL;
+    if ((rv = make_ready(st)) == APR_SUCCESS) {
+        *store = &st->store;
+    }
+    return rv;
+}

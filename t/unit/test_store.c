@@ -1,0 +1,402 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* scep_store_sql(): the records on a real SQLite database through apr_dbd,
+ * as scepctl opens them (the module's use runs in the integration tests,
+ * on SQLite and PostgreSQL). */
+
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include <check.h>
+
+#include "scep.h"
+#include "testutil.h"
+
+static apr_pool_t *pool;
+static scep_pki_t *pki;
+static EVP_PKEY *device_key;
+static const char *db_file;
+static scep_sql_conn_t conn;
+static const char *last_error; /* the store's last failure message */
+
+static void remember_failure(void *baton, int level, int logno, const char *msg)
+{
+    (void)baton;
+    (void)logno;
+    if (level <= SCEP_LOG_WARNING) {
+        last_error = apr_pstrdup(pool, msg);
+    }
+}
+
+static void open_connection(void)
+{
+    const char *error = NULL;
+
+    ck_assert_int_eq(apr_dbd_get_driver(pool, "sqlite3", &conn.driver), APR_SUCCESS);
+    ck_assert_msg(apr_dbd_open_ex(conn.driver, pool, db_file, &conn.handle, &error) == APR_SUCCESS,
+                  "%s", error ? error : "cannot open");
+    conn.prepared = apr_hash_make(pool);
+}
+
+static void setup(void)
+{
+    apr_pool_create(&pool, NULL);
+    ck_assert_int_eq(apr_dbd_init(pool), APR_SUCCESS);
+    pki = testutil_pki_load(pool, testutil_pki_create(pool), 0);
+    device_key = testutil_rsa_key(pool);
+    db_file = testutil_path(pool, testutil_tempdir(pool), "scep.db");
+    last_error = NULL;
+    open_connection();
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+}
+
+static scep_store_t *open_store(void)
+{
+    scep_store_t *store = NULL;
+
+    ck_assert_msg(scep_store_sql(pool, &conn, remember_failure, NULL, &store) == APR_SUCCESS, "%s",
+                  last_error ? last_error : "the store did not open");
+    return store;
+}
+
+static void exec(const char *sql)
+{
+    int nrows;
+
+    ck_assert_msg(apr_dbd_query(conn.driver, conn.handle, &nrows, sql) == 0, "%s: %s", sql,
+                  apr_dbd_error(conn.driver, conn.handle, 1));
+}
+
+/* The first column of the first row of a query, NULL for none or SQL NULL. */
+static const char *value_of(const char *sql)
+{
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *value = NULL, *v;
+
+    ck_assert_int_eq(apr_dbd_select(conn.driver, pool, conn.handle, &res, sql, 1), 0);
+    while (apr_dbd_get_row(conn.driver, pool, res, &row, -1) == 0) {
+        v = apr_dbd_get_entry(conn.driver, row, 0);
+        if (!value && v) {
+            value = apr_pstrdup(pool, v);
+        }
+    }
+    return value;
+}
+
+static X509_REQ *csr_for(const char *cn, const char *san)
+{
+    return testutil_csr(pool, device_key, apr_pstrcat(pool, "/CN=", cn, NULL), NULL, NULL, san,
+                        NULL);
+}
+
+static X509 *issue(X509_REQ *csr)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+
+    ck_assert_msg(scep_ca_issue(pool, pki, csr, NULL, &cert, &prob) == APR_SUCCESS, "%s",
+                  prob.text);
+    return cert;
+}
+
+static scep_txn_t request_of(const char *id, const char *status, X509_REQ *csr)
+{
+    scep_txn_t txn = { 0 };
+
+    txn.transaction_id = id;
+    txn.key_id = scep_key_id(pool, device_key);
+    txn.signer_key_id = txn.key_id;
+    txn.status = status;
+    txn.subject = scep_name_text(pool, X509_REQ_get_subject_name(csr));
+    txn.template_name = "IPSECIntermediateOffline";
+    txn.san = scep_csr_san_text(pool, csr);
+    txn.key_desc = scep_key_desc(pool, device_key);
+    txn.client_addr = "192.0.2.1";
+    txn.message_type = 19;
+    return txn;
+}
+
+static scep_txn_t *find(scep_store_t *store, const char *id)
+{
+    scep_txn_t *txn = NULL;
+
+    ck_assert_int_eq(store->find_transaction(store, pool, id, &txn), APR_SUCCESS);
+    return txn;
+}
+
+START_TEST(new_database_gets_the_current_schema)
+{
+    scep_store_t *store = open_store();
+    scep_txn_t *txn = NULL;
+
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "2");
+    ck_assert_int_eq(store->find_transaction(store, pool, "NONE", &txn), APR_NOTFOUND);
+    ck_assert_ptr_null(txn);
+    /* a second store on the same connection finds it ready */
+    open_store();
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "2");
+}
+END_TEST
+
+/* A database of the first release: its rows stay readable, the new columns
+ * are added empty. */
+START_TEST(version_1_database_is_migrated)
+{
+    scep_store_t *store;
+    scep_txn_t *txn;
+
+    exec("CREATE TABLE scep_schema (version INTEGER NOT NULL)");
+    exec("INSERT INTO scep_schema (version) VALUES (1)");
+    exec("CREATE TABLE scep_request (transaction_id TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
+         " status TEXT NOT NULL, subject TEXT, message_type INTEGER, serial TEXT, reason TEXT,"
+         " client_addr TEXT, created TEXT NOT NULL, updated TEXT NOT NULL)");
+    exec("CREATE TABLE scep_cert (serial TEXT PRIMARY KEY, transaction_id TEXT,"
+         " subject TEXT NOT NULL, issuer TEXT NOT NULL, not_before TEXT NOT NULL,"
+         " not_after TEXT NOT NULL, cert_pem TEXT NOT NULL, revoked_at TEXT,"
+         " revocation_reason INTEGER, created TEXT NOT NULL)");
+    exec("INSERT INTO scep_request VALUES ('OLD', 'K', 'rejected', 'CN=old', 19, NULL,"
+         " 'no', '10.0.0.1', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')");
+    store = open_store();
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "2");
+    txn = find(store, "OLD");
+    ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
+    ck_assert_str_eq(txn->reason, "no");
+    ck_assert_ptr_null(txn->signer_key_id);
+    ck_assert_ptr_null(txn->template_name);
+    ck_assert_int_eq(apr_time_sec(txn->created), 1735689600);
+}
+END_TEST
+
+START_TEST(issued_request_and_certificate_are_recorded_together)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("a.example.test", "DNS:a.example.test,IP:192.0.2.7");
+    X509 *cert = issue(csr);
+    scep_txn_t txn = request_of("T1", SCEP_TXN_ISSUED, csr), *found;
+    scep_cert_record_t *rec;
+    const char *serial = scep_serial_hex(pool, X509_get0_serialNumber(cert));
+
+    ck_assert_int_eq(store->record(store, pool, &txn, cert), APR_SUCCESS);
+    found = find(store, "T1");
+    ck_assert_str_eq(found->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(found->serial, serial);
+    ck_assert_str_eq(found->san, "DNS:a.example.test, IP Address:192.0.2.7");
+    ck_assert_str_eq(found->key_desc, "RSA 2048");
+    ck_assert_str_eq(found->template_name, "IPSECIntermediateOffline");
+    ck_assert_str_eq(found->client_addr, "192.0.2.1");
+    ck_assert_ptr_nonnull(found->cert_pem);
+    ck_assert_int_ne(found->created, 0);
+    ck_assert_int_eq(store->find_cert(store, pool, serial, &rec), APR_SUCCESS);
+    ck_assert_str_eq(rec->subject, "CN=a.example.test");
+    ck_assert_str_eq(rec->transaction_id, "T1");
+    ck_assert_int_eq(rec->revoked_at, 0);
+    ck_assert_int_gt(rec->not_after, rec->not_before);
+    /* the same transaction again: the first record stays */
+    ck_assert_int_eq(store->record(store, pool, &txn, issue(csr)), APR_EEXIST);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "1");
+}
+END_TEST
+
+START_TEST(held_request_is_approved_then_issued_once)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("held.example.test", NULL);
+    scep_txn_t txn = request_of("H1", SCEP_TXN_PENDING, csr), *found;
+
+    txn.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\n...";
+    ck_assert_int_eq(store->record(store, pool, &txn, NULL), APR_SUCCESS);
+    found = find(store, "H1");
+    ck_assert_str_eq(found->status, SCEP_TXN_PENDING);
+    ck_assert_ptr_null(found->serial);
+    ck_assert_ptr_null(found->cert_pem);
+    ck_assert_str_eq(found->csr_pem, txn.csr_pem);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "0");
+
+    ck_assert_int_eq(
+        store->decide(store, pool, "H1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "alice", NULL),
+        APR_SUCCESS);
+    ck_assert_str_eq(find(store, "H1")->decided_by, "alice");
+    /* issued with the approver kept */
+    ck_assert_int_eq(store->issue_held(store, pool, "H1", issue(csr), NULL), APR_SUCCESS);
+    found = find(store, "H1");
+    ck_assert_str_eq(found->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(found->decided_by, "alice");
+    ck_assert_ptr_nonnull(found->cert_pem);
+    /* a second issuance (a concurrent poll) changes nothing */
+    ck_assert_int_eq(store->issue_held(store, pool, "H1", issue(csr), "bob"), APR_EEXIST);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "1");
+    ck_assert_str_eq(find(store, "H1")->decided_by, "alice");
+    ck_assert_int_eq(store->issue_held(store, pool, "NONE", issue(csr), "bob"), APR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(decisions_need_the_expected_state)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("d.example.test", NULL);
+    scep_txn_t txn = request_of("D1", SCEP_TXN_PENDING, csr);
+
+    ck_assert_int_eq(store->record(store, pool, &txn, NULL), APR_SUCCESS);
+    ck_assert_int_eq(
+        store->decide(store, pool, "D1", SCEP_TXN_PENDING, SCEP_TXN_REJECTED, "bob", "not ours"),
+        APR_SUCCESS);
+    ck_assert_str_eq(find(store, "D1")->reason, "not ours");
+    ck_assert_int_eq(
+        store->decide(store, pool, "D1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "eve", NULL),
+        APR_EEXIST);
+    ck_assert_str_eq(find(store, "D1")->status, SCEP_TXN_REJECTED);
+    ck_assert_int_eq(store->issue_held(store, pool, "D1", issue(csr), "eve"), APR_EEXIST);
+    ck_assert_int_eq(
+        store->decide(store, pool, "NONE", SCEP_TXN_PENDING, SCEP_TXN_REJECTED, "bob", "x"),
+        APR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(old_pending_requests_expire)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("e.example.test", NULL);
+    scep_txn_t old = request_of("OLD", SCEP_TXN_PENDING, csr);
+    scep_txn_t fresh = request_of("NEW", SCEP_TXN_PENDING, csr);
+    apr_array_header_t *list;
+
+    ck_assert_int_eq(store->record(store, pool, &old, NULL), APR_SUCCESS);
+    ck_assert_int_eq(store->record(store, pool, &fresh, NULL), APR_SUCCESS);
+    exec("UPDATE scep_request SET created = '2020-01-01T00:00:00Z' WHERE transaction_id = 'OLD'");
+    ck_assert_int_eq(
+        store->expire_pending(store, pool, apr_time_now() - apr_time_from_sec(3600), "too old"),
+        APR_SUCCESS);
+    ck_assert_str_eq(find(store, "OLD")->status, SCEP_TXN_EXPIRED);
+    ck_assert_str_eq(find(store, "OLD")->reason, "too old");
+    ck_assert_str_eq(find(store, "NEW")->status, SCEP_TXN_PENDING);
+    ck_assert_int_eq(store->list_requests(store, pool, SCEP_TXN_PENDING, 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 0, scep_txn_t *)->transaction_id, "NEW");
+    ck_assert_int_eq(store->list_requests(store, pool, NULL, 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 2);
+    /* newest first */
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 0, scep_txn_t *)->transaction_id, "NEW");
+    ck_assert_int_eq(store->list_requests(store, pool, NULL, 1, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 1);
+}
+END_TEST
+
+static void record_issued(scep_store_t *store, const char *id, const char *cn)
+{
+    X509_REQ *csr = csr_for(cn, NULL);
+    scep_txn_t txn = request_of(id, SCEP_TXN_ISSUED, csr);
+
+    ck_assert_int_eq(store->record(store, pool, &txn, issue(csr)), APR_SUCCESS);
+}
+
+static int count_certs(scep_store_t *store, const char *search)
+{
+    apr_array_header_t *list = NULL;
+
+    ck_assert_int_eq(store->list_certs(store, pool, search, 100, &list), APR_SUCCESS);
+    return list->nelts;
+}
+
+/* The search is a substring, any case; LIKE's own characters are literal. */
+START_TEST(certificates_are_searched_by_subject_and_serial)
+{
+    scep_store_t *store = open_store();
+    scep_cert_record_t *rec;
+    apr_array_header_t *list;
+
+    record_issued(store, "S1", "router-1.example.test");
+    record_issued(store, "S2", "Router_2.example.test");
+    record_issued(store, "S3", "phone 100%.example.test");
+    ck_assert_int_eq(count_certs(store, NULL), 3);
+    ck_assert_int_eq(count_certs(store, "ROUTER"), 2);
+    ck_assert_int_eq(count_certs(store, "r_2"), 1);
+    ck_assert_int_eq(count_certs(store, "_"), 1);
+    ck_assert_int_eq(count_certs(store, "%"), 1);
+    ck_assert_int_eq(count_certs(store, "!"), 0);
+    ck_assert_int_eq(count_certs(store, "nothing"), 0);
+    ck_assert_int_eq(store->list_certs(store, pool, NULL, 100, &list), APR_SUCCESS);
+    rec = APR_ARRAY_IDX(list, 0, scep_cert_record_t *);
+    ck_assert_int_eq(count_certs(store, rec->serial + 2), 1);
+    ck_assert_int_eq(count_certs(store, apr_pstrdup(pool, rec->serial)), 1);
+}
+END_TEST
+
+START_TEST(revocation_keeps_the_first_reason)
+{
+    scep_store_t *store = open_store();
+    apr_array_header_t *list;
+    scep_cert_record_t *rec;
+
+    record_issued(store, "R1", "r.example.test");
+    ck_assert_int_eq(store->list_certs(store, pool, NULL, 1, &list), APR_SUCCESS);
+    rec = APR_ARRAY_IDX(list, 0, scep_cert_record_t *);
+    ck_assert_int_eq(store->revoke(store, pool, rec->serial, 7), APR_EINVAL);
+    ck_assert_int_eq(store->revoke(store, pool, rec->serial, scep_crl_reason_of("superseded")),
+                     APR_SUCCESS);
+    ck_assert_int_eq(store->revoke(store, pool, rec->serial, 1), APR_EEXIST);
+    ck_assert_int_eq(store->find_cert(store, pool, rec->serial, &rec), APR_SUCCESS);
+    ck_assert_int_eq(rec->reason, 4);
+    ck_assert_int_ne(rec->revoked_at, 0);
+    ck_assert_int_eq(store->list_revoked(store, pool, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 1);
+    ck_assert_int_eq(store->revoke(store, pool, "00", 1), APR_NOTFOUND);
+}
+END_TEST
+
+START_TEST(crl_reason_names)
+{
+    ck_assert_int_eq(scep_crl_reason_of("keyCompromise"), 1);
+    ck_assert_int_eq(scep_crl_reason_of("KEYCOMPROMISE"), 1);
+    ck_assert_int_eq(scep_crl_reason_of("10"), 10);
+    ck_assert_int_eq(scep_crl_reason_of("7"), SCEP_CRL_REASON_NONE);
+    ck_assert_int_eq(scep_crl_reason_of("11"), SCEP_CRL_REASON_NONE);
+    ck_assert_int_eq(scep_crl_reason_of("-1"), SCEP_CRL_REASON_NONE);
+    ck_assert_int_eq(scep_crl_reason_of("bogus"), SCEP_CRL_REASON_NONE);
+    ck_assert_int_eq(scep_crl_reason_of(""), SCEP_CRL_REASON_NONE);
+    ck_assert_str_eq(scep_crl_reason_name(9), "privilegeWithdrawn");
+    ck_assert_ptr_null(scep_crl_reason_name(7));
+    ck_assert_ptr_null(scep_crl_reason_name(SCEP_CRL_REASON_NONE));
+}
+END_TEST
+
+Suite *scep_store_suite(void);
+
+Suite *scep_store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("sqlite");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, new_database_gets_the_current_schema);
+    tcase_add_test(tc, version_1_database_is_migrated);
+    tcase_add_test(tc, issued_request_and_certificate_are_recorded_together);
+    tcase_add_test(tc, held_request_is_approved_then_issued_once);
+    tcase_add_test(tc, decisions_need_the_expected_state);
+    tcase_add_test(tc, old_pending_requests_expire);
+    tcase_add_test(tc, certificates_are_searched_by_subject_and_serial);
+    tcase_add_test(tc, revocation_keeps_the_first_reason);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reasons");
+    tcase_add_test(tc, crl_reason_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
