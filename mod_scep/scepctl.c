@@ -798,6 +798,15 @@ static apr_status_t become_db_owner(ctl_t *ctl)
     return APR_SUCCESS;
 }
 
+/* apr_dbd leaves closing to its caller. Registered before the store prepares
+ * its statements, this cleanup runs after theirs. */
+static apr_status_t close_records(void *data)
+{
+    const scep_sql_conn_t *conn = data;
+
+    return apr_dbd_close(conn->driver, conn->handle);
+}
+
 static apr_status_t open_records(ctl_t *ctl, scep_store_t **store)
 {
     scep_sql_conn_t conn = { NULL, NULL, apr_hash_make(ctl->p) };
@@ -821,6 +830,8 @@ static apr_status_t open_records(ctl_t *ctl, scep_store_t **store)
                          apr_psprintf(ctl->p, "cannot open the database %s: %s", ctl->db_params,
                                       error ? error : "unknown error"));
     }
+    apr_pool_cleanup_register(ctl->p, apr_pmemdup(ctl->p, &conn, sizeof(conn)), close_records,
+                              apr_pool_cleanup_null);
     if (scep_store_sql(ctl->p, &conn, log_to_stderr, NULL, store) != APR_SUCCESS) {
         return ctl_error(ctl, APR_EGENERAL, "the records cannot be used (see above)");
     }

@@ -1,12 +1,15 @@
 """pytest harness for mod_scep: a real Apache (SCEP_MPM=event|prefork) with
 the freshly built module, a PKI made by scepctl, and an error-log check
 after every test: any [warn]/[error]/[crit]/[emerg] line a test did not
-declare with httpd.errlog.expect(...) fails it."""
+declare with httpd.errlog.expect(...) fails it. With a module built by
+./configure --enable-sanitizers, any ASan/UBSan/LeakSanitizer report fails
+the test after which it appeared (sceptest/sanitizer.py)."""
 import grp
 import hashlib
 import os
 import pwd
 import re
+import shutil
 import sys
 import time
 
@@ -18,6 +21,7 @@ from sceptest import admin as A  # noqa: E402
 from sceptest import client as C  # noqa: E402
 from sceptest import db  # noqa: E402
 from sceptest import pki  # noqa: E402
+from sceptest import sanitizer  # noqa: E402
 from sceptest.httpd import Apache, Env  # noqa: E402
 from sceptest.kdc import KDC  # noqa: E402
 from sceptest.ldap import Slapd  # noqa: E402
@@ -47,6 +51,30 @@ def database_server():
     yield c
     db.use_cluster(None)
     c.stop()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def sanitizer_reports():
+    """The sanitizers' report files of this session (emptied first when the
+    module is sanitized). What a process reports when it exits at the end of
+    the session (a leak in the parent, or in a child stopping with it) fails
+    the session's teardown."""
+    d = sanitizer.report_dir(REPO)
+    if sanitizer.runtime(Env(REPO).module):
+        shutil.rmtree(d, ignore_errors=True)
+    reports = sanitizer.Reports(d)
+    yield reports
+    new = reports.new()
+    assert not new, 'sanitizer reports at the end of the session:\n' + '\n'.join(new)
+
+
+@pytest.fixture(autouse=True)
+def _sanitizer_check(sanitizer_reports):
+    """Fails the test after which a sanitizer reported (a report written by a
+    child during the test, or by one that exited since the last test)."""
+    yield
+    new = sanitizer_reports.new()
+    assert not new, 'sanitizer reports:\n' + '\n'.join(new)
 
 
 @pytest.fixture(scope='session')

@@ -24,6 +24,7 @@ from asn1crypto import cms, core
 from cryptography import x509
 
 import test_passwords as P
+from sceptest import admin as A
 from sceptest import checks, pki
 from sceptest import client as C
 from sceptest import templates as T
@@ -507,7 +508,7 @@ class TestTemplateRefusals:
 class TestPasswords:
     @pytest.fixture(scope='class')
     def otp(self, httpd, env):
-        P.use_config(httpd, P.otp_directives(), P.admin_config(P.make_htpasswd(env)))
+        P.use_config(httpd, A.otp_directives(), A.basic_admin_config(A.make_htpasswd(env)))
         yield httpd
         httpd.restart_with()
 
@@ -516,20 +517,20 @@ class TestPasswords:
         return C.pkcsreq(csr, key, [files.ra_enc])
 
     def test_wrong(self, otp, scep, files, keys):
-        password, _ = P.get_password(otp)
+        password, _ = A.get_password(otp)
         wrong = password[:-1] + ('0' if password[-1] != '0' else '1')
         assert_refused_cleanly(otp, scep, self.pkcsreq(files, keys.any(0), wrong, P.KU_GENERAL),
                                PASSWORD_INVALID, password, wrong)
 
     def test_reused(self, otp, scep, files, keys):
-        password, _ = P.get_password(otp)
+        password, _ = A.get_password(otp)
         msg = self.pkcsreq(files, keys.take(), password, P.KU_GENERAL)
         checks.assert_issued(msg, *scep.send(msg), files.ca)
         again = self.pkcsreq(files, keys.take(), password, P.KU_GENERAL)
         assert_refused_cleanly(otp, scep, again, PASSWORD_INVALID, password)
 
     def test_same_key_usage_twice(self, otp, scep, files, keys):
-        password, _ = P.get_password(otp)
+        password, _ = A.get_password(otp)
         msg = self.pkcsreq(files, keys.take(), password, P.KU_SIGN)
         checks.assert_issued(msg, *scep.send(msg), files.ca)
         again = self.pkcsreq(files, keys.take(), password, P.KU_SIGN)
@@ -538,7 +539,7 @@ class TestPasswords:
     def test_replay_with_new_transaction(self, otp, scep, files, keys):
         """The same CSR and password under a new transactionID is no replay:
         the password is spent."""
-        password, _ = P.get_password(otp)
+        password, _ = A.get_password(otp)
         key = keys.take()
         msg = self.pkcsreq(files, key, password, P.KU_GENERAL)
         checks.assert_issued(msg, *scep.send(msg), files.ca)

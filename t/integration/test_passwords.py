@@ -12,7 +12,6 @@ does not decrypt).
 Expiry is tested in the unit tests (t/unit/test_password.c) with a fake
 clock: SCEPPasswordValidity counts in minutes, too slow here.
 """
-import base64
 import concurrent.futures
 import json
 import os
@@ -25,14 +24,13 @@ import time
 import pytest
 
 from sceptest import checks, pki
+from sceptest.admin import (admin_get, basic_admin_config, get_password, make_htpasswd,
+                            otp_directives)
 from sceptest import client as C
-from sceptest.httpd import (APACHE, CHALLENGE, MODULES_DIR, Apache, Env, default_directives,
-                            make_conf)
+from sceptest.httpd import CHALLENGE, Apache, Env, default_directives, make_conf
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
-ADMIN_PATH = '/certsrv/mscep_admin/'
-ADMIN_USER, ADMIN_SECRET = 'ndes-admin', 'Admin-Secret-7'
 
 KU_GENERAL = pki.key_usage(digital_signature=True, key_encipherment=True)  # 0xa0
 KU_SIGN = pki.key_usage(digital_signature=True)                            # 0x80
@@ -72,38 +70,6 @@ def assert_not_logged(server, *passwords):
 # ---------------------------------------------------------------------------
 # configurations
 
-def admin_config(htpasswd, extra=''):
-    """The admin page behind Basic authentication with a password file."""
-    m = MODULES_DIR
-    mods = ''.join('<IfModule !%s_module>\n    LoadModule %s_module %s/mod_%s.so\n</IfModule>\n'
-                   % (name, name, m, name)
-                   for name in ('authn_core', 'authn_file', 'auth_basic', 'authz_user'))
-    return mods + f"""<Location /certsrv/mscep_admin>
-    SetHandler scep-admin
-    AuthType Basic
-    AuthName "NDES administration"
-    AuthBasicProvider file
-    AuthUserFile "{htpasswd}"
-    Require valid-user
-</Location>
-{extra}"""
-
-
-def otp_directives(password_max=50):
-    """One-time passwords only: no static challenge file."""
-    return [('SCEPChallengePasswordFile', None), ('SCEPAdminAllowHTTP', 'On'),
-            ('SCEPPasswordMax', str(password_max))]
-
-
-def make_htpasswd(env):
-    path = os.path.join(env.work, 'htpasswd')
-    p = subprocess.run(['htpasswd', '-cbB', path, ADMIN_USER, ADMIN_SECRET],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout + p.stderr
-    os.chmod(path, 0o644)  # the children (www-data) read it
-    return path
-
-
 def use_config(server, directives, raw_extra='', startup_expected=()):
     """Restarts server with the default directives plus these (nothing when
     it already runs them)."""
@@ -121,23 +87,7 @@ def graceful(server, directives=None, raw_extra=None, timeout=20):
         server.directives = list(server.base_directives) + list(directives)
     if raw_extra is not None:
         server.raw_extra = raw_extra
-    text = server.write_conf()
-    pos = os.path.getsize(server.env.error_log)
-    p = subprocess.run([APACHE, '-d', server.env.gen, '-f', server.env.conf, '-k', 'graceful'],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, 'apache2 -k graceful: %s%s' % (p.stdout, p.stderr)
-    end = time.time() + timeout
-    while True:
-        with open(server.env.error_log, 'rb') as f:
-            f.seek(pos)
-            if b'resuming normal operations' in f.read():
-                break
-        assert time.time() < end, 'no graceful restart:\n' + server.log_tail()
-        time.sleep(0.05)
-    server.running_conf = text
-    while C.http_request('GET', server.url() + '?operation=GetCACaps').status != 200:
-        assert time.time() < end, 'no answer after the graceful restart'
-        time.sleep(0.05)
+    server.graceful(timeout)
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -153,26 +103,12 @@ def htpasswd(env):
 
 @pytest.fixture
 def otp(httpd, htpasswd):
-    use_config(httpd, otp_directives(), admin_config(htpasswd))
+    use_config(httpd, otp_directives(), basic_admin_config(htpasswd))
     return httpd
 
 
 # ---------------------------------------------------------------------------
 # the two sides
-
-def admin_get(server, accept='application/json'):
-    auth = base64.b64encode(('%s:%s' % (ADMIN_USER, ADMIN_SECRET)).encode()).decode()
-    return C.http_request('GET', server.url(ADMIN_PATH),
-                          headers={'Authorization': 'Basic ' + auth, 'Accept': accept})
-
-
-def get_password(server):
-    """A password from the admin page's JSON answer."""
-    r = admin_get(server)
-    assert r.status == 200, 'admin page: HTTP %d %r' % (r.status, r.body[:300])
-    doc = json.loads(r.body)
-    return doc['password'], doc
-
 
 def enroll(client, key, cn, challenge, ku):
     csr = pki.make_csr(key, cn, challenge=challenge, ku=ku)
@@ -270,7 +206,7 @@ def test_replay_spends_nothing(otp, scep, files, keys):
 
 
 def test_cache_full(httpd, htpasswd, scep, files, keys):
-    use_config(httpd, otp_directives(password_max=2), admin_config(htpasswd))
+    use_config(httpd, otp_directives(password_max=2), basic_admin_config(htpasswd))
     # what earlier tests left waiting is gone with the restart to this configuration
     first, _ = get_password(httpd)
     get_password(httpd)
@@ -304,7 +240,7 @@ def test_password_survives_graceful_restart(otp, scep, files, keys):
 
 
 def test_bigger_password_max_keeps_passwords(httpd, htpasswd, scep, files, keys):
-    use_config(httpd, otp_directives(password_max=3), admin_config(htpasswd))
+    use_config(httpd, otp_directives(password_max=3), basic_admin_config(htpasswd))
     kept = [get_password(httpd)[0] for _ in range(3)]
     graceful(httpd, otp_directives(password_max=8))
     assert httpd.errlog.find(GROWN_LINE % (3, 8), wait=5), 'the cache did not grow'
@@ -332,7 +268,7 @@ def test_full_stop_loses_passwords(otp, scep, keys):
 def race_raw(htpasswd, logs):
     """Four prefork children from the start, and a log of which process
     answered each request."""
-    return admin_config(htpasswd, f"""<IfModule mpm_prefork_module>
+    return basic_admin_config(htpasswd, f"""<IfModule mpm_prefork_module>
     StartServers 4
     MinSpareServers 4
     MaxSpareServers 8
@@ -465,7 +401,7 @@ def test_single_password_from_scepctl_survives_full_restart(httpd, env, htpasswd
     assert rc == 0, err
     assert mode(key_file) == 0o600 and mode(pw_file) == 0o600
     assert secret not in open(pw_file).read()
-    use_config(httpd, single_directives(key_file, pw_file), admin_config(htpasswd))
+    use_config(httpd, single_directives(key_file, pw_file), basic_admin_config(htpasswd))
     for i, ku in enumerate((KU_GENERAL, KU_GENERAL, KU_SIGN, KU_SIGN, None)):
         assert_enrolled(scep, files, keys.any(i), 'single-%d.example.test' % i, secret, ku)
     pw, doc = get_password(httpd)
@@ -480,7 +416,7 @@ def test_single_password_from_scepctl_survives_full_restart(httpd, env, htpasswd
 
 def test_single_password_made_at_first_start(httpd, env, htpasswd, scep, files, keys):
     key_file, pw_file = single_files(env, 'single-made')
-    use_config(httpd, single_directives(key_file, pw_file), admin_config(htpasswd))
+    use_config(httpd, single_directives(key_file, pw_file), basic_admin_config(htpasswd))
     assert mode(key_file) == 0o600 and mode(pw_file) == 0o600
     rc, shown, err = scepctl_single(env, key_file, pw_file, '--show')
     assert rc == 0, err

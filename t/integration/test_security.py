@@ -16,6 +16,7 @@ import shutil
 import pytest
 
 import test_passwords as P
+from sceptest import admin as A
 from sceptest import client as C
 from sceptest.checks import assert_not_logged
 from sceptest.httpd import Apache, Env, default_directives, make_conf
@@ -100,7 +101,7 @@ def test_private_files_of_the_owner_alone_start(senv, mode):
 @pytest.fixture(scope='module')
 def admin(httpd, env):
     """The session's server with the admin page behind Basic authentication."""
-    P.use_config(httpd, P.otp_directives(), P.admin_config(P.make_htpasswd(env)))
+    P.use_config(httpd, A.otp_directives(), A.basic_admin_config(A.make_htpasswd(env)))
     yield httpd
     httpd.restart_with()
 
@@ -151,18 +152,18 @@ def test_device_url_reaches_nothing_else(admin, path, method):
 
 def test_admin_page_needs_its_credentials(admin):
     """The control: the admin page itself answers with credentials only."""
-    r = C.http_request('GET', admin.url(P.ADMIN_PATH), headers={'Accept': 'application/json'})
+    r = C.http_request('GET', admin.url(A.ADMIN_PATH), headers={'Accept': 'application/json'})
     assert r.status == 401
-    password, _ = P.get_password(admin)
+    password, _ = A.get_password(admin)
     assert P.RE_PASSWORD.match(password)
-    assert_not_logged(admin, password, P.ADMIN_SECRET)
+    assert_not_logged(admin, password, A.ADMIN_SECRET)
 
 
 def test_admin_handler_ignores_device_operations(admin):
     """operation= on the admin URL is no way into the device protocol, and
     the device handler does not serve the admin page under any operation."""
-    auth = base64.b64encode(('%s:%s' % (P.ADMIN_USER, P.ADMIN_SECRET)).encode()).decode()
-    r = C.http_request('GET', admin.url(P.ADMIN_PATH + '?operation=GetCACert'),
+    auth = base64.b64encode(('%s:%s' % (A.ADMIN_USER, A.ADMIN_SECRET)).encode()).decode()
+    r = C.http_request('GET', admin.url(A.ADMIN_PATH + '?operation=GetCACert'),
                        headers={'Authorization': 'Basic ' + auth, 'Accept': 'application/json'})
     assert r.status == 200 and C.CT_CA_RA not in r.content_type
     for op in ('GetCACaps', 'GetCACert', 'PKIOperation', 'GetNextCACert', 'Admin'):
@@ -171,7 +172,7 @@ def test_admin_handler_ignores_device_operations(admin):
                                     'Accept': 'application/json'})
         assert not RE_SECRET.search(r.body), op
     admin.errlog.expect(r'SCEP\d{3}: .*\(NDES event 1[12]\)')
-    assert_not_logged(admin, P.ADMIN_SECRET)
+    assert_not_logged(admin, A.ADMIN_SECRET)
 
 
 # ---------------------------------------------------------------------------

@@ -42,6 +42,15 @@ static void remember_failure(void *baton, int level, int logno, const char *msg)
     }
 }
 
+/* apr_dbd leaves closing to its caller (mod_dbd does it in Apache).
+ * Registered before the store prepares its statements, it runs after their
+ * cleanups (a pool runs the last registered first). */
+static apr_status_t close_connection(void *data)
+{
+    (void)data;
+    return apr_dbd_close(conn.driver, conn.handle);
+}
+
 static void open_connection(void)
 {
     const char *error = NULL;
@@ -49,6 +58,7 @@ static void open_connection(void)
     ck_assert_int_eq(apr_dbd_get_driver(pool, "sqlite3", &conn.driver), APR_SUCCESS);
     ck_assert_msg(apr_dbd_open_ex(conn.driver, pool, db_file, &conn.handle, &error) == APR_SUCCESS,
                   "%s", error ? error : "cannot open");
+    apr_pool_cleanup_register(pool, NULL, close_connection, apr_pool_cleanup_null);
     conn.prepared = apr_hash_make(pool);
 }
 

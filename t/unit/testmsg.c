@@ -25,13 +25,9 @@
 #include "scep_oids.h"
 #include "scep_x509.h"
 #include "testmsg.h"
+#include "testutil.h"
 
 static const unsigned char default_nonce[16] = "0123456789abcdef";
-
-static EVP_PKEY *rsa_key(void)
-{
-    return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-}
 
 static X509_NAME *name_of(const char *cn)
 {
@@ -47,14 +43,6 @@ static X509_NAME *pool_name(apr_pool_t *p, const char *cn)
 
     SCEP_OWN(p, name, X509_NAME_free);
     return name;
-}
-
-static EVP_PKEY *pool_key(apr_pool_t *p)
-{
-    EVP_PKEY *key = rsa_key();
-
-    SCEP_OWN(p, key, EVP_PKEY_free);
-    return key;
 }
 
 static void unload_provider(OSSL_PROVIDER *provider)
@@ -75,11 +63,10 @@ const scep_pki_t *testmsg_pki(void)
     SCEP_OWN(p, OSSL_PROVIDER_load(NULL, "legacy"), unload_provider);
     SCEP_OWN(p, OSSL_PROVIDER_load(NULL, "default"), unload_provider);
     pki = apr_pcalloc(p, sizeof(*pki));
-    pki->ca_key = pool_key(p);
-    pki->ra_sign_key = pool_key(p);
-    pki->ra_enc_key = pool_key(p);
-    if (scep_x509_ca_create(p, pki->ca_key, pool_name(p, "testmsg CA"), 365, &pki->ca_cert,
-                            NULL) ||
+    pki->ca_key = testutil_rsa_key(p);
+    pki->ra_sign_key = testutil_rsa_key(p);
+    pki->ra_enc_key = testutil_rsa_key(p);
+    if (scep_x509_ca_create(p, pki->ca_key, pool_name(p, "testmsg CA"), 365, &pki->ca_cert, NULL) ||
         scep_x509_ra_create(p, pki->ca_cert, pki->ca_key, pki->ra_sign_key,
                             pool_name(p, "testmsg RA"), SCEP_RA_SIGN, 365, &pki->ra_sign_cert,
                             NULL) ||
@@ -99,7 +86,7 @@ testmsg_device_t *testmsg_device(apr_pool_t *p, const char *subject)
     testmsg_device_t *dev = apr_pcalloc(p, sizeof(*dev));
     X509_NAME *name = name_of(subject);
 
-    dev->key = rsa_key();
+    dev->key = testutil_rsa_key(p);
     dev->cert = X509_new();
     X509_set_version(dev->cert, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(dev->cert), 1);
@@ -110,7 +97,6 @@ testmsg_device_t *testmsg_device(apr_pool_t *p, const char *subject)
     X509_set_pubkey(dev->cert, dev->key);
     X509_sign(dev->cert, dev->key, EVP_sha256());
     X509_NAME_free(name);
-    SCEP_OWN(p, dev->key, EVP_PKEY_free);
     SCEP_OWN(p, dev->cert, X509_free);
     return dev;
 }
@@ -187,8 +173,7 @@ static CMS_ContentInfo *envelope(const testmsg_opts_t *opts)
 
     ri = CMS_add1_recipient_cert(env, opts->recipient, opts->oaep ? CMS_KEY_PARAM : 0);
     if (opts->oaep) {
-        EVP_PKEY_CTX_set_rsa_padding(CMS_RecipientInfo_get0_pkey_ctx(ri),
-                                     RSA_PKCS1_OAEP_PADDING);
+        EVP_PKEY_CTX_set_rsa_padding(CMS_RecipientInfo_get0_pkey_ctx(ri), RSA_PKCS1_OAEP_PADDING);
     }
     CMS_final(env, in, NULL, CMS_BINARY);
     BIO_free(in);
@@ -213,8 +198,8 @@ static void add_attrs(CMS_SignerInfo *si, const testmsg_opts_t *opts)
     }
 }
 
-unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev,
-                             const testmsg_opts_t *opts, apr_size_t *len)
+unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev, const testmsg_opts_t *opts,
+                             apr_size_t *len)
 {
     unsigned int flags = CMS_BINARY | CMS_NOSMIMECAP | CMS_PARTIAL;
     CMS_ContentInfo *env = envelope(opts);
@@ -246,8 +231,7 @@ unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev,
     return der;
 }
 
-static const char *string_attr(apr_pool_t *p, CMS_SignerInfo *si, const ASN1_OBJECT *oid,
-                               int type)
+static const char *string_attr(apr_pool_t *p, CMS_SignerInfo *si, const ASN1_OBJECT *oid, int type)
 {
     ASN1_STRING *s = CMS_signed_get0_data_by_OBJ(si, oid, -3, type);
 

@@ -68,12 +68,28 @@ const char *testutil_path(apr_pool_t *p, const char *dir, const char *name)
     return apr_pstrcat(p, dir, "/", name, NULL);
 }
 
+/* RSA key generation is the slowest part of the unit tests (minutes under
+ * valgrind): a few keys made once per process serve every test in turn, so
+ * the keys one test asks for still differ from each other. */
+#define RSA_KEYS 8
+
 EVP_PKEY *testutil_rsa_key(apr_pool_t *p)
 {
+    static EVP_PKEY *keys[RSA_KEYS];
+    static unsigned int next;
+    EVP_PKEY **cached = &keys[next++ % RSA_KEYS];
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    EVP_PKEY *key = NULL;
+    EVP_PKEY *key = *cached;
 
-    check_ok(scep_x509_key_generate(p, SCEP_KEY_RSA, 2048, &key, &prob), &prob, "RSA key");
+    if (key) {
+        SCEP_OWN(p, key, EVP_PKEY_free);
+    }
+    else {
+        check_ok(scep_x509_key_generate(p, SCEP_KEY_RSA, 2048, &key, &prob), &prob, "RSA key");
+        *cached = key;
+    }
+    /* p frees its reference; the cache keeps one until the process exits */
+    ck_assert(EVP_PKEY_up_ref(key));
     return key;
 }
 

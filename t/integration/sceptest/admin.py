@@ -24,7 +24,12 @@ the nested group cert-officers).
 curl() runs the real curl (--negotiate for Kerberos) and returns a Response;
 parse_page() decodes the UTF-16LE NDES page; manager_get() and
 manager_post() use the manager page as a signed-in user.
+
+Without LDAP and Kerberos, on any server: basic_admin_config(make_htpasswd(env))
+puts the page behind Basic authentication with a password file (over plain
+HTTP with otp_directives()); get_password(server) takes a password from it.
 """
+import base64
 import json
 import os
 import re
@@ -38,6 +43,7 @@ from cryptography import x509
 from . import checks, pki
 from . import client as C
 from . import ldap as L
+from .client import http_request
 from .httpd import CHALLENGE, MODULES_DIR, free_port
 
 ADMIN_PATH = '/certsrv/mscep_admin/'
@@ -335,3 +341,55 @@ def assert_poll_issued(dev, msg):
     assert len(rep.certs) == 1, rep.certs
     checks.check_issued_cert(rep.certs[0], msg.inner, dev.ca.ca)
     return rep.certs[0]
+
+
+# ---------------------------------------------------------------------------
+# the page behind Basic authentication with a password file
+
+ADMIN_USER, ADMIN_SECRET = 'ndes-admin', 'Admin-Secret-7'
+
+
+def basic_admin_config(htpasswd, extra=''):
+    """The admin page behind Basic authentication with a password file."""
+    m = MODULES_DIR
+    mods = ''.join('<IfModule !%s_module>\n    LoadModule %s_module %s/mod_%s.so\n</IfModule>\n'
+                   % (name, name, m, name)
+                   for name in ('authn_core', 'authn_file', 'auth_basic', 'authz_user'))
+    return mods + f"""<Location /certsrv/mscep_admin>
+    SetHandler scep-admin
+    AuthType Basic
+    AuthName "NDES administration"
+    AuthBasicProvider file
+    AuthUserFile "{htpasswd}"
+    Require valid-user
+</Location>
+{extra}"""
+
+
+def otp_directives(password_max=50):
+    """One-time passwords only: no static challenge file."""
+    return [('SCEPChallengePasswordFile', None), ('SCEPAdminAllowHTTP', 'On'),
+            ('SCEPPasswordMax', str(password_max))]
+
+
+def make_htpasswd(env):
+    path = os.path.join(env.work, 'htpasswd')
+    p = subprocess.run(['htpasswd', '-cbB', path, ADMIN_USER, ADMIN_SECRET],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    os.chmod(path, 0o644)  # the children (www-data) read it
+    return path
+
+
+def admin_get(server, accept='application/json'):
+    auth = base64.b64encode(('%s:%s' % (ADMIN_USER, ADMIN_SECRET)).encode()).decode()
+    return http_request('GET', server.url(ADMIN_PATH),
+                          headers={'Authorization': 'Basic ' + auth, 'Accept': accept})
+
+
+def get_password(server):
+    """A password from the admin page's JSON answer."""
+    r = admin_get(server)
+    assert r.status == 200, 'admin page: HTTP %d %r' % (r.status, r.body[:300])
+    doc = json.loads(r.body)
+    return doc['password'], doc
