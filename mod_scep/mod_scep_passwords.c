@@ -101,7 +101,7 @@ static void log_startup_problem(server_rec *s, const scep_problem_t *prob, int l
 static apr_status_t load_secret_key(apr_pool_t *ptemp, server_rec *s, const char *file,
                                     unsigned char *key)
 {
-    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     int exists = 0;
     apr_status_t rv = file_exists(ptemp, file, &exists);
 
@@ -114,8 +114,9 @@ static apr_status_t load_secret_key(apr_pool_t *ptemp, server_rec *s, const char
         if (rv != APR_SUCCESS) {
             goto leave;
         }
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SCEPLOGNO(401)
-                     SCEP_SECRET_KEY_FILE " %s did not exist: created a new key (mode 0600)",
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     SCEPLOGNO(401) SCEP_SECRET_KEY_FILE
+                     " %s did not exist: created a new key (mode 0600)",
                      file);
     }
     rv = scep_secret_key_read(ptemp, file, key, &prob);
@@ -128,10 +129,10 @@ leave:
 
 /* A new single password, written encrypted, when its file does not exist. */
 static apr_status_t make_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
-                                         const mod_scep_srv_conf_t *conf,
-                                         const unsigned char *key, const char **password)
+                                         const mod_scep_srv_conf_t *conf, const unsigned char *key,
+                                         const char **password)
 {
-    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     apr_status_t rv = scep_password_generate(pconf, conf->password_length, password);
 
     if (rv != APR_SUCCESS) {
@@ -140,9 +141,11 @@ static apr_status_t make_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, s
     }
     rv = scep_single_password_write(ptemp, conf->single_password_file, key, *password, &prob);
     if (rv == APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, SCEPLOGNO(403)
-                     SCEP_SINGLE_PASSWORD_FILE " %s did not exist: made a new single password; "
-                     "the admin page shows it", conf->single_password_file);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     SCEPLOGNO(403) SCEP_SINGLE_PASSWORD_FILE
+                     " %s did not exist: made a new single password; "
+                     "the admin page shows it",
+                     conf->single_password_file);
     }
 leave:
     if (rv != APR_SUCCESS) {
@@ -152,10 +155,10 @@ leave:
 }
 
 static apr_status_t read_single_password(apr_pool_t *pconf, server_rec *s,
-                                         const mod_scep_srv_conf_t *conf,
-                                         const unsigned char *key, const char **password)
+                                         const mod_scep_srv_conf_t *conf, const unsigned char *key,
+                                         const char **password)
 {
-    scep_problem_t prob = {SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL};
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     apr_status_t rv;
 
     rv = scep_single_password_read(pconf, conf->single_password_file, key, password, &prob);
@@ -164,10 +167,11 @@ static apr_status_t read_single_password(apr_pool_t *pconf, server_rec *s,
     }
     if (prob.event == SCEP_EVENT_FAILED_DECRYPT_PASSWORD) {
         /* The white paper's fix for event 49: delete the stored password. */
-        prob.text = apr_psprintf(pconf, "%s; delete %s to have a new single password made at "
+        prob.text = apr_psprintf(pconf,
+                                 "%s; delete %s to have a new single password made at "
                                  "the next start, or set one with `scepctl single-password "
-                                 "--key %s --file %s --set PASSWORD`", prob.text,
-                                 conf->single_password_file, conf->secret_key_file,
+                                 "--key %s --file %s --set PASSWORD`",
+                                 prob.text, conf->single_password_file, conf->secret_key_file,
                                  conf->single_password_file);
     }
     log_startup_problem(s, &prob, 405);
@@ -187,8 +191,8 @@ static apr_status_t load_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, s
     }
     rv = file_exists(ptemp, conf->single_password_file, &exists);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(406)
-                     SCEP_SINGLE_PASSWORD_FILE " %s cannot be read (NDES event 49)",
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     SCEPLOGNO(406) SCEP_SINGLE_PASSWORD_FILE " %s cannot be read (NDES event 49)",
                      conf->single_password_file);
         goto leave;
     }
@@ -209,9 +213,10 @@ apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptem
         return APR_SUCCESS;
     }
     if (!conf->secret_key_file || !conf->single_password_file) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s, SCEPLOGNO(407)
-                     SCEP_USE_SINGLE_PASSWORD " On needs " SCEP_SECRET_KEY_FILE " and "
-                     SCEP_SINGLE_PASSWORD_FILE " (NDES event 2)");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s,
+                     SCEPLOGNO(407) SCEP_USE_SINGLE_PASSWORD " On needs " SCEP_SECRET_KEY_FILE
+                                                             " and " SCEP_SINGLE_PASSWORD_FILE
+                                                             " (NDES event 2)");
         return APR_EINVAL;
     }
     return load_single_password(pconf, ptemp, main_s, conf);
@@ -232,9 +237,10 @@ static apr_status_t pwcache_find_or_create(server_rec *s, pwcache_t **found)
     pc = apr_pcalloc(pproc, sizeof(*pc));
     rv = ap_global_mutex_create(&pc->mutex, NULL, PWCACHE_MUTEX_TYPE, NULL, s, pproc, 0);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(408)
-                     "cannot create the global mutex " PWCACHE_MUTEX_TYPE " of the password "
-                     "cache (NDES event 2)");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     SCEPLOGNO(408) "cannot create the global mutex " PWCACHE_MUTEX_TYPE
+                                    " of the password "
+                                    "cache (NDES event 2)");
         return rv;
     }
     apr_pool_userdata_set(pc, PWCACHE_USERDATA, apr_pool_cleanup_null, pproc);
@@ -254,9 +260,11 @@ static apr_status_t segment_create(server_rec *s, int capacity, apr_shm_t **shm,
         }
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(409)
-                     "cannot create the shared memory of the password cache (%d entries) "
-                     "(NDES event 2)", capacity);
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, rv, s,
+            SCEPLOGNO(409) "cannot create the shared memory of the password cache (%d entries) "
+                           "(NDES event 2)",
+            capacity);
         mod_scep_log_openssl(s, APLOG_EMERG);
     }
     return rv;
@@ -270,15 +278,16 @@ static apr_status_t segment_take_over(server_rec *s, pwcache_t *pc, scep_pwcache
     apr_status_t rv = apr_global_mutex_lock(pc->mutex);
 
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(410)
-                     "cannot lock the password cache to grow it (NDES event 2)");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     SCEPLOGNO(410) "cannot lock the password cache to grow it (NDES event 2)");
         return rv;
     }
     scep_pwcache_move(cache, pc->cache);
     apr_global_mutex_unlock(pc->mutex);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, SCEPLOGNO(411)
-                 "password cache grown from %d to %d entries (" SCEP_PASSWORD_MAX
-                 "); waiting passwords kept", old_capacity, scep_pwcache_capacity(cache));
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 SCEPLOGNO(411) "password cache grown from %d to %d entries (" SCEP_PASSWORD_MAX
+                                "); waiting passwords kept",
+                 old_capacity, scep_pwcache_capacity(cache));
     return APR_SUCCESS;
 }
 
@@ -334,8 +343,8 @@ apr_status_t mod_scep_passwords_post_config(server_rec *main_s)
     pwcache = NULL;
     /* The first pass only checks the configuration; the segment made there
      * would be thrown away (or, after detaching, lose its lock file). */
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG
-        || !any_server_enabled(main_s)) {
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG ||
+        !any_server_enabled(main_s)) {
         return APR_SUCCESS;
     }
     rv = pwcache_find_or_create(main_s, &pc);
@@ -361,9 +370,10 @@ void mod_scep_passwords_child_init(apr_pool_t *pchild, server_rec *s)
     rv = apr_global_mutex_child_init(&pwcache->mutex, apr_global_mutex_lockfile(pwcache->mutex),
                                      pchild);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SCEPLOGNO(412)
-                     "cannot attach to the global mutex " PWCACHE_MUTEX_TYPE " of the "
-                     "password cache: passwords cannot be issued nor checked");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     SCEPLOGNO(412) "cannot attach to the global mutex " PWCACHE_MUTEX_TYPE
+                                    " of the "
+                                    "password cache: passwords cannot be issued nor checked");
     }
 }
 
@@ -377,14 +387,15 @@ static apr_status_t pwcache_lock(request_rec *r)
     apr_status_t rv;
 
     if (!pwcache) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(413)
-                      "no password cache: no server has " SCEP_CA_CERTIFICATE_FILE);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(413) "no password cache: no server has " SCEP_CA_CERTIFICATE_FILE);
         return APR_ENOTIMPL;
     }
     rv = apr_global_mutex_lock(pwcache->mutex);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(414)
-                      "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE ")");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      SCEPLOGNO(414) "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE
+                                     ")");
     }
     return rv;
 }
@@ -394,8 +405,9 @@ static void pwcache_unlock(request_rec *r)
     apr_status_t rv = apr_global_mutex_unlock(pwcache->mutex);
 
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(415)
-                      "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE ")");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      SCEPLOGNO(415) "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE
+                                     ")");
     }
 }
 
@@ -413,20 +425,20 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = scep_pwcache_issue(pwcache->cache, r->pool, apr_time_now(), &issue_opts, password,
-                            expires);
+    rv =
+        scep_pwcache_issue(pwcache->cache, r->pool, apr_time_now(), &issue_opts, password, expires);
     pwcache_unlock(r);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOSPC(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(416)
-                      "cannot make a one-time password");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      SCEPLOGNO(416) "cannot make a one-time password");
         mod_scep_rlog_openssl(r, APLOG_ERR);
     }
     return rv;
 }
 
 /* The one-time cache's verdict; prob's failInfo stays NONE on a server fault. */
-static apr_status_t spend_one_time_password(request_rec *r, const char *challenge,
-                                            int key_usage, scep_problem_t *prob)
+static apr_status_t spend_one_time_password(request_rec *r, const char *challenge, int key_usage,
+                                            const char *spender, scep_problem_t *prob)
 {
     apr_status_t rv = pwcache_lock(r);
 
@@ -434,7 +446,7 @@ static apr_status_t spend_one_time_password(request_rec *r, const char *challeng
         return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
                             "the password cache cannot be used");
     }
-    rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, prob);
+    rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, spender, prob);
     pwcache_unlock(r);
     if (rv != APR_SUCCESS && prob->fail_info == SCEP_FAIL_NONE) {
         mod_scep_log_problem(r, APLOG_ERR, 417, prob);
@@ -443,7 +455,7 @@ static apr_status_t spend_one_time_password(request_rec *r, const char *challeng
 }
 
 apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int key_usage,
-                                   scep_problem_t *prob)
+                                   const char *spender, scep_problem_t *prob)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
 
@@ -460,5 +472,5 @@ apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int ke
     if (single_password && scep_password_equal(single_password, challenge)) {
         return APR_SUCCESS;
     }
-    return spend_one_time_password(r, challenge, key_usage, prob);
+    return spend_one_time_password(r, challenge, key_usage, spender, prob);
 }

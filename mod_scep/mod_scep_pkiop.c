@@ -94,6 +94,15 @@ static void succeed(pkiop_t *op, X509 *cert)
     op->reply.certs = certs;
 }
 
+/* Who spends a one-time password: this transaction with this key. The
+ * same message again passes the password check, so a device whose worker
+ * died before the certificate was recorded gets it on its retry. */
+static const char *spender_of(const pkiop_t *op)
+{
+    return apr_pstrcat(op->r->pool, op->req->transaction_id, "|",
+                       scep_key_id(op->r->pool, X509_REQ_get_X509_PUBKEY(op->req->csr)), NULL);
+}
+
 /* OK when the request may go on, DONE when it is refused (op->reply holds
  * the FAILURE), or an HTTP status on a server fault (logged). A refusal
  * spends nothing; an accepted one-time password is spent here. */
@@ -104,8 +113,8 @@ static int check_challenge(pkiop_t *op)
     if (!op->conf->enforce_password) {
         return OK;
     }
-    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr), &prob) ==
-        APR_SUCCESS) {
+    if (mod_scep_password_use(op->r, op->req->challenge, scep_csr_key_usage(op->req->csr),
+                              spender_of(op), &prob) == APR_SUCCESS) {
         return OK;
     }
     if (prob.fail_info == SCEP_FAIL_NONE) {

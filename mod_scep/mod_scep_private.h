@@ -91,12 +91,14 @@ apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store);
 apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires);
 
 /* Checks and spends a device's challenge for a request with these keyUsage
- * bits (scep_csr_key_usage(): -1 when absent). On refusal prob has failInfo
+ * bits (scep_csr_key_usage(): -1 when absent); spender names the request
+ * (transactionID and key id), which may come again and pass while the
+ * password lives (scep_pwcache_use()). On refusal prob has failInfo
  * badRequest and the NDES event: 28 missing, 29 unknown/expired/used, 43
  * used before for the same key usage; on a server fault (logged) failInfo
  * stays SCEP_FAIL_NONE (mod_scep_passwords.c). */
 apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int key_usage,
-                                   scep_problem_t *prob);
+                                   const char *spender, scep_problem_t *prob);
 
 /* The password cache's part of the startup hooks (mod_scep_passwords.c):
  * registers the mutex type "scep-pwcache" (pre_config); loads or makes the

@@ -32,7 +32,7 @@
 #include "scep_password.h"
 #include "scep_x509.h"
 
-#define MAC_LEN 32     /* HMAC-SHA256 */
+#define MAC_LEN 32 /* HMAC-SHA256 */
 #define MAC_KEY_LEN 32
 
 /* The halves of a password, as entries record them. */
@@ -58,11 +58,18 @@
     "the challenge password was already used for a certificate with this key usage: " \
     "only one signing and one encryption certificate can be issued per password"
 
+/* Which half of a password spender[] remembers. */
+#define HALF_SIGN 0
+#define HALF_ENCRYPT 1
+
 typedef struct pw_entry_t {
     unsigned char mac[MAC_LEN]; /* HMAC-SHA256(cache key, password) */
+    /* HMAC-SHA256(cache key, spender) of the request that used each half:
+     * the same request again (a device whose reply was lost) passes. */
+    unsigned char spender[2][MAC_LEN];
     apr_time_t expires;
-    int served;                 /* SERVED_* halves already used */
-    int in_use;                 /* 0: a free slot */
+    int served; /* SERVED_* halves already used */
+    int in_use; /* 0: a free slot */
 } pw_entry_t;
 
 struct scep_pwcache_t {
@@ -88,14 +95,13 @@ static void cleanse_with_pool(apr_pool_t *p, char *text)
     apr_pool_cleanup_register(p, text, cleanse_string, apr_pool_cleanup_null);
 }
 
-static int password_mac(const unsigned char *key, const char *password,
-                        unsigned char mac[MAC_LEN])
+static int password_mac(const unsigned char *key, const char *password, unsigned char mac[MAC_LEN])
 {
     size_t len = 0;
 
     return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, MAC_KEY_LEN,
-                     (const unsigned char *)password, strlen(password), mac, MAC_LEN, &len)
-           && len == MAC_LEN;
+                     (const unsigned char *)password, strlen(password), mac, MAC_LEN, &len) &&
+           len == MAC_LEN;
 }
 
 static apr_status_t crypto_problem(scep_problem_t *prob, const char *text)
@@ -136,12 +142,18 @@ static int entry_live(const pw_entry_t *e, apr_time_t now)
     return e->in_use && e->expires > now;
 }
 
+/* Live and not used up: a password still waiting for its device. */
+static int entry_waiting(const pw_entry_t *e, apr_time_t now)
+{
+    return entry_live(e, now) && e->served != SERVED_ALL;
+}
+
 int scep_pwcache_in_use(const scep_pwcache_t *cache, apr_time_t now)
 {
     int i, n = 0;
 
     for (i = 0; i < cache->capacity; i++) {
-        n += entry_live(&cache->entries[i], now);
+        n += entry_waiting(&cache->entries[i], now);
     }
     return n;
 }
@@ -170,16 +182,27 @@ static void purge_expired(scep_pwcache_t *cache, apr_time_t now)
     }
 }
 
+/* A free slot, else the used-up password that expires first: a used-up
+ * password is kept only so that its requests can be answered again, and
+ * gives way to a new one. */
 static pw_entry_t *free_slot(scep_pwcache_t *cache)
 {
+    pw_entry_t *oldest_spent = NULL, *e;
     int i;
 
     for (i = 0; i < cache->capacity; i++) {
-        if (!cache->entries[i].in_use) {
-            return &cache->entries[i];
+        e = &cache->entries[i];
+        if (!e->in_use) {
+            return e;
+        }
+        if (e->served == SERVED_ALL && (!oldest_spent || e->expires < oldest_spent->expires)) {
+            oldest_spent = e;
         }
     }
-    return NULL;
+    if (oldest_spent) {
+        entry_free(oldest_spent);
+    }
+    return oldest_spent;
 }
 
 apr_status_t scep_password_generate(apr_pool_t *p, int length, const char **password)
@@ -247,8 +270,8 @@ static int find_entry(const scep_pwcache_t *cache, const unsigned char *mac)
     int i, hit, found = -1;
 
     for (i = 0; i < cache->capacity; i++) {
-        hit = (CRYPTO_memcmp(cache->entries[i].mac, mac, MAC_LEN) == 0)
-              & (cache->entries[i].in_use != 0);
+        hit = (CRYPTO_memcmp(cache->entries[i].mac, mac, MAC_LEN) == 0) &
+              (cache->entries[i].in_use != 0);
         found = hit ? i : found;
     }
     return found;
@@ -271,16 +294,41 @@ static int halves_asked(int key_usage)
     return asked ? asked : SERVED_ALL;
 }
 
-apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char *password,
-                              int key_usage, scep_problem_t *prob)
+/* 1 when every half in asked was used by this spender. */
+static int spent_by(const pw_entry_t *e, int asked, const unsigned char *spender)
 {
-    unsigned char mac[MAC_LEN];
+    int same = 1;
+
+    if (asked & SERVED_SIGN) {
+        same &= CRYPTO_memcmp(e->spender[HALF_SIGN], spender, MAC_LEN) == 0;
+    }
+    if (asked & SERVED_ENCRYPT) {
+        same &= CRYPTO_memcmp(e->spender[HALF_ENCRYPT], spender, MAC_LEN) == 0;
+    }
+    return same;
+}
+
+static void spend(pw_entry_t *e, int asked, const unsigned char *spender)
+{
+    if (asked & SERVED_SIGN) {
+        memcpy(e->spender[HALF_SIGN], spender, MAC_LEN);
+    }
+    if (asked & SERVED_ENCRYPT) {
+        memcpy(e->spender[HALF_ENCRYPT], spender, MAC_LEN);
+    }
+    e->served |= asked;
+}
+
+apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char *password,
+                              int key_usage, const char *spender, scep_problem_t *prob)
+{
+    unsigned char mac[MAC_LEN], who[MAC_LEN];
     int asked = halves_asked(key_usage);
     pw_entry_t *e;
     int at;
     apr_status_t rv = APR_SUCCESS;
 
-    if (!password_mac(cache->key, password, mac)) {
+    if (!password_mac(cache->key, password, mac) || !password_mac(cache->key, spender, who)) {
         rv = crypto_problem(prob, "cannot compute the HMAC of the challenge password");
         goto leave;
     }
@@ -294,17 +342,21 @@ apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char 
                           TEXT_INVALID);
         goto leave;
     }
+    if ((e->served & asked) == asked && spent_by(e, asked, who)) {
+        goto leave; /* the same request again */
+    }
     if (e->served & asked) {
-        rv = scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST,
-                          SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD, TEXT_USED_FOR_USAGE);
+        rv = e->served == SERVED_ALL
+                 ? scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST,
+                                SCEP_EVENT_INVALID_PASSWORD, TEXT_INVALID)
+                 : scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST,
+                                SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD, TEXT_USED_FOR_USAGE);
         goto leave;
     }
-    e->served |= asked;
-    if (e->served == SERVED_ALL) {
-        entry_free(e);
-    }
+    spend(e, asked, who);
 leave:
     OPENSSL_cleanse(mac, sizeof(mac));
+    OPENSSL_cleanse(who, sizeof(who));
     return rv;
 }
 
@@ -313,8 +365,8 @@ int scep_password_equal(const char *a, const char *b)
     unsigned char key[MAC_KEY_LEN], mac_a[MAC_LEN], mac_b[MAC_LEN];
     int equal = 0;
 
-    if (RAND_bytes(key, sizeof(key)) == 1 && password_mac(key, a, mac_a)
-        && password_mac(key, b, mac_b)) {
+    if (RAND_bytes(key, sizeof(key)) == 1 && password_mac(key, a, mac_a) &&
+        password_mac(key, b, mac_b)) {
         equal = CRYPTO_memcmp(mac_a, mac_b, MAC_LEN) == 0;
     }
     OPENSSL_cleanse(key, sizeof(key));
@@ -338,8 +390,8 @@ static apr_status_t file_problem(apr_pool_t *p, scep_problem_t *prob, const char
 /* Reads a whole regular file of at most max bytes that neither group nor
  * others may access (checked on the open file, not on the name); the data
  * is NUL-terminated. */
-static apr_status_t read_private_file(apr_pool_t *p, const char *file, apr_size_t max,
-                                      char **data, apr_size_t *len, scep_problem_t *prob)
+static apr_status_t read_private_file(apr_pool_t *p, const char *file, apr_size_t max, char **data,
+                                      apr_size_t *len, scep_problem_t *prob)
 {
     apr_file_t *f = NULL;
     apr_finfo_t finfo;
@@ -358,15 +410,18 @@ static apr_status_t read_private_file(apr_pool_t *p, const char *file, apr_size_
     if (finfo.filetype != APR_REG || finfo.size < 0 || (apr_size_t)finfo.size > max) {
         rv = APR_EINVAL;
         scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                     apr_psprintf(p, "%s is not a regular file of at most %" APR_SIZE_T_FMT
-                                  " bytes", file, max));
+                     apr_psprintf(p,
+                                  "%s is not a regular file of at most %" APR_SIZE_T_FMT " bytes",
+                                  file, max));
         goto leave;
     }
     if (finfo.protection & GROUP_OTHER_ACCESS) {
         rv = APR_EACCES;
         scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                     apr_psprintf(p, "%s is open to group or others: it holds a secret and "
-                                  "must be mode 0600 (chmod 600 %s)", file, file));
+                     apr_psprintf(p,
+                                  "%s is open to group or others: it holds a secret and "
+                                  "must be mode 0600 (chmod 600 %s)",
+                                  file, file));
         goto leave;
     }
     buf = apr_pcalloc(p, (apr_size_t)finfo.size + 1);
@@ -446,8 +501,9 @@ apr_status_t scep_secret_key_create(apr_pool_t *p, const char *file, scep_proble
     }
     /* EXCL: never replace a key (the password it encrypts would be lost);
      * 0600 from the start, never readable by others. */
-    rv = apr_file_open(&f, file, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL
-                                     | APR_FOPEN_BINARY, PRIVATE_PERMS, p);
+    rv = apr_file_open(&f, file,
+                       APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL | APR_FOPEN_BINARY,
+                       PRIVATE_PERMS, p);
     if (rv != APR_SUCCESS) {
         rv = file_problem(p, prob, file, rv);
         goto leave;
@@ -474,8 +530,8 @@ apr_status_t scep_secret_key_read(apr_pool_t *p, const char *file,
     }
     if (len != SCEP_SECRET_KEY_LEN) {
         rv = scep_problem(prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                          apr_psprintf(p, "%s is not a secret key: %d random bytes expected",
-                                       file, SCEP_SECRET_KEY_LEN));
+                          apr_psprintf(p, "%s is not a secret key: %d random bytes expected", file,
+                                       SCEP_SECRET_KEY_LEN));
         goto leave;
     }
     memcpy(key, data, SCEP_SECRET_KEY_LEN);
@@ -490,19 +546,19 @@ leave:
  * The single password
  */
 
-static apr_status_t gcm_seal(EVP_CIPHER_CTX *ctx, const unsigned char *key,
-                             const char *password, unsigned char *blob)
+static apr_status_t gcm_seal(EVP_CIPHER_CTX *ctx, const unsigned char *key, const char *password,
+                             unsigned char *blob)
 {
     unsigned char *iv = blob, *tag = blob + SEAL_IV_LEN, *ct = tag + SEAL_TAG_LEN;
     int len = (int)strlen(password), out = 0, final = 0;
 
-    if (RAND_bytes(iv, SEAL_IV_LEN) != 1
-        || !EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL)
-        || !EVP_EncryptUpdate(ctx, NULL, &out, (const unsigned char *)SEAL_MAGIC,
-                              (int)strlen(SEAL_MAGIC))
-        || !EVP_EncryptUpdate(ctx, ct, &out, (const unsigned char *)password, len)
-        || !EVP_EncryptFinal_ex(ctx, ct + out, &final)
-        || !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN, tag)) {
+    if (RAND_bytes(iv, SEAL_IV_LEN) != 1 ||
+        !EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL) ||
+        !EVP_EncryptUpdate(ctx, NULL, &out, (const unsigned char *)SEAL_MAGIC,
+                           (int)strlen(SEAL_MAGIC)) ||
+        !EVP_EncryptUpdate(ctx, ct, &out, (const unsigned char *)password, len) ||
+        !EVP_EncryptFinal_ex(ctx, ct + out, &final) ||
+        !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN, tag)) {
         return APR_EGENERAL;
     }
     return out + final == len ? APR_SUCCESS : APR_EGENERAL;
@@ -521,9 +577,9 @@ apr_status_t scep_single_password_seal(apr_pool_t *p, const unsigned char *key,
 
     *sealed = NULL;
     if (pw_len == 0 || pw_len > SINGLE_PASSWORD_MAX) {
-        rv = scep_problem(prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                          apr_psprintf(p, "a single password has 1 to %d characters",
-                                       SINGLE_PASSWORD_MAX));
+        rv = scep_problem(
+            prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+            apr_psprintf(p, "a single password has 1 to %d characters", SINGLE_PASSWORD_MAX));
         goto leave;
     }
     blob = apr_palloc(p, blob_len);
@@ -543,8 +599,7 @@ leave:
 
 /* Decodes the base64 after the prefix into *blob; 0 when it is not base64
  * of at least an IV, a tag and one byte. */
-static int sealed_decode(apr_pool_t *p, const char *b64, unsigned char **blob,
-                         apr_size_t *blob_len)
+static int sealed_decode(apr_pool_t *p, const char *b64, unsigned char **blob, apr_size_t *blob_len)
 {
     apr_size_t len = strlen(b64), pad = 0;
     int n;
@@ -568,18 +623,17 @@ static int gcm_open(EVP_CIPHER_CTX *ctx, const unsigned char *key, const unsigne
     const unsigned char *iv = blob, *tag = blob + SEAL_IV_LEN, *ct = tag + SEAL_TAG_LEN;
     int ct_len = (int)(blob_len - SEAL_IV_LEN - SEAL_TAG_LEN), out = 0, final = 0;
 
-    return EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL)
-           && EVP_DecryptUpdate(ctx, NULL, &out, (const unsigned char *)SEAL_MAGIC,
-                                (int)strlen(SEAL_MAGIC))
-           && EVP_DecryptUpdate(ctx, (unsigned char *)plain, &out, ct, ct_len)
-           && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, (void *)tag)
-           && EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + out, &final) > 0
-           && out + final == ct_len;
+    return EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL) &&
+           EVP_DecryptUpdate(ctx, NULL, &out, (const unsigned char *)SEAL_MAGIC,
+                             (int)strlen(SEAL_MAGIC)) &&
+           EVP_DecryptUpdate(ctx, (unsigned char *)plain, &out, ct, ct_len) &&
+           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, (void *)tag) &&
+           EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + out, &final) > 0 &&
+           out + final == ct_len;
 }
 
-apr_status_t scep_single_password_open(apr_pool_t *p, const unsigned char *key,
-                                       const char *sealed, const char **password,
-                                       scep_problem_t *prob)
+apr_status_t scep_single_password_open(apr_pool_t *p, const unsigned char *key, const char *sealed,
+                                       const char **password, scep_problem_t *prob)
 {
     apr_size_t prefix = strlen(SEAL_PREFIX), blob_len = 0;
     unsigned char *blob = NULL;
@@ -588,8 +642,8 @@ apr_status_t scep_single_password_open(apr_pool_t *p, const unsigned char *key,
     apr_status_t rv = APR_SUCCESS;
 
     *password = NULL;
-    if (strncmp(sealed, SEAL_PREFIX, prefix) != 0
-        || !sealed_decode(p, sealed + prefix, &blob, &blob_len)) {
+    if (strncmp(sealed, SEAL_PREFIX, prefix) != 0 ||
+        !sealed_decode(p, sealed + prefix, &blob, &blob_len)) {
         rv = scep_problem(prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_FAILED_DECRYPT_PASSWORD,
                           "not an encrypted single password (\"" SEAL_PREFIX "\" and base64 "
                           "expected)");

@@ -72,7 +72,7 @@ apr_status_t scep_pwcache_init(void *mem, int capacity, scep_pwcache_t **cache);
 
 int scep_pwcache_capacity(const scep_pwcache_t *cache);
 
-/* Passwords issued and neither expired at now nor spent. */
+/* Passwords issued and neither expired at now nor used up. */
 int scep_pwcache_in_use(const scep_pwcache_t *cache, apr_time_t now);
 
 /* Moves the key and the entries of from into the empty cache to, which
@@ -89,12 +89,17 @@ apr_status_t scep_pwcache_issue(scep_pwcache_t *cache, apr_pool_t *p, apr_time_t
                                 apr_time_t *expires);
 
 /* Spends password for a request with key_usage (scep_csr_key_usage(): -1
- * when absent) by the rule above. Every entry is compared, in constant
- * time, whichever matches. Refusals fill prob with failInfo badRequest and
- * event 29 (unknown, expired or spent: the text does not say which) or 43
- * (used before for this key usage). */
+ * when absent) by the rule above. spender names the request (the glue:
+ * transactionID and key id): the same request again passes as long as the
+ * password lives, so a device whose reply was lost (a worker killed between
+ * the password and the records) gets its certificate; a used-up password is
+ * kept until it expires or its slot is needed for a new one. Every entry is
+ * compared, in constant time, whichever matches. Refusals fill prob with
+ * failInfo badRequest and event 29 (unknown, expired or used up: the text
+ * does not say which) or 43 (used before for this key usage by another
+ * request). */
 apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char *password,
-                              int key_usage, scep_problem_t *prob);
+                              int key_usage, const char *spender, scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
  * Passwords in general.

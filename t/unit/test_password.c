@@ -65,8 +65,7 @@ static const char *issue_at(scep_pwcache_t *cache, apr_time_t now, int max)
     const char *password = NULL;
     apr_time_t expires = 0;
 
-    ck_assert_int_eq(scep_pwcache_issue(cache, pool, now, &opts, &password, &expires),
-                     APR_SUCCESS);
+    ck_assert_int_eq(scep_pwcache_issue(cache, pool, now, &opts, &password, &expires), APR_SUCCESS);
     ck_assert_ptr_nonnull(password);
     ck_assert(expires == now + VALIDITY);
     return password;
@@ -77,12 +76,26 @@ static const char *issue(scep_pwcache_t *cache)
     return issue_at(cache, T0, scep_pwcache_capacity(cache));
 }
 
-static void use_ok_at(scep_pwcache_t *cache, apr_time_t now, const char *password, int ku)
+/* Each use is another request unless a test names the spender. */
+static const char *next_spender(void)
+{
+    static int n;
+
+    return apr_psprintf(pool, "TXN%d|KEY", ++n);
+}
+
+static void use_as(scep_pwcache_t *cache, apr_time_t now, const char *password, int ku,
+                   const char *spender)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
 
-    ck_assert_msg(scep_pwcache_use(cache, now, password, ku, &prob) == APR_SUCCESS,
+    ck_assert_msg(scep_pwcache_use(cache, now, password, ku, spender, &prob) == APR_SUCCESS,
                   "keyUsage 0x%x refused: %s", ku, prob.text ? prob.text : "");
+}
+
+static void use_ok_at(scep_pwcache_t *cache, apr_time_t now, const char *password, int ku)
+{
+    use_as(cache, now, password, ku, next_spender());
 }
 
 static void use_ok(scep_pwcache_t *cache, const char *password, int ku)
@@ -91,17 +104,23 @@ static void use_ok(scep_pwcache_t *cache, const char *password, int ku)
 }
 
 /* Refused with event; returns the failInfoText. */
-static const char *use_refused_at(scep_pwcache_t *cache, apr_time_t now, const char *password,
-                                  int ku, int event)
+static const char *refused_as(scep_pwcache_t *cache, apr_time_t now, const char *password, int ku,
+                              const char *spender, int event)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
 
-    ck_assert_msg(scep_pwcache_use(cache, now, password, ku, &prob) != APR_SUCCESS,
+    ck_assert_msg(scep_pwcache_use(cache, now, password, ku, spender, &prob) != APR_SUCCESS,
                   "keyUsage 0x%x accepted", ku);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_REQUEST);
     ck_assert_int_eq(prob.event, event);
     ck_assert_ptr_nonnull(prob.text);
     return prob.text;
+}
+
+static const char *use_refused_at(scep_pwcache_t *cache, apr_time_t now, const char *password,
+                                  int ku, int event)
+{
+    return refused_as(cache, now, password, ku, next_spender(), event);
 }
 
 static const char *use_refused(scep_pwcache_t *cache, const char *password, int ku, int event)
@@ -233,8 +252,8 @@ START_TEST(unknown_expired_and_used_look_alike)
 
     use_ok(cache, used, KU_GENERAL);
     t_unknown = use_refused(cache, "0123456789ABCDEF", KU_GENERAL, SCEP_EVENT_INVALID_PASSWORD);
-    t_expired = use_refused_at(cache, T0 + VALIDITY, expired, KU_GENERAL,
-                               SCEP_EVENT_INVALID_PASSWORD);
+    t_expired =
+        use_refused_at(cache, T0 + VALIDITY, expired, KU_GENERAL, SCEP_EVENT_INVALID_PASSWORD);
     t_used = use_refused(cache, used, KU_GENERAL, SCEP_EVENT_INVALID_PASSWORD);
     ck_assert_str_eq(t_unknown, t_expired);
     ck_assert_str_eq(t_unknown, t_used);
@@ -263,8 +282,7 @@ START_TEST(full_cache_is_enospc)
 
     issue(cache);
     ck_assert_int_eq(scep_pwcache_in_use(cache, T0), 2);
-    ck_assert_int_eq(scep_pwcache_issue(cache, pool, T0, &opts, &password, &expires),
-                     APR_ENOSPC);
+    ck_assert_int_eq(scep_pwcache_issue(cache, pool, T0, &opts, &password, &expires), APR_ENOSPC);
     ck_assert_ptr_null(password);
     /* A spent password makes room. */
     use_ok(cache, pw, KU_GENERAL);
@@ -282,8 +300,7 @@ START_TEST(max_below_capacity_limits)
     issue_at(cache, T0, 3);
     issue_at(cache, T0, 3);
     issue_at(cache, T0, 3);
-    ck_assert_int_eq(scep_pwcache_issue(cache, pool, T0, &opts, &password, &expires),
-                     APR_ENOSPC);
+    ck_assert_int_eq(scep_pwcache_issue(cache, pool, T0, &opts, &password, &expires), APR_ENOSPC);
 }
 END_TEST
 
@@ -327,14 +344,54 @@ START_TEST(move_keeps_passwords_and_retires_the_old_block)
     scep_pwcache_move(big, small);
     ck_assert_int_eq(scep_pwcache_capacity(small), 0);
     use_refused(small, whole, KU_GENERAL, SCEP_EVENT_INVALID_PASSWORD);
-    ck_assert_int_eq(scep_pwcache_issue(small, pool, T0, &opts, &password, &expires),
-                     APR_ENOSPC);
+    ck_assert_int_eq(scep_pwcache_issue(small, pool, T0, &opts, &password, &expires), APR_ENOSPC);
 
     ck_assert_int_eq(scep_pwcache_in_use(big, T0), 2);
     use_refused(big, half, KU_ENCRYPT, SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD);
     use_ok(big, half, KU_SIGN);
     use_ok(big, whole, KU_GENERAL);
     issue_at(big, T0, 4);
+}
+END_TEST
+
+/* A device whose reply was lost sends the same request again: it passes,
+ * half or whole password; another request does not. */
+START_TEST(the_same_request_passes_again)
+{
+    scep_pwcache_t *cache = new_cache(5, NULL);
+    const char *whole = issue(cache), *halves = issue(cache);
+
+    use_as(cache, T0, whole, KU_GENERAL, "A|K1");
+    use_as(cache, T0 + 1, whole, KU_GENERAL, "A|K1");
+    refused_as(cache, T0, whole, KU_GENERAL, "A|K2", SCEP_EVENT_INVALID_PASSWORD);
+    refused_as(cache, T0, whole, KU_GENERAL, "B|K1", SCEP_EVENT_INVALID_PASSWORD);
+
+    use_as(cache, T0, halves, KU_SIGN, "S|K");
+    use_as(cache, T0, halves, KU_SIGN, "S|K");
+    refused_as(cache, T0, halves, KU_SIGN, "T|K", SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD);
+    use_as(cache, T0, halves, KU_ENCRYPT, "E|K");
+    use_as(cache, T0, halves, KU_SIGN, "S|K");
+    use_as(cache, T0, halves, KU_ENCRYPT, "E|K");
+    refused_as(cache, T0, halves, KU_GENERAL, "S|K", SCEP_EVENT_INVALID_PASSWORD);
+    /* not beyond the password's life */
+    refused_as(cache, T0 + VALIDITY, halves, KU_SIGN, "S|K", SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert_int_eq(scep_pwcache_in_use(cache, T0), 0);
+}
+END_TEST
+
+/* A used-up password is remembered for retries only until its slot is
+ * needed for a new one. */
+START_TEST(used_up_passwords_give_way)
+{
+    scep_pwcache_t *cache = new_cache(2, NULL);
+    const char *first = issue(cache), *second = issue(cache);
+
+    use_as(cache, T0, first, KU_GENERAL, "A|K");
+    use_as(cache, T0, second, KU_GENERAL, "B|K");
+    issue(cache);
+    issue(cache);
+    ck_assert_int_eq(scep_pwcache_in_use(cache, T0), 2);
+    refused_as(cache, T0, first, KU_GENERAL, "A|K", SCEP_EVENT_INVALID_PASSWORD);
 }
 END_TEST
 
@@ -390,8 +447,7 @@ START_TEST(seal_round_trip)
     sealed = seal(key, "Manufacturing-Line-7");
     ck_assert_msg(strncmp(sealed, "SCEPPW1:", 8) == 0, "%s", sealed);
     ck_assert_ptr_null(strstr(sealed, "Manufacturing"));
-    ck_assert_int_eq(scep_single_password_open(pool, key, sealed, &password, &prob),
-                     APR_SUCCESS);
+    ck_assert_int_eq(scep_single_password_open(pool, key, sealed, &password, &prob), APR_SUCCESS);
     ck_assert_str_eq(password, "Manufacturing-Line-7");
     /* A fresh IV every time. */
     again = seal(key, "Manufacturing-Line-7");
@@ -485,7 +541,8 @@ START_TEST(key_file_of_wrong_size_refused)
     apr_file_t *f = NULL;
 
     ck_assert_int_eq(apr_file_open(&f, file, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
-                                   APR_FPROT_UREAD | APR_FPROT_UWRITE, pool), APR_SUCCESS);
+                                   APR_FPROT_UREAD | APR_FPROT_UWRITE, pool),
+                     APR_SUCCESS);
     ck_assert_int_eq(apr_file_puts("too short", f), APR_SUCCESS);
     apr_file_close(f);
     ck_assert_int_ne(scep_secret_key_read(pool, file, key, &prob), APR_SUCCESS);
@@ -508,8 +565,7 @@ START_TEST(password_file_round_trip)
     ck_assert_int_eq(scep_secret_key_create(pool, key_file, &prob), APR_SUCCESS);
     ck_assert_int_eq(scep_secret_key_read(pool, key_file, key, &prob), APR_SUCCESS);
     ck_assert_int_eq(scep_single_password_write(pool, file, key, "first", &prob), APR_SUCCESS);
-    ck_assert_int_eq(scep_single_password_write(pool, file, key, "second-one", &prob),
-                     APR_SUCCESS);
+    ck_assert_int_eq(scep_single_password_write(pool, file, key, "second-one", &prob), APR_SUCCESS);
     ck_assert_uint_eq(file_mode(file), 0600);
     ck_assert_int_eq(scep_single_password_read(pool, file, key, &password, &prob), APR_SUCCESS);
     ck_assert_str_eq(password, "second-one");
@@ -534,7 +590,8 @@ START_TEST(damaged_password_file_is_event_49)
 
     fixed_key(key);
     ck_assert_int_eq(apr_file_open(&f, file, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
-                                   APR_FPROT_UREAD | APR_FPROT_UWRITE, pool), APR_SUCCESS);
+                                   APR_FPROT_UREAD | APR_FPROT_UWRITE, pool),
+                     APR_SUCCESS);
     ck_assert_int_eq(apr_file_puts("SCEPPW1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", f),
                      APR_SUCCESS);
     apr_file_close(f);
@@ -568,6 +625,8 @@ Suite *scep_password_suite(void)
     tcase_add_test(cache, expired_entries_make_room);
     tcase_add_test(cache, block_holds_no_password);
     tcase_add_test(cache, move_keeps_passwords_and_retires_the_old_block);
+    tcase_add_test(cache, the_same_request_passes_again);
+    tcase_add_test(cache, used_up_passwords_give_way);
     tcase_add_test(cache, equal_compares_whole_strings);
     suite_add_tcase(s, cache);
 
