@@ -865,7 +865,7 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
         return APR_EGENERAL;
     }
     if ((rv = find_held(r, store, transaction_id, &txn)) != APR_SUCCESS) {
-        goto leave;
+        return rv;
     }
     rv = issue_held(r, conf, store, txn, who, &cert, prob);
     if (rv == APR_EINVAL) {
@@ -888,8 +888,6 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
                       transaction_id, ap_escape_logitem(r->pool, who),
                       scep_serial_hex(r->pool, X509_get0_serialNumber(cert)), txn->subject);
     }
-leave:
-    mod_scep_store_release(r);
     return rv;
 }
 
@@ -904,7 +902,7 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
         return APR_EGENERAL;
     }
     if ((rv = find_held(r, store, transaction_id, &txn)) != APR_SUCCESS) {
-        goto leave;
+        return rv;
     }
     rv = store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who, reason);
     if (rv == APR_SUCCESS) {
@@ -913,8 +911,6 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
                       txn->subject, ap_escape_logitem(r->pool, who),
                       ap_escape_logitem(r->pool, reason));
     }
-leave:
-    mod_scep_store_release(r);
     return rv;
 }
 
