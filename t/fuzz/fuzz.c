@@ -22,6 +22,7 @@
 #include <openssl/provider.h>
 
 #include "fuzz.h"
+#include "testutil.h"
 
 /* The PEM files of the test PKI; FUZZ_PKI_DIR comes from the Makefile. */
 #ifndef FUZZ_PKI_DIR
@@ -132,6 +133,17 @@ const scep_pki_t *fuzz_pki(void)
 
 EVP_PKEY *fuzz_device_key(void)
 {
+    return device_key;
+}
+
+/* t/unit/testmsg.c, which fuzz_msgdata links for its signing and
+ * enveloping, takes the keys of its own PKI and devices from the unit
+ * tests' key cache; the targets use the PKI of pki/ instead and never make
+ * those, so this stands in with the device key (linked, never called). */
+EVP_PKEY *testutil_rsa_key(apr_pool_t *p)
+{
+    EVP_PKEY_up_ref(device_key);
+    SCEP_OWN(p, device_key, EVP_PKEY_free);
     return device_key;
 }
 
