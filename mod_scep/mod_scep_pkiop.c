@@ -144,21 +144,6 @@ static X509_REQ *csr_from_pem(apr_pool_t *p, const char *pem)
     return csr;
 }
 
-static const char *csr_pem(apr_pool_t *p, X509_REQ *csr)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    const char *pem = NULL;
-    char *data;
-    long len;
-
-    if (bio && PEM_write_bio_X509_REQ(bio, csr)) {
-        len = BIO_get_mem_data(bio, &data);
-        pem = apr_pstrmemdup(p, data, (apr_size_t)len);
-    }
-    BIO_free(bio);
-    return pem;
-}
-
 static scep_store_t *open_store(request_rec *r)
 {
     scep_store_t *store = mod_scep_store_dbd(r);
@@ -418,7 +403,7 @@ static int hold(pkiop_t *op, scep_store_t *store)
     apr_status_t rv;
 
     describe_request(op, SCEP_TXN_PENDING, &txn);
-    txn.csr_pem = csr_pem(r->pool, op->req->csr);
+    txn.csr_pem = scep_csr_pem(r->pool, op->req->csr);
     if (!txn.csr_pem) {
         mod_scep_rlog_openssl(r, APLOG_ERR);
         return HTTP_INTERNAL_SERVER_ERROR;

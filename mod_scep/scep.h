@@ -109,6 +109,9 @@ const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert);
 const char *scep_key_id(apr_pool_t *p, const X509_PUBKEY *spki);
 /* One-line RFC 2253 name, on p. */
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
+/* PEM text of a certificate / a CSR on p, NULL on failure. */
+const char *scep_cert_pem(apr_pool_t *p, X509 *cert);
+const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr);
 
 /* ----------------------------------------------------------------------
  * The PKI: CA and RA certificates and keys, loaded once at startup

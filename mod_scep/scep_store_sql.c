@@ -579,21 +579,6 @@ static int reason_of(const char *text)
                : SCEP_CRL_REASON_NONE;
 }
 
-static const char *cert_pem(apr_pool_t *p, X509 *cert)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    const char *pem = NULL;
-    char *data;
-    long len;
-
-    if (bio && PEM_write_bio_X509(bio, cert)) {
-        len = BIO_get_mem_data(bio, &data);
-        pem = apr_pstrmemdup(p, data, (apr_size_t)len);
-    }
-    BIO_free(bio);
-    return pem;
-}
-
 /* The columns of scep_cert, from the certificate. */
 typedef struct cert_row_t {
     const char *serial;
@@ -611,7 +596,7 @@ static apr_status_t cert_row_of(apr_pool_t *p, X509 *cert, cert_row_t *row)
     row->issuer = scep_name_text(p, X509_get_issuer_name(cert));
     row->not_before = iso8601_of_asn1(p, X509_get0_notBefore(cert));
     row->not_after = iso8601_of_asn1(p, X509_get0_notAfter(cert));
-    row->pem = cert_pem(p, cert);
+    row->pem = scep_cert_pem(p, cert);
     return row->serial && row->subject && row->issuer && row->not_before && row->not_after &&
                    row->pem
                ? APR_SUCCESS

@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -113,6 +114,24 @@ static const char *bio_text(apr_pool_t *p, BIO *bio)
     long len = BIO_get_mem_data(bio, &data);
 
     return len > 0 ? apr_pstrmemdup(p, data, (apr_size_t)len) : NULL;
+}
+
+const char *scep_cert_pem(apr_pool_t *p, X509 *cert)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *pem = bio && PEM_write_bio_X509(bio, cert) ? bio_text(p, bio) : NULL;
+
+    BIO_free(bio);
+    return pem;
+}
+
+const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *pem = bio && PEM_write_bio_X509_REQ(bio, csr) ? bio_text(p, bio) : NULL;
+
+    BIO_free(bio);
+    return pem;
 }
 
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name)
