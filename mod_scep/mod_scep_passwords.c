@@ -275,7 +275,7 @@ static apr_status_t segment_create(server_rec *s, int capacity, apr_shm_t **shm,
 static apr_status_t segment_take_over(server_rec *s, pwcache_t *pc, scep_pwcache_t *cache)
 {
     int old_capacity = scep_pwcache_capacity(pc->cache);
-    apr_status_t rv = apr_global_mutex_lock(pc->mutex);
+    apr_status_t rv = scep_global_mutex_lock(pc->mutex);
 
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
@@ -391,7 +391,7 @@ static apr_status_t pwcache_lock(request_rec *r)
                       SCEPLOGNO(413) "no password cache: no server has " SCEP_CA_CERTIFICATE_FILE);
         return APR_ENOTIMPL;
     }
-    rv = apr_global_mutex_lock(pwcache->mutex);
+    rv = scep_global_mutex_lock(pwcache->mutex);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       SCEPLOGNO(414) "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE

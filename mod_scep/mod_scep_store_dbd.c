@@ -88,7 +88,7 @@ void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s)
 static apr_status_t writer_acquire(void *baton)
 {
     (void)baton;
-    return apr_global_mutex_lock(writer_mutex);
+    return scep_global_mutex_lock(writer_mutex);
 }
 
 static apr_status_t writer_release(void *baton)

@@ -26,6 +26,7 @@
 #define mod_scep_scep_h
 
 #include <apr_dbd.h>
+#include <apr_global_mutex.h>
 #include <apr_hash.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
@@ -112,6 +113,9 @@ const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
 /* PEM text of a certificate / a CSR on p, NULL on failure. */
 const char *scep_cert_pem(apr_pool_t *p, X509 *cert);
 const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr);
+/* apr_global_mutex_lock for mutexes that are never held together, trying
+ * again while fcntl locks report a deadlock that is not one. */
+apr_status_t scep_global_mutex_lock(apr_global_mutex_t *mutex);
 
 /* ----------------------------------------------------------------------
  * The PKI: CA and RA certificates and keys, loaded once at startup

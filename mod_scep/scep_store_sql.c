@@ -731,7 +731,10 @@ static apr_status_t lock_writes(const sql_store_t *st)
     apr_status_t rv = lock ? lock->acquire(lock->baton) : APR_SUCCESS;
 
     if (rv != APR_SUCCESS) {
-        store_log(st, SCEP_LOG_ERR, 316, "cannot take the database's write lock");
+        char err[120];
+
+        store_log(st, SCEP_LOG_ERR, 316, "cannot take the database's write lock: %s",
+                  apr_strerror(rv, err, sizeof(err)));
     }
     return rv;
 }

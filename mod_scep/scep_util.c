@@ -13,6 +13,9 @@
 
 /* Small helpers shared by the whole core. */
 
+#include <errno.h>
+
+#include <apr_global_mutex.h>
 #include <apr_strings.h>
 
 #include <openssl/bio.h>
@@ -204,4 +207,30 @@ static void create_oids(void)
 const scep_oids_t *scep_oids(void)
 {
     return CRYPTO_THREAD_run_once(&oids_once, create_oids) ? &oids : NULL;
+}
+
+/* How often a lock is tried again after a false deadlock: each wait ends
+ * when the other process lets go of its mutex, after a statement or a
+ * cache lookup. */
+#define FALSE_DEADLOCK_TRIES 10000
+#define FALSE_DEADLOCK_PAUSE apr_time_from_msec(1)
+
+/* fcntl locks (the mechanism of `Mutex file:`, Debian's default) detect
+ * deadlocks by process, not by thread: when a thread of process A waits for
+ * a mutex that process B holds while a thread of B waits for another that a
+ * thread of A holds, the kernel answers EDEADLK although each holder lets
+ * go without waiting for anything. apr_global_mutex_lock has then released
+ * its thread mutex, so trying again is safe; a real deadlock cannot occur
+ * as long as no caller holds one of these mutexes while it takes another
+ * (the module never does). */
+apr_status_t scep_global_mutex_lock(apr_global_mutex_t *mutex)
+{
+    apr_status_t rv;
+    int tries = 0;
+
+    while ((rv = apr_global_mutex_lock(mutex)) == APR_FROM_OS_ERROR(EDEADLK) &&
+           ++tries < FALSE_DEADLOCK_TRIES) {
+        apr_sleep(FALSE_DEADLOCK_PAUSE);
+    }
+    return rv;
 }

@@ -326,7 +326,8 @@ def test_soak_with_graceful_restarts(soak_server, client_keys):
     assert restarts >= 1, 'no graceful restart during the load'
     assert not load.admin_failures, load.admin_failures[:5]
     lost = [str(o) for o in outcomes if o.error or o.http != 200 or o.rep is None]
-    assert not lost, '%d requests without a CertRep:\n%s' % (len(lost), '\n'.join(lost[:20]))
+    assert not lost, '%d requests without a CertRep:\n%s\nerror-log lines:\n%s' % (
+        len(lost), '\n'.join(lost[:20]), '\n'.join(server.errlog.unexpected()[:40]))
     # the one-time passwords: two halves, then the refusal, every time
     by_password = collections.defaultdict(list)
     for out in outcomes:
@@ -370,7 +371,8 @@ def test_killed_workers_leave_consistent_records(soak_server, client_keys):
         outcomes = load.wait()
     assert len(killed) >= 2, 'killed %d workers' % len(killed)
     fivexx = [str(o) for o in outcomes if o.http is not None and o.http >= 500]
-    assert not fivexx, '\n'.join(fivexx[:20])
+    assert not fivexx, '\n'.join(fivexx[:20] + ['error-log lines:'] +
+                                  server.errlog.unexpected()[:40])
     bad = [str(o) for o in outcomes if o.http is not None and (o.http != 200 or o.rep is None)]
     assert not bad, '\n'.join(bad[:20])
     assert_records_consistent(server)
