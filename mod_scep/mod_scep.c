@@ -102,10 +102,10 @@ void mod_scep_log_problem(request_rec *r, int level, int logno, const scep_probl
 /* The server a startup message is about, as the administrator wrote it. */
 static const char *server_label(server_rec *s)
 {
-    return s->is_virtual ? apr_psprintf(s->process->pconf, "virtual host %s:%u (%s:%d)",
-                                        s->server_hostname, (unsigned)s->port,
-                                        s->defn_name, (int)s->defn_line_number)
-                         : "main server";
+    return s->is_virtual
+               ? apr_psprintf(s->process->pconf, "virtual host %s:%u (%s:%d)", s->server_hostname,
+                              (unsigned)s->port, s->defn_name, (int)s->defn_line_number)
+               : "main server";
 }
 
 static apr_status_t require_mod_dbd(server_rec *s)
@@ -113,10 +113,11 @@ static apr_status_t require_mod_dbd(server_rec *s)
     if (APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire)) {
         return APR_SUCCESS;
     }
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(003)
-                 "mod_scep records enrollments through mod_dbd, which is not loaded: add "
-                 "'LoadModule dbd_module modules/mod_dbd.so', 'DBDriver sqlite3' and "
-                 "'DBDParams /var/lib/mod_scep/scep.db' (NDES event 2)");
+    ap_log_error(
+        APLOG_MARK, APLOG_EMERG, 0, s,
+        SCEPLOGNO(003) "mod_scep records enrollments through mod_dbd, which is not loaded: add "
+                       "'LoadModule dbd_module modules/mod_dbd.so', 'DBDriver sqlite3' and "
+                       "'DBDParams /var/lib/mod_scep/scep.db' (NDES event 2)");
     return APR_ENOTIMPL;
 }
 
@@ -131,11 +132,12 @@ static apr_status_t require_mod_ldap(server_rec *main_s)
     }
     for (s = main_s; s; s = s->next) {
         if (mod_scep_srv_conf(s)->ldap_url) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(530)
-                         "%s: " SCEP_LDAP_URL " checks group memberships through mod_ldap, "
-                         "which is not loaded: add 'LoadModule ldap_module "
-                         "modules/mod_ldap.so' (Debian: a2enmod ldap) (NDES event 2)",
-                         server_label(s));
+            ap_log_error(
+                APLOG_MARK, APLOG_EMERG, 0, s,
+                SCEPLOGNO(530) "%s: " SCEP_LDAP_URL " checks group memberships through mod_ldap, "
+                               "which is not loaded: add 'LoadModule ldap_module "
+                               "modules/mod_ldap.so' (Debian: a2enmod ldap) (NDES event 2)",
+                server_label(s));
             return APR_ENOTIMPL;
         }
     }
@@ -164,14 +166,17 @@ static apr_status_t load_legacy_providers(server_rec *s)
         legacy_provider = OSSL_PROVIDER_load(NULL, "legacy");
     }
     if (!default_provider || !legacy_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(004)
-                     SCEP_ALLOW_LEGACY_ALGORITHMS " On: cannot load OpenSSL's %s provider "
-                     "(NDES event 2)", default_provider ? "legacy" : "default");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     SCEPLOGNO(004) SCEP_ALLOW_LEGACY_ALGORITHMS
+                     " On: cannot load OpenSSL's %s provider "
+                     "(NDES event 2)",
+                     default_provider ? "legacy" : "default");
         mod_scep_log_openssl(s, APLOG_EMERG);
         return APR_EGENERAL;
     }
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(005)
-                 SCEP_ALLOW_LEGACY_ALGORITHMS " On: single DES and MD5, forbidden by RFC 8894, "
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 SCEPLOGNO(005) SCEP_ALLOW_LEGACY_ALGORITHMS
+                 " On: single DES and MD5, forbidden by RFC 8894, "
                  "are accepted from devices by the servers that allow them");
     return APR_SUCCESS;
 }
@@ -192,9 +197,9 @@ static scep_pki_config_t pki_config_of(const mod_scep_srv_conf_t *conf)
  * shares its loaded PKI: merging copies the same pointers. */
 static int same_pki_files(const mod_scep_srv_conf_t *a, const mod_scep_srv_conf_t *b)
 {
-    return a->ca_cert_file == b->ca_cert_file && a->ca_key_file == b->ca_key_file
-           && a->ca_chain_file == b->ca_chain_file && a->ra_files == b->ra_files
-           && a->include_root == b->include_root;
+    return a->ca_cert_file == b->ca_cert_file && a->ca_key_file == b->ca_key_file &&
+           a->ca_chain_file == b->ca_chain_file && a->ra_files == b->ra_files &&
+           a->include_root == b->include_root;
 }
 
 static void warn_ra_expiry(server_rec *s, const scep_pki_t *pki)
@@ -206,10 +211,11 @@ static void warn_ra_expiry(server_rec *s, const scep_pki_t *pki)
         return;
     }
     apr_rfc822_date(date, pki->ra_not_after);
-    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(006)
-                 "%s: the RA certificates in use expire on %s, in %d days: renew them "
-                 "(NDES event 35)", server_label(s), date,
-                 (int)(apr_time_sec(left > 0 ? left : 0) / 86400));
+    ap_log_error(
+        APLOG_MARK, APLOG_WARNING, 0, s,
+        SCEPLOGNO(006) "%s: the RA certificates in use expire on %s, in %d days: renew them "
+                       "(NDES event 35)",
+        server_label(s), date, (int)(apr_time_sec(left > 0 ? left : 0) / 86400));
 }
 
 /* Unfit RA candidates are passed over, as NDES does, but not silently. */
@@ -218,8 +224,8 @@ static void warn_ra_skipped(server_rec *s, const scep_pki_t *pki)
     int i;
 
     for (i = 0; pki->ra_skipped && i < pki->ra_skipped->nelts; i++) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, SCEPLOGNO(011)
-                     "%s: RA certificate candidate not used: %s (NDES event 10)",
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     SCEPLOGNO(011) "%s: RA certificate candidate not used: %s (NDES event 10)",
                      server_label(s), APR_ARRAY_IDX(pki->ra_skipped, i, const char *));
     }
 }
@@ -234,9 +240,9 @@ static apr_status_t load_pki(apr_pool_t *pconf, server_rec *s, mod_scep_srv_conf
     if (rv != APR_SUCCESS) {
         /* Problems without an event of their own (unreadable files) still
          * keep the service from starting: event 2. */
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, SCEPLOGNO(007)
-                     "%s: cannot load the SCEP CA and RA certificates: %s%s", server_label(s),
-                     prob.text ? prob.text : "unspecified failure",
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     SCEPLOGNO(007) "%s: cannot load the SCEP CA and RA certificates: %s%s",
+                     server_label(s), prob.text ? prob.text : "unspecified failure",
                      event_suffix(pconf, prob.event != SCEP_EVENT_NONE
                                              ? prob.event
                                              : SCEP_EVENT_FAILED_TO_LOAD));
@@ -271,10 +277,12 @@ static const char *open_to_others(apr_pool_t *pconf, apr_file_t *f, const char *
     if (apr_file_info_get(&finfo, APR_FINFO_PROT, f) != APR_SUCCESS) {
         return "cannot be examined";
     }
-    if (finfo.protection & (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_WREAD
-                            | APR_FPROT_WWRITE)) {
-        return apr_psprintf(pconf, "is open to group or others: it holds a password and "
-                            "must be mode 0600 (chmod 600 %s)", file);
+    if (finfo.protection &
+        (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_WREAD | APR_FPROT_WWRITE)) {
+        return apr_psprintf(pconf,
+                            "is open to group or others: it holds a password and "
+                            "must be mode 0600 (chmod 600 %s)",
+                            file);
     }
     return NULL;
 }
@@ -387,17 +395,17 @@ static apr_status_t setup_next_ca(apr_pool_t *pconf, server_rec *s)
     }
     rv = scep_x509_read_cert(pconf, conf->next_ca_cert_file, &next_ca, &prob);
     if (rv == APR_SUCCESS && X509_check_ca(next_ca) < 1) {
-        rv = scep_problem(&prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                          apr_pstrcat(pconf, conf->next_ca_cert_file,
-                                      " is not a CA certificate", NULL));
+        rv = scep_problem(
+            &prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+            apr_pstrcat(pconf, conf->next_ca_cert_file, " is not a CA certificate", NULL));
     }
     if (rv == APR_SUCCESS) {
         rv = scep_next_ca_body(pconf, conf->pki, next_ca, conf->hash_md,
                                (unsigned char **)&conf->next_ca_body, &conf->next_ca_len, &prob);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(040)
-                     "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s (NDES event 2)",
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     SCEPLOGNO(040) "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s (NDES event 2)",
                      server_label(s), prob.text ? prob.text : "unspecified failure");
         mod_scep_log_openssl(s, APLOG_EMERG);
     }
@@ -451,10 +459,10 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         if (!mod_scep_srv_conf(s)->enabled) {
             continue;
         }
-        if ((rv = setup_pki(pconf, main_s, s)) != APR_SUCCESS
-            || (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS
-            || (rv = setup_next_ca(pconf, s)) != APR_SUCCESS
-            || (rv = setup_templates(pconf, s)) != APR_SUCCESS) {
+        if ((rv = setup_pki(pconf, main_s, s)) != APR_SUCCESS ||
+            (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS ||
+            (rv = setup_next_ca(pconf, s)) != APR_SUCCESS ||
+            (rv = setup_templates(pconf, s)) != APR_SUCCESS) {
             goto leave;
         }
     }
@@ -473,15 +481,14 @@ static int scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
-static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                            server_rec *s)
+static int scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     (void)plog;
     (void)ptemp;
     ap_add_version_component(pconf, MOD_SCEP_NAME "/" MOD_SCEP_VERSION);
-    return mod_scep_passwords_post_config(s) == APR_SUCCESS
-                   && mod_scep_store_post_config(s) == APR_SUCCESS
-                   && mod_scep_manager_post_config(s) == APR_SUCCESS
+    return mod_scep_passwords_post_config(s) == APR_SUCCESS &&
+                   mod_scep_store_post_config(s) == APR_SUCCESS &&
+                   mod_scep_manager_post_config(s) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -515,6 +522,6 @@ module AP_MODULE_DECLARE_DATA scep_module = {
     mod_scep_cmds,
     scep_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_ALWAYS_MERGE
+    AP_MODULE_FLAG_ALWAYS_MERGE,
 #endif
 };

@@ -54,8 +54,8 @@
 #define SCEP_ADMIN_HANDLER "scep-admin"
 
 /* The sentences scrapers look for, as NDES words them. */
-#define NDES_TITLE         "Network Device Enrollment Service"
-#define NDES_CACHE_FULL    "The password cache is full."
+#define NDES_TITLE "Network Device Enrollment Service"
+#define NDES_CACHE_FULL "The password cache is full."
 #define NDES_NO_PERMISSION "You do not have sufficient permission to enroll with SCEP."
 
 /* UTF-16LE byte order mark: NDES sends one, and scrapers that decode
@@ -204,8 +204,9 @@ static int send_html(request_rec *r, const char *html)
     apr_status_t rv = to_utf16le(r->pool, html, &body, &len);
 
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(520)
-                      "cannot convert the admin page to UTF-16LE (APR without iconv?)");
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, rv, r,
+            SCEPLOGNO(520) "cannot convert the admin page to UTF-16LE (APR without iconv?)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* "utf-16" as NDES labels it; the byte order mark says LE, and
@@ -319,14 +320,14 @@ static int send_json_password(request_rec *r, const mod_scep_srv_conf_t *conf,
                               const answer_t *answer)
 {
     int single = answer->expires == 0;
-    const char *json = apr_psprintf(
-        r->pool,
-        "{\"password\": %s, \"expires\": %s, \"validity_minutes\": %s, "
-        "\"ca_thumbprint\": %s, \"single_password\": %s}\n",
-        mod_scep_json_string(r->pool, answer->password),
-        single ? "null" : rfc3339(r->pool, answer->expires),
-        single ? "null" : apr_itoa(r->pool, conf->password_validity),
-        mod_scep_json_string(r->pool, conf->pki->ca_thumbprint), single ? "true" : "false");
+    const char *json = apr_psprintf(r->pool,
+                                    "{\"password\": %s, \"expires\": %s, \"validity_minutes\": %s, "
+                                    "\"ca_thumbprint\": %s, \"single_password\": %s}\n",
+                                    mod_scep_json_string(r->pool, answer->password),
+                                    single ? "null" : rfc3339(r->pool, answer->expires),
+                                    single ? "null" : apr_itoa(r->pool, conf->password_validity),
+                                    mod_scep_json_string(r->pool, conf->pki->ca_thumbprint),
+                                    single ? "true" : "false");
 
     return mod_scep_send_body(r, HTTP_OK, "application/json", json, strlen(json));
 }
@@ -375,11 +376,12 @@ int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf)
     if (conf->admin_allow_http || ap_ssl_conn_is_ssl(r->connection)) {
         return 1;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(521)
-                  "the admin pages answer over HTTPS only, and %s came over plain HTTP: serve "
-                  "it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On (e.g. behind a "
-                  "proxy that terminates TLS)",
-                  ap_escape_logitem(r->pool, r->uri));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_ERR, 0, r,
+        SCEPLOGNO(521) "the admin pages answer over HTTPS only, and %s came over plain HTTP: serve "
+                       "it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On (e.g. behind a "
+                       "proxy that terminates TLS)",
+        ap_escape_logitem(r->pool, r->uri));
     return 0;
 }
 
@@ -406,9 +408,10 @@ static int in_password_vdir(request_rec *r, const mod_scep_srv_conf_t *conf)
     if (below_vdir(r->uri, conf->password_vdir)) {
         return 1;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(522)
-                  "no passwords at %s: " SCEP_PASSWORD_VDIR " is '%s'; put SetHandler "
-                  SCEP_ADMIN_HANDLER " below it or change " SCEP_PASSWORD_VDIR,
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  SCEPLOGNO(522) "no passwords at %s: " SCEP_PASSWORD_VDIR
+                                 " is '%s'; put SetHandler " SCEP_ADMIN_HANDLER
+                                 " below it or change " SCEP_PASSWORD_VDIR,
                   ap_escape_logitem(r->pool, r->uri), conf->password_vdir);
     return 0;
 }
@@ -420,10 +423,11 @@ static int authenticated(request_rec *r)
     if (r->user && *r->user) {
         return 1;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(523)
-                  "the admin page at %s needs authentication, or anyone gets passwords: add "
-                  "AuthType (GSSAPI, Basic...) and Require valid-user to its <Location>",
-                  ap_escape_logitem(r->pool, r->uri));
+    ap_log_rerror(
+        APLOG_MARK, APLOG_ERR, 0, r,
+        SCEPLOGNO(523) "the admin page at %s needs authentication, or anyone gets passwords: add "
+                       "AuthType (GSSAPI, Basic...) and Require valid-user to its <Location>",
+        ap_escape_logitem(r->pool, r->uri));
     return 0;
 }
 
@@ -435,10 +439,11 @@ static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answe
     apr_status_t rv = mod_scep_password_issue(r, &answer->password, &answer->expires);
 
     if (APR_STATUS_IS_ENOSPC(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, SCEPLOGNO(524)
-                      "no password for %s (%s): the password cache is full, %d passwords "
-                      "waiting to be used (" SCEP_PASSWORD_MAX ")",
-                      logged_user(r), r->useragent_ip, conf->password_max);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_WARNING, 0, r,
+            SCEPLOGNO(524) "no password for %s (%s): the password cache is full, %d passwords "
+                           "waiting to be used (" SCEP_PASSWORD_MAX ")",
+            logged_user(r), r->useragent_ip, conf->password_max);
         answer->kind = ANSWER_CACHE_FULL;
         return OK;
     }
@@ -448,15 +453,17 @@ static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answe
     }
     answer->kind = ANSWER_PASSWORD;
     if (!answer->expires) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(525)
-                      "the single password shown to %s (%s)", logged_user(r), r->useragent_ip);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      SCEPLOGNO(525) "the single password shown to %s (%s)", logged_user(r),
+                      r->useragent_ip);
         return OK;
     }
     apr_rfc822_date(until, answer->expires);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(526)
-                  "one-time password handed out to %s (%s), valid until %s; the cache holds "
-                  "at most %d (" SCEP_PASSWORD_MAX ")",
-                  logged_user(r), r->useragent_ip, until, conf->password_max);
+    ap_log_rerror(
+        APLOG_MARK, APLOG_INFO, 0, r,
+        SCEPLOGNO(526) "one-time password handed out to %s (%s), valid until %s; the cache holds "
+                       "at most %d (" SCEP_PASSWORD_MAX ")",
+        logged_user(r), r->useragent_ip, until, conf->password_max);
     return OK;
 }
 
@@ -518,9 +525,10 @@ int mod_scep_admin_handler(request_rec *r)
     }
     conf = mod_scep_srv_conf(r->server);
     if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(527)
-                      "SetHandler " SCEP_ADMIN_HANDLER " in a server without "
-                      SCEP_CA_CERTIFICATE_FILE ": the page shows the CA's thumbprint");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(527) "SetHandler " SCEP_ADMIN_HANDLER
+                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
+                                     ": the page shows the CA's thumbprint");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return admin_page(r, conf);

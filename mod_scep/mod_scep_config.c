@@ -179,8 +179,8 @@ static int parse_bounded(const char *arg, apr_int64_t min, apr_int64_t max, apr_
 }
 
 /* A whole number of `unit` in [min, max] into *member. */
-static const char *set_bounded_int(cmd_parms *cmd, int *member, const char *arg, int min,
-                                   int max, const char *unit)
+static const char *set_bounded_int(cmd_parms *cmd, int *member, const char *arg, int min, int max,
+                                   const char *unit)
 {
     apr_int64_t value;
 
@@ -207,9 +207,10 @@ static const char *set_max_request_size(cmd_parms *cmd, void *dconf, const char 
 
     (void)dconf;
     if (!parse_bounded(arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX, &bytes)) {
-        return apr_psprintf(cmd->pool, SCEP_MAX_REQUEST_SIZE ": '%s' is not a number of "
-                            "bytes between %d and %d", arg, SCEP_MAX_REQUEST_SIZE_MIN,
-                            SCEP_MAX_REQUEST_SIZE_MAX);
+        return apr_psprintf(cmd->pool,
+                            SCEP_MAX_REQUEST_SIZE ": '%s' is not a number of "
+                                                  "bytes between %d and %d",
+                            arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX);
     }
     cmd_conf(cmd)->max_request_size = (apr_size_t)bytes;
     return NULL;
@@ -244,8 +245,8 @@ static const char *set_global_file(cmd_parms *cmd, void *dconf, const char *arg)
     return err ? err : set_file(cmd, dconf, arg);
 }
 
-static const char *set_global_int(cmd_parms *cmd, int *member, const char *arg, int min,
-                                  int max, const char *unit)
+static const char *set_global_int(cmd_parms *cmd, int *member, const char *arg, int min, int max,
+                                  const char *unit)
 {
     const char *err = global_only(cmd);
 
@@ -269,8 +270,8 @@ static const char *set_password_validity(cmd_parms *cmd, void *dconf, const char
 static const char *set_password_length(cmd_parms *cmd, void *dconf, const char *arg)
 {
     (void)dconf;
-    return set_global_int(cmd, &cmd_conf(cmd)->password_length, arg,
-                          SCEP_PASSWORD_LENGTH_MIN, SCEP_PASSWORD_LENGTH_MAX, "bytes");
+    return set_global_int(cmd, &cmd_conf(cmd)->password_length, arg, SCEP_PASSWORD_LENGTH_MIN,
+                          SCEP_PASSWORD_LENGTH_MAX, "bytes");
 }
 
 static const char *set_ca_type(cmd_parms *cmd, void *dconf, const char *arg)
@@ -302,16 +303,15 @@ static const char *set_template_group(cmd_parms *cmd, void *dconf, const char *t
     return NULL;
 }
 
-static const char *set_ldap_url(cmd_parms *cmd, void *dconf, const char *url,
-                                const char *mode)
+static const char *set_ldap_url(cmd_parms *cmd, void *dconf, const char *url, const char *mode)
 {
     mod_scep_srv_conf_t *conf = cmd_conf(cmd);
     apr_ldap_err_t *err = NULL;
 
     (void)dconf;
     if (apr_ldap_url_parse(cmd->pool, url, &conf->ldap_url, &err) != APR_SUCCESS) {
-        return apr_pstrcat(cmd->pool, SCEP_LDAP_URL ": cannot parse '", url, "': ",
-                           err && err->reason ? err->reason : "invalid LDAP URL", NULL);
+        return apr_pstrcat(cmd->pool, SCEP_LDAP_URL ": cannot parse '", url,
+                           "': ", err && err->reason ? err->reason : "invalid LDAP URL", NULL);
     }
     conf->ldap_security = strncasecmp(url, "ldaps:", 6) == 0 ? SCEP_LDAP_SSL : SCEP_LDAP_PLAIN;
     if (!mode || !strcasecmp(mode, "NONE")) {
@@ -337,9 +337,9 @@ static const char *set_crl_url(cmd_parms *cmd, void *dconf, const char *arg)
     apr_uri_t uri;
 
     (void)dconf;
-    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme
-        || strcasecmp(uri.scheme, "http") != 0 || !uri.hostname || !*uri.hostname
-        || strchr(arg, ',')) {
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || !uri.scheme ||
+        strcasecmp(uri.scheme, "http") != 0 || !uri.hostname || !*uri.hostname ||
+        strchr(arg, ',')) {
         return apr_pstrcat(cmd->pool, SCEP_CRL_URL ": '", arg,
                            "' is not a full http:// URL without commas", NULL);
     }
@@ -405,13 +405,14 @@ const command_rec mod_scep_cmds[] = {
                   "bytes of randomness in a password, shown as twice as many hex digits "
                   "(default 8)"),
     AP_INIT_FLAG(SCEP_USE_SINGLE_PASSWORD, set_global_flag, SCEP_OFFSET(use_single_password),
-                 RSRC_CONF, "On|Off: one password for all devices, NDES's single-password "
+                 RSRC_CONF,
+                 "On|Off: one password for all devices, NDES's single-password "
                  "mode (default Off)"),
     AP_INIT_TAKE1(SCEP_SINGLE_PASSWORD_FILE, set_global_file, SCEP_OFFSET(single_password_file),
-                  RSRC_CONF, "where the single password is kept, encrypted with "
-                  SCEP_SECRET_KEY_FILE),
-    AP_INIT_TAKE1(SCEP_SECRET_KEY_FILE, set_global_file, SCEP_OFFSET(secret_key_file),
-                  RSRC_CONF, "key file (mode 0600, created when missing) protecting secrets "
+                  RSRC_CONF,
+                  "where the single password is kept, encrypted with " SCEP_SECRET_KEY_FILE),
+    AP_INIT_TAKE1(SCEP_SECRET_KEY_FILE, set_global_file, SCEP_OFFSET(secret_key_file), RSRC_CONF,
+                  "key file (mode 0600, created when missing) protecting secrets "
                   "kept at rest"),
     AP_INIT_TAKE1(SCEP_PASSWORD_VDIR, set_string, SCEP_OFFSET(password_vdir), RSRC_CONF,
                   "URL path at or below which passwords are handed out; /: anywhere "
@@ -420,14 +421,12 @@ const command_rec mod_scep_cmds[] = {
                  "On|Off: hand out passwords over plain HTTP too (default Off)"),
     AP_INIT_TAKE1(SCEP_CA_TYPE, set_ca_type, NULL, RSRC_CONF,
                   "Enterprise|Standalone: who may get passwords (default Enterprise)"),
-    AP_INIT_TAKE1(SCEP_SIGNATURE_TEMPLATE, set_string, SCEP_OFFSET(signature_template),
-                  RSRC_CONF, "template for keyUsage digitalSignature (default "
-                  SCEP_DEFAULT_TEMPLATE ")"),
-    AP_INIT_TAKE1(SCEP_ENCRYPTION_TEMPLATE, set_string, SCEP_OFFSET(encryption_template),
-                  RSRC_CONF, "template for keyUsage keyEncipherment (default "
-                  SCEP_DEFAULT_TEMPLATE ")"),
-    AP_INIT_TAKE1(SCEP_GENERAL_PURPOSE_TEMPLATE, set_string,
-                  SCEP_OFFSET(general_purpose_template), RSRC_CONF,
+    AP_INIT_TAKE1(SCEP_SIGNATURE_TEMPLATE, set_string, SCEP_OFFSET(signature_template), RSRC_CONF,
+                  "template for keyUsage digitalSignature (default " SCEP_DEFAULT_TEMPLATE ")"),
+    AP_INIT_TAKE1(SCEP_ENCRYPTION_TEMPLATE, set_string, SCEP_OFFSET(encryption_template), RSRC_CONF,
+                  "template for keyUsage keyEncipherment (default " SCEP_DEFAULT_TEMPLATE ")"),
+    AP_INIT_TAKE1(SCEP_GENERAL_PURPOSE_TEMPLATE, set_string, SCEP_OFFSET(general_purpose_template),
+                  RSRC_CONF,
                   "template for both key usages or none (default " SCEP_DEFAULT_TEMPLATE ")"),
     AP_INIT_TAKE2(SCEP_TEMPLATE_ENROLL_GROUP, set_template_group, NULL, RSRC_CONF,
                   "TEMPLATE GROUP-DN: members of the LDAP group may enroll with the template "
@@ -439,10 +438,11 @@ const command_rec mod_scep_cmds[] = {
                    "administrators' group memberships are checked; unset: no check"),
     AP_INIT_TAKE1(SCEP_LDAP_BIND_DN, set_string, SCEP_OFFSET(ldap_bind_dn), RSRC_CONF,
                   "DN to bind as for the LDAP checks (default anonymous)"),
-    AP_INIT_TAKE1(SCEP_LDAP_BIND_PASSWORD, set_string, SCEP_OFFSET(ldap_bind_password),
-                  RSRC_CONF, "password for " SCEP_LDAP_BIND_DN),
+    AP_INIT_TAKE1(SCEP_LDAP_BIND_PASSWORD, set_string, SCEP_OFFSET(ldap_bind_password), RSRC_CONF,
+                  "password for " SCEP_LDAP_BIND_DN),
     AP_INIT_TAKE1(SCEP_NEXT_CA_CERTIFICATE_FILE, set_file, SCEP_OFFSET(next_ca_cert_file),
-                  RSRC_CONF, "PEM certificate of the next CA (rollover), served by "
+                  RSRC_CONF,
+                  "PEM certificate of the next CA (rollover), served by "
                   "GetNextCACert"),
     AP_INIT_FLAG(SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH, set_flag,
                  SCEP_OFFSET(disable_renewal_subject_match), RSRC_CONF,

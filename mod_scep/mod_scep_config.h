@@ -27,47 +27,47 @@
 
 /* Directive names: used by the command table and in error messages, so the
  * two cannot drift apart. */
-#define SCEP_CA_CERTIFICATE_FILE     "SCEPCACertificateFile"
-#define SCEP_CA_KEY_FILE             "SCEPCAKeyFile"
-#define SCEP_CA_CHAIN_FILE           "SCEPCAChainFile"
-#define SCEP_RA_CERTIFICATE          "SCEPRACertificate"
-#define SCEP_GETCACERT_INCLUDE_ROOT  "SCEPGetCACertIncludeRoot"
-#define SCEP_ENFORCE_PASSWORD        "SCEPEnforcePassword"
+#define SCEP_CA_CERTIFICATE_FILE "SCEPCACertificateFile"
+#define SCEP_CA_KEY_FILE "SCEPCAKeyFile"
+#define SCEP_CA_CHAIN_FILE "SCEPCAChainFile"
+#define SCEP_RA_CERTIFICATE "SCEPRACertificate"
+#define SCEP_GETCACERT_INCLUDE_ROOT "SCEPGetCACertIncludeRoot"
+#define SCEP_ENFORCE_PASSWORD "SCEPEnforcePassword"
 #define SCEP_CHALLENGE_PASSWORD_FILE "SCEPChallengePasswordFile"
 #define SCEP_ALLOW_LEGACY_ALGORITHMS "SCEPAllowLegacyAlgorithms"
-#define SCEP_HASH_ALGORITHM          "SCEPHashAlgorithm"
-#define SCEP_CERTIFICATE_VALIDITY    "SCEPCertificateValidity"
-#define SCEP_CERTREP_INCLUDE_CHAIN   "SCEPCertRepIncludeChain"
-#define SCEP_MAX_REQUEST_SIZE        "SCEPMaxRequestSize"
-#define SCEP_PASSWORD_MAX            "SCEPPasswordMax"
-#define SCEP_PASSWORD_VALIDITY       "SCEPPasswordValidity"
-#define SCEP_PASSWORD_LENGTH         "SCEPPasswordLength"
-#define SCEP_USE_SINGLE_PASSWORD     "SCEPUseSinglePassword"
-#define SCEP_SINGLE_PASSWORD_FILE    "SCEPSinglePasswordFile"
-#define SCEP_SECRET_KEY_FILE         "SCEPSecretKeyFile"
-#define SCEP_PASSWORD_VDIR           "SCEPPasswordVDir"
-#define SCEP_ADMIN_ALLOW_HTTP        "SCEPAdminAllowHTTP"
-#define SCEP_CA_TYPE                 "SCEPCAType"
-#define SCEP_SIGNATURE_TEMPLATE      "SCEPSignatureTemplate"
-#define SCEP_ENCRYPTION_TEMPLATE     "SCEPEncryptionTemplate"
+#define SCEP_HASH_ALGORITHM "SCEPHashAlgorithm"
+#define SCEP_CERTIFICATE_VALIDITY "SCEPCertificateValidity"
+#define SCEP_CERTREP_INCLUDE_CHAIN "SCEPCertRepIncludeChain"
+#define SCEP_MAX_REQUEST_SIZE "SCEPMaxRequestSize"
+#define SCEP_PASSWORD_MAX "SCEPPasswordMax"
+#define SCEP_PASSWORD_VALIDITY "SCEPPasswordValidity"
+#define SCEP_PASSWORD_LENGTH "SCEPPasswordLength"
+#define SCEP_USE_SINGLE_PASSWORD "SCEPUseSinglePassword"
+#define SCEP_SINGLE_PASSWORD_FILE "SCEPSinglePasswordFile"
+#define SCEP_SECRET_KEY_FILE "SCEPSecretKeyFile"
+#define SCEP_PASSWORD_VDIR "SCEPPasswordVDir"
+#define SCEP_ADMIN_ALLOW_HTTP "SCEPAdminAllowHTTP"
+#define SCEP_CA_TYPE "SCEPCAType"
+#define SCEP_SIGNATURE_TEMPLATE "SCEPSignatureTemplate"
+#define SCEP_ENCRYPTION_TEMPLATE "SCEPEncryptionTemplate"
 #define SCEP_GENERAL_PURPOSE_TEMPLATE "SCEPGeneralPurposeTemplate"
-#define SCEP_TEMPLATE_ENROLL_GROUP   "SCEPTemplateEnrollGroup"
-#define SCEP_CA_ADMIN_GROUP          "SCEPCAAdminGroup"
-#define SCEP_LDAP_URL                "SCEPLDAPURL"
-#define SCEP_LDAP_BIND_DN            "SCEPLDAPBindDN"
-#define SCEP_LDAP_BIND_PASSWORD      "SCEPLDAPBindPassword"
+#define SCEP_TEMPLATE_ENROLL_GROUP "SCEPTemplateEnrollGroup"
+#define SCEP_CA_ADMIN_GROUP "SCEPCAAdminGroup"
+#define SCEP_LDAP_URL "SCEPLDAPURL"
+#define SCEP_LDAP_BIND_DN "SCEPLDAPBindDN"
+#define SCEP_LDAP_BIND_PASSWORD "SCEPLDAPBindPassword"
 #define SCEP_NEXT_CA_CERTIFICATE_FILE "SCEPNextCACertificateFile"
 #define SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH "SCEPDisableRenewalSubjectNameMatch"
-#define SCEP_CRL_URL                 "SCEPCRLURL"
-#define SCEP_CRL_VALIDITY            "SCEPCRLValidity"
-#define SCEP_REFRESH_PERIOD          "SCEPRefreshPeriod"
-#define SCEP_CACHE_REQUEST           "SCEPCacheRequest"
-#define SCEP_TEMPLATE_SECTION        "<SCEPTemplate"
+#define SCEP_CRL_URL "SCEPCRLURL"
+#define SCEP_CRL_VALIDITY "SCEPCRLValidity"
+#define SCEP_REFRESH_PERIOD "SCEPRefreshPeriod"
+#define SCEP_CACHE_REQUEST "SCEPCacheRequest"
+#define SCEP_TEMPLATE_SECTION "<SCEPTemplate"
 /* The CA manager page (mod_scep_manager.c). */
-#define SCEP_CA_MANAGER_GROUP        "SCEPCAManagerGroup"
+#define SCEP_CA_MANAGER_GROUP "SCEPCAManagerGroup"
 
 /* NDES's default template for every key usage ("IPSec (Offline request)"). */
-#define SCEP_DEFAULT_TEMPLATE        "IPSECIntermediateOffline"
+#define SCEP_DEFAULT_TEMPLATE "IPSECIntermediateOffline"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -78,21 +78,21 @@ typedef enum {
 /* How SCEPLDAPURL connects (mod_authnz_ldap's AuthLDAPURL second argument). */
 typedef enum {
     SCEP_LDAP_PLAIN = 1,
-    SCEP_LDAP_SSL = 2,     /* ldaps:// */
+    SCEP_LDAP_SSL = 2, /* ldaps:// */
     SCEP_LDAP_STARTTLS = 3
 } scep_ldap_security_t;
 
 /* Bounds of the numeric directives. */
-#define SCEP_VALIDITY_DAYS_MAX       36500
-#define SCEP_MAX_REQUEST_SIZE_MIN    1024
-#define SCEP_MAX_REQUEST_SIZE_MAX    (16 * 1024 * 1024)
-#define SCEP_PASSWORD_MAX_MAX        100000
-#define SCEP_PASSWORD_VALIDITY_MAX   (7 * 24 * 60)
-#define SCEP_PASSWORD_LENGTH_MIN     4
-#define SCEP_PASSWORD_LENGTH_MAX     64
-#define SCEP_CRL_VALIDITY_HOURS_MAX  8784 /* 366 days */
-#define SCEP_REFRESH_PERIOD_MAX      3650 /* days */
-#define SCEP_CACHE_REQUEST_MAX       (366 * 24 * 60) /* minutes */
+#define SCEP_VALIDITY_DAYS_MAX 36500
+#define SCEP_MAX_REQUEST_SIZE_MIN 1024
+#define SCEP_MAX_REQUEST_SIZE_MAX (16 * 1024 * 1024)
+#define SCEP_PASSWORD_MAX_MAX 100000
+#define SCEP_PASSWORD_VALIDITY_MAX (7 * 24 * 60)
+#define SCEP_PASSWORD_LENGTH_MIN 4
+#define SCEP_PASSWORD_LENGTH_MAX 64
+#define SCEP_CRL_VALIDITY_HOURS_MAX 8784       /* 366 days */
+#define SCEP_REFRESH_PERIOD_MAX 3650           /* days */
+#define SCEP_CACHE_REQUEST_MAX (366 * 24 * 60) /* minutes */
 
 /*
  * The configured members, one line each: X(type, name, unset, default).
@@ -149,9 +149,9 @@ typedef struct mod_scep_srv_conf_t {
 #undef MOD_SCEP_CONF_DECLARE
 
     /* Set when the configuration is checked at startup, never merged: */
-    int enabled;          /* this server has SCEPCACertificateFile */
-    scep_pki_t *pki;      /* CA and RA certificates and keys, loaded once */
-    const char *challenge; /* the static challenge password, NULL if none */
+    int enabled;                       /* this server has SCEPCACertificateFile */
+    scep_pki_t *pki;                   /* CA and RA certificates and keys, loaded once */
+    const char *challenge;             /* the static challenge password, NULL if none */
     const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
     apr_size_t next_ca_len;
 } mod_scep_srv_conf_t;

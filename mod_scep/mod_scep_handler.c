@@ -91,8 +91,7 @@ static int reject(request_rec *r, int status, int logno, int event, const char *
     return status;
 }
 
-static int send_body(request_rec *r, const char *content_type, const void *body,
-                     apr_size_t len)
+static int send_body(request_rec *r, const char *content_type, const void *body, apr_size_t len)
 {
     ap_set_content_type(r, content_type);
     ap_set_content_length(r, (apr_off_t)len);
@@ -128,8 +127,8 @@ static int announced_too_large(request_rec *r, apr_size_t max)
     apr_off_t announced;
     char *end;
 
-    return cl && apr_strtoff(&announced, cl, &end, 10) == APR_SUCCESS && *end == '\0'
-           && announced > (apr_off_t)max;
+    return cl && apr_strtoff(&announced, cl, &end, 10) == APR_SUCCESS && *end == '\0' &&
+           announced > (apr_off_t)max;
 }
 
 /* Moves the data buckets of in to body (set aside on the request pool, as
@@ -151,8 +150,8 @@ static apr_status_t take_input(request_rec *r, apr_bucket_brigade *in, apr_bucke
             apr_bucket_delete(b);
             continue;
         }
-        if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ)) != APR_SUCCESS
-            || (rv = apr_bucket_setaside(b, r->pool)) != APR_SUCCESS) {
+        if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ)) != APR_SUCCESS ||
+            (rv = apr_bucket_setaside(b, r->pool)) != APR_SUCCESS) {
             break;
         }
         *total += len;
@@ -175,22 +174,26 @@ static int read_body(request_rec *r, apr_size_t max, unsigned char **msg, apr_si
 
     if (announced_too_large(r, max)) {
         return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 101, SCEP_EVENT_FAIL_TO_CONVERT,
-                      apr_psprintf(r->pool, "PKIOperation body announced larger than "
-                                   SCEP_MAX_REQUEST_SIZE " %" APR_SIZE_T_FMT, max));
+                      apr_psprintf(r->pool,
+                                   "PKIOperation body announced larger than " SCEP_MAX_REQUEST_SIZE
+                                   " %" APR_SIZE_T_FMT,
+                                   max));
     }
     while (!seen_eos && total <= max) {
         rv = ap_get_brigade(r->input_filters, in, AP_MODE_READBYTES, APR_BLOCK_READ,
                             HUGE_STRING_LEN);
         if (rv != APR_SUCCESS || (rv = take_input(r, in, body, &total, &seen_eos)) != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, SCEPLOGNO(102)
-                          "cannot read the PKIOperation body (NDES event 15)");
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                          SCEPLOGNO(102) "cannot read the PKIOperation body (NDES event 15)");
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
     }
     if (total > max) {
         return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 103, SCEP_EVENT_FAIL_TO_CONVERT,
-                      apr_psprintf(r->pool, "PKIOperation body larger than "
-                                   SCEP_MAX_REQUEST_SIZE " %" APR_SIZE_T_FMT, max));
+                      apr_psprintf(r->pool,
+                                   "PKIOperation body larger than " SCEP_MAX_REQUEST_SIZE
+                                   " %" APR_SIZE_T_FMT,
+                                   max));
     }
     if (total == 0) {
         return reject(r, HTTP_BAD_REQUEST, 104, SCEP_EVENT_NO_MESSAGE,
@@ -213,15 +216,17 @@ static apr_size_t max_base64_len(apr_size_t max)
 static int get_message_too_large(request_rec *r, apr_size_t max)
 {
     return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 106, SCEP_EVENT_FAIL_TO_CONVERT,
-                  apr_psprintf(r->pool, "PKIOperation message larger than "
-                               SCEP_MAX_REQUEST_SIZE " %" APR_SIZE_T_FMT, max));
+                  apr_psprintf(r->pool,
+                               "PKIOperation message larger than " SCEP_MAX_REQUEST_SIZE
+                               " %" APR_SIZE_T_FMT,
+                               max));
 }
 
 /* The `message` of a GET PKIOperation, already unescaped. The length of the
  * text is checked first so that no oversized text is decoded; the decoded
  * length decides. */
-static int decode_get_message(request_rec *r, apr_size_t max, const char *text,
-                              unsigned char **msg, apr_size_t *len)
+static int decode_get_message(request_rec *r, apr_size_t max, const char *text, unsigned char **msg,
+                              apr_size_t *len)
 {
     if (!text || !*text) {
         return reject(r, HTTP_BAD_REQUEST, 105, SCEP_EVENT_NO_MESSAGE,
@@ -262,8 +267,9 @@ static int get_next_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
         return send_body(r, "application/x-x509-next-ca-cert", conf->next_ca_body,
                          conf->next_ca_len);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, SCEPLOGNO(108)
-                  "GetNextCACert: no rollover CA certificate is configured (NDES event 11)");
+    ap_log_rerror(
+        APLOG_MARK, APLOG_INFO, 0, r,
+        SCEPLOGNO(108) "GetNextCACert: no rollover CA certificate is configured (NDES event 11)");
     return HTTP_BAD_REQUEST;
 }
 
@@ -310,9 +316,9 @@ int mod_scep_handler(request_rec *r)
     }
     conf = mod_scep_srv_conf(r->server);
     if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(111)
-                      "SetHandler scep in a server without " SCEP_CA_CERTIFICATE_FILE
-                      " (NDES event 2)");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(111) "SetHandler scep in a server without " SCEP_CA_CERTIFICATE_FILE
+                                     " (NDES event 2)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     parse_args(r->pool, r->args, &params);

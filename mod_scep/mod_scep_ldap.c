@@ -71,10 +71,10 @@
 #endif
 
 /* mod_authnz_ldap's defaults for an AuthLDAPURL that leaves them out. */
-#define DEFAULT_HOST           "localhost"
+#define DEFAULT_HOST "localhost"
 #define DEFAULT_USER_ATTRIBUTE "uid"
-#define DEFAULT_USER_FILTER    "(objectClass=*)"
-#define MAX_SUBGROUP_DEPTH     10
+#define DEFAULT_USER_FILTER "(objectClass=*)"
+#define MAX_SUBGROUP_DEPTH 10
 
 /* util_ldap wants modifiable strings for the attribute lists. */
 static char member_attr[] = "member";
@@ -230,8 +230,8 @@ static int open_connection(ldap_check_t *check)
                                             conf->ldap_bind_dn, conf->ldap_bind_password, always,
                                             uldap_security(conf));
     if (!check->ldc) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(510)
-                      "mod_ldap has no connection to %s:%d for " SCEP_LDAP_URL,
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(510) "mod_ldap has no connection to %s:%d for " SCEP_LDAP_URL,
                       ldap_host(conf->ldap_url), ldap_port(conf));
         return 0;
     }
@@ -261,14 +261,15 @@ static int find_user_dn(ldap_check_t *check)
         return 1;
     }
     if (rc == LDAP_NO_SUCH_OBJECT) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(500)
-                      "%s %s: no single entry for them below '%s' of " SCEP_LDAP_URL ": %s%s",
-                      logged_user(r), check->refused, url->lud_dn ? url->lud_dn : "",
-                      reason(check), check->event);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(500) "%s %s: no single entry for them below '%s' of " SCEP_LDAP_URL
+                                     ": %s%s",
+                      logged_user(r), check->refused, url->lud_dn ? url->lud_dn : "", reason(check),
+                      check->event);
         return 0;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(501)
-                  "LDAP search for %s failed: %s (LDAP result %d)", logged_user(r),
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  SCEPLOGNO(501) "LDAP search for %s failed: %s (LDAP result %d)", logged_user(r),
                   reason(check), rc);
     return -1;
 }
@@ -290,15 +291,18 @@ static int direct_member(ldap_check_t *check, const char *group_dn)
             return 1;
         }
         if (rc == LDAP_NO_SUCH_OBJECT) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, check->r, SCEPLOGNO(502)
-                          "the LDAP group '%s' does not exist: correct the group DN in the "
-                          "configuration", group_dn);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_ERR, 0, check->r,
+                SCEPLOGNO(502) "the LDAP group '%s' does not exist: correct the group DN in the "
+                               "configuration",
+                group_dn);
             return -1;
         }
         if (!is_negative(rc)) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, check->r, SCEPLOGNO(503)
-                          "LDAP compare of %s in group '%s' failed: %s (LDAP result %d)",
-                          member_attrs[i], group_dn, reason(check), rc);
+            ap_log_rerror(
+                APLOG_MARK, APLOG_ERR, 0, check->r,
+                SCEPLOGNO(503) "LDAP compare of %s in group '%s' failed: %s (LDAP result %d)",
+                member_attrs[i], group_dn, reason(check), rc);
             return -1;
         }
     }
@@ -319,8 +323,9 @@ static int nested_member(ldap_check_t *check, const char *group_dn)
             return 1;
         }
         if (!is_negative(rc) && rc != LDAP_NO_SUCH_OBJECT) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, check->r, SCEPLOGNO(504)
-                          "LDAP check of the groups nested in '%s' failed: %s (LDAP result %d)",
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, check->r,
+                          SCEPLOGNO(504) "LDAP check of the groups nested in '%s' failed: "
+                                         "%s (LDAP result %d)",
                           group_dn, reason(check), rc);
             return -1;
         }
@@ -344,18 +349,21 @@ static int may_enroll_with(ldap_check_t *check, const char *template_name)
     int rc;
 
     if (!group_dn) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(505)
-                      "%s may not get passwords: template %s has no " SCEP_TEMPLATE_ENROLL_GROUP
-                      ", so nobody holds enroll permission on it (NDES event %d)",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(505) "%s may not get passwords: template %s "
+                                     "has no " SCEP_TEMPLATE_ENROLL_GROUP
+                                     ", so nobody holds enroll "
+                                     "permission on it (NDES event %d)",
                       logged_user(r), template_name, SCEP_EVENT_NO_PASSWORD_TEMPLATE);
         return 0;
     }
     rc = member_of(check, group_dn);
     if (rc == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(506)
-                      "%s may not get passwords: no enroll permission on template %s (not a "
-                      "member of '%s') (NDES event %d)",
-                      logged_user(r), template_name, group_dn, SCEP_EVENT_NO_PASSWORD_TEMPLATE);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(506) "%s may not get passwords: no enroll permission on template %s (not a "
+                           "member of '%s') (NDES event %d)",
+            logged_user(r), template_name, group_dn, SCEP_EVENT_NO_PASSWORD_TEMPLATE);
     }
     return rc;
 }
@@ -399,18 +407,20 @@ static int is_ca_administrator(ldap_check_t *check)
     int rc;
 
     if (!group_dn) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(507)
-                      "%s may not get passwords: " SCEP_CA_TYPE " Standalone without "
-                      SCEP_CA_ADMIN_GROUP ", so nobody is a CA administrator (NDES event %d)",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(507) "%s may not get passwords: " SCEP_CA_TYPE
+                                     " Standalone without " SCEP_CA_ADMIN_GROUP
+                                     ", so nobody is a CA administrator (NDES event %d)",
                       logged_user(r), SCEP_EVENT_NO_PASSWORD_STANDALONE);
         return 0;
     }
     rc = member_of(check, group_dn);
     if (rc == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(508)
-                      "%s may not get passwords: not a CA administrator (not a member of "
-                      "'%s') (NDES event %d)",
-                      logged_user(r), group_dn, SCEP_EVENT_NO_PASSWORD_STANDALONE);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(508) "%s may not get passwords: not a CA administrator (not a member of "
+                           "'%s') (NDES event %d)",
+            logged_user(r), group_dn, SCEP_EVENT_NO_PASSWORD_STANDALONE);
     }
     return rc;
 }
@@ -437,18 +447,20 @@ static int is_ca_manager(ldap_check_t *check)
     int rc;
 
     if (!group_dn) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(620)
-                      "%s may not use the CA manager page: " SCEP_LDAP_URL " is set but "
-                      SCEP_CA_MANAGER_GROUP " is not, so nobody is a CA manager",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(620) "%s may not use the CA manager page: " SCEP_LDAP_URL
+                                     " is set but " SCEP_CA_MANAGER_GROUP
+                                     " is not, so nobody is a CA manager",
                       logged_user(r));
         return 0;
     }
     rc = member_of(check, group_dn);
     if (rc == 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(621)
-                      "%s may not use the CA manager page: not a CA manager (not a member of "
-                      "'%s', " SCEP_CA_MANAGER_GROUP ")",
-                      logged_user(r), group_dn);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(621) "%s may not use the CA manager page: not a CA manager (not a member of "
+                           "'%s', " SCEP_CA_MANAGER_GROUP ")",
+            logged_user(r), group_dn);
     }
     return rc;
 }
@@ -467,9 +479,9 @@ static int start_check(request_rec *r, const mod_scep_srv_conf_t *conf, const ch
     check->refused = refused;
     check->event = event;
     if (!find_uldap_functions(&check->fns)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(509)
-                      SCEP_LDAP_URL " needs mod_ldap: add 'LoadModule ldap_module "
-                      "modules/mod_ldap.so'");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(509) SCEP_LDAP_URL " needs mod_ldap: add 'LoadModule ldap_module "
+                                                   "modules/mod_ldap.so'");
         return -1;
     }
     check->cache_url = cache_url_of(r->pool, conf);

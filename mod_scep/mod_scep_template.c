@@ -40,8 +40,7 @@
 #define FROM_REQUEST "FromRequest"
 
 /* A section directive's parser: NULL or an error message. */
-typedef const char *(*template_setter_t)(cmd_parms *cmd, scep_template_t *tmpl,
-                                         const char *args);
+typedef const char *(*template_setter_t)(cmd_parms *cmd, scep_template_t *tmpl, const char *args);
 
 typedef struct word_flag_t {
     const char *word;
@@ -57,22 +56,18 @@ static const word_flag_t key_usage_words[] = {
     { "keyEncipherment", X509v3_KU_KEY_ENCIPHERMENT },
     { "dataEncipherment", X509v3_KU_DATA_ENCIPHERMENT },
     { "keyAgreement", X509v3_KU_KEY_AGREEMENT },
-    { NULL, 0 }
+    { NULL, 0 },
 };
 
 static const word_flag_t san_words[] = {
-    { "DNS", SCEP_SAN_DNS },
-    { "IP", SCEP_SAN_IP },
-    { "EMAIL", SCEP_SAN_EMAIL },
-    { "URI", SCEP_SAN_URI },
-    { "UPN", SCEP_SAN_UPN },
-    { NULL, 0 }
+    { "DNS", SCEP_SAN_DNS }, { "IP", SCEP_SAN_IP },   { "EMAIL", SCEP_SAN_EMAIL },
+    { "URI", SCEP_SAN_URI }, { "UPN", SCEP_SAN_UPN }, { NULL, 0 },
 };
 
 static const word_flag_t key_type_words[] = {
     { "rsa", SCEP_KEYTYPE_RSA },
     { "ec", SCEP_KEYTYPE_EC },
-    { NULL, 0 }
+    { NULL, 0 },
 };
 
 static int flag_of(const word_flag_t *words, const char *word, unsigned int *flag)
@@ -100,8 +95,7 @@ static const char *single_word(const char *const *single, const char *word)
 /* The words of args ORed into *flags; *alone is set instead when args is
  * one of the words of single, which cannot be combined with others. */
 static const char *parse_flags(cmd_parms *cmd, const word_flag_t *words, const char *args,
-                               const char *const *single, const char **alone,
-                               unsigned int *flags)
+                               const char *const *single, const char **alone, unsigned int *flags)
 {
     const char *word, *stands_alone;
     unsigned int flag;
@@ -112,8 +106,10 @@ static const char *parse_flags(cmd_parms *cmd, const word_flag_t *words, const c
     for (n = 0; *(word = ap_getword_conf(cmd->temp_pool, &args)); n++) {
         stands_alone = single_word(single, word);
         if (stands_alone ? n > 0 : *alone != NULL) {
-            return apr_psprintf(cmd->pool, "'%s' stands alone, it cannot be combined with "
-                                "other values", stands_alone ? stands_alone : *alone);
+            return apr_psprintf(cmd->pool,
+                                "'%s' stands alone, it cannot be combined with "
+                                "other values",
+                                stands_alone ? stands_alone : *alone);
         }
         if (stands_alone) {
             *alone = stands_alone;
@@ -196,8 +192,10 @@ static const char *set_ext_key_usage(cmd_parms *cmd, scep_template_t *tmpl, cons
             return NULL;
         }
         if (scep_template_add_eku(cmd->pool, tmpl, word) != APR_SUCCESS) {
-            return apr_psprintf(cmd->pool, "'%s' is neither a dotted OID nor a name OpenSSL "
-                                "knows (such as clientAuth)", word);
+            return apr_psprintf(cmd->pool,
+                                "'%s' is neither a dotted OID nor a name OpenSSL "
+                                "knows (such as clientAuth)",
+                                word);
         }
     }
     return n ? NULL : "needs " FROM_REQUEST " or at least one OID";
@@ -232,8 +230,10 @@ static const char *set_allow_subject(cmd_parms *cmd, scep_template_t *tmpl, cons
         }
         nid = OBJ_txt2nid(word);
         if (nid == NID_undef) {
-            return apr_psprintf(cmd->pool, "'%s' is not a subject attribute OpenSSL knows "
-                                "(such as CN, O, OU, C, serialNumber)", word);
+            return apr_psprintf(cmd->pool,
+                                "'%s' is not a subject attribute OpenSSL knows "
+                                "(such as CN, O, OU, C, serialNumber)",
+                                word);
         }
         APR_ARRAY_PUSH(tmpl->subject_nids, int) = nid;
     }
@@ -304,8 +304,7 @@ static const template_directive_t template_directives[] = {
     { NULL, NULL }
 };
 
-static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl,
-                                   const ap_directive_t *d)
+static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl, const ap_directive_t *d)
 {
     const template_directive_t *td;
     const char *err = NULL;
@@ -320,8 +319,8 @@ static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl,
         err = "is not a template directive (Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, "
               "AllowSubjectAltName, MinimumKeySize, KeyTypes, Issuance, EnrollGroup)";
     }
-    return err ? apr_psprintf(cmd->pool, "%s:%d: " SCEP_TEMPLATE_SECTION " %s> %s: %s",
-                              d->filename, d->line_num, tmpl->name, d->directive, err)
+    return err ? apr_psprintf(cmd->pool, "%s:%d: " SCEP_TEMPLATE_SECTION " %s> %s: %s", d->filename,
+                              d->line_num, tmpl->name, d->directive, err)
                : NULL;
 }
 
@@ -339,8 +338,7 @@ scep_template_t *mod_scep_template_find(const mod_scep_srv_conf_t *conf, const c
 
 /* The template's enroll group joins SCEPTemplateEnrollGroup's table, which
  * the admin page's authorization reads (mod_scep_ldap.c). */
-static void register_template(cmd_parms *cmd, mod_scep_srv_conf_t *conf,
-                              scep_template_t *tmpl)
+static void register_template(cmd_parms *cmd, mod_scep_srv_conf_t *conf, scep_template_t *tmpl)
 {
     if (!conf->templates) {
         conf->templates = apr_array_make(cmd->pool, 2, sizeof(scep_template_t *));
@@ -378,9 +376,9 @@ const char *mod_scep_template_section(cmd_parms *cmd, void *dconf, const char *a
     tmpl = scep_template_new(cmd->pool, name);
     for (d = cmd->directive->first_child; d && !err; d = d->next) {
         err = d->first_child || *d->directive == '<'
-                  ? apr_psprintf(cmd->pool, "%s:%d: %s is not allowed inside "
-                                 SCEP_TEMPLATE_SECTION ">", d->filename, d->line_num,
-                                 d->directive)
+                  ? apr_psprintf(cmd->pool,
+                                 "%s:%d: %s is not allowed inside " SCEP_TEMPLATE_SECTION ">",
+                                 d->filename, d->line_num, d->directive)
                   : apply_directive(cmd, tmpl, d);
     }
     if (!err) {
@@ -400,9 +398,10 @@ static const char *unknown_template(apr_pool_t *p, const mod_scep_srv_conf_t *co
 
     for (i = 0; i < 3; i++) {
         if (!mod_scep_template_find(conf, names[i])) {
-            return apr_psprintf(p, "%s %s: no " SCEP_TEMPLATE_SECTION " %s> is configured and "
-                                "it is not the built-in " SCEP_BUILTIN_TEMPLATE, directives[i],
-                                names[i], names[i]);
+            return apr_psprintf(p,
+                                "%s %s: no " SCEP_TEMPLATE_SECTION " %s> is configured and "
+                                "it is not the built-in " SCEP_BUILTIN_TEMPLATE,
+                                directives[i], names[i], names[i]);
         }
     }
     return NULL;

@@ -123,11 +123,11 @@ apr_status_t scep_global_mutex_lock(apr_global_mutex_t *mutex);
  */
 
 typedef struct scep_pki_config_t {
-    const char *ca_cert_file;        /* PEM: the issuing CA certificate */
-    const char *ca_key_file;         /* PEM: its key (built-in CA) */
-    const char *ca_chain_file;       /* PEM: intermediates/root above the CA, may be NULL */
-    apr_array_header_t *ra_files;    /* of scep_ra_file_t; empty: the CA key acts as RA */
-    int include_root;                /* GetCACert lists the root too (default on) */
+    const char *ca_cert_file;     /* PEM: the issuing CA certificate */
+    const char *ca_key_file;      /* PEM: its key (built-in CA) */
+    const char *ca_chain_file;    /* PEM: intermediates/root above the CA, may be NULL */
+    apr_array_header_t *ra_files; /* of scep_ra_file_t; empty: the CA key acts as RA */
+    int include_root;             /* GetCACert lists the root too (default on) */
 } scep_pki_config_t;
 
 typedef struct scep_ra_file_t {
@@ -137,19 +137,19 @@ typedef struct scep_ra_file_t {
 
 typedef struct scep_pki_t {
     X509 *ca_cert;
-    EVP_PKEY *ca_key;           /* NULL when no built-in CA key is configured */
-    STACK_OF(X509) *chain;      /* certificates above ca_cert, nearest first */
-    X509 *ra_sign_cert;         /* signs CertReps: the CA itself in simple mode */
+    EVP_PKEY *ca_key;      /* NULL when no built-in CA key is configured */
+    STACK_OF(X509) *chain; /* certificates above ca_cert, nearest first */
+    X509 *ra_sign_cert;    /* signs CertReps: the CA itself in simple mode */
     EVP_PKEY *ra_sign_key;
-    X509 *ra_enc_cert;          /* devices encrypt to it: the CA itself in simple mode */
+    X509 *ra_enc_cert; /* devices encrypt to it: the CA itself in simple mode */
     EVP_PKEY *ra_enc_key;
-    int separate_ra;            /* RA certificates distinct from the CA */
-    const char *ca_thumbprint;  /* scep_cert_thumbprint(ca_cert) */
+    int separate_ra;           /* RA certificates distinct from the CA */
+    const char *ca_thumbprint; /* scep_cert_thumbprint(ca_cert) */
     /* The GetCACert reply, built once. */
     const char *getcacert_type; /* application/x-x509-ca-ra-cert or application/x-x509-ca-cert */
     const unsigned char *getcacert_body;
     apr_size_t getcacert_len;
-    apr_time_t ra_not_after;    /* earliest expiry of the RA certificates in use */
+    apr_time_t ra_not_after;        /* earliest expiry of the RA certificates in use */
     apr_array_header_t *ra_skipped; /* of const char *: unfit RA candidates passed over,
                                      * "FILE: why" (for a warning) */
 } scep_pki_t;
@@ -191,20 +191,20 @@ typedef enum {
 } scep_pki_status_t;
 
 typedef struct scep_request_t {
-    int message_type;               /* scep_msg_type_t, or what the device sent */
-    const char *transaction_id;     /* NULL until parsed */
+    int message_type;           /* scep_msg_type_t, or what the device sent */
+    const char *transaction_id; /* NULL until parsed */
     ASN1_OCTET_STRING *sender_nonce;
-    X509 *signer_cert;              /* the certificate that signed the message */
-    const EVP_MD *digest;           /* the digest the device signed with */
-    const EVP_CIPHER *cipher;       /* the envelope's content-encryption algorithm */
-    int legacy_alg;                 /* single DES or MD5 was used */
+    X509 *signer_cert;        /* the certificate that signed the message */
+    const EVP_MD *digest;     /* the digest the device signed with */
+    const EVP_CIPHER *cipher; /* the envelope's content-encryption algorithm */
+    int legacy_alg;           /* single DES or MD5 was used */
     /* messageData, decrypted: */
-    X509_REQ *csr;                  /* PKCSReq, RenewalReq */
-    X509_NAME *issuer;              /* CertPoll, GetCert, GetCRL */
-    X509_NAME *subject;             /* CertPoll */
-    ASN1_INTEGER *serial;           /* GetCert, GetCRL */
-    const char *challenge;          /* the CSR's challengePassword, NULL if none */
-    int signer_is_csr_key;          /* the message was signed with the CSR's key */
+    X509_REQ *csr;         /* PKCSReq, RenewalReq */
+    X509_NAME *issuer;     /* CertPoll, GetCert, GetCRL */
+    X509_NAME *subject;    /* CertPoll */
+    ASN1_INTEGER *serial;  /* GetCert, GetCRL */
+    const char *challenge; /* the CSR's challengePassword, NULL if none */
+    int signer_is_csr_key; /* the message was signed with the CSR's key */
 } scep_request_t;
 
 typedef struct scep_parse_opts_t {
@@ -218,8 +218,8 @@ typedef struct scep_parse_opts_t {
  * prob->fail_info says which; otherwise *req is NULL and the caller answers
  * HTTP 400. */
 apr_status_t scep_request_parse(apr_pool_t *p, const scep_pki_t *pki, const unsigned char *der,
-                                apr_size_t len, const scep_parse_opts_t *opts,
-                                scep_request_t **req, scep_problem_t *prob);
+                                apr_size_t len, const scep_parse_opts_t *opts, scep_request_t **req,
+                                scep_problem_t *prob);
 
 /* The CSR's keyUsage bits as NDES reads them (0x80 digitalSignature,
  * 0x20 keyEncipherment), or -1 when the CSR has no keyUsage extension. */
@@ -237,10 +237,10 @@ apr_status_t scep_decode_get_message(apr_pool_t *p, const char *text, unsigned c
 
 typedef struct scep_reply_t {
     scep_pki_status_t status;
-    scep_fail_info_t fail_info;     /* FAILURE only */
-    const char *fail_text;          /* FAILURE only, optional */
-    STACK_OF(X509) *certs;          /* SUCCESS: the issued certificate first */
-    X509_CRL *crl;                  /* SUCCESS of GetCRL */
+    scep_fail_info_t fail_info; /* FAILURE only */
+    const char *fail_text;      /* FAILURE only, optional */
+    STACK_OF(X509) *certs;      /* SUCCESS: the issued certificate first */
+    X509_CRL *crl;              /* SUCCESS of GetCRL */
 } scep_reply_t;
 
 /* Builds a CertRep for req, signed by the RA signing key with req's digest,
@@ -296,15 +296,15 @@ typedef enum {
 
 typedef struct scep_template_t {
     const char *name;
-    int validity_days;            /* 0: the server's SCEPCertificateValidity */
-    int key_usage;                /* X509v3_KU_* bits set (critical), or SCEP_KU_FROM_REQUEST */
+    int validity_days; /* 0: the server's SCEPCertificateValidity */
+    int key_usage;     /* X509v3_KU_* bits set (critical), or SCEP_KU_FROM_REQUEST */
     apr_array_header_t *ext_key_usage; /* of ASN1_OBJECT *: EKU set; NULL: the CSR's */
     apr_array_header_t *subject_nids;  /* of int: subject attributes allowed; NULL: any */
-    unsigned int san_types;       /* SCEP_SAN_* that may pass; others are refused */
-    int min_rsa_bits;             /* smallest RSA modulus accepted */
-    unsigned int key_types;       /* SCEP_KEYTYPE_* accepted */
+    unsigned int san_types;            /* SCEP_SAN_* that may pass; others are refused */
+    int min_rsa_bits;                  /* smallest RSA modulus accepted */
+    unsigned int key_types;            /* SCEP_KEYTYPE_* accepted */
     scep_issuance_t issuance;
-    const char *enroll_group;     /* LDAP group DN with enroll permission, NULL if none */
+    const char *enroll_group; /* LDAP group DN with enroll permission, NULL if none */
 } scep_template_t;
 
 #define SCEP_BUILTIN_TEMPLATE "IPSECIntermediateOffline"
@@ -338,10 +338,10 @@ apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_
  */
 
 typedef struct scep_issue_opts_t {
-    int validity_days;   /* default 365 */
-    const EVP_MD *md;    /* SHA-256 unless SCEPHashAlgorithm says otherwise */
+    int validity_days;           /* default 365 */
+    const EVP_MD *md;            /* SHA-256 unless SCEPHashAlgorithm says otherwise */
     const scep_template_t *tmpl; /* keyUsage and EKU to set; NULL: the CSR's */
-    const char *crl_url; /* http:// URL for the CRL distribution points; NULL: none */
+    const char *crl_url;         /* http:// URL for the CRL distribution points; NULL: none */
 } scep_issue_opts_t;
 
 /* Issues a certificate from a verified CSR: subject as requested;
@@ -361,14 +361,14 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
 #define SCEP_CRL_REASON_MAX 10
 
 typedef struct scep_revoked_t {
-    const char *serial;      /* hex, as the records keep it */
+    const char *serial; /* hex, as the records keep it */
     apr_time_t revoked_at;
-    int reason;              /* CRLReason code, or SCEP_CRL_REASON_NONE */
+    int reason; /* CRLReason code, or SCEP_CRL_REASON_NONE */
 } scep_revoked_t;
 
 typedef struct scep_crl_opts_t {
-    const EVP_MD *md;        /* SCEPHashAlgorithm */
-    int validity_hours;      /* nextUpdate = thisUpdate + this (SCEPCRLValidity) */
+    const EVP_MD *md;   /* SCEPHashAlgorithm */
+    int validity_hours; /* nextUpdate = thisUpdate + this (SCEPCRLValidity) */
 } scep_crl_opts_t;
 
 /* Upper-case hex of a serial number, as BN_bn2hex writes it: the form the
@@ -394,9 +394,8 @@ int scep_crl_reason_final(int reason);
  * reasonCode, and the cRLNumber (the time of issue in microseconds, so that
  * numbers increase without a counter to keep) and authorityKeyIdentifier
  * extensions. Failures have event 44. */
-apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki,
-                            const apr_array_header_t *revoked, const scep_crl_opts_t *opts,
-                            X509_CRL **crl, scep_problem_t *prob);
+apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_array_header_t *revoked,
+                            const scep_crl_opts_t *opts, X509_CRL **crl, scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
  * Durable records: the scep_store_t interface, small so that other
@@ -428,22 +427,22 @@ typedef struct scep_txn_t {
     const char *san;           /* "DNS:a.example, IP Address:10.0.0.1"; NULL if none */
     const char *key_desc;      /* "RSA 2048", "EC prime256v1" */
     const char *client_addr;
-    const char *decided_by;    /* the manager who approved or rejected */
+    const char *decided_by; /* the manager who approved or rejected */
     apr_time_t created;
     apr_time_t updated;
-    int message_type;          /* scep_msg_type_t of the request, 0 if not known */
+    int message_type; /* scep_msg_type_t of the request, 0 if not known */
 } scep_txn_t;
 
 /* A certificate in the records. */
 typedef struct scep_cert_record_t {
-    const char *serial;       /* hex */
+    const char *serial; /* hex */
     const char *cert_pem;
     const char *subject;
     const char *transaction_id;
     apr_time_t not_before;
     apr_time_t not_after;
-    apr_time_t revoked_at;    /* 0: not revoked */
-    int reason;               /* CRLReason when revoked, SCEP_CRL_REASON_NONE if not given */
+    apr_time_t revoked_at; /* 0: not revoked */
+    int reason;            /* CRLReason when revoked, SCEP_CRL_REASON_NONE if not given */
 } scep_cert_record_t;
 
 typedef struct scep_store_t scep_store_t;
@@ -465,14 +464,13 @@ struct scep_store_t {
      * with who decided and why; APR_NOTFOUND when unknown, APR_EEXIST when it
      * is not in state `from` any more. */
     apr_status_t (*decide)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
-                           const char *from, const char *to, const char *who,
-                           const char *reason);
+                           const char *from, const char *to, const char *who, const char *reason);
     /* Every request pending since before `before` becomes expired. */
     apr_status_t (*expire_pending)(scep_store_t *store, apr_pool_t *p, apr_time_t before,
                                    const char *reason);
     /* Requests (scep_txn_t *) in a state (NULL: any), newest first, at most limit. */
-    apr_status_t (*list_requests)(scep_store_t *store, apr_pool_t *p, const char *status,
-                                  int limit, apr_array_header_t **txns);
+    apr_status_t (*list_requests)(scep_store_t *store, apr_pool_t *p, const char *status, int limit,
+                                  apr_array_header_t **txns);
     /* The certificate with this serial (hex as scep_serial_hex() writes it);
      * APR_NOTFOUND when this CA never issued it. */
     apr_status_t (*find_cert)(scep_store_t *store, apr_pool_t *p, const char *serial,
@@ -482,8 +480,7 @@ struct scep_store_t {
     apr_status_t (*list_certs)(scep_store_t *store, apr_pool_t *p, const char *search, int limit,
                                apr_array_header_t **certs);
     /* Every revoked certificate, as scep_revoked_t, oldest revocation first. */
-    apr_status_t (*list_revoked)(scep_store_t *store, apr_pool_t *p,
-                                 apr_array_header_t **revoked);
+    apr_status_t (*list_revoked)(scep_store_t *store, apr_pool_t *p, apr_array_header_t **revoked);
     /* Revokes a certificate with a CRLReason code (RFC 5280 section 5.3.1);
      * APR_NOTFOUND when unknown, APR_EEXIST when already revoked (the first
      * reason stays), APR_EINVAL for a reason scep_crl_reason_valid() refuses. */

@@ -89,8 +89,8 @@ static int decodes(X509_EXTENSION *ext)
 
 /* Copies one requested extension as it is (criticality included) when it
  * is one the CA honours. */
-static apr_status_t copy_requested(apr_pool_t *p, const scep_template_t *tmpl,
-                                   X509_EXTENSION *ext, X509 *cert, scep_problem_t *prob)
+static apr_status_t copy_requested(apr_pool_t *p, const scep_template_t *tmpl, X509_EXTENSION *ext,
+                                   X509 *cert, scep_problem_t *prob)
 {
     int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
     apr_status_t rv = APR_SUCCESS;
@@ -118,8 +118,8 @@ static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
     sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
 }
 
-static apr_status_t copy_requested_exts(apr_pool_t *p, const scep_template_t *tmpl,
-                                        X509_REQ *csr, X509 *cert, scep_problem_t *prob)
+static apr_status_t copy_requested_exts(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
+                                        X509 *cert, scep_problem_t *prob)
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
     apr_status_t rv = APR_SUCCESS;
@@ -136,8 +136,8 @@ static apr_status_t copy_requested_exts(apr_pool_t *p, const scep_template_t *tm
  * 4.2.1.3): bit n of the first byte is 0x80 >> n, decipherOnly is bit 8. */
 static const int ku_bit_order[] = {
     X509v3_KU_DIGITAL_SIGNATURE, X509v3_KU_NON_REPUDIATION, X509v3_KU_KEY_ENCIPHERMENT,
-    X509v3_KU_DATA_ENCIPHERMENT, X509v3_KU_KEY_AGREEMENT, X509v3_KU_KEY_CERT_SIGN,
-    X509v3_KU_CRL_SIGN, X509v3_KU_ENCIPHER_ONLY, X509v3_KU_DECIPHER_ONLY,
+    X509v3_KU_DATA_ENCIPHERMENT, X509v3_KU_KEY_AGREEMENT,   X509v3_KU_KEY_CERT_SIGN,
+    X509v3_KU_CRL_SIGN,          X509v3_KU_ENCIPHER_ONLY,   X509v3_KU_DECIPHER_ONLY,
 };
 
 /* The template's keyUsage, critical as RFC 5280 recommends. */
@@ -178,16 +178,15 @@ static apr_status_t add_template_eku(const apr_array_header_t *oids, X509 *cert,
 }
 
 /* What the template sets in place of the CSR's keyUsage and EKU. */
-static apr_status_t add_template_exts(const scep_template_t *tmpl, X509 *cert,
-                                      scep_problem_t *prob)
+static apr_status_t add_template_exts(const scep_template_t *tmpl, X509 *cert, scep_problem_t *prob)
 {
     apr_status_t rv = APR_SUCCESS;
 
     if (!tmpl) {
         goto leave;
     }
-    if (tmpl->key_usage != SCEP_KU_FROM_REQUEST
-        && (rv = add_template_ku(tmpl->key_usage, cert, prob)) != APR_SUCCESS) {
+    if (tmpl->key_usage != SCEP_KU_FROM_REQUEST &&
+        (rv = add_template_ku(tmpl->key_usage, cert, prob)) != APR_SUCCESS) {
         goto leave;
     }
     if (tmpl->ext_key_usage) {
@@ -206,8 +205,8 @@ static apr_status_t step(apr_status_t rv, const scep_problem_t *why, scep_proble
 /* Where relying parties fetch this CA's CRL (SCEPCRLURL): one distribution
  * point with the full name as a URI, the form RFC 5280 section 4.2.1.13
  * asks for. */
-static apr_status_t add_crl_dist_point(apr_pool_t *p, const char *url, X509 *cert,
-                                       X509 *ca_cert, scep_problem_t *prob)
+static apr_status_t add_crl_dist_point(apr_pool_t *p, const char *url, X509 *cert, X509 *ca_cert,
+                                       scep_problem_t *prob)
 {
     scep_problem_t why = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
 

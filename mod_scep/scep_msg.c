@@ -121,8 +121,8 @@ static int parse_message_type(const char *text)
 
 static int known_request_type(int type)
 {
-    return type == SCEP_MSG_PKCSREQ || type == SCEP_MSG_RENEWALREQ ||
-           type == SCEP_MSG_CERTPOLL || type == SCEP_MSG_GETCERT || type == SCEP_MSG_GETCRL;
+    return type == SCEP_MSG_PKCSREQ || type == SCEP_MSG_RENEWALREQ || type == SCEP_MSG_CERTPOLL ||
+           type == SCEP_MSG_GETCERT || type == SCEP_MSG_GETCRL;
 }
 
 /* Reads transactionID, senderNonce and messageType: after this a FAILURE
@@ -290,8 +290,7 @@ static apr_status_t decrypt_envelope(const scep_pki_t *pki, BIO *signed_content,
         goto leave;
     }
     out = BIO_new(BIO_s_mem());
-    if (!out ||
-        CMS_decrypt(env, pki->ra_enc_key, pki->ra_enc_cert, NULL, out, CMS_BINARY) != 1) {
+    if (!out || CMS_decrypt(env, pki->ra_enc_key, pki->ra_enc_cert, NULL, out, CMS_BINARY) != 1) {
         /* One answer for a wrong recipient, a key transport that does not
          * decrypt and content that does not: CMS_decrypt() goes on with a
          * random key after a failed RSA decryption (no padding oracle). */
@@ -375,7 +374,8 @@ static apr_status_t parse_issuer_and_subject(apr_pool_t *p, const unsigned char 
 {
     const unsigned char *cursor = der;
     const ASN1_ITEM *item = ASN1_ITEM_rptr(SCEP_ISSUER_AND_SUBJECT);
-    SCEP_ISSUER_AND_SUBJECT *ias = (SCEP_ISSUER_AND_SUBJECT *)ASN1_item_d2i(NULL, &cursor, len, item);
+    SCEP_ISSUER_AND_SUBJECT *ias =
+        (SCEP_ISSUER_AND_SUBJECT *)ASN1_item_d2i(NULL, &cursor, len, item);
 
     if (!ias) {
         return fail(prob, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_TO_GET_ID,

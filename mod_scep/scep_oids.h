@@ -18,13 +18,13 @@
 #include <openssl/asn1.h>
 
 typedef struct scep_oids_t {
-    ASN1_OBJECT *message_type;   /* 2.16.840.1.113733.1.9.2 */
-    ASN1_OBJECT *pki_status;     /* 2.16.840.1.113733.1.9.3 */
-    ASN1_OBJECT *fail_info;      /* 2.16.840.1.113733.1.9.4 */
-    ASN1_OBJECT *sender_nonce;   /* 2.16.840.1.113733.1.9.5 */
+    ASN1_OBJECT *message_type;    /* 2.16.840.1.113733.1.9.2 */
+    ASN1_OBJECT *pki_status;      /* 2.16.840.1.113733.1.9.3 */
+    ASN1_OBJECT *fail_info;       /* 2.16.840.1.113733.1.9.4 */
+    ASN1_OBJECT *sender_nonce;    /* 2.16.840.1.113733.1.9.5 */
     ASN1_OBJECT *recipient_nonce; /* 2.16.840.1.113733.1.9.6 */
-    ASN1_OBJECT *transaction_id; /* 2.16.840.1.113733.1.9.7 */
-    ASN1_OBJECT *fail_info_text; /* 1.3.6.1.5.5.7.24.1 */
+    ASN1_OBJECT *transaction_id;  /* 2.16.840.1.113733.1.9.7 */
+    ASN1_OBJECT *fail_info_text;  /* 1.3.6.1.5.5.7.24.1 */
 } scep_oids_t;
 
 /* The OIDs; thread-safe, built on first use and kept for the process. */

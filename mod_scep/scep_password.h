@@ -140,9 +140,8 @@ apr_status_t scep_single_password_seal(apr_pool_t *p, const unsigned char *key,
 
 /* The password in a password file's line, on p (cleansed when p is
  * cleared); prob's event is 49 when it does not decrypt. */
-apr_status_t scep_single_password_open(apr_pool_t *p, const unsigned char *key,
-                                       const char *sealed, const char **password,
-                                       scep_problem_t *prob);
+apr_status_t scep_single_password_open(apr_pool_t *p, const unsigned char *key, const char *sealed,
+                                       const char **password, scep_problem_t *prob);
 
 /* Seals password and writes it to file (0600), replacing it atomically. */
 apr_status_t scep_single_password_write(apr_pool_t *p, const char *file, const unsigned char *key,

@@ -95,14 +95,15 @@ static apr_status_t check_key(apr_pool_t *p, const scep_template_t *tmpl, EVP_PK
     const char *name = EVP_PKEY_get0_type_name(key);
 
     if (!(type & tmpl->key_types)) {
-        return refused(p, prob, tmpl, apr_psprintf(p, "key type %s is not allowed",
-                                                   name ? name : "unknown"));
+        return refused(p, prob, tmpl,
+                       apr_psprintf(p, "key type %s is not allowed", name ? name : "unknown"));
     }
     if (type == SCEP_KEYTYPE_RSA && EVP_PKEY_get_bits(key) < tmpl->min_rsa_bits) {
         return scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
-                            apr_psprintf(p, "RSA key of %d bits is below the %d the template "
-                                         "%s requires", EVP_PKEY_get_bits(key),
-                                         tmpl->min_rsa_bits, tmpl->name));
+                            apr_psprintf(p,
+                                         "RSA key of %d bits is below the %d the template "
+                                         "%s requires",
+                                         EVP_PKEY_get_bits(key), tmpl->min_rsa_bits, tmpl->name));
     }
     return APR_SUCCESS;
 }
@@ -139,8 +140,9 @@ static apr_status_t check_subject(apr_pool_t *p, const scep_template_t *tmpl,
     for (i = 0; i < X509_NAME_entry_count(subject); i++) {
         obj = X509_NAME_ENTRY_get_object(X509_NAME_get_entry(subject, i));
         if (!nid_allowed(tmpl->subject_nids, OBJ_obj2nid(obj))) {
-            return refused(p, prob, tmpl, apr_psprintf(p, "subject attribute %s is not allowed",
-                                                       object_text(p, obj)));
+            return refused(
+                p, prob, tmpl,
+                apr_psprintf(p, "subject attribute %s is not allowed", object_text(p, obj)));
         }
     }
     return APR_SUCCESS;
@@ -205,8 +207,8 @@ static apr_status_t check_san(apr_pool_t *p, const scep_template_t *tmpl,
     }
     for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
         if (!(san_type_of(sk_GENERAL_NAME_value(names, i), &type) & tmpl->san_types)) {
-            return refused(p, prob, tmpl, apr_psprintf(p, "subjectAltName type %s is not "
-                                                       "allowed", type));
+            return refused(p, prob, tmpl,
+                           apr_psprintf(p, "subjectAltName type %s is not allowed", type));
         }
     }
     return APR_SUCCESS;
@@ -245,12 +247,11 @@ static apr_status_t check_critical(apr_pool_t *p, const scep_template_t *tmpl,
     for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
         ext = sk_X509_EXTENSION_value(exts, i);
         nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
-        if (X509_EXTENSION_get_critical(ext) && nid != NID_key_usage
-            && nid != NID_ext_key_usage && nid != NID_subject_alt_name
-            && nid != NID_basic_constraints) {
-            return refused(p, prob, tmpl, apr_psprintf(p, "critical extension %s is not allowed",
-                                                       object_text(p,
-                                                           X509_EXTENSION_get_object(ext))));
+        if (X509_EXTENSION_get_critical(ext) && nid != NID_key_usage && nid != NID_ext_key_usage &&
+            nid != NID_subject_alt_name && nid != NID_basic_constraints) {
+            return refused(p, prob, tmpl,
+                           apr_psprintf(p, "critical extension %s is not allowed",
+                                        object_text(p, X509_EXTENSION_get_object(ext))));
         }
     }
     return APR_SUCCESS;
@@ -275,9 +276,9 @@ apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_
                           "the CSR's public key cannot be decoded");
         goto leave;
     }
-    if ((rv = check_key(p, tmpl, key, prob)) != APR_SUCCESS
-        || (rv = check_subject(p, tmpl, X509_REQ_get_subject_name(csr), prob)) != APR_SUCCESS
-        || (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS) {
+    if ((rv = check_key(p, tmpl, key, prob)) != APR_SUCCESS ||
+        (rv = check_subject(p, tmpl, X509_REQ_get_subject_name(csr), prob)) != APR_SUCCESS ||
+        (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS) {
         goto leave;
     }
     rv = check_critical(p, tmpl, exts, prob);

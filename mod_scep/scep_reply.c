@@ -61,8 +61,8 @@ apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl
 {
     /* PARTIAL keeps CMS_sign from finalizing a SignedData without signers;
      * DETACHED leaves out the eContent, as a degenerate SignedData has none. */
-    CMS_ContentInfo *cms = CMS_sign(NULL, NULL, certs, NULL,
-                                    CMS_BINARY | CMS_PARTIAL | CMS_DETACHED);
+    CMS_ContentInfo *cms =
+        CMS_sign(NULL, NULL, certs, NULL, CMS_BINARY | CMS_PARTIAL | CMS_DETACHED);
     apr_status_t rv = APR_EGENERAL;
 
     if (cms && (!crl || CMS_add1_crl(cms, crl))) {
@@ -73,8 +73,7 @@ apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl
 }
 
 /* The pkcsPKIEnvelope of a SUCCESS, encrypted to the request's signer. */
-static BIO *success_envelope(apr_pool_t *p, const scep_request_t *req,
-                             const scep_reply_t *reply)
+static BIO *success_envelope(apr_pool_t *p, const scep_request_t *req, const scep_reply_t *reply)
 {
     STACK_OF(X509) *recipients = sk_X509_new_null();
     const EVP_CIPHER *cipher = req->cipher ? req->cipher : EVP_aes_128_cbc();
@@ -85,8 +84,8 @@ static BIO *success_envelope(apr_pool_t *p, const scep_request_t *req,
     apr_size_t len;
 
     if (!recipients || !sk_X509_push(recipients, req->signer_cert) ||
-        scep_certs_only(p, reply->certs, reply->crl, &der, &len) != APR_SUCCESS ||
-        len > INT_MAX || !(payload = BIO_new_mem_buf(der, (int)len))) {
+        scep_certs_only(p, reply->certs, reply->crl, &der, &len) != APR_SUCCESS || len > INT_MAX ||
+        !(payload = BIO_new_mem_buf(der, (int)len))) {
         goto leave;
     }
     env = CMS_encrypt(recipients, payload, cipher, CMS_BINARY);
@@ -204,16 +203,16 @@ apr_status_t scep_next_ca_body(apr_pool_t *p, const scep_pki_t *pki, X509 *next_
     apr_size_t inner_len;
     apr_status_t rv = APR_SUCCESS;
 
-    if (!certs || !sk_X509_push(certs, next_ca)
-        || scep_certs_only(p, certs, NULL, &inner, &inner_len) != APR_SUCCESS
-        || inner_len > INT_MAX || !(content = BIO_new_mem_buf(inner, (int)inner_len))) {
+    if (!certs || !sk_X509_push(certs, next_ca) ||
+        scep_certs_only(p, certs, NULL, &inner, &inner_len) != APR_SUCCESS || inner_len > INT_MAX ||
+        !(content = BIO_new_mem_buf(inner, (int)inner_len))) {
         rv = fail_to(prob, SCEP_EVENT_FAIL_TO_SIGN, "cannot encode the next CA certificate");
         goto leave;
     }
     cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
     si = cms ? CMS_add1_signer(cms, signer, key, md ? md : EVP_sha256(), flags) : NULL;
-    if (!si || CMS_final(cms, content, NULL, flags) != 1
-        || cms_to_der(p, cms, der, len) != APR_SUCCESS) {
+    if (!si || CMS_final(cms, content, NULL, flags) != 1 ||
+        cms_to_der(p, cms, der, len) != APR_SUCCESS) {
         rv = fail_to(prob, SCEP_EVENT_FAIL_TO_SIGN,
                      pki->ca_key ? "cannot sign the next CA certificate with the CA key"
                                  : "cannot sign the next CA certificate with the RA key");

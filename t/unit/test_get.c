@@ -22,7 +22,7 @@
 #include "scep.h"
 
 /* 0xfb 0xef 0xff 0x00 0x01: base64 "++//AAE=", base64url "--__AAE=". */
-static const unsigned char expected[] = {0xfb, 0xef, 0xff, 0x00, 0x01};
+static const unsigned char expected[] = { 0xfb, 0xef, 0xff, 0x00, 0x01 };
 
 static apr_pool_t *pool;
 
@@ -90,8 +90,7 @@ START_TEST(longer_input)
     apr_size_t len = 0;
 
     /* "SCEP message" */
-    ck_assert_int_eq(scep_decode_get_message(pool, "U0NFUCBtZXNzYWdl", &der, &len),
-                     APR_SUCCESS);
+    ck_assert_int_eq(scep_decode_get_message(pool, "U0NFUCBtZXNzYWdl", &der, &len), APR_SUCCESS);
     ck_assert_uint_eq(len, 12);
     ck_assert_mem_eq(der, "SCEP message", 12);
 }

@@ -27,8 +27,8 @@ static apr_pool_t *pool;
 static testmsg_device_t *dev;
 static unsigned char *csr;
 static apr_size_t csr_len;
-static scep_parse_opts_t strict = {0, 0};
-static scep_parse_opts_t legacy = {1, 0};
+static scep_parse_opts_t strict = { 0, 0 };
+static scep_parse_opts_t legacy = { 1, 0 };
 
 /* Once per suite, before Check forks for each test: RSA keys are slow. */
 static void setup(void)
@@ -156,13 +156,13 @@ END_TEST
 
 START_TEST(garbage_is_http_400)
 {
-    static const unsigned char junk[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+    static const unsigned char junk[] = { 0x30, 0x03, 0x02, 0x01, 0x00 };
     scep_request_t *req = (scep_request_t *)1;
     scep_problem_t prob;
 
-    ck_assert_int_ne(scep_request_parse(pool, testmsg_pki(), junk, sizeof(junk), &strict, &req,
-                                        &prob),
-                     APR_SUCCESS);
+    ck_assert_int_ne(
+        scep_request_parse(pool, testmsg_pki(), junk, sizeof(junk), &strict, &req, &prob),
+        APR_SUCCESS);
     ck_assert_ptr_null(req);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
     ck_assert_int_eq(prob.event, SCEP_EVENT_FAIL_TO_DECODE);
@@ -231,7 +231,7 @@ END_TEST
 
 START_TEST(bad_nonces_are_bad_request)
 {
-    static const unsigned char big[65] = {0};
+    static const unsigned char big[65] = { 0 };
     testmsg_opts_t opts;
     scep_problem_t prob;
     scep_request_t *req;

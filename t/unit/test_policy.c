@@ -131,8 +131,7 @@ START_TEST(refuses_san_types_not_allowed)
                    "subjectAltName type URI is not allowed by template DnsOnly");
     expect_refused(tmpl, csr_with_san(testutil_ec_key(pool), "email:a@example.test"),
                    "subjectAltName type EMAIL is not allowed");
-    expect_refused(tmpl, csr_with_san(testutil_ec_key(pool),
-                                      "otherName:msUPN;UTF8:a@example.test"),
+    expect_refused(tmpl, csr_with_san(testutil_ec_key(pool), "otherName:msUPN;UTF8:a@example.test"),
                    "subjectAltName type UPN is not allowed");
 }
 END_TEST
@@ -182,10 +181,10 @@ START_TEST(refuses_subject_attributes_not_allowed)
     tmpl->subject_nids = apr_array_make(pool, 2, sizeof(int));
     APR_ARRAY_PUSH(tmpl->subject_nids, int) = NID_commonName;
     APR_ARRAY_PUSH(tmpl->subject_nids, int) = NID_organizationName;
-    expect_allowed(tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=a/O=b", NULL, NULL,
-                                      NULL, NULL));
-    expect_refused(tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=a/OU=b", NULL, NULL,
-                                      NULL, NULL),
+    expect_allowed(tmpl,
+                   testutil_csr(pool, testutil_ec_key(pool), "/CN=a/O=b", NULL, NULL, NULL, NULL));
+    expect_refused(tmpl,
+                   testutil_csr(pool, testutil_ec_key(pool), "/CN=a/OU=b", NULL, NULL, NULL, NULL),
                    "subject attribute organizationalUnitName is not allowed by template CnOnly");
 }
 END_TEST
@@ -200,11 +199,13 @@ START_TEST(refuses_ca_rights_and_unknown_critical_extensions)
     X509_REQ *csr = NULL;
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
 
-    ck_assert_int_eq(scep_x509_csr_create(pool, key, testutil_name(pool, "/CN=ca"), &ca, NULL,
-                                          &csr, &prob), APR_SUCCESS);
+    ck_assert_int_eq(
+        scep_x509_csr_create(pool, key, testutil_name(pool, "/CN=ca"), &ca, NULL, &csr, &prob),
+        APR_SUCCESS);
     expect_refused(tmpl, csr, "extension basicConstraints with CA:TRUE is not allowed");
-    ck_assert_int_eq(scep_x509_csr_create(pool, key, testutil_name(pool, "/CN=ee"), &not_ca,
-                                          NULL, &csr, &prob), APR_SUCCESS);
+    ck_assert_int_eq(
+        scep_x509_csr_create(pool, key, testutil_name(pool, "/CN=ee"), &not_ca, NULL, &csr, &prob),
+        APR_SUCCESS);
     expect_allowed(tmpl, csr);
     /* a critical policy constraint the CA would drop */
     csr = X509_REQ_new();
@@ -238,7 +239,8 @@ static X509 *issue_under(const scep_template_t *tmpl, X509_REQ *csr, int days)
     X509 *cert = NULL;
 
     ck_assert_msg(scep_ca_issue(pool, testutil_pki_load(pool, testutil_pki_create(pool), 0), csr,
-                                &opts, &cert, &prob) == APR_SUCCESS, "%s", prob.text);
+                                &opts, &cert, &prob) == APR_SUCCESS,
+                  "%s", prob.text);
     return cert;
 }
 
@@ -252,9 +254,9 @@ static int ext_critical(X509 *cert, int nid)
 
 START_TEST(template_replaces_requested_usages)
 {
-    X509_REQ *csr = testutil_csr(pool, testutil_rsa_key(pool), "/CN=ipsec",
-                                 "critical,digitalSignature", "clientAuth",
-                                 "DNS:ipsec.example", NULL);
+    X509_REQ *csr =
+        testutil_csr(pool, testutil_rsa_key(pool), "/CN=ipsec", "critical,digitalSignature",
+                     "clientAuth", "DNS:ipsec.example", NULL);
     X509 *cert = issue_under(scep_template_builtin(pool), csr, 365);
 
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
@@ -264,10 +266,11 @@ START_TEST(template_replaces_requested_usages)
     ck_assert_int_eq(ext_critical(cert, NID_ext_key_usage), 0);
     ck_assert_int_ge(X509_get_ext_by_NID(cert, NID_subject_alt_name, -1), 0);
     /* exactly one of each */
-    ck_assert_int_lt(X509_get_ext_by_NID(cert, NID_key_usage,
-                                         X509_get_ext_by_NID(cert, NID_key_usage, -1)), 0);
+    ck_assert_int_lt(
+        X509_get_ext_by_NID(cert, NID_key_usage, X509_get_ext_by_NID(cert, NID_key_usage, -1)), 0);
     ck_assert_int_lt(X509_get_ext_by_NID(cert, NID_ext_key_usage,
-                                         X509_get_ext_by_NID(cert, NID_ext_key_usage, -1)), 0);
+                                         X509_get_ext_by_NID(cert, NID_ext_key_usage, -1)),
+                     0);
 }
 END_TEST
 
@@ -278,8 +281,8 @@ START_TEST(template_adds_usages_to_a_bare_request)
 
     tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_NON_REPUDIATION;
     ck_assert_int_eq(scep_template_add_eku(pool, tmpl, "emailProtection"), APR_SUCCESS);
-    cert = issue_under(tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=bare", NULL, NULL,
-                                          NULL, NULL), 30);
+    cert = issue_under(
+        tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=bare", NULL, NULL, NULL, NULL), 30);
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION);
     ck_assert(scep_x509_has_eku(cert, "1.3.6.1.5.5.7.3.4"));
 }

@@ -45,7 +45,7 @@ static scep_request_t *request(const EVP_CIPHER *cipher, const EVP_MD *md)
     apr_size_t csr_len, len;
     unsigned char *csr = testmsg_csr(pool, dev, "device.example", NULL, NULL, &csr_len);
     unsigned char *der;
-    scep_parse_opts_t popts = {1, 0};
+    scep_parse_opts_t popts = { 1, 0 };
     scep_request_t *req;
 
     testmsg_defaults(&opts, csr, csr_len);
@@ -80,7 +80,7 @@ static void assert_success_mirrors(const EVP_CIPHER *cipher, const EVP_MD *md)
 {
     scep_request_t *req = request(cipher, md);
     STACK_OF(X509) *certs = sk_X509_new_null();
-    scep_reply_t reply = {SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, certs, NULL};
+    scep_reply_t reply = { SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, certs, NULL };
     testmsg_certrep_t *rep;
 
     sk_X509_push(certs, dev->cert);
@@ -115,8 +115,8 @@ static void assert_no_envelope(const testmsg_certrep_t *rep)
 START_TEST(failure_carries_fail_info_and_text)
 {
     scep_request_t *req = request(EVP_aes_128_cbc(), EVP_sha256());
-    scep_reply_t reply = {SCEP_STATUS_FAILURE, SCEP_FAIL_BAD_REQUEST, "no such thing", NULL,
-                          NULL};
+    scep_reply_t reply = { SCEP_STATUS_FAILURE, SCEP_FAIL_BAD_REQUEST, "no such thing", NULL,
+                           NULL };
     testmsg_certrep_t *rep = build_and_read(req, &reply);
 
     ck_assert_int_eq(rep->status, SCEP_STATUS_FAILURE);
@@ -129,7 +129,7 @@ END_TEST
 START_TEST(pending_has_no_content)
 {
     scep_request_t *req = request(EVP_aes_128_cbc(), EVP_sha256());
-    scep_reply_t reply = {SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL, NULL, NULL};
+    scep_reply_t reply = { SCEP_STATUS_PENDING, SCEP_FAIL_NONE, NULL, NULL, NULL };
     testmsg_certrep_t *rep = build_and_read(req, &reply);
 
     ck_assert_int_eq(rep->status, SCEP_STATUS_PENDING);

@@ -39,15 +39,15 @@ const scep_pki_t *testmsg_pki(void);
 testmsg_device_t *testmsg_device(apr_pool_t *p, const char *subject);
 
 typedef struct testmsg_opts_t {
-    int message_type;            /* default PKCSReq */
-    const char *transaction_id;  /* default "testmsg-txid" */
-    const unsigned char *nonce;  /* default 16 fixed bytes */
-    int nonce_len;               /* -1: no senderNonce attribute */
-    const EVP_CIPHER *cipher;    /* default AES-128-CBC */
-    const EVP_MD *md;            /* default SHA-256 */
-    int oaep;                    /* RSAES-OAEP key transport */
-    int ber;                     /* indefinite-length BER outer encoding */
-    X509 *recipient;             /* default the RA encryption certificate */
+    int message_type;             /* default PKCSReq */
+    const char *transaction_id;   /* default "testmsg-txid" */
+    const unsigned char *nonce;   /* default 16 fixed bytes */
+    int nonce_len;                /* -1: no senderNonce attribute */
+    const EVP_CIPHER *cipher;     /* default AES-128-CBC */
+    const EVP_MD *md;             /* default SHA-256 */
+    int oaep;                     /* RSAES-OAEP key transport */
+    int ber;                      /* indefinite-length BER outer encoding */
+    X509 *recipient;              /* default the RA encryption certificate */
     const unsigned char *content; /* messageData DER */
     apr_size_t content_len;
 } testmsg_opts_t;
@@ -56,8 +56,8 @@ typedef struct testmsg_opts_t {
 void testmsg_defaults(testmsg_opts_t *opts, const unsigned char *content, apr_size_t len);
 
 /* The DER (or BER) pkiMessage signed by the device. */
-unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev,
-                             const testmsg_opts_t *opts, apr_size_t *len);
+unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev, const testmsg_opts_t *opts,
+                             apr_size_t *len);
 
 /* A DER CSR of the device's key with an optional challenge and keyUsage. */
 unsigned char *testmsg_csr(apr_pool_t *p, const testmsg_device_t *dev, const char *subject,
@@ -67,16 +67,16 @@ typedef struct testmsg_certrep_t {
     int signature_ok;
     int message_type;
     int status;
-    int fail_info;             /* -1 when absent */
+    int fail_info; /* -1 when absent */
     const char *fail_text;
     const char *transaction_id;
     ASN1_OCTET_STRING *sender_nonce;
     ASN1_OCTET_STRING *recipient_nonce;
     int digest_nid;
-    int detached;              /* no eContent at all */
-    apr_size_t content_len;    /* length of the signed content */
-    int cipher_nid;            /* SUCCESS: content-encryption of the envelope */
-    STACK_OF(X509) *certs;     /* SUCCESS: decrypted certificates, in order */
+    int detached;           /* no eContent at all */
+    apr_size_t content_len; /* length of the signed content */
+    int cipher_nid;         /* SUCCESS: content-encryption of the envelope */
+    STACK_OF(X509) *certs;  /* SUCCESS: decrypted certificates, in order */
 } testmsg_certrep_t;
 
 /* Reads a CertRep as a device would; returns 0 when it cannot be parsed. */
