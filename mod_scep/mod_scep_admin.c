@@ -76,6 +76,16 @@ typedef struct answer_t {
  * Content negotiation.
  */
 
+/* The number a "q=" starts with; 0 (not acceptable) when it starts with
+ * none. */
+static double weight_of(const char *text)
+{
+    char *stop;
+    double weight = strtod(text, &stop);
+
+    return stop == text ? 0 : weight;
+}
+
 /* The q value of one Accept element ("type/sub;a=b;q=0.5", len bytes),
  * 1 without one. */
 static double element_quality(const char *element, apr_size_t len)
@@ -88,7 +98,7 @@ static double element_quality(const char *element, apr_size_t len)
             param++;
         }
         if (end - param > 2 && apr_tolower(param[0]) == 'q' && param[1] == '=') {
-            return atof(param + 2);
+            return weight_of(param + 2);
         }
     }
     return 1.0;
@@ -511,7 +521,7 @@ int mod_scep_admin_handler(request_rec *r)
 {
     mod_scep_srv_conf_t *conf;
 
-    if (!r->handler || strcmp(r->handler, SCEP_ADMIN_HANDLER)) {
+    if (!r->handler || strcmp(r->handler, SCEP_ADMIN_HANDLER) != 0) {
         return DECLINED;
     }
     mod_scep_forbid_caching(r);

@@ -302,7 +302,7 @@ int mod_scep_handler(request_rec *r)
     mod_scep_srv_conf_t *conf;
     query_params_t params;
 
-    if (!r->handler || strcmp(r->handler, SCEP_HANDLER)) {
+    if (!r->handler || strcmp(r->handler, SCEP_HANDLER) != 0) {
         return DECLINED;
     }
     /* For the Allow header of 405 and OPTIONS replies; HEAD goes with GET. */
