@@ -85,7 +85,7 @@ typedef enum {
 /* Bounds of the numeric directives. */
 #define SCEP_VALIDITY_DAYS_MAX 36500
 #define SCEP_MAX_REQUEST_SIZE_MIN 1024
-#define SCEP_MAX_REQUEST_SIZE_MAX (16 * 1024 * 1024)
+#define SCEP_MAX_REQUEST_SIZE_MAX 16777216 /* 16 MiB, an int for "%d" */
 #define SCEP_PASSWORD_MAX_MAX 100000
 #define SCEP_PASSWORD_VALIDITY_MAX (7 * 24 * 60)
 #define SCEP_PASSWORD_LENGTH_MIN 4
