@@ -40,6 +40,8 @@
  * and with pgsql the values they returned: entry_or_null() copies.
  */
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,22 +340,36 @@ static apr_status_t run_on_connect(const sql_store_t *st, const driver_quirks_t 
     return APR_SUCCESS;
 }
 
+/* The int that is the whole of text (decimal); fallback when text is NULL
+ * or anything else. */
+static int int_of(const char *text, int fallback)
+{
+    char *end;
+    apr_int64_t value;
+
+    if (!text) {
+        return fallback;
+    }
+    errno = 0;
+    value = apr_strtoi64(text, &end, 10);
+    return errno == 0 && end != text && *end == '\0' && value >= INT_MIN && value <= INT_MAX
+               ? (int)value
+               : fallback;
+}
+
 /* The schema version recorded in the database; 0 for a new database. */
 static int read_schema_version(const sql_store_t *st, int *version)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    const char *value;
     int err;
 
     *version = 0;
     err = apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res,
                          "SELECT MAX(version) FROM scep_schema", SELECT_BUFFERED);
     while (!err && apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
-        value = apr_dbd_get_entry(st->conn.driver, row, 0);
-        if (value && *value) {
-            *version = atoi(value);
-        }
+        /* NULL from an empty table; the column is an INTEGER. */
+        *version = int_of(apr_dbd_get_entry(st->conn.driver, row, 0), 0);
     }
     return err;
 }
@@ -546,37 +562,49 @@ static const char *iso8601_of_asn1(apr_pool_t *p, const ASN1_TIME *t)
                          tm.tm_sec);
 }
 
-/* The times written by iso8601_of_tm(); 0 when text is not one. */
+/* The decimal number of the n digits at text. */
+static int digits_value(const char *text, int n)
+{
+    int value = 0;
+
+    while (n-- > 0) {
+        value = value * 10 + (*text++ - '0');
+    }
+    return value;
+}
+
+/* The times written by iso8601_of_tm(); 0 when text is not one. Digits
+ * are checked by position, so no field can overflow. */
 static apr_time_t time_of_iso8601(const char *text)
 {
+    static const char layout[] = "0000-00-00T00:00:00Z";
     apr_time_exp_t tm = { 0 };
     apr_time_t when;
-    int n = 0;
+    apr_size_t i;
 
-    if (!text ||
-        sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-        text[n] != '\0') {
+    if (!text || strlen(text) != sizeof(layout) - 1) {
         return 0;
     }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
+    for (i = 0; i < sizeof(layout) - 1; i++) {
+        if (layout[i] == '0' ? !apr_isdigit(text[i]) : text[i] != layout[i]) {
+            return 0;
+        }
+    }
+    tm.tm_year = digits_value(text, 4) - 1900;
+    tm.tm_mon = digits_value(text + 5, 2) - 1;
+    tm.tm_mday = digits_value(text + 8, 2);
+    tm.tm_hour = digits_value(text + 11, 2);
+    tm.tm_min = digits_value(text + 14, 2);
+    tm.tm_sec = digits_value(text + 17, 2);
     return apr_time_exp_gmt_get(&when, &tm) == APR_SUCCESS ? when : 0;
 }
 
 /* The revocation_reason column; anything but a code counts as none. */
 static int reason_of(const char *text)
 {
-    char *end;
-    apr_int64_t reason;
+    int reason = int_of(text, SCEP_CRL_REASON_NONE);
 
-    if (!text) {
-        return SCEP_CRL_REASON_NONE;
-    }
-    reason = apr_strtoi64(text, &end, 10);
-    return *end == '\0' && reason == (int)reason && scep_crl_reason_valid((int)reason)
-               ? (int)reason
-               : SCEP_CRL_REASON_NONE;
+    return scep_crl_reason_valid(reason) ? reason : SCEP_CRL_REASON_NONE;
 }
 
 /* The columns of scep_cert, from the certificate. */
@@ -607,7 +635,6 @@ static apr_status_t cert_row_of(apr_pool_t *p, X509 *cert, cert_row_t *row)
 static scep_txn_t *txn_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
 {
     scep_txn_t *txn = apr_pcalloc(p, sizeof(*txn));
-    const char *type;
 
     txn->transaction_id = entry_or_null(p, st, row, 0);
     txn->key_id = entry_or_null(p, st, row, 1);
@@ -615,8 +642,7 @@ static scep_txn_t *txn_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_
     txn->subject = entry_or_null(p, st, row, 3);
     txn->serial = entry_or_null(p, st, row, 4);
     txn->reason = entry_or_null(p, st, row, 5);
-    type = entry_or_null(p, st, row, 6);
-    txn->message_type = type ? atoi(type) : 0;
+    txn->message_type = int_of(entry_or_null(p, st, row, 6), 0);
     txn->cert_pem = entry_or_null(p, st, row, 7);
     txn->signer_key_id = entry_or_null(p, st, row, 8);
     txn->template_name = entry_or_null(p, st, row, 9);
