@@ -245,9 +245,12 @@ typedef struct ra_files_t {
     const char *csr;
 } ra_files_t;
 
+/* Returns rv itself, visibly: the analyzer then knows that an error path
+ * (open_records() leaving its store NULL) never returns APR_SUCCESS. */
 static apr_status_t ctl_error(ctl_t *ctl, apr_status_t rv, const char *text)
 {
-    return scep_problem(&ctl->prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, text);
+    scep_problem(&ctl->prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, text);
+    return rv;
 }
 
 static const char *ctl_path(ctl_t *ctl, const char *name)
