@@ -248,6 +248,8 @@ START_TEST(bad_nonces_are_bad_request)
     ck_assert_ptr_null(req->sender_nonce); /* never echoed */
     opts.nonce_len = -1;
     req = parse(&opts, &strict, APR_EINVAL, &prob);
+    ck_assert_ptr_nonnull(req);
+    ck_assert_ptr_null(req->sender_nonce);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_REQUEST);
 }
 END_TEST
@@ -312,6 +314,8 @@ START_TEST(certpoll_and_getcert_bodies)
     testmsg_defaults(&opts, csr, csr_len);
     opts.message_type = SCEP_MSG_CERTPOLL;
     req = parse(&opts, &strict, APR_EINVAL, &prob);
+    ck_assert_ptr_nonnull(req);
+    ck_assert_ptr_null(req->subject);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_REQUEST);
 }
 END_TEST

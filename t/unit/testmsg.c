@@ -11,10 +11,13 @@
  * limitations under the License.
  */
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include <openssl/pkcs7.h>
@@ -240,6 +243,25 @@ static const char *string_attr(apr_pool_t *p, CMS_SignerInfo *si, const ASN1_OBJ
              : NULL;
 }
 
+/* The number in a PrintableString attribute, as RFC 8894 writes them
+ * ("19"): -1 when the attribute is absent, TESTMSG_NOT_A_NUMBER when it is
+ * not only decimal digits. */
+static int number_attr(apr_pool_t *p, CMS_SignerInfo *si, const ASN1_OBJECT *oid)
+{
+    const char *text = string_attr(p, si, oid, V_ASN1_PRINTABLESTRING);
+    char *end;
+    long value;
+
+    if (!text) {
+        return -1;
+    }
+    errno = 0;
+    value = strtol(text, &end, 10);
+    return errno == 0 && apr_isdigit(*text) && *end == '\0' && value <= INT_MAX
+               ? (int)value
+               : TESTMSG_NOT_A_NUMBER;
+}
+
 static ASN1_OCTET_STRING *octets_attr(apr_pool_t *p, CMS_SignerInfo *si, const ASN1_OBJECT *oid)
 {
     ASN1_OCTET_STRING *s = CMS_signed_get0_data_by_OBJ(si, oid, -3, V_ASN1_OCTET_STRING);
@@ -296,7 +318,6 @@ int testmsg_read_certrep(apr_pool_t *p, const unsigned char *der, apr_size_t len
     CMS_SignerInfo *si;
     X509_ALGOR *digest;
     const ASN1_OBJECT *oid;
-    const char *text;
 
     memset(rep, 0, sizeof(*rep));
     rep->fail_info = -1;
@@ -311,12 +332,9 @@ int testmsg_read_certrep(apr_pool_t *p, const unsigned char *der, apr_size_t len
     CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest, NULL);
     X509_ALGOR_get0(&oid, NULL, NULL, digest);
     rep->digest_nid = OBJ_obj2nid(oid);
-    text = string_attr(p, si, oids->message_type, V_ASN1_PRINTABLESTRING);
-    rep->message_type = text ? atoi(text) : -1;
-    text = string_attr(p, si, oids->pki_status, V_ASN1_PRINTABLESTRING);
-    rep->status = text ? atoi(text) : -1;
-    text = string_attr(p, si, oids->fail_info, V_ASN1_PRINTABLESTRING);
-    rep->fail_info = text ? atoi(text) : -1;
+    rep->message_type = number_attr(p, si, oids->message_type);
+    rep->status = number_attr(p, si, oids->pki_status);
+    rep->fail_info = number_attr(p, si, oids->fail_info);
     rep->fail_text = string_attr(p, si, oids->fail_info_text, V_ASN1_UTF8STRING);
     rep->transaction_id = string_attr(p, si, oids->transaction_id, V_ASN1_PRINTABLESTRING);
     rep->sender_nonce = octets_attr(p, si, oids->sender_nonce);

@@ -63,11 +63,14 @@ unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev, const t
 unsigned char *testmsg_csr(apr_pool_t *p, const testmsg_device_t *dev, const char *subject,
                            const char *challenge, const char *key_usage, apr_size_t *len);
 
+/* What testmsg_certrep_t has for a number attribute that is not one. */
+#define TESTMSG_NOT_A_NUMBER (-2)
+
 typedef struct testmsg_certrep_t {
     int signature_ok;
-    int message_type;
-    int status;
-    int fail_info; /* -1 when absent */
+    int message_type; /* -1 when absent */
+    int status;       /* -1 when absent */
+    int fail_info;    /* -1 when absent */
     const char *fail_text;
     const char *transaction_id;
     ASN1_OCTET_STRING *sender_nonce;
