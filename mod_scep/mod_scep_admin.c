@@ -76,14 +76,17 @@ typedef struct answer_t {
  * Content negotiation.
  */
 
-/* The number a "q=" starts with; 0 (not acceptable) when it starts with
- * none. */
+/* The number a "q=" starts with, within RFC 9110's 0 to 1; 0 (not
+ * acceptable) when it starts with none, or with NaN. */
 static double weight_of(const char *text)
 {
     char *stop;
     double weight = strtod(text, &stop);
 
-    return stop == text ? 0 : weight;
+    if (stop == text || !(weight > 0)) {
+        return 0;
+    }
+    return weight > 1 ? 1 : weight;
 }
 
 /* The q value of one Accept element ("type/sub;a=b;q=0.5", len bytes),

@@ -146,8 +146,10 @@ def test_json(admin_httpd, admin_files):
     assert abs((expires - before).total_seconds() - 3600) < 30, (j, before)
 
 
+# q values beyond RFC 9110's 0 to 1 count as 1 (a tie: HTML), NaN as 0
 @pytest.mark.parametrize('accept', ['text/html', '*/*', 'text/html, application/json;q=0.5',
-                                    None])
+                                    'text/html, application/json;q=2',
+                                    'text/html;q=0.1, application/json;q=nan', None])
 def test_html_unless_json_preferred(admin_httpd, accept):
     r = get_page(admin_httpd, accept=accept)
     assert r.header('content-type') == 'text/html; charset=utf-16', (accept, r.headers)
