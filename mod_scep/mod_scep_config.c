@@ -18,8 +18,6 @@
  * virtual host may inherit some of them from the main server.
  */
 
-#include <errno.h>
-
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
@@ -168,27 +166,14 @@ static const char *set_hash_algorithm(cmd_parms *cmd, void *dconf, const char *a
                        "': use SHA256, SHA384, SHA512 or SHA1 (NDES event 46)", NULL);
 }
 
-/* A decimal number in [min, max], the whole argument. */
-static int parse_bounded(const char *arg, apr_int64_t min, apr_int64_t max, apr_int64_t *value)
-{
-    char *end;
-
-    errno = 0;
-    *value = apr_strtoi64(arg, &end, 10);
-    return errno == 0 && end != arg && *end == '\0' && *value >= min && *value <= max;
-}
-
 /* A whole number of `unit` in [min, max] into *member. */
 static const char *set_bounded_int(cmd_parms *cmd, int *member, const char *arg, int min, int max,
                                    const char *unit)
 {
-    apr_int64_t value;
-
-    if (!parse_bounded(arg, min, max, &value)) {
+    if (!scep_parse_int(arg, min, max, member)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of %s between %d and %d",
                             cmd->cmd->name, arg, unit, min, max);
     }
-    *member = (int)value;
     return NULL;
 }
 
@@ -203,10 +188,10 @@ static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
  * hold too much memory, as bodies are kept whole. */
 static const char *set_max_request_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    apr_int64_t bytes;
+    int bytes;
 
     (void)dconf;
-    if (!parse_bounded(arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX, &bytes)) {
+    if (!scep_parse_int(arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX, &bytes)) {
         return apr_psprintf(cmd->pool,
                             SCEP_MAX_REQUEST_SIZE ": '%s' is not a number of "
                                                   "bytes between %d and %d",

@@ -22,8 +22,6 @@
  * short names could clash with other modules' directives.
  */
 
-#include <errno.h>
-
 #include <apr_strings.h>
 
 #include <httpd.h>
@@ -124,20 +122,6 @@ static const char *parse_flags(cmd_parms *cmd, const word_flag_t *words, const c
     return n ? NULL : "needs at least one value";
 }
 
-static int parse_number(const char *arg, int min, int max, int *value)
-{
-    char *end;
-    apr_int64_t v;
-
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    if (errno || end == arg || *end || v < min || v > max) {
-        return 0;
-    }
-    *value = (int)v;
-    return 1;
-}
-
 /* The one argument of a directive, unquoted. */
 static const char *single_arg(cmd_parms *cmd, const char *args, const char **arg)
 {
@@ -158,7 +142,7 @@ static const char *set_validity(cmd_parms *cmd, scep_template_t *tmpl, const cha
     if (err) {
         return err;
     }
-    if (!parse_number(arg, 1, SCEP_VALIDITY_DAYS_MAX, &tmpl->validity_days)) {
+    if (!scep_parse_int(arg, 1, SCEP_VALIDITY_DAYS_MAX, &tmpl->validity_days)) {
         return apr_psprintf(cmd->pool, "'%s' is not a number of days between 1 and %d", arg,
                             SCEP_VALIDITY_DAYS_MAX);
     }
@@ -247,7 +231,7 @@ static const char *set_min_key_size(cmd_parms *cmd, scep_template_t *tmpl, const
     if (err) {
         return err;
     }
-    if (!parse_number(arg, MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX, &tmpl->min_rsa_bits)) {
+    if (!scep_parse_int(arg, MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX, &tmpl->min_rsa_bits)) {
         return apr_psprintf(cmd->pool, "'%s' is not a number of bits between %d and %d", arg,
                             MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX);
     }

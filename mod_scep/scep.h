@@ -113,6 +113,9 @@ const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
 /* PEM text of a certificate / a CSR on p, NULL on failure. */
 const char *scep_cert_pem(apr_pool_t *p, X509 *cert);
 const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr);
+/* 1 when text is a decimal number in [min, max] and nothing else (no sign
+ * but '-', no space), which then is in *value; 0 otherwise (text NULL too). */
+int scep_parse_int(const char *text, int min, int max, int *value);
 /* apr_global_mutex_lock for mutexes that are never held together, trying
  * again while fcntl locks report a deadlock that is not one. */
 apr_status_t scep_global_mutex_lock(apr_global_mutex_t *mutex);

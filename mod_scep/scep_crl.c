@@ -23,6 +23,7 @@
  * a counter shared between processes.
  */
 
+#include <limits.h>
 #include <strings.h>
 
 #include <apr_strings.h>
@@ -78,14 +79,10 @@ const char *scep_crl_reason_name(int reason)
 
 int scep_crl_reason_of(const char *text)
 {
-    char *end = NULL;
-    apr_int64_t code = apr_strtoi64(text, &end, 10);
-    int i;
+    int code, i;
 
-    if (end != text && *end == '\0') {
-        return code >= 0 && code <= CRL_REASON_AA_COMPROMISE && scep_crl_reason_valid((int)code)
-                   ? (int)code
-                   : SCEP_CRL_REASON_NONE;
+    if (scep_parse_int(text, INT_MIN, INT_MAX, &code)) {
+        return scep_crl_reason_valid(code) ? code : SCEP_CRL_REASON_NONE;
     }
     for (i = 0; i <= SCEP_CRL_REASON_MAX; i++) {
         if (reason_names[i] && strcasecmp(reason_names[i], text) == 0) {

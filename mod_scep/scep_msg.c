@@ -106,17 +106,9 @@ static const char *printable_attr(apr_pool_t *p, CMS_SignerInfo *si, const ASN1_
 
 static int parse_message_type(const char *text)
 {
-    char *end;
-    apr_int64_t value;
+    int value;
 
-    if (!text) {
-        return -1;
-    }
-    value = apr_strtoi64(text, &end, 10);
-    if (*end != '\0' || value < 0 || value > 255) {
-        return -1;
-    }
-    return (int)value;
+    return scep_parse_int(text, 0, 255, &value) ? value : -1;
 }
 
 static int known_request_type(int type)

@@ -40,7 +40,6 @@
  * and with pgsql the values they returned: entry_or_null() copies.
  */
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -344,17 +343,9 @@ static apr_status_t run_on_connect(const sql_store_t *st, const driver_quirks_t 
  * or anything else. */
 static int int_of(const char *text, int fallback)
 {
-    char *end;
-    apr_int64_t value;
+    int value;
 
-    if (!text) {
-        return fallback;
-    }
-    errno = 0;
-    value = apr_strtoi64(text, &end, 10);
-    return errno == 0 && end != text && *end == '\0' && value >= INT_MIN && value <= INT_MAX
-               ? (int)value
-               : fallback;
+    return scep_parse_int(text, INT_MIN, INT_MAX, &value) ? value : fallback;
 }
 
 /* The schema version recorded in the database; 0 for a new database. */

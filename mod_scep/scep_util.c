@@ -16,6 +16,7 @@
 #include <errno.h>
 
 #include <apr_global_mutex.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include <openssl/bio.h>
@@ -207,6 +208,24 @@ static void create_oids(void)
 const scep_oids_t *scep_oids(void)
 {
     return CRYPTO_THREAD_run_once(&oids_once, create_oids) ? &oids : NULL;
+}
+
+int scep_parse_int(const char *text, int min, int max, int *value)
+{
+    const char *digits = text && *text == '-' ? text + 1 : text;
+    char *end;
+    apr_int64_t n;
+
+    if (!digits || !apr_isdigit(*digits)) {
+        return 0;
+    }
+    errno = 0;
+    n = apr_strtoi64(text, &end, 10);
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        return 0;
+    }
+    *value = (int)n;
+    return 1;
 }
 
 /* How often a lock is tried again after a false deadlock: each wait ends

@@ -1137,10 +1137,9 @@ static const command_t *find_command(const char *name)
 /* A whole number in [min, max], or -1. */
 static int parse_number(const char *text, int min, int max)
 {
-    char *end = NULL;
-    apr_int64_t n = apr_strtoi64(text, &end, 10);
+    int n;
 
-    return (end != text && *end == '\0' && n >= min && n <= max) ? (int)n : -1;
+    return scep_parse_int(text, min, max, &n) ? n : -1;
 }
 
 /* The options of single-password; says what is wrong, NULL if nothing. */
