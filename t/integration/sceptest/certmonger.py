@@ -4,7 +4,8 @@ import os
 import re
 import subprocess
 
-from sceptest import pki
+from sceptest import checks, pki
+from sceptest import client as C
 
 SCEP_SUBMIT = '/usr/lib/certmonger/scep-submit'
 
@@ -51,3 +52,18 @@ def parse_submit_output(out):
     m = re.search(r'-----BEGIN [A-Z0-9 ]+-----(.*?)-----END', out, re.S)
     text = m.group(1) if m else out
     return base64.b64decode(''.join(text.split()))
+
+
+def issued_certs(out, msg, ra_sign):
+    """The certificates of the reply scep-submit printed for msg (after it
+    checked the CertRep's signature and nonces): the whole CertRep, or only
+    its pkcsPKIEnvelope, decrypted with the device key."""
+    der = parse_submit_output(out)
+    ctype = C.cms.ContentInfo.load(der)['content_type'].native
+    if ctype == 'signed_data':
+        rep = C.parse_certrep(der, ra_sign, msg.key, msg.signer_cert)
+        checks.assert_reply_ok(msg, rep)
+        assert rep.pki_status == C.SUCCESS, str(rep)
+        return rep.certs
+    assert ctype == 'enveloped_data', ctype
+    return C.degenerate_certs(C.decrypt_envelope(der, msg.key, msg.signer_cert))
