@@ -1,0 +1,186 @@
+"""The README's first command, build/demo (marker `demo`: not part of the
+normal runs, because the demo listens on its fixed ports 8080 and 8443;
+`pytest -m demo t/integration/test_demo.py`, build/test runs it).
+
+The real `build/demo --detach`, from the repository root, as a new user
+types it: its stdout must carry exactly the SCEP_URL=, CA_CERT=, ADMIN_URL=,
+ADMIN_USER= and ADMIN_PASSWORD= lines. Then, as the device administrator,
+a one-time password from the admin page (HTTPS, Basic, the NDES page in
+UTF-16LE), with which certmonger's scep-submit enrolls a device; the same
+password a second time is refused (FAILURE badRequest, NDES event 29 in the
+demo's error log, demo/logs/error.log). With --no-password, devices enroll
+without one. `build/demo --stop` runs after every test, whatever happened,
+and nothing may listen on the demo's ports afterwards, nor any Apache of
+the demo be left.
+"""
+import os
+import socket
+import subprocess
+
+import pytest
+from cryptography.x509.oid import NameOID
+
+from sceptest import admin as A
+from sceptest import checks, pki
+from sceptest import client as C
+from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem
+from sceptest.httpd import ErrorLog
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+STATE = os.path.join(REPO, 'demo')
+ERROR_LOG = os.path.join(STATE, 'logs', 'error.log')
+# the demo's self-signed certificate of the admin page
+TLS_CERT = os.path.join(STATE, 'tls', 'server.crt')
+PORTS = (8080, 8443)
+RESULT_KEYS = ('SCEP_URL', 'CA_CERT', 'ADMIN_URL', 'ADMIN_USER', 'ADMIN_PASSWORD')
+# what build/demo may take on a fresh clone: packages, a build, the PKI
+START_TIMEOUT = 1800
+
+pytestmark = pytest.mark.demo
+
+
+def run_demo(*options, timeout=120):
+    """build/demo with options, from the repository root, as the README has it."""
+    return subprocess.run(['build/demo'] + list(options), cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(('127.0.0.1', port)) == 0
+
+
+def demo_apaches():
+    """The pids of Apaches running the demo's configuration."""
+    conf = os.path.join(STATE, 'httpd.conf').encode()
+    pids = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                if conf in f.read().split(b'\0'):
+                    pids.append(int(pid))
+        except OSError:
+            pass  # gone meanwhile
+    return pids
+
+
+def parse_results(stdout):
+    """The KEY=value lines of --detach; nothing else may be on stdout."""
+    lines = stdout.splitlines()
+    results = dict(ln.split('=', 1) for ln in lines if '=' in ln)
+    assert len(results) == len(lines) and tuple(results) == RESULT_KEYS, \
+        'build/demo --detach: stdout is not exactly the %s lines:\n%s' % (
+            ', '.join(RESULT_KEYS), stdout)
+    return results
+
+
+@pytest.fixture
+def demo(request):
+    """Starts build/demo --detach with more options; returns its results
+    (dict) and the demo's error log, marked before the start. Stops it
+    afterwards (also when the start failed half-way) and checks that it is
+    gone; the test fails on an undeclared [warn] or worse line of its log."""
+    log = ErrorLog(ERROR_LOG)
+    started = []
+
+    def start(*options):
+        log.mark()
+        started.append(options)
+        p = run_demo('--detach', *options, timeout=START_TIMEOUT)
+        assert p.returncode == 0, 'build/demo --detach %s: exit %d\n%s\n%s' % (
+            ' '.join(options), p.returncode, p.stdout, p.stderr)
+        return parse_results(p.stdout), log
+
+    yield start
+    if not started:
+        return
+    p = run_demo('--stop')
+    assert p.returncode == 0, 'build/demo --stop: exit %d\n%s' % (p.returncode, p.stderr)
+    assert not [port for port in PORTS if listening(port)], 'the stopped demo still listens'
+    assert not demo_apaches(), 'Apache of the demo left running after --stop'
+    call = getattr(request.node, 'rep_call', None)
+    if call is None or not call.failed:
+        bad = log.unexpected()
+        assert not bad, 'unexpected lines in %s:\n%s' % (ERROR_LOG, '\n'.join(bad))
+
+
+def one_time_password(results, log):
+    """The administrator's visit to the admin page: the NDES page (UTF-16LE)
+    with a new password, over HTTPS checked against the demo's certificate."""
+    url, user, secret = results['ADMIN_URL'], results['ADMIN_USER'], results['ADMIN_PASSWORD']
+    assert A.curl(url, TLS_CERT).status == 401, 'the admin page without a login'
+    assert A.curl(url, TLS_CERT, user=user, password=secret + 'x').status == 401, \
+        'the admin page with a wrong password'
+    log.expect(r'AH01617: user %s: authentication failure' % user)
+    r = A.curl(url, TLS_CERT, user=user, password=secret)
+    assert r.status == 200, 'admin page: HTTP %d\n%s' % (r.status, r.text)
+    password = A.password_of(r.text)
+    assert password, 'no password on the admin page:\n' + r.text
+    return password
+
+
+def device_client(results):
+    """Our SCEP client of the demo; the CA of GetCACert is CA_CERT's."""
+    client = C.Client(results['SCEP_URL'])
+    assert client.ca.ca == pki.load_cert_file(results['CA_CERT']), \
+        'GetCACert names another CA than CA_CERT'
+    return client
+
+
+def scep_submit(results, client, tmp_path, key, challenge):
+    """certmonger's scep-submit carries a PKCSReq of an `openssl req` CSR
+    with challenge to SCEP_URL; returns (request, its certificate)."""
+    csr = openssl_req(str(tmp_path), key, 'device', challenge)
+    msg = C.pkcsreq(csr, key, [client.ca.ra_enc])
+    msgf, raf = tmp_path / 'device.p7', tmp_path / 'ra-enc.crt'
+    msgf.write_text(pem('PKCS7', msg.der))
+    raf.write_bytes(pki.cert_pem(client.ca.ra_enc))
+    p = subprocess.run([SCEP_SUBMIT, '-u', results['SCEP_URL'], '-r', str(raf),
+                        '-N', results['CA_CERT'], '-p', str(msgf)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
+    certs = issued_certs(p.stdout, msg, client.ca.ra_sign)
+    assert len(certs) == 1, 'expected the issued certificate alone, got %d' % len(certs)
+    return msg, certs[0]
+
+
+def common_name(cert):
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def test_demo_one_time_password(demo, tmp_path):
+    results, log = demo()
+    ca = pki.load_cert_file(results['CA_CERT'])
+    password = one_time_password(results, log)
+    client = device_client(results)
+    key = pki.new_key()
+    msg, cert = scep_submit(results, client, tmp_path, key, password)
+    # issued by CA_CERT's CA for the CSR's subject and key, by the template
+    checks.check_issued_cert(cert, msg.inner, ca)
+    assert cert.issuer == ca.subject
+    assert pki.public_der(cert) == pki.public_der(key), 'issued for another key'
+    assert common_name(cert) == 'submit.example.test'
+
+    # another device with the same password
+    other = pki.new_key()
+    msg, r, rep = client.enroll(pki.make_csr(other, 'second.example.test', challenge=password),
+                                other)
+    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+    log.expect(checks.event(29), checks.OPENSSL_LINES)
+    assert log.find(checks.event(29), levels=checks.REFUSAL_LEVELS), \
+        'no NDES event 29 in %s:\n%s' % (ERROR_LOG, '\n'.join(log.lines()))
+    # the administrator's secrets stay out of the log
+    text = '\n'.join(log.lines())
+    assert password not in text and results['ADMIN_PASSWORD'] not in text
+
+
+def test_demo_no_password(demo):
+    """--no-password: devices enroll without a challenge, as often as they like."""
+    results, _ = demo('--no-password')
+    ca = pki.load_cert_file(results['CA_CERT'])
+    client = device_client(results)
+    for name in ('nopw1.example.test', 'nopw2.example.test'):
+        key = pki.new_key()
+        msg, r, rep = client.enroll(pki.make_csr(key, name), key)
+        cert = checks.assert_issued(msg, r, rep, ca)
+        assert common_name(cert) == name
