@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 from sceptest import checks, pki
 from sceptest import templates as T
 from sceptest import client as C
-from sceptest.certmonger import SCEP_SUBMIT, openssl_req, parse_submit_output, pem
+from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem, pem_certs
 from sceptest.httpd import CHALLENGE
 
 # the warning of SCEPAllowLegacyAlgorithms On at startup
@@ -133,18 +133,7 @@ def test_scep_submit_enrolls(httpd, files, keys, form):
                        CERTMONGER_SCEP_CA_CERTIFICATE=f2.read())
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
-    # scep-submit checked the CertRep (signature, nonces) and prints its
-    # pkcsPKIEnvelope: decrypt it with the device key
-    der = parse_submit_output(p.stdout)
-    ctype = C.cms.ContentInfo.load(der)['content_type'].native
-    if ctype == 'signed_data':
-        rep = C.parse_certrep(der, files.ra_sign, key, msg.signer_cert)
-        checks.assert_reply_ok(msg, rep)
-        assert rep.pki_status == C.SUCCESS
-        certs = rep.certs
-    else:
-        assert ctype == 'enveloped_data', ctype
-        certs = C.degenerate_certs(C.decrypt_envelope(der, key, msg.signer_cert))
+    certs = issued_certs(p.stdout, key, msg, files.ra_sign)
     assert len(certs) == 1, 'expected the issued certificate alone, got %d' % len(certs)
     cert = certs[0]
     checks.check_issued_cert(cert, csr, files.ca)
@@ -168,6 +157,4 @@ def test_scep_submit_getcacaps_getcacert(httpd, files):
     assert set(p.stdout.split()) >= {'POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard'}
     p = subprocess.run([SCEP_SUBMIT, '-u', url, '-C'], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
-    blocks = re.findall(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----', p.stdout, re.S)
-    got = {pki.cert_der(x509.load_pem_x509_certificate(b.encode())) for b in blocks}
-    assert got == {pki.cert_der(files.ca), pki.cert_der(files.ra_sign), pki.cert_der(files.ra_enc)}
+    assert pem_certs(p.stdout) == {pki.cert_der(files.ca), pki.cert_der(files.ra_sign), pki.cert_der(files.ra_enc)}

@@ -4,7 +4,10 @@ import os
 import re
 import subprocess
 
-from sceptest import pki
+from cryptography import x509
+
+from sceptest import checks, pki
+from sceptest import client as C
 
 SCEP_SUBMIT = '/usr/lib/certmonger/scep-submit'
 
@@ -51,3 +54,24 @@ def parse_submit_output(out):
     m = re.search(r'-----BEGIN [A-Z0-9 ]+-----(.*?)-----END', out, re.S)
     text = m.group(1) if m else out
     return base64.b64decode(''.join(text.split()))
+
+
+def issued_certs(out, key, msg, ra_sign):
+    """The certificates of the SUCCESS reply scep-submit printed (it checked
+    the CertRep's signature and nonces and prints its pkcsPKIEnvelope, or the
+    whole CertRep): decrypted with the device key."""
+    der = parse_submit_output(out)
+    ctype = C.cms.ContentInfo.load(der)['content_type'].native
+    if ctype == 'signed_data':
+        rep = C.parse_certrep(der, ra_sign, key, msg.signer_cert)
+        checks.assert_reply_ok(msg, rep)
+        assert rep.pki_status == C.SUCCESS
+        return rep.certs
+    assert ctype == 'enveloped_data', ctype
+    return C.degenerate_certs(C.decrypt_envelope(der, key, msg.signer_cert))
+
+
+def pem_certs(out):
+    """The certificates scep-submit -C printed, as DER."""
+    blocks = re.findall(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----', out, re.S)
+    return {pki.cert_der(x509.load_pem_x509_certificate(b.encode())) for b in blocks}
