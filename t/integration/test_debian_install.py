@@ -310,11 +310,13 @@ def test_readme_install_on_debian_stock_apache(tmp):
     assert all(ruid == www.pw_uid and euid == www.pw_uid for _, ruid, euid in workers), \
         'workers not running as www-data: %s' % workers
 
-    # GetCACaps and GetCACert through a real client, at the README's URL
-    url = 'http://127.0.0.1:%d/certsrv/mscep/mscep.dll' % http_port
-    rc, out, err = submit(url, '-c')
-    assert rc == 0, out + err
-    assert set(out.split()) >= {'POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard'}, out
+    # GetCACaps at the README's two URLs and GetCACert through a real client
+    base = 'http://127.0.0.1:%d' % http_port
+    for path in ('/cgi-bin/pkiclient.exe', '/certsrv/mscep/mscep.dll'):
+        rc, out, err = submit(base + path, '-c')
+        assert rc == 0, path + ': ' + out + err
+        assert set(out.split()) >= {'POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard'}, out
+    url = base + path
     rc, out, err = submit(url, '-C')
     assert rc == 0, out + err
     ca = pki.load_cert_file(os.path.join(pki_dir, 'ca.crt'))
