@@ -30,6 +30,7 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -98,11 +99,16 @@ def run(cmd, **kw):
 
 
 def read_pid():
+    """The instance's parent from its pid file, if it is still the instance's
+    apache2 (a stale file may name another process by now)."""
     try:
         with open(PID_FILE) as f:
-            return int(f.read().strip())
+            pid = int(f.read().strip())
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            args = f.read().split(b'\0')
     except (OSError, ValueError):
         return None
+    return pid if CONFDIR.encode() in args else None
 
 
 def alive(pid):
@@ -114,11 +120,15 @@ def alive(pid):
 
 
 def stop_instance():
-    """apache2ctl stop, then waits for the parent to exit."""
+    """apache2ctl stop (SIGTERM when the configuration is gone already), then
+    waits for the parent to exit."""
     pid = read_pid()
-    if pid is None or not os.path.isdir(CONFDIR):
+    if pid is None:
         return
-    run([APACHE2CTL, 'stop'])
+    if os.path.isdir(CONFDIR):
+        run([APACHE2CTL, 'stop'])
+    else:
+        os.kill(pid, signal.SIGTERM)
     end = time.time() + 20
     while alive(pid) and time.time() < end:
         time.sleep(0.1)
