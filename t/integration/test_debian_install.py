@@ -26,6 +26,7 @@ Run as root, inside a private network namespace:
     unshare -n sh -c 'ip link set lo up && /usr/bin/python3 -m pytest -v -m install \
         t/integration/test_debian_install.py'
 """
+import concurrent.futures
 import grp
 import os
 import pwd
@@ -70,6 +71,8 @@ PKI_DIR = '/etc/mod_scep'
 DB_DIR = '/var/lib/mod_scep'
 
 ADMIN_SITE = 'scep-admin-test'
+# enrollments at once: SCEPPasswordMax's default, one-time passwords handed out at a time
+BURST = 5
 
 
 def require_debian_root():
@@ -261,6 +264,46 @@ def submit(url, *args):
     return p.returncode, p.stdout, p.stderr
 
 
+class Site:
+    """The installed server as its users see it: administrators get
+    one-time passwords from the admin page, devices enroll with
+    certmonger's scep-submit."""
+
+    def __init__(self, url, https_port, tls_ca, pki_dir, work):
+        self.url, self.https_port, self.tls_ca, self.work = url, https_port, tls_ca, work
+        self.ca_file = os.path.join(pki_dir, 'ca.crt')
+        self.ra_enc_file = os.path.join(pki_dir, 'ra-enc.crt')
+        self.ca = pki.load_cert_file(self.ca_file)
+        self.ra_sign = pki.load_cert_file(os.path.join(pki_dir, 'ra-sign.crt'))
+        self.ra_enc = pki.load_cert_file(self.ra_enc_file)
+
+    def password(self):
+        r = A.curl('https://localhost:%d%s' % (self.https_port, A.ADMIN_PATH), self.tls_ca,
+                   user=A.ADMIN_USER, password=A.ADMIN_SECRET, accept='application/json',
+                   work=self.work)
+        assert r.status == 200, 'admin page: HTTP %d %r' % (r.status, r.body[:300])
+        return r.json()['password']
+
+    def enroll(self, name, password=None):
+        """One enrollment, the certificate checked: (pkiMessage, certificate)."""
+        key = pki.new_key()
+        csr = openssl_req(self.work, key, name, password or self.password())
+        msg = C.pkcsreq(csr, key, [self.ra_enc], cipher='aes128', digest_name='sha256')
+        msgf = os.path.join(self.work, name + '.p7')
+        with open(msgf, 'w') as f:
+            f.write(pem('PKCS7', msg.der))
+        rc, out, err = submit(self.url, '-r', self.ra_enc_file, '-N', self.ca_file, '-p', msgf)
+        assert rc == 0, 'scep-submit exit %d:\n%s\n%s' % (rc, out, err)
+        certs = issued_certs(out, key, msg, self.ra_sign)
+        assert len(certs) == 1, 'expected the issued certificate alone, got %d' % len(certs)
+        cert = certs[0]
+        assert cert.issuer == self.ca.subject, 'issued by %s' % cert.issuer.rfc4514_string()
+        checks.check_issued_cert(cert, csr, self.ca)
+        ok, vout = pki.openssl_verify(self.work, self.ca_file, cert)
+        assert ok, vout
+        return msg, cert
+
+
 @pytest.fixture
 def tmp():
     """A temporary directory for DESTDIR, the PKI, the database and the
@@ -326,37 +369,22 @@ def test_readme_install_on_debian_stock_apache(tmp):
         rc, out, err = submit(base + path, '-c')
         assert rc == 0, path + ': ' + out + err
         assert set(out.split()) >= {'POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard'}, out
-    url = base + path
-    rc, out, err = submit(url, '-C')
+    site = Site(base + path, https_port, tls_ca, pki_dir, work)
+    rc, out, err = submit(site.url, '-C')
     assert rc == 0, out + err
-    ca = pki.load_cert_file(os.path.join(pki_dir, 'ca.crt'))
-    ra_sign = pki.load_cert_file(os.path.join(pki_dir, 'ra-sign.crt'))
-    ra_enc = pki.load_cert_file(os.path.join(pki_dir, 'ra-enc.crt'))
-    assert pem_certs(out) == {pki.cert_der(c) for c in (ca, ra_sign, ra_enc)}, 'GetCACert: ' + out
+    assert pem_certs(out) == {pki.cert_der(c) for c in (site.ca, site.ra_sign, site.ra_enc)}, \
+        'GetCACert: ' + out
 
-    # a one-time password from the admin page over HTTPS
-    r = A.curl('https://localhost:%d%s' % (https_port, A.ADMIN_PATH), tls_ca,
-               user=A.ADMIN_USER, password=A.ADMIN_SECRET, accept='application/json', work=work)
-    assert r.status == 200, 'admin page: HTTP %d %r' % (r.status, r.body[:300])
-    password = r.json()['password']
-
-    # the enrollment with certmonger's scep-submit
-    key = pki.new_key()
-    csr = openssl_req(work, key, 'install', password)
-    msg = C.pkcsreq(csr, key, [ra_enc], cipher='aes128', digest_name='sha256')
-    msgf = os.path.join(work, 'install.p7')
-    with open(msgf, 'w') as f:
-        f.write(pem('PKCS7', msg.der))
-    rc, out, err = submit(url, '-r', os.path.join(pki_dir, 'ra-enc.crt'),
-                          '-N', os.path.join(pki_dir, 'ca.crt'), '-p', msgf)
-    assert rc == 0, 'scep-submit exit %d:\n%s\n%s' % (rc, out, err)
-    certs = issued_certs(out, key, msg, ra_sign)
-    assert len(certs) == 1, 'expected the issued certificate alone, got %d' % len(certs)
-    cert = certs[0]
-    assert cert.issuer == ca.subject, 'issued by %s' % cert.issuer.rfc4514_string()
-    checks.check_issued_cert(cert, csr, ca)
-    ok, vout = pki.openssl_verify(work, os.path.join(pki_dir, 'ca.crt'), cert)
-    assert ok, vout
+    # enrollments by certmonger's scep-submit with one-time passwords from
+    # the admin page: one, then as many at once as the password cache holds
+    # (SCEPPasswordMax), with the global mutexes as fcntl locks (Debian's
+    # `Mutex file:${APACHE_LOCK_DIR} default`). Their false deadlocks
+    # (EDEADLK) need sustained load to show: that is test_soak.py's job.
+    enrolled = [site.enroll('install-0')]
+    with concurrent.futures.ThreadPoolExecutor(BURST) as pool:
+        passwords = [site.password() for _ in range(BURST)]
+        enrolled += pool.map(site.enroll, ['install-%d' % (i + 1) for i in range(BURST)],
+                             passwords)
 
     # the records: written by www-data into its own directory
     db_file = os.path.join(db_dir, 'scep.db')
@@ -364,7 +392,8 @@ def test_readme_install_on_debian_stock_apache(tmp):
     assert (st.st_uid, st.st_gid) == (www.pw_uid, www.pw_gid), 'scep.db owned by %d:%d' % (
         st.st_uid, st.st_gid)
     records = types.SimpleNamespace(db_rows=SQLiteDatabase(db_file).rows)
-    checks.assert_recorded(records, msg.transaction_id, cert)
+    for msg, cert in enrolled:
+        checks.assert_recorded(records, msg.transaction_id, cert)
 
     # Debian's error log of the instance, up to the stop: nothing at warn or
     # worse, from mod_scep or anything else
