@@ -20,7 +20,9 @@ ssl, an HTTPS virtual host with the admin <Location>), behind Basic
 authentication with a password file instead of Kerberos or LDAP; its
 certificate comes from a test CA (Debian's snakeoil certificate is not made
 on every system, and /etc/ssl stays untouched). certmonger's scep-submit
-enrolls with the one-time password from the page.
+enrolls with the one-time password from the page. No warn-or-worse line may
+appear in the output of apache2ctl configtest and start (where httpd logs
+until its error log is open) nor in the instance's error.log.
 
 Run as root, inside a private network namespace:
     unshare -n sh -c 'ip link set lo up && /usr/bin/python3 -m pytest -v -m install \
@@ -254,6 +256,16 @@ def admin_site(work, https_port):
     return tls.ca_file
 
 
+def warn_lines(work, name, output):
+    """Warn-or-worse lines in a command's output: what httpd logs while it
+    reads its configuration goes there (the systemd journal, with systemctl),
+    the error log is not open yet."""
+    path = os.path.join(work, 'apache2ctl-%s.out' % name)
+    with open(path, 'w') as f:
+        f.write(output)
+    return ErrorLog(path).unexpected()
+
+
 def enabled(name):
     return os.path.lexists(os.path.join(CONFDIR, 'mods-enabled', name + '.load'))
 
@@ -355,8 +367,10 @@ def test_readme_install_on_debian_stock_apache(tmp):
     assert rc == 0, 'a2ensite: ' + out
     rc, out = run([APACHE2CTL, 'configtest'])
     assert rc == 0 and 'Syntax OK' in out, 'apache2ctl configtest: ' + out
+    assert not warn_lines(work, 'configtest', out), 'apache2ctl configtest: ' + out
     rc, out = run([APACHE2CTL, 'start'])
     assert rc == 0, 'apache2ctl start: ' + out
+    assert not warn_lines(work, 'start', out), 'apache2ctl start: ' + out
     ppid = wait_for('the pid file ' + PID_FILE, read_pid)
     workers = wait_for('the workers of apache2 %d' % ppid, lambda: children(ppid))
     assert os.stat('/proc/%d' % ppid).st_uid == 0
