@@ -14,7 +14,7 @@ from cryptography import x509
 
 from sceptest import checks, pki
 from sceptest import client as C
-from sceptest.certmonger import SCEP_SUBMIT, openssl_req, parse_submit_output, pem
+from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem
 from sceptest.httpd import CHALLENGE
 
 HELD_LINE = r'SCEP265: transaction %s: request for "%s" \(template %s\) from 127\.0\.0\.1 held'
@@ -253,13 +253,6 @@ def test_scep_submit_reports_pending_then_gets_the_certificate(standalone, files
                        transaction_id=msg.transaction_id)
     p = run_scep_submit(standalone, pm.der, 'submit-held-poll')
     assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
-    der = parse_submit_output(p.stdout)
-    ctype = C.cms.ContentInfo.load(der)['content_type'].native
-    if ctype == 'signed_data':
-        rep = C.parse_certrep(der, files.ra_sign, key, pm.signer_cert)
-        certs = rep.certs
-    else:
-        certs = C.degenerate_certs(C.decrypt_envelope(der, key, pm.signer_cert))
-    (cert,) = certs
+    (cert,) = issued_certs(p.stdout, pm, files.ra_sign)
     checks.check_issued_cert(cert, csr, files.ca)
     checks.assert_recorded(standalone, msg.transaction_id, cert)

@@ -4,6 +4,8 @@ import os
 import re
 import subprocess
 
+from cryptography import x509
+
 from sceptest import checks, pki
 from sceptest import client as C
 
@@ -67,3 +69,9 @@ def issued_certs(out, msg, ra_sign):
         return rep.certs
     assert ctype == 'enveloped_data', ctype
     return C.degenerate_certs(C.decrypt_envelope(der, msg.key, msg.signer_cert))
+
+
+def pem_certs(out):
+    """The certificates scep-submit -C printed, as DER."""
+    blocks = re.findall(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----', out, re.S)
+    return {pki.cert_der(x509.load_pem_x509_certificate(b.encode())) for b in blocks}
