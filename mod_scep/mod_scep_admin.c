@@ -449,7 +449,8 @@ static int authenticated(request_rec *r)
 static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answer_t *answer)
 {
     char until[APR_RFC822_DATE_LEN];
-    apr_status_t rv = mod_scep_password_issue(r, &answer->password, &answer->expires);
+    int waiting;
+    apr_status_t rv = mod_scep_password_issue(r, &answer->password, &answer->expires, &waiting);
 
     if (APR_STATUS_IS_ENOSPC(rv)) {
         ap_log_rerror(
@@ -474,9 +475,9 @@ static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answe
     apr_rfc822_date(until, answer->expires);
     ap_log_rerror(
         APLOG_MARK, APLOG_INFO, 0, r,
-        SCEPLOGNO(526) "one-time password handed out to %s (%s), valid until %s; the cache holds "
-                       "at most %d (" SCEP_PASSWORD_MAX ")",
-        logged_user(r), r->useragent_ip, until, conf->password_max);
+        SCEPLOGNO(526) "one-time password handed out to %s (%s), valid until %s; %d of at most %d "
+                       "(" SCEP_PASSWORD_MAX ") now wait for their devices",
+        logged_user(r), r->useragent_ip, until, waiting, conf->password_max);
     return OK;
 }
 

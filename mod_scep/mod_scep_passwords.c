@@ -411,11 +411,14 @@ static void pwcache_unlock(request_rec *r)
     }
 }
 
-apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires)
+apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires,
+                                     int *waiting)
 {
+    apr_time_t now = apr_time_now();
     apr_status_t rv;
 
     *password = NULL;
+    *waiting = 0;
     if (single_password) {
         *password = single_password;
         *expires = 0;
@@ -425,8 +428,8 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv =
-        scep_pwcache_issue(pwcache->cache, r->pool, apr_time_now(), &issue_opts, password, expires);
+    rv = scep_pwcache_issue(pwcache->cache, r->pool, now, &issue_opts, password, expires);
+    *waiting = scep_pwcache_in_use(pwcache->cache, now);
     pwcache_unlock(r);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOSPC(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,

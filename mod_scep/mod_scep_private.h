@@ -87,8 +87,11 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
 apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store);
 
 /* A new one-time password, or the single password in single-password mode
- * (expires 0). APR_ENOSPC: the cache is full (mod_scep_passwords.c). */
-apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires);
+ * (expires 0); *waiting: how many one-time passwords, this one included,
+ * wait for their devices (0 for the single password). APR_ENOSPC: the cache
+ * is full (mod_scep_passwords.c). */
+apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires,
+                                     int *waiting);
 
 /* Checks and spends a device's challenge for a request with these keyUsage
  * bits (scep_csr_key_usage(): -1 when absent); spender names the request

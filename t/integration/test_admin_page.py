@@ -24,6 +24,9 @@ from sceptest import ldap as L
 
 RE_EVENT_29 = r'SCEP\d{3}: .*\(NDES event 29\)'
 RE_CACHE_FULL_LOG = r'SCEP\d{3}: no password for \w+ .*the password cache is full'
+# the line of a handed-out password, with how many wait (of SCEPPasswordMax 2)
+RE_WAITING = r'SCEP\d{3}: one-time password handed out to %s .*; %d of at most 2 ' \
+             r'\(SCEPPasswordMax\) now wait for their devices'
 LEGACY_START = r'SCEP\d{3}: SCEPAllowLegacyAlgorithms On: single DES and MD5'
 # what Chromium's innerText makes of the password paragraph
 RE_RENDERED_PASSWORD = re.compile(r'The enrollment challenge password is:\s+([0-9A-F]{16})\b')
@@ -207,7 +210,9 @@ def test_cache_full(admin_httpd, admin_files, device, keys):
     with admin_httpd.config(SCEPPasswordMax='2'):
         admin_httpd.errlog.expect(RE_CACHE_FULL_LOG)
         first = new_password(admin_httpd)
+        assert admin_httpd.errlog.find(RE_WAITING % (r'\w+', 1), levels=('info',))
         new_password(admin_httpd, 'carol', 'standalone')
+        assert admin_httpd.errlog.find(RE_WAITING % ('carol', 2), levels=('info',))
         r = get_page(admin_httpd)
         assert r.status == 200, r.status
         assert A.CACHE_FULL in r.text, r.text
@@ -223,6 +228,7 @@ def test_cache_full(admin_httpd, admin_files, device, keys):
         msg, r, rep = enroll(device, keys, 'frees-a-place.example.test', first)
         assert_enrolled(admin_httpd, admin_files, msg, r, rep)
         assert new_password(admin_httpd)
+        assert len(admin_httpd.errlog.find(RE_WAITING % (r'\w+', 2))) == 2
         assert A.CACHE_FULL in get_page(admin_httpd).text
 
 
