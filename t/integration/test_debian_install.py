@@ -46,6 +46,7 @@ from sceptest import client as C
 from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem, pem_certs
 from sceptest.db import SQLiteDatabase
 from sceptest.httpd import CA_SUBJECT, Env, ErrorLog, free_port
+from sceptest.process import children
 from sceptest.tls import TestCA
 
 pytestmark = pytest.mark.install
@@ -146,23 +147,6 @@ def remove_instance(tmp):
     finally:
         for d in (CONFDIR, RUN_DIR, LOCK_DIR, LOG_DIR) + ((tmp,) if tmp else ()):
             shutil.rmtree(d, ignore_errors=True)
-
-
-def children(ppid):
-    """(pid, real uid, effective uid) of the processes whose parent is ppid."""
-    found = []
-    for name in os.listdir('/proc'):
-        if not name.isdigit():
-            continue
-        try:
-            with open('/proc/%s/status' % name) as f:
-                status = dict(ln.split(':', 1) for ln in f.read().splitlines() if ':' in ln)
-        except OSError:
-            continue
-        if int(status['PPid']) == ppid:
-            uids = status['Uid'].split()
-            found.append((int(name), int(uids[0]), int(uids[1])))
-    return found
 
 
 def wait_for(what, check, timeout=20):

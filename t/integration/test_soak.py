@@ -39,6 +39,7 @@ from sceptest import checks, pki
 from sceptest import client as C
 from sceptest.admin import basic_admin_config, get_password, make_htpasswd, otp_directives
 from sceptest.httpd import CHALLENGE, Apache, Env, default_directives
+from sceptest.process import children
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -183,19 +184,7 @@ class Load:
 
 def worker_pids(server):
     """The processes whose parent is the Apache parent."""
-    parent = server.proc.pid
-    pids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % d) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            pids.append(int(d))
-    return pids
+    return [pid for pid, _, _ in children(server.proc.pid)]
 
 
 # --- checks -------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Stopping the servers the tests start (Apache, slapd, krb5kdc)."""
+"""Stopping the servers the tests start (Apache, slapd, krb5kdc), and
+finding their worker processes."""
+import os
 import signal
 import subprocess
 
@@ -11,3 +13,19 @@ def terminate(proc, timeout):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def children(ppid):
+    """(pid, real uid, effective uid) of the processes whose parent is ppid
+    (Apache's workers, for its parent's pid)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/status' % name) as f:
+                status = dict(ln.split(':', 1) for ln in f.read().splitlines() if ':' in ln)
+        except OSError:
+            continue  # gone meanwhile
+        if int(status['PPid']) == ppid:
+            uids = status['Uid'].split()
+            found.append((int(name), int(uids[0]), int(uids[1])))
+    return found
