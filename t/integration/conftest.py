@@ -127,7 +127,8 @@ def _error_log_check(request):
         return  # the failure says enough; the log lines are in its output
     time.sleep(0.15)  # lines a child logs after it answered
     bad = [ln for a in servers for ln in a.errlog.unexpected()]
-    assert not bad, 'unexpected error-log lines:\n' + '\n'.join(bad)
+    cores = '\n'.join(a.backtraces() for a in servers)
+    assert not bad, 'unexpected error-log lines:\n' + '\n'.join(bad) + '\n' + cores
 
 
 @pytest.fixture(scope='session')

@@ -11,6 +11,7 @@ import grp
 import os
 import pwd
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -47,6 +48,13 @@ def free_port(start):
     raise RuntimeError('no free port from %d' % start)
 
 
+def allow_cores():
+    """Lifts the core size limit for Apache, whose crashed children then dump
+    into CoreDumpDirectory (where the kernel's core_pattern is a plain name)."""
+    hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+
+
 def run(cmd, **kw):
     kw.setdefault('capture_output', True)
     kw.setdefault('text', True)
@@ -78,6 +86,8 @@ class Env:
         self.error_log = os.path.join(self.logs, 'error_log')
         self.challenge_file = os.path.join(self.gen, 'conf', 'challenge.txt')
         self.work = os.path.join(self.gen, 'work')
+        # a crashed child leaves its core here (CoreDumpDirectory); see backtraces()
+        self.cores = os.path.join(self.gen, 'cores')
         base = port_base or (18080 if self.mpm == 'event' else 18280)
         self.port = free_port(base)
         self.as_root = os.geteuid() == 0
@@ -90,18 +100,19 @@ class Env:
         """Removes what an earlier run left (only this root's own directories:
         other roots may live below it) and empties the database."""
         for d in (self.pki, self.db_dir, self.logs, self.run_dir, os.path.dirname(self.conf),
-                  self.work):
+                  self.work, self.cores):
             if os.path.isdir(d):
                 shutil.rmtree(d)
         for d in (self.gen, self.pki, self.db_dir, self.logs, self.run_dir,
-                  os.path.dirname(self.conf), self.work):
+                  os.path.dirname(self.conf), self.work, self.cores):
             os.makedirs(d, exist_ok=True)
-        # www-data must reach the db (children run as www-data)
+        # www-data must reach the db and write its cores (children run as www-data)
         os.chmod(self.gen, 0o755)
         if self.as_root:
             uid, gid = pwd.getpwnam('www-data').pw_uid, grp.getgrnam('www-data').gr_gid
-            os.chown(self.db_dir, uid, gid)
-            os.chmod(self.db_dir, 0o770)
+            for d in (self.db_dir, self.cores):
+                os.chown(d, uid, gid)
+                os.chmod(d, 0o770)
         with open(self.challenge_file, 'w') as f:
             f.write(CHALLENGE + '\n')
         os.chmod(self.challenge_file, 0o600)
@@ -161,6 +172,7 @@ LoadModule scep_module {env.module}
 {user}Listen 127.0.0.1:{env.port}
 ServerName localhost
 ErrorLog "{env.error_log}"
+CoreDumpDirectory "{env.cores}"
 LogLevel warn scep:info
 LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed
 CustomLog "{env.logs}/access_log" timed
@@ -325,7 +337,7 @@ class Apache:
         out = open(stderr_path, 'ab')
         self.proc = subprocess.Popen([APACHE, '-d', self.env.gen, '-f', self.env.conf,
                                       '-DFOREGROUND'], stdout=out, stderr=subprocess.STDOUT,
-                                     env=self.command_env(),
+                                     env=self.command_env(), preexec_fn=allow_cores,
                                      # prefork signals its whole process group on
                                      # shutdown: keep pytest out of it
                                      start_new_session=True)
@@ -349,6 +361,19 @@ class Apache:
         out.close()
         self.stop()
         raise RuntimeError('apache2 did not listen on %d:\n%s' % (self.env.port, self.log_tail()))
+
+    def backtraces(self):
+        """Backtraces (gdb: the crashing thread, then all) of the cores that
+        crashed children left since the last call, which removes them; ''
+        when there are none."""
+        out = []
+        for name in sorted(os.listdir(self.env.cores)):
+            core = os.path.join(self.env.cores, name)
+            p = run(['gdb', '-batch', '-nx', '-ex', 'bt', '-ex', 'thread apply all bt',
+                     APACHE, core], timeout=120)
+            out.append('--- %s:\n%s%s' % (name, p.stdout, p.stderr))
+            os.unlink(core)
+        return '\n'.join(out)
 
     def log_tail(self, n=30):
         try:
