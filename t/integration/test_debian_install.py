@@ -126,15 +126,16 @@ def alive(pid):
 
 
 def stop_instance():
-    """apache2ctl stop (SIGTERM when the configuration is gone already), then
-    waits for the parent to exit."""
+    """apache2ctl graceful-stop (SIGWINCH when the configuration is gone
+    already; see sceptest.httpd.Apache.stop), then waits for the parent to
+    exit."""
     pid = read_pid()
     if pid is None:
         return
     if os.path.isdir(CONFDIR):
-        run([APACHE2CTL, 'stop'])
+        run([APACHE2CTL, 'graceful-stop'])
     else:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGWINCH)
     end = time.time() + 20
     while alive(pid) and time.time() < end:
         time.sleep(0.1)

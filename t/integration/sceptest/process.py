@@ -16,8 +16,9 @@ def terminate(proc, timeout):
 
 
 def children(ppid):
-    """(pid, real uid, effective uid) of the processes whose parent is ppid
-    (Apache's workers, for its parent's pid)."""
+    """(pid, real uid, effective uid) of the live processes whose parent is
+    ppid (Apache's workers, for its parent's pid); zombies, which have exited
+    but are not reaped yet, are left out."""
     found = []
     for name in filter(str.isdigit, os.listdir('/proc')):
         try:
@@ -25,7 +26,7 @@ def children(ppid):
                 status = dict(ln.split(':', 1) for ln in f.read().splitlines() if ':' in ln)
         except OSError:
             continue  # gone meanwhile
-        if int(status['PPid']) == ppid:
+        if int(status['PPid']) == ppid and not status['State'].strip().startswith('Z'):
             uids = status['Uid'].split()
             found.append((int(name), int(uids[0]), int(uids[1])))
     return found
