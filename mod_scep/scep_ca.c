@@ -28,8 +28,6 @@
 #include "scep_x509.h"
 
 #define DEFAULT_VALIDITY_DAYS 365
-/* Devices with clocks a little behind still accept the certificate. */
-#define CLOCK_SKEW apr_time_from_sec(5 * 60)
 
 static apr_status_t issue_problem(scep_problem_t *prob, apr_status_t rv, const char *text)
 {
@@ -240,7 +238,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
         goto leave;
     }
     rv = step(scep_x509_cert_new_for_csr(p, csr, X509_get_subject_name(pki->ca_cert),
-                                         now - CLOCK_SKEW, not_after, &x, &why),
+                                         now - SCEP_X509_CLOCK_SKEW, not_after, &x, &why),
               &why, prob);
     if (rv == APR_SUCCESS) {
         rv = copy_requested_exts(p, opts ? opts->tmpl : NULL, csr, x, prob);

@@ -32,9 +32,8 @@
 #include <openssl/x509v3.h>
 
 #include "scep.h"
+#include "scep_x509.h"
 
-/* Relying parties with clocks a little behind still accept the list. */
-#define CRL_CLOCK_SKEW apr_time_from_sec(5 * 60)
 #define DEFAULT_CRL_VALIDITY_HOURS (7 * 24)
 
 static apr_status_t crl_problem(scep_problem_t *prob, apr_status_t rv, const char *text)
@@ -178,7 +177,7 @@ static apr_status_t set_header(apr_pool_t *p, X509_CRL *crl, const scep_pki_t *p
 
     if (!X509_CRL_set_version(crl, 1) /* v2 */
         || !X509_CRL_set_issuer_name(crl, X509_get_subject_name(pki->ca_cert)) ||
-        !X509_CRL_set1_lastUpdate(crl, asn1_time(p, now - CRL_CLOCK_SKEW)) ||
+        !X509_CRL_set1_lastUpdate(crl, asn1_time(p, now - SCEP_X509_CLOCK_SKEW)) ||
         !X509_CRL_set1_nextUpdate(crl, asn1_time(p, next))) {
         return crl_problem(prob, APR_ENOMEM, "cannot set the CRL's issuer and dates");
     }

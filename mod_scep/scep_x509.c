@@ -328,7 +328,8 @@ apr_status_t scep_x509_cert_create(apr_pool_t *p, const scep_x509_profile_t *pro
                                    const X509_NAME *subject, EVP_PKEY *key, X509 *issuer_cert,
                                    EVP_PKEY *issuer_key, X509 **cert, scep_problem_t *prob)
 {
-    apr_time_t not_before = profile->not_before ? profile->not_before : apr_time_now();
+    apr_time_t not_before =
+        profile->not_before ? profile->not_before : apr_time_now() - SCEP_X509_CLOCK_SKEW;
     apr_time_t not_after = profile->not_after
                                ? profile->not_after
                                : not_before + apr_time_from_sec((apr_time_t)profile->days * 86400);
@@ -374,7 +375,7 @@ apr_status_t scep_x509_ra_create(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
 {
     apr_time_t now = apr_time_now();
     apr_time_t ca_end = 0;
-    scep_x509_profile_t profile = { *scep_x509_ra_exts(role), now,
+    scep_x509_profile_t profile = { *scep_x509_ra_exts(role), now - SCEP_X509_CLOCK_SKEW,
                                     now + apr_time_from_sec((apr_time_t)days * 86400), days, NULL };
 
     /* An RA certificate that outlived its CA would not verify anyway. */

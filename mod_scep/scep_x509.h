@@ -57,10 +57,16 @@ typedef struct scep_x509_exts_t {
     const char *subject_alt_name;
 } scep_x509_exts_t;
 
+/* How far back certificates and CRLs are dated: devices whose clocks are a
+ * little behind still accept them, and so does a check right after they
+ * were made (time(), which X509_verify_cert uses, reads a coarser clock than
+ * apr_time_now() and can still be in the previous second). */
+#define SCEP_X509_CLOCK_SKEW apr_time_from_sec(5 * 60)
+
 /* What a created certificate looks like besides subject and key. */
 typedef struct scep_x509_profile_t {
     scep_x509_exts_t exts;
-    apr_time_t not_before; /* 0: now */
+    apr_time_t not_before; /* 0: now less SCEP_X509_CLOCK_SKEW */
     apr_time_t not_after;  /* 0: not_before + days */
     int days;
     const EVP_MD *md; /* NULL: SHA-256 */

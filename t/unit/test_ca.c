@@ -234,6 +234,28 @@ START_TEST(validity_starts_before_now_and_lasts_the_days)
 }
 END_TEST
 
+/* scepctl setup's CA and RA certificates: dated back like issued ones, so a
+ * check right after setup cannot find them not yet valid (time() may still
+ * be in the second before apr_time_now()'s). */
+START_TEST(self_made_ca_and_ra_start_before_now)
+{
+    EVP_PKEY *ca_key = testutil_rsa_key(pool);
+    X509_NAME *name = testutil_name(pool, "/CN=Setup CA");
+    apr_time_t now = apr_time_now();
+    X509 *ca = NULL, *ra = NULL;
+
+    ck_assert_int_eq(scep_x509_ca_create(pool, ca_key, name, 10, &ca, NULL), APR_SUCCESS);
+    ck_assert_int_eq(scep_x509_ra_create(pool, ca, ca_key, testutil_rsa_key(pool),
+                                         testutil_name(pool, "/CN=Setup RA"), SCEP_RA_SIGN, 5, &ra,
+                                         NULL),
+                     APR_SUCCESS);
+    assert_near(time_of(X509_get0_notBefore(ca)), now - SCEP_X509_CLOCK_SKEW);
+    assert_near(time_of(X509_get0_notAfter(ca)), now - SCEP_X509_CLOCK_SKEW + 10 * DAY);
+    assert_near(time_of(X509_get0_notBefore(ra)), now - SCEP_X509_CLOCK_SKEW);
+    assert_near(time_of(X509_get0_notAfter(ra)), now + 5 * DAY);
+}
+END_TEST
+
 START_TEST(default_validity_is_365_days)
 {
     const scep_pki_t *pki = test_pki();
@@ -440,6 +462,7 @@ Suite *scep_ca_suite(void)
     tcase_add_test(tc, serials_are_random_positive_128_bit);
     tcase_add_test(tc, validity_starts_before_now_and_lasts_the_days);
     tcase_add_test(tc, default_validity_is_365_days);
+    tcase_add_test(tc, self_made_ca_and_ra_start_before_now);
     tcase_add_test(tc, validity_capped_at_ca_not_after);
     tcase_add_test(tc, key_identifiers_link_to_the_ca);
     tcase_add_test(tc, verifies_against_the_ca);
