@@ -122,12 +122,15 @@ def _error_log_check(request):
     for a in servers:
         a.errlog.mark()
     yield
+    time.sleep(0.15)  # lines (and cores) a child leaves after it answered
+    cores = ''.join(a.backtraces() for a in servers)
     call = getattr(request.node, 'rep_call', None)
     if call is not None and call.failed:
-        return  # the failure says enough; the log lines are in its output
-    time.sleep(0.15)  # lines a child logs after it answered
+        # the failure says enough (the log lines are in its output), unless
+        # a child crashed
+        assert not cores, 'crashed Apache children:\n' + cores
+        return
     bad = [ln for a in servers for ln in a.errlog.unexpected()]
-    cores = '\n'.join(a.backtraces() for a in servers)
     assert not bad, 'unexpected error-log lines:\n' + '\n'.join(bad) + '\n' + cores
 
 

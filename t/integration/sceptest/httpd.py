@@ -33,6 +33,8 @@ RE_LEVEL = re.compile(r'^\[[^\]]*\] \[(?:(?P<module>[^:\]]+):)?(?P<level>emerg|a
 BAD_LEVELS = ('emerg', 'alert', 'crit', 'error', 'warn')
 # logged at [notice] but always a failure: a child crashed
 RE_CRASH = re.compile(r'AH00052: child pid \d+ exit signal|exit signal (Segmentation|Abort|Bus)')
+# gdb's lines about reading a core, not about the crash
+RE_GDB_NOISE = re.compile(r'\[New LWP \d+\]|warning: ')
 # a sanitizer's report where it could not write its own file (see sanitizer.py)
 RE_ALWAYS_BAD = (RE_CRASH, sanitizer.RE_REPORT)
 
@@ -373,9 +375,11 @@ class Apache:
             core = os.path.join(self.env.cores, name)
             p = run(['gdb', '-batch', '-nx', '-ex', 'bt', '-ex', 'thread apply all bt',
                      APACHE, core], timeout=120)
-            out.append('--- %s:\n%s%s' % (name, p.stdout, p.stderr))
+            text = (p.stdout + p.stderr).splitlines()
+            out.append('--- %s:\n%s\n' % (name, '\n'.join(ln for ln in text
+                                                        if not RE_GDB_NOISE.match(ln))))
             os.unlink(core)
-        return '\n'.join(out)
+        return ''.join(out)
 
     def log_tail(self, n=30):
         try:
