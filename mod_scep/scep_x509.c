@@ -375,7 +375,7 @@ apr_status_t scep_x509_ra_create(apr_pool_t *p, X509 *ca_cert, EVP_PKEY *ca_key,
 {
     apr_time_t now = apr_time_now();
     apr_time_t ca_end = 0;
-    scep_x509_profile_t profile = { *scep_x509_ra_exts(role), now - SCEP_X509_CLOCK_SKEW,
+    scep_x509_profile_t profile = { *scep_x509_ra_exts(role), 0,
                                     now + apr_time_from_sec((apr_time_t)days * 86400), days, NULL };
 
     /* An RA certificate that outlived its CA would not verify anyway. */

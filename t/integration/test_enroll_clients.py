@@ -157,4 +157,5 @@ def test_scep_submit_getcacaps_getcacert(httpd, files):
     assert set(p.stdout.split()) >= {'POSTPKIOperation', 'SHA-256', 'AES', 'SCEPStandard'}
     p = subprocess.run([SCEP_SUBMIT, '-u', url, '-C'], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert pem_certs(p.stdout) == {pki.cert_der(files.ca), pki.cert_der(files.ra_sign), pki.cert_der(files.ra_enc)}
+    want = {pki.cert_der(files.ca), pki.cert_der(files.ra_sign), pki.cert_der(files.ra_enc)}
+    assert pem_certs(p.stdout) == want
