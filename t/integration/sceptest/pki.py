@@ -193,8 +193,15 @@ def verify_issued_by(cert, issuer):
 
 
 def ext(cert, cls):
+    """The value of cert's extension of class cls, None without one. Safe on
+    a certificate that other threads read too (a CA checked by concurrent
+    enrollments): python3-cryptography 38 (Debian 12) caches extensions
+    behind a mutable borrow, so two threads reading one certificate's
+    extensions raise "RuntimeError: Already borrowed". A private copy is
+    parsed instead."""
+    own = x509.load_der_x509_certificate(cert.public_bytes(serialization.Encoding.DER))
     try:
-        return cert.extensions.get_extension_for_class(cls).value
+        return own.extensions.get_extension_for_class(cls).value
     except x509.ExtensionNotFound:
         return None
 
