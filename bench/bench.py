@@ -39,6 +39,7 @@ import messages  # noqa: E402
 from sceptest import client as C  # noqa: E402
 from sceptest import pki  # noqa: E402
 from sceptest.httpd import Apache, Env, default_directives  # noqa: E402
+from sceptest.paths import gen_dir  # noqa: E402
 from sceptest.process import terminate  # noqa: E402
 
 NPROC = os.cpu_count() or 1
@@ -422,7 +423,7 @@ def main():
     seconds = args.seconds or (3 if args.quick else 15)
     get_seconds = 2 if args.quick else 5
 
-    cache = os.path.join(REPO, 't', 'gen', 'bench-cache')
+    cache = os.path.join(gen_dir(REPO), 'bench-cache')
     os.makedirs(cache, exist_ok=True)
     for tool in ('wrk', 'scepserver', 'openssl'):
         if not shutil.which(tool):

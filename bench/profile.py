@@ -31,6 +31,7 @@ import time
 
 import bench
 import messages
+from sceptest.paths import gen_dir
 
 # Inclusive costs worth naming; the RSA ones are the floor.
 RSA_PRIVATE = ('RSA_private_encrypt', 'RSA_private_decrypt')
@@ -43,7 +44,7 @@ SHOWN = RSA_PRIVATE + ('scep_request_parse', 'scep_ca_issue', 'scep_certrep_buil
 
 def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    cache = os.path.join(bench.REPO, 't', 'gen', 'bench-cache')
+    cache = os.path.join(gen_dir(bench.REPO), 'bench-cache')
     server = bench.ModScep(cache)
     pool = messages.pool(cache, server.recipient_pem(), 2000, bench.say)
     server.start()      # writes the configuration and PKI, empty records

@@ -25,6 +25,7 @@ from sceptest import sanitizer  # noqa: E402
 from sceptest.httpd import Apache, Env  # noqa: E402
 from sceptest.kdc import KDC  # noqa: E402
 from sceptest.ldap import Slapd  # noqa: E402
+from sceptest.paths import gen_dir  # noqa: E402
 from sceptest.tls import TestCA  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -45,7 +46,7 @@ def database_server():
         yield None
         return
     from sceptest.pgsql import Cluster
-    c = Cluster(os.path.join(REPO, 't', 'gen', os.environ.get('SCEP_MPM', 'event'), 'pgsql'))
+    c = Cluster(os.path.join(gen_dir(REPO), os.environ.get('SCEP_MPM', 'event'), 'pgsql'))
     c.start()
     db.use_cluster(c)
     yield c

@@ -20,6 +20,7 @@ import time
 
 from . import sanitizer
 from .db import database
+from .paths import gen_dir
 from .process import children, terminate
 
 MODULES_DIR = '/usr/lib/apache2/modules'
@@ -70,7 +71,7 @@ class Env:
     def __init__(self, repo, mpm=None, name=None, port_base=None):
         self.repo = repo
         self.mpm = mpm or os.environ.get('SCEP_MPM', 'event')
-        self.gen = os.path.join(repo, 't', 'gen', self.mpm)
+        self.gen = os.path.join(gen_dir(repo), self.mpm)
         if name:
             self.gen = os.path.join(self.gen, name)
         # SCEP_BUILD_DIR: test a build made in another tree (default: the repo)
@@ -82,7 +83,7 @@ class Env:
         self.db = os.path.join(self.db_dir, 'scep.db')
         # the records: self.db, or a PostgreSQL database of this root (SCEP_DB)
         self.database = database(self.gen,
-                                 os.path.relpath(self.gen, os.path.join(repo, 't', 'gen')))
+                                 os.path.relpath(self.gen, gen_dir(repo)))
         self.logs = os.path.join(self.gen, 'logs')
         self.run_dir = os.path.join(self.gen, 'run')
         self.conf = os.path.join(self.gen, 'conf', 'httpd.conf')

@@ -16,6 +16,8 @@ import os
 import re
 import subprocess
 
+from .paths import gen_dir
+
 # the lines a sanitizer writes to stderr when it has no log_path (or before
 # it read its options): the error log check treats them as failures too
 RE_REPORT = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: \w+Sanitizer|'
@@ -42,7 +44,7 @@ def runtime(module):
 
 
 def report_dir(repo):
-    return os.path.join(repo, 't', 'gen', 'sanitizer-reports')
+    return os.path.join(gen_dir(repo), 'sanitizer-reports')
 
 
 def apache_env(module, repo):
