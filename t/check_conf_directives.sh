@@ -14,16 +14,22 @@
 # Fails when a directive of the module's command table
 # (mod_scep/mod_scep_config.c) or of HACKING.md's directive table is not
 # documented in the drop-in conf.d/scep.conf (as a setting or commented
-# out), or when scep.conf names a SCEP directive that exists in neither.
+# out) and in README's Directives section, or when scep.conf or README
+# names a SCEP directive that exists in neither; and when a directive of a
+# <SCEPTemplate> section (mod_scep/mod_scep_template.c's table) is missing
+# in HACKING.md's template table, in scep.conf's template comments or in
+# README's Directives section.
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFIG_C=mod_scep/mod_scep_config.c
+TEMPLATE_C=mod_scep/mod_scep_template.c
 HACKING=HACKING.md
 CONF=conf.d/scep.conf
+README=README
 
-for f in "$CONFIG_C" "$HACKING" "$CONF"; do
+for f in "$CONFIG_C" "$TEMPLATE_C" "$HACKING" "$CONF" "$README"; do
     if [ ! -f "$f" ]; then
         echo "check_conf_directives: $f is missing" >&2
         exit 1
@@ -70,6 +76,33 @@ conf_directives() {
         sort -u
 }
 
+# README's Directives section: the lines below its underlined title up to
+# the next underlined title (which is left out).
+readme_section() {
+    awk 'prev == "Directives" && /^-+$/ { on = 1; next }
+         on && /^-+$/ { n--; exit }
+         on { lines[n++] = $0 }
+         { prev = $0 }
+         END { for (i = 0; i < n; i++) print lines[i] }' "$README"
+}
+
+readme_directives() {
+    readme_section | grep -oE '<?SCEP[A-Za-z0-9]+' | sed 's/^<//' | sort -u
+}
+
+# The directives inside a <SCEPTemplate> section: the names of
+# mod_scep_template.c's template_directives table.
+template_code_directives() {
+    sed -n '/template_directive_t template_directives\[\] *=/,/^};/p' "$TEMPLATE_C" |
+        sed -nE 's/^[[:space:]]*\{ *"([A-Za-z]+)",.*/\1/p' | sort -u
+}
+
+# template_documented DIRECTIVE FILE PATTERN: whether FILE documents
+# DIRECTIVE, where PATTERN (an ERE, NAME standing for it) matches.
+template_documented() {
+    grep -qE "${3//NAME/$1}" "$2"
+}
+
 code=$(code_directives | sort -u)
 hacking=$(hacking_directives | sort -u)
 conf=$(conf_directives)
@@ -107,7 +140,36 @@ for d in $undocumented; do
     status=1
 done
 
+readme=$(readme_directives)
+known=$(printf '%s\n' "$code" "$hacking" | grep -v '^?' | sort -u)
+for d in $(comm -23 <(printf '%s\n' "$known") <(printf '%s\n' "$readme")); do
+    echo "check_conf_directives: $d is missing in $README's Directives section" >&2
+    status=1
+done
+for d in $(comm -13 <(printf '%s\n' "$known") <(printf '%s\n' "$readme")); do
+    echo "check_conf_directives: $README's Directives section names $d," \
+        "which is neither in $CONFIG_C nor in $HACKING" >&2
+    status=1
+done
+
+template=$(template_code_directives)
+if [ -z "$template" ]; then
+    echo "check_conf_directives: no <SCEPTemplate> directives found in $TEMPLATE_C" >&2
+    status=1
+fi
+section=$(readme_section)
+for d in $template; do
+    # shellcheck disable=SC2016 # the backquotes are Markdown, not a command
+    template_documented "$d" "$HACKING" '^\|[[:space:]]*`NAME[ `]' ||
+        { echo "check_conf_directives: <SCEPTemplate> directive $d is not in $HACKING's table" >&2 && status=1; }
+    template_documented "$d" "$CONF" '^[[:space:]]*#[[:space:]]+NAME([[:space:]]|$)' ||
+        { echo "check_conf_directives: <SCEPTemplate> directive $d is missing in $CONF" >&2 && status=1; }
+    grep -qw -- "$d" <<<"$section" ||
+        { echo "check_conf_directives: <SCEPTemplate> directive $d is missing in $README's Directives section" >&2 && status=1; }
+done
+
 if [ $status -eq 0 ]; then
-    echo "check_conf_directives: all $(wc -w <<<"$code") directives are in $CONF"
+    echo "check_conf_directives: all $(wc -w <<<"$code") directives and $(wc -w <<<"$template")" \
+        "<SCEPTemplate> directives are in $CONF, $README and $HACKING"
 fi
 exit $status
