@@ -254,10 +254,10 @@ static const char *validity_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
     }
     return apr_psprintf(p,
                         "<P> This password can be used only once and will expire within %d "
-                        "minutes.\r\n"
+                        "minute%s.\r\n"
                         "<P> Each enrollment requires a new challenge password. You can refresh "
                         "this web page to obtain a new challenge password.\r\n",
-                        conf->password_validity);
+                        conf->password_validity, conf->password_validity == 1 ? "" : "s");
 }
 
 static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,

@@ -132,6 +132,14 @@ def test_password_length_and_validity_directives(admin_httpd):
         assert abs((expires - before).total_seconds() - 300) < 30, (j, before)
 
 
+def test_one_minute_validity_in_the_singular(admin_httpd):
+    """SCEPPasswordValidity 1: 'within 1 minute.', not '1 minutes'."""
+    with admin_httpd.config(SCEPPasswordValidity='1'):
+        text = get_page(admin_httpd).text
+        assert 'will expire within 1 minute.' in text, text
+        assert '1 minutes' not in text, text
+
+
 def test_json(admin_httpd, admin_files):
     before = datetime.datetime.now(datetime.timezone.utc)
     r = get_page(admin_httpd, accept='application/json')
