@@ -284,15 +284,68 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
     }
 }
 
+/* 1 when recorded is a key id of a row from before schema version 3 (the
+ * digest of the key bits alone) and names these bits. */
+static int bits_id_is(const char *recorded, const char *bits_id)
+{
+    apr_size_t prefix = sizeof(SCEP_KEY_ID_BITS_PREFIX) - 1;
+
+    return recorded && strncmp(recorded, SCEP_KEY_ID_BITS_PREFIX, prefix) == 0 &&
+           strcmp(recorded + prefix, bits_id) == 0;
+}
+
+/* A row from before schema version 3 knows its keys by their bits alone,
+ * which a key with other domain parameters around the same bits shares.
+ * A held request keeps its CSR, whose whole SPKI then decides; otherwise
+ * (a renewal's old key, a directly issued request within SCEPCacheRequest)
+ * the bits decide, as they did when the request was recorded. */
+static int key_of_older_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key,
+                                    const char *id)
+{
+    const char *bits = scep_key_bits_id(p, key);
+    X509_REQ *csr;
+    const char *csr_key;
+
+    if (!bits) {
+        return 0;
+    }
+    if (bits_id_is(txn->key_id, bits) && txn->csr_pem) {
+        csr = csr_from_pem(p, txn->csr_pem);
+        csr_key = csr ? scep_key_id(p, X509_REQ_get_X509_PUBKEY(csr)) : NULL;
+        return csr_key && strcmp(csr_key, id) == 0;
+    }
+    return bits_id_is(txn->key_id, bits) || bits_id_is(txn->signer_key_id, bits);
+}
+
 /* 1 when key is the request's key or its signer's (a renewal's old key):
  * a device polls with either. Keeps another device from picking up a
- * certificate by guessing a transactionID, as messages are signed. */
+ * certificate by guessing a transactionID, as messages are signed. The
+ * whole SubjectPublicKeyInfo is compared (scep_key_id()). */
 static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key)
 {
     const char *id = scep_key_id(p, key);
 
-    return id && (strcmp(txn->key_id, id) == 0 ||
-                  (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0));
+    if (!id) {
+        return 0;
+    }
+    return strcmp(txn->key_id, id) == 0 ||
+           (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0) ||
+           key_of_older_transaction(p, txn, key, id);
+}
+
+/* 1 when a PKCSReq or RenewalReq resends the request recorded under its
+ * transactionID (the same CertificationRequestInfo, whatever the signature
+ * and nonces around it): only that copy gets the recorded answer. CertPoll
+ * carries no CSR; a row from before schema version 3 knows no digest. */
+static int same_request(pkiop_t *op, const scep_txn_t *txn)
+{
+    const char *digest;
+
+    if (!op->req->csr || !txn->csr_digest) {
+        return 1;
+    }
+    digest = scep_csr_digest(op->r->pool, op->req->csr);
+    return digest && strcmp(digest, txn->csr_digest) == 0;
 }
 
 /* A transaction seen before answers its current state. */
@@ -302,6 +355,12 @@ static int answer_recorded(pkiop_t *op, scep_store_t *store, scep_txn_t *txn,
     if (!key_of_transaction(op->r->pool, txn, key)) {
         refuse(op, 203, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
                "the transactionID is already in use with another key");
+        return OK;
+    }
+    if (!same_request(op, txn)) {
+        refuse(op, 250, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+               "the transactionID is already in use with another certificate request "
+               "(subject, names, extensions or key): a new request needs a new transactionID");
         return OK;
     }
     if (held_too_long(op->r, op->conf, store, txn)) {
@@ -344,6 +403,7 @@ static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *
     txn->transaction_id = op->req->transaction_id;
     txn->key_id = scep_key_id(p, X509_REQ_get_X509_PUBKEY(op->req->csr));
     txn->signer_key_id = scep_key_id(p, X509_get_X509_PUBKEY(op->req->signer_cert));
+    txn->csr_digest = scep_csr_digest(p, op->req->csr);
     txn->status = status;
     txn->message_type = op->req->message_type;
     txn->subject = scep_name_text(p, X509_REQ_get_subject_name(op->req->csr));
@@ -433,8 +493,10 @@ static const char *template_name_for(pkiop_t *op, int key_usage)
     int sign = key_usage >= 0 && (key_usage & X509v3_KU_DIGITAL_SIGNATURE);
     int encrypt = key_usage >= 0 && (key_usage & X509v3_KU_KEY_ENCIPHERMENT);
 
+    /* At notice, which httpd logs at any LogLevel: the operator's hint that
+     * devices ask for no key usage, as NDES's warning event. */
     if (key_usage < 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, op->r,
                       SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
                                      "signature and encryption key usages are used: template "
                                      "%s (NDES event 39)",
