@@ -275,13 +275,13 @@ static int get_next_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
 
 /* HEAD asks for the headers of what GET would answer, and must change
  * nothing (RFC 9110, 9.2.1); a PKIOperation enrolls, spends a password and
- * writes records, so its message is neither read nor processed: 405. */
+ * writes records, so its message is neither read nor processed: 405 (the
+ * URL's Allow still names HEAD, which the other operations answer). */
 static int refuse_head(request_rec *r)
 {
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   SCEPLOGNO(251) "HEAD PKIOperation refused without reading its message: "
                                  "a PKIOperation changes state, a HEAD request must not");
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", "POST", NULL);
     return HTTP_METHOD_NOT_ALLOWED;
 }
 

@@ -144,18 +144,6 @@ static X509_REQ *csr_from_pem(apr_pool_t *p, const char *pem)
     return csr;
 }
 
-static scep_store_t *open_store(request_rec *r)
-{
-    scep_store_t *store = mod_scep_store_dbd(r);
-
-    if (!store) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(208) "no database connection: the request cannot be recorded, "
-                                     "refusing to answer it (NDES event 31)");
-    }
-    return store;
-}
-
 static apr_time_t refresh_period(const mod_scep_srv_conf_t *conf)
 {
     return apr_time_from_sec((apr_time_t)conf->refresh_period_days * 24 * 60 * 60);
@@ -678,7 +666,7 @@ static int enroll(pkiop_t *op)
                "the message is not signed with the key of the certificate request");
         return OK;
     }
-    if (!(store = open_store(op->r))) {
+    if (!(store = mod_scep_store_dbd(op->r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Replays are answered before the challenge is checked: a one-time
@@ -709,7 +697,7 @@ static int poll(pkiop_t *op)
     scep_txn_t *txn;
     apr_status_t rv;
 
-    if (!(store = open_store(op->r))) {
+    if (!(store = mod_scep_store_dbd(op->r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rv = store->find_transaction(store, op->r->pool, op->req->transaction_id, &txn);
@@ -753,7 +741,7 @@ static int get_cert(pkiop_t *op)
     if (!names_this_ca(op, 230)) {
         return OK;
     }
-    if (!serial || !(store = open_store(r))) {
+    if (!serial || !(store = mod_scep_store_dbd(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rv = store->find_cert(store, r->pool, serial, &rec);
@@ -791,7 +779,7 @@ static int get_crl(pkiop_t *op)
     if (!names_this_ca(op, 233)) {
         return OK;
     }
-    if (!(store = open_store(r))) {
+    if (!(store = mod_scep_store_dbd(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
@@ -903,7 +891,7 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
                               scep_problem_t *prob)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
-    scep_store_t *store = open_store(r);
+    scep_store_t *store = mod_scep_store_dbd(r);
     scep_txn_t *txn;
     X509 *cert;
     apr_status_t rv;
@@ -941,7 +929,7 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
 apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const char *who,
                            const char *reason)
 {
-    scep_store_t *store = open_store(r);
+    scep_store_t *store = mod_scep_store_dbd(r);
     scep_txn_t *txn;
     apr_status_t rv;
 
