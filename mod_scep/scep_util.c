@@ -91,6 +91,8 @@ const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
     return scep_hex(p, md, len);
 }
 
+/* SHA-256 in hex of what an i2d function or a getter gave (len <= 0: it
+ * failed, NULL). */
 static const char *sha256_hex(apr_pool_t *p, const unsigned char *data, int len)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
