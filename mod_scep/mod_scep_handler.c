@@ -273,6 +273,18 @@ static int get_next_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
     return HTTP_BAD_REQUEST;
 }
 
+/* HEAD asks for the headers of what GET would answer, and must change
+ * nothing (RFC 9110, 9.2.1); a PKIOperation enrolls, spends a password and
+ * writes records, so its message is neither read nor processed: 405 (the
+ * URL's Allow still names HEAD, which the other operations answer). */
+static int refuse_head(request_rec *r)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  SCEPLOGNO(251) "HEAD PKIOperation refused without reading its message: "
+                                 "a PKIOperation changes state, a HEAD request must not");
+    return HTTP_METHOD_NOT_ALLOWED;
+}
+
 static int dispatch(request_rec *r, const mod_scep_srv_conf_t *conf, const query_params_t *params)
 {
     if (!params->operation) {
@@ -280,7 +292,7 @@ static int dispatch(request_rec *r, const mod_scep_srv_conf_t *conf, const query
                       "request without an operation parameter");
     }
     if (!strcasecmp(params->operation, "PKIOperation")) {
-        return pki_operation(r, conf, params);
+        return r->header_only ? refuse_head(r) : pki_operation(r, conf, params);
     }
     /* Only PKIOperation has a body; others are answered without reading one. */
     if (!strcasecmp(params->operation, "GetCACaps")) {

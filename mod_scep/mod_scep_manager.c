@@ -546,7 +546,8 @@ static apr_status_t read_listing(request_rec *r, scep_store_t *store, listing_t 
 {
     apr_status_t rv;
 
-    if ((rv = mod_scep_expire_pending(r, store)) != APR_SUCCESS ||
+    /* Expiring is a write, which a HEAD request must not cause. */
+    if ((!r->header_only && (rv = mod_scep_expire_pending(r, store)) != APR_SUCCESS) ||
         (rv = store->list_requests(store, r->pool, SCEP_TXN_PENDING, LIST_LIMIT, &l->pending)) !=
             APR_SUCCESS ||
         (rv = store->list_certs(store, r->pool, l->search, LIST_LIMIT, &l->certs)) != APR_SUCCESS) {

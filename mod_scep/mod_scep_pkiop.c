@@ -144,18 +144,6 @@ static X509_REQ *csr_from_pem(apr_pool_t *p, const char *pem)
     return csr;
 }
 
-static scep_store_t *open_store(request_rec *r)
-{
-    scep_store_t *store = mod_scep_store_dbd(r);
-
-    if (!store) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(208) "no database connection: the request cannot be recorded, "
-                                     "refusing to answer it (NDES event 31)");
-    }
-    return store;
-}
-
 static apr_time_t refresh_period(const mod_scep_srv_conf_t *conf)
 {
     return apr_time_from_sec((apr_time_t)conf->refresh_period_days * 24 * 60 * 60);
@@ -284,15 +272,68 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
     }
 }
 
+/* 1 when recorded is a key id of a row from before schema version 3 (the
+ * digest of the key bits alone) and names these bits. */
+static int bits_id_is(const char *recorded, const char *bits_id)
+{
+    apr_size_t prefix = sizeof(SCEP_KEY_ID_BITS_PREFIX) - 1;
+
+    return recorded && strncmp(recorded, SCEP_KEY_ID_BITS_PREFIX, prefix) == 0 &&
+           strcmp(recorded + prefix, bits_id) == 0;
+}
+
+/* A row from before schema version 3 knows its keys by their bits alone,
+ * which a key with other domain parameters around the same bits shares.
+ * A held request keeps its CSR, whose whole SPKI then decides; otherwise
+ * (a renewal's old key, a directly issued request within SCEPCacheRequest)
+ * the bits decide, as they did when the request was recorded. */
+static int key_of_older_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key,
+                                    const char *id)
+{
+    const char *bits = scep_key_bits_id(p, key);
+    X509_REQ *csr;
+    const char *csr_key;
+
+    if (!bits) {
+        return 0;
+    }
+    if (bits_id_is(txn->key_id, bits) && txn->csr_pem) {
+        csr = csr_from_pem(p, txn->csr_pem);
+        csr_key = csr ? scep_key_id(p, X509_REQ_get_X509_PUBKEY(csr)) : NULL;
+        return csr_key && strcmp(csr_key, id) == 0;
+    }
+    return bits_id_is(txn->key_id, bits) || bits_id_is(txn->signer_key_id, bits);
+}
+
 /* 1 when key is the request's key or its signer's (a renewal's old key):
  * a device polls with either. Keeps another device from picking up a
- * certificate by guessing a transactionID, as messages are signed. */
+ * certificate by guessing a transactionID, as messages are signed. The
+ * whole SubjectPublicKeyInfo is compared (scep_key_id()). */
 static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key)
 {
     const char *id = scep_key_id(p, key);
 
-    return id && (strcmp(txn->key_id, id) == 0 ||
-                  (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0));
+    if (!id) {
+        return 0;
+    }
+    return strcmp(txn->key_id, id) == 0 ||
+           (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0) ||
+           key_of_older_transaction(p, txn, key, id);
+}
+
+/* 1 when a PKCSReq or RenewalReq resends the request recorded under its
+ * transactionID (the same CertificationRequestInfo, whatever the signature
+ * and nonces around it): only that copy gets the recorded answer. CertPoll
+ * carries no CSR; a row from before schema version 3 knows no digest. */
+static int same_request(pkiop_t *op, const scep_txn_t *txn)
+{
+    const char *digest;
+
+    if (!op->req->csr || !txn->csr_digest) {
+        return 1;
+    }
+    digest = scep_csr_digest(op->r->pool, op->req->csr);
+    return digest && strcmp(digest, txn->csr_digest) == 0;
 }
 
 /* A transaction seen before answers its current state. */
@@ -302,6 +343,12 @@ static int answer_recorded(pkiop_t *op, scep_store_t *store, scep_txn_t *txn,
     if (!key_of_transaction(op->r->pool, txn, key)) {
         refuse(op, 203, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
                "the transactionID is already in use with another key");
+        return OK;
+    }
+    if (!same_request(op, txn)) {
+        refuse(op, 250, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+               "the transactionID is already in use with another certificate request "
+               "(subject, names, extensions or key): a new request needs a new transactionID");
         return OK;
     }
     if (held_too_long(op->r, op->conf, store, txn)) {
@@ -344,6 +391,7 @@ static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *
     txn->transaction_id = op->req->transaction_id;
     txn->key_id = scep_key_id(p, X509_REQ_get_X509_PUBKEY(op->req->csr));
     txn->signer_key_id = scep_key_id(p, X509_get_X509_PUBKEY(op->req->signer_cert));
+    txn->csr_digest = scep_csr_digest(p, op->req->csr);
     txn->status = status;
     txn->message_type = op->req->message_type;
     txn->subject = scep_name_text(p, X509_REQ_get_subject_name(op->req->csr));
@@ -433,8 +481,10 @@ static const char *template_name_for(pkiop_t *op, int key_usage)
     int sign = key_usage >= 0 && (key_usage & X509v3_KU_DIGITAL_SIGNATURE);
     int encrypt = key_usage >= 0 && (key_usage & X509v3_KU_KEY_ENCIPHERMENT);
 
+    /* At notice, which httpd logs at any LogLevel: the operator's hint that
+     * devices ask for no key usage, as NDES's warning event. */
     if (key_usage < 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, op->r,
                       SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
                                      "signature and encryption key usages are used: template "
                                      "%s (NDES event 39)",
@@ -616,7 +666,7 @@ static int enroll(pkiop_t *op)
                "the message is not signed with the key of the certificate request");
         return OK;
     }
-    if (!(store = open_store(op->r))) {
+    if (!(store = mod_scep_store_dbd(op->r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Replays are answered before the challenge is checked: a one-time
@@ -647,7 +697,7 @@ static int poll(pkiop_t *op)
     scep_txn_t *txn;
     apr_status_t rv;
 
-    if (!(store = open_store(op->r))) {
+    if (!(store = mod_scep_store_dbd(op->r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rv = store->find_transaction(store, op->r->pool, op->req->transaction_id, &txn);
@@ -691,7 +741,7 @@ static int get_cert(pkiop_t *op)
     if (!names_this_ca(op, 230)) {
         return OK;
     }
-    if (!serial || !(store = open_store(r))) {
+    if (!serial || !(store = mod_scep_store_dbd(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rv = store->find_cert(store, r->pool, serial, &rec);
@@ -729,7 +779,7 @@ static int get_crl(pkiop_t *op)
     if (!names_this_ca(op, 233)) {
         return OK;
     }
-    if (!(store = open_store(r))) {
+    if (!(store = mod_scep_store_dbd(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
@@ -841,7 +891,7 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
                               scep_problem_t *prob)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
-    scep_store_t *store = open_store(r);
+    scep_store_t *store = mod_scep_store_dbd(r);
     scep_txn_t *txn;
     X509 *cert;
     apr_status_t rv;
@@ -879,7 +929,7 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
 apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const char *who,
                            const char *reason)
 {
-    scep_store_t *store = open_store(r);
+    scep_store_t *store = mod_scep_store_dbd(r);
     scep_txn_t *txn;
     apr_status_t rv;
 

@@ -69,6 +69,7 @@ enum {
     SCEP_EVENT_FAIL_TO_DECRYPT_INNER = 18,
     SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER = 19,
     SCEP_EVENT_FAIL_CERT_REQ = 23,
+    SCEP_EVENT_FAIL_NAME_NUMBER_FROM_MESSAGE = 24,
     SCEP_EVENT_FAIL_TO_GET_ID = 25,
     SCEP_EVENT_NO_PASSWORD = 28,
     SCEP_EVENT_INVALID_PASSWORD = 29,
@@ -105,9 +106,18 @@ void scep_pool_own(apr_pool_t *p, void *obj, void (*free_fn)(void *));
 const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len);
 /* SHA-1 thumbprint of a certificate as NDES shows it: 40 upper-case hex digits. */
 const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert);
-/* SHA-256 hex of the subjectPublicKey bits of an SPKI (X509_REQ_get_X509_PUBKEY(),
- * X509_get_X509_PUBKEY()): how a transaction is tied to its key. */
+/* SHA-256 hex of the whole DER SubjectPublicKeyInfo (X509_REQ_get_X509_PUBKEY(),
+ * X509_get_X509_PUBKEY()), algorithm and parameters included (rsaEncryption's
+ * absent parameters read as NULL): how a transaction is tied to its key. */
 const char *scep_key_id(apr_pool_t *p, const X509_PUBKEY *spki);
+/* SHA-256 hex of the subjectPublicKey bits alone: the key id of records made
+ * before schema version 3 (SCEP_KEY_ID_BITS_PREFIX), compared only for them. */
+const char *scep_key_bits_id(apr_pool_t *p, const X509_PUBKEY *spki);
+#define SCEP_KEY_ID_BITS_PREFIX "bits:"
+/* SHA-256 hex of a CSR's subject, key (as scep_key_id() reads it) and
+ * attributes but the challenge password: what makes a resent request the same
+ * request, whatever its signature and password. */
+const char *scep_csr_digest(apr_pool_t *p, const X509_REQ *csr);
 /* One-line RFC 2253 name, on p. */
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
 /* PEM text of a certificate / a CSR on p, NULL on failure. */
@@ -418,8 +428,10 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_arra
 
 typedef struct scep_txn_t {
     const char *transaction_id;
-    const char *key_id;        /* scep_key_id() of the CSR's key */
+    const char *key_id;        /* scep_key_id() of the CSR's key (older rows: see
+                                * SCEP_KEY_ID_BITS_PREFIX) */
     const char *signer_key_id; /* of the message signer's key (differs for renewals) */
+    const char *csr_digest;    /* scep_csr_digest() of the request; NULL in older rows */
     const char *status;        /* SCEP_TXN_* */
     const char *subject;
     const char *serial;        /* hex, issued only */

@@ -350,7 +350,7 @@ static apr_status_t parse_issuer_and_serial(apr_pool_t *p, const unsigned char *
     PKCS7_ISSUER_AND_SERIAL *ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &cursor, len);
 
     if (!ias) {
-        return fail(prob, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_TO_GET_ID,
+        return fail(prob, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_NAME_NUMBER_FROM_MESSAGE,
                     "the messageData is not an IssuerAndSerialNumber");
     }
     req->issuer = X509_NAME_dup(ias->issuer);

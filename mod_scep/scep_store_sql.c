@@ -105,10 +105,23 @@ static const char *const schema_v2[] = {
     NULL
 };
 
+/* Transaction binding: key ids digest the whole SubjectPublicKeyInfo now,
+ * where those of older rows digest the key bits alone. The old ids cannot
+ * be computed again (the signer's key is not kept), so they are marked, and
+ * compared as what they are (mod_scep_pkiop.c); a request remembers the
+ * digest of its CSR, so that a resent transactionID with another CSR is
+ * refused (NULL in older rows: not known). */
+static const char *const schema_v3_transaction_binding[] = {
+    "UPDATE scep_request SET key_id = '" SCEP_KEY_ID_BITS_PREFIX "' || key_id,"
+    " signer_key_id = '" SCEP_KEY_ID_BITS_PREFIX "' || signer_key_id",
+    "ALTER TABLE scep_request ADD COLUMN csr_digest TEXT", NULL
+};
+
 /* Applied in order; a new schema version is a new entry at the end. */
 static const migration_t migrations[] = {
     { 1, schema_v1 },
     { 2, schema_v2 },
+    { 3, schema_v3_transaction_binding },
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -200,7 +213,7 @@ typedef struct statement_t {
 #define REQUEST_COLUMNS \
     "r.transaction_id, r.key_id, r.status, r.subject, r.serial, r.reason, r.message_type," \
     " c.cert_pem, r.signer_key_id, r.template, r.csr_pem, r.san, r.key_desc, r.client_addr," \
-    " r.decided_by, r.created, r.updated" \
+    " r.decided_by, r.created, r.updated, r.csr_digest" \
     " FROM scep_request r LEFT JOIN scep_cert c ON c.serial = r.serial"
 
 /* The columns cert_of_row() reads, in its order. */
@@ -214,8 +227,8 @@ static const statement_t statements[STMT_COUNT] = {
     { "mod_scep_insert_request",
       "INSERT INTO scep_request (transaction_id, key_id, status, subject, message_type,"
       " serial, reason, client_addr, created, updated, signer_key_id, template, csr_pem, san,"
-      " key_desc)"
-      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      " key_desc, csr_digest)"
+      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
     { "mod_scep_insert_cert",
       "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
       " cert_pem, created)"
@@ -644,6 +657,7 @@ static scep_txn_t *txn_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_
     txn->decided_by = entry_or_null(p, st, row, 14);
     txn->created = time_of_iso8601(entry_or_null(p, st, row, 15));
     txn->updated = time_of_iso8601(entry_or_null(p, st, row, 16));
+    txn->csr_digest = entry_or_null(p, st, row, 17);
     return txn;
 }
 
@@ -816,10 +830,11 @@ static int insert_request(sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn,
                            txn->template_name,
                            txn->csr_pem,
                            txn->san,
-                           txn->key_desc };
+                           txn->key_desc,
+                           txn->csr_digest };
     int nrows;
 
-    return pquery(st, p, STMT_INSERT_REQUEST, 15, args, &nrows);
+    return pquery(st, p, STMT_INSERT_REQUEST, 16, args, &nrows);
 }
 
 static int insert_cert(sql_store_t *st, apr_pool_t *p, const char *transaction_id,

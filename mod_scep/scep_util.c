@@ -91,24 +91,144 @@ const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
     return scep_hex(p, md, len);
 }
 
-/* The digest of the subjectPublicKey bits alone (RFC 5280's key identifier
- * method, with SHA-256): a device's self-signed certificate and its CSR may
- * write the AlgorithmIdentifier differently (rsaEncryption's NULL parameters
- * present in one, absent in the other) around the same key. Reading the
- * bits is also cheap, where i2d_PUBKEY() on the EVP_PKEY a provider decoded
- * builds OpenSSL 3's encoder chain, a tenth of an RSA-2048 signature. */
-const char *scep_key_id(apr_pool_t *p, const X509_PUBKEY *spki)
+/* SHA-256 in hex of what an i2d function or a getter gave (len <= 0: it
+ * failed, NULL). */
+static const char *sha256_hex(apr_pool_t *p, const unsigned char *data, int len)
 {
-    const unsigned char *bits = NULL;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    int len = 0;
 
-    if (!spki || !X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, spki) || len <= 0 ||
-        !EVP_Digest(bits, (size_t)len, md, &md_len, EVP_sha256(), NULL)) {
+    if (len <= 0 || !EVP_Digest(data, (size_t)len, md, &md_len, EVP_sha256(), NULL)) {
         return NULL;
     }
     return scep_hex(p, md, md_len);
+}
+
+/* rsaEncryption's parameters are NULL (RFC 3279), but some encoders leave
+ * them out: a device's self-signed certificate and its CSR may write one RSA
+ * key both ways. Such an SPKI is digested as if it had the NULL; no other
+ * difference in the AlgorithmIdentifier is forgiven. */
+static int rsa_without_null(const X509_PUBKEY *spki)
+{
+    const ASN1_OBJECT *alg = NULL;
+    X509_ALGOR *algor = NULL;
+    int ptype = V_ASN1_UNDEF;
+
+    if (!X509_PUBKEY_get0_param(NULL, NULL, NULL, &algor, spki)) {
+        return 0;
+    }
+    X509_ALGOR_get0(&alg, &ptype, NULL, algor);
+    return OBJ_obj2nid(alg) == NID_rsaEncryption && ptype == V_ASN1_UNDEF;
+}
+
+/* The DER of an SPKI as it came, or as rsa_without_null() reads it. On an
+ * SPKI decoded from a message i2d_X509_PUBKEY() writes the fields it holds
+ * again (cheap, and the bytes that came), never the EVP_PKEY through OpenSSL
+ * 3's encoders. */
+static int spki_der(const X509_PUBKEY *spki, unsigned char **der)
+{
+    X509_PUBKEY *with_null = NULL;
+    X509_ALGOR *algor = NULL;
+    int len = -1;
+
+    if (!rsa_without_null(spki)) {
+        return i2d_X509_PUBKEY(spki, der);
+    }
+    if ((with_null = X509_PUBKEY_dup(spki)) != NULL &&
+        X509_PUBKEY_get0_param(NULL, NULL, NULL, &algor, with_null) &&
+        X509_ALGOR_set0(algor, OBJ_nid2obj(NID_rsaEncryption), V_ASN1_NULL, NULL)) {
+        len = i2d_X509_PUBKEY(with_null, der);
+    }
+    X509_PUBKEY_free(with_null);
+    return len;
+}
+
+/* The digest of the whole SubjectPublicKeyInfo: the algorithm and its
+ * parameters bind as much as the key bits, since the same bits are another
+ * key under other domain parameters (an EC point on another curve). */
+const char *scep_key_id(apr_pool_t *p, const X509_PUBKEY *spki)
+{
+    unsigned char *der = NULL;
+    const char *id = NULL;
+    int len;
+
+    if (!spki) {
+        return NULL;
+    }
+    len = spki_der(spki, &der);
+    id = sha256_hex(p, der, len);
+    OPENSSL_free(der);
+    return id;
+}
+
+const char *scep_key_bits_id(apr_pool_t *p, const X509_PUBKEY *spki)
+{
+    const unsigned char *bits = NULL;
+    int len = 0;
+
+    if (!spki || !X509_PUBKEY_get0_param(NULL, &bits, &len, NULL, spki)) {
+        return NULL;
+    }
+    return sha256_hex(p, bits, len);
+}
+
+/* Adds an encoding that an i2d function returned (len) to a digest, and
+ * frees it. */
+static int digest_der(EVP_MD_CTX *ctx, unsigned char *der, int len)
+{
+    int ok = len > 0 && EVP_DigestUpdate(ctx, der, (size_t)len);
+
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* The CertificationRequestInfo's key, subject and attributes as DER, one
+ * after the other (DER delimits itself). Left out: the signature, so that a
+ * device that signs the same request again (ECDSA signatures differ every
+ * time) still sends the same request, and the challenge password, so that
+ * the digest in the records says nothing about it. */
+static int digest_csr(EVP_MD_CTX *ctx, const X509_REQ *csr)
+{
+    unsigned char *der = NULL;
+    X509_ATTRIBUTE *attr;
+    int len, i;
+
+    len = spki_der(X509_REQ_get_X509_PUBKEY((X509_REQ *)csr), &der);
+    if (!digest_der(ctx, der, len)) {
+        return 0;
+    }
+    der = NULL;
+    len = i2d_X509_NAME(X509_REQ_get_subject_name(csr), &der);
+    if (!digest_der(ctx, der, len)) {
+        return 0;
+    }
+    for (i = 0; i < X509_REQ_get_attr_count(csr); i++) {
+        attr = X509_REQ_get_attr(csr, i);
+        if (OBJ_obj2nid(X509_ATTRIBUTE_get0_object(attr)) == NID_pkcs9_challengePassword) {
+            continue;
+        }
+        der = NULL;
+        len = i2d_X509_ATTRIBUTE(attr, &der);
+        if (!digest_der(ctx, der, len)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *scep_csr_digest(apr_pool_t *p, const X509_REQ *csr)
+{
+    EVP_MD_CTX *ctx = csr ? EVP_MD_CTX_new() : NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    const char *digest = NULL;
+
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && digest_csr(ctx, csr) &&
+        EVP_DigestFinal_ex(ctx, md, &md_len)) {
+        digest = scep_hex(p, md, md_len);
+    }
+    EVP_MD_CTX_free(ctx);
+    return digest;
 }
 
 /* The text of what a BIO collected, NULL when nothing was written. */

@@ -258,3 +258,91 @@ def test_failure_by_get(scep, files, keys, httpd):
     r, rep = scep.send(msg, method='GET', style='only_eq')
     checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
     expect_line(httpd, event(29))
+
+
+# ---------------------------------------------------------------------------
+# NDES events: the white paper's number, one line per failure
+
+def event_lines(httpd):
+    """The NDES event lines since the test started, declared expected."""
+    httpd.errlog.expect(r'NDES event', checks.OPENSSL_LINES)
+    return [ln for ln in httpd.errlog.lines() if 'NDES event' in ln]
+
+
+@pytest.mark.parametrize('mtype', [C.GETCERT, C.GETCRL], ids=['GetCert', 'GetCRL'])
+def test_malformed_issuer_and_serial_is_event_24(scep, files, keys, httpd, mtype):
+    """messageData that is no IssuerAndSerialNumber: event 24 (the issuer
+    name or serial number cannot be found in the message), not 25 (no
+    request matches the transactionID)."""
+    key = keys.any(3)
+    msg = C.pki_message(b'\x30\x03\x02\x01\x05', mtype, key, [files.ra_enc])
+    r, rep = scep.send(msg)
+    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+    assert rep.fail_info_text == 'the messageData is not an IssuerAndSerialNumber'
+    expect_line(httpd, r'SCEP\d{3}: .*%s.*\(NDES event 24\)' % msg.transaction_id)
+    assert len(event_lines(httpd)) == 1, event_lines(httpd)
+
+
+def test_no_key_usage_event_39_at_the_default_log_level(httpd, scep, files, keys):
+    """Event 39 (no keyUsage: both usages, the general-purpose template) is a
+    warning in NDES: it reaches the log at LogLevel warn, the default, and
+    is no refusal."""
+    with httpd.config(raw_extra='LogLevel warn\n'):
+        key = keys.take()
+        msg, r, rep = scep.enroll(csr_for(key, 'no-ku.example.test'), key)
+        checks.assert_issued(msg, r, rep, files.ca)
+        assert httpd.errlog.find(r'SCEP260: transaction %s: the request has no keyUsage.*'
+                                 r'\(NDES event 39\)' % msg.transaction_id,
+                                 levels=('notice',))
+
+
+def _poll_unknown(files, keys):
+    return C.pki_message(C.issuer_and_subject(files.ca.subject, pki.name('nobody')),
+                         C.CERTPOLL, keys.any(6), [files.ra_enc])
+
+
+def _getcert(files, keys, issuer, serial):
+    return C.pki_message(C.issuer_and_serial(issuer, serial), C.GETCERT, keys.any(3),
+                         [files.ra_enc])
+
+
+def _pkcsreq(files, keys, recipient=None, **kw):
+    key = keys.any(0)
+    return C.pkcsreq(csr_for(key, 'one-event', **kw), key, [recipient or files.ra_enc])
+
+
+ONE_EVENT_CASES = [
+    ('no-password', lambda f, k: _pkcsreq(f, k, challenge=None), 28),
+    ('wrong-password', lambda f, k: _pkcsreq(f, k, challenge='wrong'), 29),
+    ('other-recipient',
+     lambda f, k: _pkcsreq(f, k, recipient=pki.self_signed(k.any(1), 'not the RA')), 18),
+    ('not-a-csr', lambda f, k: C.pki_message(b'\x30\x03\x02\x01\x05', C.PKCSREQ, k.any(0),
+                                             [f.ra_enc]), 42),
+    ('poll-unknown', _poll_unknown, 25),
+    ('getcert-other-issuer', lambda f, k: _getcert(f, k, pki.name('not this CA'), 5), 45),
+    ('getcert-unknown-serial', lambda f, k: _getcert(f, k, f.ca.subject, 0x123456789), 19),
+]
+
+
+@pytest.mark.parametrize('build,number', [c[1:] for c in ONE_EVENT_CASES],
+                         ids=[c[0] for c in ONE_EVENT_CASES])
+def test_a_refusal_logs_one_event(scep, files, keys, httpd, build, number):
+    msg = build(files, keys)
+    r, rep = scep.send(msg)
+    assert rep is not None and rep.pki_status == C.FAILURE, r.status
+    lines = event_lines(httpd)
+    assert len(lines) == 1 and '(NDES event %d)' % number in lines[0], lines
+
+
+def test_no_database_logs_one_event(scep, files, keys, httpd):
+    """Without a database connection the request is refused (HTTP 500: no
+    certificate leaves without its record) with one event line, not the
+    store's and the operation's."""
+    with httpd.config(raw_extra='DBDriver sqlite3\nDBDParams "/nonexistent/scep.db"\n',
+                      startup_expected=[r'AH\d+: .*sqlite3', r'AH\d+: ']):
+        httpd.errlog.expect(r'AH\d+: ')
+        msg = _pkcsreq(files, keys)
+        r, _ = scep.send(msg)
+        assert r.status == 500
+        lines = event_lines(httpd)
+        assert len(lines) == 1, lines

@@ -471,6 +471,32 @@ def test_transaction_id_of_another_key(httpd, scep, files, keys):
     assert record_counts(httpd) == before
 
 
+@pytest.mark.parametrize('change', [{'cn': 'hostile-second-csr'},
+                                    {'dns': ['evil.example.test']},
+                                    {'ku': P.KU_SIGN}],
+                         ids=['subject', 'subjectaltname', 'extension'])
+def test_transaction_id_with_another_csr(httpd, scep, files, keys, change):
+    """The same key reusing its issued transactionID for another CSR gets
+    badRequest naming it, never the earlier certificate, and the records do
+    not change; the first CSR again, signed anew, gets its certificate."""
+    key = keys.take()
+    msg = C.pkcsreq(pki.make_csr(key, 'hostile-first-csr', challenge=CHALLENGE), key,
+                    [files.ra_enc])
+    cert = checks.assert_issued(msg, *scep.send(msg), files.ca)
+    kw = dict({'cn': 'hostile-first-csr', 'challenge': CHALLENGE}, **change)
+    other = C.pkcsreq(pki.make_csr(key, kw.pop('cn'), **kw), key, [files.ra_enc],
+                      transaction_id=msg.transaction_id)
+    rows, before = checks.request_rows(httpd, msg.transaction_id), record_counts(httpd)
+    r, rep = scep.send(other)
+    assert_answer(httpd, other, r, rep,
+                  Failure(C.BAD_REQUEST, 23, 'already in use with another certificate request'))
+    assert rep.certs == []
+    assert record_counts(httpd) == before
+    assert checks.request_rows(httpd, msg.transaction_id) == rows
+    again = C.pkcsreq(msg.inner, key, [files.ra_enc], transaction_id=msg.transaction_id)
+    assert checks.assert_issued(again, *scep.send(again), files.ca) == cert
+
+
 # ---------------------------------------------------------------------------
 # requests a restrictive template refuses
 
@@ -535,6 +561,28 @@ class TestPasswords:
         checks.assert_issued(msg, *scep.send(msg), files.ca)
         again = self.pkcsreq(files, keys.take(), password, P.KU_SIGN)
         assert_refused_cleanly(otp, scep, again, PASSWORD_USED_FOR_USAGE, password)
+
+    def test_head_pkioperation_changes_nothing(self, otp, scep, files, keys):
+        """HEAD with a PKIOperation message: 405 without reading it, so no
+        certificate, no record and the password unspent (the same message by
+        GET then enrolls)."""
+        password, _ = A.get_password(otp)
+        msg = self.pkcsreq(files, keys.take(), password, P.KU_GENERAL)
+        before = record_counts(otp)
+        r = C.http_request('HEAD', scep.op_url('PKIOperation', C.get_message_encode(msg.der)))
+        assert r.status == 405 and r.body == b''
+        assert otp.errlog.find(r'SCEP251: HEAD PKIOperation refused', levels=('info',))
+        assert record_counts(otp) == before
+        assert not checks.request_rows(otp, msg.transaction_id)
+        checks.assert_issued(msg, *scep.send(msg, method='GET'), files.ca)
+
+    def test_head_of_the_admin_page_makes_no_password(self, otp):
+        """HEAD on the admin page answers its headers without a password: as
+        many HEADs as the cache holds leave room for a GET."""
+        for _ in range(60):
+            r = A.admin_get(otp, method='HEAD')
+            assert r.status == 200 and r.body == b'', r.status
+        A.get_password(otp)
 
     def test_replay_with_new_transaction(self, otp, scep, files, keys):
         """The same CSR and password under a new transactionID is no replay:

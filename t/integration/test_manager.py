@@ -355,6 +355,28 @@ def test_get_with_action_is_405(held, dev, keys):
     assert request_row(held, msg.transaction_id)['status'] == 'pending'
 
 
+def head(held, query=None):
+    return A.curl(A.manager_url(held, query=query), held.tls_ca.ca_file, user='dave',
+                  password=L.USERS['dave'], work=held.env.work, extra=['--head'])
+
+
+def test_head_changes_nothing(held, dev, keys):
+    """HEAD with an action is refused as GET is (405); the page's HEAD
+    expires no request held too long (its GET does)."""
+    msg = A.hold(dev, keys.take(), 'head.example.test')
+    held.errlog.expect(RE_GET_REFUSED % 'dave')
+    r = head(held, {'action': 'approve', 'txn': msg.transaction_id, 'csrf': token(held)})
+    assert r.status == 405, r.status
+    assert request_row(held, msg.transaction_id)['status'] == 'pending'
+    created = request_row(held, msg.transaction_id)['created']
+    held.db_execute('UPDATE scep_request SET created = ? WHERE transaction_id = ?',
+                    ('2020-01-01T00:00:00Z', msg.transaction_id))
+    assert head(held).status == 200
+    assert request_row(held, msg.transaction_id)['status'] == 'pending'
+    held.db_execute('UPDATE scep_request SET created = ? WHERE transaction_id = ?',
+                    (created, msg.transaction_id))
+
+
 def test_other_methods(held):
     r = A.curl(A.manager_url(held), held.tls_ca.ca_file, user='dave',
                password=L.USERS['dave'], work=held.env.work, extra=['-X', 'PUT'])

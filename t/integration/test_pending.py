@@ -179,6 +179,75 @@ def test_poll_with_another_key_is_refused(standalone, scep, files, keys):
     assert row(standalone, msg)['status'] == 'approved'
 
 
+def same_bits_other_parameters(msg):
+    """A signer certificate of the request's own key bits whose
+    SubjectPublicKeyInfo writes other AlgorithmIdentifier parameters (as an EC
+    point under other domain parameters would be)."""
+    subject = x509.load_der_x509_csr(msg.inner).subject
+    return pki.with_spki_parameters(pki.self_signed(msg.key, subject), msg.key, b'\x30\x00')
+
+
+def test_poll_with_the_key_bits_under_other_parameters_is_refused(standalone, scep, files,
+                                                                   keys):
+    """A transaction is bound to the whole SubjectPublicKeyInfo: the same key
+    bits under other parameters are another key and get nothing of an
+    approved request; the request's own key then gets the certificate."""
+    msg = held_request(standalone, scep, keys.take(), 'same-bits.example.test')
+    approve(standalone, msg)
+    standalone.errlog.expect(r'SCEP203: CertPoll for transaction %s refused' % msg.transaction_id)
+    pm, r, rep = poll(scep, files, msg, signer_cert=same_bits_other_parameters(msg))
+    checks.assert_failure(pm, r, rep, C.BAD_REQUEST)
+    assert rep.fail_info_text == 'the transactionID is already in use with another key'
+    assert rep.certs == [] and row(standalone, msg)['status'] == 'approved'
+    pm, r, rep = poll(scep, files, msg)
+    checks.assert_issued(pm, r, rep, files.ca)
+
+
+def test_held_request_from_before_schema_3_is_polled_by_its_key_only(standalone, scep, files,
+                                                                     keys):
+    """A request recorded before schema version 3 knows its key by the bits
+    alone (marked by the migration) and has no CSR digest: its kept CSR binds
+    it to the whole SubjectPublicKeyInfo all the same, and its device polls
+    and resends as before."""
+    key = keys.take()
+    msg = held_request(standalone, scep, key, 'older-row.example.test')
+    bits = 'bits:' + pki.key_bits_id(key)
+    standalone.db_execute('UPDATE scep_request SET key_id = ?, signer_key_id = ?,'
+                          ' csr_digest = NULL WHERE transaction_id = ?',
+                          (bits, bits, msg.transaction_id))
+    standalone.errlog.expect(r'SCEP203: CertPoll for transaction %s refused' % msg.transaction_id)
+    pm, r, rep = poll(scep, files, msg, signer_cert=same_bits_other_parameters(msg))
+    checks.assert_failure(pm, r, rep, C.BAD_REQUEST)
+    checks.assert_pending(*poll(scep, files, msg))
+    checks.assert_pending(msg, *scep.send(msg))
+    approve(standalone, msg)
+    checks.assert_issued(*poll(scep, files, msg), files.ca)
+
+
+def test_resent_transaction_id_with_another_csr_is_refused(standalone, scep, files, keys):
+    """A held transactionID resent with another CSR of the same key (another
+    subject, another subjectAltName) is refused and changes nothing; the
+    first CSR, signed again, gets the approved certificate."""
+    key = keys.take()
+    msg = held_request(standalone, scep, key, 'first-csr.example.test')
+    approve(standalone, msg)
+    before = row(standalone, msg)
+    for other in (pki.make_csr(key, 'second-csr.example.test', challenge=CHALLENGE),
+                  pki.make_csr(key, 'first-csr.example.test', challenge=CHALLENGE,
+                               dns=['evil.example.test'])):
+        resent = C.pkcsreq(other, key, [files.ra_enc], transaction_id=msg.transaction_id)
+        standalone.errlog.expect(r'SCEP250: PKCSReq for transaction %s refused: the '
+                                 r'transactionID is already in use with another certificate '
+                                 r'request .*\(NDES event 23\)' % msg.transaction_id)
+        r, rep = scep.send(resent)
+        checks.assert_failure(resent, r, rep, C.BAD_REQUEST)
+        assert 'another certificate request' in rep.fail_info_text
+        assert rep.certs == []
+    assert row(standalone, msg) == before
+    again = C.pkcsreq(msg.inner, key, [files.ra_enc], transaction_id=msg.transaction_id)
+    checks.assert_issued(again, *scep.send(again), files.ca)
+
+
 def test_refresh_period_expires_undecided_requests(standalone, scep, files, keys):
     key = keys.take()
     msg = held_request(standalone, scep, key, 'stale.example.test')

@@ -20,6 +20,7 @@
 #include <apr_strings.h>
 
 #include <openssl/cms.h>
+#include <openssl/ec.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 
@@ -142,26 +143,28 @@ START_TEST(loads_separate_ra)
 }
 END_TEST
 
-/* scep_key_id(): SHA-256 of the subjectPublicKey bits, the same for a
- * request's key as it arrives and for a certificate of that key. */
-static void assert_key_id(const X509_PUBKEY *spki, EVP_PKEY *key)
+static const char *sha256_of(const unsigned char *data, int len)
 {
-    unsigned char *der = NULL, *bits;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    int len = i2d_PublicKey(key, &der);
 
     ck_assert_int_gt(len, 0);
-    bits = der;
-    if (EVP_PKEY_is_a(key, "EC")) {
-        OPENSSL_free(der);
-        der = NULL;
-        len = (int)EVP_PKEY_get1_encoded_public_key(key, &der);
-        bits = der;
-    }
-    ck_assert_int_eq(EVP_Digest(bits, (size_t)len, md, &md_len, EVP_sha256(), NULL), 1);
-    ck_assert_str_eq(scep_key_id(pool, spki), scep_hex(pool, md, md_len));
+    ck_assert_int_eq(EVP_Digest(data, (size_t)len, md, &md_len, EVP_sha256(), NULL), 1);
+    return scep_hex(pool, md, md_len);
+}
+
+/* scep_key_id(): SHA-256 of the whole DER SubjectPublicKeyInfo;
+ * scep_key_bits_id(): of the subjectPublicKey bits alone. */
+static void assert_key_id(const X509_PUBKEY *spki)
+{
+    unsigned char *der = NULL;
+    const unsigned char *bits = NULL;
+    int len = i2d_X509_PUBKEY(spki, &der), bits_len = 0;
+
+    ck_assert_str_eq(scep_key_id(pool, spki), sha256_of(der, len));
     OPENSSL_free(der);
+    ck_assert_int_eq(X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, spki), 1);
+    ck_assert_str_eq(scep_key_bits_id(pool, spki), sha256_of(bits, bits_len));
 }
 
 static X509_REQ *decoded_csr(EVP_PKEY *key)
@@ -185,10 +188,108 @@ START_TEST(key_id_is_the_spki_digest)
     EVP_PKEY *rsa = testutil_rsa_key(pool), *ec = testutil_ec_key(pool);
     scep_pki_t *pki = testutil_pki_load(pool, testutil_pki_create(pool), 0);
 
-    assert_key_id(X509_REQ_get_X509_PUBKEY(decoded_csr(rsa)), rsa);
-    assert_key_id(X509_REQ_get_X509_PUBKEY(decoded_csr(ec)), ec);
-    assert_key_id(X509_get_X509_PUBKEY(pki->ca_cert), X509_get0_pubkey(pki->ca_cert));
+    assert_key_id(X509_REQ_get_X509_PUBKEY(decoded_csr(rsa)));
+    assert_key_id(X509_REQ_get_X509_PUBKEY(decoded_csr(ec)));
+    assert_key_id(X509_get_X509_PUBKEY(pki->ca_cert));
     ck_assert_ptr_null(scep_key_id(pool, NULL));
+    ck_assert_ptr_null(scep_key_bits_id(pool, NULL));
+}
+END_TEST
+
+/* A copy of spki whose AlgorithmIdentifier has other parameters around
+ * the same key bits. */
+static X509_PUBKEY *with_params(const X509_PUBKEY *spki, int nid, int ptype, void *pval)
+{
+    X509_PUBKEY *copy = X509_PUBKEY_dup(spki);
+    X509_ALGOR *algor = NULL;
+
+    ck_assert_ptr_nonnull(copy);
+    SCEP_OWN(pool, copy, X509_PUBKEY_free);
+    ck_assert_int_eq(X509_PUBKEY_get0_param(NULL, NULL, NULL, &algor, copy), 1);
+    ck_assert_int_eq(X509_ALGOR_set0(algor, OBJ_nid2obj(nid), ptype, pval), 1);
+    return copy;
+}
+
+/* The explicit parameters of P-256 as an ASN1_STRING (a SEQUENCE). */
+static ASN1_STRING *explicit_p256(void)
+{
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    ASN1_STRING *params = ASN1_STRING_new();
+    unsigned char *der = NULL;
+    int len;
+
+    EC_GROUP_set_asn1_flag(group, OPENSSL_EC_EXPLICIT_CURVE);
+    len = i2d_ECPKParameters(group, &der);
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(ASN1_STRING_set(params, der, len), 1);
+    OPENSSL_free(der);
+    EC_GROUP_free(group);
+    return params;
+}
+
+/* The same EC point under another curve, or under P-256 spelt out as
+ * explicit parameters, is another key id (it would poll the P-256 key's
+ * transactions otherwise), though the bits are the same. */
+START_TEST(key_id_binds_the_domain_parameters)
+{
+    const X509_PUBKEY *named = X509_REQ_get_X509_PUBKEY(decoded_csr(testutil_ec_key(pool)));
+    const X509_PUBKEY *others[] = {
+        with_params(named, NID_X9_62_id_ecPublicKey, V_ASN1_OBJECT, OBJ_nid2obj(NID_secp256k1)),
+        with_params(named, NID_X9_62_id_ecPublicKey, V_ASN1_SEQUENCE, explicit_p256()),
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        ck_assert_str_ne(scep_key_id(pool, others[i]), scep_key_id(pool, named));
+        ck_assert_str_eq(scep_key_bits_id(pool, others[i]), scep_key_bits_id(pool, named));
+    }
+}
+END_TEST
+
+/* rsaEncryption's NULL parameters written or left out: one key, one id;
+ * other parameters are another id. */
+START_TEST(key_id_reads_absent_rsa_parameters_as_null)
+{
+    const X509_PUBKEY *with_null = X509_REQ_get_X509_PUBKEY(decoded_csr(testutil_rsa_key(pool)));
+    X509_PUBKEY *without = with_params(with_null, NID_rsaEncryption, V_ASN1_UNDEF, NULL);
+    ASN1_STRING *seq = ASN1_STRING_new();
+
+    ck_assert_int_eq(ASN1_STRING_set(seq, "\x30\x00", 2), 1);
+    ck_assert_str_eq(scep_key_id(pool, without), scep_key_id(pool, with_null));
+    ck_assert_str_ne(
+        scep_key_id(pool, with_params(with_null, NID_rsaEncryption, V_ASN1_SEQUENCE, seq)),
+        scep_key_id(pool, with_null));
+}
+END_TEST
+
+/* scep_csr_digest(): the same for the same request signed again or with
+ * another password; another for another subject, extension or key. */
+START_TEST(csr_digest_names_the_request)
+{
+    EVP_PKEY *key = testutil_ec_key(pool), *other = testutil_ec_key(pool);
+    const char *first = scep_csr_digest(
+        pool, testutil_csr(pool, key, "/CN=digest", NULL, NULL, "DNS:a.example", "one"));
+
+    ck_assert_ptr_nonnull(first);
+    ck_assert_str_eq(scep_csr_digest(pool, testutil_csr(pool, key, "/CN=digest", NULL, NULL,
+                                                        "DNS:a.example", "one")),
+                     first);
+    ck_assert_str_eq(scep_csr_digest(pool, testutil_csr(pool, key, "/CN=digest", NULL, NULL,
+                                                        "DNS:a.example", "two")),
+                     first);
+    ck_assert_str_ne(scep_csr_digest(pool, testutil_csr(pool, key, "/CN=other", NULL, NULL,
+                                                        "DNS:a.example", "one")),
+                     first);
+    ck_assert_str_ne(scep_csr_digest(pool, testutil_csr(pool, key, "/CN=digest", NULL, NULL,
+                                                        "DNS:b.example", "one")),
+                     first);
+    ck_assert_str_ne(scep_csr_digest(pool, testutil_csr(pool, key, "/CN=digest", "digitalSignature",
+                                                        NULL, "DNS:a.example", "one")),
+                     first);
+    ck_assert_str_ne(scep_csr_digest(pool, testutil_csr(pool, other, "/CN=digest", NULL, NULL,
+                                                        "DNS:a.example", "one")),
+                     first);
+    ck_assert_ptr_null(scep_csr_digest(pool, NULL));
 }
 END_TEST
 
@@ -559,6 +660,9 @@ Suite *scep_pki_suite(void)
     tcase_add_test(tc, loads_separate_ra);
     tcase_add_test(tc, loads_simple_mode);
     tcase_add_test(tc, key_id_is_the_spki_digest);
+    tcase_add_test(tc, key_id_binds_the_domain_parameters);
+    tcase_add_test(tc, key_id_reads_absent_rsa_parameters_as_null);
+    tcase_add_test(tc, csr_digest_names_the_request);
     tcase_add_test(tc, simple_mode_needs_ca_key);
     tcase_add_test(tc, refuses_group_readable_key);
     tcase_add_test(tc, refuses_world_readable_ra_key);

@@ -135,6 +135,7 @@ static scep_txn_t request_of(const char *id, const char *status, X509_REQ *csr)
     txn.transaction_id = id;
     txn.key_id = scep_key_id(pool, X509_REQ_get_X509_PUBKEY(csr));
     txn.signer_key_id = txn.key_id;
+    txn.csr_digest = scep_csr_digest(pool, csr);
     txn.status = status;
     txn.subject = scep_name_text(pool, X509_REQ_get_subject_name(csr));
     txn.template_name = "IPSECIntermediateOffline";
@@ -158,17 +159,18 @@ START_TEST(new_database_gets_the_current_schema)
     scep_store_t *store = open_store();
     scep_txn_t *txn = NULL;
 
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "2");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "3");
     ck_assert_int_eq(store->find_transaction(store, pool, "NONE", &txn), APR_NOTFOUND);
     ck_assert_ptr_null(txn);
     /* a second store on the same connection finds it ready */
     open_store();
-    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "2");
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "3");
 }
 END_TEST
 
 /* A database of the first release: its rows stay readable, the new columns
- * are added empty. */
+ * are added empty, and its key ids (digests of the key bits alone) are
+ * marked as such (schema version 3). */
 START_TEST(version_1_database_is_migrated)
 {
     scep_store_t *store;
@@ -186,11 +188,13 @@ START_TEST(version_1_database_is_migrated)
     exec("INSERT INTO scep_request VALUES ('OLD', 'K', 'rejected', 'CN=old', 19, NULL,"
          " 'no', '10.0.0.1', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')");
     store = open_store();
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "2");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "3");
     txn = find(store, "OLD");
     ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
     ck_assert_str_eq(txn->reason, "no");
+    ck_assert_str_eq(txn->key_id, SCEP_KEY_ID_BITS_PREFIX "K");
     ck_assert_ptr_null(txn->signer_key_id);
+    ck_assert_ptr_null(txn->csr_digest);
     ck_assert_ptr_null(txn->template_name);
     ck_assert_int_eq(apr_time_sec(txn->created), 1735689600);
 }
@@ -213,6 +217,8 @@ START_TEST(issued_request_and_certificate_are_recorded_together)
     ck_assert_str_eq(found->key_desc, "RSA 2048");
     ck_assert_str_eq(found->template_name, "IPSECIntermediateOffline");
     ck_assert_str_eq(found->client_addr, "192.0.2.1");
+    ck_assert_str_eq(found->key_id, txn.key_id);
+    ck_assert_str_eq(found->csr_digest, scep_csr_digest(pool, csr));
     ck_assert_ptr_nonnull(found->cert_pem);
     ck_assert_int_ne(found->created, 0);
     ck_assert_int_eq(store->find_cert(store, pool, serial, &rec), APR_SUCCESS);

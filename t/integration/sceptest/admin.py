@@ -381,9 +381,9 @@ def make_htpasswd(env):
     return path
 
 
-def admin_get(server, accept='application/json'):
+def admin_get(server, accept='application/json', method='GET'):
     auth = base64.b64encode(('%s:%s' % (ADMIN_USER, ADMIN_SECRET)).encode()).decode()
-    return http_request('GET', server.url(ADMIN_PATH),
+    return http_request(method, server.url(ADMIN_PATH),
                           headers={'Authorization': 'Basic ' + auth, 'Accept': accept})
 
 

@@ -6,6 +6,7 @@ import subprocess
 import threading
 
 from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -175,9 +176,34 @@ def public_der(key_or_cert):
 
 def key_id(key_or_cert):
     """What the records tie a transaction to (scep_key_id): SHA-256 of the
-    subjectPublicKey bits, in upper-case hex."""
+    whole DER SubjectPublicKeyInfo, in upper-case hex."""
+    return hashlib.sha256(public_der(key_or_cert)).hexdigest().upper()
+
+
+def key_bits_id(key_or_cert):
+    """The key id of records made before schema version 3 (scep_key_bits_id):
+    SHA-256 of the subjectPublicKey bits alone."""
     bits = asn1_keys.PublicKeyInfo.load(public_der(key_or_cert))['public_key'].contents[1:]
     return hashlib.sha256(bits).hexdigest().upper()
+
+
+def with_spki_parameters(cert, key, params_der):
+    """cert (self-signed by the RSA key) again with other AlgorithmIdentifier
+    parameters around the same key bits (rsaEncryption's NULL replaced by
+    params_der, two bytes), signed again: the key bits of the device, but
+    not its SubjectPublicKeyInfo."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    rsa_null = bytes.fromhex('06092a864886f70d0101010500')
+    assert len(params_der) == 2 and der.count(rsa_null) == 1
+    tbs = cert.tbs_certificate_bytes.replace(rsa_null, rsa_null[:-2] + params_der)
+    sig = key.sign(tbs, padding.PKCS1v15(), cert.signature_hash_algorithm)
+    parsed = asn1_x509.Certificate.load(der)
+    out = asn1_x509.Certificate({
+        'tbs_certificate': asn1_x509.TbsCertificate.load(tbs),
+        'signature_algorithm': parsed['signature_algorithm'],
+        'signature_value': sig,
+    })
+    return x509.load_der_x509_certificate(out.dump())
 
 
 def verify_issued_by(cert, issuer):
