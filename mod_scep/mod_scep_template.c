@@ -407,9 +407,9 @@ const char *mod_scep_template_section(cmd_parms *cmd, void *dconf, const char *a
                   : apply_directive(cmd, tmpl, d);
     }
     if (!err && tmpl->min_rsa_bits > tmpl->max_rsa_bits) {
-        err = apr_psprintf(cmd->pool,
-                           SCEP_TEMPLATE_SECTION " %s>: MinimumKeySize %d is above MaximumKeySize %d",
-                           name, tmpl->min_rsa_bits, tmpl->max_rsa_bits);
+        err = apr_psprintf(
+            cmd->pool, SCEP_TEMPLATE_SECTION " %s>: MinimumKeySize %d is above MaximumKeySize %d",
+            name, tmpl->min_rsa_bits, tmpl->max_rsa_bits);
     }
     if (!err) {
         register_template(cmd, conf, tmpl);

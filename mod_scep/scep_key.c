@@ -68,8 +68,7 @@ int scep_key_curve(const X509_PUBKEY *spki)
     int ptype;
     const void *pval;
 
-    if (spki_algorithm(spki, &ptype, &pval) != NID_X9_62_id_ecPublicKey ||
-        ptype != V_ASN1_OBJECT) {
+    if (spki_algorithm(spki, &ptype, &pval) != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT) {
         return NID_undef;
     }
     return OBJ_obj2nid(pval);
@@ -117,7 +116,8 @@ static const char *rsa_unusable(apr_pool_t *p, EVP_PKEY *key)
     int bits = EVP_PKEY_get_bits(key), e_bits;
 
     if (bits > SCEP_MAX_RSA_BITS) {
-        return apr_psprintf(p, "an RSA modulus of %d bits is larger than the %d this server accepts",
+        return apr_psprintf(p,
+                            "an RSA modulus of %d bits is larger than the %d this server accepts",
                             bits, SCEP_MAX_RSA_BITS);
     }
     e_bits = rsa_exponent_bits(key);

@@ -213,10 +213,9 @@ START_TEST(refuses_rsa_exponents_out_of_range)
     expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "FFFF")), exponent);
     expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "10002")), exponent);
     expect_allowed(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "1FFFFFFFFFFFFFFFFF")));
-    expect_refused(tmpl,
-                   csr_for(testutil_rsa_public(pool, "RSA", 2048, apr_pstrcat(pool, "1", max_e,
-                                                                              NULL))),
-                   exponent);
+    expect_refused(
+        tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, apr_pstrcat(pool, "1", max_e, NULL))),
+        exponent);
 }
 END_TEST
 
