@@ -175,8 +175,8 @@ const char *scep_key_undeliverable(apr_pool_t *p, const X509_PUBKEY *spki)
         return NULL;
     default:
         return apr_psprintf(p,
-                            "a reply cannot be encrypted to a %s key: the signer certificate "
-                            "must have an RSA or EC key",
+                            "a reply cannot be encrypted to a key of type %s (only RSA and EC "
+                            "keys can receive one)",
                             algorithm_name(p, spki));
     }
 }

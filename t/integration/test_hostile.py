@@ -199,7 +199,7 @@ PASSWORD_USED_FOR_USAGE = Failure(C.BAD_REQUEST, 43, 'already used .* with this 
 
 def UNDELIVERABLE(key_type):
     return Failure(C.BAD_ALG, 17, "signer certificate's key is refused: a reply cannot be "
-                   'encrypted to a %s key' % key_type)
+                   'encrypted to a key of type %s' % key_type)
 
 
 CASES = [
