@@ -35,6 +35,7 @@
 
 #define MIN_KEY_SIZE_MIN 512
 #define MIN_KEY_SIZE_MAX SCEP_MAX_RSA_BITS
+/* The smallest and the largest curves OpenSSL knows (secp160r1, sect571r1). */
 #define MIN_EC_KEY_SIZE_MIN 160
 #define MIN_EC_KEY_SIZE_MAX 571
 #define FROM_REQUEST "FromRequest"
