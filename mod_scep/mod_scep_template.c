@@ -34,7 +34,10 @@
 #include "mod_scep_private.h"
 
 #define MIN_KEY_SIZE_MIN 512
-#define MIN_KEY_SIZE_MAX 16384
+#define MIN_KEY_SIZE_MAX SCEP_MAX_RSA_BITS
+/* The smallest and the largest curves OpenSSL knows (secp160r1, sect571r1). */
+#define MIN_EC_KEY_SIZE_MIN 160
+#define MIN_EC_KEY_SIZE_MAX 571
 #define FROM_REQUEST "FromRequest"
 
 /* A section directive's parser: NULL or an error message. */
@@ -224,18 +227,53 @@ static const char *set_allow_subject(cmd_parms *cmd, scep_template_t *tmpl, cons
     return n ? NULL : "needs Any or at least one attribute name";
 }
 
-static const char *set_min_key_size(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+/* A number of bits from min to max into *bits. */
+static const char *bits_arg(cmd_parms *cmd, const char *args, int min, int max, int *bits)
 {
     const char *arg, *err = single_arg(cmd, args, &arg);
 
     if (err) {
         return err;
     }
-    if (!scep_parse_int(arg, MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX, &tmpl->min_rsa_bits)) {
-        return apr_psprintf(cmd->pool, "'%s' is not a number of bits between %d and %d", arg,
-                            MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX);
+    if (!scep_parse_int(arg, min, max, bits)) {
+        return apr_psprintf(cmd->pool, "'%s' is not a number of bits between %d and %d", arg, min,
+                            max);
     }
     return NULL;
+}
+
+static const char *set_min_key_size(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+{
+    return bits_arg(cmd, args, MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX, &tmpl->min_rsa_bits);
+}
+
+static const char *set_max_key_size(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+{
+    return bits_arg(cmd, args, MIN_KEY_SIZE_MIN, MIN_KEY_SIZE_MAX, &tmpl->max_rsa_bits);
+}
+
+static const char *set_min_ec_key_size(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+{
+    return bits_arg(cmd, args, MIN_EC_KEY_SIZE_MIN, MIN_EC_KEY_SIZE_MAX, &tmpl->min_ec_bits);
+}
+
+static const char *set_curves(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+{
+    const char *word;
+    int nid;
+
+    tmpl->curves = apr_array_make(cmd->pool, 3, sizeof(int));
+    while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        nid = scep_curve_nid(word);
+        if (nid == NID_undef) {
+            return apr_psprintf(cmd->pool,
+                                "'%s' is not a named curve OpenSSL knows (such as P-256, "
+                                "P-384, P-521, secp256k1, brainpoolP256r1)",
+                                word);
+        }
+        APR_ARRAY_PUSH(tmpl->curves, int) = nid;
+    }
+    return tmpl->curves->nelts ? NULL : "needs at least one curve name";
 }
 
 static const char *set_key_types(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
@@ -282,6 +320,9 @@ static const template_directive_t template_directives[] = {
     { "AllowSubject", set_allow_subject },
     { "AllowSubjectAltName", set_allow_san },
     { "MinimumKeySize", set_min_key_size },
+    { "MaximumKeySize", set_max_key_size },
+    { "MinimumECKeySize", set_min_ec_key_size },
+    { "Curves", set_curves },
     { "KeyTypes", set_key_types },
     { "Issuance", set_issuance },
     { "EnrollGroup", set_enroll_group },
@@ -301,7 +342,8 @@ static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl, const 
     }
     if (!td->name) {
         err = "is not a template directive (Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, "
-              "AllowSubjectAltName, MinimumKeySize, KeyTypes, Issuance, EnrollGroup)";
+              "AllowSubjectAltName, MinimumKeySize, MaximumKeySize, MinimumECKeySize, Curves, "
+              "KeyTypes, Issuance, EnrollGroup)";
     }
     return err ? apr_psprintf(cmd->pool, "%s:%d: " SCEP_TEMPLATE_SECTION " %s> %s: %s", d->filename,
                               d->line_num, tmpl->name, d->directive, err)
@@ -364,6 +406,11 @@ const char *mod_scep_template_section(cmd_parms *cmd, void *dconf, const char *a
                                  "%s:%d: %s is not allowed inside " SCEP_TEMPLATE_SECTION ">",
                                  d->filename, d->line_num, d->directive)
                   : apply_directive(cmd, tmpl, d);
+    }
+    if (!err && tmpl->min_rsa_bits > tmpl->max_rsa_bits) {
+        err = apr_psprintf(
+            cmd->pool, SCEP_TEMPLATE_SECTION " %s>: MinimumKeySize %d is above MaximumKeySize %d",
+            name, tmpl->min_rsa_bits, tmpl->max_rsa_bits);
     }
     if (!err) {
         register_template(cmd, conf, tmpl);

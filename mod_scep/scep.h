@@ -185,6 +185,39 @@ apr_status_t scep_read_certs(apr_pool_t *p, const char *file, STACK_OF(X509) **c
                              scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
+ * Public keys a device sends (scep_key.c), read without computing with them.
+ */
+
+/* Server-wide limits on every key a message carries (the signer
+ * certificate's and the CSR's), checked before any operation with it:
+ * OpenSSL's own ceiling for RSA operations, and the CA/Browser Forum's
+ * largest public exponent (2^256-1). Templates may only be stricter. */
+#define SCEP_MAX_RSA_BITS 16384
+#define SCEP_MAX_RSA_EXPONENT_BITS 256
+
+/* NULL when the key is within the server-wide limits: RSA (rsaEncryption
+ * or RSASSA-PSS) of at most SCEP_MAX_RSA_BITS with an exponent of at most
+ * SCEP_MAX_RSA_EXPONENT_BITS, EC on a named curve (RFC 5480: explicit
+ * parameters refused), another type of at most SCEP_MAX_RSA_BITS; else
+ * why not, for a failInfoText. Nothing is computed with the key. */
+const char *scep_key_unusable(apr_pool_t *p, const X509_PUBKEY *spki);
+
+/* NULL when a CertRep can be encrypted to a certificate with this key
+ * (RSA: key transport, EC: key agreement); else why not (RSASSA-PSS, DSA,
+ * Ed25519, ... keys only sign). */
+const char *scep_key_undeliverable(apr_pool_t *p, const X509_PUBKEY *spki);
+
+/* The named curve (NID) of an EC SPKI; NID_undef when it is not EC or its
+ * parameters are not a namedCurve OID. */
+int scep_key_curve(const X509_PUBKEY *spki);
+
+/* The NID of a curve OpenSSL can compute on, by NIST name ("P-256") or
+ * OpenSSL name ("prime256v1", "secp256k1"); NID_undef for others. And the
+ * name a refusal shows: the NIST one where there is one. */
+int scep_curve_nid(const char *name);
+const char *scep_curve_name(int nid);
+
+/* ----------------------------------------------------------------------
  * Requests (scep_msg.c): the pkiMessage a device sent.
  */
 
@@ -314,7 +347,10 @@ typedef struct scep_template_t {
     apr_array_header_t *ext_key_usage; /* of ASN1_OBJECT *: EKU set; NULL: the CSR's */
     apr_array_header_t *subject_nids;  /* of int: subject attributes allowed; NULL: any */
     unsigned int san_types;            /* SCEP_SAN_* that may pass; others are refused */
-    int min_rsa_bits;                  /* smallest RSA modulus accepted */
+    int min_rsa_bits;                  /* smallest RSA modulus accepted (MinimumKeySize) */
+    int max_rsa_bits;                  /* largest RSA modulus accepted (MaximumKeySize) */
+    int min_ec_bits;                   /* smallest EC key (curve order bits) accepted */
+    apr_array_header_t *curves;        /* of int: EC named curves accepted (NIDs) */
     unsigned int key_types;            /* SCEP_KEYTYPE_* accepted */
     scep_issuance_t issuance;
     const char *enroll_group; /* LDAP group DN with enroll permission, NULL if none */
@@ -325,7 +361,7 @@ typedef struct scep_template_t {
 /* The built-in IPSECIntermediateOffline template (NDES's "IPSec (Offline
  * request)"), made on p: EKU IP security IKE intermediate, keyUsage
  * digitalSignature and keyEncipherment, subject and subjectAltName from the
- * request, RSA of at least 2048 bits or EC, issued at once, validity from
+ * request, the keys of scep_template_new(), issued at once, validity from
  * the server (one year by default). */
 scep_template_t *scep_template_builtin(apr_pool_t *p);
 
@@ -334,11 +370,13 @@ scep_template_t *scep_template_builtin(apr_pool_t *p);
 apr_status_t scep_template_add_eku(apr_pool_t *p, scep_template_t *tmpl, const char *oid);
 
 /* A template with the defaults of a configured one: keyUsage and EKU from
- * the request, any subject, every subjectAltName type, RSA of at least 2048
- * bits or EC, issued at once, validity from the server. */
+ * the request, any subject, every subjectAltName type, RSA of 2048 to 8192
+ * bits or EC of at least 256 bits on P-256, P-384 or P-521, issued at once,
+ * validity from the server. */
 scep_template_t *scep_template_new(apr_pool_t *p, const char *name);
 
-/* Whether csr asks only for what tmpl allows: key type and size, subject
+/* Whether csr asks only for what tmpl allows: key type, size, RSA public
+ * exponent (odd, 65537 to 2^256-1) and EC named curve (RFC 5480), subject
  * attributes, subjectAltName types, no basicConstraints CA:TRUE, no critical
  * extension the CA would drop. A refusal is badRequest (NDES event 23) with a text that says what
  * was refused and by which template. The CSR's signature is not checked

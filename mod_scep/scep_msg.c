@@ -33,6 +33,7 @@
 #include <openssl/cms.h>
 #include <openssl/objects.h>
 #include <openssl/pkcs7.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -154,6 +155,28 @@ static apr_status_t read_scep_attributes(apr_pool_t *p, CMS_SignerInfo *si,
     return APR_SUCCESS;
 }
 
+/* The digests RFC 8894 allows, SHA-1 and SHA-2; MD5 only with
+ * allow_legacy (*legacy is then set). One rule for the CMS signature and the
+ * CSR's own: a device may not get through one what the other refuses. */
+static int digest_allowed(int nid, const scep_parse_opts_t *opts, int *legacy)
+{
+    switch (nid) {
+    case NID_sha1:
+    case NID_sha224:
+    case NID_sha256:
+    case NID_sha384:
+    case NID_sha512:
+        return 1;
+    case NID_md5:
+        if (opts->allow_legacy) {
+            *legacy = 1;
+        }
+        return opts->allow_legacy;
+    default:
+        return 0;
+    }
+}
+
 static apr_status_t check_digest(CMS_SignerInfo *si, const scep_parse_opts_t *opts,
                                  scep_request_t *req, scep_problem_t *prob)
 {
@@ -164,27 +187,40 @@ static apr_status_t check_digest(CMS_SignerInfo *si, const scep_parse_opts_t *op
     CMS_SignerInfo_get0_algs(si, NULL, NULL, &digest_alg, NULL);
     X509_ALGOR_get0(&oid, NULL, NULL, digest_alg);
     nid = OBJ_obj2nid(oid);
-    switch (nid) {
-    case NID_sha1:
-    case NID_sha224:
-    case NID_sha256:
-    case NID_sha384:
-    case NID_sha512:
-        break;
-    case NID_md5:
-        if (!opts->allow_legacy) {
-            return fail(prob, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
-                        "MD5 is not accepted (RFC 8894 forbids it; see "
-                        "SCEPAllowLegacyAlgorithms)");
-        }
-        req->legacy_alg = 1;
-        break;
-    default:
+    if (!digest_allowed(nid, opts, &req->legacy_alg)) {
         return fail(prob, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
-                    "unsupported message digest algorithm");
+                    nid == NID_md5 ? "MD5 is not accepted (RFC 8894 forbids it; see "
+                                     "SCEPAllowLegacyAlgorithms)"
+                                   : "unsupported message digest algorithm");
     }
     req->digest = EVP_get_digestbynid(nid);
     return APR_SUCCESS;
+}
+
+/* The signer certificate's key, before CMS_verify() computes anything with
+ * it: within the server-wide limits (an oversized modulus or exponent costs
+ * nothing to refuse), and one a reply can be encrypted to, so that nothing
+ * is issued or recorded for a device that could not read its answer.
+ * CMS_set1_signers_certs() finds the certificate CMS_verify() then uses. */
+static apr_status_t check_signer_key(apr_pool_t *p, CMS_ContentInfo *cms, scep_problem_t *prob)
+{
+    STACK_OF(X509) *signers = NULL;
+    const X509_PUBKEY *spki;
+    const char *why = NULL;
+
+    if (CMS_set1_signers_certs(cms, NULL, 0) >= 0) {
+        signers = CMS_get0_signers(cms);
+    }
+    /* No certificate or several: CMS_verify() and verify_signature() say so. */
+    if (sk_X509_num(signers) == 1) {
+        spki = X509_get_X509_PUBKEY(sk_X509_value(signers, 0));
+        why = scep_key_unusable(p, spki);
+        why = why ? why : scep_key_undeliverable(p, spki);
+    }
+    sk_X509_free(signers);
+    return why ? fail(prob, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
+                      apr_pstrcat(p, "the signer certificate's key is refused: ", why, NULL))
+               : APR_SUCCESS;
 }
 
 /* Verifies the CMS signature with the certificate the message carries (a
@@ -321,11 +357,76 @@ static const char *csr_challenge(apr_pool_t *p, X509_REQ *csr)
     return challenge;
 }
 
+static void free_pss_params(RSA_PSS_PARAMS *params)
+{
+    RSA_PSS_PARAMS_free(params);
+}
+
+/* The digest of an RSASSA-PSS signature: its hashAlgorithm, SHA-1 when
+ * absent (RFC 4055), and the MGF1 hash must be the same (every encoder
+ * writes them equal). NID_undef when the parameters do not decode. */
+static int pss_digest_nid(apr_pool_t *p, const X509_ALGOR *alg)
+{
+    RSA_PSS_PARAMS *params = NULL;
+    int ptype, md, mgf_md;
+    const void *pval;
+    const ASN1_OBJECT *oid;
+
+    X509_ALGOR_get0(&oid, &ptype, &pval, alg);
+    if (ptype == V_ASN1_SEQUENCE) {
+        params = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS), alg->parameter);
+        SCEP_OWN(p, params, free_pss_params);
+    }
+    if (!params) {
+        return NID_undef;
+    }
+    md = params->hashAlgorithm ? OBJ_obj2nid(params->hashAlgorithm->algorithm) : NID_sha1;
+    mgf_md = params->maskHash ? OBJ_obj2nid(params->maskHash->algorithm) : NID_sha1;
+    return md == mgf_md ? md : NID_undef;
+}
+
+/* The CSR's own signature algorithm, by the rule of the CMS digest
+ * (digest_allowed()); algorithms without a separate digest (Ed25519) are
+ * left to the template, which decides on the key type. */
+static apr_status_t check_csr_signature_alg(apr_pool_t *p, const scep_parse_opts_t *opts,
+                                            scep_request_t *req, scep_problem_t *prob)
+{
+    const X509_ALGOR *alg = NULL;
+    const ASN1_OBJECT *oid;
+    int sig_nid, md_nid = NID_undef, pkey_nid = NID_undef;
+
+    X509_REQ_get0_signature(req->csr, NULL, &alg);
+    X509_ALGOR_get0(&oid, NULL, NULL, alg);
+    sig_nid = OBJ_obj2nid(oid);
+    if (sig_nid == NID_rsassaPss) {
+        md_nid = pss_digest_nid(p, alg);
+    }
+    else if (!OBJ_find_sigid_algs(sig_nid, &md_nid, &pkey_nid)) {
+        md_nid = -1;
+    }
+    else if (md_nid == NID_undef && pkey_nid != NID_undef) {
+        return APR_SUCCESS;
+    }
+    if (!digest_allowed(md_nid, opts, &req->legacy_alg)) {
+        return fail(prob, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                    md_nid == NID_md5
+                        ? "the certificate request is signed with MD5, which is not accepted "
+                          "(RFC 8894 forbids it; see SCEPAllowLegacyAlgorithms)"
+                        : "the certificate request's signature algorithm is not supported");
+    }
+    return APR_SUCCESS;
+}
+
+/* The CSR's key and signature algorithm are checked before its signature,
+ * like the signer's: refusing costs nothing whatever the key. */
 static apr_status_t parse_csr(apr_pool_t *p, const unsigned char *der, long len,
-                              scep_request_t *req, scep_problem_t *prob)
+                              const scep_parse_opts_t *opts, scep_request_t *req,
+                              scep_problem_t *prob)
 {
     const unsigned char *cursor = der;
+    const char *why;
     EVP_PKEY *key;
+    apr_status_t rv;
 
     req->csr = d2i_X509_REQ(NULL, &cursor, len);
     if (!req->csr) {
@@ -333,6 +434,14 @@ static apr_status_t parse_csr(apr_pool_t *p, const unsigned char *der, long len,
                     "the messageData is not a PKCS#10 certificate request");
     }
     SCEP_OWN(p, req->csr, X509_REQ_free);
+    why = scep_key_unusable(p, X509_REQ_get_X509_PUBKEY(req->csr));
+    if (why) {
+        return fail(prob, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                    apr_pstrcat(p, "the certificate request's key is refused: ", why, NULL));
+    }
+    if ((rv = check_csr_signature_alg(p, opts, req, prob)) != APR_SUCCESS) {
+        return rv;
+    }
     key = X509_REQ_get0_pubkey(req->csr);
     if (!key || X509_REQ_verify(req->csr, key) != 1) {
         return fail(prob, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
@@ -381,8 +490,8 @@ static apr_status_t parse_issuer_and_subject(apr_pool_t *p, const unsigned char 
     return APR_SUCCESS;
 }
 
-static apr_status_t parse_message_data(apr_pool_t *p, BIO *plain, scep_request_t *req,
-                                       scep_problem_t *prob)
+static apr_status_t parse_message_data(apr_pool_t *p, BIO *plain, const scep_parse_opts_t *opts,
+                                       scep_request_t *req, scep_problem_t *prob)
 {
     const unsigned char *der;
     long len = BIO_get_mem_data(plain, (char **)&der);
@@ -390,7 +499,7 @@ static apr_status_t parse_message_data(apr_pool_t *p, BIO *plain, scep_request_t
     switch (req->message_type) {
     case SCEP_MSG_PKCSREQ:
     case SCEP_MSG_RENEWALREQ:
-        return parse_csr(p, der, len, req, prob);
+        return parse_csr(p, der, len, opts, req, prob);
     case SCEP_MSG_CERTPOLL:
         return parse_issuer_and_subject(p, der, len, req, prob);
     default: /* GetCert, GetCRL */
@@ -436,11 +545,12 @@ apr_status_t scep_request_parse(apr_pool_t *p, const scep_pki_t *pki, const unsi
     }
     if ((rv = read_scep_attributes(p, si, opts, req, prob)) != APR_SUCCESS ||
         (rv = check_digest(si, opts, req, prob)) != APR_SUCCESS ||
+        (rv = check_signer_key(p, cms, prob)) != APR_SUCCESS ||
         (rv = verify_signature(p, cms, req, &signed_content, prob)) != APR_SUCCESS ||
         (rv = decrypt_envelope(pki, signed_content, opts, req, &plain, prob)) != APR_SUCCESS) {
         goto leave;
     }
-    rv = parse_message_data(p, plain, req, prob);
+    rv = parse_message_data(p, plain, opts, req, prob);
 
 leave:
     /* A problem without failInfo (nothing to answer to) is answered with

@@ -21,6 +21,8 @@
 
 #include <apr_strings.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
 
@@ -29,6 +31,11 @@
 /* NDES's "IPSec (Offline request)" EKU: IP security IKE intermediate. */
 #define OID_IPSEC_IKE_INTERMEDIATE "1.3.6.1.5.5.8.2.2"
 #define DEFAULT_MIN_RSA_BITS 2048
+#define DEFAULT_MAX_RSA_BITS 8192
+#define DEFAULT_MIN_EC_BITS 256
+/* CA/Browser Forum Baseline Requirements 6.1.6: an odd exponent from
+ * 2^16+1 to 2^256-1 (the upper bound is SCEP_MAX_RSA_EXPONENT_BITS). */
+#define MIN_RSA_EXPONENT 65537
 
 scep_template_t *scep_template_new(apr_pool_t *p, const char *name)
 {
@@ -38,6 +45,12 @@ scep_template_t *scep_template_new(apr_pool_t *p, const char *name)
     tmpl->key_usage = SCEP_KU_FROM_REQUEST;
     tmpl->san_types = SCEP_SAN_ALL;
     tmpl->min_rsa_bits = DEFAULT_MIN_RSA_BITS;
+    tmpl->max_rsa_bits = DEFAULT_MAX_RSA_BITS;
+    tmpl->min_ec_bits = DEFAULT_MIN_EC_BITS;
+    tmpl->curves = apr_array_make(p, 3, sizeof(int));
+    APR_ARRAY_PUSH(tmpl->curves, int) = NID_X9_62_prime256v1;
+    APR_ARRAY_PUSH(tmpl->curves, int) = NID_secp384r1;
+    APR_ARRAY_PUSH(tmpl->curves, int) = NID_secp521r1;
     tmpl->key_types = SCEP_KEYTYPE_RSA | SCEP_KEYTYPE_EC;
     tmpl->issuance = SCEP_ISSUANCE_AUTO;
     return tmpl;
@@ -75,39 +88,6 @@ static apr_status_t refused(apr_pool_t *p, scep_problem_t *prob, const scep_temp
                         apr_psprintf(p, "%s by template %s", what, tmpl->name));
 }
 
-static unsigned int key_type_of(EVP_PKEY *key)
-{
-    switch (EVP_PKEY_get_base_id(key)) {
-    case EVP_PKEY_RSA:
-    case EVP_PKEY_RSA_PSS:
-        return SCEP_KEYTYPE_RSA;
-    case EVP_PKEY_EC:
-        return SCEP_KEYTYPE_EC;
-    default:
-        return 0;
-    }
-}
-
-static apr_status_t check_key(apr_pool_t *p, const scep_template_t *tmpl, EVP_PKEY *key,
-                              scep_problem_t *prob)
-{
-    unsigned int type = key_type_of(key);
-    const char *name = EVP_PKEY_get0_type_name(key);
-
-    if (!(type & tmpl->key_types)) {
-        return refused(p, prob, tmpl,
-                       apr_psprintf(p, "key type %s is not allowed", name ? name : "unknown"));
-    }
-    if (type == SCEP_KEYTYPE_RSA && EVP_PKEY_get_bits(key) < tmpl->min_rsa_bits) {
-        return scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
-                            apr_psprintf(p,
-                                         "RSA key of %d bits is below the %d the template "
-                                         "%s requires",
-                                         EVP_PKEY_get_bits(key), tmpl->min_rsa_bits, tmpl->name));
-    }
-    return APR_SUCCESS;
-}
-
 static int nid_allowed(const apr_array_header_t *nids, int nid)
 {
     int i;
@@ -118,6 +98,98 @@ static int nid_allowed(const apr_array_header_t *nids, int nid)
         }
     }
     return 0;
+}
+
+/* An RSASSA-PSS key is not RSA here: RFC 4055 allows it PSS signatures
+ * only, so a certificate with keyEncipherment (the built-in template's)
+ * would promise what the key cannot do; no template accepts it. */
+static unsigned int key_type_of(EVP_PKEY *key)
+{
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+        return SCEP_KEYTYPE_RSA;
+    case EVP_PKEY_EC:
+        return SCEP_KEYTYPE_EC;
+    default:
+        return 0;
+    }
+}
+
+/* A key below the template's minimum or above its maximum (limit). */
+static apr_status_t size_refused(apr_pool_t *p, scep_problem_t *prob, const scep_template_t *tmpl,
+                                 const char *type, int bits, int limit)
+{
+    return scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                        apr_psprintf(p, "%s key of %d bits is %s the %d the template %s %s", type,
+                                     bits, bits < limit ? "below" : "above", limit, tmpl->name,
+                                     bits < limit ? "requires" : "allows"));
+}
+
+/* 1 for an odd exponent from 65537 up; the upper bound is the message
+ * layer's (scep_key_unusable()). */
+static int rsa_exponent_ok(EVP_PKEY *key)
+{
+    BIGNUM *e = NULL;
+    int ok = EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) && BN_is_odd(e) &&
+             BN_num_bits(e) <= SCEP_MAX_RSA_EXPONENT_BITS &&
+             (BN_num_bits(e) > 17 || BN_get_word(e) >= MIN_RSA_EXPONENT);
+
+    BN_free(e);
+    return ok;
+}
+
+static apr_status_t check_rsa(apr_pool_t *p, const scep_template_t *tmpl, EVP_PKEY *key,
+                              scep_problem_t *prob)
+{
+    int bits = EVP_PKEY_get_bits(key);
+
+    if (bits < tmpl->min_rsa_bits) {
+        return size_refused(p, prob, tmpl, "RSA", bits, tmpl->min_rsa_bits);
+    }
+    if (bits > tmpl->max_rsa_bits) {
+        return size_refused(p, prob, tmpl, "RSA", bits, tmpl->max_rsa_bits);
+    }
+    if (!rsa_exponent_ok(key)) {
+        return refused(p, prob, tmpl,
+                       "RSA public exponent that is not an odd number from 65537 to 2^256-1 "
+                       "is not allowed");
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t check_ec(apr_pool_t *p, const scep_template_t *tmpl, const X509_PUBKEY *spki,
+                             EVP_PKEY *key, scep_problem_t *prob)
+{
+    int curve = scep_key_curve(spki);
+
+    if (curve == NID_undef) {
+        return refused(p, prob, tmpl,
+                       "EC key with explicit curve parameters is not allowed (RFC 5480: named "
+                       "curves only)");
+    }
+    if (!nid_allowed(tmpl->curves, curve)) {
+        return refused(p, prob, tmpl,
+                       apr_psprintf(p, "EC curve %s is not allowed", scep_curve_name(curve)));
+    }
+    if (EVP_PKEY_get_bits(key) < tmpl->min_ec_bits) {
+        return size_refused(p, prob, tmpl, "EC", EVP_PKEY_get_bits(key), tmpl->min_ec_bits);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t check_key(apr_pool_t *p, const scep_template_t *tmpl, const X509_PUBKEY *spki,
+                              scep_problem_t *prob)
+{
+    EVP_PKEY *key = X509_PUBKEY_get0(spki);
+    unsigned int type = key_type_of(key);
+    const char *name = EVP_PKEY_get0_type_name(key);
+
+    if (!(type & tmpl->key_types)) {
+        return refused(p, prob, tmpl,
+                       apr_psprintf(p, "key type %s is not allowed", name ? name : "unknown"));
+    }
+    return type == SCEP_KEYTYPE_RSA ? check_rsa(p, tmpl, key, prob)
+                                    : check_ec(p, tmpl, spki, key, prob);
 }
 
 static const char *object_text(apr_pool_t *p, const ASN1_OBJECT *obj)
@@ -276,7 +348,7 @@ apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_
                           "the CSR's public key cannot be decoded");
         goto leave;
     }
-    if ((rv = check_key(p, tmpl, key, prob)) != APR_SUCCESS ||
+    if ((rv = check_key(p, tmpl, X509_REQ_get_X509_PUBKEY(csr), prob)) != APR_SUCCESS ||
         (rv = check_subject(p, tmpl, X509_REQ_get_subject_name(csr), prob)) != APR_SUCCESS ||
         (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS) {
         goto leave;

@@ -21,7 +21,9 @@ from typing import Tuple, Union
 
 import pytest
 from asn1crypto import cms, core
+from asn1crypto import keys as asn1_keys
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
 import test_passwords as P
 from sceptest import admin as A
@@ -67,6 +69,24 @@ class Ctx:
         self.files = files
         self.key = keys.any(7)
         self.other_key = keys.any(8)
+        self.ec_key = ec.generate_private_key(ec.SECP256R1())
+        self.ed25519_key = ed25519.Ed25519PrivateKey.generate()
+
+    @property
+    def dsa_key(self):
+        return dsa.generate_private_key(2048)
+
+    @property
+    def rsa_e3_key(self):
+        return rsa.generate_private_key(public_exponent=3, key_size=2048)
+
+    def pss_spki(self):
+        """self.key's public key as an RSASSA-PSS key (RFC 4055: it only signs)."""
+        n = self.key.public_key().public_numbers()
+        return pki.rsa_spki(n.n, n.e, 'rsassa_pss')
+
+    def issuer_and_serial(self):
+        return C.issuer_and_serial(self.files.ca.subject, self.files.ca.serial_number)
 
     def csr(self, cn='hostile.example.test', **kw):
         kw.setdefault('challenge', CHALLENGE)
@@ -78,6 +98,25 @@ class Ctx:
         kw.setdefault('subject', 'hostile.example.test')
         return C.pki_message(csr, kw.pop('message_type', C.PKCSREQ), self.key,
                              [self.files.ra_enc], **kw)
+
+    def signed_by(self, key, spki=None, data=None, **kw):
+        """A PKCSReq (or kw's message_type) signed by key, whose self-signed
+        certificate carries spki (DER) when given instead of key's own."""
+        cert = pki.self_signed(key, 'hostile.example.test')
+        if spki is not None:
+            pss = asn1_keys.PublicKeyInfo.load(spki)['algorithm']['algorithm'].native
+            cert = pki.cert_with_spki(cert, spki, key, pss=pss == 'rsassa_pss')
+        return C.pki_message(self.csr() if data is None else data,
+                             kw.pop('message_type', C.PKCSREQ), key, [self.files.ra_enc],
+                             signer_cert=cert, **kw)
+
+    def by_own_key(self, key, csr_spki=None, **kw):
+        """A PKCSReq for key, signed by key (with csr_spki, DER, in the CSR when
+        given, the CSR signed by key all the same)."""
+        csr = pki.make_csr(key, 'hostile.example.test', challenge=CHALLENGE, **kw)
+        if csr_spki is not None:
+            csr = pki.csr_with_spki(csr, csr_spki, key)
+        return self.signed_by(key, data=csr)
 
     def envelope(self, data=None, **kw):
         return C.envelope(self.csr() if data is None else data, [self.files.ra_enc], **kw)
@@ -157,6 +196,11 @@ NONCE_REFUSED = Failure(C.BAD_REQUEST, 17, 'senderNonce', echo=False)
 BAD_TYPE = Failure(C.BAD_REQUEST, 38, 'messageType')
 PASSWORD_INVALID = Failure(C.BAD_REQUEST, 29, 'unknown, expired or used up')
 PASSWORD_USED_FOR_USAGE = Failure(C.BAD_REQUEST, 43, 'already used .* with this key usage')
+
+def UNDELIVERABLE(key_type):
+    return Failure(C.BAD_ALG, 17, "signer certificate's key is refused: a reply cannot be "
+                   'encrypted to a key of type %s' % key_type)
+
 
 CASES = [
     # --- the outer SignedData: nothing to answer to --------------------------
@@ -241,6 +285,52 @@ CASES = [
      lambda c: C.pki_message(c.csr(), C.PKCSREQ, c.other_key, [c.files.ra_enc],
                              subject='hostile.example.test'),
      Failure(C.BAD_MESSAGE_CHECK, 42, 'not signed with the key of the certificate request')),
+    # --- keys: their parameters are read before anything is computed with them ---
+    ('signer-rsa-65536-bits',
+     lambda c: c.signed_by(c.key, pki.rsa_spki(pki.fake_modulus(65536))),
+     Failure(C.BAD_ALG, 17, 'RSA modulus of 65536 bits is larger than the 16384')),
+    ('signer-rsa-exponent-300-bits',
+     lambda c: c.signed_by(c.key, pki.rsa_spki(pki.fake_modulus(2048), 2 ** 300 - 1)),
+     Failure(C.BAD_ALG, 17, 'RSA public exponent of 300 bits is larger than the 256')),
+    ('signer-ec-explicit-parameters',
+     lambda c: c.signed_by(c.ec_key, pki.ec_explicit_spki(c.ec_key)),
+     Failure(C.BAD_ALG, 17, 'explicit curve parameters')),
+    ('csr-rsa-65536-bits',
+     lambda c: c.message(pki.csr_with_spki(c.csr(), pki.rsa_spki(pki.fake_modulus(65536)),
+                                           c.key)),
+     Failure(C.BAD_ALG, 42, "request's key is refused: an RSA modulus of 65536 bits")),
+    ('csr-rsa-exponent-300-bits',
+     lambda c: c.message(pki.csr_with_spki(
+         c.csr(), pki.rsa_spki(pki.fake_modulus(2048), 2 ** 300 - 1), c.key)),
+     Failure(C.BAD_ALG, 42, 'RSA public exponent of 300 bits')),
+    ('csr-ec-explicit-parameters',
+     lambda c: c.by_own_key(c.ec_key, pki.ec_explicit_spki(c.ec_key)),
+     Failure(C.BAD_ALG, 42, 'explicit curve parameters')),
+    ('csr-signed-with-md5', lambda c: c.message(c.csr(digest='md5')),
+     Failure(C.BAD_ALG, 42, 'signed with MD5, which is not accepted')),
+    # --- signers a reply cannot be encrypted to, whatever they ask ------------------
+    ('signer-rsa-pss',
+     lambda c: c.signed_by(c.key, c.pss_spki()), UNDELIVERABLE('rsassaPss')),
+    ('signer-rsa-pss-getcert',
+     lambda c: c.signed_by(c.key, c.pss_spki(), data=c.issuer_and_serial(),
+                           message_type=C.GETCERT), UNDELIVERABLE('rsassaPss')),
+    ('signer-ed25519', lambda c: c.by_own_key(c.ed25519_key), UNDELIVERABLE('ED25519')),
+    ('signer-ed25519-getcrl',
+     lambda c: c.signed_by(c.ed25519_key, data=c.issuer_and_serial(), message_type=C.GETCRL,
+                           digest_name='sha512'), UNDELIVERABLE('ED25519')),
+    ('signer-dsa', lambda c: c.by_own_key(c.dsa_key), UNDELIVERABLE('dsaEncryption')),
+    ('signer-dsa-certpoll',
+     lambda c: c.signed_by(c.dsa_key, data=C.issuer_and_subject(
+         c.files.ca.subject, pki.name('hostile.example.test')), message_type=C.CERTPOLL),
+     UNDELIVERABLE('dsaEncryption')),
+    # --- keys the default template refuses ------------------------------------------
+    ('csr-rsa-exponent-3', lambda c: c.by_own_key(c.rsa_e3_key),
+     Failure(C.BAD_REQUEST, 23, 'RSA public exponent that is not an odd number from 65537')),
+    ('csr-ec-secp256k1', lambda c: c.by_own_key(ec.generate_private_key(ec.SECP256K1())),
+     Failure(C.BAD_REQUEST, 23, 'EC curve secp256k1 is not allowed by template '
+                                'IPSECIntermediateOffline')),
+    ('csr-ec-p192', lambda c: c.by_own_key(ec.generate_private_key(ec.SECP192R1())),
+     Failure(C.BAD_REQUEST, 23, 'EC curve P-192 is not allowed')),
     # --- certificate requests the default template refuses -----------------------
     ('csr-asks-for-ca',
      lambda c: c.message(c.csr(extensions=[(x509.BasicConstraints(ca=True, path_length=None),

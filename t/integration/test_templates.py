@@ -7,6 +7,7 @@ import re
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
 
 from sceptest import checks, pki
@@ -119,8 +120,9 @@ def test_template_by_key_usage(by_usage, scep, files, keys, csr_ku, logged, temp
 # --- refusals ----------------------------------------------------------------
 
 STRICT = (T.section('Strict', 'AllowSubject CN O', 'AllowSubjectAltName DNS IP',
-                    'MinimumKeySize 3072', 'KeyTypes rsa')
-          + T.section('EcOnly', 'KeyTypes ec')
+                    'MinimumKeySize 3072', 'MaximumKeySize 3072', 'KeyTypes rsa')
+          + T.section('EcOnly', 'KeyTypes ec', 'Curves P-384 P-256 P-192',
+                      'MinimumECKeySize 256')
           + T.section('Held', 'Issuance manual'))
 
 
@@ -160,6 +162,41 @@ def test_key_too_small(strict, scep, keys):
     msg, r, rep = scep.enroll(make_csr(key, ku=KU_GENERAL), key)
     assert_refused(strict, msg, r, rep,
                    'RSA key of 2048 bits is below the 3072 the template Strict requires')
+
+
+def test_key_too_large(strict, scep):
+    key = pki.new_key(4096)
+    msg, r, rep = scep.enroll(make_csr(key, ku=KU_GENERAL), key)
+    assert_refused(strict, msg, r, rep,
+                   'RSA key of 4096 bits is above the 3072 the template Strict allows')
+
+
+def ec_enroll(scep, curve):
+    """A PKCSReq for the signature template, signed by a new EC key."""
+    key = ec.generate_private_key(curve)
+    msg, r, rep = scep.enroll(make_csr(key, ku=KU_SIGN), key)
+    return key, msg, r, rep
+
+
+def test_ec_key_on_a_listed_curve_is_issued(strict, scep, files):
+    """The reply reaches an EC device by key agreement (RFC 5753), which the
+    test client decrypts itself."""
+    key, msg, r, rep = ec_enroll(scep, ec.SECP384R1())
+    cert = checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
+    assert rep.key_transport == 'ecdh', rep.key_transport
+    assert pki.public_der(cert) == pki.public_der(key)
+
+
+def test_ec_curve_not_listed(strict, scep):
+    _, msg, r, rep = ec_enroll(scep, ec.SECP521R1())
+    assert_refused(strict, msg, r, rep, 'EC curve P-521 is not allowed by template EcOnly')
+
+
+def test_ec_key_too_small(strict, scep):
+    """A listed curve below MinimumECKeySize."""
+    _, msg, r, rep = ec_enroll(scep, ec.SECP192R1())
+    assert_refused(strict, msg, r, rep,
+                   'EC key of 192 bits is below the 256 the template EcOnly requires')
 
 
 def test_forbidden_key_type(strict, scep, keys):
@@ -227,6 +264,13 @@ def test_configured_and_builtin_names_start(httpd):
     ('AllowSubjectAltName DNS X400', r'AllowSubjectAltName: unknown value .X400.'),
     ('AllowSubject CN NoSuchAttribute', r'AllowSubject: .NoSuchAttribute. is not a subject'),
     ('MinimumKeySize 100', r'MinimumKeySize: .100. is not a number of bits'),
+    ('MaximumKeySize 32768', r'MaximumKeySize: .32768. is not a number of bits between 512 '
+                             r'and 16384'),
+    ('MinimumECKeySize 1024', r'MinimumECKeySize: .1024. is not a number of bits between 160 '
+                              r'and 571'),
+    ('Curves P-256 P-255', r'Curves: .P-255. is not a named curve OpenSSL knows'),
+    ('MinimumKeySize 4096\n    MaximumKeySize 2048',
+     r'MinimumKeySize 4096 is above MaximumKeySize 2048'),
     ('KeyTypes dsa', r'KeyTypes: unknown value .dsa.'),
     ('Issuance later', r'Issuance: .later. is neither auto nor manual'),
     ('SCEPHashAlgorithm SHA256', r'SCEPHashAlgorithm: is not a template directive'),
@@ -234,7 +278,7 @@ def test_configured_and_builtin_names_start(httpd):
 def test_bad_template_directive_is_a_syntax_error(httpd, body, message):
     rc, out = config_test(httpd, [], T.section('Broken', body))
     assert rc != 0, out
-    assert re.search(r'<SCEPTemplate Broken> ' + message, out), out
+    assert re.search(r'<SCEPTemplate Broken>:? ' + message, out), out
 
 
 def test_template_defined_twice_is_a_syntax_error(httpd):

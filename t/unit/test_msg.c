@@ -22,6 +22,7 @@
 
 #include "scep.h"
 #include "testmsg.h"
+#include "testutil.h"
 
 static apr_pool_t *pool;
 static testmsg_device_t *dev;
@@ -320,6 +321,152 @@ START_TEST(certpoll_and_getcert_bodies)
 }
 END_TEST
 
+/* A refusal after the transactionID is known: a CertRep FAILURE with this
+ * failInfo and event, and a text that contains needle. */
+static void expect_failure(const testmsg_device_t *signer, const testmsg_opts_t *opts,
+                           const scep_parse_opts_t *popts, scep_fail_info_t fail_info, int event,
+                           const char *needle)
+{
+    apr_size_t len;
+    unsigned char *der = testmsg_build(pool, signer, opts, &len);
+    scep_request_t *req = NULL;
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+
+    ck_assert_int_eq(scep_request_parse(pool, testmsg_pki(), der, len, popts, &req, &prob),
+                     APR_EINVAL);
+    ck_assert_ptr_nonnull(req);
+    ck_assert_int_eq(prob.fail_info, fail_info);
+    ck_assert_int_eq(prob.event, event);
+    ck_assert_msg(prob.text && strstr(prob.text, needle), "\"%s\" not in \"%s\"", needle,
+                  prob.text ? prob.text : "(null)");
+}
+
+/* The device's certificate with another key in it: same issuer and serial,
+ * so the SignerInfo names it, but the message was signed with the device's
+ * key (a key nobody could sign with has to be refused unverified). */
+static X509 *cert_with_key(EVP_PKEY *key)
+{
+    X509 *cert = X509_dup(dev->cert);
+
+    ck_assert_ptr_nonnull(cert);
+    SCEP_OWN(pool, cert, X509_free);
+    ck_assert(X509_set_pubkey(cert, key));
+    /* signing again is what makes OpenSSL encode the changed certificate */
+    ck_assert(X509_sign(cert, dev->key, EVP_sha256()) > 0);
+    return cert;
+}
+
+/* 300 bits */
+#define HUGE_EXPONENT "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+
+START_TEST(signer_key_beyond_limits_refused_before_verifying)
+{
+    testmsg_device_t *explicit_ec =
+        testmsg_device_with_key(pool, "explicit", testutil_keygen(pool, "EC", "P-256", 1));
+    testmsg_opts_t opts;
+
+    testmsg_defaults(&opts, csr, csr_len);
+    opts.carried_cert = cert_with_key(testutil_rsa_public(pool, "RSA", 65536, "10001"));
+    expect_failure(dev, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
+                   "the signer certificate's key is refused: an RSA modulus of 65536 bits is "
+                   "larger than the 16384 this server accepts");
+    opts.carried_cert = cert_with_key(testutil_rsa_public(pool, "RSA", 2048, HUGE_EXPONENT));
+    expect_failure(dev, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
+                   "an RSA public exponent of 300 bits is larger than the 256");
+    /* a real key, which signed the message itself */
+    testmsg_defaults(&opts, csr, csr_len);
+    expect_failure(explicit_ec, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
+                   "explicit curve parameters");
+}
+END_TEST
+
+/* Nothing can be sent back to these keys: refused whatever the message.
+ * OpenSSL 3.0 cannot sign CMS with Ed25519, so that certificate is carried
+ * by a message the device signed; an RSA-PSS key signs for real (and would
+ * verify: a certificate issued that its device could not receive). */
+START_TEST(signer_that_cannot_receive_a_reply_is_refused)
+{
+    const int message_types[] = { SCEP_MSG_PKCSREQ, SCEP_MSG_GETCERT, SCEP_MSG_CERTPOLL };
+    testmsg_device_t *pss =
+        testmsg_device_with_key(pool, "pss", testutil_keygen(pool, "RSA-PSS", NULL, 0));
+    testmsg_opts_t opts;
+    size_t i;
+
+    for (i = 0; i < sizeof(message_types) / sizeof(*message_types); i++) {
+        testmsg_defaults(&opts, csr, csr_len);
+        opts.message_type = message_types[i];
+        expect_failure(pss, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
+                       "the signer certificate's key is refused: a reply cannot be encrypted to "
+                       "a key of type rsassaPss (only RSA and EC keys can receive one)");
+        opts.carried_cert = cert_with_key(testutil_keygen(pool, "ED25519", NULL, 0));
+        expect_failure(dev, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_TO_RETRIEVE_INFO,
+                       "a reply cannot be encrypted to a key of type ED25519");
+    }
+}
+END_TEST
+
+/* A DER CSR for key, signed by signer with md. */
+static unsigned char *csr_signed(EVP_PKEY *key, EVP_PKEY *signer, const EVP_MD *md, apr_size_t *len)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_NAME_new();
+    unsigned char *der = NULL, *copy;
+    int n;
+
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"keys", -1, -1, 0);
+    ck_assert(X509_REQ_set_subject_name(req, name));
+    ck_assert(X509_REQ_set_pubkey(req, key));
+    ck_assert(X509_REQ_add1_attr_by_NID(req, NID_pkcs9_challengePassword, MBSTRING_ASC,
+                                        (const unsigned char *)"s3cret", -1));
+    ck_assert(X509_REQ_sign(req, signer, md) > 0);
+    ck_assert_int_gt(n = i2d_X509_REQ(req, &der), 0);
+    copy = apr_pmemdup(pool, der, (apr_size_t)n);
+    *len = (apr_size_t)n;
+    OPENSSL_free(der);
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    return copy;
+}
+
+START_TEST(csr_key_beyond_limits_refused_before_verifying)
+{
+    testmsg_opts_t opts;
+    apr_size_t len;
+    unsigned char *big =
+        csr_signed(testutil_rsa_public(pool, "RSA", 65536, "10001"), dev->key, EVP_sha256(), &len);
+
+    testmsg_defaults(&opts, big, len);
+    expect_failure(dev, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                   "the certificate request's key is refused: an RSA modulus of 65536 bits");
+    big = csr_signed(testutil_rsa_public(pool, "RSA", 3072, HUGE_EXPONENT), dev->key, EVP_sha256(),
+                     &len);
+    testmsg_defaults(&opts, big, len);
+    expect_failure(dev, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                   "an RSA public exponent of 300 bits");
+}
+END_TEST
+
+/* The CSR's signature follows the CMS digest's rule (md5_refused_by_default). */
+START_TEST(csr_signed_with_md5_refused_by_default)
+{
+    testmsg_opts_t opts;
+    scep_problem_t prob;
+    scep_request_t *req;
+    apr_size_t len;
+    unsigned char *md5 = csr_signed(dev->key, dev->key, EVP_md5(), &len);
+
+    testmsg_defaults(&opts, md5, len);
+    expect_failure(dev, &opts, &strict, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                   "the certificate request is signed with MD5, which is not accepted");
+    req = parse(&opts, &legacy, APR_SUCCESS, &prob);
+    ck_assert_int_eq(req->legacy_alg, 1);
+    /* what the CMS layer accepts, the CSR may use too */
+    testmsg_defaults(&opts, csr_signed(dev->key, dev->key, EVP_sha1(), &len), len);
+    req = parse(&opts, &strict, APR_SUCCESS, &prob);
+    ck_assert_int_eq(req->legacy_alg, 0);
+}
+END_TEST
+
 Suite *scep_msg_suite(void);
 
 Suite *scep_msg_suite(void)
@@ -343,6 +490,10 @@ Suite *scep_msg_suite(void)
     tcase_add_test(tc, signer_key_differs_from_csr_key);
     tcase_add_test(tc, csr_with_bad_signature);
     tcase_add_test(tc, certpoll_and_getcert_bodies);
+    tcase_add_test(tc, signer_key_beyond_limits_refused_before_verifying);
+    tcase_add_test(tc, signer_that_cannot_receive_a_reply_is_refused);
+    tcase_add_test(tc, csr_key_beyond_limits_refused_before_verifying);
+    tcase_add_test(tc, csr_signed_with_md5_refused_by_default);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -16,6 +16,8 @@
 
 #include <string.h>
 
+#include <apr_strings.h>
+
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
@@ -90,6 +92,29 @@ static X509_REQ *ed25519_csr(void)
     return csr;
 }
 
+/* A CSR for key as the server reads it: encoded and decoded again, so that
+ * the SPKI is what a device would send. Signed with another key (the policy
+ * does not verify signatures; the message layer did): key may be public only. */
+static X509_REQ *csr_for(EVP_PKEY *key)
+{
+    X509_REQ *csr = X509_REQ_new();
+    unsigned char *der = NULL;
+    const unsigned char *cursor;
+    int len;
+
+    ck_assert(X509_REQ_set_subject_name(csr, testutil_name(pool, "/CN=keys")));
+    ck_assert(X509_REQ_set_pubkey(csr, key));
+    ck_assert(X509_REQ_sign(csr, testutil_ec_key(pool), EVP_sha256()) > 0);
+    ck_assert_int_gt(len = i2d_X509_REQ(csr, &der), 0);
+    X509_REQ_free(csr);
+    cursor = der;
+    csr = d2i_X509_REQ(NULL, &cursor, len);
+    OPENSSL_free(der);
+    ck_assert_ptr_nonnull(csr);
+    SCEP_OWN(pool, csr, X509_REQ_free);
+    return csr;
+}
+
 START_TEST(builtin_is_ndes_ipsec_offline)
 {
     scep_template_t *tmpl = scep_template_builtin(pool);
@@ -158,6 +183,74 @@ START_TEST(refuses_small_rsa_keys)
     tmpl->min_rsa_bits = 3072;
     expect_refused(tmpl, csr_with_san(testutil_rsa_key(pool), NULL),
                    "RSA key of 2048 bits is below the 3072");
+}
+END_TEST
+
+START_TEST(refuses_large_rsa_keys)
+{
+    scep_template_t *tmpl = scep_template_new(pool, "Bounded");
+
+    expect_allowed(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 8192, "10001")));
+    expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 8200, "10001")),
+                   "RSA key of 8200 bits is above the 8192 the template Bounded allows");
+    tmpl->max_rsa_bits = 4096;
+    expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 4097, "10001")),
+                   "RSA key of 4097 bits is above the 4096 the template Bounded allows");
+    ck_assert_int_eq(scep_template_builtin(pool)->max_rsa_bits, 8192);
+}
+END_TEST
+
+START_TEST(refuses_rsa_exponents_out_of_range)
+{
+    scep_template_t *tmpl = scep_template_builtin(pool);
+    const char *exponent = "is not an odd number from 65537 to 2^256-1 is not allowed by "
+                           "template IPSECIntermediateOffline";
+    const char *max_e = "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF";
+
+    expect_allowed(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "10001")));
+    expect_allowed(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, max_e)));
+    expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "3")), exponent);
+    expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "FFFF")), exponent);
+    expect_refused(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "10002")), exponent);
+    expect_allowed(tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, "1FFFFFFFFFFFFFFFFF")));
+    expect_refused(
+        tmpl, csr_for(testutil_rsa_public(pool, "RSA", 2048, apr_pstrcat(pool, "1", max_e, NULL))),
+        exponent);
+}
+END_TEST
+
+START_TEST(refuses_curves_not_allowed)
+{
+    scep_template_t *tmpl = scep_template_new(pool, "Curvy");
+
+    expect_allowed(tmpl, csr_for(testutil_keygen(pool, "EC", "P-384", 0)));
+    expect_allowed(tmpl, csr_for(testutil_keygen(pool, "EC", "P-521", 0)));
+    expect_refused(tmpl, csr_for(testutil_keygen(pool, "EC", "secp256k1", 0)),
+                   "EC curve secp256k1 is not allowed by template Curvy");
+    expect_refused(tmpl, csr_for(testutil_keygen(pool, "EC", "P-192", 0)),
+                   "EC curve P-192 is not allowed by template Curvy");
+    /* A listed curve still meets the minimum size. */
+    APR_ARRAY_PUSH(tmpl->curves, int) = scep_curve_nid("P-192");
+    expect_refused(tmpl, csr_for(testutil_keygen(pool, "EC", "P-192", 0)),
+                   "EC key of 192 bits is below the 256 the template Curvy requires");
+    tmpl->min_ec_bits = 192;
+    expect_allowed(tmpl, csr_for(testutil_keygen(pool, "EC", "P-192", 0)));
+}
+END_TEST
+
+START_TEST(refuses_explicit_curve_parameters)
+{
+    expect_refused(scep_template_builtin(pool), csr_for(testutil_keygen(pool, "EC", "P-256", 1)),
+                   "EC key with explicit curve parameters is not allowed (RFC 5480: named "
+                   "curves only) by template IPSECIntermediateOffline");
+}
+END_TEST
+
+START_TEST(refuses_rsa_pss_keys)
+{
+    expect_refused(scep_template_builtin(pool),
+                   csr_for(testutil_rsa_public(pool, "RSA-PSS", 2048, "10001")),
+                   "key type RSA-PSS is not allowed");
 }
 END_TEST
 
@@ -313,6 +406,11 @@ Suite *scep_policy_suite(void)
     tcase_add_test(check, refuses_san_types_not_allowed);
     tcase_add_test(check, refuses_san_types_no_template_allows);
     tcase_add_test(check, refuses_small_rsa_keys);
+    tcase_add_test(check, refuses_large_rsa_keys);
+    tcase_add_test(check, refuses_rsa_exponents_out_of_range);
+    tcase_add_test(check, refuses_curves_not_allowed);
+    tcase_add_test(check, refuses_explicit_curve_parameters);
+    tcase_add_test(check, refuses_rsa_pss_keys);
     tcase_add_test(check, refuses_key_types_not_allowed);
     tcase_add_test(check, refuses_subject_attributes_not_allowed);
     tcase_add_test(check, refuses_ca_rights_and_unknown_critical_extensions);

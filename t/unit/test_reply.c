@@ -21,6 +21,7 @@
 
 #include "scep.h"
 #include "testmsg.h"
+#include "testutil.h"
 
 static apr_pool_t *pool;
 static testmsg_device_t *dev;
@@ -104,6 +105,34 @@ START_TEST(success_mirrors_request_algorithms)
 }
 END_TEST
 
+/* An EC signer gets its reply by key agreement (ECDH), which a device
+ * decrypts like the RSA one: scep_key_undeliverable() lets EC pass. (The
+ * reader's cipher_nid comes from OpenSSL's PKCS7 API, which cannot read a
+ * KeyAgreeRecipientInfo: not checked here.) */
+START_TEST(ec_signer_gets_a_reply_it_can_decrypt)
+{
+    testmsg_device_t *rsa_dev = dev;
+    const char *curves[] = { "P-256", "P-384", "P-521" };
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    scep_reply_t reply = { SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, certs, NULL };
+    testmsg_certrep_t *rep;
+    size_t i;
+
+    for (i = 0; i < sizeof(curves) / sizeof(*curves); i++) {
+        dev =
+            testmsg_device_with_key(pool, "ec.example", testutil_keygen(pool, "EC", curves[i], 0));
+        sk_X509_push(certs, dev->cert);
+        rep = build_and_read(request(EVP_aes_256_cbc(), EVP_sha256()), &reply);
+        ck_assert_int_eq(rep->status, SCEP_STATUS_SUCCESS);
+        ck_assert_msg(rep->certs && sk_X509_num(rep->certs) == 1, "%s: not decrypted", curves[i]);
+        ck_assert_int_eq(X509_cmp(sk_X509_value(rep->certs, 0), dev->cert), 0);
+        sk_X509_pop(certs);
+    }
+    sk_X509_free(certs);
+    dev = rsa_dev;
+}
+END_TEST
+
 /* FAILURE and PENDING carry no pkcsPKIEnvelope, but an (empty) eContent
  * that OpenSSL's PKCS7 verification, used by certmonger, insists on. */
 static void assert_no_envelope(const testmsg_certrep_t *rep)
@@ -182,6 +211,7 @@ Suite *scep_reply_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, success_mirrors_request_algorithms);
+    tcase_add_test(tc, ec_signer_gets_a_reply_it_can_decrypt);
     tcase_add_test(tc, failure_carries_fail_info_and_text);
     tcase_add_test(tc, pending_has_no_content);
     tcase_add_test(tc, capabilities);

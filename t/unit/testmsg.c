@@ -86,10 +86,15 @@ const scep_pki_t *testmsg_pki(void)
 
 testmsg_device_t *testmsg_device(apr_pool_t *p, const char *subject)
 {
+    return testmsg_device_with_key(p, subject, testutil_rsa_key(p));
+}
+
+testmsg_device_t *testmsg_device_with_key(apr_pool_t *p, const char *subject, EVP_PKEY *key)
+{
     testmsg_device_t *dev = apr_pcalloc(p, sizeof(*dev));
     X509_NAME *name = name_of(subject);
 
-    dev->key = testutil_rsa_key(p);
+    dev->key = key;
     dev->cert = X509_new();
     X509_set_version(dev->cert, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(dev->cert), 1);
@@ -98,7 +103,8 @@ testmsg_device_t *testmsg_device(apr_pool_t *p, const char *subject)
     X509_gmtime_adj(X509_getm_notBefore(dev->cert), -60);
     X509_gmtime_adj(X509_getm_notAfter(dev->cert), 3600);
     X509_set_pubkey(dev->cert, dev->key);
-    X509_sign(dev->cert, dev->key, EVP_sha256());
+    /* Ed25519 signs without a separate digest. */
+    X509_sign(dev->cert, dev->key, EVP_PKEY_is_a(dev->key, "ED25519") ? NULL : EVP_sha256());
     X509_NAME_free(name);
     SCEP_OWN(p, dev->cert, X509_free);
     return dev;
@@ -215,7 +221,11 @@ unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev, const t
     unsigned char *der;
 
     cms = CMS_sign(NULL, NULL, NULL, NULL, flags | (opts->ber ? CMS_STREAM : 0));
-    si = CMS_add1_signer(cms, dev->cert, dev->key, opts->md, CMS_BINARY | CMS_NOSMIMECAP);
+    si = CMS_add1_signer(cms, dev->cert, dev->key, opts->md,
+                         CMS_BINARY | CMS_NOSMIMECAP | (opts->carried_cert ? CMS_NOCERTS : 0));
+    if (opts->carried_cert) {
+        CMS_add1_cert(cms, opts->carried_cert);
+    }
     add_attrs(si, opts);
     if (opts->ber) {
         /* Streaming output is BER with indefinite lengths, as jscep and

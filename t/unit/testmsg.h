@@ -37,6 +37,8 @@ typedef struct testmsg_device_t {
 const scep_pki_t *testmsg_pki(void);
 /* A fresh RSA-2048 device whose self-signed certificate names subject. */
 testmsg_device_t *testmsg_device(apr_pool_t *p, const char *subject);
+/* A device with this key (any type that signs). */
+testmsg_device_t *testmsg_device_with_key(apr_pool_t *p, const char *subject, EVP_PKEY *key);
 
 typedef struct testmsg_opts_t {
     int message_type;             /* default PKCSReq */
@@ -48,6 +50,8 @@ typedef struct testmsg_opts_t {
     int oaep;                     /* RSAES-OAEP key transport */
     int ber;                      /* indefinite-length BER outer encoding */
     X509 *recipient;              /* default the RA encryption certificate */
+    X509 *carried_cert;           /* carried instead of the device's certificate: the
+                                   * SignerInfo names it when issuer and serial are the same */
     const unsigned char *content; /* messageData DER */
     apr_size_t content_len;
 } testmsg_opts_t;

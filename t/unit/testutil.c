@@ -21,6 +21,10 @@
 
 #include <check.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/param_build.h>
+
 #include "testutil.h"
 
 #define CA_SUBJECT "/CN=Test CA/O=mod_scep tests"
@@ -99,6 +103,53 @@ EVP_PKEY *testutil_ec_key(apr_pool_t *p)
     EVP_PKEY *key = NULL;
 
     check_ok(scep_x509_key_generate(p, SCEP_KEY_EC, 256, &key, &prob), &prob, "EC key");
+    return key;
+}
+
+EVP_PKEY *testutil_rsa_public(apr_pool_t *p, const char *type, int bits, const char *e_hex)
+{
+    BIGNUM *n = BN_new(), *e = NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    EVP_PKEY *key = NULL;
+
+    ck_assert(n && bld && ctx && BN_hex2bn(&e, e_hex));
+    ck_assert(BN_rand(n, bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD));
+    ck_assert(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n));
+    ck_assert(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e));
+    ck_assert_ptr_nonnull(params = OSSL_PARAM_BLD_to_param(bld));
+    ck_assert(EVP_PKEY_fromdata_init(ctx) == 1);
+    ck_assert(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) == 1);
+    SCEP_OWN(p, key, EVP_PKEY_free);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    BN_free(e);
+    BN_free(n);
+    return key;
+}
+
+EVP_PKEY *testutil_keygen(apr_pool_t *p, const char *type, const char *curve, int explicit)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    OSSL_PARAM params[3], *param = params;
+    EVP_PKEY *key = NULL;
+
+    ck_assert_ptr_nonnull(ctx);
+    if (curve) {
+        *param++ = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve, 0);
+    }
+    if (explicit) {
+        *param++ = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING,
+                                                    (char *)OSSL_PKEY_EC_ENCODING_EXPLICIT, 0);
+    }
+    *param = OSSL_PARAM_construct_end();
+    ck_assert(EVP_PKEY_keygen_init(ctx) == 1);
+    ck_assert(EVP_PKEY_CTX_set_params(ctx, params) == 1);
+    ck_assert_msg(EVP_PKEY_generate(ctx, &key) == 1, "no %s key", type);
+    SCEP_OWN(p, key, EVP_PKEY_free);
+    EVP_PKEY_CTX_free(ctx);
     return key;
 }
 

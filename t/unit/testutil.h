@@ -45,6 +45,14 @@ EVP_PKEY *testutil_rsa_key(apr_pool_t *p);
 /* A fresh EC P-256 key. */
 EVP_PKEY *testutil_ec_key(apr_pool_t *p);
 
+/* A public key only, of type "RSA" or "RSA-PSS", with a random odd modulus
+ * of bits bits and the exponent e_hex: for keys nobody could use (a 65536-bit
+ * modulus, an even exponent) that only the checks read. */
+EVP_PKEY *testutil_rsa_public(apr_pool_t *p, const char *type, int bits, const char *e_hex);
+/* A fresh key of an OpenSSL type ("EC", "ED25519", "RSA-PSS"), on curve when
+ * not NULL; explicit: the SPKI carries the curve's parameters, not its name. */
+EVP_PKEY *testutil_keygen(apr_pool_t *p, const char *type, const char *curve, int explicit);
+
 /* A name from OpenSSL's "/CN=x/O=y" form. */
 X509_NAME *testutil_name(apr_pool_t *p, const char *subject);
 

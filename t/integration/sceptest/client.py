@@ -261,7 +261,10 @@ def signed_data(content, key, cert, attrs, digest_name='sha256', signing_time=Tr
     sattrs += [_attr(o, v) for o, v in attrs]
     sa = cms.CMSAttributes(sattrs)
     to_sign = sa.dump()          # SET OF, DER (asn1crypto sorts SET OF members)
-    sig = key.sign(to_sign, padding.PKCS1v15(), pki.hash_algo(digest_name))
+    sig, sig_alg = pki.sign_bytes(key, to_sign, digest_name,
+                                  pss=pki.spki_algorithm(cert) == 'rsassa_pss')
+    if sig_alg['algorithm'].endswith('_rsa'):
+        sig_alg = {'algorithm': 'rsassa_pkcs1v15'}
     if tamper_signature:
         sig = bytes([sig[0] ^ 0x01]) + sig[1:]
     si = cms.SignerInfo({
@@ -269,7 +272,7 @@ def signed_data(content, key, cert, attrs, digest_name='sha256', signing_time=Tr
         'sid': cms.SignerIdentifier(name='issuer_and_serial_number', value=_ias(cert)),
         'digest_algorithm': {'algorithm': digest_name},
         'signed_attrs': cms.CMSAttributes.load(to_sign),
-        'signature_algorithm': {'algorithm': 'rsassa_pkcs1v15'},
+        'signature_algorithm': sig_alg,
         'signature': sig,
     })
     certs = [ax509.Certificate.load(pki.cert_der(c)) for c in (cert,) + tuple(extra_certs)]
@@ -516,6 +519,12 @@ def decrypt_envelope(der, key, cert=None, rep=None):
         rep.cipher = cname
         rep.envelope_recipients = len(ris)
     for ri in ris:
+        if ri.name == 'kari':
+            cek = _kari_cek(ri.chosen, key, want)
+            if cek is not None:
+                if rep is not None:
+                    rep.key_transport = 'ecdh'
+                break
         if ri.name != 'ktri':
             continue
         kt = ri.chosen
@@ -541,6 +550,41 @@ def decrypt_envelope(der, key, cert=None, rep=None):
     if cek is None:
         raise SCEPError('no RecipientInfo of the reply envelope could be decrypted')
     return sym_decrypt(cname, cek, iv, _encrypted_content(eci))
+
+
+# RFC 5753 dhSinglePass-stdDH-*kdf-scheme: the KDF's hash
+_ECDH_KDF_HASHES = {'1.3.133.16.840.63.0.2': 'sha1', '1.3.132.1.11.0': 'sha224',
+                    '1.3.132.1.11.1': 'sha256', '1.3.132.1.11.2': 'sha384',
+                    '1.3.132.1.11.3': 'sha512'}
+
+
+def _kari_cek(kari, key, want):
+    """The content-encryption key of a KeyAgreeRecipientInfo (RFC 5753: an
+    EC reply: ephemeral-static ECDH, ANSI X9.63 KDF, AES key wrap) for the EC
+    key; None when it is not for this key (want: the recipient's
+    IssuerAndSerialNumber DER, or None)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
+    from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return None
+    rek = [k for k in kari['recipient_encrypted_keys']
+           if want is None or k['rid'].chosen.dump() == want]
+    if not rek or kari['originator'].name != 'originator_key':
+        return None
+    kea = kari['key_encryption_algorithm']
+    kdf_hash = _ECDH_KDF_HASHES[kea['algorithm'].dotted]
+    wrap = kea['parameters'].dump()          # the KeyWrapAlgorithm AlgorithmIdentifier
+    wrap_oid = cms.KeyEncryptionAlgorithm.load(wrap)['algorithm'].native
+    klen = {'aes128_wrap': 16, 'aes192_wrap': 24, 'aes256_wrap': 32}[wrap_oid]
+    point = kari['originator'].chosen['public_key'].native
+    z = key.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(key.curve, point))
+    shared_info = wrap
+    if kari['ukm'].native is not None:
+        shared_info += der_tlv(0xa0, core.OctetString(kari['ukm'].native).dump())
+    shared_info += der_tlv(0xa2, core.OctetString((klen * 8).to_bytes(4, 'big')).dump())
+    kek = X963KDF(pki.hash_algo(kdf_hash), klen, der_tlv(0x30, shared_info)).derive(z)
+    return aes_key_unwrap(kek, rek[0]['encrypted_key'].native)
 
 
 def _octets(data, start, end):

@@ -5,11 +5,13 @@ import os
 import subprocess
 import threading
 
+from asn1crypto import algos as asn1_algos
+from asn1crypto import csr as asn1_csr
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 OID_CHALLENGE_PASSWORD = ObjectIdentifier('1.2.840.113549.1.9.7')
@@ -23,6 +25,11 @@ _HASHES = {
 
 def hash_algo(name):
     return _HASHES[name]()
+
+
+def _sign_hash(key, name):
+    """What cryptography's builders sign with: Ed25519 takes no hash."""
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hash_algo(name)
 
 
 def new_key(bits=2048):
@@ -99,7 +106,7 @@ def make_csr(key, subject, challenge=None, dns=None, ips=None, ku=None, eku=None
         b = b.add_extension(value, critical=critical)
     if challenge is not None:
         b = b.add_attribute(OID_CHALLENGE_PASSWORD, challenge.encode())
-    csr = b.sign(key, hash_algo(digest))
+    csr = b.sign(key, _sign_hash(key, digest))
     return csr.public_bytes(serialization.Encoding.DER)
 
 
@@ -121,7 +128,7 @@ def self_signed(key, subject, days=1, digest='sha256'):
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=days))
-            .sign(key, hash_algo(digest)))
+            .sign(key, _sign_hash(key, digest)))
     return cert
 
 
@@ -242,6 +249,96 @@ def openssl_verify(workdir, ca_pem_path, cert, untrusted=None):
         cmd += ['-untrusted', untrusted]
     p = subprocess.run(cmd + [path], capture_output=True, text=True)
     return p.returncode == 0, p.stdout + p.stderr
+
+
+# ----------------------------------------------------------------------
+# keys of other kinds, and SubjectPublicKeyInfos no honest device sends
+
+def sign_bytes(key, data, digest='sha256', pss=False):
+    """data signed by key (RSA PKCS#1 v1.5, or RSASSA-PSS when pss; ECDSA;
+    DSA; Ed25519) and the X.509 signature AlgorithmIdentifier, as asn1crypto
+    takes it."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data), {'algorithm': 'ed25519'}
+    h = hash_algo(digest)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(h)), {'algorithm': digest + '_ecdsa'}
+    if isinstance(key, dsa.DSAPrivateKey):
+        return key.sign(data, h), {'algorithm': digest + '_dsa'}
+    if pss:
+        params = asn1_algos.RSASSAPSSParams({
+            'hash_algorithm': {'algorithm': digest},
+            'mask_gen_algorithm': {'algorithm': 'mgf1', 'parameters': {'algorithm': digest}},
+            'salt_length': h.digest_size})
+        sig = key.sign(data, padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size), h)
+        return sig, {'algorithm': 'rsassa_pss', 'parameters': params}
+    return key.sign(data, padding.PKCS1v15(), h), {'algorithm': digest + '_rsa'}
+
+
+def spki_algorithm(cert):
+    """The asn1crypto name of a certificate's public key algorithm ('rsa',
+    'rsassa_pss', 'ec', ...)."""
+    spki = asn1_x509.Certificate.load(cert_der(cert))['tbs_certificate']['subject_public_key_info']
+    return spki['algorithm']['algorithm'].native
+
+
+def fake_modulus(bits):
+    """An odd number of exactly bits bits: an RSA modulus nobody has the key of."""
+    return int.from_bytes(os.urandom(bits // 8), 'big') | (1 << (bits - 1)) | 1
+
+
+def rsa_spki(modulus, exponent=65537, algorithm='rsa'):
+    """An RSA SubjectPublicKeyInfo (DER): algorithm 'rsa' (rsaEncryption) or
+    'rsassa_pss' (RSASSA-PSS, RFC 4055: the key may only sign)."""
+    return asn1_keys.PublicKeyInfo({
+        'algorithm': {'algorithm': algorithm},
+        'public_key': asn1_keys.RSAPublicKey({'modulus': modulus,
+                                              'public_exponent': exponent})}).dump()
+
+
+def _tlv(tag, content):
+    n = len(content)
+    size = bytes([n]) if n < 0x80 else (
+        bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, 'big'))
+    return bytes([tag]) + size + content
+
+
+def ec_explicit_spki(key):
+    """key's public point with its curve's parameters written out instead of
+    the curve's name (RFC 5480 allows only the name)."""
+    curve = {'secp256r1': 'prime256v1'}.get(key.curve.name, key.curve.name)
+    params = subprocess.run(['openssl', 'ecparam', '-name', curve, '-param_enc', 'explicit',
+                             '-outform', 'DER'], capture_output=True, check=True).stdout
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    oid = asn1_keys.PublicKeyAlgorithmId('ec').dump()
+    return _tlv(0x30, _tlv(0x30, oid + params) + _tlv(0x03, b'\x00' + point))
+
+
+def cert_with_spki(cert, spki, key, digest='sha256', pss=False):
+    """cert with the SubjectPublicKeyInfo spki (DER) instead of its own,
+    signed again by key."""
+    c = asn1_x509.Certificate.load(cert_der(cert))
+    tbs = c['tbs_certificate']
+    tbs['subject_public_key_info'] = asn1_keys.PublicKeyInfo.load(spki)
+    _, alg = sign_bytes(key, b'', digest, pss)   # the AlgorithmIdentifier is signed too
+    tbs['signature'] = alg
+    sig, _ = sign_bytes(key, tbs.dump(force=True), digest, pss)
+    c['signature_algorithm'] = alg
+    c['signature_value'] = sig
+    return x509.load_der_x509_certificate(c.dump(force=True))
+
+
+def csr_with_spki(csr_der, spki, key, digest='sha256', pss=False):
+    """A CSR (DER) with the SubjectPublicKeyInfo spki (DER) instead of its
+    own, signed again by key (which need not be spki's)."""
+    c = asn1_csr.CertificationRequest.load(csr_der)
+    info = c['certification_request_info']
+    info['subject_pk_info'] = asn1_keys.PublicKeyInfo.load(spki)
+    sig, alg = sign_bytes(key, info.dump(force=True), digest, pss)
+    c['signature_algorithm'] = alg
+    c['signature'] = sig
+    return c.dump(force=True)
 
 
 __all__ = ['ExtendedKeyUsageOID', 'NameOID']
