@@ -37,9 +37,11 @@
  * post_connect hooks (DBDInitSQL); the failed one is destroyed the way
  * mod_dbd destroys one (its pool, whose cleanup closes it), and the new one
  * is what goes back to mod_dbd's apr_reslist, which keeps no list of what it
- * lent (apr_reslist_release() takes whatever it is given). Not in place:
- * the handle would have to live in the failed connection's pool, which is
- * never freed while the pool holds the connection, for every replacement.
+ * lent (apr_reslist_release() takes whatever it is given). Not a new
+ * handle in the same ap_dbd_t: mod_dbd closes the handle from the cleanup
+ * of the connection's pool, which runs after its sub-pools are gone, so
+ * the new handle would have to be allocated in that pool, which lives as
+ * long as the connection: every replacement would leave memory behind.
  * Without threads mod_dbd keeps its one connection in a field of its own,
  * so there a failure stays final.
  */
