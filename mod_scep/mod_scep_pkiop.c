@@ -741,7 +741,8 @@ static int get_crl(pkiop_t *op)
     }
     if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
         if (!prob.text) {
-            return HTTP_INTERNAL_SERVER_ERROR;
+            /* the records, logged by the store */
+            return refuse_unrecorded(op);
         }
         refuse(op, 234, SCEP_FAIL_BAD_REQUEST, prob.event, prob.text);
         return OK;

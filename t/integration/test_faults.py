@@ -117,6 +117,17 @@ def fault_lines(server):
     return server.errlog.find(r'SCEP3\d\d: ', wait=0.5, levels=('error',))
 
 
+def assert_reads_refused(server, keys):
+    ca = server.client.ca
+    for data, mtype in ((C.issuer_and_subject(ca.ca.subject, pki.name('poll.example.test')),
+                         C.CERTPOLL),
+                        (C.issuer_and_serial(ca.ca.subject, 1), C.GETCRL)):
+        msg = C.pki_message(data, mtype, keys.any(2), [ca.ra_enc])
+        r, rep = server.client.send(msg)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+    assert len(fault_lines(server)) == 3, '\n'.join(server.errlog.lines())
+
+
 class SQLiteReadOnly:
     """The database read-only for the children (who are not root, for whom
     modes do not count), across a graceful restart: the new children's
@@ -180,6 +191,9 @@ def test_first_enrollment_after_a_fault_succeeds(server, keys):
         lines = fault_lines(server)
         assert len(lines) == 1 and re.search(RE_RECORDS_FAULT, lines[0]), \
             'expected one line for the fault:\n' + '\n'.join(server.errlog.lines())
+        if db.KIND == 'pgsql':
+            # nothing to read either: CertPoll and GetCRL answer alike
+            assert_reads_refused(server, keys)
     finally:
         fault.end()
     assert not checks.request_rows(server, msg.transaction_id)
