@@ -506,6 +506,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_check_config(scep_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    mod_scep_store_register_hooks();
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -19,8 +19,9 @@
  * Once a message is parsed far enough to know its transactionID, every
  * refusal is a signed CertRep FAILURE with failInfo and failInfoText, and an
  * error-log line with the NDES event. HTTP errors are left for messages that
- * cannot be read at all and for server faults (the records cannot be
- * written: no certificate leaves without its record).
+ * cannot be read at all and for server faults. When the records fail (the
+ * store logged why, one line with the NDES event), the answer is a FAILURE
+ * too, and nothing issued leaves without its record.
  */
 
 #include <apr_strings.h>
@@ -74,6 +75,17 @@ static void refuse(pkiop_t *op, int logno, scep_fail_info_t fail_info, int event
     op->reply.status = SCEP_STATUS_FAILURE;
     op->reply.fail_info = fail_info;
     op->reply.fail_text = text;
+}
+
+/* The records failed: the store (or mod_scep_store_dbd()) logged it with
+ * the NDES event. A device can try again once they are back. */
+static int refuse_unrecorded(pkiop_t *op)
+{
+    op->reply.status = SCEP_STATUS_FAILURE;
+    op->reply.fail_info = SCEP_FAIL_BAD_REQUEST;
+    op->reply.fail_text = "the server's records cannot be reached; nothing was issued, "
+                          "try again later";
+    return OK;
 }
 
 static void succeed(pkiop_t *op, X509 *cert)
@@ -266,9 +278,9 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
     case APR_EEXIST:
         /* A concurrent poll issued it first. */
         rv = store->find_transaction(store, op->r->pool, txn->transaction_id, &now);
-        return rv == APR_SUCCESS ? answer_issued(op, now) : HTTP_INTERNAL_SERVER_ERROR;
+        return rv == APR_SUCCESS ? answer_issued(op, now) : refuse_unrecorded(op);
     default:
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
 }
 
@@ -380,7 +392,7 @@ static int answer_concurrent(pkiop_t *op, scep_store_t *store)
 
     return rv == APR_SUCCESS
                ? answer_recorded(op, store, recorded, X509_REQ_get_X509_PUBKEY(op->req->csr))
-               : HTTP_INTERNAL_SERVER_ERROR;
+               : refuse_unrecorded(op);
 }
 
 /* What the records keep of a new request. */
@@ -427,7 +439,7 @@ static int issue_and_record(pkiop_t *op, scep_store_t *store)
         return answer_concurrent(op, store);
     }
     if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
@@ -461,7 +473,7 @@ static int hold(pkiop_t *op, scep_store_t *store)
         return answer_concurrent(op, store);
     }
     if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
@@ -635,7 +647,8 @@ static int check_renewal(pkiop_t *op, scep_store_t *store)
                                            serial));
     }
     if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        refuse_unrecorded(op);
+        return DONE;
     }
     if (rec->revoked_at) {
         return refuse_renewal(op, 238, SCEP_FAIL_BAD_REQUEST,
@@ -667,7 +680,7 @@ static int enroll(pkiop_t *op)
         return OK;
     }
     if (!(store = mod_scep_store_dbd(op->r))) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     /* Replays are answered before the challenge is checked: a one-time
      * password is spent by the first copy of a request. */
@@ -676,7 +689,7 @@ static int enroll(pkiop_t *op)
         return answer_recorded(op, store, txn, key);
     }
     if (rv != APR_NOTFOUND) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     /* The challenge (a renewal's signer) first, as NDES does: a device
      * without a valid password learns nothing about the templates. */
@@ -698,7 +711,7 @@ static int poll(pkiop_t *op)
     apr_status_t rv;
 
     if (!(store = mod_scep_store_dbd(op->r))) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     rv = store->find_transaction(store, op->r->pool, op->req->transaction_id, &txn);
     if (rv == APR_NOTFOUND) {
@@ -707,7 +720,7 @@ static int poll(pkiop_t *op)
         return OK;
     }
     if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     return answer_recorded(op, store, txn, X509_get_X509_PUBKEY(op->req->signer_cert));
 }
@@ -741,8 +754,11 @@ static int get_cert(pkiop_t *op)
     if (!names_this_ca(op, 230)) {
         return OK;
     }
-    if (!serial || !(store = mod_scep_store_dbd(r))) {
+    if (!serial) {
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!(store = mod_scep_store_dbd(r))) {
+        return refuse_unrecorded(op);
     }
     rv = store->find_cert(store, r->pool, serial, &rec);
     if (rv == APR_NOTFOUND) {
@@ -751,7 +767,10 @@ static int get_cert(pkiop_t *op)
             apr_psprintf(r->pool, "this CA issued no certificate with serial number %s", serial));
         return OK;
     }
-    if (rv != APR_SUCCESS || !(cert = cert_from_pem(r->pool, rec->cert_pem))) {
+    if (rv != APR_SUCCESS) {
+        return refuse_unrecorded(op);
+    }
+    if (!(cert = cert_from_pem(r->pool, rec->cert_pem))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -780,11 +799,12 @@ static int get_crl(pkiop_t *op)
         return OK;
     }
     if (!(store = mod_scep_store_dbd(r))) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return refuse_unrecorded(op);
     }
     if (mod_scep_crl_current(r, store, &crl, &prob) != APR_SUCCESS) {
         if (!prob.text) {
-            return HTTP_INTERNAL_SERVER_ERROR;
+            /* the records, logged by the store */
+            return refuse_unrecorded(op);
         }
         refuse(op, 234, SCEP_FAIL_BAD_REQUEST, prob.event, prob.text);
         return OK;

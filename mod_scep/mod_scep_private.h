@@ -64,9 +64,11 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
 scep_store_t *mod_scep_store_dbd(request_rec *r);
 void mod_scep_store_release(request_rec *r);
 
-/* The records' part of the startup hooks (mod_scep_store_dbd.c): the mutex
- * type "scep-sqlite" (pre_config), the mutex made once in the process pool
- * (post_config), a child's attachment (child_init). */
+/* The records' part of the startup hooks (mod_scep_store_dbd.c): mod_dbd's
+ * post_connect hook (register_hooks), the mutex type "scep-sqlite"
+ * (pre_config), the mutex made once in the process pool (post_config), a
+ * child's attachment (child_init). */
+void mod_scep_store_register_hooks(void);
 void mod_scep_store_pre_config(apr_pool_t *pconf);
 apr_status_t mod_scep_store_post_config(server_rec *s);
 void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s);

@@ -21,13 +21,39 @@
  * with "database is locked"). Like the password cache's, the mutex is made
  * once in the process pool, so children of the old and the new generation
  * share it across a graceful restart.
+ *
+ * A connection that failed is replaced, not given back as it is (the
+ * store asks through scep_sql_conn_t.renew, and tries the operation again):
+ * mod_dbd checks a connection only when it lends it (apr_dbd_check_conn,
+ * which for SQLite never fails and for PostgreSQL PQresets a broken session
+ * into one without the store's prepared statements), so a failed one would
+ * go on failing until DBDExptime retires it, or forever below DBDKeep.
+ * mod_dbd offers no way to discard one. So the replacement is made the way
+ * mod_dbd makes a connection (dbd_construct() in mod_dbd.c): a pool of its
+ * own beside the others (the failed one's parent), apr_dbd_open() with the
+ * parameters of the configuration that opened the failed one (which
+ * mod_dbd's post_connect hook tells, remember_config()), the DBDPrepareSQL
+ * statements that other modules look up prepared in a new hash, then the
+ * post_connect hooks (DBDInitSQL); the failed one is destroyed the way
+ * mod_dbd destroys one (its pool, whose cleanup closes it), and the new one
+ * is what goes back to mod_dbd's apr_reslist, which keeps no list of what it
+ * lent (apr_reslist_release() takes whatever it is given). Not a new
+ * handle in the same ap_dbd_t: mod_dbd closes the handle from the cleanup
+ * of the connection's pool, which runs after its sub-pools are gone, so
+ * the new handle would have to be allocated in that pool, which lives as
+ * long as the connection: every replacement would leave memory behind.
+ * Without threads mod_dbd keeps its one connection in a field of its own,
+ * so there a failure stays final.
  */
 
 #include <string.h>
 
 #include <apr_dbd.h>
 #include <apr_global_mutex.h>
+#include <apr_hash.h>
 #include <apr_optional.h>
+#include <apr_optional_hooks.h>
+#include <apr_strings.h>
 
 #include <httpd.h>
 #include <http_log.h>
@@ -38,6 +64,8 @@
 
 #define WRITER_MUTEX_TYPE "scep-sqlite"
 #define WRITER_USERDATA "mod_scep_sqlite_writer"
+/* On a connection's pool: the mod_dbd configuration that opened it. */
+#define DBD_CFG_USERDATA "mod_scep_dbd_cfg"
 
 static apr_global_mutex_t *writer_mutex;
 
@@ -123,6 +151,142 @@ typedef struct held_conn_t {
     scep_store_t *store;
 } held_conn_t;
 
+/* mod_dbd's post_connect hook, run on every connection it opens. */
+static apr_status_t remember_config(apr_pool_t *pool, dbd_cfg_t *cfg, ap_dbd_t *dbd)
+{
+    (void)pool;
+    apr_pool_userdata_setn(cfg, DBD_CFG_USERDATA, NULL, dbd->pool);
+    return APR_SUCCESS;
+}
+
+void mod_scep_store_register_hooks(void)
+{
+    APR_OPTIONAL_HOOK(dbd, post_connect, remember_config, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+#if APR_HAS_THREADS
+/* The statements of DBDPrepareSQL (and ap_dbd_prepare()), in a new hash as
+ * mod_dbd prepares them: an empty query is one a later line took back. */
+static apr_status_t prepare_configured(apr_pool_t *pool, const dbd_cfg_t *cfg, ap_dbd_t *dbd)
+{
+    apr_hash_index_t *hi;
+    const void *label;
+    void *query;
+    apr_dbd_prepared_t *stmt;
+
+    dbd->prepared = apr_hash_make(pool);
+    for (hi = apr_hash_first(pool, cfg->queries); hi; hi = apr_hash_next(hi)) {
+        apr_hash_this(hi, &label, NULL, &query);
+        stmt = NULL;
+        if (*(const char *)query &&
+            apr_dbd_prepare(dbd->driver, pool, dbd->handle, query, label, &stmt) != 0) {
+            return APR_EGENERAL;
+        }
+        if (stmt) {
+            apr_hash_set(dbd->prepared, label, APR_HASH_KEY_STRING, stmt);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* mod_dbd's post_connect hooks (DBDInitSQL, remember_config(), other
+ * modules'), as it runs them: in order, until one fails. */
+static void run_post_connect(apr_pool_t *pool, dbd_cfg_t *cfg, ap_dbd_t *dbd)
+{
+    apr_array_header_t *hooks = apr_optional_hook_get("post_connect");
+    const dbd_LINK_post_connect_t *link;
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; hooks && i < hooks->nelts; i++) {
+        link = &APR_ARRAY_IDX(hooks, i, dbd_LINK_post_connect_t);
+        rv = link->pFunc(pool, cfg, dbd);
+        if (rv != OK && rv != DECLINED) {
+            return;
+        }
+    }
+}
+
+static apr_status_t close_handle(void *data)
+{
+    ap_dbd_t *dbd = data;
+
+    return apr_dbd_close(dbd->driver, dbd->handle);
+}
+
+/* A new connection like old, in a pool of its own under parent; *error
+ * (in p) says why there is none. */
+static apr_status_t open_like(apr_pool_t *p, apr_pool_t *parent, dbd_cfg_t *cfg,
+                              const ap_dbd_t *old, ap_dbd_t **made, const char **error)
+{
+    apr_pool_t *pool, *stmt_pool;
+    ap_dbd_t *dbd;
+    const char *why = NULL;
+    apr_status_t rv = apr_pool_create(&pool, parent);
+
+    *made = NULL;
+    *error = "out of memory";
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    dbd = apr_pcalloc(pool, sizeof(*dbd));
+    dbd->pool = pool;
+    dbd->driver = old->driver;
+    rv = apr_dbd_open_ex(dbd->driver, pool, cfg->params, &dbd->handle, &why);
+    if (rv != APR_SUCCESS) {
+        *error = apr_pstrdup(p, why ? why : "cannot connect");
+        goto leave;
+    }
+    /* As mod_dbd's: the pool's end closes it, after its statements' pool. */
+    apr_pool_cleanup_register(pool, dbd, close_handle, apr_pool_cleanup_null);
+    if ((rv = apr_pool_create(&stmt_pool, pool)) != APR_SUCCESS) {
+        goto leave;
+    }
+    if ((rv = prepare_configured(stmt_pool, cfg, dbd)) != APR_SUCCESS) {
+        *error = apr_pstrcat(p, "cannot prepare the DBDPrepareSQL statements: ",
+                             apr_dbd_error(dbd->driver, dbd->handle, 0), NULL);
+        goto leave;
+    }
+    run_post_connect(stmt_pool, cfg, dbd);
+    *made = dbd;
+leave:
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(pool);
+    }
+    return rv;
+}
+
+/* scep_sql_renew_fn: the held connection replaced by a new one, in its
+ * place in mod_dbd's pool (see the top). */
+static apr_status_t renew_conn(void *baton, scep_sql_conn_t *conn)
+{
+    request_rec *r = baton;
+    held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
+    dbd_cfg_t *cfg = NULL;
+    ap_dbd_t *fresh;
+    const char *error;
+    apr_status_t rv;
+
+    apr_pool_userdata_get((void **)&cfg, DBD_CFG_USERDATA, held->dbd->pool);
+    if (!cfg) {
+        return APR_ENOTIMPL;
+    }
+    rv = open_like(r->pool, apr_pool_parent_get(held->dbd->pool), cfg, held->dbd, &fresh, &error);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                      SCEPLOGNO(345) "no new database connection: %s", error);
+        return rv;
+    }
+    apr_pool_destroy(held->dbd->pool);
+    held->dbd = fresh;
+    conn->handle = fresh->handle;
+    conn->prepared = fresh->prepared;
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  SCEPLOGNO(346) "the failed database connection was replaced by a new one");
+    return APR_SUCCESS;
+}
+#endif
+
 /* Gives the connection back to mod_dbd's pool. */
 static apr_status_t release_conn(void *baton)
 {
@@ -172,6 +336,13 @@ scep_store_t *mod_scep_store_dbd(request_rec *r)
     conn.handle = dbd->handle;
     conn.prepared = dbd->prepared;
     conn.write_lock = write_lock_for(dbd);
+#if APR_HAS_THREADS
+    conn.renew = renew_conn;
+    conn.renew_baton = r;
+#else
+    conn.renew = NULL;
+    conn.renew_baton = NULL;
+#endif
     if (scep_store_sql(r->pool, &conn, log_to_request, r, &held->store) != APR_SUCCESS) {
         mod_scep_store_release(r);
         return NULL;

@@ -558,19 +558,33 @@ typedef struct scep_sql_lock_t {
     void *baton;
 } scep_sql_lock_t;
 
+typedef struct scep_sql_conn_t scep_sql_conn_t;
+
+/* Replaces a connection that failed by a new one of the same database:
+ * sets conn->handle and conn->prepared (a hash of the new connection, which
+ * the store fills); on an error conn is left as it was. */
+typedef apr_status_t scep_sql_renew_fn(void *baton, scep_sql_conn_t *conn);
+
 /* An apr_dbd connection: prepared holds its statements by label and lives
  * as long as the connection (mod_dbd's ap_dbd_t has one); write_lock, when
- * not NULL, is held around every write. */
-typedef struct scep_sql_conn_t {
+ * not NULL, is held around every write; renew, when not NULL, replaces the
+ * connection after a failure (else a failure is final). */
+struct scep_sql_conn_t {
     const apr_dbd_driver_t *driver;
     apr_dbd_t *handle;
     apr_hash_t *prepared;
     const scep_sql_lock_t *write_lock;
-} scep_sql_conn_t;
+    scep_sql_renew_fn *renew;
+    void *renew_baton;
+};
 
 /* The records on conn. Its first use readies the connection: driver
  * settings, the schema migrated to this version, statements prepared.
- * Messages go to log (failures are logged before an error is returned). */
+ * An operation whose statement or transaction fails is tried once more on
+ * a connection from conn's renew (once per store: the first failure may be
+ * the connection's own, such as a restarted server or a file opened
+ * read-only); only what still fails is logged, one line, before an error
+ * is returned. */
 apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log_fn *log,
                             void *log_baton, scep_store_t **store);
 

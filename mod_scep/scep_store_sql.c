@@ -32,6 +32,19 @@
  * only then applies what is missing, so the loser of the race finds nothing
  * left to do. The CREATEs say IF NOT EXISTS for databases made by hand.
  *
+ * A connection can fail and stay failed while its database is fine again:
+ * a PostgreSQL session ends with a server restart (and apr_dbd's PQreset
+ * on the next check leaves a session without the prepared statements), an
+ * SQLite file opened while it could not be written stays read-only for the
+ * connection's life, a transaction whose COMMIT failed may be left open.
+ * So an operation that fails is tried once more on a new connection, got
+ * from the connection's owner (scep_sql_conn_t.renew; mod_dbd's connection
+ * is replaced in its pool, mod_scep_store_dbd.c) and readied like the
+ * first: the first request after a fault is fixed succeeds, and one that
+ * meets the fault still logs one line. Once per store (a request): a fault
+ * that outlasts the new connection costs one attempt, not one per
+ * statement. A failed transaction is rolled back as a whole before that.
+ *
  * Every select asks for random access (SELECT_BUFFERED): apr_dbd's pgsql
  * driver reports a failed query only then (row by row, it takes the error
  * for the end of the rows, and pauses 0.1 s at every empty result); the
@@ -261,8 +274,16 @@ typedef struct sql_store_t {
     scep_sql_conn_t conn;
     scep_log_fn *log;
     void *log_baton;
-    apr_pool_t *pool; /* for messages */
+    apr_pool_t *pool;        /* for messages */
+    int ready;               /* conn went through make_ready() */
+    int renewed;             /* conn was replaced once: no second time */
+    int setup_logno;         /* make_ready()'s failure, logged by its caller */
+    const char *setup_error; /* once it is final */
 } sql_store_t;
+
+/* What a statement on a connection that could not be readied returns
+ * (apr_dbd's drivers return SQLite's and PostgreSQL's codes, all >= -1). */
+#define NOT_READY (-1000)
 
 /* apr_dbd_select()'s seek argument: random access, see the top. */
 #define SELECT_BUFFERED 1
@@ -288,7 +309,8 @@ static apr_dbd_prepared_t *prepared(const sql_store_t *st, int which)
  * line for the error, one for DETAIL and ends in a newline. */
 static const char *dbd_error(const sql_store_t *st, int err)
 {
-    const char *text = apr_dbd_error(st->conn.driver, st->conn.handle, err);
+    const char *text = err == NOT_READY ? "the new database connection could not be set up"
+                                        : apr_dbd_error(st->conn.driver, st->conn.handle, err);
     char *line, *c;
     apr_size_t len;
 
@@ -311,6 +333,20 @@ static const char *dbd_error(const sql_store_t *st, int err)
  * Connection setup: driver settings, migrations, statements
  */
 
+static void setup_failed(sql_store_t *st, int logno, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Kept, not logged: a new connection may still succeed (scep_store_sql()). */
+static void setup_failed(sql_store_t *st, int logno, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    st->setup_logno = logno;
+    st->setup_error = apr_pvsprintf(st->pool, fmt, ap);
+    va_end(ap);
+}
+
 /* Runs a statement that may return rows (PRAGMA does), discarding them. */
 static int run_select(const sql_store_t *st, const char *sql)
 {
@@ -331,7 +367,7 @@ static int run_query(const sql_store_t *st, const char *sql)
     return apr_dbd_query(st->conn.driver, st->conn.handle, &nrows, sql);
 }
 
-static apr_status_t run_on_connect(const sql_store_t *st, const driver_quirks_t *quirks)
+static apr_status_t run_on_connect(sql_store_t *st, const driver_quirks_t *quirks)
 {
     const setup_statement_t *stmt;
     int err;
@@ -345,8 +381,8 @@ static apr_status_t run_on_connect(const sql_store_t *st, const driver_quirks_t 
                       stmt->sql, dbd_error(st, err));
             continue;
         }
-        store_log(st, SCEP_LOG_ERR, 301, "database setup '%s' failed: %s (NDES event 23)",
-                  stmt->sql, dbd_error(st, err));
+        setup_failed(st, 301, "database setup '%s' failed: %s (NDES event 23)", stmt->sql,
+                     dbd_error(st, err));
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -461,7 +497,7 @@ static int migrate_once(const sql_store_t *st, const driver_quirks_t *quirks, co
  * once; the next attempt reads the schema the winner made. */
 #define MIGRATION_ATTEMPTS 3
 
-static apr_status_t migrate(const sql_store_t *st, const driver_quirks_t *quirks)
+static apr_status_t migrate(sql_store_t *st, const driver_quirks_t *quirks)
 {
     const char *error = NULL;
     int version, attempt;
@@ -477,13 +513,12 @@ static apr_status_t migrate(const sql_store_t *st, const driver_quirks_t *quirks
             return APR_SUCCESS;
         }
     }
-    store_log(st, SCEP_LOG_ERR, 303,
-              "cannot migrate the database schema to version %d: %s (NDES event 23)",
-              SCHEMA_VERSION, error);
+    setup_failed(st, 303, "cannot migrate the database schema to version %d: %s (NDES event 23)",
+                 SCHEMA_VERSION, error);
     return APR_EGENERAL;
 }
 
-static apr_status_t prepare_statements(const sql_store_t *st)
+static apr_status_t prepare_statements(sql_store_t *st)
 {
     apr_pool_t *pool = apr_hash_pool_get(st->conn.prepared);
     apr_dbd_prepared_t *stmt;
@@ -494,8 +529,8 @@ static apr_status_t prepare_statements(const sql_store_t *st)
         err = apr_dbd_prepare(st->conn.driver, pool, st->conn.handle, statements[i].sql,
                               statements[i].label, &stmt);
         if (err) {
-            store_log(st, SCEP_LOG_ERR, 304, "cannot prepare %s: %s (NDES event 23)",
-                      statements[i].label, dbd_error(st, err));
+            setup_failed(st, 304, "cannot prepare %s: %s (NDES event 23)", statements[i].label,
+                         dbd_error(st, err));
             return APR_EGENERAL;
         }
         apr_hash_set(st->conn.prepared, statements[i].label, APR_HASH_KEY_STRING, stmt);
@@ -504,21 +539,39 @@ static apr_status_t prepare_statements(const sql_store_t *st)
 }
 
 /* Statements are prepared last and in order, so the last one being in the
- * hash means the connection went through all of the setup. */
-static apr_status_t make_ready(const sql_store_t *st)
+ * hash means the connection went through all of the setup. A failure is in
+ * st->setup_error. */
+static apr_status_t make_ready(sql_store_t *st)
 {
     const driver_quirks_t *quirks;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
-    if (prepared(st, STMT_COUNT - 1)) {
-        return APR_SUCCESS;
+    if (!prepared(st, STMT_COUNT - 1)) {
+        quirks = quirks_of(&st->conn);
+        if ((rv = run_on_connect(st, quirks)) == APR_SUCCESS &&
+            (rv = migrate(st, quirks)) == APR_SUCCESS) {
+            rv = prepare_statements(st);
+        }
     }
-    quirks = quirks_of(&st->conn);
-    if ((rv = run_on_connect(st, quirks)) == APR_SUCCESS &&
-        (rv = migrate(st, quirks)) == APR_SUCCESS) {
-        rv = prepare_statements(st);
-    }
+    st->ready = rv == APR_SUCCESS;
     return rv;
+}
+
+/* After a failure that may be the connection's own: a new connection from
+ * conn.renew, readied like the first. 1 when the store has one to try
+ * again on; at most once per store. */
+static int renewed(sql_store_t *st, const char *failure)
+{
+    if (!st->conn.renew || st->renewed) {
+        return 0;
+    }
+    st->renewed = 1;
+    store_log(st, SCEP_LOG_DEBUG, 344, "replacing the database connection after a failure: %s",
+              failure);
+    if (st->conn.renew(st->conn.renew_baton, &st->conn) != APR_SUCCESS) {
+        return 0;
+    }
+    return make_ready(st) == APR_SUCCESS;
 }
 
 /* ----------------------------------------------------------------------
@@ -703,20 +756,19 @@ static void *read_revoked(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *r
     return entry;
 }
 
-/* Runs a prepared select and reads every row (to the end, which frees the
- * result) into *rows, an array of what read() makes; the driver's error
- * text in *error on failure. */
-static int select_rows(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
+static int select_once(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
                        const char **args, row_reader_fn *read, apr_array_header_t **rows,
                        const char **error)
 {
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    int err;
+    int err = NOT_READY;
 
     *rows = apr_array_make(p, 8, sizeof(void *));
-    err = apr_dbd_pselect(st->conn.driver, p, st->conn.handle, &res, prepared(st, which),
-                          SELECT_BUFFERED, nargs, args);
+    if (st->ready) {
+        err = apr_dbd_pselect(st->conn.driver, p, st->conn.handle, &res, prepared(st, which),
+                              SELECT_BUFFERED, nargs, args);
+    }
     if (err) {
         *error = dbd_error(st, err);
         return err;
@@ -727,8 +779,22 @@ static int select_rows(const sql_store_t *st, apr_pool_t *p, int which, int narg
     return 0;
 }
 
+/* Runs a prepared select and reads every row (to the end, which frees the
+ * result) into *rows, an array of what read() makes; the driver's error
+ * text in *error on failure. */
+static int select_rows(sql_store_t *st, apr_pool_t *p, int which, int nargs, const char **args,
+                       row_reader_fn *read, apr_array_header_t **rows, const char **error)
+{
+    int err = select_once(st, p, which, nargs, args, read, rows, error);
+
+    if (err && renewed(st, *error)) {
+        err = select_once(st, p, which, nargs, args, read, rows, error);
+    }
+    return err;
+}
+
 /* The first row of a select by primary key; APR_NOTFOUND when none. */
-static apr_status_t select_one(const sql_store_t *st, apr_pool_t *p, int which, const char *key,
+static apr_status_t select_one(sql_store_t *st, apr_pool_t *p, int which, const char *key,
                                row_reader_fn *read, void **found, const char **error)
 {
     apr_array_header_t *rows;
@@ -749,6 +815,9 @@ static int pquery(const sql_store_t *st, apr_pool_t *p, int which, int nargs, co
                   int *nrows)
 {
     *nrows = 0;
+    if (!st->ready) {
+        return NOT_READY;
+    }
     return apr_dbd_pquery(st->conn.driver, p, st->conn.handle, nrows, prepared(st, which), nargs,
                           args);
 }
@@ -779,18 +848,34 @@ static void unlock_writes(const sql_store_t *st)
     }
 }
 
-/* One write statement under the write lock. */
-static int locked_pquery(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
-                         const char **args, int *nrows)
+#define NO_WRITE_LOCK "no write lock"
+
+static int locked_pquery_once(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
+                              const char **args, int *nrows, const char **error)
 {
     int err;
 
     *nrows = 0;
     if (lock_writes(st) != APR_SUCCESS) {
+        *error = NO_WRITE_LOCK;
         return -1;
     }
     err = pquery(st, p, which, nargs, args, nrows);
+    *error = err ? dbd_error(st, err) : NULL;
     unlock_writes(st);
+    return err;
+}
+
+/* One write statement under the write lock; the driver's error text in
+ * *error on failure. */
+static int locked_pquery(sql_store_t *st, apr_pool_t *p, int which, int nargs, const char **args,
+                         int *nrows, const char **error)
+{
+    int err = locked_pquery_once(st, p, which, nargs, args, nrows, error);
+
+    if (err && renewed(st, *error)) {
+        err = locked_pquery_once(st, p, which, nargs, args, nrows, error);
+    }
     return err;
 }
 
@@ -813,8 +898,8 @@ static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p, const c
     return rv;
 }
 
-static int insert_request(sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn, const char *status,
-                          const char *serial, const char *now)
+static int insert_request(const sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn,
+                          const char *status, const char *serial, const char *now)
 {
     const char *args[] = { txn->transaction_id,
                            txn->key_id,
@@ -837,7 +922,7 @@ static int insert_request(sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn,
     return pquery(st, p, STMT_INSERT_REQUEST, 16, args, &nrows);
 }
 
-static int insert_cert(sql_store_t *st, apr_pool_t *p, const char *transaction_id,
+static int insert_cert(const sql_store_t *st, apr_pool_t *p, const char *transaction_id,
                        const cert_row_t *row, const char *now)
 {
     const char *args[] = { row->serial,     transaction_id, row->subject, row->issuer,
@@ -848,12 +933,15 @@ static int insert_cert(sql_store_t *st, apr_pool_t *p, const char *transaction_i
 }
 
 /* After a failed insert: did a concurrent request record the transaction
- * first? Asked instead of decoding each driver's constraint error codes. */
-static int already_recorded(scep_store_t *store, apr_pool_t *p, const char *transaction_id)
+ * first? Asked instead of decoding each driver's constraint error codes;
+ * quietly (the insert's failure is what is logged). */
+static int already_recorded(sql_store_t *st, apr_pool_t *p, const char *transaction_id)
 {
-    scep_txn_t *txn;
+    const char *error;
+    void *txn;
 
-    return find_transaction(store, p, transaction_id, &txn) == APR_SUCCESS;
+    return select_one(st, p, STMT_FIND_TRANSACTION, transaction_id, read_txn, &txn, &error) ==
+           APR_SUCCESS;
 }
 
 static apr_status_t describe_cert(sql_store_t *st, apr_pool_t *p, const char *transaction_id,
@@ -869,10 +957,39 @@ static apr_status_t describe_cert(sql_store_t *st, apr_pool_t *p, const char *tr
     return APR_EGENERAL;
 }
 
+/* The request, and its certificate when row is not NULL, in one
+ * transaction; a failed statement rolls back both. */
+static int record_once(const sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn,
+                       const cert_row_t *row, const char *now, const char **error)
+{
+    apr_dbd_transaction_t *trans = NULL;
+    int err;
+
+    if (lock_writes(st) != APR_SUCCESS) {
+        *error = NO_WRITE_LOCK;
+        return -1;
+    }
+    err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
+    if (!err) {
+        err = insert_request(st, p, txn, row ? SCEP_TXN_ISSUED : txn->status,
+                             row ? row->serial : NULL, now);
+    }
+    if (!err && row) {
+        err = insert_cert(st, p, txn->transaction_id, row, now);
+    }
+    /* Read before a rollback replaces it. */
+    *error = err ? dbd_error(st, err) : NULL;
+    err = end_transaction(st, trans, err);
+    if (err && !*error) {
+        *error = dbd_error(st, err);
+    }
+    unlock_writes(st);
+    return err;
+}
+
 static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn, X509 *cert)
 {
     sql_store_t *st = store->baton;
-    apr_dbd_transaction_t *trans = NULL;
     const char *now = iso8601_now(p), *error = NULL;
     cert_row_t row = { 0 };
     int err;
@@ -880,31 +997,24 @@ static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t 
     if (cert && describe_cert(st, p, txn->transaction_id, cert, &row) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
-    if (lock_writes(st) != APR_SUCCESS) {
-        return APR_EGENERAL;
+    err = record_once(st, p, txn, cert ? &row : NULL, now, &error);
+    /* A connection whose transaction failed is in doubt (a COMMIT that
+     * failed may leave its transaction open, and its reads would see what
+     * is not committed): the concurrent copy is looked for, and the
+     * transaction tried again, on a new one. */
+    if (err && renewed(st, error) && !already_recorded(st, p, txn->transaction_id)) {
+        err = record_once(st, p, txn, cert ? &row : NULL, now, &error);
     }
-    err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
-    if (!err) {
-        err = insert_request(st, p, txn, cert ? SCEP_TXN_ISSUED : txn->status, row.serial, now);
-    }
-    if (!err && cert) {
-        err = insert_cert(st, p, txn->transaction_id, &row, now);
-    }
-    if (err) {
-        error = dbd_error(st, err);
-    }
-    err = end_transaction(st, trans, err);
-    unlock_writes(st);
     if (err == 0) {
         return APR_SUCCESS;
     }
-    if (already_recorded(store, p, txn->transaction_id)) {
+    if (already_recorded(st, p, txn->transaction_id)) {
         store_log(st, SCEP_LOG_DEBUG, 307, "transaction %s was recorded by a concurrent request",
                   txn->transaction_id);
         return APR_EEXIST;
     }
     store_log(st, SCEP_LOG_ERR, 308, "cannot record transaction %s: %s (NDES event 31)",
-              txn->transaction_id, error ? error : dbd_error(st, err));
+              txn->transaction_id, error);
     return APR_EGENERAL;
 }
 
@@ -917,47 +1027,67 @@ static apr_status_t why_unchanged(scep_store_t *store, apr_pool_t *p, const char
     return rv == APR_SUCCESS ? APR_EEXIST : rv;
 }
 
-static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
-                               X509 *cert, const char *who)
+/* The held request marked issued and its certificate recorded, in one
+ * transaction; *changed 0 when the request was not held (decided meanwhile,
+ * or unknown), which changes nothing. */
+static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **args,
+                           const cert_row_t *row, int *changed, const char **error)
 {
-    sql_store_t *st = store->baton;
     apr_dbd_transaction_t *trans = NULL;
-    const char *now = iso8601_now(p), *error;
-    const char *args[] = { NULL, now, who, transaction_id };
-    cert_row_t row;
     int nrows = 0, err;
 
-    if (describe_cert(st, p, transaction_id, cert, &row) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    args[0] = row.serial;
+    *changed = 0;
     if (lock_writes(st) != APR_SUCCESS) {
-        return APR_EGENERAL;
+        *error = NO_WRITE_LOCK;
+        return -1;
     }
     err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
     if (!err) {
         err = pquery(st, p, STMT_ISSUE_HELD, 4, args, &nrows);
     }
     if (!err && nrows != 1) {
-        /* Decided meanwhile, or unknown: nothing to keep. */
         end_transaction(st, trans, -1);
         unlock_writes(st);
-        return why_unchanged(store, p, transaction_id);
+        return 0;
     }
     if (!err) {
-        err = insert_cert(st, p, transaction_id, &row, now);
+        *changed = 1;
+        err = insert_cert(st, p, args[3], row, args[1]);
     }
     /* The text is read before a rollback replaces it. */
-    error = err ? dbd_error(st, err) : NULL;
+    *error = err ? dbd_error(st, err) : NULL;
     err = end_transaction(st, trans, err);
-    unlock_writes(st);
-    if (err == 0) {
-        return APR_SUCCESS;
+    if (err && !*error) {
+        *error = dbd_error(st, err);
     }
-    store_log(st, SCEP_LOG_ERR, 311,
-              "cannot record certificate %s of transaction %s: %s (NDES event 31)", row.serial,
-              transaction_id, error ? error : dbd_error(st, err));
-    return APR_EGENERAL;
+    unlock_writes(st);
+    return err;
+}
+
+static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                               X509 *cert, const char *who)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    const char *args[] = { NULL, iso8601_now(p), who, transaction_id };
+    cert_row_t row;
+    int changed, err;
+
+    if (describe_cert(st, p, transaction_id, cert, &row) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    args[0] = row.serial;
+    err = issue_held_once(st, p, args, &row, &changed, &error);
+    if (err && renewed(st, error)) {
+        err = issue_held_once(st, p, args, &row, &changed, &error);
+    }
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, 311,
+                  "cannot record certificate %s of transaction %s: %s (NDES event 31)", row.serial,
+                  transaction_id, error);
+        return APR_EGENERAL;
+    }
+    return changed ? APR_SUCCESS : why_unchanged(store, p, transaction_id);
 }
 
 static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
@@ -965,11 +1095,12 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
 {
     sql_store_t *st = store->baton;
     const char *args[] = { to, who, reason, iso8601_now(p), transaction_id, from };
-    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 6, args, &nrows);
+    const char *error = NULL;
+    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 6, args, &nrows, &error);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, 312, "cannot change transaction %s from %s to %s: %s",
-                  transaction_id, from, to, dbd_error(st, err));
+                  transaction_id, from, to, error);
         return APR_EGENERAL;
     }
     return nrows == 1 ? APR_SUCCESS : why_unchanged(store, p, transaction_id);
@@ -980,10 +1111,11 @@ static apr_status_t expire_pending(scep_store_t *store, apr_pool_t *p, apr_time_
 {
     sql_store_t *st = store->baton;
     const char *args[] = { reason, iso8601_now(p), iso8601_of(p, before) };
-    int nrows, err = locked_pquery(st, p, STMT_EXPIRE_PENDING, 3, args, &nrows);
+    const char *error = NULL;
+    int nrows, err = locked_pquery(st, p, STMT_EXPIRE_PENDING, 3, args, &nrows, &error);
 
     if (err) {
-        store_log(st, SCEP_LOG_ERR, 313, "cannot expire pending requests: %s", dbd_error(st, err));
+        store_log(st, SCEP_LOG_ERR, 313, "cannot expire pending requests: %s", error);
         return APR_EGENERAL;
     }
     if (nrows > 0) {
@@ -1080,6 +1212,7 @@ static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *
 {
     sql_store_t *st = store->baton;
     const char *args[] = { iso8601_now(p), apr_itoa(p, reason), serial };
+    const char *error = NULL;
     scep_cert_record_t *rec;
     apr_status_t rv;
     int nrows = 0, err;
@@ -1087,10 +1220,9 @@ static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *
     if (!scep_crl_reason_valid(reason)) {
         return APR_EINVAL;
     }
-    err = locked_pquery(st, p, STMT_REVOKE, 3, args, &nrows);
+    err = locked_pquery(st, p, STMT_REVOKE, 3, args, &nrows, &error);
     if (err) {
-        store_log(st, SCEP_LOG_ERR, 342, "cannot revoke certificate %s: %s", serial,
-                  dbd_error(st, err));
+        store_log(st, SCEP_LOG_ERR, 342, "cannot revoke certificate %s: %s", serial, error);
         return APR_EGENERAL;
     }
     if (nrows == 1) {
@@ -1123,8 +1255,14 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
     st->store.list_revoked = list_revoked;
     st->store.revoke = revoke_cert;
     *store = NULL;
-    if ((rv = make_ready(st)) == APR_SUCCESS) {
-        *store = &st->store;
+    rv = make_ready(st);
+    if (rv != APR_SUCCESS && renewed(st, st->setup_error)) {
+        rv = APR_SUCCESS;
     }
-    return rv;
+    if (rv != APR_SUCCESS) {
+        store_log(st, SCEP_LOG_ERR, st->setup_logno, "%s", st->setup_error);
+        return rv;
+    }
+    *store = &st->store;
+    return APR_SUCCESS;
 }

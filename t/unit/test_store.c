@@ -32,6 +32,9 @@ static EVP_PKEY *device_key;
 static const char *db_file;
 static scep_sql_conn_t conn;
 static const char *last_error; /* the store's last failure message */
+static int failures;           /* lines at warning or worse */
+static int renewals;           /* connections the store asked renew() for */
+static int renew_read_only;    /* renew() gives connections that refuse writes too */
 
 static void remember_failure(void *baton, int level, int logno, const char *msg)
 {
@@ -39,6 +42,7 @@ static void remember_failure(void *baton, int level, int logno, const char *msg)
     (void)logno;
     if (level <= SCEP_LOG_WARNING) {
         last_error = apr_pstrdup(pool, msg);
+        failures++;
     }
 }
 
@@ -60,6 +64,38 @@ static void open_connection(void)
                   "%s", error ? error : "cannot open");
     apr_pool_cleanup_register(pool, NULL, close_connection, apr_pool_cleanup_null);
     conn.prepared = apr_hash_make(pool);
+    conn.renew = NULL;
+}
+
+static apr_status_t close_handle(void *data)
+{
+    return apr_dbd_close(conn.driver, data);
+}
+
+/* Makes handle refuse every write, as an SQLite file opened while it was
+ * read-only does (SQLITE_READONLY) for the connection's life. */
+static void refuse_writes(apr_dbd_t *handle)
+{
+    int nrows;
+
+    ck_assert_int_eq(apr_dbd_query(conn.driver, handle, &nrows, "PRAGMA query_only = 1"), 0);
+}
+
+/* scep_sql_renew_fn: a new connection to the same file. */
+static apr_status_t renew(void *baton, scep_sql_conn_t *c)
+{
+    apr_dbd_t *handle = NULL;
+
+    (void)baton;
+    renewals++;
+    ck_assert_int_eq(apr_dbd_open(c->driver, pool, db_file, &handle), APR_SUCCESS);
+    apr_pool_cleanup_register(pool, handle, close_handle, apr_pool_cleanup_null);
+    if (renew_read_only) {
+        refuse_writes(handle);
+    }
+    c->handle = handle;
+    c->prepared = apr_hash_make(pool);
+    return APR_SUCCESS;
 }
 
 static void setup(void)
@@ -70,6 +106,7 @@ static void setup(void)
     device_key = testutil_rsa_key(pool);
     db_file = testutil_path(pool, testutil_tempdir(pool), "scep.db");
     last_error = NULL;
+    failures = renewals = renew_read_only = 0;
     open_connection();
 }
 
@@ -400,6 +437,82 @@ START_TEST(crl_reason_names)
 }
 END_TEST
 
+/* A connection that cannot write (opened while the file was read-only):
+ * the write is tried again on a new connection, which the store readies,
+ * and nothing is logged. */
+START_TEST(failed_write_is_tried_again_on_a_new_connection)
+{
+    scep_store_t *store;
+    X509_REQ *csr = csr_for("renewed.example.test", NULL);
+    scep_txn_t txn = request_of("T-RENEW", SCEP_TXN_ISSUED, csr);
+
+    conn.renew = renew;
+    store = open_store();
+    refuse_writes(conn.handle);
+    ck_assert_int_eq(store->record(store, pool, &txn, issue(csr)), APR_SUCCESS);
+    ck_assert_int_eq(renewals, 1);
+    ck_assert_int_eq(failures, 0);
+    ck_assert_str_eq(find(store, "T-RENEW")->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "1");
+}
+END_TEST
+
+/* A fault that outlasts the new connection: one line, nothing half
+ * written, and no second new connection for the same store. */
+START_TEST(fault_outlasting_the_new_connection_is_logged_once)
+{
+    scep_store_t *store;
+    X509_REQ *csr = csr_for("readonly.example.test", NULL);
+    scep_txn_t txn = request_of("T-RO", SCEP_TXN_ISSUED, csr);
+
+    conn.renew = renew;
+    renew_read_only = 1;
+    store = open_store();
+    refuse_writes(conn.handle);
+    ck_assert_int_eq(store->record(store, pool, &txn, issue(csr)), APR_EGENERAL);
+    ck_assert_int_eq(renewals, 1);
+    ck_assert_int_eq(failures, 1);
+    ck_assert_msg(strstr(last_error, "cannot record transaction T-RO: ") &&
+                      strstr(last_error, "(NDES event 31)"),
+                  "%s", last_error);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_request"), "0");
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "0");
+    ck_assert_int_eq(store->revoke(store, pool, "01", 1), APR_EGENERAL);
+    ck_assert_int_eq(renewals, 1);
+    ck_assert_int_eq(failures, 2);
+}
+END_TEST
+
+/* A connection that fails its setup (here: a new database it cannot
+ * migrate) is replaced before the store is handed out, quietly. */
+START_TEST(connection_failing_its_setup_is_replaced)
+{
+    scep_store_t *store;
+
+    conn.renew = renew;
+    refuse_writes(conn.handle);
+    store = open_store();
+    ck_assert_int_eq(renewals, 1);
+    ck_assert_int_eq(failures, 0);
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "2");
+    ck_assert_ptr_nonnull(store);
+}
+END_TEST
+
+/* Without renew, a failure is final: one line. */
+START_TEST(failure_without_renew_is_logged_once)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("final.example.test", NULL);
+    scep_txn_t txn = request_of("T-FINAL", SCEP_TXN_ISSUED, csr);
+
+    refuse_writes(conn.handle);
+    ck_assert_int_eq(store->record(store, pool, &txn, issue(csr)), APR_EGENERAL);
+    ck_assert_int_eq(failures, 1);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_request"), "0");
+}
+END_TEST
+
 Suite *scep_store_suite(void);
 
 Suite *scep_store_suite(void)
@@ -416,6 +529,10 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, old_pending_requests_expire);
     tcase_add_test(tc, certificates_are_searched_by_subject_and_serial);
     tcase_add_test(tc, revocation_keeps_the_first_reason);
+    tcase_add_test(tc, failed_write_is_tried_again_on_a_new_connection);
+    tcase_add_test(tc, fault_outlasting_the_new_connection_is_logged_once);
+    tcase_add_test(tc, connection_failing_its_setup_is_replaced);
+    tcase_add_test(tc, failure_without_renew_is_logged_once);
     suite_add_tcase(s, tc);
     tc = tcase_create("reasons");
     tcase_add_test(tc, crl_reason_names);

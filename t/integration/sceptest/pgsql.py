@@ -17,6 +17,8 @@
     c.dbd_params('scep_event')  Apache's DBDParams for it (DBDriver pgsql)
     c.rows('scep_event', 'SELECT ... WHERE x = ?', (x,))   rows as dicts
     c.execute('scep_event', 'UPDATE ... WHERE x = ?', (x,))  rows changed
+    c.halt(); c.resume()        the server down and up again (same port, same data)
+    c.restart()                 pg_ctl restart -m fast: every session ends
     c.stop()                    pg_ctl stop -m fast
 
 Nothing of the system's PostgreSQL is used: no system cluster, no Unix
@@ -149,6 +151,21 @@ log_line_prefix = '%m [%p] %q%u@%d '
             port = self.port + 1
         raise RuntimeError('pg_ctl start failed (%d): %s%s\n--- postgresql.log:\n%s' % (
             p.returncode, p.stdout, p.stderr, self.log_tail()))
+
+    def halt(self):
+        """The server stopped (pg_ctl stop -m fast: sessions end), data kept."""
+        self._pg_ctl('stop', '-m', 'fast', '-w')
+
+    def resume(self, timeout=60):
+        """The server started again after halt(), on the same port."""
+        self._pg_ctl('start', '-w', '-t', str(timeout), '-l', self.log,
+                     '-o', '-p %d' % self.port)
+
+    def restart(self, timeout=60):
+        """pg_ctl restart -m fast: every session ends, the server comes back
+        on the same port."""
+        self._pg_ctl('restart', '-m', 'fast', '-w', '-t', str(timeout), '-l', self.log,
+                     '-o', '-p %d' % self.port)
 
     def stop(self):
         if not self.running:
