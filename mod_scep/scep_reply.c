@@ -227,8 +227,12 @@ leave:
 const char *scep_capabilities(apr_pool_t *p, unsigned int caps)
 {
     /* RFC 8894 asks for the exact case; keywords implied by SCEPStandard are
-     * listed too because older clients only look for them. */
+     * listed too because older clients only look for them. Every digest
+     * scep_request_parse() accepts is listed (MD5 is legacy, never offered):
+     * SHA-224 and SHA-384 are no RFC 8894 keywords, but sscep and others
+     * pick them when offered, and clients ignore keywords they do not know. */
     return apr_pstrcat(p, "POSTPKIOperation\n", (caps & SCEP_CAP_RENEWAL) ? "Renewal\n" : "",
                        (caps & SCEP_CAP_NEXT_CA_CERT) ? "GetNextCACert\n" : "",
-                       "SHA-1\nSHA-256\nSHA-512\nAES\nDES3\nSCEPStandard\n", NULL);
+                       "SHA-1\nSHA-224\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\nSCEPStandard\n",
+                       NULL);
 }

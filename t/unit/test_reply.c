@@ -141,7 +141,8 @@ END_TEST
 START_TEST(capabilities)
 {
     ck_assert_str_eq(scep_capabilities(pool, 0),
-                     "POSTPKIOperation\nSHA-1\nSHA-256\nSHA-512\nAES\nDES3\nSCEPStandard\n");
+                     "POSTPKIOperation\nSHA-1\nSHA-224\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\n"
+                     "SCEPStandard\n");
     ck_assert_ptr_nonnull(strstr(scep_capabilities(pool, SCEP_CAP_RENEWAL), "\nRenewal\n"));
     ck_assert_ptr_nonnull(
         strstr(scep_capabilities(pool, SCEP_CAP_NEXT_CA_CERT), "\nGetNextCACert\n"));

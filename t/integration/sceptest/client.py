@@ -52,7 +52,7 @@ CIPHERS = {
     'des': ('des', 8, 8),   # single DES-CBC: done below as 3DES with K1=K2=K3
 }
 CIPHER_BY_ASN1 = {v[0]: k for k, v in CIPHERS.items()}
-DIGESTS = {'sha1', 'sha256', 'sha384', 'sha512', 'md5'}
+DIGESTS = {'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'md5'}
 
 CT_CA_RA = 'application/x-x509-ca-ra-cert'
 CT_CA = 'application/x-x509-ca-cert'

@@ -15,7 +15,7 @@ OID_CHALLENGE_PASSWORD = ObjectIdentifier('1.2.840.113549.1.9.7')
 OID_CERT_REQUEST_AGENT = ObjectIdentifier('1.3.6.1.4.1.311.20.2.1')
 
 _HASHES = {
-    'sha1': hashes.SHA1, 'sha256': hashes.SHA256, 'sha384': hashes.SHA384,
+    'sha1': hashes.SHA1, 'sha224': hashes.SHA224, 'sha256': hashes.SHA256, 'sha384': hashes.SHA384,
     'sha512': hashes.SHA512, 'md5': hashes.MD5,
 }
 
