@@ -260,6 +260,26 @@ class TestTuned:
                              sig_hash='sha384')
 
 
+class TestChain:
+    @pytest.fixture(scope='class')
+    def chain(self, httpd):
+        with httpd.config(('SCEPCertRepIncludeChain', 'On')):
+            yield httpd
+
+    def test_chain_issued_first_when_longer_than_ca(self, chain, scep, files):
+        """The reply's certificates field holds the issued certificate first
+        even when it encodes longer than the CA's (a DER SET OF would put the
+        CA first): a 4096-bit key and several subjectAltNames."""
+        key = pki.new_key(4096)
+        dns = ['long-device-%d.branch-office.example.test' % i for i in range(8)]
+        msg, r, rep = scep.enroll(csr_for(key, 'long-device.branch-office.example.test',
+                                          dns=dns), key)
+        cert = checks.assert_issued(msg, r, rep, files.ca, chain=True)
+        assert len(pki.cert_der(cert)) > len(pki.cert_der(files.ca)) + 200
+        assert [pki.cert_der(c) for c in rep.certs] == [pki.cert_der(cert),
+                                                        pki.cert_der(files.ca)]
+
+
 class TestNoPassword:
     @pytest.fixture(scope='class')
     def no_password(self, httpd):
