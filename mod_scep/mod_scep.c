@@ -144,6 +144,51 @@ static apr_status_t require_mod_ldap(server_rec *main_s)
     return APR_SUCCESS;
 }
 
+/* The directive that names an LDAP group in conf (the first one found),
+ * NULL when none does. */
+static const char *first_group(apr_pool_t *p, const mod_scep_srv_conf_t *conf)
+{
+    const apr_array_header_t *groups;
+
+    if (conf->ca_manager_group) {
+        return SCEP_CA_MANAGER_GROUP;
+    }
+    if (conf->ca_admin_group) {
+        return SCEP_CA_ADMIN_GROUP;
+    }
+    if (conf->template_groups && !apr_is_empty_table(conf->template_groups)) {
+        groups = apr_table_elts(conf->template_groups);
+        return apr_pstrcat(p, SCEP_TEMPLATE_ENROLL_GROUP " (or EnrollGroup) of template ",
+                           APR_ARRAY_IDX(groups, 0, apr_table_entry_t).key, NULL);
+    }
+    return NULL;
+}
+
+/* A group is checked only through SCEPLDAPURL: without it, the restriction
+ * it stands for would be dropped in silence, and Apache's Require alone
+ * would decide who gets passwords or manages the CA. */
+static apr_status_t require_ldap_url(server_rec *main_s)
+{
+    server_rec *s;
+    mod_scep_srv_conf_t *conf;
+    const char *group;
+
+    for (s = main_s; s; s = s->next) {
+        conf = mod_scep_srv_conf(s);
+        if (!conf->ldap_url && (group = first_group(s->process->pconf, conf))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         SCEPLOGNO(045) "%s: %s is set but " SCEP_LDAP_URL
+                                        " is not: groups are checked only through " SCEP_LDAP_URL
+                                        ", so without it the restriction would "
+                                        "not apply: set " SCEP_LDAP_URL
+                                        " or remove the group (NDES event 2)",
+                         server_label(s), group);
+            return APR_EINVAL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /*
  * OpenSSL 3 keeps single DES and MD5-based algorithms in its "legacy"
  * provider. Loading any provider explicitly stops OpenSSL from loading the
@@ -442,7 +487,8 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     (void)plog;
     finish_server_configs(pconf, main_s, &any_enabled, &any_legacy);
     /* Here rather than in post_config, so that `apachectl -t` says it. */
-    if ((rv = require_mod_ldap(main_s)) != APR_SUCCESS) {
+    if ((rv = require_mod_ldap(main_s)) != APR_SUCCESS ||
+        (rv = require_ldap_url(main_s)) != APR_SUCCESS) {
         goto leave;
     }
     if (!any_enabled) {

@@ -159,13 +159,14 @@ apr_status_t mod_scep_manager_post_config(server_rec *main_s);
 
 /* 1 when r->user is a CA manager (member of SCEPCAManagerGroup, nested
  * groups too), 0 when not (logged naming the user and the group), -1 on an
- * LDAP error (logged). Always 1 when SCEPLDAPURL is unset: Apache's
- * Require decides (mod_scep_ldap.c). */
+ * LDAP error (logged). Always 1 when SCEPLDAPURL is unset, as then no group
+ * is configured (the startup refuses one without it): Apache's Require
+ * decides (mod_scep_ldap.c). */
 int mod_scep_ldap_is_ca_manager(request_rec *r, const mod_scep_srv_conf_t *conf);
 
 /* 1 when r->user may get passwords under conf's SCEPCAType, 0 when not
  * (logged with NDES event 6 or 41), -1 on an LDAP error (logged). Always 1
- * when SCEPLDAPURL is unset (mod_scep_ldap.c). */
+ * when SCEPLDAPURL is unset, as then no group is configured (mod_scep_ldap.c). */
 int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf);
 
 #endif /* mod_scep_mod_scep_private_h */
