@@ -31,6 +31,7 @@
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_request.h>
 #include <mod_dbd.h>
 
 #include <openssl/crypto.h>
@@ -139,6 +140,51 @@ static apr_status_t require_mod_ldap(server_rec *main_s)
                                "modules/mod_ldap.so' (Debian: a2enmod ldap) (NDES event 2)",
                 server_label(s));
             return APR_ENOTIMPL;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* The directive that names an LDAP group in conf (the first one found),
+ * NULL when none does. */
+static const char *first_group(apr_pool_t *p, const mod_scep_srv_conf_t *conf)
+{
+    const apr_array_header_t *groups;
+
+    if (conf->ca_manager_group) {
+        return SCEP_CA_MANAGER_GROUP;
+    }
+    if (conf->ca_admin_group) {
+        return SCEP_CA_ADMIN_GROUP;
+    }
+    if (conf->template_groups && !apr_is_empty_table(conf->template_groups)) {
+        groups = apr_table_elts(conf->template_groups);
+        return apr_pstrcat(p, SCEP_TEMPLATE_ENROLL_GROUP " (or EnrollGroup) of template ",
+                           APR_ARRAY_IDX(groups, 0, apr_table_entry_t).key, NULL);
+    }
+    return NULL;
+}
+
+/* A group is checked only through SCEPLDAPURL: without it, the restriction
+ * it stands for would be dropped in silence, and Apache's Require alone
+ * would decide who gets passwords or manages the CA. */
+static apr_status_t require_ldap_url(server_rec *main_s)
+{
+    server_rec *s;
+    mod_scep_srv_conf_t *conf;
+    const char *group;
+
+    for (s = main_s; s; s = s->next) {
+        conf = mod_scep_srv_conf(s);
+        if (!conf->ldap_url && (group = first_group(s->process->pconf, conf))) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         SCEPLOGNO(045) "%s: %s is set but " SCEP_LDAP_URL
+                                        " is not: groups are checked only through " SCEP_LDAP_URL
+                                        ", so without it the restriction would "
+                                        "not apply: set " SCEP_LDAP_URL
+                                        " or remove the group (NDES event 2)",
+                         server_label(s), group);
+            return APR_EINVAL;
         }
     }
     return APR_SUCCESS;
@@ -442,7 +488,8 @@ static int scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     (void)plog;
     finish_server_configs(pconf, main_s, &any_enabled, &any_legacy);
     /* Here rather than in post_config, so that `apachectl -t` says it. */
-    if ((rv = require_mod_ldap(main_s)) != APR_SUCCESS) {
+    if ((rv = require_mod_ldap(main_s)) != APR_SUCCESS ||
+        (rv = require_ldap_url(main_s)) != APR_SUCCESS) {
         goto leave;
     }
     if (!any_enabled) {
@@ -499,6 +546,45 @@ static void scep_child_init(apr_pool_t *pchild, server_rec *s)
     mod_scep_store_child_init(pchild, s);
 }
 
+/* The handler `SetHandler` gives r's location, NULL when none: what the
+ * core makes r->handler of, later, in its fixups. */
+static const char *configured_handler(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL;
+    const char *name;
+
+    if (!d->expr_handler) {
+        return NULL;
+    }
+    name = ap_expr_str_exec(r, d->expr_handler, &err);
+    return err ? NULL : name;
+}
+
+/*
+ * TRACE echoes the request, its Authorization header (the admin and manager
+ * pages' Basic credentials) included. httpd answers it in map_to_storage,
+ * before any access check or handler, whatever <Location> says (Require,
+ * <LimitExcept>); only the server-wide TraceEnable turns it off, and the
+ * drop-in must not decide that for the other sites of the server. So the
+ * module refuses TRACE at its own locations here, at translate_name, where
+ * the <Location> configuration already applies. Its handlers are "scep"
+ * and "scep-..." by convention.
+ */
+static int scep_refuse_trace(request_rec *r)
+{
+    const char *name;
+
+    if (r->method_number != M_TRACE) {
+        return DECLINED;
+    }
+    name = configured_handler(r);
+    if (name && (!strcmp(name, "scep") || !strncmp(name, "scep-", 5))) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    return DECLINED;
+}
+
 static void scep_register_hooks(apr_pool_t *p)
 {
     (void)p;
@@ -507,6 +593,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_post_config(scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     mod_scep_store_register_hooks();
+    ap_hook_translate_name(scep_refuse_trace, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);

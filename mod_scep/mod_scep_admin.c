@@ -163,13 +163,24 @@ int mod_scep_wants_json(request_rec *r)
  * Writing answers.
  */
 
-/* On every answer, errors (ap_die) included: err_headers_out. */
-void mod_scep_forbid_caching(request_rec *r)
+/* The admin page's Content-Security-Policy: NDES's page loads nothing and
+ * has no scripts, styles or forms. */
+#define ADMIN_CSP "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+/* On every answer of the admin and manager pages, errors (ap_die) included:
+ * err_headers_out. No cache keeps them; no other site frames them (a
+ * password or an Approve button under a clickjacking overlay), also in
+ * browsers that know only X-Frame-Options; no sniffing, no Referer. */
+void mod_scep_page_headers(request_rec *r, const char *csp)
 {
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
     /* The answer depends on Accept (HTML or JSON). */
     apr_table_mergen(r->err_headers_out, "Vary", "Accept");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp);
+    apr_table_setn(r->err_headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
 }
 
 int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
@@ -528,7 +539,7 @@ int mod_scep_admin_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, SCEP_ADMIN_HANDLER) != 0) {
         return DECLINED;
     }
-    mod_scep_forbid_caching(r);
+    mod_scep_page_headers(r, ADMIN_CSP);
     ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
     if (r->method_number == M_OPTIONS) {
         /* httpd's default handler answers OPTIONS with the Allow list. */

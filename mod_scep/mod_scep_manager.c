@@ -214,16 +214,6 @@ static int crl_reason_parse(const char *text)
     return scep_crl_reason_final(reason) ? reason : SCEP_CRL_REASON_NONE;
 }
 
-/* On every answer, errors (ap_die) included. */
-static void set_page_headers(request_rec *r)
-{
-    mod_scep_forbid_caching(r);
-    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp_header);
-    apr_table_setn(r->err_headers_out, "X-Frame-Options", "DENY");
-    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
-    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
-}
-
 static const char *page_head(apr_pool_t *p, const char *title)
 {
     return apr_pstrcat(p,
@@ -886,7 +876,7 @@ int mod_scep_manager_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, SCEP_MANAGER_HANDLER) != 0) {
         return DECLINED;
     }
-    set_page_headers(r);
+    mod_scep_page_headers(r, csp_header);
     ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", "POST", NULL);
     if (r->method_number == M_OPTIONS) {
         /* httpd's default handler answers OPTIONS with the Allow list. */

@@ -142,14 +142,15 @@ int mod_scep_admin_handler(request_rec *r);
 
 /* What the admin page and the CA manager page share (mod_scep_admin.c):
  * JSON when Accept prefers application/json over text/html; a JSON string
- * literal of text; a whole answer; no caching of any answer, errors
- * included; HTTPS only unless SCEPAdminAllowHTTP On (0 when refused,
+ * literal of text; a whole answer; the headers of every answer, errors
+ * included: no caching, no framing (csp: the page's Content-Security-Policy,
+ * with frame-ancestors 'none'), no sniffing, no Referer; HTTPS only unless SCEPAdminAllowHTTP On (0 when refused,
  * logged); a time as RFC 3339 UTC text. */
 int mod_scep_wants_json(request_rec *r);
 const char *mod_scep_json_string(apr_pool_t *p, const char *text);
 int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
                        apr_size_t len);
-void mod_scep_forbid_caching(request_rec *r);
+void mod_scep_page_headers(request_rec *r, const char *csp);
 int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf);
 const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t); /* YYYY-MM-DDTHH:MM:SSZ */
 
@@ -161,13 +162,14 @@ apr_status_t mod_scep_manager_post_config(server_rec *main_s);
 
 /* 1 when r->user is a CA manager (member of SCEPCAManagerGroup, nested
  * groups too), 0 when not (logged naming the user and the group), -1 on an
- * LDAP error (logged). Always 1 when SCEPLDAPURL is unset: Apache's
- * Require decides (mod_scep_ldap.c). */
+ * LDAP error (logged). Always 1 when SCEPLDAPURL is unset, as then no group
+ * is configured (the startup refuses one without it): Apache's Require
+ * decides (mod_scep_ldap.c). */
 int mod_scep_ldap_is_ca_manager(request_rec *r, const mod_scep_srv_conf_t *conf);
 
 /* 1 when r->user may get passwords under conf's SCEPCAType, 0 when not
  * (logged with NDES event 6 or 41), -1 on an LDAP error (logged). Always 1
- * when SCEPLDAPURL is unset (mod_scep_ldap.c). */
+ * when SCEPLDAPURL is unset, as then no group is configured (mod_scep_ldap.c). */
 int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf);
 
 #endif /* mod_scep_mod_scep_private_h */

@@ -296,7 +296,8 @@ apr_status_t scep_certrep_build(apr_pool_t *p, const scep_pki_t *pki, const scep
                                 scep_problem_t *prob);
 
 /* A degenerate certs-only SignedData (no signers, no content) holding
- * certs and, when not NULL, crl: the GetCACert body and a SUCCESS payload. */
+ * certs, in their order, and, when not NULL, crl: the GetCACert body and a
+ * SUCCESS payload. */
 apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl,
                              unsigned char **der, apr_size_t *len);
 

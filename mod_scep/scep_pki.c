@@ -28,7 +28,6 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/pkcs7.h>
 
 #include "scep.h"
 #include "scep_x509.h"
@@ -486,49 +485,44 @@ static apr_status_t set_ra_not_after(scep_pki_t *pki, scep_problem_t *prob)
  * encryption (clients that take the first certificate encrypt to it), RA
  * signing (when it is another certificate), CA, chain (the root left out
  * when include_root is off). */
-static int bundle_fill(PKCS7 *p7, const scep_pki_config_t *conf, const scep_pki_t *pki)
+static int bundle_fill(STACK_OF(X509) *certs, const scep_pki_config_t *conf, const scep_pki_t *pki)
 {
     X509 *cert;
     int ok;
     int i;
 
-    ok = PKCS7_add_certificate(p7, pki->ra_enc_cert) &&
-         (pki->ra_sign_cert == pki->ra_enc_cert || PKCS7_add_certificate(p7, pki->ra_sign_cert)) &&
-         PKCS7_add_certificate(p7, pki->ca_cert);
+    ok = sk_X509_push(certs, pki->ra_enc_cert) &&
+         (pki->ra_sign_cert == pki->ra_enc_cert || sk_X509_push(certs, pki->ra_sign_cert)) &&
+         sk_X509_push(certs, pki->ca_cert);
     for (i = 0; ok && i < sk_X509_num(pki->chain); i++) {
         cert = sk_X509_value(pki->chain, i);
         if (conf->include_root || !X509_self_signed(cert, 0)) {
-            ok = PKCS7_add_certificate(p7, cert);
+            ok = sk_X509_push(certs, cert);
         }
     }
     return ok;
 }
 
-/* A degenerate certs-only SignedData. Built with the PKCS7 API because it
- * encodes the certificates in the order added, while OpenSSL's CMS API
- * sorts the SET OF by encoding (DER) and would put them in length order. */
+/* A degenerate certs-only SignedData, the certificates in bundle_fill's
+ * order (scep_certs_only keeps it). */
 static apr_status_t getcacert_ra(apr_pool_t *p, const scep_pki_config_t *conf, scep_pki_t *pki,
                                  scep_problem_t *prob)
 {
-    PKCS7 *p7 = PKCS7_new();
+    STACK_OF(X509) *certs = sk_X509_new_null();
     unsigned char *der = NULL;
-    int len = 0;
     apr_status_t rv = APR_SUCCESS;
 
-    if (!p7 || !PKCS7_set_type(p7, NID_pkcs7_signed) || !PKCS7_content_new(p7, NID_pkcs7_data) ||
-        !PKCS7_set_detached(p7, 1) || !bundle_fill(p7, conf, pki) ||
-        (len = i2d_PKCS7(p7, &der)) <= 0) {
+    if (!certs || !bundle_fill(certs, conf, pki) ||
+        scep_certs_only(p, certs, NULL, &der, &pki->getcacert_len) != APR_SUCCESS) {
         rv = pki_problem(
             prob, APR_EGENERAL, SCEP_EVENT_GET_CA_CERT_FAILED,
             apr_psprintf(p, "cannot build the GetCACert reply: %s", scep_x509_openssl_error()));
         goto leave;
     }
     pki->getcacert_type = "application/x-x509-ca-ra-cert";
-    pki->getcacert_body = apr_pmemdup(p, der, (apr_size_t)len);
-    pki->getcacert_len = (apr_size_t)len;
+    pki->getcacert_body = der;
 leave:
-    OPENSSL_free(der);
-    PKCS7_free(p7);
+    sk_X509_free(certs);
     return rv;
 }
 

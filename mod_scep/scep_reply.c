@@ -29,6 +29,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
+#include <openssl/pkcs7.h>
 #include <openssl/rand.h>
 
 #include "scep.h"
@@ -56,20 +57,34 @@ static apr_status_t cms_to_der(apr_pool_t *p, CMS_ContentInfo *cms, unsigned cha
     return APR_SUCCESS;
 }
 
+/* Built with the PKCS7 API because it encodes the certificates in the order
+ * given, while OpenSSL's CMS API sorts the SET OF by encoding (DER) and would
+ * put a CA certificate that encodes shorter before the issued one: clients
+ * keep the first certificate of a CertRep (micromdm's scepclient) or encrypt
+ * to the first of GetCACert's. A SET OF in any order is valid BER, and what
+ * clients decode; it is not signed. */
 apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl,
                              unsigned char **der, apr_size_t *len)
 {
-    /* PARTIAL keeps CMS_sign from finalizing a SignedData without signers;
-     * DETACHED leaves out the eContent, as a degenerate SignedData has none. */
-    CMS_ContentInfo *cms =
-        CMS_sign(NULL, NULL, certs, NULL, CMS_BINARY | CMS_PARTIAL | CMS_DETACHED);
-    apr_status_t rv = APR_EGENERAL;
+    PKCS7 *p7 = PKCS7_new();
+    unsigned char *buf = NULL;
+    int n = 0;
+    int ok;
+    int i;
 
-    if (cms && (!crl || CMS_add1_crl(cms, crl))) {
-        rv = cms_to_der(p, cms, der, len);
+    /* Detached: a degenerate SignedData has no eContent. */
+    ok = p7 && PKCS7_set_type(p7, NID_pkcs7_signed) && PKCS7_content_new(p7, NID_pkcs7_data) &&
+         PKCS7_set_detached(p7, 1) && (!crl || PKCS7_add_crl(p7, crl));
+    for (i = 0; ok && i < sk_X509_num(certs); i++) {
+        ok = PKCS7_add_certificate(p7, sk_X509_value(certs, i));
     }
-    CMS_ContentInfo_free(cms);
-    return rv;
+    if (ok && (n = i2d_PKCS7(p7, &buf)) > 0) {
+        *der = apr_pmemdup(p, buf, (apr_size_t)n);
+        *len = (apr_size_t)n;
+    }
+    OPENSSL_free(buf);
+    PKCS7_free(p7);
+    return n > 0 ? APR_SUCCESS : APR_EGENERAL;
 }
 
 /* The pkcsPKIEnvelope of a SUCCESS, encrypted to the request's signer. */
@@ -227,8 +242,12 @@ leave:
 const char *scep_capabilities(apr_pool_t *p, unsigned int caps)
 {
     /* RFC 8894 asks for the exact case; keywords implied by SCEPStandard are
-     * listed too because older clients only look for them. */
+     * listed too because older clients only look for them. Every digest
+     * scep_request_parse() accepts is listed (MD5 is legacy, never offered):
+     * SHA-224 and SHA-384 are no RFC 8894 keywords, but sscep and others
+     * pick them when offered, and clients ignore keywords they do not know. */
     return apr_pstrcat(p, "POSTPKIOperation\n", (caps & SCEP_CAP_RENEWAL) ? "Renewal\n" : "",
                        (caps & SCEP_CAP_NEXT_CA_CERT) ? "GetNextCACert\n" : "",
-                       "SHA-1\nSHA-256\nSHA-512\nAES\nDES3\nSCEPStandard\n", NULL);
+                       "SHA-1\nSHA-224\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\nSCEPStandard\n",
+                       NULL);
 }

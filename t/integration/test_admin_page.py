@@ -186,6 +186,22 @@ def test_made_up_password_refused(admin_httpd, device, keys):
     assert_spent(admin_httpd, msg, r, rep)
 
 
+def test_framing_protection(admin_httpd):
+    """The admin page sends the manager page's framing protection on every
+    answer: the NDES page, JSON, the refusal page, the plain-HTTP refusal."""
+    admin_httpd.errlog.expect(A.RE_HTTP_REFUSED, A.RE_EVENT_6)
+    answers = [get_page(admin_httpd), get_page(admin_httpd, accept='application/json'),
+               get_page(admin_httpd, user='bob'),
+               A.curl('http://localhost:%d%s' % (admin_httpd.ports.http, A.ADMIN_PATH),
+                      admin_httpd.tls_ca.ca_file, user='alice', password=L.USERS['alice'],
+                      work=admin_httpd.env.work)]
+    assert [r.status for r in answers] == [200, 200, 200, 403], [r.status for r in answers]
+    assert A.NO_PERMISSION in answers[2].text
+    for r in answers:
+        A.assert_not_frameable(r)
+        assert r.header('cache-control') == 'no-store', r.headers
+
+
 # --- HTTPS only ---------------------------------------------------------------------
 
 def test_plain_http_refused(admin_httpd):

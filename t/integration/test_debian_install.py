@@ -385,6 +385,19 @@ def test_readme_install_on_debian_stock_apache(tmp):
         enrolled += pool.map(site.enroll, ['install-%d' % (i + 1) for i in range(BURST)],
                              passwords)
 
+    # the web surface: TRACE refused at the device URL and the admin page; a
+    # GET message of SCEPMaxRequestSize (65536 bytes), every character of its
+    # base64 escaped, within the drop-in's LimitRequestLine
+    for url in (site.url, 'https://localhost:%d%s' % (https_port, A.ADMIN_PATH)):
+        r = A.curl(url, tls_ca, user=A.ADMIN_USER, password=A.ADMIN_SECRET, work=work,
+                   extra=['-X', 'TRACE'])
+        assert r.status == 405 and b'Authorization' not in r.body, (url, r.status)
+    key = pki.new_key()
+    msg = C.sized_pkcsreq(pki.make_csr(key, 'install-get-max', challenge=site.password()), key,
+                          [site.ra_enc], 65536)
+    r, rep = C.Client(site.url).send(msg, method='GET', style='escape_all')
+    enrolled.append((msg, checks.assert_issued(msg, r, rep, site.ca)))
+
     # the records: written by www-data into its own directory
     db_file = os.path.join(db_dir, 'scep.db')
     st = os.stat(db_file)

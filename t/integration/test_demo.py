@@ -184,3 +184,33 @@ def test_demo_no_password(demo):
         msg, r, rep = client.enroll(pki.make_csr(key, name), key)
         cert = checks.assert_issued(msg, r, rep, ca)
         assert common_name(cert) == name
+    # the drop-in's LimitRequestLine: a GET message of SCEPMaxRequestSize
+    # (65536 bytes), every base64 character percent-escaped, is issued
+    key = pki.new_key()
+    msg = C.sized_pkcsreq(pki.make_csr(key, 'get-max.example.test'), key, [client.ca.ra_enc],
+                          65536)
+    r, rep = client.send(msg, method='GET', style='escape_all')
+    checks.assert_issued(msg, r, rep, ca)
+
+
+def test_demo_web_surface(demo):
+    """The demo runs with the drop-in's server-wide limits (LimitRequestLine,
+    mod_reqtimeout's RequestReadTimeout), answers TRACE nowhere, and its
+    admin page may not be framed."""
+    results, _ = demo('--no-password')
+    with open(os.path.join(REPO, 'conf.d', 'scep.conf')) as f:
+        dropin = [ln.strip() for ln in f
+                  if ln.strip().startswith(('LimitRequestLine ', 'RequestReadTimeout '))]
+    with open(os.path.join(STATE, 'httpd.conf')) as f:
+        conf = [ln.strip() for ln in f]
+    assert len(dropin) == 2 and all(ln in conf for ln in dropin), (dropin, conf)
+    assert 'LoadModule reqtimeout_module' in ' '.join(conf)
+    for url in (results['SCEP_URL'], results['ADMIN_URL'], results['ADMIN_URL'] + 'manager/'):
+        r = A.curl(url, TLS_CERT, user=results['ADMIN_USER'], password=results['ADMIN_PASSWORD'],
+                   extra=['-X', 'TRACE'])
+        assert r.status == 405, 'TRACE %s: HTTP %d' % (url, r.status)
+        assert b'Authorization' not in r.body, r.body[:300]
+    r = A.curl(results['ADMIN_URL'], TLS_CERT, user=results['ADMIN_USER'],
+               password=results['ADMIN_PASSWORD'])
+    assert r.status == 200
+    A.assert_not_frameable(r)

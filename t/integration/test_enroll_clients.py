@@ -31,8 +31,9 @@ activate = 1
 """
 
 
-def run_scepclient(httpd, name, challenge=CHALLENGE):
-    """One enrollment in its own directory (scepclient reuses csr.pem)."""
+def run_scepclient(httpd, name, challenge=CHALLENGE, extra=()):
+    """One enrollment in its own directory (scepclient reuses csr.pem);
+    extra: more scepclient flags."""
     d = os.path.join(httpd.env.work, 'scepclient-' + name)
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):
@@ -46,6 +47,7 @@ def run_scepclient(httpd, name, challenge=CHALLENGE):
            '-cn', name, '-keySize', '2048', '-debug']
     if challenge is not None:
         cmd += ['-challenge', challenge]
+    cmd += list(extra)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, OPENSSL_CONF=cnf))
     return d, p
@@ -103,6 +105,36 @@ class TestLegacy:
         assert not os.path.exists(os.path.join(d, 'cert.pem')), out
         assert re.search(r'failInfo: badRequest', out), out
         assert legacy.errlog.find(r'\(NDES event 29\)')
+
+
+class TestLegacyChain:
+    @pytest.fixture(scope='class')
+    def chain(self, httpd):
+        with httpd.config(('SCEPAllowLegacyAlgorithms', 'On'),
+                          ('SCEPCertRepIncludeChain', 'On'), startup_expected=[LEGACY_START]):
+            yield httpd
+
+    def test_scepclient_keeps_its_own_certificate_with_chain(self, chain, files):
+        """scepclient keeps the first certificate of the reply: with the CA
+        chain in it, that must be the device's own, also when it encodes
+        longer than the CA's (a 4096-bit key, long names)."""
+        chain.errlog.expect(r'SCEP\d{3}: .*(single DES|MD5)')
+        name = 'sc-chain-with-a-long-common-name.branch-office.example.test'
+        d, p = run_scepclient(chain, name, extra=[
+            '-keySize', '4096', '-organization', 'An organization with a rather long name',
+            '-ou', 'Devices enrolled with the CA chain in the reply',
+            '-locality', 'A locality whose name is long too', '-province', 'Some province'])
+        out = p.stdout + p.stderr
+        assert p.returncode == 0, out
+        path = os.path.join(d, 'cert.pem')
+        assert os.path.exists(path), 'scepclient got no certificate:\n' + out
+        cert = pki.load_cert_file(path)
+        key = pki.load_key_file(os.path.join(d, 'key.pem'))
+        assert pki.public_der(cert) == pki.public_der(key), 'scepclient kept another certificate'
+        assert len(pki.cert_der(cert)) > len(pki.cert_der(files.ca)), \
+            'the device certificate does not encode longer than the CA certificate'
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name
+        assert pki.verify_issued_by(cert, files.ca)
 
 
 @pytest.mark.parametrize('form', ['flags', 'environment'])

@@ -9,8 +9,11 @@ from sceptest.httpd import CHALLENGE
 
 PATHS = ['/certsrv/mscep/mscep.dll', '/certsrv/mscep/mscep.dll/pkiclient.exe',
          '/cgi-bin/pkiclient.exe']
-CAPS = {'POSTPKIOperation', 'Renewal', 'SHA-1', 'SHA-256', 'SHA-512', 'AES', 'DES3',
-        'SCEPStandard'}
+# every digest the server accepts (SHA-224 and SHA-384 are no RFC 8894 keywords, but
+# sscep and others pick them when listed); MD5 only with SCEPAllowLegacyAlgorithms, unlisted
+DIGEST_CAPS = {'SHA-1': 'sha1', 'SHA-224': 'sha224', 'SHA-256': 'sha256', 'SHA-384': 'sha384',
+               'SHA-512': 'sha512'}
+CAPS = {'POSTPKIOperation', 'Renewal', 'AES', 'DES3', 'SCEPStandard'} | set(DIGEST_CAPS)
 CERT_REQUEST_AGENT = ObjectIdentifier('1.3.6.1.4.1.311.20.2.1')
 
 
@@ -28,6 +31,19 @@ def test_getcacaps_keywords(httpd, path):
     assert set(caps) == CAPS, 'GetCACaps: %r' % text
     assert len(caps) == len(set(caps)), 'duplicate keywords: %r' % text
     assert 'GetNextCACert' not in caps  # no SCEPNextCACertificateFile
+
+
+@pytest.mark.parametrize('keyword', sorted(DIGEST_CAPS))
+def test_getcacaps_lists_accepted_digests(scep, files, keys, keyword):
+    """Each SHA keyword of GetCACaps is a digest the server accepts: a PKCSReq
+    signed with it is issued, and the CertRep is signed with it too."""
+    assert keyword in caps_of(scep.get_ca_caps())[0]
+    key = keys.any(sorted(DIGEST_CAPS).index(keyword))
+    digest = DIGEST_CAPS[keyword]
+    csr = pki.make_csr(key, 'caps-%s.example.test' % digest, challenge=CHALLENGE)
+    msg, r, rep = scep.enroll(csr, key, digest_name=digest)
+    checks.assert_issued(msg, r, rep, files.ca)
+    assert rep.digest_algorithm == digest
 
 
 @pytest.mark.parametrize('message', ['CAIdentifier', '0', 'Device%20Management%20Identity', ''])

@@ -434,8 +434,10 @@ GET_CASES = [
     # a NUL ends the parameter: no message at all
     ('get-nul', '%00' + 'A' * 100, Http(400, 12)),
     ('get-nested-indefinite', C.get_message_encode(nested_indefinite(2000)), NOT_CMS),
-    # beyond LimitRequestLine: httpd answers before the module sees it
-    ('get-beyond-request-line', 'A' * 40000, Http(414, None)),
+    # decodes beyond SCEPMaxRequestSize, within LimitRequestLine: the module's 413
+    ('get-over-max-request-size', 'A' * 100000, Http(413, 15)),
+    # beyond the drop-in's LimitRequestLine: httpd answers before the module sees it
+    ('get-beyond-request-line', 'A' * 300000, Http(414, None)),
 ]
 
 

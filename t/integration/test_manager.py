@@ -10,6 +10,7 @@ alice (who may get passwords) and bob are not. The database is read
 directly to show that refused requests change nothing.
 """
 import base64
+import contextlib
 import datetime
 import hashlib
 import html
@@ -25,6 +26,7 @@ from sceptest import admin as A
 from sceptest import checks, pki
 from sceptest import client as C
 from sceptest import ldap as L
+from sceptest.httpd import make_conf
 
 RE_NOT_MANAGER = r'SCEP621: %s may not use the CA manager page: not a CA manager \(not a ' \
                  r'member of \'cn=ca-managers,ou=groups,dc=example,dc=test\''
@@ -146,10 +148,9 @@ def test_plain_http_refused(held):
 def test_headers(held):
     r = page(held)
     assert r.header('cache-control') == 'no-store'
-    assert r.header('x-frame-options') == 'DENY'
+    A.assert_not_frameable(r)
     csp = r.header('content-security-policy')
-    assert csp and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp
-    assert "form-action 'self'" in csp and 'script-src' not in csp, csp
+    assert "form-action 'self'" in csp, csp
     # the one inline style is allowed by its hash, so the browser applies it
     style = re.search(r'<style>(.*?)</style>', r.text, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
@@ -488,10 +489,40 @@ def test_revoke_refusals(held, dev, keys):
 
 # --- last: a configuration of its own ------------------------------------------------
 
+def test_manager_group_without_ldap_url_refused(held):
+    """SCEPCAManagerGroup without SCEPLDAPURL: the group could not be checked,
+    and Apache's Require alone would let every signed-in user manage; Apache
+    refuses to start instead (the admin groups too: see test_startup.py)."""
+    directives = [kv for kv in held.directives if kv[0] != 'SCEPLDAPURL']
+    rc, out = held.config_test(make_conf(held.env, directives, held.raw_extra))
+    assert rc != 0, 'SCEPCAManagerGroup without SCEPLDAPURL passed the configuration test'
+    assert re.search(r'SCEP045: main server: SCEPCAManagerGroup is set but SCEPLDAPURL is not',
+                     out), out
+
+
+@contextlib.contextmanager
+def without_ldap(admin_httpd):
+    """The stand-alone CA with neither SCEPLDAPURL nor any group (also the
+    <SCEPTemplate> section's EnrollGroup left out); the admin server's own
+    configuration again afterwards."""
+    line = '    EnrollGroup "%s"\n' % L.TEMPLATE_GROUPS[A.SECTION_GROUP_TEMPLATE]
+    base = admin_httpd.base_raw_extra
+    assert line in base
+    admin_httpd.base_raw_extra = base.replace(line, '')
+    try:
+        with A.held_config(admin_httpd, ('SCEPLDAPURL', None), ('SCEPCAManagerGroup', None),
+                           ('SCEPCAAdminGroup', None), ('SCEPTemplateEnrollGroup', None)):
+            yield admin_httpd
+    finally:
+        admin_httpd.base_raw_extra = base
+        admin_httpd.restart_with()
+
+
 def test_without_ldap_url_require_decides(held, keys):
-    """Without SCEPLDAPURL the module checks no group: every user Apache's
-    Require lets through manages (bob here), and no LDAP compare is made."""
-    with A.held_config(held, ('SCEPLDAPURL', None)):
+    """Without SCEPLDAPURL and without SCEPCAManagerGroup the module checks no
+    group: every user Apache's Require lets through manages (bob here), and
+    no LDAP compare is made."""
+    with without_ldap(held):
         dev = A.device(held)
         msg = A.hold(dev, keys.take(), 'no-ldap.example.test')
         r = decide(held, 'approve', 'txn', msg.transaction_id, user='bob')

@@ -260,6 +260,58 @@ class TestTuned:
                              sig_hash='sha384')
 
 
+class TestChain:
+    @pytest.fixture(scope='class')
+    def chain(self, httpd):
+        with httpd.config(('SCEPCertRepIncludeChain', 'On')):
+            yield httpd
+
+    def test_chain_issued_first_when_longer_than_ca(self, chain, scep, files):
+        """The reply's certificates field holds the issued certificate first
+        even when it encodes longer than the CA's (a DER SET OF would put the
+        CA first): a 4096-bit key and several subjectAltNames."""
+        key = pki.new_key(4096)
+        dns = ['long-device-%d.branch-office.example.test' % i for i in range(8)]
+        msg, r, rep = scep.enroll(csr_for(key, 'long-device.branch-office.example.test',
+                                          dns=dns), key)
+        cert = checks.assert_issued(msg, r, rep, files.ca, chain=True)
+        assert len(pki.cert_der(cert)) > len(pki.cert_der(files.ca)) + 200
+        assert [pki.cert_der(c) for c in rep.certs] == [pki.cert_der(cert),
+                                                        pki.cert_der(files.ca)]
+
+
+class TestGetMessageSize:
+    """GET PKIOperation with the default SCEPMaxRequestSize (65536) under the
+    drop-in's LimitRequestLine (the harness takes it from conf.d/scep.conf):
+    a message of exactly the limit reaches the module and is issued, also
+    when every character of its base64 is percent-escaped (the longest URL a
+    client can make of it); one byte more gets the module's 413 and NDES
+    event 15, not httpd's bare 414."""
+
+    MAX = 65536
+    RE_TOO_LARGE = r'SCEP106: .*PKIOperation message larger than SCEPMaxRequestSize 65536 ' \
+                   r'\(NDES event 15\)'
+
+    @pytest.mark.parametrize('style', ['standard', 'escape_all'])
+    def test_message_of_max_size_issued(self, httpd, scep, files, keys, style):
+        key = keys.any(2)
+        msg = C.sized_pkcsreq(csr_for(key, 'get-max-%s.example.test' % style), key,
+                              [files.ra_enc], self.MAX)
+        r, rep = scep.send(msg, method='GET', style=style)
+        checks.assert_issued(msg, r, rep, files.ca)
+
+    @pytest.mark.parametrize('style,size', [('standard', MAX + 1), ('escape_all', MAX + 1),
+                                            ('standard', 2 * MAX)])
+    def test_larger_message_gets_module_answer(self, httpd, scep, files, keys, style, size):
+        httpd.errlog.expect(self.RE_TOO_LARGE)
+        key = keys.any(3)
+        msg = C.sized_pkcsreq(csr_for(key, 'get-over.example.test'), key, [files.ra_enc], size)
+        r, rep = scep.send(msg, method='GET', style=style)
+        assert r.status == 413 and rep is None, 'HTTP %d' % r.status
+        assert httpd.errlog.find(self.RE_TOO_LARGE, levels=('error',))
+        assert not checks.request_rows(httpd, msg.transaction_id)
+
+
 class TestNoPassword:
     @pytest.fixture(scope='class')
     def no_password(self, httpd):

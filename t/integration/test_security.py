@@ -98,10 +98,18 @@ def test_private_files_of_the_owner_alone_start(senv, mode):
 # ---------------------------------------------------------------------------
 # the device URL reaches the device protocol and nothing else
 
+CRL_LOCATION = """<Location /certsrv/mscep/crl>
+    SetHandler scep-crl
+</Location>
+"""
+
+
 @pytest.fixture(scope='module')
 def admin(httpd, env):
-    """The session's server with the admin page behind Basic authentication."""
-    P.use_config(httpd, A.otp_directives(), A.basic_admin_config(A.make_htpasswd(env)))
+    """The session's server with the admin page behind Basic authentication,
+    the manager page below it and the CRL's URL."""
+    P.use_config(httpd, A.otp_directives(),
+                 A.basic_admin_config(A.make_htpasswd(env), A.MANAGER_LOCATION + CRL_LOCATION))
     yield httpd
     httpd.restart_with()
 
@@ -173,6 +181,61 @@ def test_admin_handler_ignores_device_operations(admin):
         assert not RE_SECRET.search(r.body), op
     admin.errlog.expect(r'SCEP\d{3}: .*\(NDES event 1[12]\)')
     assert_not_logged(admin, A.ADMIN_SECRET)
+
+
+# every location of the module's handlers in the admin fixture
+MODULE_PATHS = ['/certsrv/mscep/mscep.dll?operation=GetCACaps', '/cgi-bin/pkiclient.exe',
+                A.ADMIN_PATH, A.MANAGER_PATH, '/certsrv/mscep/crl/ca.crl']
+
+
+def basic_auth():
+    auth = base64.b64encode(('%s:%s' % (A.ADMIN_USER, A.ADMIN_SECRET)).encode()).decode()
+    return 'Basic ' + auth
+
+
+@pytest.mark.parametrize('path', MODULE_PATHS)
+def test_trace_refused_at_module_locations(admin, path):
+    """TRACE would echo the request, the administrator's Authorization header
+    included (cross-site tracing); httpd answers it before any access check
+    unless TraceEnable is off server-wide. The module refuses it at its own
+    locations: 405, nothing echoed."""
+    r = C.http_request('TRACE', admin.url(path), headers={'Authorization': basic_auth()})
+    assert r.status == 405, 'HTTP %d for TRACE %s: %r' % (r.status, path, r.body[:200])
+    assert basic_auth().encode() not in r.body
+    assert b'message/http' not in r.content_type.encode()
+
+
+def test_trace_elsewhere_left_to_httpd(admin):
+    """The control: this server has TraceEnable at httpd's default (on), and
+    a location that is not the module's still gets httpd's echo."""
+    r = C.http_request('TRACE', admin.url('/elsewhere'), headers={'X-Probe': 'trace-control'})
+    assert r.status == 200 and r.content_type.startswith('message/http'), r.status
+    assert b'X-Probe: trace-control' in r.body
+
+
+def dropin_conf(env):
+    """conf.d/scep.conf as installed, pointed at this server root's PKI, up
+    to its records section (the harness configures the database)."""
+    with open(os.path.join(REPO, 'conf.d', 'scep.conf')) as f:
+        text = f.read()
+    return text[:text.index('# --- Records (mod_dbd)')].replace('/etc/mod_scep/', env.pki + '/')
+
+
+def test_trace_refused_with_dropin_configuration(httpd):
+    """The drop-in alone (its own <Location>s and directives) in a server that
+    turned TraceEnable on: TRACE still gets 405 at the module's URLs, while
+    the rest of the server is left as its administrator set it."""
+    try:
+        httpd.set_directives([], dropin_conf(httpd.env) + 'TraceEnable On\n')
+        for path in ('/certsrv/mscep/mscep.dll', '/certsrv/mscep/mscep.dll/pkiclient.exe',
+                     '/cgi-bin/pkiclient.exe'):
+            r = C.http_request('TRACE', httpd.url(path), headers={'X-Probe': 'dropin'})
+            assert r.status == 405 and b'X-Probe' not in r.body, (path, r.status)
+        r = C.http_request('TRACE', httpd.url('/elsewhere'), headers={'X-Probe': 'dropin'})
+        assert r.status == 200 and b'X-Probe: dropin' in r.body, r.status
+        assert C.Client(httpd.url()).get_ca_caps().status == 200
+    finally:
+        httpd.restart_with()
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from sceptest import pki
-from sceptest.httpd import Apache, Env, default_directives, make_conf
+from sceptest.httpd import MODULES_DIR, Apache, Env, default_directives, make_conf
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -164,3 +164,41 @@ def test_missing_challenge_file(senv):
     rc, out = config_test(senv, d)
     assert rc != 0, out
     assert missing in out, out
+
+
+# --- LDAP groups need SCEPLDAPURL ----------------------------------------------
+
+GROUP = '"cn=scep-admins,ou=groups,dc=example,dc=test"'
+LDAP_URL = ('SCEPLDAPURL', '"ldap://127.0.0.1:1/ou=people,dc=example,dc=test?uid"')
+LOAD_LDAP = 'LoadModule ldap_module %s/mod_ldap.so\n' % MODULES_DIR
+# each way of naming a group: (directives, config text, what the message names)
+GROUP_FORMS = {
+    'manager': ([('SCEPCAManagerGroup', GROUP)], '', 'SCEPCAManagerGroup'),
+    'admin': ([('SCEPCAType', 'Standalone'), ('SCEPCAAdminGroup', GROUP)], '', 'SCEPCAAdminGroup'),
+    'template': ([('SCEPTemplateEnrollGroup', 'IPSECIntermediateOffline ' + GROUP)], '',
+                 'SCEPTemplateEnrollGroup (or EnrollGroup) of template IPSECIntermediateOffline'),
+    'section': ([], '<SCEPTemplate Routers>\n    EnrollGroup %s\n</SCEPTemplate>\n' % GROUP,
+                'SCEPTemplateEnrollGroup (or EnrollGroup) of template Routers'),
+}
+
+
+@pytest.mark.parametrize('form', sorted(GROUP_FORMS))
+def test_group_without_ldap_url_refused(senv, form):
+    """A group the module could not check never leaves Apache's Require to
+    decide alone: the configuration test fails, naming the directive."""
+    directives, text, named = GROUP_FORMS[form]
+    conf = make_conf(senv, default_directives(senv) + directives, LOAD_LDAP + text)
+    rc, out = Apache(senv).config_test(conf)
+    assert rc != 0, 'a group without SCEPLDAPURL passed the configuration test:\n' + out
+    assert re.search(r'SCEP045: main server: %s is set but SCEPLDAPURL is not: .*'
+                     r'\(NDES event 2\)' % re.escape(named), out), out
+
+
+@pytest.mark.parametrize('form', sorted(GROUP_FORMS))
+def test_group_with_ldap_url_starts(senv, form):
+    directives, text, _ = GROUP_FORMS[form]
+    conf = make_conf(senv, default_directives(senv) + directives + [LDAP_URL], LOAD_LDAP + text)
+    rc, out = Apache(senv).config_test(conf)
+    assert rc == 0, out
+    assert 'Syntax OK' in out
+    assert not re.search(r'\[(\w+:)?(warn|error|crit|alert|emerg)\]', out), out

@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID as EKU, NameOID
 from sceptest import checks, pki
 from sceptest import client as C
 from sceptest import templates as T
-from sceptest.httpd import CHALLENGE, make_conf
+from sceptest.httpd import CHALLENGE, MODULES_DIR, make_conf
 
 KU_SIGN = pki.key_usage(digital_signature=True)                            # 0x80
 KU_ENCRYPT = pki.key_usage(key_encipherment=True)                          # 0x20
@@ -289,11 +289,14 @@ def test_template_defined_twice_is_a_syntax_error(httpd):
 
 def test_documented_example_parses(httpd):
     """The commented <SCEPTemplate> example of conf.d/scep.conf, uncommented,
-    is a valid configuration."""
+    is a valid configuration (its EnrollGroup with SCEPLDAPURL, which a group
+    needs)."""
     with open(httpd.env.repo + '/conf.d/scep.conf') as f:
         text = f.read()
     m = re.search(r'^\s*#(<SCEPTemplate (\w+)>.*?#</SCEPTemplate>)', text, re.S | re.M)
     assert m, 'no <SCEPTemplate> example in conf.d/scep.conf'
     section = re.sub(r'^\s*#', '', m.group(1), flags=re.M)
-    rc, out = config_test(httpd, [('SCEPSignatureTemplate', m.group(2))], section)
+    ldap = ('SCEPLDAPURL', '"ldap://127.0.0.1:1/ou=people,dc=example,dc=test?uid"')
+    rc, out = config_test(httpd, [('SCEPSignatureTemplate', m.group(2)), ldap],
+                          'LoadModule ldap_module %s/mod_ldap.so\n' % MODULES_DIR + section)
     assert rc == 0, out

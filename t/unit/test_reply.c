@@ -170,7 +170,8 @@ END_TEST
 START_TEST(capabilities)
 {
     ck_assert_str_eq(scep_capabilities(pool, 0),
-                     "POSTPKIOperation\nSHA-1\nSHA-256\nSHA-512\nAES\nDES3\nSCEPStandard\n");
+                     "POSTPKIOperation\nSHA-1\nSHA-224\nSHA-256\nSHA-384\nSHA-512\nAES\nDES3\n"
+                     "SCEPStandard\n");
     ck_assert_ptr_nonnull(strstr(scep_capabilities(pool, SCEP_CAP_RENEWAL), "\nRenewal\n"));
     ck_assert_ptr_nonnull(
         strstr(scep_capabilities(pool, SCEP_CAP_NEXT_CA_CERT), "\nGetNextCACert\n"));
@@ -201,6 +202,72 @@ START_TEST(certs_only_has_no_content_and_no_signers)
 }
 END_TEST
 
+static STACK_OF(X509) *pair(X509 *first, X509 *second)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+
+    sk_X509_push(certs, first);
+    sk_X509_push(certs, second);
+    return certs;
+}
+
+static void assert_pair(STACK_OF(X509) *back, X509 *first, X509 *second)
+{
+    ck_assert_int_eq(sk_X509_num(back), 2);
+    ck_assert_int_eq(X509_cmp(sk_X509_value(back, 0), first), 0);
+    ck_assert_int_eq(X509_cmp(sk_X509_value(back, 1), second), 0);
+}
+
+static void assert_certs_only_keeps(X509 *first, X509 *second)
+{
+    STACK_OF(X509) *certs = pair(first, second);
+    unsigned char *der;
+    const unsigned char *cursor;
+    apr_size_t len;
+    CMS_ContentInfo *cms;
+    STACK_OF(X509) *back;
+
+    ck_assert_int_eq(scep_certs_only(pool, certs, NULL, &der, &len), APR_SUCCESS);
+    cursor = der;
+    cms = d2i_CMS_ContentInfo(NULL, &cursor, (long)len);
+    ck_assert_ptr_nonnull(cms);
+    back = CMS_get1_certs(cms);
+    assert_pair(back, first, second);
+    sk_X509_pop_free(back, X509_free);
+    CMS_ContentInfo_free(cms);
+    sk_X509_free(certs);
+}
+
+/* The two certificates differ, so one of the two orders is not the DER
+ * order of a SET OF, which OpenSSL's CMS encoder would impose. */
+START_TEST(certs_only_keeps_the_order)
+{
+    assert_certs_only_keeps(dev->cert, testmsg_pki()->ca_cert);
+    assert_certs_only_keeps(testmsg_pki()->ca_cert, dev->cert);
+}
+END_TEST
+
+/* SCEPCertRepIncludeChain On: the issued certificate stays first whichever
+ * encodes shorter (clients keep the first). */
+static void assert_success_keeps(X509 *first, X509 *second)
+{
+    scep_request_t *req = request(EVP_aes_128_cbc(), EVP_sha256());
+    STACK_OF(X509) *certs = pair(first, second);
+    scep_reply_t reply = { SCEP_STATUS_SUCCESS, SCEP_FAIL_NONE, NULL, certs, NULL };
+    testmsg_certrep_t *rep = build_and_read(req, &reply);
+
+    ck_assert_int_eq(rep->status, SCEP_STATUS_SUCCESS);
+    assert_pair(rep->certs, first, second);
+    sk_X509_free(certs);
+}
+
+START_TEST(success_keeps_the_order_of_the_chain)
+{
+    assert_success_keeps(dev->cert, testmsg_pki()->ca_cert);
+    assert_success_keeps(testmsg_pki()->ca_cert, dev->cert);
+}
+END_TEST
+
 Suite *scep_reply_suite(void);
 
 Suite *scep_reply_suite(void)
@@ -216,6 +283,8 @@ Suite *scep_reply_suite(void)
     tcase_add_test(tc, pending_has_no_content);
     tcase_add_test(tc, capabilities);
     tcase_add_test(tc, certs_only_has_no_content_and_no_signers);
+    tcase_add_test(tc, certs_only_keeps_the_order);
+    tcase_add_test(tc, success_keeps_the_order_of_the_chain);
     suite_add_tcase(s, tc);
     return s;
 }

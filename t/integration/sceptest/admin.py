@@ -251,6 +251,18 @@ def curl(url, ca_file, user=None, password=None, negotiate=False, env=None, acce
     return Response(int(p.stdout.strip()), headers, data, p.stderr, statuses)
 
 
+def assert_not_frameable(r):
+    """The framing protection of every answer of the admin and manager pages
+    (clickjacking): X-Frame-Options for older browsers, the CSP's
+    frame-ancestors for the others; no MIME sniffing, no Referer."""
+    assert r.header('x-frame-options') == 'DENY', r.headers
+    csp = r.header('content-security-policy')
+    assert csp and "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, r.headers
+    assert 'script-src' not in csp, csp
+    assert r.header('x-content-type-options') == 'nosniff', r.headers
+    assert r.header('referrer-policy') == 'no-referrer', r.headers
+
+
 def password_of(text):
     m = RE_PASSWORD.search(text)
     return m.group(1) if m else None

@@ -52,7 +52,7 @@ CIPHERS = {
     'des': ('des', 8, 8),   # single DES-CBC: done below as 3DES with K1=K2=K3
 }
 CIPHER_BY_ASN1 = {v[0]: k for k, v in CIPHERS.items()}
-DIGESTS = {'sha1', 'sha256', 'sha384', 'sha512', 'md5'}
+DIGESTS = {'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'md5'}
 
 CT_CA_RA = 'application/x-x509-ca-ra-cert'
 CT_CA = 'application/x-x509-ca-cert'
@@ -312,9 +312,10 @@ def pki_message(message_data, message_type, key, recipients, signer_cert=None, s
                 digest_name='sha256', cipher='aes128', key_transport='pkcs1', oaep_hash='sha1',
                 transaction_id=None, sender_nonce=None, ber=False, signing_time=True,
                 tamper_signature=False, envelope_der=None, extra_attrs=(), omit_attrs=(),
-                message_type_value=None):
+                message_type_value=None, extra_certs=()):
     """Any client pkiMessage. recipients: RA encryption cert(s). The signer is
-    signer_cert (with key) or a fresh self-signed certificate of key."""
+    signer_cert (with key) or a fresh self-signed certificate of key;
+    extra_certs: more certificates in the SignedData after the signer's."""
     if signer_cert is None:
         signer_cert = pki.self_signed(key, subject or 'scep test device')
     txid = transaction_id or new_transaction_id()
@@ -328,7 +329,7 @@ def pki_message(message_data, message_type, key, recipients, signer_cert=None, s
              (OID_SENDER_NONCE, core.OctetString(nonce))]
     attrs = [a for a in attrs if a[0] not in omit_attrs] + list(extra_attrs)
     der = signed_data(env, key, signer_cert, attrs, digest_name, signing_time, ber=ber,
-                      tamper_signature=tamper_signature)
+                      tamper_signature=tamper_signature, extra_certs=extra_certs)
     return PkiMessage(der, message_type, txid, nonce, key, signer_cert, digest_name, cipher,
                       key_transport, message_data)
 
@@ -340,6 +341,20 @@ def pkcsreq(csr_der, key, recipients, **kw):
     if not isinstance(recipients, (list, tuple)):
         recipients = [recipients]
     return pki_message(csr_der, kw.pop('message_type', PKCSREQ), key, recipients, **kw)
+
+
+def sized_pkcsreq(csr_der, key, recipients, size):
+    """A PKCSReq of exactly size bytes: its SignedData carries, after the
+    signer's certificate, a filler certificate padded to the size."""
+    signer = pki.self_signed(key, x509.load_der_x509_csr(csr_der).subject)
+    pad = max(size - 3000, 0)
+    for _ in range(8):
+        msg = pkcsreq(csr_der, key, recipients, signer_cert=signer,
+                      extra_certs=[pki.filler_cert(key, pad)])
+        if len(msg.der) == size:
+            return msg
+        pad += size - len(msg.der)
+    raise SCEPError('no PKCSReq of %d bytes (last %d)' % (size, len(msg.der)))
 
 
 def issuer_and_serial(issuer_name, serial):
@@ -709,6 +724,8 @@ def get_message_encode(der, style='standard'):
     if style == 'newlines':        # sscep: OpenSSL BIO base64 with a line break every 64 chars
         lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
         return '%0A'.join(urllib.parse.quote(x, safe='') for x in lines) + '%0A'
+    if style == 'escape_all':      # every character percent-escaped: the longest URL
+        return ''.join('%%%02X' % ord(ch) for ch in b64)
     if style == 'base64url':
         return base64.urlsafe_b64encode(der).decode().rstrip('=')
     if style == 'base64url_padded':

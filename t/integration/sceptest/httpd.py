@@ -144,6 +144,15 @@ def default_directives(env):
     ]
 
 
+def dropin_line(repo, directive):
+    """The server-level line of directive in the drop-in configuration
+    (conf.d/scep.conf), so that the tests run with an installation's limits."""
+    with open(os.path.join(repo, 'conf.d', 'scep.conf')) as f:
+        lines = [ln.strip() for ln in f if ln.strip().startswith(directive + ' ')]
+    assert len(lines) == 1, 'conf.d/scep.conf: %s: %r' % (directive, lines)
+    return lines[0]
+
+
 def make_conf(env, directives, raw_extra=''):
     """httpd.conf text. directives: [(name, value)] for the SCEP server; a
     value None removes every earlier line of that directive."""
@@ -180,7 +189,7 @@ CoreDumpDirectory "{env.cores}"
 LogLevel warn scep:info
 LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed
 CustomLog "{env.logs}/access_log" timed
-LimitRequestLine 32768
+{dropin_line(env.repo, 'LimitRequestLine')}
 Timeout 30
 GracefulShutdownTimeout 5
 <IfModule mpm_event_module>

@@ -18,7 +18,7 @@ OID_CHALLENGE_PASSWORD = ObjectIdentifier('1.2.840.113549.1.9.7')
 OID_CERT_REQUEST_AGENT = ObjectIdentifier('1.3.6.1.4.1.311.20.2.1')
 
 _HASHES = {
-    'sha1': hashes.SHA1, 'sha256': hashes.SHA256, 'sha384': hashes.SHA384,
+    'sha1': hashes.SHA1, 'sha224': hashes.SHA224, 'sha256': hashes.SHA256, 'sha384': hashes.SHA384,
     'sha512': hashes.SHA512, 'md5': hashes.MD5,
 }
 
@@ -130,6 +130,21 @@ def self_signed(key, subject, days=1, digest='sha256'):
             .not_valid_after(now + datetime.timedelta(days=days))
             .sign(key, _sign_hash(key, digest)))
     return cert
+
+
+FILLER_OID = x509.ObjectIdentifier('1.3.6.1.4.1.55555.1')
+
+
+def filler_cert(key, size):
+    """A self-signed certificate padded by an unknown extension of size bytes
+    (to make messages of a given size)."""
+    now = datetime.datetime.utcnow()
+    subject = name('filler')
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.UnrecognizedExtension(FILLER_OID, b'\0' * size), critical=False)
+            .sign(key, hash_algo('sha256')))
 
 
 def issue(ca_cert, ca_key, key, subject, ku=None, eku=None, days=365, ca=False, not_before=None):
