@@ -221,12 +221,13 @@ static apr_status_t issue_held(request_rec *r, const mod_scep_srv_conf_t *conf, 
 
 /* A device asking again about a certificate issued directly gets it for
  * SCEPCacheRequest minutes, as from NDES's cache; a held request's
- * certificate is answered whenever its polls come, as NDES asks the CA. */
+ * certificate (one that someone approved: its CSR is gone once issued) is
+ * answered whenever its polls come, as NDES asks the CA. */
 static int beyond_cache(const pkiop_t *op, const scep_txn_t *txn)
 {
     apr_time_t cache = apr_time_from_sec((apr_time_t)op->conf->cache_request_minutes * 60);
 
-    return !txn->csr_pem && txn->updated + cache < apr_time_now();
+    return !txn->decided_by && txn->updated + cache < apr_time_now();
 }
 
 static int answer_issued(pkiop_t *op, const scep_txn_t *txn)
@@ -403,7 +404,8 @@ static int hold(pkiop_t *op, scep_store_t *store)
     apr_status_t rv;
 
     describe_request(op, SCEP_TXN_PENDING, &txn);
-    txn.csr_pem = scep_csr_pem(r->pool, op->req->csr);
+    /* what approval needs, without the challenge password */
+    txn.csr_pem = scep_csr_pem_at_rest(r->pool, op->req->csr);
     if (!txn.csr_pem) {
         mod_scep_rlog_openssl(r, APLOG_ERR);
         return HTTP_INTERNAL_SERVER_ERROR;

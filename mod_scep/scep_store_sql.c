@@ -62,9 +62,13 @@
  * Schema
  */
 
+struct sql_store_t;
+
 typedef struct migration_t {
     int version;
     const char *const *statements; /* NULL-terminated */
+    /* then what SQL cannot do, in the same transaction; 0 or an error */
+    int (*convert)(const struct sql_store_t *st);
 } migration_t;
 
 static const char *const schema_v1[] = { "CREATE TABLE IF NOT EXISTS scep_request ("
@@ -105,10 +109,20 @@ static const char *const schema_v2[] = {
     NULL
 };
 
+/* No secret at rest: a held request keeps its CSR without the challenge
+ * password (scep_csr_pem_at_rest(), strip_held_csrs() for the CSRs kept
+ * whole before), and a decided request keeps none. */
+static const char *const schema_v3_no_secrets[] = {
+    "UPDATE scep_request SET csr_pem = NULL WHERE status NOT IN ('pending', 'approved')", NULL
+};
+
+static int strip_held_csrs(const struct sql_store_t *st);
+
 /* Applied in order; a new schema version is a new entry at the end. */
 static const migration_t migrations[] = {
-    { 1, schema_v1 },
-    { 2, schema_v2 },
+    { 1, schema_v1, NULL },
+    { 2, schema_v2, NULL },
+    { 3, schema_v3_no_secrets, strip_held_csrs },
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -221,13 +235,14 @@ static const statement_t statements[STMT_COUNT] = {
       " cert_pem, created)"
       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
     { "mod_scep_issue_held", "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
-                             " decided_by = COALESCE(%s, decided_by)"
+                             " decided_by = COALESCE(%s, decided_by), csr_pem = NULL"
                              " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
     { "mod_scep_decide",
-      "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s"
+      "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s,"
+      " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END"
       " WHERE transaction_id = %s AND status = %s" },
     { "mod_scep_expire_pending",
-      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s"
+      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s, csr_pem = NULL"
       " WHERE status = 'pending' AND created < %s" },
     { "mod_scep_list_requests",
       "SELECT " REQUEST_COLUMNS " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
@@ -372,6 +387,9 @@ static int apply_migration(const sql_store_t *st, const migration_t *m)
 
     for (sql = m->statements; *sql && !err; sql++) {
         err = run_query(st, *sql);
+    }
+    if (!err && m->convert) {
+        err = m->convert(st);
     }
     if (!err) {
         err = run_query(st, apr_psprintf(st->pool, "INSERT INTO scep_schema (version) VALUES (%d)",
@@ -781,6 +799,77 @@ static int locked_pquery(const sql_store_t *st, apr_pool_t *p, int which, int na
 }
 
 /* ----------------------------------------------------------------------
+ * Migration 3: the CSRs of held requests without their challenge password
+ */
+
+typedef struct held_csr_t {
+    const char *transaction_id;
+    const char *pem;
+} held_csr_t;
+
+/* The CSR as it is kept from now on; NULL when it cannot be read (the
+ * request can then only be denied). */
+static const char *csr_at_rest(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *csr = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    const char *at_rest = csr ? scep_csr_pem_at_rest(p, csr) : NULL;
+
+    X509_REQ_free(csr);
+    BIO_free(bio);
+    return at_rest;
+}
+
+static int update_held_csr(const sql_store_t *st, const held_csr_t *held)
+{
+    const char *pem = csr_at_rest(st->pool, held->pem);
+    const char *id =
+        apr_dbd_escape(st->conn.driver, st->pool, held->transaction_id, st->conn.handle);
+
+    if (!pem) {
+        store_log(st, SCEP_LOG_WARNING, 330,
+                  "migration: the CSR of held request %s cannot be read: removed (the request "
+                  "can only be denied)",
+                  scep_escape_text(st->pool, held->transaction_id));
+    }
+    return run_query(
+        st, pem ? apr_psprintf(st->pool,
+                               "UPDATE scep_request SET csr_pem = '%s' WHERE transaction_id = '%s'",
+                               apr_dbd_escape(st->conn.driver, st->pool, pem, st->conn.handle), id)
+                : apr_psprintf(st->pool,
+                               "UPDATE scep_request SET csr_pem = NULL WHERE transaction_id = '%s'",
+                               id));
+}
+
+/* Every held CSR is read first, then rewritten: a driver may not take
+ * statements while a select's rows are open. */
+static int strip_held_csrs(const sql_store_t *st)
+{
+    apr_array_header_t *held = apr_array_make(st->pool, 8, sizeof(held_csr_t));
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    held_csr_t *h;
+    int i, err;
+
+    err = apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res,
+                         "SELECT transaction_id, csr_pem FROM scep_request"
+                         " WHERE csr_pem IS NOT NULL",
+                         SELECT_BUFFERED);
+    while (!err && apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
+        h = apr_array_push(held);
+        h->transaction_id = entry_or_null(st->pool, st, row, 0);
+        h->pem = entry_or_null(st->pool, st, row, 1);
+    }
+    for (i = 0; !err && i < held->nelts; i++) {
+        h = &APR_ARRAY_IDX(held, i, held_csr_t);
+        if (h->transaction_id && h->pem) {
+            err = update_held_csr(st, h);
+        }
+    }
+    return err;
+}
+
+/* ----------------------------------------------------------------------
  * scep_store_t
  */
 
@@ -949,8 +1038,9 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
                            const char *from, const char *to, const char *who, const char *reason)
 {
     sql_store_t *st = store->baton;
-    const char *args[] = { to, who, reason, iso8601_now(p), transaction_id, from };
-    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 6, args, &nrows);
+    /* an approved request keeps its CSR until it is issued */
+    const char *args[] = { to, who, reason, iso8601_now(p), to, transaction_id, from };
+    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 7, args, &nrows);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, 312, "cannot change transaction %s from %s to %s: %s",
