@@ -62,6 +62,15 @@ static const char *message_type_name(int type)
     }
 }
 
+/* A name or other text of a device's for a log line: httpd escapes the
+ * line again, but not every error log does (a build with
+ * AP_UNSAFE_ERROR_LOG_UNESCAPED, a provider of its own), and the text
+ * reads the same as in scepctl's lists and on the manager page. */
+static const char *logged(apr_pool_t *p, const char *text)
+{
+    return text ? scep_escape_text(p, text, 0) : "-";
+}
+
 /* Answers FAILURE and says why in the log, under the caller's tag. */
 static void refuse(pkiop_t *op, int logno, scep_fail_info_t fail_info, int event, const char *text)
 {
@@ -267,7 +276,7 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, op->r,
                       SCEPLOGNO(217) "transaction %s: issued certificate for \"%s\", approved "
                                      "by %s",
-                      txn->transaction_id, txn->subject,
+                      txn->transaction_id, logged(op->r->pool, txn->subject),
                       ap_escape_logitem(op->r->pool, txn->decided_by));
         succeed(op, cert);
         return OK;
@@ -384,7 +393,7 @@ static int issue_and_record(pkiop_t *op, scep_store_t *store)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
-                  txn.transaction_id, txn.subject);
+                  txn.transaction_id, logged(r->pool, txn.subject));
     succeed(op, cert);
     return OK;
 }
@@ -420,7 +429,8 @@ static int hold(pkiop_t *op, scep_store_t *store)
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
                                  "held for a CA manager's approval",
-                  txn.transaction_id, txn.subject, txn.template_name, txn.client_addr);
+                  txn.transaction_id, logged(r->pool, txn.subject), txn.template_name,
+                  txn.client_addr);
     op->reply.status = SCEP_STATUS_PENDING;
     return OK;
 }
@@ -537,8 +547,8 @@ static const char *names_differ(pkiop_t *op)
     SCEP_OWN(p, requested, free_ext_list);
     if (X509_NAME_cmp(X509_REQ_get_subject_name(op->req->csr), X509_get_subject_name(signer))) {
         return apr_psprintf(p, "the requested subject \"%s\" differs from the signer's \"%s\"",
-                            scep_name_text(p, X509_REQ_get_subject_name(op->req->csr)),
-                            scep_name_text(p, X509_get_subject_name(signer)));
+                            logged(p, scep_name_text(p, X509_REQ_get_subject_name(op->req->csr))),
+                            logged(p, scep_name_text(p, X509_get_subject_name(signer))));
     }
     if (strcmp(san_der(p, requested), san_der(p, X509_get0_extensions(signer))) != 0) {
         return "the requested subjectAltName differs from the signer's";
@@ -599,7 +609,7 @@ static int check_renewal(pkiop_t *op, scep_store_t *store)
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
                   SCEPLOGNO(240) "transaction %s: renewal of certificate %s (\"%s\")",
                   op->req->transaction_id, serial,
-                  scep_name_text(p, X509_get_subject_name(signer)));
+                  logged(p, scep_name_text(p, X509_get_subject_name(signer))));
     return OK;
 }
 
@@ -675,7 +685,7 @@ static int names_this_ca(pkiop_t *op, int logno)
     }
     refuse(op, logno, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER,
            apr_psprintf(r->pool, "the issuer \"%s\" is not this CA",
-                        scep_name_text(r->pool, op->req->issuer)));
+                        logged(r->pool, scep_name_text(r->pool, op->req->issuer))));
     return 0;
 }
 
@@ -873,7 +883,8 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
                       SCEPLOGNO(221) "transaction %s approved by %s: certificate %s issued "
                                      "for \"%s\"",
                       transaction_id, ap_escape_logitem(r->pool, who),
-                      scep_serial_hex(r->pool, X509_get0_serialNumber(cert)), txn->subject);
+                      scep_serial_hex(r->pool, X509_get0_serialNumber(cert)),
+                      logged(r->pool, txn->subject));
     }
     return rv;
 }
@@ -895,7 +906,7 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s", transaction_id,
-                      txn->subject, ap_escape_logitem(r->pool, who),
+                      logged(r->pool, txn->subject), ap_escape_logitem(r->pool, who),
                       ap_escape_logitem(r->pool, reason));
     }
     return rv;

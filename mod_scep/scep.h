@@ -124,11 +124,15 @@ apr_size_t scep_utf8_char(const char *text, unsigned long *code);
  * DEL and C1 controls. */
 int scep_char_is_control(unsigned long code);
 /* text from a device or the records, safe to show on a terminal, in a
- * tab-separated line, a log or a page: backslash as \\, tab, newline and
- * carriage return as \t \n \r, other control characters (C0, DEL, C1)
- * and bytes that are not UTF-8 as \xNN (upper-case hex, one per byte);
- * all else (printable ASCII, valid UTF-8) as it is. */
-const char *scep_escape_text(apr_pool_t *p, const char *text);
+ * line of a list or a log, on a page: tab, newline and carriage return as
+ * \t \n \r, other control characters (C0, DEL, C1) and bytes that are not
+ * UTF-8 as \xNN (upper-case hex, one per byte); all else (printable ASCII,
+ * valid UTF-8) as it is. With SCEP_ESCAPE_BACKSLASH a backslash becomes \\,
+ * so that the text can be restored (scepctl's lists, for scripts); without,
+ * it stands for itself (pages and logs, for people: RFC 2253 names are full
+ * of backslashes). */
+#define SCEP_ESCAPE_BACKSLASH 1
+const char *scep_escape_text(apr_pool_t *p, const char *text, int flags);
 /* 1 when text is a decimal number in [min, max] and nothing else (no sign
  * but '-', no space), which then is in *value; 0 otherwise (text NULL too). */
 int scep_parse_int(const char *text, int min, int max, int *value);

@@ -830,7 +830,7 @@ static int update_held_csr(const sql_store_t *st, const held_csr_t *held)
         store_log(st, SCEP_LOG_WARNING, 330,
                   "migration: the CSR of held request %s cannot be read: removed (the request "
                   "can only be denied)",
-                  scep_escape_text(st->pool, held->transaction_id));
+                  scep_escape_text(st->pool, held->transaction_id, 0));
     }
     return run_query(
         st, pem ? apr_psprintf(st->pool,

@@ -323,18 +323,36 @@ int scep_char_is_control(unsigned long code)
     return code < 0x20 || (code >= 0x7f && code <= 0x9f);
 }
 
-const char *scep_escape_text(apr_pool_t *p, const char *text)
+/* The letter of the two-character escape of code ("\\t"), 0 for none. */
+static char short_escape(unsigned long code, int flags)
+{
+    switch (code) {
+    case '\t':
+        return 't';
+    case '\n':
+        return 'n';
+    case '\r':
+        return 'r';
+    case '\\':
+        return flags & SCEP_ESCAPE_BACKSLASH ? '\\' : 0;
+    default:
+        return 0;
+    }
+}
+
+const char *scep_escape_text(apr_pool_t *p, const char *text, int flags)
 {
     /* at most 4 characters ("\xNN") for each byte */
     char *out = apr_palloc(p, 4 * strlen(text) + 1), *o = out;
     unsigned long code = 0;
     apr_size_t len, i;
+    char letter;
 
-    while (*text) {
+    for (; *text; text += len) {
         len = scep_utf8_char(text, &code);
-        if (len == 1 && (code == '\\' || code == '\t' || code == '\n' || code == '\r')) {
+        if (len == 1 && (letter = short_escape(code, flags))) {
             *o++ = '\\';
-            *o++ = code == '\\' ? '\\' : code == '\t' ? 't' : code == '\n' ? 'n' : 'r';
+            *o++ = letter;
         }
         else if (len > 0 && !scep_char_is_control(code)) {
             memcpy(o, text, len);
@@ -346,7 +364,6 @@ const char *scep_escape_text(apr_pool_t *p, const char *text)
                 o += apr_snprintf(o, 5, "\\x%02X", (unsigned char)text[i]);
             }
         }
-        text += len;
     }
     *o = '\0';
     return out;
