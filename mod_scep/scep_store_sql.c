@@ -47,6 +47,8 @@
 #include <string.h>
 
 #include <apr_dbd.h>
+#include <apr_file_info.h>
+#include <apr_file_io.h>
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -138,6 +140,8 @@ typedef struct driver_quirks_t {
     const char *name;                    /* apr_dbd_name() */
     const setup_statement_t *on_connect; /* run once per connection, may return rows */
     const char *migration_lock;          /* first statement of the migration transaction */
+    /* once per connection, before on_connect; failures are logged, not fatal */
+    void (*on_connect_fn)(const struct sql_store_t *st);
 } driver_quirks_t;
 
 /* SQLite: wait for a busy database instead of failing at once (several
@@ -165,12 +169,14 @@ static const setup_statement_t sqlite3_on_connect[] = {
 static const setup_statement_t pgsql_on_connect[] = { { "SET client_min_messages = warning", 0 },
                                                       { NULL, 0 } };
 
+static void sqlite3_files_private(const struct sql_store_t *st);
+
 static const driver_quirks_t driver_quirks[] = {
-    { "sqlite3", sqlite3_on_connect, NULL },
-    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)" },
+    { "sqlite3", sqlite3_on_connect, NULL, sqlite3_files_private },
+    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)", NULL },
 };
 
-static const driver_quirks_t generic_quirks = { "generic", NULL, NULL };
+static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL };
 
 static const driver_quirks_t *quirks_of(const scep_sql_conn_t *conn)
 {
@@ -333,11 +339,62 @@ static int run_query(const sql_store_t *st, const char *sql)
     return apr_dbd_query(st->conn.driver, st->conn.handle, &nrows, sql);
 }
 
+/* SQLite makes its files with the process's umask (0644 under Apache),
+ * and the records hold what devices asked for and what was decided: the
+ * database and the files beside it are made the owner's alone. The WAL and
+ * shared-memory files SQLite makes later take the database file's mode;
+ * those made already (by an older version, or by a connection that got
+ * here first) are changed here too. */
+static void make_private(const sql_store_t *st, const char *path)
+{
+    apr_finfo_t finfo;
+    apr_status_t rv = apr_stat(&finfo, path, APR_FINFO_PROT, st->pool);
+    apr_fileperms_t owner = APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE;
+    char err[120];
+
+    if (rv == APR_SUCCESS && (finfo.protection & ~owner) != 0) {
+        rv = apr_file_perms_set(path, finfo.protection & owner);
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+        store_log(st, SCEP_LOG_WARNING, 331,
+                  "cannot make the database file %s private to its owner (mode 0600): %s", path,
+                  apr_strerror(rv, err, sizeof(err)));
+    }
+}
+
+static void sqlite3_files_private(const sql_store_t *st)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *file = NULL;
+    apr_size_t i;
+
+    /* rows of (seq, name, file); an in-memory database has no file */
+    if (apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res, "PRAGMA database_list",
+                       SELECT_BUFFERED) == 0) {
+        while (apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
+            const char *name = apr_dbd_get_entry(st->conn.driver, row, 1);
+            const char *path = apr_dbd_get_entry(st->conn.driver, row, 2);
+
+            if (name && !strcmp(name, "main") && path && *path) {
+                file = apr_pstrdup(st->pool, path);
+            }
+        }
+    }
+    for (i = 0; file && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        make_private(st, apr_pstrcat(st->pool, file, suffixes[i], NULL));
+    }
+}
+
 static apr_status_t run_on_connect(const sql_store_t *st, const driver_quirks_t *quirks)
 {
     const setup_statement_t *stmt;
     int err;
 
+    if (quirks->on_connect_fn) {
+        quirks->on_connect_fn(st);
+    }
     for (stmt = quirks->on_connect; stmt && stmt->sql; stmt++) {
         if ((err = run_select(st, stmt->sql)) == 0) {
             continue;

@@ -16,8 +16,11 @@
  * on SQLite and PostgreSQL). */
 
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <apr_dbd.h>
+#include <apr_file_io.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
@@ -195,6 +198,39 @@ START_TEST(version_1_database_is_migrated)
     ck_assert_ptr_null(txn->signer_key_id);
     ck_assert_ptr_null(txn->template_name);
     ck_assert_int_eq(apr_time_sec(txn->created), 1735689600);
+}
+END_TEST
+
+static int mode_of(const char *path)
+{
+    struct stat st;
+
+    ck_assert_msg(stat(path, &st) == 0, "%s is missing", path);
+    return (int)(st.st_mode & 07777);
+}
+
+/* SQLite makes its files with the umask (0644 here and under Apache): the
+ * store makes them the owner's alone, the WAL files SQLite makes later
+ * included, and a file left open to others by an older version too. */
+START_TEST(database_files_are_private)
+{
+    const char *wal = apr_pstrcat(pool, db_file, "-wal", NULL);
+    const char *shm = apr_pstrcat(pool, db_file, "-shm", NULL);
+
+    apr_file_t *f;
+
+    ck_assert_int_eq(mode_of(db_file) & 0044, 0044);
+    /* an empty WAL left by an older version */
+    ck_assert_int_eq(
+        apr_file_open(&f, wal, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
+                      APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD, pool),
+        APR_SUCCESS);
+    apr_file_close(f);
+    ck_assert_int_eq(mode_of(wal), 0644);
+    open_store();
+    ck_assert_int_eq(mode_of(db_file), 0600);
+    ck_assert_int_eq(mode_of(wal), 0600);
+    ck_assert_int_eq(mode_of(shm), 0600);
 }
 END_TEST
 
@@ -482,6 +518,7 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, new_database_gets_the_current_schema);
     tcase_add_test(tc, version_1_database_is_migrated);
     tcase_add_test(tc, version_2_database_loses_its_challenge_passwords);
+    tcase_add_test(tc, database_files_are_private);
     tcase_add_test(tc, issued_request_and_certificate_are_recorded_together);
     tcase_add_test(tc, held_request_is_approved_then_issued_once);
     tcase_add_test(tc, decisions_need_the_expected_state);
