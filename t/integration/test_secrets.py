@@ -169,3 +169,15 @@ def test_migration_strips_csrs_kept_whole(standalone, scep, files, keys):
     pm, r, rep = poll(scep, files, held)
     cert = checks.assert_issued(pm, r, rep, files.ca)
     checks.check_issued_cert(cert, held.inner, files.ca)
+
+
+def test_sqlite_files_are_private(standalone, scep, keys):
+    """SQLite makes its files with the umask (0644 under Apache): the module
+    makes the database and its WAL files 0600 (the install and demo tests
+    check the directory too)."""
+    if standalone.env.database.kind != 'sqlite':
+        pytest.skip('SQLite files')
+    hold(standalone, scep, keys.take(), 'secret-files.example.test')
+    for path in glob.glob(standalone.env.database.path + '*'):
+        mode = os.stat(path).st_mode & 0o777
+        assert mode == 0o600, '%s: mode %o' % (path, mode)
