@@ -485,7 +485,7 @@ static const char *message_html(apr_pool_t *p, apr_table_t *args)
         return "";
     }
     return apr_pstrcat(p, "<p class=\"msg\" role=\"status\" id=\"outcome\">", o->before, " ",
-                       html(p, id), o->after, "</p>\n", NULL);
+                       shown(p, id), o->after, "</p>\n", NULL);
 }
 
 static int send_page_html(request_rec *r, apr_table_t *args, const listing_t *l)

@@ -875,14 +875,14 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
                                             "transaction %s approved "
                                             "by %s cannot be issued, rejected: "
                                             "%s",
-                                            transaction_id, ap_escape_logitem(r->pool, who),
-                                            prob->text) });
+                                            logged(r->pool, transaction_id),
+                                            ap_escape_logitem(r->pool, who), prob->text) });
     }
     else if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(221) "transaction %s approved by %s: certificate %s issued "
                                      "for \"%s\"",
-                      transaction_id, ap_escape_logitem(r->pool, who),
+                      logged(r->pool, transaction_id), ap_escape_logitem(r->pool, who),
                       scep_serial_hex(r->pool, X509_get0_serialNumber(cert)),
                       logged(r->pool, txn->subject));
     }
@@ -905,9 +905,9 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
     rv = store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who, reason);
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s", transaction_id,
-                      logged(r->pool, txn->subject), ap_escape_logitem(r->pool, who),
-                      ap_escape_logitem(r->pool, reason));
+                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s",
+                      logged(r->pool, transaction_id), logged(r->pool, txn->subject),
+                      ap_escape_logitem(r->pool, who), ap_escape_logitem(r->pool, reason));
     }
     return rv;
 }
