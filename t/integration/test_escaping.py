@@ -11,7 +11,6 @@ where a later policy refuses such names instead, the refusal is checked), and
 rows written into the records directly (`db_execute`), which cover what
 devices cannot send any more. Invalid UTF-8 goes into the records only on
 SQLite: PostgreSQL's UTF8 databases refuse it."""
-import codecs
 import re
 
 import pytest

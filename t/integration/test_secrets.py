@@ -146,23 +146,29 @@ def test_migration_strips_csrs_kept_whole(standalone, scep, files, keys):
     """Records of an older version: a held CSR with its password, a denied
     one that kept its CSR. The migration (here at scepctl's connection)
     strips the one and drops the other; the held one is still approved and
-    issued."""
+    issued. (A password of its own: what the records held before the
+    migration may stay in an SQLite file's free pages, which the other
+    tests search.)"""
+    old_secret = 'old-version-kept-this-secret'
     key, other = keys.take(), keys.take()
     held = hold(standalone, scep, key, 'secret-old-held.example.test')
     denied = hold(standalone, scep, other, 'secret-old-denied.example.test')
-    whole, whole_denied = (x509.load_der_x509_csr(m.inner).public_bytes(
-        serialization.Encoding.PEM).decode() for m in (held, denied))
+    whole, whole_denied = (
+        x509.load_der_x509_csr(pki.make_csr(k, cn, challenge=old_secret, dns=[cn])).public_bytes(
+            serialization.Encoding.PEM).decode()
+        for k, cn in ((key, 'secret-old-held.example.test'),
+                      (other, 'secret-old-denied.example.test')))
     standalone.db_execute("UPDATE scep_request SET csr_pem = ? WHERE transaction_id = ?",
                           (whole, held.transaction_id))
     standalone.db_execute("UPDATE scep_request SET csr_pem = ?, status = 'rejected' "
                           "WHERE transaction_id = ?", (whole_denied, denied.transaction_id))
     standalone.db_execute('DELETE FROM scep_schema WHERE version = ?', (NO_SECRETS_VERSION,))
-    assert ('scep_request', 'csr_pem') in places_holding(standalone, CHALLENGE)
+    assert ('scep_request', 'csr_pem') in places_holding(standalone, old_secret)
     code, out, err = standalone.scepctl_records('list')
     assert code == 0, err
     (version,) = standalone.db_rows('SELECT MAX(version) AS v FROM scep_schema')
     assert version['v'] >= NO_SECRETS_VERSION
-    assert [(t, c) for t, c in places_holding(standalone, CHALLENGE) if c] == []
+    assert [(t, c) for t, c in places_holding(standalone, old_secret) if c] == []
     assert row(standalone, denied)['csr_pem'] is None
     code, out, err = standalone.scepctl_records('approve', held.transaction_id)
     assert code == 0, out + err
