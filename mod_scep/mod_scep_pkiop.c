@@ -356,9 +356,9 @@ static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *
     txn->signer_key_id = scep_key_id(p, X509_get_X509_PUBKEY(op->req->signer_cert));
     txn->status = status;
     txn->message_type = op->req->message_type;
-    txn->subject = scep_name_text(p, X509_REQ_get_subject_name(op->req->csr));
+    txn->subject = scep_utf8_text(p, scep_name_text(p, X509_REQ_get_subject_name(op->req->csr)));
     txn->template_name = op->tmpl ? op->tmpl->name : NULL;
-    txn->san = scep_csr_san_text(p, op->req->csr);
+    txn->san = scep_utf8_text(p, scep_csr_san_text(p, op->req->csr));
     txn->key_desc = scep_key_desc(p, X509_REQ_get0_pubkey(op->req->csr));
     txn->client_addr = op->r->useragent_ip;
 }

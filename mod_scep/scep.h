@@ -120,6 +120,11 @@ const char *scep_csr_pem_at_rest(apr_pool_t *p, X509_REQ *csr);
  * point in *code; 0 when the bytes there are not one (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF). */
 apr_size_t scep_utf8_char(const char *text, unsigned long *code);
+/* text (NULL too) with every byte that is not part of a UTF-8 character
+ * replaced by U+FFFD: the records' text of a device's names (OpenSSL prints
+ * a UPN's or a BMPString's bytes as they are; PostgreSQL refuses text that
+ * is not UTF-8). */
+const char *scep_utf8_text(apr_pool_t *p, const char *text);
 /* 1 for the code points a terminal or a line-oriented reader acts on: C0,
  * DEL and C1 controls. */
 int scep_char_is_control(unsigned long code);

@@ -686,8 +686,8 @@ typedef struct cert_row_t {
 static apr_status_t cert_row_of(apr_pool_t *p, X509 *cert, cert_row_t *row)
 {
     row->serial = scep_serial_hex(p, X509_get0_serialNumber(cert));
-    row->subject = scep_name_text(p, X509_get_subject_name(cert));
-    row->issuer = scep_name_text(p, X509_get_issuer_name(cert));
+    row->subject = scep_utf8_text(p, scep_name_text(p, X509_get_subject_name(cert)));
+    row->issuer = scep_utf8_text(p, scep_name_text(p, X509_get_issuer_name(cert)));
     row->not_before = iso8601_of_asn1(p, X509_get0_notBefore(cert));
     row->not_after = iso8601_of_asn1(p, X509_get0_notAfter(cert));
     row->pem = scep_cert_pem(p, cert);

@@ -318,6 +318,35 @@ apr_size_t scep_utf8_char(const char *text, unsigned long *code)
     return len;
 }
 
+const char *scep_utf8_text(apr_pool_t *p, const char *text)
+{
+    unsigned long code = 0;
+    const char *t;
+    char *out, *o;
+    apr_size_t len;
+
+    for (t = text; t && *t && (len = scep_utf8_char(t, &code)) > 0; t += len) {
+    }
+    if (!t || !*t) {
+        return text; /* UTF-8 already (or NULL) */
+    }
+    out = o = apr_palloc(p, 3 * strlen(text) + 1);
+    for (t = text; *t; t += len) {
+        len = scep_utf8_char(t, &code);
+        if (len == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD, for one stray byte */
+            o += 3;
+            len = 1;
+        }
+        else {
+            memcpy(o, t, len);
+            o += len;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int scep_char_is_control(unsigned long code)
 {
     return code < 0x20 || (code >= 0x7f && code <= 0x9f);

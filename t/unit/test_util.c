@@ -184,6 +184,21 @@ START_TEST(utf8_characters_are_checked_strictly)
 }
 END_TEST
 
+START_TEST(utf8_text_replaces_stray_bytes)
+{
+    apr_pool_t *p;
+    const char *valid = "CN=Gr\xc3\xbc\xc3\x9f"
+                        "e\x1b";
+
+    apr_pool_create(&p, NULL);
+    ck_assert_ptr_eq(scep_utf8_text(p, valid), valid);
+    ck_assert_ptr_null(scep_utf8_text(p, NULL));
+    ck_assert_str_eq(scep_utf8_text(p, "bad\xc3\x28 \xed\xa0\x80\xff"),
+                     "bad\xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    apr_pool_destroy(p);
+}
+END_TEST
+
 /* Escaped as expected, with a backslash kept as it is unless the text
  * must be restorable. */
 static void assert_escaped(const char *text, const char *expected)
@@ -235,6 +250,7 @@ Suite *scep_util_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("escape");
     tcase_add_test(tc, utf8_characters_are_checked_strictly);
+    tcase_add_test(tc, utf8_text_replaces_stray_bytes);
     tcase_add_test(tc, escape_text_leaves_nothing_a_terminal_or_a_line_reader_acts_on);
     suite_add_tcase(s, tc);
     return s;
