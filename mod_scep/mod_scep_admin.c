@@ -299,25 +299,34 @@ static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
     }
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
+/* A JSON string that strict parsers take whatever text holds: quotes,
+ * backslashes and control characters (C0, DEL, C1) escaped, each byte that
+ * is not UTF-8 (a device's name may have any) replaced by U+FFFD. */
 const char *mod_scep_json_string(apr_pool_t *p, const char *text)
 {
     char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;
+    unsigned long code = 0;
+    apr_size_t len;
 
     *o++ = '"';
-    for (; *text; text++) {
-        unsigned char c = (unsigned char)*text;
-
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
+    while (*text) {
+        len = scep_utf8_char(text, &code);
+        if (len == 0) {
+            o += apr_snprintf(o, 7, "\\ufffd");
+            len = 1;
         }
-        else if (c < 0x20) {
-            o += apr_snprintf(o, 7, "\\u%04x", c);
+        else if (code == '"' || code == '\\') {
+            *o++ = '\\';
+            *o++ = (char)code;
+        }
+        else if (scep_char_is_control(code)) {
+            o += apr_snprintf(o, 7, "\\u%04lx", code);
         }
         else {
-            *o++ = (char)c;
+            memcpy(o, text, len);
+            o += len;
         }
+        text += len;
     }
     *o++ = '"';
     *o = '\0';

@@ -189,6 +189,15 @@ static const char *html(apr_pool_t *p, const char *text)
     return text ? ap_escape_html2(p, text, 0) : "";
 }
 
+/* A value of the records in a cell: what a device sent may hold control
+ * characters, invisible on a page (a manager would not see that two names
+ * differ), and bytes that are not UTF-8; shown escaped as scepctl lists
+ * them. Form fields keep html(): they send the value back. */
+static const char *shown(apr_pool_t *p, const char *text)
+{
+    return text ? html(p, scep_escape_text(p, text, 0)) : "";
+}
+
 static const char *json_or_null(apr_pool_t *p, const char *text)
 {
     return text ? mod_scep_json_string(p, text) : "null";
@@ -345,10 +354,10 @@ static const char *pending_row_html(request_rec *r, const listing_t *l, const vo
     apr_pool_t *p = r->pool;
 
     return apr_pstrcat(
-        p, "<tr id=\"txn-", html(p, t->transaction_id), "\"><td>", html(p, t->transaction_id),
-        "</td><td>", html(p, t->subject), "</td><td>", html(p, t->san), "</td><td>",
-        html(p, t->key_desc), "</td><td>", html(p, t->template_name), "</td><td>",
-        html(p, t->client_addr), "</td><td>", time_text(p, t->created), "</td><td>",
+        p, "<tr id=\"txn-", html(p, t->transaction_id), "\"><td>", shown(p, t->transaction_id),
+        "</td><td>", shown(p, t->subject), "</td><td>", shown(p, t->san), "</td><td>",
+        shown(p, t->key_desc), "</td><td>", shown(p, t->template_name), "</td><td>",
+        shown(p, t->client_addr), "</td><td>", time_text(p, t->created), "</td><td>",
         form_start(r, l->token, "approve", "txn", t->transaction_id),
         "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></form> ",
         form_start(r, l->token, "deny", "txn", t->transaction_id),
@@ -411,10 +420,10 @@ static const char *cert_row_html(request_rec *r, const listing_t *l, const void 
                                     "value=\"revoke\">Revoke</button></form>",
                                     NULL);
 
-    return apr_pstrcat(p, "<tr id=\"cert-", html(p, c->serial), "\"><td>", html(p, c->serial),
-                       "</td><td>", html(p, c->subject), "</td><td>", time_text(p, c->not_before),
+    return apr_pstrcat(p, "<tr id=\"cert-", html(p, c->serial), "\"><td>", shown(p, c->serial),
+                       "</td><td>", shown(p, c->subject), "</td><td>", time_text(p, c->not_before),
                        "</td><td>", time_text(p, c->not_after), "</td><td>",
-                       html(p, c->transaction_id), "</td><td>", revocation_text(p, c), "</td><td>",
+                       shown(p, c->transaction_id), "</td><td>", revocation_text(p, c), "</td><td>",
                        revoke, "</td></tr>\n", NULL);
 }
 
@@ -441,11 +450,11 @@ static const char *recent_row_html(request_rec *r, const listing_t *l, const voi
     apr_pool_t *p = r->pool;
 
     (void)l;
-    return apr_pstrcat(p, "<tr><td>", html(p, t->transaction_id), "</td><td>", html(p, t->subject),
-                       "</td><td>", html(p, t->status), "</td><td>", html(p, t->decided_by),
-                       "</td><td>", html(p, t->reason), "</td><td>", html(p, t->serial),
-                       "</td><td>", time_text(p, t->created), "</td><td>", time_text(p, t->updated),
-                       "</td></tr>\n", NULL);
+    return apr_pstrcat(p, "<tr><td>", shown(p, t->transaction_id), "</td><td>",
+                       shown(p, t->subject), "</td><td>", shown(p, t->status), "</td><td>",
+                       shown(p, t->decided_by), "</td><td>", shown(p, t->reason), "</td><td>",
+                       shown(p, t->serial), "</td><td>", time_text(p, t->created), "</td><td>",
+                       time_text(p, t->updated), "</td></tr>\n", NULL);
 }
 
 static const char *recent_html(request_rec *r, const listing_t *l)
@@ -466,7 +475,7 @@ static const char *message_html(apr_pool_t *p, apr_table_t *args)
         return "";
     }
     return apr_pstrcat(p, "<p class=\"msg\" role=\"status\" id=\"outcome\">", o->before, " ",
-                       html(p, id), o->after, "</p>\n", NULL);
+                       shown(p, id), o->after, "</p>\n", NULL);
 }
 
 static int send_page_html(request_rec *r, apr_table_t *args, const listing_t *l)

@@ -63,6 +63,15 @@ static const char *message_type_name(int type)
     }
 }
 
+/* A name or other text of a device's for a log line: httpd escapes the
+ * line again, but not every error log does (a build with
+ * AP_UNSAFE_ERROR_LOG_UNESCAPED, a provider of its own), and the text
+ * reads the same as in scepctl's lists and on the manager page. */
+static const char *logged(apr_pool_t *p, const char *text)
+{
+    return text ? scep_escape_text(p, text, 0) : "-";
+}
+
 /* Answers FAILURE and says why in the log, under the caller's tag. */
 static void refuse(pkiop_t *op, int logno, scep_fail_info_t fail_info, int event, const char *text)
 {
@@ -221,12 +230,13 @@ static apr_status_t issue_held(request_rec *r, const mod_scep_srv_conf_t *conf, 
 
 /* A device asking again about a certificate issued directly gets it for
  * SCEPCacheRequest minutes, as from NDES's cache; a held request's
- * certificate is answered whenever its polls come, as NDES asks the CA. */
+ * certificate (one that someone approved: its CSR is gone once issued) is
+ * answered whenever its polls come, as NDES asks the CA. */
 static int beyond_cache(const pkiop_t *op, const scep_txn_t *txn)
 {
     apr_time_t cache = apr_time_from_sec((apr_time_t)op->conf->cache_request_minutes * 60);
 
-    return !txn->csr_pem && txn->updated + cache < apr_time_now();
+    return !txn->decided_by && txn->updated + cache < apr_time_now();
 }
 
 static int answer_issued(pkiop_t *op, const scep_txn_t *txn)
@@ -266,7 +276,7 @@ static int answer_approved(pkiop_t *op, scep_store_t *store, const scep_txn_t *t
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, op->r,
                       SCEPLOGNO(217) "transaction %s: issued certificate for \"%s\", approved "
                                      "by %s",
-                      txn->transaction_id, txn->subject,
+                      txn->transaction_id, logged(op->r->pool, txn->subject),
                       ap_escape_logitem(op->r->pool, txn->decided_by));
         succeed(op, cert);
         return OK;
@@ -406,9 +416,9 @@ static void describe_request(const pkiop_t *op, const char *status, scep_txn_t *
     txn->csr_digest = scep_csr_digest(p, op->req->csr);
     txn->status = status;
     txn->message_type = op->req->message_type;
-    txn->subject = scep_name_text(p, X509_REQ_get_subject_name(op->req->csr));
+    txn->subject = scep_utf8_text(p, scep_name_text(p, X509_REQ_get_subject_name(op->req->csr)));
     txn->template_name = op->tmpl ? op->tmpl->name : NULL;
-    txn->san = scep_csr_san_text(p, op->req->csr);
+    txn->san = scep_utf8_text(p, scep_csr_san_text(p, op->req->csr));
     txn->key_desc = scep_key_desc(p, X509_REQ_get0_pubkey(op->req->csr));
     txn->client_addr = op->r->useragent_ip;
 }
@@ -443,7 +453,7 @@ static int issue_and_record(pkiop_t *op, scep_store_t *store)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
-                  txn.transaction_id, txn.subject);
+                  txn.transaction_id, logged(r->pool, txn.subject));
     succeed(op, cert);
     return OK;
 }
@@ -463,7 +473,8 @@ static int hold(pkiop_t *op, scep_store_t *store)
     apr_status_t rv;
 
     describe_request(op, SCEP_TXN_PENDING, &txn);
-    txn.csr_pem = scep_csr_pem(r->pool, op->req->csr);
+    /* what approval needs, without the challenge password */
+    txn.csr_pem = scep_csr_pem_at_rest(r->pool, op->req->csr);
     if (!txn.csr_pem) {
         mod_scep_rlog_openssl(r, APLOG_ERR);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -478,7 +489,8 @@ static int hold(pkiop_t *op, scep_store_t *store)
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
                                  "held for a CA manager's approval",
-                  txn.transaction_id, txn.subject, txn.template_name, txn.client_addr);
+                  txn.transaction_id, logged(r->pool, txn.subject), txn.template_name,
+                  txn.client_addr);
     op->reply.status = SCEP_STATUS_PENDING;
     return OK;
 }
@@ -597,8 +609,8 @@ static const char *names_differ(pkiop_t *op)
     SCEP_OWN(p, requested, free_ext_list);
     if (X509_NAME_cmp(X509_REQ_get_subject_name(op->req->csr), X509_get_subject_name(signer))) {
         return apr_psprintf(p, "the requested subject \"%s\" differs from the signer's \"%s\"",
-                            scep_name_text(p, X509_REQ_get_subject_name(op->req->csr)),
-                            scep_name_text(p, X509_get_subject_name(signer)));
+                            logged(p, scep_name_text(p, X509_REQ_get_subject_name(op->req->csr))),
+                            logged(p, scep_name_text(p, X509_get_subject_name(signer))));
     }
     if (strcmp(san_der(p, requested), san_der(p, X509_get0_extensions(signer))) != 0) {
         return "the requested subjectAltName differs from the signer's";
@@ -660,7 +672,7 @@ static int check_renewal(pkiop_t *op, scep_store_t *store)
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, op->r,
                   SCEPLOGNO(240) "transaction %s: renewal of certificate %s (\"%s\")",
                   op->req->transaction_id, serial,
-                  scep_name_text(p, X509_get_subject_name(signer)));
+                  logged(p, scep_name_text(p, X509_get_subject_name(signer))));
     return OK;
 }
 
@@ -736,7 +748,7 @@ static int names_this_ca(pkiop_t *op, int logno)
     }
     refuse(op, logno, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER,
            apr_psprintf(r->pool, "the issuer \"%s\" is not this CA",
-                        scep_name_text(r->pool, op->req->issuer)));
+                        logged(r->pool, scep_name_text(r->pool, op->req->issuer))));
     return 0;
 }
 
@@ -933,15 +945,16 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
                                             "transaction %s approved "
                                             "by %s cannot be issued, rejected: "
                                             "%s",
-                                            transaction_id, ap_escape_logitem(r->pool, who),
-                                            prob->text) });
+                                            logged(r->pool, transaction_id),
+                                            ap_escape_logitem(r->pool, who), prob->text) });
     }
     else if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(221) "transaction %s approved by %s: certificate %s issued "
                                      "for \"%s\"",
-                      transaction_id, ap_escape_logitem(r->pool, who),
-                      scep_serial_hex(r->pool, X509_get0_serialNumber(cert)), txn->subject);
+                      logged(r->pool, transaction_id), ap_escape_logitem(r->pool, who),
+                      scep_serial_hex(r->pool, X509_get0_serialNumber(cert)),
+                      logged(r->pool, txn->subject));
     }
     return rv;
 }
@@ -962,9 +975,9 @@ apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const cha
     rv = store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who, reason);
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s", transaction_id,
-                      txn->subject, ap_escape_logitem(r->pool, who),
-                      ap_escape_logitem(r->pool, reason));
+                      SCEPLOGNO(222) "transaction %s for \"%s\" denied by %s: %s",
+                      logged(r->pool, transaction_id), logged(r->pool, txn->subject),
+                      ap_escape_logitem(r->pool, who), ap_escape_logitem(r->pool, reason));
     }
     return rv;
 }

@@ -123,6 +123,31 @@ const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
 /* PEM text of a certificate / a CSR on p, NULL on failure. */
 const char *scep_cert_pem(apr_pool_t *p, X509 *cert);
 const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr);
+/* PEM of csr as the records keep a held request: without challengePassword
+ * attributes and with an empty signature (so it does not verify). */
+const char *scep_csr_pem_at_rest(apr_pool_t *p, X509_REQ *csr);
+/* The length (1 to 4) of the UTF-8 character text starts with, its code
+ * point in *code; 0 when the bytes there are not one (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). */
+apr_size_t scep_utf8_char(const char *text, unsigned long *code);
+/* text (NULL too) with every byte that is not part of a UTF-8 character
+ * replaced by U+FFFD: the records' text of a device's names (OpenSSL prints
+ * a UPN's or a BMPString's bytes as they are; PostgreSQL refuses text that
+ * is not UTF-8). */
+const char *scep_utf8_text(apr_pool_t *p, const char *text);
+/* 1 for the code points a terminal or a line-oriented reader acts on: C0,
+ * DEL and C1 controls. */
+int scep_char_is_control(unsigned long code);
+/* text from a device or the records, safe to show on a terminal, in a
+ * line of a list or a log, on a page: tab, newline and carriage return as
+ * \t \n \r, other control characters (C0, DEL, C1) and bytes that are not
+ * UTF-8 as \xNN (upper-case hex, one per byte); all else (printable ASCII,
+ * valid UTF-8) as it is. With SCEP_ESCAPE_BACKSLASH a backslash becomes \\,
+ * so that the text can be restored (scepctl's lists, for scripts); without,
+ * it stands for itself (pages and logs, for people: RFC 2253 names are full
+ * of backslashes). */
+#define SCEP_ESCAPE_BACKSLASH 1
+const char *scep_escape_text(apr_pool_t *p, const char *text, int flags);
 /* 1 when text is a decimal number in [min, max] and nothing else (no sign
  * but '-', no space), which then is in *value; 0 otherwise (text NULL too). */
 int scep_parse_int(const char *text, int min, int max, int *value);

@@ -60,6 +60,8 @@
 #include <string.h>
 
 #include <apr_dbd.h>
+#include <apr_file_info.h>
+#include <apr_file_io.h>
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -75,9 +77,13 @@
  * Schema
  */
 
+struct sql_store_t;
+
 typedef struct migration_t {
     int version;
     const char *const *statements; /* NULL-terminated */
+    /* then what SQL cannot do, in the same transaction; 0 or an error */
+    int (*convert)(const struct sql_store_t *st);
 } migration_t;
 
 static const char *const schema_v1[] = { "CREATE TABLE IF NOT EXISTS scep_request ("
@@ -130,11 +136,21 @@ static const char *const schema_v3_transaction_binding[] = {
     "ALTER TABLE scep_request ADD COLUMN csr_digest TEXT", NULL
 };
 
+/* No secret at rest: a held request keeps its CSR without the challenge
+ * password (scep_csr_pem_at_rest(), strip_held_csrs() for the CSRs kept
+ * whole before), and a decided request keeps none. */
+static const char *const schema_v4_no_secrets[] = {
+    "UPDATE scep_request SET csr_pem = NULL WHERE status NOT IN ('pending', 'approved')", NULL
+};
+
+static int strip_held_csrs(const struct sql_store_t *st);
+
 /* Applied in order; a new schema version is a new entry at the end. */
 static const migration_t migrations[] = {
-    { 1, schema_v1 },
-    { 2, schema_v2 },
-    { 3, schema_v3_transaction_binding },
+    { 1, schema_v1, NULL },
+    { 2, schema_v2, NULL },
+    { 3, schema_v3_transaction_binding, NULL },
+    { 4, schema_v4_no_secrets, strip_held_csrs },
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -150,6 +166,8 @@ typedef struct driver_quirks_t {
     const char *name;                    /* apr_dbd_name() */
     const setup_statement_t *on_connect; /* run once per connection, may return rows */
     const char *migration_lock;          /* first statement of the migration transaction */
+    /* once per connection, before on_connect; failures are logged, not fatal */
+    void (*on_connect_fn)(const struct sql_store_t *st);
 } driver_quirks_t;
 
 /* SQLite: wait for a busy database instead of failing at once (several
@@ -177,12 +195,14 @@ static const setup_statement_t sqlite3_on_connect[] = {
 static const setup_statement_t pgsql_on_connect[] = { { "SET client_min_messages = warning", 0 },
                                                       { NULL, 0 } };
 
+static void sqlite3_files_private(const struct sql_store_t *st);
+
 static const driver_quirks_t driver_quirks[] = {
-    { "sqlite3", sqlite3_on_connect, NULL },
-    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)" },
+    { "sqlite3", sqlite3_on_connect, NULL, sqlite3_files_private },
+    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)", NULL },
 };
 
-static const driver_quirks_t generic_quirks = { "generic", NULL, NULL };
+static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL };
 
 static const driver_quirks_t *quirks_of(const scep_sql_conn_t *conn)
 {
@@ -247,13 +267,14 @@ static const statement_t statements[STMT_COUNT] = {
       " cert_pem, created)"
       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
     { "mod_scep_issue_held", "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
-                             " decided_by = COALESCE(%s, decided_by)"
+                             " decided_by = COALESCE(%s, decided_by), csr_pem = NULL"
                              " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
     { "mod_scep_decide",
-      "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s"
+      "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s,"
+      " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END"
       " WHERE transaction_id = %s AND status = %s" },
     { "mod_scep_expire_pending",
-      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s"
+      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s, csr_pem = NULL"
       " WHERE status = 'pending' AND created < %s" },
     { "mod_scep_list_requests",
       "SELECT " REQUEST_COLUMNS " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
@@ -367,11 +388,62 @@ static int run_query(const sql_store_t *st, const char *sql)
     return apr_dbd_query(st->conn.driver, st->conn.handle, &nrows, sql);
 }
 
+/* SQLite makes its files with the process's umask (0644 under Apache),
+ * and the records hold what devices asked for and what was decided: the
+ * database and the files beside it are made the owner's alone. The WAL and
+ * shared-memory files SQLite makes later take the database file's mode;
+ * those made already (by an older version, or by a connection that got
+ * here first) are changed here too. */
+static void make_private(const sql_store_t *st, const char *path)
+{
+    apr_finfo_t finfo;
+    apr_status_t rv = apr_stat(&finfo, path, APR_FINFO_PROT, st->pool);
+    apr_fileperms_t owner = APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE;
+    char err[120];
+
+    if (rv == APR_SUCCESS && (finfo.protection & ~owner) != 0) {
+        rv = apr_file_perms_set(path, finfo.protection & owner);
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
+        store_log(st, SCEP_LOG_WARNING, 331,
+                  "cannot make the database file %s private to its owner (mode 0600): %s", path,
+                  apr_strerror(rv, err, sizeof(err)));
+    }
+}
+
+static void sqlite3_files_private(const sql_store_t *st)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    const char *file = NULL;
+    apr_size_t i;
+
+    /* rows of (seq, name, file); an in-memory database has no file */
+    if (apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res, "PRAGMA database_list",
+                       SELECT_BUFFERED) == 0) {
+        while (apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
+            const char *name = apr_dbd_get_entry(st->conn.driver, row, 1);
+            const char *path = apr_dbd_get_entry(st->conn.driver, row, 2);
+
+            if (name && !strcmp(name, "main") && path && *path) {
+                file = apr_pstrdup(st->pool, path);
+            }
+        }
+    }
+    for (i = 0; file && i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        make_private(st, apr_pstrcat(st->pool, file, suffixes[i], NULL));
+    }
+}
+
 static apr_status_t run_on_connect(sql_store_t *st, const driver_quirks_t *quirks)
 {
     const setup_statement_t *stmt;
     int err;
 
+    if (quirks->on_connect_fn) {
+        quirks->on_connect_fn(st);
+    }
     for (stmt = quirks->on_connect; stmt && stmt->sql; stmt++) {
         if ((err = run_select(st, stmt->sql)) == 0) {
             continue;
@@ -421,6 +493,9 @@ static int apply_migration(const sql_store_t *st, const migration_t *m)
 
     for (sql = m->statements; *sql && !err; sql++) {
         err = run_query(st, *sql);
+    }
+    if (!err && m->convert) {
+        err = m->convert(st);
     }
     if (!err) {
         err = run_query(st, apr_psprintf(st->pool, "INSERT INTO scep_schema (version) VALUES (%d)",
@@ -677,8 +752,8 @@ typedef struct cert_row_t {
 static apr_status_t cert_row_of(apr_pool_t *p, X509 *cert, cert_row_t *row)
 {
     row->serial = scep_serial_hex(p, X509_get0_serialNumber(cert));
-    row->subject = scep_name_text(p, X509_get_subject_name(cert));
-    row->issuer = scep_name_text(p, X509_get_issuer_name(cert));
+    row->subject = scep_utf8_text(p, scep_name_text(p, X509_get_subject_name(cert)));
+    row->issuer = scep_utf8_text(p, scep_name_text(p, X509_get_issuer_name(cert)));
     row->not_before = iso8601_of_asn1(p, X509_get0_notBefore(cert));
     row->not_after = iso8601_of_asn1(p, X509_get0_notAfter(cert));
     row->pem = scep_cert_pem(p, cert);
@@ -875,6 +950,77 @@ static int locked_pquery(sql_store_t *st, apr_pool_t *p, int which, int nargs, c
 
     if (err && renewed(st, *error)) {
         err = locked_pquery_once(st, p, which, nargs, args, nrows, error);
+    }
+    return err;
+}
+
+/* ----------------------------------------------------------------------
+ * Migration 4: the CSRs of held requests without their challenge password
+ */
+
+typedef struct held_csr_t {
+    const char *transaction_id;
+    const char *pem;
+} held_csr_t;
+
+/* The CSR as it is kept from now on; NULL when it cannot be read (the
+ * request can then only be denied). */
+static const char *csr_at_rest(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *csr = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+    const char *at_rest = csr ? scep_csr_pem_at_rest(p, csr) : NULL;
+
+    X509_REQ_free(csr);
+    BIO_free(bio);
+    return at_rest;
+}
+
+static int update_held_csr(const sql_store_t *st, const held_csr_t *held)
+{
+    const char *pem = csr_at_rest(st->pool, held->pem);
+    const char *id =
+        apr_dbd_escape(st->conn.driver, st->pool, held->transaction_id, st->conn.handle);
+
+    if (!pem) {
+        store_log(st, SCEP_LOG_WARNING, 330,
+                  "migration: the CSR of held request %s cannot be read: removed (the request "
+                  "can only be denied)",
+                  scep_escape_text(st->pool, held->transaction_id, 0));
+    }
+    return run_query(
+        st, pem ? apr_psprintf(st->pool,
+                               "UPDATE scep_request SET csr_pem = '%s' WHERE transaction_id = '%s'",
+                               apr_dbd_escape(st->conn.driver, st->pool, pem, st->conn.handle), id)
+                : apr_psprintf(st->pool,
+                               "UPDATE scep_request SET csr_pem = NULL WHERE transaction_id = '%s'",
+                               id));
+}
+
+/* Every held CSR is read first, then rewritten: a driver may not take
+ * statements while a select's rows are open. */
+static int strip_held_csrs(const sql_store_t *st)
+{
+    apr_array_header_t *held = apr_array_make(st->pool, 8, sizeof(held_csr_t));
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    held_csr_t *h;
+    int i, err;
+
+    err = apr_dbd_select(st->conn.driver, st->pool, st->conn.handle, &res,
+                         "SELECT transaction_id, csr_pem FROM scep_request"
+                         " WHERE csr_pem IS NOT NULL",
+                         SELECT_BUFFERED);
+    while (!err && apr_dbd_get_row(st->conn.driver, st->pool, res, &row, -1) == 0) {
+        h = apr_array_push(held);
+        h->transaction_id = entry_or_null(st->pool, st, row, 0);
+        h->pem = entry_or_null(st->pool, st, row, 1);
+    }
+    for (i = 0; !err && i < held->nelts; i++) {
+        h = &APR_ARRAY_IDX(held, i, held_csr_t);
+        if (h->transaction_id && h->pem) {
+            err = update_held_csr(st, h);
+        }
     }
     return err;
 }
@@ -1094,9 +1240,10 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
                            const char *from, const char *to, const char *who, const char *reason)
 {
     sql_store_t *st = store->baton;
-    const char *args[] = { to, who, reason, iso8601_now(p), transaction_id, from };
+    /* an approved request keeps its CSR until it is issued */
+    const char *args[] = { to, who, reason, iso8601_now(p), to, transaction_id, from };
     const char *error = NULL;
-    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 6, args, &nrows, &error);
+    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 7, args, &nrows, &error);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, 312, "cannot change transaction %s from %s to %s: %s",

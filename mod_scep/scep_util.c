@@ -258,6 +258,34 @@ const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr)
     return pem;
 }
 
+/* The signature goes too: it was checked when the request came, and with
+ * the rest of the request it would let whoever reads the records test
+ * guesses of the password offline. Approval never verifies it again. */
+const char *scep_csr_pem_at_rest(apr_pool_t *p, X509_REQ *csr)
+{
+    X509_REQ *copy = X509_REQ_dup(csr);
+    ASN1_BIT_STRING *no_signature = ASN1_BIT_STRING_new();
+    const char *pem = NULL;
+    int pos;
+
+    if (!copy || !no_signature) {
+        goto leave;
+    }
+    while ((pos = X509_REQ_get_attr_by_NID(copy, NID_pkcs9_challengePassword, -1)) >= 0) {
+        X509_ATTRIBUTE_free(X509_REQ_delete_attr(copy, pos));
+    }
+    X509_REQ_set0_signature(copy, no_signature);
+    no_signature = NULL;
+    /* re-encoded from the parsed fields, not the DER received */
+    if (i2d_re_X509_REQ_tbs(copy, NULL) > 0) {
+        pem = scep_csr_pem(p, copy);
+    }
+leave:
+    ASN1_BIT_STRING_free(no_signature);
+    X509_REQ_free(copy);
+    return pem;
+}
+
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name)
 {
     BIO *bio = BIO_new(BIO_s_mem());
@@ -372,4 +400,120 @@ apr_status_t scep_global_mutex_lock(apr_global_mutex_t *mutex)
         apr_sleep(FALSE_DEADLOCK_PAUSE);
     }
     return rv;
+}
+
+/* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF. */
+apr_size_t scep_utf8_char(const char *text, unsigned long *code)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    static const unsigned long least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    apr_size_t len, i;
+    unsigned long c;
+
+    if (s[0] < 0x80) {
+        len = 1, c = s[0];
+    }
+    else if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2, c = s[0] & 0x1f;
+    }
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3, c = s[0] & 0x0f;
+    }
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4, c = s[0] & 0x07;
+    }
+    else {
+        return 0;
+    }
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0; /* the NUL at the end stops here too */
+        }
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+    *code = c;
+    return len;
+}
+
+const char *scep_utf8_text(apr_pool_t *p, const char *text)
+{
+    unsigned long code = 0;
+    const char *t;
+    char *out, *o;
+    apr_size_t len;
+
+    for (t = text; t && *t && (len = scep_utf8_char(t, &code)) > 0; t += len) {
+    }
+    if (!t || !*t) {
+        return text; /* UTF-8 already (or NULL) */
+    }
+    out = o = apr_palloc(p, 3 * strlen(text) + 1);
+    for (t = text; *t; t += len) {
+        len = scep_utf8_char(t, &code);
+        if (len == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD, for one stray byte */
+            o += 3;
+            len = 1;
+        }
+        else {
+            memcpy(o, t, len);
+            o += len;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int scep_char_is_control(unsigned long code)
+{
+    return code < 0x20 || (code >= 0x7f && code <= 0x9f);
+}
+
+/* The letter of the two-character escape of code ("\\t"), 0 for none. */
+static char short_escape(unsigned long code, int flags)
+{
+    switch (code) {
+    case '\t':
+        return 't';
+    case '\n':
+        return 'n';
+    case '\r':
+        return 'r';
+    case '\\':
+        return flags & SCEP_ESCAPE_BACKSLASH ? '\\' : 0;
+    default:
+        return 0;
+    }
+}
+
+const char *scep_escape_text(apr_pool_t *p, const char *text, int flags)
+{
+    /* at most 4 characters ("\xNN") for each byte */
+    char *out = apr_palloc(p, 4 * strlen(text) + 1), *o = out;
+    unsigned long code = 0;
+    apr_size_t len, i;
+    char letter;
+
+    for (; *text; text += len) {
+        len = scep_utf8_char(text, &code);
+        if (len == 1 && (letter = short_escape(code, flags))) {
+            *o++ = '\\';
+            *o++ = letter;
+        }
+        else if (len > 0 && !scep_char_is_control(code)) {
+            memcpy(o, text, len);
+            o += len;
+        }
+        else {
+            len = len > 0 ? len : 1; /* a control's bytes, or one stray byte */
+            for (i = 0; i < len; i++) {
+                o += apr_snprintf(o, 5, "\\x%02X", (unsigned char)text[i]);
+            }
+        }
+    }
+    *o = '\0';
+    return out;
 }

@@ -859,6 +859,15 @@ static const char *time_text(apr_pool_t *p, apr_time_t when)
                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* A column of a list: the records hold what devices sent (and whatever an
+ * older version or another server wrote), so a tab or a newline must not
+ * make a row of its own nor a terminal escape reach the terminal; escaped
+ * so that a script can restore the text. */
+static const char *field(ctl_t *ctl, const char *text)
+{
+    return scep_escape_text(ctl->p, or_dash(text), SCEP_ESCAPE_BACKSLASH);
+}
+
 static void print_requests(ctl_t *ctl, const apr_array_header_t *txns)
 {
     const scep_txn_t *txn;
@@ -868,10 +877,10 @@ static void print_requests(ctl_t *ctl, const apr_array_header_t *txns)
          "address\tdecided-by\treason");
     for (i = 0; i < txns->nelts; i++) {
         txn = APR_ARRAY_IDX(txns, i, const scep_txn_t *);
-        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", txn->transaction_id, txn->status,
-               time_text(ctl->p, txn->created), or_dash(txn->subject), or_dash(txn->san),
-               or_dash(txn->key_desc), or_dash(txn->template_name), or_dash(txn->client_addr),
-               or_dash(txn->decided_by), or_dash(txn->reason));
+        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", field(ctl, txn->transaction_id),
+               field(ctl, txn->status), time_text(ctl->p, txn->created), field(ctl, txn->subject),
+               field(ctl, txn->san), field(ctl, txn->key_desc), field(ctl, txn->template_name),
+               field(ctl, txn->client_addr), field(ctl, txn->decided_by), field(ctl, txn->reason));
     }
 }
 
@@ -885,9 +894,9 @@ static void print_certs(ctl_t *ctl, const apr_array_header_t *certs)
     for (i = 0; i < certs->nelts; i++) {
         rec = APR_ARRAY_IDX(certs, i, const scep_cert_record_t *);
         reason = rec->revoked_at ? scep_crl_reason_name(rec->reason) : NULL;
-        printf("%s\t%s\t%s\t%s\t%s\t%s\n", rec->serial, or_dash(rec->subject),
+        printf("%s\t%s\t%s\t%s\t%s\t%s\n", field(ctl, rec->serial), field(ctl, rec->subject),
                time_text(ctl->p, rec->not_after), time_text(ctl->p, rec->revoked_at),
-               or_dash(reason), or_dash(rec->transaction_id));
+               field(ctl, reason), field(ctl, rec->transaction_id));
     }
 }
 

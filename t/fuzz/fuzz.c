@@ -168,7 +168,24 @@ void fuzz_pool_done(apr_pool_t *p)
     ERR_clear_error();
 }
 
-/* What the glue reads of a CSR before and while it checks the policy. */
+/* What operators see of a device's text: nothing a terminal acts on,
+ * nothing that is not UTF-8. */
+static void check_escaped(apr_pool_t *p, const char *text)
+{
+    const char *c = text ? scep_escape_text(p, text, SCEP_ESCAPE_BACKSLASH) : "";
+    unsigned long code = 0;
+    apr_size_t len;
+
+    for (; *c; c += len) {
+        len = scep_utf8_char(c, &code);
+        if (len == 0 || scep_char_is_control(code)) {
+            fuzz_fail("escaped text with a control character or a byte that is not UTF-8");
+        }
+    }
+}
+
+/* What the glue reads of a CSR before and while it checks the policy, and
+ * what the records and the operators' views make of it. */
 static void read_csr(apr_pool_t *p, X509_REQ *csr)
 {
     scep_problem_t prob;
@@ -177,9 +194,12 @@ static void read_csr(apr_pool_t *p, X509_REQ *csr)
         fuzz_fail("a CSR that verified has no key id");
     }
     scep_key_desc(p, X509_REQ_get0_pubkey(csr));
-    scep_csr_san_text(p, csr);
+    check_escaped(p, scep_csr_san_text(p, csr));
     scep_csr_key_usage(csr);
-    scep_name_text(p, X509_REQ_get_subject_name(csr));
+    check_escaped(p, scep_name_text(p, X509_REQ_get_subject_name(csr)));
+    if (!scep_csr_pem_at_rest(p, csr)) {
+        fuzz_fail("a CSR that verified cannot be kept for approval");
+    }
     if (scep_policy_check(p, builtin_template, csr, &prob) != APR_SUCCESS &&
         (prob.fail_info != SCEP_FAIL_BAD_REQUEST || !prob.text)) {
         fuzz_fail("a policy refusal without badRequest and a text");

@@ -403,6 +403,9 @@ def test_readme_install_on_debian_stock_apache(tmp):
     st = os.stat(db_file)
     assert (st.st_uid, st.st_gid) == (www.pw_uid, www.pw_gid), 'scep.db owned by %d:%d' % (
         st.st_uid, st.st_gid)
+    # the directory 0700 as README creates it, the files 0600 as mod_scep
+    # makes them (SQLite would leave them to Apache's umask: 0644)
+    checks.assert_private_records(db_dir, www.pw_uid, www.pw_gid)
     records = types.SimpleNamespace(db_rows=SQLiteDatabase(db_file).rows)
     for msg, cert in enrolled:
         checks.assert_recorded(records, msg.transaction_id, cert)

@@ -14,6 +14,8 @@ and nothing may listen on the demo's ports afterwards, nor any Apache of
 the demo be left.
 """
 import os
+import pwd
+import re
 import socket
 import subprocess
 
@@ -144,6 +146,20 @@ def scep_submit(results, client, tmp_path, key, challenge):
     return msg, certs[0]
 
 
+def assert_private_records():
+    """The demo's database directory (in the checkout, or under /var/lib
+    when www-data cannot reach it) 0700 and its files 0600, of the user
+    Apache's children run as: www-data when the demo was started as root."""
+    with open(os.path.join(STATE, 'httpd.conf')) as f:
+        (params,) = re.findall(r'^DBDParams "(.*)"$', f.read(), re.M)
+    if os.getuid() == 0:
+        www = pwd.getpwnam('www-data')
+        uid, gid = www.pw_uid, www.pw_gid
+    else:
+        uid, gid = os.getuid(), os.getgid()
+    checks.assert_private_records(os.path.dirname(params), uid, gid)
+
+
 def common_name(cert):
     return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
 
@@ -160,6 +176,7 @@ def test_demo_one_time_password(demo, tmp_path):
     assert cert.issuer == ca.subject
     assert pki.public_der(cert) == pki.public_der(key), 'issued for another key'
     assert common_name(cert) == 'submit.example.test'
+    assert_private_records()
 
     # another device with the same password
     other = pki.new_key()

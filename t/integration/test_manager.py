@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import hashlib
 import html
+import json
 import os
 import re
 import signal
@@ -204,6 +205,79 @@ def test_hostile_subject_is_escaped(held, dev, keys):
     assert '<script' not in text and '<img' not in text, 'unescaped subject on the page'
     row = re.search(r'<tr id="txn-%s">.*?</tr>' % msg.transaction_id, text, re.S).group(0)
     assert '<td>%s</td>' % html.escape(t['subject'], quote=True) in row, row
+
+
+HOSTILE = 'a\tb\nFORGED\x1b[31mred\x7f\u009b31m \\x41 Gr\u00fc\u00dfe "</td><script>'
+
+
+def insert_pending(httpd, txid, values):
+    """A pending request written into the records directly (an older
+    version or another server may have written anything): values maps
+    columns to str, or to bytes (SQLite only: text of any bytes)."""
+    cols = ['transaction_id', 'key_id', 'status', 'created', 'updated'] + list(values)
+    args = [txid, 'K', 'pending', '2030-01-01T00:00:00Z', '2030-01-01T00:00:00Z'] + \
+        list(values.values())
+    marks = ['CAST(? AS TEXT)' if isinstance(v, bytes) else '?' for v in args]
+    httpd.db_execute('INSERT INTO scep_request (%s) VALUES (%s)' % (', '.join(cols),
+                                                                   ', '.join(marks)), args)
+
+
+def test_json_is_valid_utf8_whatever_the_records_hold(held, dev, keys):
+    """Control characters as \\u escapes (C1 and DEL too), bytes that are not
+    UTF-8 as U+FFFD: the answer parses with a strict UTF-8 decoder and a
+    strict JSON parser, and says what the records hold."""
+    A.hold(dev, keys.take(), 'json-ready.example.test')  # the records exist
+    values = {c: '%s %s' % (c, HOSTILE) for c in ('subject', 'san', 'key_desc', 'template',
+                                                  'client_addr')}
+    txid = 'JSON-' + HOSTILE
+    insert_pending(held, txid, values)
+    invalid = held.env.database.kind == 'sqlite'
+    if invalid:
+        insert_pending(held, 'JSON-INVALID', {'subject': b'CN=bad\xc3\x28 \xff\xed\xa0\x80',
+                                              'san': b'DNS:\xc0\xaf'})
+    try:
+        r = page(held, accept='application/json')
+        body = r.body.decode('utf-8')  # strict
+        assert not re.search('[\x00-\x1f\x7f-\x9f]', body.replace('\n', '')), \
+            'raw control characters in the JSON'
+        pending = {t['transaction_id']: t for t in json.loads(body)['pending']}
+        t = pending[txid]
+        for column, key in (('subject', 'subject'), ('san', 'san'), ('key_desc', 'key'),
+                            ('template', 'template'), ('client_addr', 'client_addr')):
+            assert t[key] == values[column], (key, t[key])
+        assert '\\u009b31m' in body and '\\u001b[31m' in body and '\\u007f' in body
+        if invalid:
+            t = pending['JSON-INVALID']
+            assert t['subject'] == 'CN=bad\ufffd( \ufffd\ufffd\ufffd\ufffd', t['subject']
+            assert t['san'] == 'DNS:\ufffd\ufffd', t['san']
+    finally:
+        held.db_execute("DELETE FROM scep_request WHERE transaction_id LIKE 'JSON-%'")
+
+
+def test_html_shows_control_characters_escaped(held, dev, keys):
+    """On the page a control character would be invisible (two names that
+    differ would look alike): shown as scepctl lists it, then HTML-escaped;
+    bytes that are not UTF-8 likewise."""
+    A.hold(dev, keys.take(), 'html-ready.example.test')
+    txid = 'HTML-ESCAPED'
+    insert_pending(held, txid, {'subject': 'CN=' + HOSTILE, 'san': 'othername:UPN:' + HOSTILE})
+    if held.env.database.kind == 'sqlite':
+        insert_pending(held, 'HTML-INVALID', {'subject': b'CN=bad\xc3\x28'})
+    try:
+        body = page(held).body
+        text = body.decode('utf-8')  # strict
+        assert not re.search('[\x00-\x08\x0b-\x1f\x7f-\x9f]', text), \
+            'raw control characters on the page'
+        row = re.search(r'<tr id="txn-%s">.*?</tr>' % txid, text, re.S).group(0)
+        shown = html.escape('a\\tb\\nFORGED\\x1B[31mred\\x7F\\xC2\\x9B31m \\x41 '
+                            'Gr\u00fc\u00dfe "</td><script>', quote=True)
+        assert '<td>CN=%s</td>' % shown in row, row
+        assert '<td>othername:UPN:%s</td>' % shown in row, row
+        if held.env.database.kind == 'sqlite':
+            row = re.search(r'<tr id="txn-HTML-INVALID">.*?</tr>', text, re.S).group(0)
+            assert '<td>CN=bad\\xC3(</td>' in row, row
+    finally:
+        held.db_execute("DELETE FROM scep_request WHERE transaction_id LIKE 'HTML-%'")
 
 
 # --- decisions ----------------------------------------------------------------------

@@ -110,8 +110,9 @@ def test_held_request_is_recorded_for_the_manager(standalone, scep, keys):
     assert req['key_desc'] == 'RSA 2048'
     assert req['client_addr'] == '127.0.0.1'
     assert req['serial'] is None
-    assert x509.load_pem_x509_csr(req['csr_pem'].encode()).public_bytes(
-        pki.serialization.Encoding.DER) == msg.inner
+    # without the challenge password and the signature (test_secrets.py)
+    kept = x509.load_pem_x509_csr(req['csr_pem'].encode())
+    assert kept.subject == x509.load_der_x509_csr(msg.inner).subject and kept.signature == b''
     code, out, err = standalone.scepctl_records('list')
     assert code == 0, err
     line = [ln for ln in out.splitlines() if ln.startswith(msg.transaction_id)]

@@ -16,12 +16,17 @@
  * on SQLite and PostgreSQL). */
 
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <apr_dbd.h>
+#include <apr_file_io.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
 #include <check.h>
+
+#include <openssl/pem.h>
 
 #include "scep.h"
 #include "testutil.h"
@@ -196,12 +201,12 @@ START_TEST(new_database_gets_the_current_schema)
     scep_store_t *store = open_store();
     scep_txn_t *txn = NULL;
 
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "3");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
     ck_assert_int_eq(store->find_transaction(store, pool, "NONE", &txn), APR_NOTFOUND);
     ck_assert_ptr_null(txn);
     /* a second store on the same connection finds it ready */
     open_store();
-    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "3");
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "4");
 }
 END_TEST
 
@@ -225,7 +230,7 @@ START_TEST(version_1_database_is_migrated)
     exec("INSERT INTO scep_request VALUES ('OLD', 'K', 'rejected', 'CN=old', 19, NULL,"
          " 'no', '10.0.0.1', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')");
     store = open_store();
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "3");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
     txn = find(store, "OLD");
     ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
     ck_assert_str_eq(txn->reason, "no");
@@ -234,6 +239,106 @@ START_TEST(version_1_database_is_migrated)
     ck_assert_ptr_null(txn->csr_digest);
     ck_assert_ptr_null(txn->template_name);
     ck_assert_int_eq(apr_time_sec(txn->created), 1735689600);
+}
+END_TEST
+
+static int mode_of(const char *path)
+{
+    struct stat st;
+
+    ck_assert_msg(stat(path, &st) == 0, "%s is missing", path);
+    return (int)(st.st_mode & 07777);
+}
+
+/* SQLite makes its files with the umask (0644 here and under Apache): the
+ * store makes them the owner's alone, the WAL files SQLite makes later
+ * included, and a file left open to others by an older version too. */
+START_TEST(database_files_are_private)
+{
+    const char *wal = apr_pstrcat(pool, db_file, "-wal", NULL);
+    const char *shm = apr_pstrcat(pool, db_file, "-shm", NULL);
+
+    apr_file_t *f;
+
+    ck_assert_int_eq(mode_of(db_file) & 0044, 0044);
+    /* an empty WAL left by an older version */
+    ck_assert_int_eq(
+        apr_file_open(&f, wal, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
+                      APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD, pool),
+        APR_SUCCESS);
+    apr_file_close(f);
+    ck_assert_int_eq(mode_of(wal), 0644);
+    open_store();
+    ck_assert_int_eq(mode_of(db_file), 0600);
+    ck_assert_int_eq(mode_of(wal), 0600);
+    ck_assert_int_eq(mode_of(shm), 0600);
+}
+END_TEST
+
+/* The schema of version 2, as exec() statements. */
+static void create_version_2(void)
+{
+    exec("CREATE TABLE scep_schema (version INTEGER NOT NULL)");
+    exec("INSERT INTO scep_schema (version) VALUES (1)");
+    exec("INSERT INTO scep_schema (version) VALUES (2)");
+    exec("CREATE TABLE scep_request (transaction_id TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
+         " status TEXT NOT NULL, subject TEXT, message_type INTEGER, serial TEXT, reason TEXT,"
+         " client_addr TEXT, created TEXT NOT NULL, updated TEXT NOT NULL, signer_key_id TEXT,"
+         " template TEXT, csr_pem TEXT, san TEXT, key_desc TEXT, decided_by TEXT)");
+    exec("CREATE TABLE scep_cert (serial TEXT PRIMARY KEY, transaction_id TEXT,"
+         " subject TEXT NOT NULL, issuer TEXT NOT NULL, not_before TEXT NOT NULL,"
+         " not_after TEXT NOT NULL, cert_pem TEXT NOT NULL, revoked_at TEXT,"
+         " revocation_reason INTEGER, created TEXT NOT NULL)");
+}
+
+static void insert_v2_request(const char *id, const char *status, const char *csr_pem)
+{
+    exec(apr_psprintf(pool,
+                      "INSERT INTO scep_request (transaction_id, key_id, status, created, updated,"
+                      " csr_pem) VALUES ('%s', 'K', '%s', '2025-01-01T00:00:00Z',"
+                      " '2025-01-01T00:00:00Z', '%s')",
+                      id, status, csr_pem));
+}
+
+/* Version 2 kept held CSRs whole, challenge password included, and kept
+ * them after the decision: version 4 strips the one and drops the other. */
+START_TEST(version_2_database_loses_its_challenge_passwords)
+{
+    X509_REQ *csr = testutil_csr(pool, device_key, "/CN=v2.example.test", NULL, NULL,
+                                 "DNS:v2.example.test", "V2-Challenge-Secret");
+    const char *whole = scep_csr_pem(pool, csr);
+    scep_store_t *store;
+    scep_txn_t *txn;
+    X509_REQ *kept;
+    BIO *bio;
+
+    create_version_2();
+    insert_v2_request("P", SCEP_TXN_PENDING, whole);
+    insert_v2_request("A", SCEP_TXN_APPROVED, whole);
+    insert_v2_request("R", SCEP_TXN_REJECTED, whole);
+    insert_v2_request("E", SCEP_TXN_EXPIRED, whole);
+    insert_v2_request("I", SCEP_TXN_ISSUED, whole);
+    insert_v2_request("G", SCEP_TXN_PENDING, "garbage");
+    store = open_store();
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_request WHERE csr_pem IS NOT NULL"), "2");
+    ck_assert_str_eq(find(store, "P")->csr_pem, scep_csr_pem_at_rest(pool, csr));
+    txn = find(store, "A");
+    bio = BIO_new_mem_buf(txn->csr_pem, -1);
+    kept = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    ck_assert_ptr_nonnull(kept);
+    ck_assert_int_eq(X509_REQ_get_attr_by_NID(kept, NID_pkcs9_challengePassword, -1), -1);
+    ck_assert_str_eq(scep_name_text(pool, X509_REQ_get_subject_name(kept)), "CN=v2.example.test");
+    X509_REQ_free(kept);
+    ck_assert_ptr_null(find(store, "R")->csr_pem);
+    ck_assert_ptr_null(find(store, "I")->csr_pem);
+    /* what cannot be read is dropped, not kept with its secret */
+    ck_assert_ptr_null(find(store, "G")->csr_pem);
+    ck_assert_str_eq(last_error, "migration: the CSR of held request G cannot be read: removed "
+                                 "(the request can only be denied)");
+    ck_assert_ptr_null(value_of("SELECT transaction_id FROM scep_request"
+                                " WHERE csr_pem LIKE '%V2-Challenge%'"));
 }
 END_TEST
 
@@ -288,12 +393,15 @@ START_TEST(held_request_is_approved_then_issued_once)
         store->decide(store, pool, "H1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "alice", NULL),
         APR_SUCCESS);
     ck_assert_str_eq(find(store, "H1")->decided_by, "alice");
-    /* issued with the approver kept */
+    /* approved: the CSR stays until it is issued */
+    ck_assert_str_eq(find(store, "H1")->csr_pem, txn.csr_pem);
+    /* issued with the approver kept, and nothing of the request left */
     ck_assert_int_eq(store->issue_held(store, pool, "H1", issue(csr), NULL), APR_SUCCESS);
     found = find(store, "H1");
     ck_assert_str_eq(found->status, SCEP_TXN_ISSUED);
     ck_assert_str_eq(found->decided_by, "alice");
     ck_assert_ptr_nonnull(found->cert_pem);
+    ck_assert_ptr_null(found->csr_pem);
     /* a second issuance (a concurrent poll) changes nothing */
     ck_assert_int_eq(store->issue_held(store, pool, "H1", issue(csr), "bob"), APR_EEXIST);
     ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "1");
@@ -308,11 +416,13 @@ START_TEST(decisions_need_the_expected_state)
     X509_REQ *csr = csr_for("d.example.test", NULL);
     scep_txn_t txn = request_of("D1", SCEP_TXN_PENDING, csr);
 
+    txn.csr_pem = scep_csr_pem_at_rest(pool, csr);
     ck_assert_int_eq(store->record(store, pool, &txn, NULL), APR_SUCCESS);
     ck_assert_int_eq(
         store->decide(store, pool, "D1", SCEP_TXN_PENDING, SCEP_TXN_REJECTED, "bob", "not ours"),
         APR_SUCCESS);
     ck_assert_str_eq(find(store, "D1")->reason, "not ours");
+    ck_assert_ptr_null(find(store, "D1")->csr_pem);
     ck_assert_int_eq(
         store->decide(store, pool, "D1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "eve", NULL),
         APR_EEXIST);
@@ -332,6 +442,7 @@ START_TEST(old_pending_requests_expire)
     scep_txn_t fresh = request_of("NEW", SCEP_TXN_PENDING, csr);
     apr_array_header_t *list;
 
+    old.csr_pem = fresh.csr_pem = scep_csr_pem_at_rest(pool, csr);
     ck_assert_int_eq(store->record(store, pool, &old, NULL), APR_SUCCESS);
     ck_assert_int_eq(store->record(store, pool, &fresh, NULL), APR_SUCCESS);
     exec("UPDATE scep_request SET created = '2020-01-01T00:00:00Z' WHERE transaction_id = 'OLD'");
@@ -340,6 +451,8 @@ START_TEST(old_pending_requests_expire)
         APR_SUCCESS);
     ck_assert_str_eq(find(store, "OLD")->status, SCEP_TXN_EXPIRED);
     ck_assert_str_eq(find(store, "OLD")->reason, "too old");
+    ck_assert_ptr_null(find(store, "OLD")->csr_pem);
+    ck_assert_ptr_nonnull(find(store, "NEW")->csr_pem);
     ck_assert_str_eq(find(store, "NEW")->status, SCEP_TXN_PENDING);
     ck_assert_int_eq(store->list_requests(store, pool, SCEP_TXN_PENDING, 10, &list), APR_SUCCESS);
     ck_assert_int_eq(list->nelts, 1);
@@ -494,7 +607,7 @@ START_TEST(connection_failing_its_setup_is_replaced)
     store = open_store();
     ck_assert_int_eq(renewals, 1);
     ck_assert_int_eq(failures, 0);
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "2");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
     ck_assert_ptr_nonnull(store);
 }
 END_TEST
@@ -523,6 +636,8 @@ Suite *scep_store_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, new_database_gets_the_current_schema);
     tcase_add_test(tc, version_1_database_is_migrated);
+    tcase_add_test(tc, version_2_database_loses_its_challenge_passwords);
+    tcase_add_test(tc, database_files_are_private);
     tcase_add_test(tc, issued_request_and_certificate_are_recorded_together);
     tcase_add_test(tc, held_request_is_approved_then_issued_once);
     tcase_add_test(tc, decisions_need_the_expected_state);

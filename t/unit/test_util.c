@@ -14,10 +14,17 @@
 /* The core's small helpers (scep_util.c) that no other suite covers. */
 
 #include <limits.h>
+#include <string.h>
 
 #include <check.h>
 
+#include <openssl/bio.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "scep.h"
+#include "testutil.h"
 
 /* One text that scep_parse_int must refuse, leaving the value alone. */
 static void assert_refused(const char *text, int min, int max)
@@ -63,6 +70,170 @@ START_TEST(parse_int_refuses_anything_else)
 }
 END_TEST
 
+static X509_REQ *csr_of_pem(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+
+    BIO_free(bio);
+    ck_assert_ptr_nonnull(csr);
+    return csr;
+}
+
+/* 1 when the DER of csr holds the bytes of text anywhere. */
+static int der_contains(X509_REQ *csr, const char *text)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509_REQ(csr, &der), i, found = 0;
+    size_t n = strlen(text);
+
+    ck_assert_int_gt(len, 0);
+    for (i = 0; !found && i + (int)n <= len; i++) {
+        found = memcmp(der + i, text, n) == 0;
+    }
+    OPENSSL_free(der);
+    return found;
+}
+
+START_TEST(csr_at_rest_keeps_no_challenge_password)
+{
+    apr_pool_t *p;
+    EVP_PKEY *key;
+    X509_REQ *csr, *kept;
+    STACK_OF(X509_EXTENSION) *exts;
+    const ASN1_BIT_STRING *sig = NULL;
+
+    apr_pool_create(&p, NULL);
+    key = testutil_rsa_key(p);
+    csr = testutil_csr(p, key, "/CN=rest.example.test", "critical,digitalSignature", NULL,
+                       "DNS:rest.example.test", "Secret-Challenge-1234");
+    ck_assert(der_contains(csr, "Secret-Challenge-1234"));
+    /* as received: parsed, with the DER it came in cached */
+    csr = csr_of_pem(scep_csr_pem(p, csr));
+    SCEP_OWN(p, csr, X509_REQ_free);
+    kept = csr_of_pem(scep_csr_pem_at_rest(p, csr));
+    ck_assert(!der_contains(kept, "Secret-Challenge-1234"));
+    ck_assert_int_lt(X509_REQ_get_attr_by_NID(kept, NID_pkcs9_challengePassword, -1), 0);
+    /* no signature to test guesses of the password against */
+    X509_REQ_get0_signature(kept, &sig, NULL);
+    ck_assert_int_eq(ASN1_STRING_length(sig), 0);
+    ck_assert_int_ne(X509_REQ_verify(kept, key), 1);
+    /* what approval needs is all there */
+    ck_assert_int_eq(X509_NAME_cmp(X509_REQ_get_subject_name(kept), X509_REQ_get_subject_name(csr)),
+                     0);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_REQ_get0_pubkey(kept), key), 1);
+    ck_assert_int_eq(scep_csr_key_usage(kept), scep_csr_key_usage(csr));
+    ck_assert_str_eq(scep_csr_san_text(p, kept), "DNS:rest.example.test");
+    exts = X509_REQ_get_extensions(kept);
+    ck_assert_int_eq(sk_X509_EXTENSION_num(exts), 2);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    /* the original is left alone */
+    ck_assert_int_ge(X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1), 0);
+    ck_assert_int_eq(X509_REQ_verify(csr, key), 1);
+    X509_REQ_free(kept);
+    apr_pool_destroy(p);
+}
+END_TEST
+
+/* A device's attribute may carry more than one value. */
+START_TEST(csr_at_rest_drops_every_challenge_password)
+{
+    apr_pool_t *p;
+    X509_REQ *csr, *kept;
+    X509_ATTRIBUTE *attr;
+
+    apr_pool_create(&p, NULL);
+    csr = testutil_csr(p, testutil_ec_key(p), "/CN=twice", NULL, NULL, NULL, "first-secret");
+    attr = X509_REQ_get_attr(csr, X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1));
+    ck_assert(X509_ATTRIBUTE_set1_data(attr, MBSTRING_UTF8, "second-secret", -1));
+    ck_assert(der_contains(csr, "second-secret"));
+    kept = csr_of_pem(scep_csr_pem_at_rest(p, csr));
+    ck_assert(!der_contains(kept, "first-secret") && !der_contains(kept, "second-secret"));
+    ck_assert_int_eq(X509_REQ_get_attr_count(kept), 0);
+    X509_REQ_free(kept);
+    apr_pool_destroy(p);
+}
+END_TEST
+
+static void assert_utf8(const char *text, apr_size_t len, unsigned long code)
+{
+    unsigned long got = 0xdead;
+
+    ck_assert_uint_eq(scep_utf8_char(text, &got), len);
+    if (len) {
+        ck_assert_uint_eq(got, code);
+    }
+}
+
+START_TEST(utf8_characters_are_checked_strictly)
+{
+    assert_utf8("A", 1, 'A');
+    assert_utf8("\xc3\xa9", 2, 0xe9);
+    assert_utf8("\xc2\x9b", 2, 0x9b);
+    assert_utf8("\xe2\x82\xac", 3, 0x20ac);
+    assert_utf8("\xf0\x9f\x98\x80", 4, 0x1f600);
+    assert_utf8("\xf4\x8f\xbf\xbf", 4, 0x10ffff);
+    assert_utf8("\xc3\x28", 0, 0);         /* no continuation byte */
+    assert_utf8("\xc3", 0, 0);             /* cut off by the end */
+    assert_utf8("\x80", 0, 0);             /* a stray continuation byte */
+    assert_utf8("\xc0\xaf", 0, 0);         /* overlong '/' */
+    assert_utf8("\xe0\x80\xaf", 0, 0);     /* overlong, three bytes */
+    assert_utf8("\xed\xa0\x80", 0, 0);     /* a surrogate (CESU-8) */
+    assert_utf8("\xf4\x90\x80\x80", 0, 0); /* above U+10FFFF */
+    assert_utf8("\xff", 0, 0);
+}
+END_TEST
+
+START_TEST(utf8_text_replaces_stray_bytes)
+{
+    apr_pool_t *p;
+    const char *valid = "CN=Gr\xc3\xbc\xc3\x9f"
+                        "e\x1b";
+
+    apr_pool_create(&p, NULL);
+    ck_assert_ptr_eq(scep_utf8_text(p, valid), valid);
+    ck_assert_ptr_null(scep_utf8_text(p, NULL));
+    ck_assert_str_eq(scep_utf8_text(p, "bad\xc3\x28 \xed\xa0\x80\xff"),
+                     "bad\xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    apr_pool_destroy(p);
+}
+END_TEST
+
+/* Escaped as expected, with a backslash kept as it is unless the text
+ * must be restorable. */
+static void assert_escaped(const char *text, const char *expected)
+{
+    apr_pool_t *p;
+    const char *kept;
+
+    apr_pool_create(&p, NULL);
+    ck_assert_str_eq(scep_escape_text(p, text, SCEP_ESCAPE_BACKSLASH), expected);
+    kept = scep_escape_text(p, text, 0);
+    ck_assert_str_eq(kept, strstr(text, "\\") ? text : expected);
+    apr_pool_destroy(p);
+}
+
+START_TEST(escape_text_leaves_nothing_a_terminal_or_a_line_reader_acts_on)
+{
+    assert_escaped("CN=router-1.example.test, O=Example", "CN=router-1.example.test, O=Example");
+    assert_escaped("CN=Gr\xc3\xbc\xc3\x9f"
+                   "e \xe2\x82\xac",
+                   "CN=Gr\xc3\xbc\xc3\x9f"
+                   "e \xe2\x82\xac");
+    assert_escaped("a\tb\nc\rd", "a\\tb\\nc\\rd");
+    assert_escaped("back\\slash", "back\\\\slash");
+    assert_escaped("\x1b[31mred", "\\x1B[31mred");
+    assert_escaped("del\x7f", "del\\x7F");
+    assert_escaped("csi\xc2\x9b"
+                   "31m",
+                   "csi\\xC2\\x9B31m"); /* C1 CSI, as UTF-8 */
+    assert_escaped("bad\xc3\x28", "bad\\xC3(");
+    assert_escaped("\xed\xa0\x80", "\\xED\\xA0\\x80");
+    assert_escaped("\x01\x1f", "\\x01\\x1F");
+    assert_escaped("", "");
+}
+END_TEST
+
 Suite *scep_util_suite(void);
 
 Suite *scep_util_suite(void)
@@ -72,6 +243,15 @@ Suite *scep_util_suite(void)
 
     tcase_add_test(tc, parse_int_takes_whole_numbers_in_range);
     tcase_add_test(tc, parse_int_refuses_anything_else);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("csr_at_rest");
+    tcase_add_test(tc, csr_at_rest_keeps_no_challenge_password);
+    tcase_add_test(tc, csr_at_rest_drops_every_challenge_password);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("escape");
+    tcase_add_test(tc, utf8_characters_are_checked_strictly);
+    tcase_add_test(tc, utf8_text_replaces_stray_bytes);
+    tcase_add_test(tc, escape_text_leaves_nothing_a_terminal_or_a_line_reader_acts_on);
     suite_add_tcase(s, tc);
     return s;
 }

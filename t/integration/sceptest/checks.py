@@ -181,3 +181,18 @@ def assert_recorded(httpd, transaction_id, cert, message_type=None):
     assert row['transaction_id'] == transaction_id, row
     assert x509.load_pem_x509_certificate(row['cert_pem'].encode()) == cert
     assert row['revoked_at'] is None
+
+
+def assert_private_records(db_dir, uid, gid):
+    """A SQLite records directory as README's installation has it: 0700,
+    of the user Apache's children run as; its files (the database, its WAL
+    and shared memory) 0600, theirs too."""
+    st = os.stat(db_dir)
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o700, uid, gid), \
+        '%s: mode %o, owner %d:%d' % (db_dir, st.st_mode & 0o777, st.st_uid, st.st_gid)
+    names = sorted(os.listdir(db_dir))
+    assert 'scep.db' in names, names
+    for name in names:
+        st = os.stat(os.path.join(db_dir, name))
+        assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o600, uid, gid), \
+            '%s: mode %o, owner %d:%d' % (name, st.st_mode & 0o777, st.st_uid, st.st_gid)
