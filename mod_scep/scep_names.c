@@ -483,15 +483,15 @@ static apr_status_t push_ia5_name(apr_pool_t *p, GENERAL_NAMES *names, int type,
 {
     const unsigned char *s = ASN1_STRING_get0_data(in);
     apr_size_t len = (apr_size_t)ASN1_STRING_length(in);
-    const char *why;
+    const char *why = "is empty";
 
     if (!all_of(s, len, is_ascii)) {
         return malformed(prob,
                          apr_psprintf(p, "the subjectAltName's %s is not a valid IA5String", what));
     }
     if (!len || (why = check(p, s, len, flags))) {
-        return refused(prob, apr_psprintf(p, "the subjectAltName's %s%s %s", what, shown(p, s, len),
-                                          len ? why : "is empty"));
+        return refused(
+            prob, apr_psprintf(p, "the subjectAltName's %s%s %s", what, shown(p, s, len), why));
     }
     return push_name(names, type, V_ASN1_IA5STRING, s, len, prob);
 }
