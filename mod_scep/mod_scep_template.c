@@ -49,7 +49,9 @@ typedef struct word_flag_t {
 } word_flag_t;
 
 /* keyUsage bits a template may set: an end entity never signs certificates
- * or CRLs, so keyCertSign and cRLSign are not offered. */
+ * or CRLs, so keyCertSign and cRLSign are not offered (RFC 5280 wants
+ * basicConstraints CA:TRUE with keyCertSign, and the CA always sets
+ * CA:FALSE). */
 static const word_flag_t key_usage_words[] = {
     { "digitalSignature", X509v3_KU_DIGITAL_SIGNATURE },
     { "nonRepudiation", X509v3_KU_NON_REPUDIATION },
@@ -227,6 +229,20 @@ static const char *set_allow_subject(cmd_parms *cmd, scep_template_t *tmpl, cons
     return n ? NULL : "needs Any or at least one attribute name";
 }
 
+static const char *set_wildcard_dns(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+{
+    const char *arg, *err = single_arg(cmd, args, &arg);
+
+    if (err) {
+        return err;
+    }
+    if (strcasecmp(arg, "On") != 0 && strcasecmp(arg, "Off") != 0) {
+        return apr_psprintf(cmd->pool, "'%s' is neither On nor Off", arg);
+    }
+    tmpl->wildcard_dns = strcasecmp(arg, "On") == 0;
+    return NULL;
+}
+
 /* A number of bits from min to max into *bits. */
 static const char *bits_arg(cmd_parms *cmd, const char *args, int min, int max, int *bits)
 {
@@ -319,6 +335,7 @@ static const template_directive_t template_directives[] = {
     { "ExtendedKeyUsage", set_ext_key_usage },
     { "AllowSubject", set_allow_subject },
     { "AllowSubjectAltName", set_allow_san },
+    { "AllowWildcardDNS", set_wildcard_dns },
     { "MinimumKeySize", set_min_key_size },
     { "MaximumKeySize", set_max_key_size },
     { "MinimumECKeySize", set_min_ec_key_size },
@@ -342,8 +359,8 @@ static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl, const 
     }
     if (!td->name) {
         err = "is not a template directive (Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, "
-              "AllowSubjectAltName, MinimumKeySize, MaximumKeySize, MinimumECKeySize, Curves, "
-              "KeyTypes, Issuance, EnrollGroup)";
+              "AllowSubjectAltName, AllowWildcardDNS, MinimumKeySize, MaximumKeySize, "
+              "MinimumECKeySize, Curves, KeyTypes, Issuance, EnrollGroup)";
     }
     return err ? apr_psprintf(cmd->pool, "%s:%d: " SCEP_TEMPLATE_SECTION " %s> %s: %s", d->filename,
                               d->line_num, tmpl->name, d->directive, err)

@@ -360,6 +360,10 @@ const char *scep_capabilities(apr_pool_t *p, unsigned int caps);
 
 /* key_usage of a template: copy the CSR's keyUsage. */
 #define SCEP_KU_FROM_REQUEST (-1)
+/* key_usage of a template that names none: by the key's type (scep_ca.c):
+ * RSA digitalSignature keyEncipherment, EC digitalSignature keyAgreement,
+ * others digitalSignature. */
+#define SCEP_KU_BY_KEY_TYPE (-2)
 
 typedef enum {
     SCEP_ISSUANCE_AUTO = 1,  /* issued at once */
@@ -369,10 +373,11 @@ typedef enum {
 typedef struct scep_template_t {
     const char *name;
     int validity_days; /* 0: the server's SCEPCertificateValidity */
-    int key_usage;     /* X509v3_KU_* bits set (critical), or SCEP_KU_FROM_REQUEST */
+    int key_usage; /* X509v3_KU_* bits set (critical), SCEP_KU_FROM_REQUEST, SCEP_KU_BY_KEY_TYPE */
     apr_array_header_t *ext_key_usage; /* of ASN1_OBJECT *: EKU set; NULL: the CSR's */
     apr_array_header_t *subject_nids;  /* of int: subject attributes allowed; NULL: any */
     unsigned int san_types;            /* SCEP_SAN_* that may pass; others are refused */
+    int wildcard_dns;                  /* a dNSName may be a wildcard ("*.example.com") */
     int min_rsa_bits;                  /* smallest RSA modulus accepted (MinimumKeySize) */
     int max_rsa_bits;                  /* largest RSA modulus accepted (MaximumKeySize) */
     int min_ec_bits;                   /* smallest EC key (curve order bits) accepted */
@@ -395,18 +400,21 @@ scep_template_t *scep_template_builtin(apr_pool_t *p);
  * "clientAuth") to the template's list; APR_EINVAL if it is neither. */
 apr_status_t scep_template_add_eku(apr_pool_t *p, scep_template_t *tmpl, const char *oid);
 
-/* A template with the defaults of a configured one: keyUsage and EKU from
- * the request, any subject, every subjectAltName type, RSA of 2048 to 8192
- * bits or EC of at least 256 bits on P-256, P-384 or P-521, issued at once,
+/* A template with the defaults of a configured one: keyUsage by the key's
+ * type (SCEP_KU_BY_KEY_TYPE), EKU clientAuth, any subject, every
+ * subjectAltName type but no wildcard dNSName, RSA of 2048 to 8192 bits or
+ * EC of at least 256 bits on P-256, P-384 or P-521, issued at once,
  * validity from the server. */
 scep_template_t *scep_template_new(apr_pool_t *p, const char *name);
 
 /* Whether csr asks only for what tmpl allows: key type, size, RSA public
  * exponent (odd, 65537 to 2^256-1) and EC named curve (RFC 5480), subject
- * attributes, subjectAltName types, no basicConstraints CA:TRUE, no critical
- * extension the CA would drop. A refusal is badRequest (NDES event 23) with a text that says what
- * was refused and by which template. The CSR's signature is not checked
- * here (the message layer did). */
+ * attributes, subjectAltName types, names the CA can encode
+ * (scep_names_from_csr()), with FromRequest no keyCertSign, cRLSign,
+ * OCSPSigning or anyExtendedKeyUsage, no basicConstraints CA:TRUE, no
+ * critical extension the CA would drop. A refusal is badRequest (NDES event
+ * 23, 42 for a malformed CSR) with a text that says what was refused. The
+ * CSR's signature is not checked here (the message layer did). */
 apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
                                scep_problem_t *prob);
 
@@ -417,14 +425,17 @@ apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_
 typedef struct scep_issue_opts_t {
     int validity_days;           /* default 365 */
     const EVP_MD *md;            /* SHA-256 unless SCEPHashAlgorithm says otherwise */
-    const scep_template_t *tmpl; /* keyUsage and EKU to set; NULL: the CSR's */
+    const scep_template_t *tmpl; /* keyUsage, EKU, wildcards; NULL: the CSR's usages */
     const char *crl_url;         /* http:// URL for the CRL distribution points; NULL: none */
 } scep_issue_opts_t;
 
-/* Issues a certificate from a verified CSR: subject as requested;
- * subjectAltName from the extensionRequest; keyUsage and extendedKeyUsage
- * as opts->tmpl sets them, else from the extensionRequest; random
- * positive 128-bit serial; AKI and SKI; signed by pki->ca_key. */
+/* Issues a certificate from a verified CSR that scep_policy_check()
+ * allowed: subject and subjectAltName as requested, encoded by
+ * scep_names_from_csr() (subjectAltName critical when the subject is
+ * empty); keyUsage and extendedKeyUsage as opts->tmpl sets them, else
+ * decoded from the extensionRequest and encoded again (keyCertSign, cRLSign,
+ * OCSPSigning and anyExtendedKeyUsage refused); basicConstraints CA:FALSE;
+ * random positive 128-bit serial; AKI and SKI; signed by pki->ca_key. */
 apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
                            const scep_issue_opts_t *opts, X509 **cert, scep_problem_t *prob);
 

@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep.h"
+#include "scep_names.h"
 #include "scep_x509.h"
 
 #define DEFAULT_VALIDITY_DAYS 365
@@ -55,81 +56,6 @@ static apr_status_t validity_end(apr_pool_t *p, X509 *ca_cert, apr_time_t now, i
     return APR_SUCCESS;
 }
 
-/* The requested extensions the CA copies: subjectAltName (the policy check
- * has already refused the types the template does not allow), and keyUsage
- * and extendedKeyUsage unless the template sets its own. */
-static int is_copied(const scep_template_t *tmpl, int nid)
-{
-    switch (nid) {
-    case NID_subject_alt_name:
-        return 1;
-    case NID_key_usage:
-        return !tmpl || tmpl->key_usage == SCEP_KU_FROM_REQUEST;
-    case NID_ext_key_usage:
-        return !tmpl || !tmpl->ext_key_usage;
-    default:
-        return 0;
-    }
-}
-
-/* Whether a requested extension decodes: copying a broken one would make a
- * certificate that no client can parse. */
-static int decodes(X509_EXTENSION *ext)
-{
-    const X509V3_EXT_METHOD *method = X509V3_EXT_get(ext);
-    void *value = method && method->it ? X509V3_EXT_d2i(ext) : NULL;
-
-    if (value) {
-        ASN1_item_free(value, ASN1_ITEM_ptr(method->it));
-    }
-    return value != NULL;
-}
-
-/* Copies one requested extension as it is (criticality included) when it
- * is one the CA honours. */
-static apr_status_t copy_requested(apr_pool_t *p, const scep_template_t *tmpl, X509_EXTENSION *ext,
-                                   X509 *cert, scep_problem_t *prob)
-{
-    int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
-    apr_status_t rv = APR_SUCCESS;
-
-    if (!is_copied(tmpl, nid)) {
-        goto leave;
-    }
-    if (X509_get_ext_by_NID(cert, nid, -1) >= 0) {
-        rv = issue_problem(prob, APR_EINVAL,
-                           apr_psprintf(p, "the CSR requests %s twice", OBJ_nid2sn(nid)));
-    }
-    else if (!decodes(ext)) {
-        rv = issue_problem(prob, APR_EINVAL,
-                           apr_psprintf(p, "the CSR's %s cannot be decoded", OBJ_nid2sn(nid)));
-    }
-    else if (!X509_add_ext(cert, ext, -1)) {
-        rv = issue_problem(prob, APR_ENOMEM, "out of memory");
-    }
-leave:
-    return rv;
-}
-
-static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
-{
-    sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
-}
-
-static apr_status_t copy_requested_exts(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
-                                        X509 *cert, scep_problem_t *prob)
-{
-    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
-    apr_status_t rv = APR_SUCCESS;
-    int i;
-
-    SCEP_OWN(p, exts, free_ext_list);
-    for (i = 0; rv == APR_SUCCESS && i < sk_X509_EXTENSION_num(exts); i++) {
-        rv = copy_requested(p, tmpl, sk_X509_EXTENSION_value(exts, i), cert, prob);
-    }
-    return rv;
-}
-
 /* X509v3_KU_* bits in the order of the KeyUsage BIT STRING (RFC 5280
  * 4.2.1.3): bit n of the first byte is 0x80 >> n, decipherOnly is bit 8. */
 static const int ku_bit_order[] = {
@@ -138,8 +64,8 @@ static const int ku_bit_order[] = {
     X509v3_KU_CRL_SIGN,          X509v3_KU_ENCIPHER_ONLY,   X509v3_KU_DECIPHER_ONLY,
 };
 
-/* The template's keyUsage, critical as RFC 5280 recommends. */
-static apr_status_t add_template_ku(int key_usage, X509 *cert, scep_problem_t *prob)
+/* keyUsage, critical as RFC 5280 recommends. */
+static apr_status_t add_ku(int key_usage, X509 *cert, scep_problem_t *prob)
 {
     ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
     apr_status_t rv = APR_SUCCESS;
@@ -151,47 +77,92 @@ static apr_status_t add_template_ku(int key_usage, X509 *cert, scep_problem_t *p
         }
     }
     if (!ok || X509_add1_ext_i2d(cert, NID_key_usage, bits, 1, X509V3_ADD_DEFAULT) != 1) {
-        rv = issue_problem(prob, APR_ENOMEM, "cannot add the template's keyUsage");
+        rv = issue_problem(prob, APR_ENOMEM, "cannot add the keyUsage");
     }
     ASN1_BIT_STRING_free(bits);
     return rv;
 }
 
-static apr_status_t add_template_eku(const apr_array_header_t *oids, X509 *cert,
-                                     scep_problem_t *prob)
+static apr_status_t add_eku(const apr_array_header_t *oids, X509 *cert, scep_problem_t *prob)
 {
     EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
     apr_status_t rv = APR_SUCCESS;
     int i, ok = eku != NULL;
 
-    /* The stack only borrows the template's objects: freed without them. */
+    /* The stack only borrows the objects: freed without them. */
     for (i = 0; ok && i < oids->nelts; i++) {
         ok = sk_ASN1_OBJECT_push(eku, APR_ARRAY_IDX(oids, i, ASN1_OBJECT *)) > 0;
     }
     if (!ok || X509_add1_ext_i2d(cert, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) != 1) {
-        rv = issue_problem(prob, APR_ENOMEM, "cannot add the template's extendedKeyUsage");
+        rv = issue_problem(prob, APR_ENOMEM, "cannot add the extendedKeyUsage");
     }
     sk_ASN1_OBJECT_free(eku);
     return rv;
 }
 
-/* What the template sets in place of the CSR's keyUsage and EKU. */
-static apr_status_t add_template_exts(const scep_template_t *tmpl, X509 *cert, scep_problem_t *prob)
+static void free_ext_list(STACK_OF(X509_EXTENSION) *list)
 {
+    sk_X509_EXTENSION_pop_free(list, X509_EXTENSION_free);
+}
+
+/* The keyUsage of a template that names none: what the key can do for
+ * TLS, IPsec and S/MIME. keyEncipherment is RSA's way to receive a secret;
+ * an EC key agrees on one instead (RFC 5480 section 3). */
+static int ku_by_key_type(X509_REQ *csr)
+{
+    switch (EVP_PKEY_get_base_id(X509_REQ_get0_pubkey(csr))) {
+    case EVP_PKEY_RSA:
+        return X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_ENCIPHERMENT;
+    case EVP_PKEY_EC:
+        return X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_AGREEMENT;
+    default:
+        return X509v3_KU_DIGITAL_SIGNATURE;
+    }
+}
+
+/* keyUsage and extendedKeyUsage: the template's, or with FromRequest (or no
+ * template) the CSR's, decoded and encoded again. */
+static apr_status_t add_usages(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
+                               X509 *cert, scep_problem_t *prob)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    int bits = tmpl ? tmpl->key_usage : SCEP_KU_FROM_REQUEST;
+    const apr_array_header_t *oids = tmpl ? tmpl->ext_key_usage : NULL;
+    apr_array_header_t *requested = NULL;
     apr_status_t rv = APR_SUCCESS;
 
-    if (!tmpl) {
-        goto leave;
+    SCEP_OWN(p, exts, free_ext_list);
+    if (bits == SCEP_KU_FROM_REQUEST) {
+        rv = scep_requested_key_usage(p, exts, &bits, prob);
     }
-    if (tmpl->key_usage != SCEP_KU_FROM_REQUEST &&
-        (rv = add_template_ku(tmpl->key_usage, cert, prob)) != APR_SUCCESS) {
-        goto leave;
+    else if (bits == SCEP_KU_BY_KEY_TYPE) {
+        bits = ku_by_key_type(csr);
     }
-    if (tmpl->ext_key_usage) {
-        rv = add_template_eku(tmpl->ext_key_usage, cert, prob);
+    if (rv == APR_SUCCESS && !oids) {
+        rv = scep_requested_eku(p, exts, &requested, prob);
+        oids = requested;
     }
-leave:
+    /* A keyUsage without bits is not allowed (RFC 5280 4.2.1.3): none. */
+    if (rv == APR_SUCCESS && bits > 0) {
+        rv = add_ku(bits, cert, prob);
+    }
+    if (rv == APR_SUCCESS && oids) {
+        rv = add_eku(oids, cert, prob);
+    }
     return rv;
+}
+
+/* The subjectAltName as scep_names_from_csr() encoded it; critical when the
+ * subject is empty (RFC 5280 4.2.1.6). */
+static apr_status_t add_san(const scep_names_t *names, X509 *cert, scep_problem_t *prob)
+{
+    int critical = X509_NAME_entry_count(names->subject) == 0;
+
+    if (names->san && X509_add1_ext_i2d(cert, NID_subject_alt_name, names->san, critical,
+                                        X509V3_ADD_DEFAULT) != 1) {
+        return issue_problem(prob, APR_ENOMEM, "cannot add the subjectAltName");
+    }
+    return APR_SUCCESS;
 }
 
 /* Runs a scep_x509 step and reports its failure as a failed submission. */
@@ -221,7 +192,9 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
     EVP_PKEY *pubkey = X509_REQ_get0_pubkey(csr);
     apr_time_t now = apr_time_now();
     apr_time_t not_after = 0;
+    const scep_template_t *tmpl = opts ? opts->tmpl : NULL;
     scep_problem_t why = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_names_t names;
     X509 *x = NULL;
     apr_status_t rv;
 
@@ -233,18 +206,19 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
         rv = issue_problem(prob, APR_EINVAL, "the CSR's public key cannot be decoded");
         goto leave;
     }
-    rv = validity_end(p, pki->ca_cert, now, days, &not_after, prob);
-    if (rv != APR_SUCCESS) {
+    if ((rv = validity_end(p, pki->ca_cert, now, days, &not_after, prob)) != APR_SUCCESS ||
+        (rv = scep_names_from_csr(p, csr, tmpl && tmpl->wildcard_dns ? SCEP_NAMES_WILDCARD : 0,
+                                  &names, prob)) != APR_SUCCESS) {
         goto leave;
     }
-    rv = step(scep_x509_cert_new_for_csr(p, csr, X509_get_subject_name(pki->ca_cert),
+    rv = step(scep_x509_cert_new_for_csr(p, csr, names.subject, X509_get_subject_name(pki->ca_cert),
                                          now - SCEP_X509_CLOCK_SKEW, not_after, &x, &why),
               &why, prob);
     if (rv == APR_SUCCESS) {
-        rv = copy_requested_exts(p, opts ? opts->tmpl : NULL, csr, x, prob);
+        rv = add_san(&names, x, prob);
     }
     if (rv == APR_SUCCESS) {
-        rv = add_template_exts(opts ? opts->tmpl : NULL, x, prob);
+        rv = add_usages(p, tmpl, csr, x, prob);
     }
     if (rv == APR_SUCCESS) {
         rv = step(

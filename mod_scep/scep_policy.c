@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep.h"
+#include "scep_names.h"
 
 /* NDES's "IPSec (Offline request)" EKU: IP security IKE intermediate. */
 #define OID_IPSEC_IKE_INTERMEDIATE "1.3.6.1.5.5.8.2.2"
@@ -36,13 +37,18 @@
 /* CA/Browser Forum Baseline Requirements 6.1.6: an odd exponent from
  * 2^16+1 to 2^256-1 (the upper bound is SCEP_MAX_RSA_EXPONENT_BITS). */
 #define MIN_RSA_EXPONENT 65537
+/* What a template that names no ExtendedKeyUsage grants: TLS client
+ * authentication, what devices enroll for (802.1X, VPN, MDM). */
+#define DEFAULT_EKU "clientAuth"
 
 scep_template_t *scep_template_new(apr_pool_t *p, const char *name)
 {
     scep_template_t *tmpl = apr_pcalloc(p, sizeof(*tmpl));
 
     tmpl->name = apr_pstrdup(p, name);
-    tmpl->key_usage = SCEP_KU_FROM_REQUEST;
+    tmpl->key_usage = SCEP_KU_BY_KEY_TYPE;
+    /* A constant name OpenSSL knows: it always parses. */
+    scep_template_add_eku(p, tmpl, DEFAULT_EKU);
     tmpl->san_types = SCEP_SAN_ALL;
     tmpl->min_rsa_bits = DEFAULT_MIN_RSA_BITS;
     tmpl->max_rsa_bits = DEFAULT_MAX_RSA_BITS;
@@ -76,6 +82,7 @@ scep_template_t *scep_template_builtin(apr_pool_t *p)
     scep_template_t *tmpl = scep_template_new(p, SCEP_BUILTIN_TEMPLATE);
 
     tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_ENCIPHERMENT;
+    tmpl->ext_key_usage = NULL;
     /* A constant dotted OID: it always parses. */
     scep_template_add_eku(p, tmpl, OID_IPSEC_IKE_INTERMEDIATE);
     return tmpl;
@@ -256,34 +263,54 @@ static unsigned int san_type_of(const GENERAL_NAME *gn, const char **name)
     }
 }
 
-static void free_general_names(GENERAL_NAMES *names)
-{
-    GENERAL_NAMES_free(names);
-}
-
 static apr_status_t check_san(apr_pool_t *p, const scep_template_t *tmpl,
                               const STACK_OF(X509_EXTENSION) *exts, scep_problem_t *prob)
 {
-    int crit = -1, i;
-    GENERAL_NAMES *names = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
+    GENERAL_NAMES *names = NULL;
+    apr_status_t rv = scep_names_requested_san(p, exts, &names, prob);
     const char *type;
+    int i;
 
-    SCEP_OWN(p, names, free_general_names);
-    if (!names && crit == -2) {
-        return refused(p, prob, tmpl, "a subjectAltName extension requested twice is not allowed");
-    }
-    if (!names && crit >= 0) {
-        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST,
-                            SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
-                            "the CSR's subjectAltName cannot be decoded");
-    }
-    for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+    for (i = 0; rv == APR_SUCCESS && i < sk_GENERAL_NAME_num(names); i++) {
         if (!(san_type_of(sk_GENERAL_NAME_value(names, i), &type) & tmpl->san_types)) {
-            return refused(p, prob, tmpl,
-                           apr_psprintf(p, "subjectAltName type %s is not allowed", type));
+            rv = refused(p, prob, tmpl,
+                         apr_psprintf(p, "subjectAltName type %s is not allowed", type));
         }
     }
-    return APR_SUCCESS;
+    return rv;
+}
+
+/* The names the CA would encode: refused here already, so that a held
+ * request is refused before it waits for a manager. */
+static apr_status_t check_names(apr_pool_t *p, const scep_template_t *tmpl, X509_REQ *csr,
+                                scep_problem_t *prob)
+{
+    scep_names_t names;
+
+    return scep_names_from_csr(p, csr, tmpl->wildcard_dns ? SCEP_NAMES_WILDCARD : 0, &names, prob);
+}
+
+/* With FromRequest the CSR's usages are copied: those only a template may
+ * grant are refused rather than dropped, so that the device administrator
+ * learns why the certificate cannot do what was asked. */
+static apr_status_t check_usages(apr_pool_t *p, const scep_template_t *tmpl,
+                                 const STACK_OF(X509_EXTENSION) *exts, scep_problem_t *prob)
+{
+    apr_array_header_t *oids;
+    apr_status_t rv = APR_SUCCESS;
+    int bits;
+
+    if (tmpl->key_usage == SCEP_KU_FROM_REQUEST) {
+        rv = scep_requested_key_usage(p, exts, &bits, prob);
+    }
+    if (rv == APR_SUCCESS && !tmpl->ext_key_usage) {
+        rv = scep_requested_eku(p, exts, &oids, prob);
+    }
+    if (rv == APR_EACCES && prob) {
+        prob->text =
+            apr_psprintf(p, "%s (template %s copies the request's usages)", prob->text, tmpl->name);
+    }
+    return rv;
 }
 
 static void free_basic_constraints(BASIC_CONSTRAINTS *bc)
@@ -350,7 +377,9 @@ apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_
     }
     if ((rv = check_key(p, tmpl, X509_REQ_get_X509_PUBKEY(csr), prob)) != APR_SUCCESS ||
         (rv = check_subject(p, tmpl, X509_REQ_get_subject_name(csr), prob)) != APR_SUCCESS ||
-        (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS) {
+        (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS ||
+        (rv = check_names(p, tmpl, csr, prob)) != APR_SUCCESS ||
+        (rv = check_usages(p, tmpl, exts, prob)) != APR_SUCCESS) {
         goto leave;
     }
     rv = check_critical(p, tmpl, exts, prob);

@@ -242,12 +242,12 @@ static EVP_PKEY *cheap_public_key(apr_pool_t *p, X509_REQ *csr)
     return X509_REQ_get0_pubkey(csr);
 }
 
-apr_status_t scep_x509_cert_new_for_csr(apr_pool_t *p, X509_REQ *csr, const X509_NAME *issuer,
-                                        apr_time_t not_before, apr_time_t not_after, X509 **cert,
-                                        scep_problem_t *prob)
+apr_status_t scep_x509_cert_new_for_csr(apr_pool_t *p, X509_REQ *csr, const X509_NAME *subject,
+                                        const X509_NAME *issuer, apr_time_t not_before,
+                                        apr_time_t not_after, X509 **cert, scep_problem_t *prob)
 {
-    return scep_x509_cert_new(p, X509_REQ_get_subject_name(csr), issuer, cheap_public_key(p, csr),
-                              not_before, not_after, cert, prob);
+    return scep_x509_cert_new(p, subject, issuer, cheap_public_key(p, csr), not_before, not_after,
+                              cert, prob);
 }
 
 apr_status_t scep_x509_cert_add_ext(apr_pool_t *p, X509 *cert, X509 *issuer_cert, int nid,

@@ -118,12 +118,13 @@ apr_status_t scep_x509_cert_new(apr_pool_t *p, const X509_NAME *subject, const X
                                 EVP_PKEY *pubkey, apr_time_t not_before, apr_time_t not_after,
                                 X509 **cert, scep_problem_t *prob);
 
-/* The same for a certificate request: its subject and public key (the
- * request's SubjectPublicKeyInfo, without OpenSSL 3's encoder and decoder
- * round trip for RSA keys). */
-apr_status_t scep_x509_cert_new_for_csr(apr_pool_t *p, X509_REQ *csr, const X509_NAME *issuer,
-                                        apr_time_t not_before, apr_time_t not_after, X509 **cert,
-                                        scep_problem_t *prob);
+/* The same for a certificate request: the subject given (the CA's
+ * encoding of the request's) and the request's public key (its
+ * SubjectPublicKeyInfo, without OpenSSL 3's encoder and decoder round trip
+ * for RSA keys). */
+apr_status_t scep_x509_cert_new_for_csr(apr_pool_t *p, X509_REQ *csr, const X509_NAME *subject,
+                                        const X509_NAME *issuer, apr_time_t not_before,
+                                        apr_time_t not_after, X509 **cert, scep_problem_t *prob);
 
 /* Adds one extension given in configuration syntax. issuer_cert NULL means
  * the certificate issues itself. */

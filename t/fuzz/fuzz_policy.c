@@ -12,8 +12,9 @@
  */
 
 /*
- * The policy check of a CSR (scep_policy.c) against the built-in
- * IPSECIntermediateOffline template and a restrictive one, with what the
+ * The policy check of a CSR (scep_policy.c, with scep_names.c) against
+ * the built-in IPSECIntermediateOffline template, a restrictive one and one
+ * that copies usages and allows wildcards, with what the
  * glue reads of the CSR before (keyUsage, key id). The input is a DER
  * PKCS#10 request; its signature is not checked: a device signs whatever
  * it asks for, so it limits nothing the policy sees.
@@ -26,9 +27,11 @@
 
 static scep_template_t *builtin;
 static scep_template_t *restrictive;
+static scep_template_t *trusting;
 
 /* What an administrator who trusts devices little writes: RSA of 3072 bits
- * and more, CN/O/OU only, DNS names only, fixed usages, manual issuance. */
+ * and more, CN/O/OU only, DNS names only, fixed usages (EKU clientAuth, the
+ * default), manual issuance. */
 static scep_template_t *restrictive_template(apr_pool_t *p)
 {
     static const int nids[] = { NID_commonName, NID_organizationName, NID_organizationalUnitName };
@@ -36,9 +39,6 @@ static scep_template_t *restrictive_template(apr_pool_t *p)
     size_t i;
 
     tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE;
-    if (scep_template_add_eku(p, tmpl, "clientAuth") != APR_SUCCESS) {
-        fuzz_fail("clientAuth is not an EKU");
-    }
     tmpl->subject_nids = apr_array_make(p, 3, sizeof(int));
     for (i = 0; i < sizeof(nids) / sizeof(nids[0]); i++) {
         APR_ARRAY_PUSH(tmpl->subject_nids, int) = nids[i];
@@ -50,6 +50,18 @@ static scep_template_t *restrictive_template(apr_pool_t *p)
     return tmpl;
 }
 
+/* KeyUsage and ExtendedKeyUsage FromRequest, wildcards allowed: the
+ * request's usages and names are decoded in full. */
+static scep_template_t *trusting_template(apr_pool_t *p)
+{
+    scep_template_t *tmpl = scep_template_new(p, "FuzzTrusting");
+
+    tmpl->key_usage = SCEP_KU_FROM_REQUEST;
+    tmpl->ext_key_usage = NULL;
+    tmpl->wildcard_dns = 1;
+    return tmpl;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     apr_pool_t *templates_pool;
@@ -58,6 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     templates_pool = fuzz_pool(); /* for the process: never done */
     builtin = scep_template_builtin(templates_pool);
     restrictive = restrictive_template(templates_pool);
+    trusting = trusting_template(templates_pool);
     return 0;
 }
 
@@ -96,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         scep_name_text(p, X509_REQ_get_subject_name(csr));
         check(p, builtin, csr);
         check(p, restrictive, csr);
+        check(p, trusting, csr);
     }
     fuzz_pool_done(p);
     return 0;

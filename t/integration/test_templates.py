@@ -139,10 +139,13 @@ def key3072():
 
 
 def test_allowed_request_passes_strict_template(strict, scep, files, key3072):
+    """Strict names no usages: the defaults for an RSA key, whatever the
+    request asks (test_default_template_grants_safe_usages)."""
     csr = make_csr(key3072, pki.name('ok.example.test', 'mod_scep tests'),
-                   sans=[x509.DNSName('ok.example.test')], ku=KU_GENERAL)
+                   sans=[x509.DNSName('ok.example.test')], ku=KU_GENERAL,
+                   eku=[EKU.CODE_SIGNING])
     msg, r, rep = scep.enroll(csr, key3072)
-    checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
+    checks.assert_issued(msg, r, rep, files.ca, ku=KU_GENERAL, eku=[EKU.CLIENT_AUTH])
 
 
 @pytest.mark.parametrize('san,name', [
@@ -231,6 +234,102 @@ def test_refusal_is_not_recorded_as_issued(strict, scep, keys):
                 if row['status'] == 'issued']
 
 
+# --- usages and names (issue 11) ---------------------------------------------
+
+KU_CA = pki.key_usage(digital_signature=True, key_encipherment=True, key_cert_sign=True,
+                      crl_sign=True)  # 0xa6: general purpose
+
+
+class TestDefaults:
+    """General purpose: a template that names no usages; signature (0x80):
+    the same with wildcards allowed."""
+    SECTIONS = T.section('Defaults') + T.section('Wildcards', 'AllowWildcardDNS On')
+
+    @pytest.fixture(scope='class')
+    def usages(self, httpd):
+        with httpd.config(raw_extra=self.SECTIONS, SCEPGeneralPurposeTemplate='Defaults',
+                          SCEPSignatureTemplate='Wildcards', SCEPEncryptionTemplate='Defaults'):
+            yield httpd
+
+    def test_default_template_grants_safe_usages(self, usages, scep, files, keys):
+        """A template without KeyUsage/ExtendedKeyUsage: digitalSignature
+        keyEncipherment (RSA) and clientAuth, never what the request asks:
+        keyCertSign, cRLSign, anyExtendedKeyUsage, OCSPSigning are left out."""
+        key = keys.take()
+        csr = make_csr(key, 'greedy.example.test', ku=KU_CA,
+                       eku=[EKU.ANY_EXTENDED_KEY_USAGE, EKU.OCSP_SIGNING, EKU.CODE_SIGNING])
+        msg, r, rep = scep.enroll(csr, key)
+        cert = checks.assert_issued(msg, r, rep, files.ca, ku=KU_GENERAL, eku=[EKU.CLIENT_AUTH])
+        assert not pki.ext(cert, x509.KeyUsage).key_cert_sign
+        assert not pki.ext(cert, x509.BasicConstraints).ca
+        template_line(usages, msg, 'Defaults', '0xa6')
+
+    def test_wildcard_needs_template_permission(self, usages, scep, files, keys):
+        key = keys.take()
+        sans = [x509.DNSName('*.wild.example.test'), x509.DNSName('wild.example.test')]
+        msg, r, rep = scep.enroll(make_csr(key, 'wild.example.test', sans=sans, ku=KU_SIGN), key)
+        cert = checks.assert_issued(msg, r, rep, files.ca, ku=KU_GENERAL, eku=[EKU.CLIENT_AUTH])
+        assert pki.ext(cert, x509.SubjectAlternativeName).get_values_for_type(x509.DNSName) == [
+            '*.wild.example.test', 'wild.example.test']
+        template_line(usages, msg, 'Wildcards', '0x80')
+        key = keys.take()
+        msg, r, rep = scep.enroll(make_csr(key, 'wild.example.test', sans=sans), key)
+        assert_refused(usages, msg, r, rep,
+                       'the subjectAltName\'s dNSName "*.wild.example.test" is a wildcard, '
+                       'which the template does not allow (AllowWildcardDNS)')
+
+    def test_issued_names_are_encoded_by_the_ca(self, usages, scep, files, keys):
+        """A BMPString commonName comes out as UTF8String, a T61String
+        organizationName that fits as PrintableString, the subjectAltName
+        built again from its values."""
+        key = keys.take()
+        csr = pki.make_raw_csr(key, [('2.5.4.3', pki.BMP_STRING,
+                                      'caf\xe9.example.test'.encode('utf-16-be')),
+                                     ('2.5.4.10', pki.T61_STRING, b'Example Org')],
+                               san=[(pki.GN_DNS, b'cafe.example.test'),
+                                    (pki.GN_IP, b'\xc0\x00\x02\x07')],
+                               challenge=CHALLENGE)
+        msg, r, rep = scep.enroll(csr, key)
+        cert = checks.assert_issued(msg, r, rep, files.ca, ku=KU_GENERAL, eku=[EKU.CLIENT_AUTH])
+        assert [(a.value, a._type) for a in cert.subject] == [
+            ('caf\xe9.example.test', x509.name._ASN1Type.UTF8String),
+            ('Example Org', x509.name._ASN1Type.PrintableString)]
+        san = pki.ext(cert, x509.SubjectAlternativeName)
+        assert san.get_values_for_type(x509.DNSName) == ['cafe.example.test']
+        assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address('192.0.2.7')]
+
+
+class TestFromRequest:
+    """KeyUsage and ExtendedKeyUsage FromRequest: the request's usages, but
+    those only a template may grant are refused, not dropped."""
+    REFUSAL = '%s (template PassThrough copies the request\'s usages)'
+
+    @pytest.fixture(scope='class')
+    def pass_through(self, httpd):
+        with httpd.config(**T.pass_through_config()):
+            yield httpd
+
+    @pytest.mark.parametrize('ku,eku,text', [
+        (KU_CA, None, 'the CSR asks for keyUsage keyCertSign or cRLSign, which a certificate '
+                      'with basicConstraints CA:FALSE never gets'),
+        (KU_GENERAL, [EKU.CLIENT_AUTH, EKU.ANY_EXTENDED_KEY_USAGE],
+         'the CSR asks for extendedKeyUsage anyExtendedKeyUsage, which only a template that '
+         'names it grants'),
+        (None, [EKU.OCSP_SIGNING], 'the CSR asks for extendedKeyUsage OCSPSigning, which only '
+                                   'a template that names it grants'),
+    ], ids=['keyCertSign', 'anyExtendedKeyUsage', 'OCSPSigning'])
+    def test_from_request_refuses_ca_usages(self, pass_through, scep, keys, ku, eku, text):
+        key = keys.take()
+        msg, r, rep = scep.enroll(make_csr(key, 'greedy.example.test', ku=ku, eku=eku), key)
+        assert_refused(pass_through, msg, r, rep, self.REFUSAL % text)
+
+    def test_from_request_copies_other_usages(self, pass_through, scep, files, keys):
+        key = keys.take()
+        msg, r, rep = scep.enroll(make_csr(key, 'asis.example.test', ku=KU_AGREEMENT,
+                                           eku=[EKU.CODE_SIGNING, EKU.SERVER_AUTH]), key)
+        checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
+
+
 # --- configuration -----------------------------------------------------------
 
 def config_test(httpd, extra, raw_extra=''):
@@ -273,6 +372,7 @@ def test_configured_and_builtin_names_start(httpd):
      r'MinimumKeySize 4096 is above MaximumKeySize 2048'),
     ('KeyTypes dsa', r'KeyTypes: unknown value .dsa.'),
     ('Issuance later', r'Issuance: .later. is neither auto nor manual'),
+    ('AllowWildcardDNS maybe', r'AllowWildcardDNS: .maybe. is neither On nor Off'),
     ('SCEPHashAlgorithm SHA256', r'SCEPHashAlgorithm: is not a template directive'),
 ], ids=lambda v: v.split()[0] if ' ' in v else None)
 def test_bad_template_directive_is_a_syntax_error(httpd, body, message):

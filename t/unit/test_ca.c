@@ -53,7 +53,7 @@ static X509 *issue(const scep_pki_t *pki, X509_REQ *csr, const scep_issue_opts_t
     return cert;
 }
 
-static void expect_refusal(const scep_pki_t *pki, X509_REQ *csr, const char *needle)
+static void expect_refusal(const scep_pki_t *pki, X509_REQ *csr, int event, const char *needle)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     X509 *cert = (X509 *)1;
@@ -61,7 +61,7 @@ static void expect_refusal(const scep_pki_t *pki, X509_REQ *csr, const char *nee
     ck_assert_int_ne(scep_ca_issue(pool, pki, csr, NULL, &cert, &prob), APR_SUCCESS);
     ck_assert_ptr_null(cert);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_REQUEST);
-    ck_assert_int_eq(prob.event, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_int_eq(prob.event, event);
     ck_assert_msg(prob.text && strstr(prob.text, needle), "\"%s\" not in \"%s\"", needle,
                   prob.text ? prob.text : "(null)");
 }
@@ -176,11 +176,14 @@ START_TEST(adds_no_key_usage_when_none_requested)
 }
 END_TEST
 
+/* basicConstraints CA:TRUE is never copied; keyCertSign is refused when
+ * the request's usages would be copied, and left out under a template. */
 START_TEST(ignores_requested_ca_rights)
 {
     const scep_pki_t *pki = test_pki();
     EVP_PKEY *key = testutil_rsa_key(pool);
     scep_x509_exts_t exts = { "critical,CA:TRUE", "critical,keyCertSign", NULL, NULL };
+    scep_issue_opts_t opts = { 0, NULL, scep_template_new(pool, "Default"), NULL };
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     X509_REQ *csr = NULL;
     X509 *cert;
@@ -188,10 +191,13 @@ START_TEST(ignores_requested_ca_rights)
     ck_assert_int_eq(scep_x509_csr_create(pool, key, testutil_name(pool, "/CN=greedy"), &exts, NULL,
                                           &csr, &prob),
                      APR_SUCCESS);
-    cert = issue(pki, csr, NULL);
+    expect_refusal(pki, csr, SCEP_EVENT_FAIL_CERT_REQ, "keyCertSign");
+    cert = issue(pki, csr, &opts);
     ck_assert_int_eq(X509_check_ca(cert), 0);
     ck_assert_int_eq(X509_get_extension_flags(cert) & EXFLAG_CA, 0);
-    ck_assert_int_eq(X509_get_ext_count(cert), 4);
+    ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+    /* keyUsage, extendedKeyUsage, basicConstraints, SKI, AKI */
+    ck_assert_int_eq(X509_get_ext_count(cert), 5);
 }
 END_TEST
 
@@ -344,7 +350,7 @@ START_TEST(refuses_without_ca_key)
 
     pki.ca_cert = tp->ca_cert;
     expect_refusal(&pki, testutil_csr(pool, tp->ra_sign_key, "/CN=x", NULL, NULL, NULL, NULL),
-                   "no CA key");
+                   SCEP_EVENT_FAIL_SUBMIT, "no CA key");
 }
 END_TEST
 
@@ -357,7 +363,8 @@ START_TEST(refuses_when_ca_expired)
     pki.ca_key = ca_key;
     pki.ca_cert = testutil_cert(pool, "/CN=Old CA", ca_key, scep_x509_ca_exts(), now - 20 * DAY,
                                 now - DAY, NULL, NULL);
-    expect_refusal(&pki, testutil_csr(pool, ca_key, "/CN=x", NULL, NULL, NULL, NULL), "expired");
+    expect_refusal(&pki, testutil_csr(pool, ca_key, "/CN=x", NULL, NULL, NULL, NULL),
+                   SCEP_EVENT_FAIL_SUBMIT, "expired");
 }
 END_TEST
 
@@ -379,7 +386,7 @@ START_TEST(refuses_duplicate_requested_extension)
     ck_assert(X509_REQ_add_extensions(csr, exts));
     ck_assert(X509_REQ_sign(csr, key, EVP_sha256()) > 0);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    expect_refusal(pki, csr, "twice");
+    expect_refusal(pki, csr, SCEP_EVENT_FAIL_DECODE_X509_REQUEST, "twice");
 }
 END_TEST
 

@@ -321,7 +321,61 @@ START_TEST(eku_names_and_oids_are_accepted)
     ck_assert_int_eq(scep_template_add_eku(pool, tmpl, "clientAuth"), APR_SUCCESS);
     ck_assert_int_eq(scep_template_add_eku(pool, tmpl, "1.3.6.1.5.5.8.2.2"), APR_SUCCESS);
     ck_assert_int_eq(scep_template_add_eku(pool, tmpl, "no such usage"), APR_EINVAL);
-    ck_assert_int_eq(tmpl->ext_key_usage->nelts, 2);
+    /* after the default clientAuth */
+    ck_assert_int_eq(tmpl->ext_key_usage->nelts, 3);
+}
+END_TEST
+
+/* FromRequest copies the request's usages but those a template must name:
+ * refused, not dropped. */
+START_TEST(from_request_refuses_ca_usages)
+{
+    scep_template_t *tmpl = scep_template_new(pool, "PassThrough");
+    EVP_PKEY *key = testutil_ec_key(pool);
+
+    tmpl->key_usage = SCEP_KU_FROM_REQUEST;
+    tmpl->ext_key_usage = NULL;
+    expect_allowed(tmpl,
+                   testutil_csr(pool, key, "/CN=a", "digitalSignature", "clientAuth", NULL, NULL));
+    expect_refused(
+        tmpl, testutil_csr(pool, key, "/CN=a", "digitalSignature,keyCertSign", NULL, NULL, NULL),
+        "keyUsage keyCertSign or cRLSign");
+    expect_refused(tmpl, testutil_csr(pool, key, "/CN=a", "cRLSign", NULL, NULL, NULL),
+                   "template PassThrough copies the request's usages");
+    expect_refused(tmpl, testutil_csr(pool, key, "/CN=a", NULL, "anyExtendedKeyUsage", NULL, NULL),
+                   "extendedKeyUsage anyExtendedKeyUsage");
+    expect_refused(tmpl,
+                   testutil_csr(pool, key, "/CN=a", NULL, "clientAuth,OCSPSigning", NULL, NULL),
+                   "extendedKeyUsage OCSPSigning");
+    /* a template that sets the usages ignores what the request asks */
+    expect_allowed(
+        scep_template_new(pool, "Default"),
+        testutil_csr(pool, key, "/CN=a", "keyCertSign", "anyExtendedKeyUsage", NULL, NULL));
+}
+END_TEST
+
+/* Names the CA cannot encode are refused by the policy already (event 23),
+ * wildcards only where the template allows them. */
+START_TEST(refuses_names_and_wildcards)
+{
+    scep_template_t *tmpl = scep_template_new(pool, "Web");
+    EVP_PKEY *key = testutil_ec_key(pool);
+    X509_REQ *csr = csr_with_san(key, NULL);
+    X509_NAME *long_cn = X509_NAME_new();
+    unsigned char cn[65];
+
+    /* testutil_name() holds to OpenSSL's bounds: made by hand (the policy
+     * does not check the signature) */
+    memset(cn, 'c', sizeof(cn));
+    ck_assert(X509_NAME_add_entry_by_NID(long_cn, NID_commonName, V_ASN1_UTF8STRING, cn, sizeof(cn),
+                                         -1, 0));
+    ck_assert(X509_REQ_set_subject_name(csr, long_cn));
+    X509_NAME_free(long_cn);
+    expect_refused(tmpl, csr, "commonName is 65 characters long");
+    expect_refused(tmpl, csr_with_san(key, "DNS:a..b"), "dNSName \"a..b\" has an empty label");
+    expect_refused(tmpl, csr_with_san(key, "DNS:*.example.com"), "wildcard");
+    tmpl->wildcard_dns = 1;
+    expect_allowed(tmpl, csr_with_san(key, "DNS:*.example.com"));
 }
 END_TEST
 
@@ -381,12 +435,39 @@ START_TEST(template_adds_usages_to_a_bare_request)
 }
 END_TEST
 
+/* A template that names no usages: keyUsage by the key's type (no
+ * keyEncipherment for EC), EKU clientAuth, whatever the request asks. */
+START_TEST(default_template_grants_safe_usages)
+{
+    scep_template_t *tmpl = scep_template_new(pool, "Default");
+    X509 *cert = issue_under(tmpl,
+                             testutil_csr(pool, testutil_rsa_key(pool), "/CN=rsa",
+                                          "critical,keyCertSign,cRLSign,digitalSignature",
+                                          "anyExtendedKeyUsage,OCSPSigning", NULL, NULL),
+                             30);
+
+    ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+    ck_assert(scep_x509_has_eku(cert, OID_CLIENT_AUTH));
+    ck_assert(!scep_x509_has_eku(cert, "2.5.29.37.0"));
+    ck_assert(!scep_x509_has_eku(cert, "1.3.6.1.5.5.7.3.9"));
+    ck_assert_int_eq(X509_check_ca(cert), 0);
+    cert = issue_under(
+        tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=ec", NULL, NULL, NULL, NULL), 30);
+    ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT);
+    ck_assert(scep_x509_has_eku(cert, OID_CLIENT_AUTH));
+}
+END_TEST
+
 START_TEST(from_request_template_copies_usages)
 {
     X509_REQ *csr = testutil_csr(pool, testutil_rsa_key(pool), "/CN=asis",
                                  "critical,keyEncipherment", "clientAuth", NULL, NULL);
-    X509 *cert = issue_under(scep_template_new(pool, "AsRequested"), csr, 365);
+    scep_template_t *tmpl = scep_template_new(pool, "AsRequested");
+    X509 *cert;
 
+    tmpl->key_usage = SCEP_KU_FROM_REQUEST;
+    tmpl->ext_key_usage = NULL;
+    cert = issue_under(tmpl, csr, 365);
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_KEY_ENCIPHERMENT);
     ck_assert(scep_x509_has_eku(cert, OID_CLIENT_AUTH));
 }
@@ -415,11 +496,14 @@ Suite *scep_policy_suite(void)
     tcase_add_test(check, refuses_subject_attributes_not_allowed);
     tcase_add_test(check, refuses_ca_rights_and_unknown_critical_extensions);
     tcase_add_test(check, eku_names_and_oids_are_accepted);
+    tcase_add_test(check, from_request_refuses_ca_usages);
+    tcase_add_test(check, refuses_names_and_wildcards);
     suite_add_tcase(s, check);
     tcase_add_checked_fixture(issue, setup, teardown);
     tcase_add_test(issue, template_replaces_requested_usages);
     tcase_add_test(issue, template_adds_usages_to_a_bare_request);
     tcase_add_test(issue, from_request_template_copies_usages);
+    tcase_add_test(issue, default_template_grants_safe_usages);
     suite_add_tcase(s, issue);
     return s;
 }

@@ -6,6 +6,7 @@ import subprocess
 import threading
 
 from asn1crypto import algos as asn1_algos
+from asn1crypto import core as asn1_core
 from asn1crypto import csr as asn1_csr
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -108,6 +109,58 @@ def make_csr(key, subject, challenge=None, dns=None, ips=None, ku=None, eku=None
         b = b.add_attribute(OID_CHALLENGE_PASSWORD, challenge.encode())
     csr = b.sign(key, _sign_hash(key, digest))
     return csr.public_bytes(serialization.Encoding.DER)
+
+
+# DER tags of the strings a raw name may hold, and GeneralName choices
+# (context tag numbers) of a raw subjectAltName
+UTF8_STRING, PRINTABLE_STRING, T61_STRING, IA5_STRING, BMP_STRING = 0x0c, 0x13, 0x14, 0x16, 0x1e
+GN_EMAIL, GN_DNS, GN_URI, GN_IP = 1, 2, 6, 7
+
+
+def _der(tag, body):
+    n = len(body)
+    if n < 0x80:
+        length = bytes([n])
+    else:
+        b = n.to_bytes((n.bit_length() + 7) // 8, 'big')
+        length = bytes([0x80 | len(b)]) + b
+    return bytes([tag]) + length + body
+
+
+def _oid(dotted):
+    return asn1_core.ObjectIdentifier(dotted).dump()
+
+
+def make_raw_csr(key, subject=(), san=None, challenge=None, extensions=()):
+    """A PKCS#10 request (DER, RSA key, SHA-256) built byte by byte, for
+    names the cryptography library refuses or encodes its own way: subject
+    is a list of (dotted OID, DER tag, value bytes), one RDN each; san a
+    list of (GeneralName tag number, value bytes) with primitive values
+    (GN_DNS, GN_IP, ...), [] for an empty subjectAltName, None for none;
+    extensions more (x509 extension value, critical) pairs."""
+    name = _der(0x30, b''.join(_der(0x31, _der(0x30, _oid(oid) + _der(tag, value)))
+                               for oid, tag, value in subject))
+    exts = []
+    if san is not None:
+        exts.append(_der(0x30, _oid('2.5.29.17') + _der(0x04, _der(0x30, b''.join(
+            _der(0x80 | tag, value) for tag, value in san)))))
+    for value, critical in extensions:
+        exts.append(_der(0x30, _oid(value.oid.dotted_string)
+                         + (b'\x01\x01\xff' if critical else b'')
+                         + _der(0x04, value.public_bytes())))
+    attrs = []
+    if challenge is not None:
+        attrs.append(_der(0x30, _oid(OID_CHALLENGE_PASSWORD.dotted_string)
+                          + _der(0x31, _der(UTF8_STRING, challenge.encode()))))
+    if exts:
+        attrs.append(_der(0x30, _oid('1.2.840.113549.1.9.14')
+                          + _der(0x31, _der(0x30, b''.join(exts)))))
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    info = _der(0x30, b'\x02\x01\x00' + name + spki + _der(0xa0, b''.join(attrs)))
+    signature = key.sign(info, padding.PKCS1v15(), hashes.SHA256())
+    sha256_rsa = _der(0x30, _oid('1.2.840.113549.1.1.11') + b'\x05\x00')
+    return _der(0x30, info + sha256_rsa + _der(0x03, b'\x00' + signature))
 
 
 def tamper_csr_signature(csr_der):
