@@ -202,6 +202,28 @@ def test_framing_protection(admin_httpd):
         assert r.header('cache-control') == 'no-store', r.headers
 
 
+# --- SCEPPasswordVDir ---------------------------------------------------------------
+
+@pytest.mark.parametrize('vdir', ['/certsrv/other', '/certsrv/mscep_adm', '/certsrv/mscep_admin/x'])
+def test_no_password_outside_the_password_vdir(admin_httpd, vdir):
+    """The admin page at a path not at or below SCEPPasswordVDir (whole
+    segments) hands out nothing: 404 and SCEP522 naming the directive."""
+    with admin_httpd.config(SCEPPasswordVDir=vdir):
+        admin_httpd.errlog.expect(r'SCEP522: ')
+        r = get_page(admin_httpd)
+        assert r.status == 404, r.status
+        assert A.password_of(r.text) is None and b'password is' not in r.body
+        assert admin_httpd.errlog.find(r'SCEP522: no passwords at .*SCEPPasswordVDir',
+                                       levels=('error',))
+
+
+@pytest.mark.parametrize('vdir', ['/CERTSRV/MSCEP_ADMIN/', '/certsrv', '/'])
+def test_password_at_or_below_the_password_vdir(admin_httpd, vdir):
+    """Case and trailing slashes do not matter; '/' allows any path."""
+    with admin_httpd.config(SCEPPasswordVDir=vdir):
+        new_password(admin_httpd)
+
+
 # --- HTTPS only ---------------------------------------------------------------------
 
 def test_plain_http_refused(admin_httpd):

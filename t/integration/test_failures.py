@@ -335,14 +335,15 @@ def test_a_refusal_logs_one_event(scep, files, keys, httpd, build, number):
 
 
 def test_no_database_logs_one_event(scep, files, keys, httpd):
-    """Without a database connection the request is refused (HTTP 500: no
-    certificate leaves without its record) with one event line, not the
-    store's and the operation's."""
+    """Without a database connection the request is refused (a signed
+    FAILURE: no certificate leaves without its record) with one event line,
+    not the store's and the operation's."""
     with httpd.config(raw_extra='DBDriver sqlite3\nDBDParams "/nonexistent/scep.db"\n',
                       startup_expected=[r'AH\d+: .*sqlite3', r'AH\d+: ']):
         httpd.errlog.expect(r'AH\d+: ')
         msg = _pkcsreq(files, keys)
-        r, _ = scep.send(msg)
-        assert r.status == 500
+        r, rep = scep.send(msg)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert 'try again later' in rep.fail_info_text, rep.fail_info_text
         lines = event_lines(httpd)
         assert len(lines) == 1, lines
