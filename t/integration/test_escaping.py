@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from sceptest import checks, pki
+from sceptest import checks, db, pki
 from sceptest import client as C
 from sceptest.httpd import CHALLENGE
 
@@ -117,23 +117,12 @@ def records_ready(httpd, scep, keys):
     checks.assert_pending(msg, r, rep)
 
 
-def insert_request(httpd, txid, values):
-    """A pending request written into the records directly; values maps
-    columns to str, or to bytes (SQLite only: text of any bytes)."""
-    cols = ['transaction_id', 'key_id', 'status', 'created', 'updated'] + list(values)
-    args = [txid, 'K', 'pending', '2030-01-01T00:00:00Z', '2030-01-01T00:00:00Z'] + \
-        list(values.values())
-    marks = ['CAST(? AS TEXT)' if isinstance(v, bytes) else '?' for v in args]
-    httpd.db_execute('INSERT INTO scep_request (%s) VALUES (%s)' % (', '.join(cols),
-                                                                   ', '.join(marks)), args)
-
-
 def test_scepctl_list_escapes_what_the_records_hold(standalone, scep, keys):
     records_ready(standalone, scep, keys)
     values = {c: '%s %s' % (c, HOSTILE) for c in ('subject', 'san', 'key_desc', 'template',
                                                   'client_addr', 'decided_by', 'reason')}
     txid = 'TX\tFORGED\n\x1b[2J' + HOSTILE
-    insert_request(standalone, txid, values)
+    db.insert_pending(standalone, txid, values)
     rows = list_rows(standalone)
     row = rows[txid]
     for column, value in values.items():
@@ -149,7 +138,7 @@ def test_scepctl_list_escapes_bytes_that_are_not_utf8(standalone, scep, keys):
         pytest.skip('PostgreSQL keeps no invalid UTF-8 in text')
     records_ready(standalone, scep, keys)
     txid = 'INVALID-UTF8-ROW'
-    insert_request(standalone, txid, {'subject': b'CN=bad\xc3\x28 \xff\xfe\xed\xa0\x80',
+    db.insert_pending(standalone, txid, {'subject': b'CN=bad\xc3\x28 \xff\xfe\xed\xa0\x80',
                                       'san': b'DNS:\xc0\xaf'})
     row = list_rows(standalone)[txid]
     assert row['subject'] == 'CN=bad\\xC3( \\xFF\\xFE\\xED\\xA0\\x80', row

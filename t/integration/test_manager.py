@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 
 from sceptest import admin as A
-from sceptest import checks, pki
+from sceptest import checks, db, pki
 from sceptest import client as C
 from sceptest import ldap as L
 from sceptest.httpd import make_conf
@@ -210,18 +210,6 @@ def test_hostile_subject_is_escaped(held, dev, keys):
 HOSTILE = 'a\tb\nFORGED\x1b[31mred\x7f\u009b31m \\x41 Gr\u00fc\u00dfe "</td><script>'
 
 
-def insert_pending(httpd, txid, values):
-    """A pending request written into the records directly (an older
-    version or another server may have written anything): values maps
-    columns to str, or to bytes (SQLite only: text of any bytes)."""
-    cols = ['transaction_id', 'key_id', 'status', 'created', 'updated'] + list(values)
-    args = [txid, 'K', 'pending', '2030-01-01T00:00:00Z', '2030-01-01T00:00:00Z'] + \
-        list(values.values())
-    marks = ['CAST(? AS TEXT)' if isinstance(v, bytes) else '?' for v in args]
-    httpd.db_execute('INSERT INTO scep_request (%s) VALUES (%s)' % (', '.join(cols),
-                                                                   ', '.join(marks)), args)
-
-
 def test_json_is_valid_utf8_whatever_the_records_hold(held, dev, keys):
     """Control characters as \\u escapes (C1 and DEL too), bytes that are not
     UTF-8 as U+FFFD: the answer parses with a strict UTF-8 decoder and a
@@ -230,10 +218,10 @@ def test_json_is_valid_utf8_whatever_the_records_hold(held, dev, keys):
     values = {c: '%s %s' % (c, HOSTILE) for c in ('subject', 'san', 'key_desc', 'template',
                                                   'client_addr')}
     txid = 'JSON-' + HOSTILE
-    insert_pending(held, txid, values)
+    db.insert_pending(held, txid, values)
     invalid = held.env.database.kind == 'sqlite'
     if invalid:
-        insert_pending(held, 'JSON-INVALID', {'subject': b'CN=bad\xc3\x28 \xff\xed\xa0\x80',
+        db.insert_pending(held, 'JSON-INVALID', {'subject': b'CN=bad\xc3\x28 \xff\xed\xa0\x80',
                                               'san': b'DNS:\xc0\xaf'})
     try:
         r = page(held, accept='application/json')
@@ -260,9 +248,9 @@ def test_html_shows_control_characters_escaped(held, dev, keys):
     bytes that are not UTF-8 likewise."""
     A.hold(dev, keys.take(), 'html-ready.example.test')
     txid = 'HTML-ESCAPED'
-    insert_pending(held, txid, {'subject': 'CN=' + HOSTILE, 'san': 'othername:UPN:' + HOSTILE})
+    db.insert_pending(held, txid, {'subject': 'CN=' + HOSTILE, 'san': 'othername:UPN:' + HOSTILE})
     if held.env.database.kind == 'sqlite':
-        insert_pending(held, 'HTML-INVALID', {'subject': b'CN=bad\xc3\x28'})
+        db.insert_pending(held, 'HTML-INVALID', {'subject': b'CN=bad\xc3\x28'})
     try:
         body = page(held).body
         text = body.decode('utf-8')  # strict

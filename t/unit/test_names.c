@@ -380,18 +380,6 @@ START_TEST(empty_names)
 }
 END_TEST
 
-static X509 *issue(X509_REQ *csr, const scep_template_t *tmpl)
-{
-    scep_issue_opts_t opts = { 0, NULL, tmpl, NULL };
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-
-    ck_assert_msg(scep_ca_issue(pool, testutil_pki_load(pool, testutil_pki_create(pool), 0), csr,
-                                &opts, &cert, &prob) == APR_SUCCESS,
-                  "%s", prob.text);
-    return cert;
-}
-
 /* The certificate holds our encoding: a BMPString commonName comes out as
  * UTF8String, a UTF8String one that fits as PrintableString, and the
  * subjectAltName is built again (critical under an empty subject). */
@@ -406,7 +394,7 @@ START_TEST(issued_names_are_ours)
 
     ck_assert(X509_NAME_add_entry_by_NID(subject, NID_organizationName, V_ASN1_UTF8STRING,
                                          (const unsigned char *)"Example", 7, -1, 0));
-    cert = issue(csr_of(subject, san, NULL, NULL), NULL);
+    cert = testutil_issue(pool, csr_of(subject, san, NULL, NULL), NULL, 0);
     assert_value(X509_get_subject_name(cert), NID_commonName, V_ASN1_UTF8STRING, "D\xc3\xa9");
     assert_value(X509_get_subject_name(cert), NID_organizationName, V_ASN1_PRINTABLESTRING,
                  "Example");
@@ -417,8 +405,9 @@ START_TEST(issued_names_are_ours)
                      0);
     GENERAL_NAMES_free(got);
 
-    cert =
-        issue(csr_of(NULL, raw_san(GEN_DNS, V_ASN1_IA5STRING, "a.example", 9), NULL, NULL), NULL);
+    cert = testutil_issue(
+        pool, csr_of(NULL, raw_san(GEN_DNS, V_ASN1_IA5STRING, "a.example", 9), NULL, NULL), NULL,
+        0);
     ck_assert_int_eq(X509_NAME_entry_count(X509_get_subject_name(cert)), 0);
     got = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, NULL);
     ck_assert_ptr_nonnull(got);

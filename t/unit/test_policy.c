@@ -379,18 +379,6 @@ START_TEST(refuses_names_and_wildcards)
 }
 END_TEST
 
-static X509 *issue_under(const scep_template_t *tmpl, X509_REQ *csr, int days)
-{
-    scep_issue_opts_t opts = { days, NULL, tmpl, NULL };
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-
-    ck_assert_msg(scep_ca_issue(pool, testutil_pki_load(pool, testutil_pki_create(pool), 0), csr,
-                                &opts, &cert, &prob) == APR_SUCCESS,
-                  "%s", prob.text);
-    return cert;
-}
-
 static int ext_critical(X509 *cert, int nid)
 {
     int at = X509_get_ext_by_NID(cert, nid, -1);
@@ -404,7 +392,7 @@ START_TEST(template_replaces_requested_usages)
     X509_REQ *csr =
         testutil_csr(pool, testutil_rsa_key(pool), "/CN=ipsec", "critical,digitalSignature",
                      "clientAuth", "DNS:ipsec.example", NULL);
-    X509 *cert = issue_under(scep_template_builtin(pool), csr, 365);
+    X509 *cert = testutil_issue(pool, csr, scep_template_builtin(pool), 365);
 
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
     ck_assert_int_eq(ext_critical(cert, NID_key_usage), 1);
@@ -428,8 +416,9 @@ START_TEST(template_adds_usages_to_a_bare_request)
 
     tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_NON_REPUDIATION;
     ck_assert_int_eq(scep_template_add_eku(pool, tmpl, "emailProtection"), APR_SUCCESS);
-    cert = issue_under(
-        tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=bare", NULL, NULL, NULL, NULL), 30);
+    cert = testutil_issue(
+        pool, testutil_csr(pool, testutil_ec_key(pool), "/CN=bare", NULL, NULL, NULL, NULL), tmpl,
+        30);
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION);
     ck_assert(scep_x509_has_eku(cert, "1.3.6.1.5.5.7.3.4"));
 }
@@ -440,19 +429,20 @@ END_TEST
 START_TEST(default_template_grants_safe_usages)
 {
     scep_template_t *tmpl = scep_template_new(pool, "Default");
-    X509 *cert = issue_under(tmpl,
-                             testutil_csr(pool, testutil_rsa_key(pool), "/CN=rsa",
-                                          "critical,keyCertSign,cRLSign,digitalSignature",
-                                          "anyExtendedKeyUsage,OCSPSigning", NULL, NULL),
-                             30);
+    X509 *cert = testutil_issue(pool,
+                                testutil_csr(pool, testutil_rsa_key(pool), "/CN=rsa",
+                                             "critical,keyCertSign,cRLSign,digitalSignature",
+                                             "anyExtendedKeyUsage,OCSPSigning", NULL, NULL),
+                                tmpl, 30);
 
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
     ck_assert(scep_x509_has_eku(cert, OID_CLIENT_AUTH));
     ck_assert(!scep_x509_has_eku(cert, "2.5.29.37.0"));
     ck_assert(!scep_x509_has_eku(cert, "1.3.6.1.5.5.7.3.9"));
     ck_assert_int_eq(X509_check_ca(cert), 0);
-    cert = issue_under(
-        tmpl, testutil_csr(pool, testutil_ec_key(pool), "/CN=ec", NULL, NULL, NULL, NULL), 30);
+    cert = testutil_issue(
+        pool, testutil_csr(pool, testutil_ec_key(pool), "/CN=ec", NULL, NULL, NULL, NULL), tmpl,
+        30);
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT);
     ck_assert(scep_x509_has_eku(cert, OID_CLIENT_AUTH));
 }
@@ -467,7 +457,7 @@ START_TEST(from_request_template_copies_usages)
 
     tmpl->key_usage = SCEP_KU_FROM_REQUEST;
     tmpl->ext_key_usage = NULL;
-    cert = issue_under(tmpl, csr, 365);
+    cert = testutil_issue(pool, csr, tmpl, 365);
     ck_assert_uint_eq(scep_x509_key_usage(cert), KU_KEY_ENCIPHERMENT);
     ck_assert(scep_x509_has_eku(cert, OID_CLIENT_AUTH));
 }

@@ -270,6 +270,18 @@ scep_pki_t *testutil_pki_load(apr_pool_t *p, const testutil_pki_t *pki, int sepa
     return loaded;
 }
 
+X509 *testutil_issue(apr_pool_t *p, X509_REQ *csr, const scep_template_t *tmpl, int days)
+{
+    scep_issue_opts_t opts = { days, NULL, tmpl, NULL };
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+
+    ck_assert_msg(scep_ca_issue(p, testutil_pki_load(p, testutil_pki_create(p), 0), csr, &opts,
+                                &cert, &prob) == APR_SUCCESS,
+                  "%s", prob.text);
+    return cert;
+}
+
 X509_REQ *testutil_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject, const char *key_usage,
                        const char *ext_key_usage, const char *subject_alt_name,
                        const char *challenge)

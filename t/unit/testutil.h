@@ -102,6 +102,10 @@ void testutil_add_ra(scep_pki_config_t *conf, const char *cert_file, const char 
 /* scep_pki_load() of testutil_pki_config(); fails the test on error. */
 scep_pki_t *testutil_pki_load(apr_pool_t *p, const testutil_pki_t *pki, int separate_ra);
 
+/* scep_ca_issue() of csr by a new test PKI under tmpl (NULL: the CSR's
+ * usages) for days (0: the default); fails the test on error. */
+X509 *testutil_issue(apr_pool_t *p, X509_REQ *csr, const scep_template_t *tmpl, int days);
+
 /* A CSR of key for subject ("/CN=..."), signed with SHA-256. key_usage,
  * ext_key_usage and subject_alt_name (configuration syntax, e.g.
  * "critical,digitalSignature", "clientAuth", "DNS:a.example") go into the

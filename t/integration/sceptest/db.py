@@ -100,6 +100,19 @@ class PostgreSQLDatabase:
         return self.cluster().execute(self.name, sql, args)
 
 
+def insert_pending(server, txid, values):
+    """A pending request written into the records of server (an Apache)
+    directly, as an older version or another server may have written
+    anything: values maps columns to str, or to bytes (SQLite only: text of
+    any bytes)."""
+    cols = ['transaction_id', 'key_id', 'status', 'created', 'updated'] + list(values)
+    args = [txid, 'K', 'pending', '2030-01-01T00:00:00Z', '2030-01-01T00:00:00Z'] + \
+        list(values.values())
+    marks = ['CAST(? AS TEXT)' if isinstance(v, bytes) else '?' for v in args]
+    server.db_execute('INSERT INTO scep_request (%s) VALUES (%s)' % (', '.join(cols),
+                                                                    ', '.join(marks)), args)
+
+
 def database(gen_dir, name):
     """The database of the server root gen_dir (SQLite: gen_dir/db/scep.db)."""
     if KIND == 'pgsql':
