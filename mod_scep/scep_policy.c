@@ -81,7 +81,9 @@ scep_template_t *scep_template_builtin(apr_pool_t *p)
 {
     scep_template_t *tmpl = scep_template_new(p, SCEP_BUILTIN_TEMPLATE);
 
-    tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_ENCIPHERMENT;
+    /* NDES's digitalSignature keyEncipherment for RSA keys; an EC key gets
+     * keyAgreement in the place of keyEncipherment (RFC 5480). */
+    tmpl->key_usage = SCEP_KU_BY_KEY_TYPE;
     tmpl->ext_key_usage = NULL;
     /* A constant dotted OID: it always parses. */
     scep_template_add_eku(p, tmpl, OID_IPSEC_IKE_INTERMEDIATE);
@@ -290,15 +292,75 @@ static apr_status_t check_names(apr_pool_t *p, const scep_template_t *tmpl, X509
     return scep_names_from_csr(p, csr, tmpl->wildcard_dns ? SCEP_NAMES_WILDCARD : 0, &names, prob);
 }
 
+#define KU_SIGNING \
+    (X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_NON_REPUDIATION | X509v3_KU_KEY_CERT_SIGN | \
+     X509v3_KU_CRL_SIGN)
+
+/* The keyUsage bits a key can honour: RSA signs and enciphers (RFC 3279
+ * section 2.3.1), EC signs and agrees on keys (RFC 5480 section 3). */
+static int usages_of_key(EVP_PKEY *key)
+{
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+        return KU_SIGNING | X509v3_KU_KEY_ENCIPHERMENT | X509v3_KU_DATA_ENCIPHERMENT;
+    case EVP_PKEY_EC:
+        return KU_SIGNING | X509v3_KU_KEY_AGREEMENT | X509v3_KU_ENCIPHER_ONLY |
+               X509v3_KU_DECIPHER_ONLY;
+    default:
+        return KU_SIGNING;
+    }
+}
+
+/* The name of the first bit of bits that is not a signing usage. */
+static const char *exchange_usage_name(int bits)
+{
+    static const struct {
+        int bit;
+        const char *name;
+    } names[] = { { X509v3_KU_KEY_ENCIPHERMENT, "keyEncipherment" },
+                  { X509v3_KU_DATA_ENCIPHERMENT, "dataEncipherment" },
+                  { X509v3_KU_KEY_AGREEMENT, "keyAgreement" },
+                  { X509v3_KU_ENCIPHER_ONLY, "encipherOnly" },
+                  { X509v3_KU_DECIPHER_ONLY, "decipherOnly" } };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (bits & names[i].bit) {
+            return names[i].name;
+        }
+    }
+    return "an unknown usage";
+}
+
+/* A certificate whose keyUsage its key cannot honour (keyEncipherment on an
+ * EC key, keyAgreement on an RSA key) is one relying parties must reject:
+ * refused, naming the usage, whether the template sets it or copies it. */
+static apr_status_t check_usages_fit_key(apr_pool_t *p, const scep_template_t *tmpl, EVP_PKEY *key,
+                                         int bits, scep_problem_t *prob)
+{
+    int misfit = bits > 0 ? bits & ~usages_of_key(key) : 0;
+    const char *type = EVP_PKEY_get0_type_name(key);
+
+    if (!misfit) {
+        return APR_SUCCESS;
+    }
+    return refused(p, prob, tmpl,
+                   apr_psprintf(p,
+                                "keyUsage %s cannot be given to a key of type %s, so it is "
+                                "not allowed",
+                                exchange_usage_name(misfit), type ? type : "unknown"));
+}
+
 /* With FromRequest the CSR's usages are copied: those only a template may
  * grant are refused rather than dropped, so that the device administrator
- * learns why the certificate cannot do what was asked. */
-static apr_status_t check_usages(apr_pool_t *p, const scep_template_t *tmpl,
+ * learns why the certificate cannot do what was asked. Either way the
+ * usages must fit the key. */
+static apr_status_t check_usages(apr_pool_t *p, const scep_template_t *tmpl, EVP_PKEY *key,
                                  const STACK_OF(X509_EXTENSION) *exts, scep_problem_t *prob)
 {
     apr_array_header_t *oids;
     apr_status_t rv = APR_SUCCESS;
-    int bits;
+    int bits = tmpl->key_usage;
 
     if (tmpl->key_usage == SCEP_KU_FROM_REQUEST) {
         rv = scep_requested_key_usage(p, exts, &bits, prob);
@@ -310,7 +372,7 @@ static apr_status_t check_usages(apr_pool_t *p, const scep_template_t *tmpl,
         prob->text =
             apr_psprintf(p, "%s (template %s copies the request's usages)", prob->text, tmpl->name);
     }
-    return rv;
+    return rv == APR_SUCCESS ? check_usages_fit_key(p, tmpl, key, bits, prob) : rv;
 }
 
 static void free_basic_constraints(BASIC_CONSTRAINTS *bc)
@@ -379,7 +441,7 @@ apr_status_t scep_policy_check(apr_pool_t *p, const scep_template_t *tmpl, X509_
         (rv = check_subject(p, tmpl, X509_REQ_get_subject_name(csr), prob)) != APR_SUCCESS ||
         (rv = check_san(p, tmpl, exts, prob)) != APR_SUCCESS ||
         (rv = check_names(p, tmpl, csr, prob)) != APR_SUCCESS ||
-        (rv = check_usages(p, tmpl, exts, prob)) != APR_SUCCESS) {
+        (rv = check_usages(p, tmpl, key, exts, prob)) != APR_SUCCESS) {
         goto leave;
     }
     rv = check_critical(p, tmpl, exts, prob);

@@ -59,9 +59,9 @@ def places_holding(httpd, secret):
     for table in table_names(httpd):
         for row in httpd.db_rows('SELECT * FROM %s' % table):
             for column, value in row.items():
-                text = str(value).encode() if value is not None else b''
-                blobs = [text] + [base64.b64decode(re.sub(r'\s', '', b))
-                                  for b in RE_PEM.findall(text.decode())]
+                value = '' if value is None else str(value)
+                blobs = [value.encode('utf-8', 'surrogateescape')] + [
+                    base64.b64decode(re.sub(r'\s', '', b)) for b in RE_PEM.findall(value)]
                 if any(f in blob for f in forms for blob in blobs):
                     found.append((table, column))
     if httpd.env.database.kind == 'sqlite':

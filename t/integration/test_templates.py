@@ -76,6 +76,36 @@ def test_builtin_template_is_ipsec_offline(scep, files, keys, httpd):
     template_line(httpd, msg, T.BUILTIN, '0x80')
 
 
+def test_ec_key_under_the_builtin_template(scep, files, httpd):
+    """The built-in template gives an EC key keyAgreement where an RSA key
+    gets NDES's keyEncipherment (RFC 5480: no keyEncipherment for EC)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    msg, r, rep = scep.enroll(make_csr(key), key)
+    checks.assert_issued(msg, r, rep, files.ca,
+                         ku=pki.key_usage(digital_signature=True, key_agreement=True))
+
+
+MISFIT = T.section('Misfit', 'KeyUsage digitalSignature keyEncipherment', 'KeyTypes rsa ec')
+
+
+@pytest.mark.parametrize('key_type', ['EC', 'RSA'])
+def test_usage_the_key_cannot_honour(httpd, scep, keys, key_type):
+    """keyEncipherment on an EC key (set by the template) or keyAgreement on
+    an RSA key (copied from the request) is refused, naming the usage."""
+    if key_type == 'EC':
+        key, ku, usage, name = ec.generate_private_key(ec.SECP256R1()), None, \
+            'keyEncipherment', 'Misfit'
+        conf = dict(raw_extra=MISFIT, SCEPGeneralPurposeTemplate='Misfit')
+    else:
+        key, ku, usage, name = keys.take(), KU_AGREEMENT, 'keyAgreement', T.PASS_THROUGH
+        conf = T.pass_through_config()
+    with httpd.config(**conf):
+        msg, r, rep = scep.enroll(make_csr(key, ku=ku), key)
+        assert_refused(httpd, msg, r, rep,
+                       'keyUsage %s cannot be given to a key of type %s, so it is not allowed '
+                       'by template %s' % (usage, key_type, name))
+
+
 # --- templates chosen by keyUsage --------------------------------------------
 
 BY_USAGE = (T.section('DeviceSigning', 'Validity 30', 'KeyUsage digitalSignature',
@@ -185,7 +215,10 @@ def test_ec_key_on_a_listed_curve_is_issued(strict, scep, files):
     """The reply reaches an EC device by key agreement (RFC 5753), which the
     test client decrypts itself."""
     key, msg, r, rep = ec_enroll(scep, ec.SECP384R1())
-    cert = checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
+    # EcOnly names no usages: an EC key's defaults
+    cert = checks.assert_issued(msg, r, rep, files.ca,
+                                ku=pki.key_usage(digital_signature=True, key_agreement=True),
+                                eku=[EKU.CLIENT_AUTH])
     assert rep.key_transport == 'ecdh', rep.key_transport
     assert pki.public_der(cert) == pki.public_der(key)
 
@@ -325,7 +358,8 @@ class TestFromRequest:
 
     def test_from_request_copies_other_usages(self, pass_through, scep, files, keys):
         key = keys.take()
-        msg, r, rep = scep.enroll(make_csr(key, 'asis.example.test', ku=KU_AGREEMENT,
+        ku = pki.key_usage(data_encipherment=True)  # what RSA can do: RFC 3279
+        msg, r, rep = scep.enroll(make_csr(key, 'asis.example.test', ku=ku,
                                            eku=[EKU.CODE_SIGNING, EKU.SERVER_AUTH]), key)
         checks.assert_issued(msg, r, rep, files.ca, ku=T.FROM_REQUEST, eku=T.FROM_REQUEST)
 

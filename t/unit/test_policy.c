@@ -121,7 +121,8 @@ START_TEST(builtin_is_ndes_ipsec_offline)
     char oid[64];
 
     ck_assert_str_eq(tmpl->name, "IPSECIntermediateOffline");
-    ck_assert_int_eq(tmpl->key_usage, X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_ENCIPHERMENT);
+    /* NDES's digitalSignature keyEncipherment for RSA (builtin_issues_by_key_type) */
+    ck_assert_int_eq(tmpl->key_usage, SCEP_KU_BY_KEY_TYPE);
     ck_assert_int_eq(tmpl->ext_key_usage->nelts, 1);
     OBJ_obj2txt(oid, sizeof(oid), APR_ARRAY_IDX(tmpl->ext_key_usage, 0, ASN1_OBJECT *), 1);
     ck_assert_str_eq(oid, OID_IPSEC_IKE_INTERMEDIATE);
@@ -426,6 +427,49 @@ END_TEST
 
 /* A template that names no usages: keyUsage by the key's type (no
  * keyEncipherment for EC), EKU clientAuth, whatever the request asks. */
+/* The built-in template issues NDES's usages to an RSA key, and an EC key
+ * keyAgreement in the place of keyEncipherment. */
+START_TEST(builtin_issues_by_key_type)
+{
+    scep_template_t *tmpl = scep_template_builtin(pool);
+    X509 *cert = testutil_issue(
+        pool, testutil_csr(pool, testutil_rsa_key(pool), "/CN=rsa", NULL, NULL, NULL, NULL), tmpl,
+        30);
+
+    ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+    cert = testutil_issue(
+        pool, testutil_csr(pool, testutil_ec_key(pool), "/CN=ec", NULL, NULL, NULL, NULL), tmpl,
+        30);
+    ck_assert_uint_eq(scep_x509_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT);
+}
+END_TEST
+
+/* keyUsage a key cannot honour is refused, set by the template or copied
+ * from the request: keyEncipherment or dataEncipherment on an EC key,
+ * keyAgreement on an RSA key (RFC 5480, RFC 3279). */
+START_TEST(refuses_usages_the_key_cannot_honour)
+{
+    scep_template_t *tmpl = scep_template_new(pool, "Fixed");
+    scep_template_t *copy = scep_template_new(pool, "Copy");
+
+    tmpl->key_usage = X509v3_KU_DIGITAL_SIGNATURE | X509v3_KU_KEY_ENCIPHERMENT;
+    expect_refused(tmpl, csr_with_san(testutil_ec_key(pool), NULL),
+                   "keyUsage keyEncipherment cannot be given to a key of type EC");
+    expect_allowed(tmpl, csr_with_san(testutil_rsa_key(pool), NULL));
+    tmpl->key_usage = X509v3_KU_KEY_AGREEMENT;
+    expect_refused(tmpl, csr_with_san(testutil_rsa_key(pool), NULL),
+                   "keyUsage keyAgreement cannot be given to a key of type RSA");
+    expect_allowed(tmpl, csr_with_san(testutil_ec_key(pool), NULL));
+    copy->key_usage = SCEP_KU_FROM_REQUEST;
+    expect_refused(
+        copy,
+        testutil_csr(pool, testutil_ec_key(pool), "/CN=ec", "dataEncipherment", NULL, NULL, NULL),
+        "keyUsage dataEncipherment cannot be given to a key of type EC");
+    expect_allowed(copy, testutil_csr(pool, testutil_ec_key(pool), "/CN=ec",
+                                      "digitalSignature,keyAgreement", NULL, NULL, NULL));
+}
+END_TEST
+
 START_TEST(default_template_grants_safe_usages)
 {
     scep_template_t *tmpl = scep_template_new(pool, "Default");
@@ -494,6 +538,8 @@ Suite *scep_policy_suite(void)
     tcase_add_test(issue, template_adds_usages_to_a_bare_request);
     tcase_add_test(issue, from_request_template_copies_usages);
     tcase_add_test(issue, default_template_grants_safe_usages);
+    tcase_add_test(issue, builtin_issues_by_key_type);
+    tcase_add_test(issue, refuses_usages_the_key_cannot_honour);
     suite_add_tcase(s, issue);
     return s;
 }
