@@ -166,45 +166,16 @@ static int all_of(const unsigned char *s, apr_size_t len, int (*is)(unsigned cha
     return 1;
 }
 
-/* The length of the UTF-8 sequence at s, its code point in *cp; 0 when it
- * is not one (truncated, overlong, a surrogate, beyond U+10FFFF). */
-static apr_size_t utf8_next(const unsigned char *s, apr_size_t len, unsigned long *cp)
-{
-    apr_size_t n, i;
-    unsigned long min;
-
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2, *cp = s[0] & 0x1fUL, min = 0x80;
-    }
-    else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3, *cp = s[0] & 0x0fUL, min = 0x800;
-    }
-    else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4, *cp = s[0] & 0x07UL, min = 0x10000;
-    }
-    else {
-        return 0;
-    }
-    for (i = 1; i < n; i++) {
-        if (i >= len || (s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        *cp = (*cp << 6) | (s[i] & 0x3fUL);
-    }
-    return *cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff) ? 0 : n;
-}
-
+/* Whether the len bytes at s, followed by a NUL (as OpenSSL ends every
+ * ASN1_STRING), are UTF-8 (scep_utf8_char(): no overlong forms, surrogates
+ * or code points beyond U+10FFFF; a NUL passes, as the character it is). */
 static int valid_utf8(const unsigned char *s, apr_size_t len)
 {
     apr_size_t i, n;
     unsigned long cp;
 
     for (i = 0; i < len; i += n) {
-        if (!(n = utf8_next(s + i, len - i, &cp))) {
+        if (!(n = scep_utf8_char((const char *)s + i, &cp))) {
             return 0;
         }
     }
@@ -243,7 +214,9 @@ static const char *to_utf8(apr_pool_t *p, const ASN1_STRING *s, const unsigned c
     case V_ASN1_UNIVERSALSTRING:
         n = ASN1_STRING_to_UTF8(&converted, s);
         ok = n >= 0 && valid_utf8(converted, (apr_size_t)n);
-        *utf8 = ok ? apr_pmemdup(p, converted, (apr_size_t)n) : NULL;
+        *utf8 =
+            ok ? (const unsigned char *)apr_pstrmemdup(p, (const char *)converted, (apr_size_t)n)
+               : NULL;
         *len = ok ? (apr_size_t)n : 0;
         OPENSSL_free(converted);
         break;
@@ -253,7 +226,8 @@ static const char *to_utf8(apr_pool_t *p, const ASN1_STRING *s, const unsigned c
     return ok ? NULL : apr_psprintf(p, "is not a valid %s", ASN1_tag2str(type));
 }
 
-/* Why a valid UTF-8 value cannot be part of a name, or NULL. */
+/* Why a UTF-8 value (NUL-terminated after len) cannot be part of a name,
+ * or NULL. */
 static const char *text_problem(apr_pool_t *p, const unsigned char *s, apr_size_t len,
                                 apr_size_t max)
 {
@@ -264,8 +238,10 @@ static const char *text_problem(apr_pool_t *p, const unsigned char *s, apr_size_
         return "is empty";
     }
     for (i = 0; i < len; i += n, chars++) {
-        n = utf8_next(s + i, len - i, &cp);
-        if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+        if (!(n = scep_utf8_char((const char *)s + i, &cp))) {
+            return "is not valid UTF-8";
+        }
+        if (scep_char_is_control(cp)) {
             return "holds a NUL or control character";
         }
     }

@@ -35,35 +35,11 @@ def standalone(httpd):
         yield httpd
 
 
-def der(tag, content):
-    """A DER TLV (short and long lengths)."""
-    n = len(content)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        b = n.to_bytes((n.bit_length() + 7) // 8, 'big')
-        length = bytes([0x80 | len(b)]) + b
-    return bytes([tag]) + length + content
-
-
-def oid_der(dotted):
-    parts = [int(x) for x in dotted.split('.')]
-    body = bytes([40 * parts[0] + parts[1]])
-    for p in parts[2:]:
-        chunk = [p & 0x7f]
-        p >>= 7
-        while p:
-            chunk.insert(0, 0x80 | (p & 0x7f))
-            p >>= 7
-        body += bytes(chunk)
-    return der(0x06, body)
-
-
 def raw_san(dns, upn, email):
     """A subjectAltName with raw bytes: dNSName and rfc822Name (IA5String,
     whatever bytes), an otherName UPN (UTF8String, whatever bytes)."""
-    other = der(0xa0, oid_der(OID_UPN) + der(0xa0, der(0x0c, upn)))
-    return der(0x30, der(0x82, dns) + der(0x81, email) + other)
+    other = pki.der_tlv(0xa0, pki.oid_der(OID_UPN) + pki.der_tlv(0xa0, pki.der_tlv(0x0c, upn)))
+    return pki.der_tlv(0x30, pki.der_tlv(0x82, dns) + pki.der_tlv(0x81, email) + other)
 
 
 def unescape(field):

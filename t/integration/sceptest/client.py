@@ -66,15 +66,7 @@ class SCEPError(Exception):
 # ----------------------------------------------------------------------
 # small DER helpers
 
-def der_len(n):
-    if n < 0x80:
-        return bytes([n])
-    b = n.to_bytes((n.bit_length() + 7) // 8, 'big')
-    return bytes([0x80 | len(b)]) + b
-
-
-def der_tlv(tag, content):
-    return bytes([tag]) + der_len(len(content)) + content
+der_tlv = pki.der_tlv
 
 
 def read_tlv(data, pos=0):

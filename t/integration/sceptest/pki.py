@@ -117,17 +117,18 @@ UTF8_STRING, PRINTABLE_STRING, T61_STRING, IA5_STRING, BMP_STRING = 0x0c, 0x13, 
 GN_EMAIL, GN_DNS, GN_URI, GN_IP = 1, 2, 6, 7
 
 
-def _der(tag, body):
-    n = len(body)
+def der_tlv(tag, content):
+    """A DER TLV (short and long lengths) around content."""
+    n = len(content)
     if n < 0x80:
         length = bytes([n])
     else:
         b = n.to_bytes((n.bit_length() + 7) // 8, 'big')
         length = bytes([0x80 | len(b)]) + b
-    return bytes([tag]) + length + body
+    return bytes([tag]) + length + content
 
 
-def _oid(dotted):
+def oid_der(dotted):
     return asn1_core.ObjectIdentifier(dotted).dump()
 
 
@@ -138,29 +139,29 @@ def make_raw_csr(key, subject=(), san=None, challenge=None, extensions=()):
     list of (GeneralName tag number, value bytes) with primitive values
     (GN_DNS, GN_IP, ...), [] for an empty subjectAltName, None for none;
     extensions more (x509 extension value, critical) pairs."""
-    name = _der(0x30, b''.join(_der(0x31, _der(0x30, _oid(oid) + _der(tag, value)))
+    name = der_tlv(0x30, b''.join(der_tlv(0x31, der_tlv(0x30, oid_der(oid) + der_tlv(tag, value)))
                                for oid, tag, value in subject))
     exts = []
     if san is not None:
-        exts.append(_der(0x30, _oid('2.5.29.17') + _der(0x04, _der(0x30, b''.join(
-            _der(0x80 | tag, value) for tag, value in san)))))
+        exts.append(der_tlv(0x30, oid_der('2.5.29.17') + der_tlv(0x04, der_tlv(0x30, b''.join(
+            der_tlv(0x80 | tag, value) for tag, value in san)))))
     for value, critical in extensions:
-        exts.append(_der(0x30, _oid(value.oid.dotted_string)
+        exts.append(der_tlv(0x30, oid_der(value.oid.dotted_string)
                          + (b'\x01\x01\xff' if critical else b'')
-                         + _der(0x04, value.public_bytes())))
+                         + der_tlv(0x04, value.public_bytes())))
     attrs = []
     if challenge is not None:
-        attrs.append(_der(0x30, _oid(OID_CHALLENGE_PASSWORD.dotted_string)
-                          + _der(0x31, _der(UTF8_STRING, challenge.encode()))))
+        attrs.append(der_tlv(0x30, oid_der(OID_CHALLENGE_PASSWORD.dotted_string)
+                          + der_tlv(0x31, der_tlv(UTF8_STRING, challenge.encode()))))
     if exts:
-        attrs.append(_der(0x30, _oid('1.2.840.113549.1.9.14')
-                          + _der(0x31, _der(0x30, b''.join(exts)))))
+        attrs.append(der_tlv(0x30, oid_der('1.2.840.113549.1.9.14')
+                          + der_tlv(0x31, der_tlv(0x30, b''.join(exts)))))
     spki = key.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-    info = _der(0x30, b'\x02\x01\x00' + name + spki + _der(0xa0, b''.join(attrs)))
+    info = der_tlv(0x30, b'\x02\x01\x00' + name + spki + der_tlv(0xa0, b''.join(attrs)))
     signature = key.sign(info, padding.PKCS1v15(), hashes.SHA256())
-    sha256_rsa = _der(0x30, _oid('1.2.840.113549.1.1.11') + b'\x05\x00')
-    return _der(0x30, info + sha256_rsa + _der(0x03, b'\x00' + signature))
+    sha256_rsa = der_tlv(0x30, oid_der('1.2.840.113549.1.1.11') + b'\x05\x00')
+    return der_tlv(0x30, info + sha256_rsa + der_tlv(0x03, b'\x00' + signature))
 
 
 def tamper_csr_signature(csr_der):
