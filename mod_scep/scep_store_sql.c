@@ -168,6 +168,8 @@ typedef struct driver_quirks_t {
     const char *migration_lock;          /* first statement of the migration transaction */
     /* once per connection, before on_connect; failures are logged, not fatal */
     void (*on_connect_fn)(const struct sql_store_t *st);
+    /* transactions begun and ended by statements, not apr_dbd's functions */
+    int plain_transactions;
 } driver_quirks_t;
 
 /* SQLite: wait for a busy database instead of failing at once (several
@@ -197,12 +199,16 @@ static const setup_statement_t pgsql_on_connect[] = { { "SET client_min_messages
 
 static void sqlite3_files_private(const struct sql_store_t *st);
 
+/* PostgreSQL's transactions are begun and ended by statements: apr_dbd's
+ * pgsql driver (apr-util 1.6) dereferences a NULL transaction when BEGIN
+ * fails, as on a connection whose server restarted, and the worker
+ * crashes (test_faults.py::test_database_restarted_under_load). */
 static const driver_quirks_t driver_quirks[] = {
-    { "sqlite3", sqlite3_on_connect, NULL, sqlite3_files_private },
-    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)", NULL },
+    { "sqlite3", sqlite3_on_connect, NULL, sqlite3_files_private, 0 },
+    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)", NULL, 1 },
 };
 
-static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL };
+static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL, 0 };
 
 static const driver_quirks_t *quirks_of(const scep_sql_conn_t *conn)
 {
@@ -532,27 +538,56 @@ static int apply_missing_migrations(const sql_store_t *st, const driver_quirks_t
 
 /* Ends a transaction, rolling back when err says a statement failed;
  * returns the first error. */
-static int end_transaction(const sql_store_t *st, apr_dbd_transaction_t *trans, int err)
-{
-    int end_err;
+/* A transaction of the store: apr_dbd's, or one begun by a statement
+ * (driver_quirks_t.plain_transactions). */
+typedef struct sql_txn_t {
+    apr_dbd_transaction_t *dbd;
+    int plain_open;
+} sql_txn_t;
 
-    if (!trans) {
+static int begin_transaction(const sql_store_t *st, apr_pool_t *p, sql_txn_t *txn)
+{
+    int nrows = 0, err;
+
+    txn->dbd = NULL;
+    txn->plain_open = 0;
+    if (!quirks_of(&st->conn)->plain_transactions) {
+        return apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &txn->dbd);
+    }
+    err = apr_dbd_query(st->conn.driver, st->conn.handle, &nrows, "BEGIN");
+    txn->plain_open = !err;
+    return err;
+}
+
+/* Commits, or rolls back when err (which it returns then); a transaction
+ * that was not begun is left alone. */
+static int end_transaction(const sql_store_t *st, sql_txn_t *txn, int err)
+{
+    int nrows = 0, end_err;
+
+    if (txn->plain_open) {
+        end_err =
+            apr_dbd_query(st->conn.driver, st->conn.handle, &nrows, err ? "ROLLBACK" : "COMMIT");
+        txn->plain_open = 0;
+        return err ? err : end_err;
+    }
+    if (!txn->dbd) {
         return err;
     }
     if (err) {
-        apr_dbd_transaction_mode_set(st->conn.driver, trans, APR_DBD_TRANSACTION_ROLLBACK);
+        apr_dbd_transaction_mode_set(st->conn.driver, txn->dbd, APR_DBD_TRANSACTION_ROLLBACK);
     }
-    end_err = apr_dbd_transaction_end(st->conn.driver, st->pool, trans);
+    end_err = apr_dbd_transaction_end(st->conn.driver, st->pool, txn->dbd);
     return err ? err : end_err;
 }
 
 /* One migration transaction; on failure *error holds the driver's text. */
 static int migrate_once(const sql_store_t *st, const driver_quirks_t *quirks, const char **error)
 {
-    apr_dbd_transaction_t *trans = NULL;
+    sql_txn_t trans;
     int err;
 
-    err = apr_dbd_transaction_start(st->conn.driver, st->pool, st->conn.handle, &trans);
+    err = begin_transaction(st, st->pool, &trans);
     if (!err) {
         err = apply_missing_migrations(st, quirks);
     }
@@ -560,7 +595,7 @@ static int migrate_once(const sql_store_t *st, const driver_quirks_t *quirks, co
         /* Read before the rollback replaces it. */
         *error = dbd_error(st, err);
     }
-    err = end_transaction(st, trans, err);
+    err = end_transaction(st, &trans, err);
     if (err && !*error) {
         *error = dbd_error(st, err);
     }
@@ -1108,14 +1143,14 @@ static apr_status_t describe_cert(sql_store_t *st, apr_pool_t *p, const char *tr
 static int record_once(const sql_store_t *st, apr_pool_t *p, const scep_txn_t *txn,
                        const cert_row_t *row, const char *now, const char **error)
 {
-    apr_dbd_transaction_t *trans = NULL;
+    sql_txn_t trans;
     int err;
 
     if (lock_writes(st) != APR_SUCCESS) {
         *error = NO_WRITE_LOCK;
         return -1;
     }
-    err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
+    err = begin_transaction(st, p, &trans);
     if (!err) {
         err = insert_request(st, p, txn, row ? SCEP_TXN_ISSUED : txn->status,
                              row ? row->serial : NULL, now);
@@ -1125,7 +1160,7 @@ static int record_once(const sql_store_t *st, apr_pool_t *p, const scep_txn_t *t
     }
     /* Read before a rollback replaces it. */
     *error = err ? dbd_error(st, err) : NULL;
-    err = end_transaction(st, trans, err);
+    err = end_transaction(st, &trans, err);
     if (err && !*error) {
         *error = dbd_error(st, err);
     }
@@ -1179,7 +1214,7 @@ static apr_status_t why_unchanged(scep_store_t *store, apr_pool_t *p, const char
 static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **args,
                            const cert_row_t *row, int *changed, const char **error)
 {
-    apr_dbd_transaction_t *trans = NULL;
+    sql_txn_t trans;
     int nrows = 0, err;
 
     *changed = 0;
@@ -1187,12 +1222,12 @@ static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **ar
         *error = NO_WRITE_LOCK;
         return -1;
     }
-    err = apr_dbd_transaction_start(st->conn.driver, p, st->conn.handle, &trans);
+    err = begin_transaction(st, p, &trans);
     if (!err) {
         err = pquery(st, p, STMT_ISSUE_HELD, 4, args, &nrows);
     }
     if (!err && nrows != 1) {
-        end_transaction(st, trans, -1);
+        end_transaction(st, &trans, -1);
         unlock_writes(st);
         return 0;
     }
@@ -1202,7 +1237,7 @@ static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **ar
     }
     /* The text is read before a rollback replaces it. */
     *error = err ? dbd_error(st, err) : NULL;
-    err = end_transaction(st, trans, err);
+    err = end_transaction(st, &trans, err);
     if (err && !*error) {
         *error = dbd_error(st, err);
     }
