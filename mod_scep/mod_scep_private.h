@@ -30,10 +30,6 @@ extern module AP_MODULE_DECLARE_DATA scep_module;
 /* Log under the module's own name, so `LogLevel scep:debug` works. */
 APLOG_USE_MODULE(scep);
 
-/* Our own log tags: a third-party module must not use httpd's AHnnnnn.
- * Three digits; ranges in HACKING.md. */
-#define SCEPLOGNO(n) "SCEP" #n ": "
-
 /* The server's configuration record. */
 mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s);
 

@@ -584,8 +584,14 @@ struct scep_store_t {
 #define SCEP_LOG_INFO 6
 #define SCEP_LOG_DEBUG 7
 
-/* Where the store's messages go: logno is the SCEPnnn tag (300-399). */
-typedef void scep_log_fn(void *baton, int level, int logno, const char *msg);
+/* Every log line of the module starts with its own tag, "SCEPnnn: ",
+ * written literally at the call (SCEPLOGNO(301) "text"): a third-party
+ * module must not use httpd's AHnnnnn. Three digits, unique across the
+ * tree (t/check_lognos.sh); ranges in HACKING.md. */
+#define SCEPLOGNO(n) "SCEP" #n ": "
+
+/* Where the core's messages go; msg starts with its SCEPLOGNO() tag. */
+typedef void scep_log_fn(void *baton, int level, const char *msg);
 
 /* A lock that writers of one database take in turn (the module: a global
  * mutex for SQLite, which has one writer at a time anyway). */

@@ -304,7 +304,6 @@ typedef struct sql_store_t {
     apr_pool_t *pool;        /* for messages */
     int ready;               /* conn went through make_ready() */
     int renewed;             /* conn was replaced once: no second time */
-    int setup_logno;         /* make_ready()'s failure, logged by its caller */
     const char *setup_error; /* once it is final */
 } sql_store_t;
 
@@ -315,15 +314,16 @@ typedef struct sql_store_t {
 /* apr_dbd_select()'s seek argument: random access, see the top. */
 #define SELECT_BUFFERED 1
 
-static void store_log(const sql_store_t *st, int level, int logno, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void store_log(const sql_store_t *st, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void store_log(const sql_store_t *st, int level, int logno, const char *fmt, ...)
+/* fmt starts with its SCEPLOGNO() tag. */
+static void store_log(const sql_store_t *st, int level, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    st->log(st->log_baton, level, logno, apr_pvsprintf(st->pool, fmt, ap));
+    st->log(st->log_baton, level, apr_pvsprintf(st->pool, fmt, ap));
     va_end(ap);
 }
 
@@ -360,16 +360,16 @@ static const char *dbd_error(const sql_store_t *st, int err)
  * Connection setup: driver settings, migrations, statements
  */
 
-static void setup_failed(sql_store_t *st, int logno, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void setup_failed(sql_store_t *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-/* Kept, not logged: a new connection may still succeed (scep_store_sql()). */
-static void setup_failed(sql_store_t *st, int logno, const char *fmt, ...)
+/* Kept, not logged: a new connection may still succeed (scep_store_sql()).
+ * fmt starts with its SCEPLOGNO() tag. */
+static void setup_failed(sql_store_t *st, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    st->setup_logno = logno;
     st->setup_error = apr_pvsprintf(st->pool, fmt, ap);
     va_end(ap);
 }
@@ -411,9 +411,10 @@ static void make_private(const sql_store_t *st, const char *path)
         rv = apr_file_perms_set(path, finfo.protection & owner);
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv)) {
-        store_log(st, SCEP_LOG_WARNING, 331,
-                  "cannot make the database file %s private to its owner (mode 0600): %s", path,
-                  apr_strerror(rv, err, sizeof(err)));
+        store_log(
+            st, SCEP_LOG_WARNING,
+            SCEPLOGNO(331) "cannot make the database file %s private to its owner (mode 0600): %s",
+            path, apr_strerror(rv, err, sizeof(err)));
     }
 }
 
@@ -455,11 +456,12 @@ static apr_status_t run_on_connect(sql_store_t *st, const driver_quirks_t *quirk
             continue;
         }
         if (stmt->optional) {
-            store_log(st, SCEP_LOG_DEBUG, 310, "database setup '%s' left to another process: %s",
-                      stmt->sql, dbd_error(st, err));
+            store_log(st, SCEP_LOG_DEBUG,
+                      SCEPLOGNO(310) "database setup '%s' left to another process: %s", stmt->sql,
+                      dbd_error(st, err));
             continue;
         }
-        setup_failed(st, 301, "database setup '%s' failed: %s (NDES event 23)", stmt->sql,
+        setup_failed(st, SCEPLOGNO(301) "database setup '%s' failed: %s (NDES event 23)", stmt->sql,
                      dbd_error(st, err));
         return APR_EGENERAL;
     }
@@ -528,7 +530,8 @@ static int apply_missing_migrations(const sql_store_t *st, const driver_quirks_t
         if (migrations[i].version > version) {
             err = apply_migration(st, &migrations[i]);
             if (!err) {
-                store_log(st, SCEP_LOG_NOTICE, 302, "database schema migrated to version %d",
+                store_log(st, SCEP_LOG_NOTICE,
+                          SCEPLOGNO(302) "database schema migrated to version %d",
                           migrations[i].version);
             }
         }
@@ -623,8 +626,9 @@ static apr_status_t migrate(sql_store_t *st, const driver_quirks_t *quirks)
             return APR_SUCCESS;
         }
     }
-    setup_failed(st, 303, "cannot migrate the database schema to version %d: %s (NDES event 23)",
-                 SCHEMA_VERSION, error);
+    setup_failed(
+        st, SCEPLOGNO(303) "cannot migrate the database schema to version %d: %s (NDES event 23)",
+        SCHEMA_VERSION, error);
     return APR_EGENERAL;
 }
 
@@ -639,8 +643,8 @@ static apr_status_t prepare_statements(sql_store_t *st)
         err = apr_dbd_prepare(st->conn.driver, pool, st->conn.handle, statements[i].sql,
                               statements[i].label, &stmt);
         if (err) {
-            setup_failed(st, 304, "cannot prepare %s: %s (NDES event 23)", statements[i].label,
-                         dbd_error(st, err));
+            setup_failed(st, SCEPLOGNO(304) "cannot prepare %s: %s (NDES event 23)",
+                         statements[i].label, dbd_error(st, err));
             return APR_EGENERAL;
         }
         apr_hash_set(st->conn.prepared, statements[i].label, APR_HASH_KEY_STRING, stmt);
@@ -676,8 +680,8 @@ static int renewed(sql_store_t *st, const char *failure)
         return 0;
     }
     st->renewed = 1;
-    store_log(st, SCEP_LOG_DEBUG, 344, "replacing the database connection after a failure: %s",
-              failure);
+    store_log(st, SCEP_LOG_DEBUG,
+              SCEPLOGNO(344) "replacing the database connection after a failure: %s", failure);
     if (st->conn.renew(st->conn.renew_baton, &st->conn) != APR_SUCCESS) {
         return 0;
     }
@@ -943,7 +947,7 @@ static apr_status_t lock_writes(const sql_store_t *st)
     if (rv != APR_SUCCESS) {
         char err[120];
 
-        store_log(st, SCEP_LOG_ERR, 316, "cannot take the database's write lock: %s",
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(316) "cannot take the database's write lock: %s",
                   apr_strerror(rv, err, sizeof(err)));
     }
     return rv;
@@ -1018,10 +1022,12 @@ static int update_held_csr(const sql_store_t *st, const held_csr_t *held)
         apr_dbd_escape(st->conn.driver, st->pool, held->transaction_id, st->conn.handle);
 
     if (!pem) {
-        store_log(st, SCEP_LOG_WARNING, 330,
-                  "migration: the CSR of held request %s cannot be read: removed (the request "
-                  "can only be denied)",
-                  scep_escape_text(st->pool, held->transaction_id, 0));
+        store_log(
+            st, SCEP_LOG_WARNING,
+            SCEPLOGNO(
+                330) "migration: the CSR of held request %s cannot be read: removed (the request "
+                     "can only be denied)",
+            scep_escape_text(st->pool, held->transaction_id, 0));
     }
     return run_query(
         st, pem ? apr_psprintf(st->pool,
@@ -1073,7 +1079,8 @@ static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p, const c
         select_one(st, p, STMT_FIND_TRANSACTION, transaction_id, read_txn, (void **)txn, &error);
 
     if (rv == APR_EGENERAL) {
-        store_log(st, SCEP_LOG_ERR, 305, "cannot look up transaction %s: %s (NDES event 23)",
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(305) "cannot look up transaction %s: %s (NDES event 23)",
                   transaction_id, error);
     }
     return rv;
@@ -1131,9 +1138,9 @@ static apr_status_t describe_cert(sql_store_t *st, apr_pool_t *p, const char *tr
     if (cert_row_of(p, cert, row) == APR_SUCCESS) {
         return APR_SUCCESS;
     }
-    store_log(st, SCEP_LOG_ERR, 306,
-              "cannot describe the certificate of transaction %s for the records "
-              "(NDES event 31)",
+    store_log(st, SCEP_LOG_ERR,
+              SCEPLOGNO(306) "cannot describe the certificate of transaction %s for the records "
+                             "(NDES event 31)",
               transaction_id);
     return APR_EGENERAL;
 }
@@ -1190,11 +1197,12 @@ static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t 
         return APR_SUCCESS;
     }
     if (already_recorded(st, p, txn->transaction_id)) {
-        store_log(st, SCEP_LOG_DEBUG, 307, "transaction %s was recorded by a concurrent request",
+        store_log(st, SCEP_LOG_DEBUG,
+                  SCEPLOGNO(307) "transaction %s was recorded by a concurrent request",
                   txn->transaction_id);
         return APR_EEXIST;
     }
-    store_log(st, SCEP_LOG_ERR, 308, "cannot record transaction %s: %s (NDES event 31)",
+    store_log(st, SCEP_LOG_ERR, SCEPLOGNO(308) "cannot record transaction %s: %s (NDES event 31)",
               txn->transaction_id, error);
     return APR_EGENERAL;
 }
@@ -1263,9 +1271,10 @@ static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *t
         err = issue_held_once(st, p, args, &row, &changed, &error);
     }
     if (err) {
-        store_log(st, SCEP_LOG_ERR, 311,
-                  "cannot record certificate %s of transaction %s: %s (NDES event 31)", row.serial,
-                  transaction_id, error);
+        store_log(
+            st, SCEP_LOG_ERR,
+            SCEPLOGNO(311) "cannot record certificate %s of transaction %s: %s (NDES event 31)",
+            row.serial, transaction_id, error);
         return APR_EGENERAL;
     }
     return changed ? APR_SUCCESS : why_unchanged(store, p, transaction_id);
@@ -1281,7 +1290,7 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
     int nrows, err = locked_pquery(st, p, STMT_DECIDE, 7, args, &nrows, &error);
 
     if (err) {
-        store_log(st, SCEP_LOG_ERR, 312, "cannot change transaction %s from %s to %s: %s",
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(312) "cannot change transaction %s from %s to %s: %s",
                   transaction_id, from, to, error);
         return APR_EGENERAL;
     }
@@ -1297,12 +1306,12 @@ static apr_status_t expire_pending(scep_store_t *store, apr_pool_t *p, apr_time_
     int nrows, err = locked_pquery(st, p, STMT_EXPIRE_PENDING, 3, args, &nrows, &error);
 
     if (err) {
-        store_log(st, SCEP_LOG_ERR, 313, "cannot expire pending requests: %s", error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(313) "cannot expire pending requests: %s", error);
         return APR_EGENERAL;
     }
     if (nrows > 0) {
-        store_log(st, SCEP_LOG_NOTICE, 314, "%d pending requests expired without a decision",
-                  nrows);
+        store_log(st, SCEP_LOG_NOTICE,
+                  SCEPLOGNO(314) "%d pending requests expired without a decision", nrows);
     }
     return APR_SUCCESS;
 }
@@ -1316,7 +1325,7 @@ static apr_status_t list_requests(scep_store_t *store, apr_pool_t *p, const char
 
     if (status ? select_rows(st, p, STMT_LIST_REQUESTS_IN, 2, args, read_txn, txns, &error)
                : select_rows(st, p, STMT_LIST_REQUESTS, 1, args + 1, read_txn, txns, &error)) {
-        store_log(st, SCEP_LOG_ERR, 315, "cannot list the requests: %s", error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(315) "cannot list the requests: %s", error);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -1330,8 +1339,9 @@ static apr_status_t find_cert(scep_store_t *store, apr_pool_t *p, const char *se
     apr_status_t rv = select_one(st, p, STMT_FIND_CERT, serial, read_cert, (void **)rec, &error);
 
     if (rv == APR_EGENERAL) {
-        store_log(st, SCEP_LOG_ERR, 340, "cannot look up certificate %s: %s (NDES event 19)",
-                  serial, error);
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(340) "cannot look up certificate %s: %s (NDES event 19)", serial,
+                  error);
     }
     return rv;
 }
@@ -1363,7 +1373,7 @@ static apr_status_t list_certs(scep_store_t *store, apr_pool_t *p, const char *s
     const char *error = NULL;
 
     if (select_rows(st, p, STMT_LIST_CERTS, 3, args, read_cert, certs, &error)) {
-        store_log(st, SCEP_LOG_ERR, 343, "cannot list the certificates: %s", error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(343) "cannot list the certificates: %s", error);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -1378,8 +1388,8 @@ static apr_status_t list_revoked(scep_store_t *store, apr_pool_t *p, apr_array_h
 
     *revoked = NULL;
     if (select_rows(st, p, STMT_LIST_REVOKED, 0, NULL, read_revoked, &rows, &error)) {
-        store_log(st, SCEP_LOG_ERR, 341, "cannot list the revoked certificates: %s (NDES event 44)",
-                  error);
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(341) "cannot list the revoked certificates: %s (NDES event 44)", error);
         return APR_EGENERAL;
     }
     /* scep_crl_build() takes the entries themselves. */
@@ -1404,7 +1414,8 @@ static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *
     }
     err = locked_pquery(st, p, STMT_REVOKE, 3, args, &nrows, &error);
     if (err) {
-        store_log(st, SCEP_LOG_ERR, 342, "cannot revoke certificate %s: %s", serial, error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(342) "cannot revoke certificate %s: %s", serial,
+                  error);
         return APR_EGENERAL;
     }
     if (nrows == 1) {
@@ -1442,7 +1453,7 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
         rv = APR_SUCCESS;
     }
     if (rv != APR_SUCCESS) {
-        store_log(st, SCEP_LOG_ERR, st->setup_logno, "%s", st->setup_error);
+        store_log(st, SCEP_LOG_ERR, "%s", st->setup_error);
         return rv;
     }
     *store = &st->store;

@@ -775,11 +775,11 @@ leave:
 
 /* The store's messages: failures on stderr, the rest is the server's
  * business. */
-static void log_to_stderr(void *baton, int level, int logno, const char *msg)
+static void log_to_stderr(void *baton, int level, const char *msg)
 {
     (void)baton;
     if (level <= SCEP_LOG_WARNING) {
-        fprintf(stderr, "scepctl: SCEP%03d: %s\n", logno, msg);
+        fprintf(stderr, "scepctl: %s\n", msg);
     }
 }
 

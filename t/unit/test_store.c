@@ -41,10 +41,9 @@ static int failures;           /* lines at warning or worse */
 static int renewals;           /* connections the store asked renew() for */
 static int renew_read_only;    /* renew() gives connections that refuse writes too */
 
-static void remember_failure(void *baton, int level, int logno, const char *msg)
+static void remember_failure(void *baton, int level, const char *msg)
 {
     (void)baton;
-    (void)logno;
     if (level <= SCEP_LOG_WARNING) {
         last_error = apr_pstrdup(pool, msg);
         failures++;
@@ -335,7 +334,7 @@ START_TEST(version_2_database_loses_its_challenge_passwords)
     ck_assert_ptr_null(find(store, "I")->csr_pem);
     /* what cannot be read is dropped, not kept with its secret */
     ck_assert_ptr_null(find(store, "G")->csr_pem);
-    ck_assert_str_eq(last_error, "migration: the CSR of held request G cannot be read: removed "
+    ck_assert_str_eq(last_error, "SCEP330: migration: the CSR of held request G cannot be read: removed "
                                  "(the request can only be denied)");
     ck_assert_ptr_null(value_of("SELECT transaction_id FROM scep_request"
                                 " WHERE csr_pem LIKE '%V2-Challenge%'"));
