@@ -138,11 +138,11 @@ static const scep_sql_lock_t *write_lock_for(const ap_dbd_t *dbd)
 #error "SCEP_LOG_* must equal APLOG_*"
 #endif
 
-static void log_to_request(void *baton, int level, const char *msg)
+static void log_to_request(void *baton, const char *file, int line, int level, const char *msg)
 {
     request_rec *r = baton;
 
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%s", msg);
+    ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
 }
 
 /* The connection a request holds, in its request_config. */

@@ -590,8 +590,14 @@ struct scep_store_t {
  * tree (t/check_lognos.sh); ranges in HACKING.md. */
 #define SCEPLOGNO(n) "SCEP" #n ": "
 
-/* Where the core's messages go; msg starts with its SCEPLOGNO() tag. */
-typedef void scep_log_fn(void *baton, int level, const char *msg);
+/* Where the core's messages go: msg starts with its SCEPLOGNO() tag; file
+ * and line are the caller's (SCEP_LOG_MARK), as httpd's APLOG_MARK. */
+typedef void scep_log_fn(void *baton, const char *file, int line, int level, const char *msg);
+#define SCEP_LOG_MARK __FILE__, __LINE__
+
+/* Drains OpenSSL's error queue into log, one line per entry (mod_ssl's
+ * ssl_log_ssl_error shape), at the caller's file and line. */
+void scep_log_openssl(scep_log_fn *log, void *baton, const char *file, int line, int level);
 
 /* A lock that writers of one database take in turn (the module: a global
  * mutex for SQLite, which has one writer at a time anyway). */

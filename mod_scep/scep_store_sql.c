@@ -314,18 +314,20 @@ typedef struct sql_store_t {
 /* apr_dbd_select()'s seek argument: random access, see the top. */
 #define SELECT_BUFFERED 1
 
-static void store_log(const sql_store_t *st, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void store_log_at(const sql_store_t *st, const char *file, int line, int level,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* fmt starts with its SCEPLOGNO() tag. */
-static void store_log(const sql_store_t *st, int level, const char *fmt, ...)
+static void store_log_at(const sql_store_t *st, const char *file, int line, int level,
+                         const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    st->log(st->log_baton, level, apr_pvsprintf(st->pool, fmt, ap));
+    st->log(st->log_baton, file, line, level, apr_pvsprintf(st->pool, fmt, ap));
     va_end(ap);
 }
+#define store_log(st, ...) store_log_at(st, SCEP_LOG_MARK, __VA_ARGS__)
 
 static apr_dbd_prepared_t *prepared(const sql_store_t *st, int which)
 {

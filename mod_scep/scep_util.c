@@ -21,6 +21,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -516,4 +517,32 @@ const char *scep_escape_text(apr_pool_t *p, const char *text, int flags)
     }
     *o = '\0';
     return out;
+}
+
+/* One entry of the OpenSSL error queue as text, 0 when the queue is empty. */
+static int next_openssl_error(char *text, apr_size_t size, const char **data)
+{
+    int flags = 0;
+    unsigned long e = ERR_get_error_all(NULL, NULL, NULL, data, &flags);
+
+    if (!e) {
+        return 0;
+    }
+    ERR_error_string_n(e, text, size);
+    if (!(flags & ERR_TXT_STRING) || !*data) {
+        *data = "";
+    }
+    return 1;
+}
+
+void scep_log_openssl(scep_log_fn *log, void *baton, const char *file, int line, int level)
+{
+    char text[256], msg[1024];
+    const char *data;
+
+    while (next_openssl_error(text, sizeof(text), &data)) {
+        apr_snprintf(msg, sizeof(msg), SCEPLOGNO(090) "OpenSSL: %s%s%s", text, *data ? ": " : "",
+                     data);
+        log(baton, file, line, level, msg);
+    }
 }

@@ -775,9 +775,11 @@ leave:
 
 /* The store's messages: failures on stderr, the rest is the server's
  * business. */
-static void log_to_stderr(void *baton, int level, const char *msg)
+static void log_to_stderr(void *baton, const char *file, int line, int level, const char *msg)
 {
     (void)baton;
+    (void)file;
+    (void)line;
     if (level <= SCEP_LOG_WARNING) {
         fprintf(stderr, "scepctl: %s\n", msg);
     }

@@ -41,9 +41,11 @@ static int failures;           /* lines at warning or worse */
 static int renewals;           /* connections the store asked renew() for */
 static int renew_read_only;    /* renew() gives connections that refuse writes too */
 
-static void remember_failure(void *baton, int level, const char *msg)
+static void remember_failure(void *baton, const char *file, int line, int level, const char *msg)
 {
     (void)baton;
+    (void)file;
+    (void)line;
     if (level <= SCEP_LOG_WARNING) {
         last_error = apr_pstrdup(pool, msg);
         failures++;
@@ -334,8 +336,9 @@ START_TEST(version_2_database_loses_its_challenge_passwords)
     ck_assert_ptr_null(find(store, "I")->csr_pem);
     /* what cannot be read is dropped, not kept with its secret */
     ck_assert_ptr_null(find(store, "G")->csr_pem);
-    ck_assert_str_eq(last_error, "SCEP330: migration: the CSR of held request G cannot be read: removed "
-                                 "(the request can only be denied)");
+    ck_assert_str_eq(last_error,
+                     "SCEP330: migration: the CSR of held request G cannot be read: removed "
+                     "(the request can only be denied)");
     ck_assert_ptr_null(value_of("SELECT transaction_id FROM scep_request"
                                 " WHERE csr_pem LIKE '%V2-Challenge%'"));
 }
