@@ -598,6 +598,8 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_manager_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(mod_scep_mint_password);
+    APR_REGISTER_OPTIONAL_FN(mod_scep_status);
 }
 
 /* Not AP_DECLARE_MODULE: mod_scep_private.h already says APLOG_USE_MODULE. */

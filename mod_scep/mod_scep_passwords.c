@@ -439,6 +439,32 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
     return rv;
 }
 
+apr_status_t mod_scep_passwords_waiting(server_rec *s, int *waiting)
+{
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
+
+    *waiting = 0;
+    if (single_password || !pwcache) {
+        return APR_SUCCESS;
+    }
+    rv = scep_global_mutex_lock(pwcache->mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     SCEPLOGNO(095) "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE
+                                    ") to count its passwords");
+        return rv;
+    }
+    *waiting = scep_pwcache_in_use(pwcache->cache, now);
+    rv = apr_global_mutex_unlock(pwcache->mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     SCEPLOGNO(096) "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE
+                                    ")");
+    }
+    return rv;
+}
+
 /* The one-time cache's verdict; prob's failInfo stays NONE on a server fault. */
 static apr_status_t spend_one_time_password(request_rec *r, const char *challenge, int key_usage,
                                             const char *spender, scep_problem_t *prob)

@@ -22,6 +22,7 @@
 #include <http_config.h>
 #include <http_log.h>
 
+#include "mod_scep.h"
 #include "scep.h"
 #include "mod_scep_config.h"
 
@@ -90,6 +91,11 @@ apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store);
  * is full (mod_scep_passwords.c). */
 apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires,
                                      int *waiting);
+
+/* How many one-time passwords wait for their devices now (0 in
+ * single-password mode and when no server has SCEP); an error when the
+ * cache cannot be locked (logged) (mod_scep_passwords.c). */
+apr_status_t mod_scep_passwords_waiting(server_rec *s, int *waiting);
 
 /* Checks and spends a device's challenge for a request with these keyUsage
  * bits (scep_csr_key_usage(): -1 when absent); spender names the request
@@ -167,5 +173,10 @@ int mod_scep_ldap_is_ca_manager(request_rec *r, const mod_scep_srv_conf_t *conf)
  * (logged with NDES event 6 or 41), -1 on an LDAP error (logged). Always 1
  * when SCEPLDAPURL is unset, as then no group is configured (mod_scep_ldap.c). */
 int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf);
+
+/* The optional functions of include/mod_scep.h, registered by mod_scep.c
+ * (mod_scep_api.c). */
+apr_status_t mod_scep_mint_password(request_rec *r, const char **password, apr_time_t *expires);
+apr_status_t mod_scep_status(apr_pool_t *p, server_rec *s, mod_scep_status_t *st);
 
 #endif /* mod_scep_mod_scep_private_h */

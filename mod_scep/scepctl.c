@@ -51,6 +51,7 @@
 
 #include <openssl/crypto.h>
 
+#include "mod_scep_version.h"
 #include "scep.h"
 #include "scep_password.h"
 #include "scep_x509.h"
@@ -75,6 +76,8 @@
 
 static const char usage_text[] =
     "usage:\n"
+    "  scepctl --version\n"
+    "      prints \"scepctl (mod_scep) VERSION\"\n"
     "  scepctl setup -d DIR [--ca-subject \"/CN=.../O=...\"] [--ra-subject \"/CN=...\"]\n"
     "                       [--key-type rsa|ec] [--key-bits N] [--ca-days N] [--ra-days N]\n"
     "      makes DIR/ca.crt, ca.key, ra-sign.crt, ra-sign.key, ra-enc.crt, ra-enc.key;\n"
@@ -1325,6 +1328,10 @@ static int run(apr_pool_t *p, int argc, const char *const *argv)
     ctl_t ctl = { 0 };
     int code;
 
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        puts("scepctl (mod_scep) " MOD_SCEP_VERSION);
+        return EXIT_OK;
+    }
     if (!cmd) {
         return usage_error(argc > 1 ? apr_psprintf(p, "unknown command \"%s\"", argv[1]) : NULL);
     }
