@@ -335,7 +335,7 @@ static int nested_member(ldap_check_t *check, const char *group_dn)
 
 /* 1 when the user is a member of group_dn, directly or nested; 0 when
  * not; -1 on an LDAP error (logged). */
-static int member_of(ldap_check_t *check, const char *group_dn)
+static int user_in_group(ldap_check_t *check, const char *group_dn)
 {
     int rc = direct_member(check, group_dn);
 
@@ -357,7 +357,7 @@ static int may_enroll_with(ldap_check_t *check, const char *template_name)
                       logged_user(r), template_name, SCEP_EVENT_NO_PASSWORD_TEMPLATE);
         return 0;
     }
-    rc = member_of(check, group_dn);
+    rc = user_in_group(check, group_dn);
     if (rc == 0) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
@@ -414,7 +414,7 @@ static int is_ca_administrator(ldap_check_t *check)
                       logged_user(r), SCEP_EVENT_NO_PASSWORD_STANDALONE);
         return 0;
     }
-    rc = member_of(check, group_dn);
+    rc = user_in_group(check, group_dn);
     if (rc == 0) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
@@ -454,7 +454,7 @@ static int is_ca_manager(ldap_check_t *check)
                       logged_user(r));
         return 0;
     }
-    rc = member_of(check, group_dn);
+    rc = user_in_group(check, group_dn);
     if (rc == 0) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
