@@ -101,7 +101,7 @@ void scep_enroll_fault(scep_enroll_op_t *op)
     op->outcome->kind = SCEP_OUTCOME_FAULT;
 }
 
-static X509 *cert_from_pem(apr_pool_t *p, const char *pem)
+X509 *scep_enroll_cert_from_pem(apr_pool_t *p, const char *pem)
 {
     BIO *bio = BIO_new_mem_buf(pem, -1);
     X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
@@ -121,8 +121,7 @@ X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem)
     return csr;
 }
 
-/* The records, NULL when they cannot be reached (logged). */
-static scep_store_t *records(const scep_enroll_op_t *op)
+scep_store_t *scep_enroll_records(const scep_enroll_op_t *op)
 {
     return op->env->records(op->env->records_baton);
 }
@@ -155,7 +154,7 @@ static void answer_issued(scep_enroll_op_t *op, const scep_txn_t *txn)
                                         op->conf->cache_request_minutes, txn->serial));
         return;
     }
-    if (!(cert = cert_from_pem(op->p, txn->cert_pem))) {
+    if (!(cert = scep_enroll_cert_from_pem(op->p, txn->cert_pem))) {
         scep_enroll_fault(op);
         return;
     }
@@ -507,7 +506,7 @@ static void enroll(scep_enroll_op_t *op)
                            "the message is not signed with the key of the certificate request");
         return;
     }
-    if (!(store = records(op))) {
+    if (!(store = scep_enroll_records(op))) {
         scep_enroll_refuse_unrecorded(op);
         return;
     }
@@ -537,7 +536,7 @@ static void enroll(scep_enroll_op_t *op)
 }
 
 /* ----------------------------------------------------------------------
- * CertPoll, GetCert, GetCRL
+ * CertPoll
  */
 
 /* CertPoll: the state of a transaction this server knows. */
@@ -547,7 +546,7 @@ static void poll(scep_enroll_op_t *op)
     scep_txn_t *txn;
     apr_status_t rv;
 
-    if (!(store = records(op))) {
+    if (!(store = scep_enroll_records(op))) {
         scep_enroll_refuse_unrecorded(op);
         return;
     }
@@ -562,101 +561,6 @@ static void poll(scep_enroll_op_t *op)
         return;
     }
     answer_recorded(op, store, txn, X509_get_X509_PUBKEY(op->req->signer_cert));
-}
-
-/* GetCert and GetCRL name a certificate by IssuerAndSerialNumber: only
- * this CA's are known here. 1 when the issuer is this CA; else 0, refused
- * under tag. */
-static int names_this_ca(scep_enroll_op_t *op, const char *tag)
-{
-    if (X509_NAME_cmp(op->req->issuer, X509_get_subject_name(op->conf->pki->ca_cert)) == 0) {
-        return 1;
-    }
-    scep_enroll_refuse(
-        op, tag, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER,
-        apr_psprintf(op->p, "the issuer \"%s\" is not this CA",
-                     scep_enroll_logged(op->p, scep_name_text(op->p, op->req->issuer))));
-    return 0;
-}
-
-/* GetCert: a certificate this CA issued, revoked or not (its state is the
- * CRL's business), to anyone who asks: certificates are public. */
-static void get_cert(scep_enroll_op_t *op)
-{
-    const char *serial = scep_serial_hex(op->p, op->req->serial);
-    scep_cert_record_t *rec;
-    scep_store_t *store;
-    X509 *cert;
-    apr_status_t rv;
-
-    if (!names_this_ca(op, SCEPLOGNO(230))) {
-        return;
-    }
-    if (!serial) {
-        scep_enroll_fault(op);
-        return;
-    }
-    if (!(store = records(op))) {
-        scep_enroll_refuse_unrecorded(op);
-        return;
-    }
-    rv = store->find_cert(store, op->p, serial, &rec);
-    if (rv == APR_NOTFOUND) {
-        scep_enroll_refuse(
-            op, SCEPLOGNO(231), SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER,
-            apr_psprintf(op->p, "this CA issued no certificate with serial number %s", serial));
-        return;
-    }
-    if (rv != APR_SUCCESS) {
-        scep_enroll_refuse_unrecorded(op);
-        return;
-    }
-    if (!(cert = cert_from_pem(op->p, rec->cert_pem))) {
-        scep_enroll_fault(op);
-        return;
-    }
-    scep_enroll_log(op->env, SCEP_LOG_INFO,
-                    SCEPLOGNO(232) "transaction %s: GetCert answered with certificate %s",
-                    op->req->transaction_id, serial);
-    scep_enroll_succeed(op, cert);
-}
-
-static int revoked_count(X509_CRL *crl)
-{
-    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
-
-    return revoked ? sk_X509_REVOKED_num(revoked) : 0; /* none: no list at all */
-}
-
-/* GetCRL: the CRL of this CA, whichever of its certificates is named. */
-static void get_crl(scep_enroll_op_t *op)
-{
-    scep_ca_backend_t *ca = op->env->ca;
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_store_t *store;
-    X509_CRL *crl;
-
-    if (!names_this_ca(op, SCEPLOGNO(233))) {
-        return;
-    }
-    if (!(store = records(op))) {
-        scep_enroll_refuse_unrecorded(op);
-        return;
-    }
-    if (ca->crl(ca, op->p, store, &crl, &prob) != APR_SUCCESS) {
-        if (prob.fail_info == SCEP_FAIL_NONE) {
-            /* the records, logged by the store */
-            scep_enroll_refuse_unrecorded(op);
-            return;
-        }
-        scep_enroll_refuse(op, SCEPLOGNO(234), prob.fail_info, prob.event, prob.text);
-        return;
-    }
-    scep_enroll_log(op->env, SCEP_LOG_INFO,
-                    SCEPLOGNO(235) "transaction %s: GetCRL answered with %d revoked certificates",
-                    op->req->transaction_id, revoked_count(crl));
-    op->outcome->kind = SCEP_OUTCOME_ISSUED;
-    op->outcome->crl = crl;
 }
 
 static scep_enroll_op_t begin(const scep_enroll_env_t *env, const scep_request_t *req,
@@ -694,10 +598,10 @@ void scep_enroll_message(const scep_enroll_env_t *env, const scep_request_t *req
         poll(&op);
         return;
     case SCEP_MSG_GETCERT:
-        get_cert(&op);
+        scep_enroll_get_cert(&op);
         return;
     case SCEP_MSG_GETCRL:
-        get_crl(&op);
+        scep_enroll_get_crl(&op);
         return;
     default:
         scep_enroll_refuse(&op, SCEPLOGNO(211), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_BAD_MESSAGE_TYPE,

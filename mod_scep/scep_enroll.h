@@ -12,7 +12,7 @@
  */
 
 /*
- * The enrollment engine (scep_enroll.c, scep_enroll_decide.c): what a
+ * The enrollment engine (scep_enroll.c and scep_enroll_*.c): what a
  * parsed pkiMessage gets (replays answer what was answered before, held
  * requests, renewals, the password rule, template choice, issuance and its
  * record, GetCert, GetCRL) and a CA manager's decisions, without httpd.

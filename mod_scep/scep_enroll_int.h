@@ -14,7 +14,7 @@
 /*
  * What the enrollment engine's files share (scep_enroll.c: messages;
  * scep_enroll_decide.c: held requests and a CA manager's decisions;
- * scep_enroll_renewal.c: renewals). Not for other callers: scep_enroll.h
+ * scep_enroll_renewal.c: renewals; scep_enroll_get.c: GetCert, GetCRL). Not for other callers: scep_enroll.h
  * is the engine's interface.
  */
 #ifndef mod_scep_scep_enroll_int_h
@@ -63,8 +63,13 @@ void scep_enroll_refuse_unrecorded(scep_enroll_op_t *op);
 void scep_enroll_succeed(scep_enroll_op_t *op, X509 *cert);
 void scep_enroll_fault(scep_enroll_op_t *op);
 
-/* A PEM CSR the records keep, on p; NULL when it does not read. */
+/* The records, NULL when they cannot be reached (logged). */
+scep_store_t *scep_enroll_records(const scep_enroll_op_t *op);
+
+/* A PEM CSR or certificate the records keep, on p; NULL when it does not
+ * read. */
 X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem);
+X509 *scep_enroll_cert_from_pem(apr_pool_t *p, const char *pem);
 
 /* 1 when a held request outlived SCEPRefreshPeriod; it is then marked
  * expired (txn->status and txn->reason say so), so that a manager no
@@ -88,5 +93,9 @@ int scep_enroll_is_renewal(const scep_enroll_op_t *op);
  * is a valid, unrevoked one of this CA whose names the request repeats;
  * 0 when the outcome is decided (refused, or a fault) (scep_enroll_renewal.c). */
 int scep_enroll_renewal_passes(scep_enroll_op_t *op, scep_store_t *store);
+
+/* GetCert and GetCRL (scep_enroll_get.c). */
+void scep_enroll_get_cert(scep_enroll_op_t *op);
+void scep_enroll_get_crl(scep_enroll_op_t *op);
 
 #endif /* mod_scep_scep_enroll_int_h */
