@@ -190,15 +190,25 @@ static void setup(void)
     manual = scep_template_new(pool, "Manual");
     manual->issuance = SCEP_ISSUANCE_MANUAL;
     APR_ARRAY_PUSH(templates, scep_template_t *) = manual;
-    conf = (scep_enroll_conf_t){
-        testmsg_pki(),         1,        0, 1, 20, 7, SCEP_BUILTIN_TEMPLATE, SCEP_BUILTIN_TEMPLATE,
-        SCEP_BUILTIN_TEMPLATE, templates
+    conf = (scep_enroll_conf_t){ .pki = testmsg_pki(),
+                                 .enforce_password = 1,
+                                 .renewal_subject_match = 1,
+                                 .cache_request_minutes = 20,
+                                 .refresh_period_days = 7,
+                                 .signature_template = SCEP_BUILTIN_TEMPLATE,
+                                 .encryption_template = SCEP_BUILTIN_TEMPLATE,
+                                 .general_purpose_template = SCEP_BUILTIN_TEMPLATE,
+                                 .templates = templates };
+    ca_conf = (scep_ca_builtin_conf_t){
+        .pki = testmsg_pki(), .validity_days = 30, .md = EVP_sha256(), .crl_validity_hours = 24
     };
-    ca_conf = (scep_ca_builtin_conf_t){ testmsg_pki(), 30, EVP_sha256(), NULL, 24 };
-    env = (scep_enroll_env_t){
-        pool,       &conf,         records, NULL,       scep_ca_builtin(pool, &ca_conf),
-        &passwords, remember_line, NULL,    "192.0.2.1"
-    };
+    env = (scep_enroll_env_t){ .pool = pool,
+                               .conf = &conf,
+                               .records = records,
+                               .ca = scep_ca_builtin(pool, &ca_conf),
+                               .passwords = &passwords,
+                               .log = remember_line,
+                               .client_addr = "192.0.2.1" };
 }
 
 static void teardown(void)
