@@ -12,10 +12,10 @@
  */
 
 /*
- * The built-in CA's CRL in the glue: made from the records (scep_crl.c says
- * why on demand), for GetCRL and for the `scep-crl` handler, which serves
- * it as DER (application/pkix-crl, RFC 2585) at the plain HTTP URL that
- * SCEPCRLURL puts into issued certificates' CRL distribution points.
+ * The `scep-crl` handler: the CA backend's CRL (the built-in CA makes it
+ * from the records on demand, scep_ca_builtin.c) as DER
+ * (application/pkix-crl, RFC 2585) at the plain HTTP URL that SCEPCRLURL
+ * puts into issued certificates' CRL distribution points.
  * Plain HTTP on purpose: relying parties fetch CRLs without TLS, whose own
  * revocation checks would need this very CRL.
  */
@@ -30,23 +30,6 @@
 #include "mod_scep_private.h"
 
 #define SCEP_CRL_HANDLER "scep-crl"
-
-apr_status_t mod_scep_crl_current(request_rec *r, scep_store_t *store, X509_CRL **crl,
-                                  scep_problem_t *prob)
-{
-    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
-    scep_crl_opts_t opts = { conf->hash_md, conf->crl_validity_hours };
-    apr_array_header_t *revoked;
-    apr_status_t rv;
-
-    *crl = NULL;
-    rv = store->list_revoked(store, r->pool, &revoked);
-    if (rv != APR_SUCCESS) {
-        /* Logged by the store: a server fault, not the device's. */
-        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
-    }
-    return scep_crl_build(r->pool, conf->pki, revoked, &opts, crl, prob);
-}
 
 static int send_crl(request_rec *r, X509_CRL *crl)
 {
@@ -72,6 +55,7 @@ static int send_crl(request_rec *r, X509_CRL *crl)
 int mod_scep_crl_handler(request_rec *r)
 {
     mod_scep_srv_conf_t *conf;
+    scep_ca_backend_t *ca;
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_store_t *store;
     X509_CRL *crl;
@@ -95,10 +79,11 @@ int mod_scep_crl_handler(request_rec *r)
                                      " (NDES event 2)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (!(store = mod_scep_store_dbd(r))) {
+    if (!(store = mod_scep_store_acquire(r))) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    rv = mod_scep_crl_current(r, store, &crl, &prob);
+    ca = mod_scep_enroll_env(r)->ca;
+    rv = ca->crl(ca, r->pool, store, &crl, &prob);
     mod_scep_store_release(r);
     if (rv != APR_SUCCESS) {
         if (prob.text) {

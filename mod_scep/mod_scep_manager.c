@@ -546,7 +546,8 @@ static apr_status_t read_listing(request_rec *r, scep_store_t *store, listing_t 
     apr_status_t rv;
 
     /* Expiring is a write, which a HEAD request must not cause. */
-    if ((!r->header_only && (rv = mod_scep_expire_pending(r, store)) != APR_SUCCESS) ||
+    if ((!r->header_only &&
+         (rv = scep_enroll_expire_pending(mod_scep_enroll_env(r))) != APR_SUCCESS) ||
         (rv = store->list_requests(store, r->pool, SCEP_TXN_PENDING, LIST_LIMIT, &l->pending)) !=
             APR_SUCCESS ||
         (rv = store->list_certs(store, r->pool, l->search, LIST_LIMIT, &l->certs)) != APR_SUCCESS) {
@@ -731,14 +732,15 @@ static const char *issued_serial_json(request_rec *r, scep_store_t *store, const
     return apr_pstrcat(r->pool, ", \"serial\": ", mod_scep_json_string(r->pool, txn->serial), NULL);
 }
 
-/* mod_scep_approve/mod_scep_deny's statuses as outcomes; they log the
- * decision with who made it. */
+/* The engine's decisions' statuses as outcomes; it logs the decision with
+ * who made it. */
 static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     int approve = !strcmp(d->action, "approve");
-    apr_status_t rv = approve ? mod_scep_approve(r, d->id, r->user, &prob)
-                              : mod_scep_deny(r, d->id, r->user, d->reason);
+    const scep_enroll_env_t *env = mod_scep_enroll_env(r);
+    apr_status_t rv = approve ? scep_enroll_approve(env, d->id, r->user, &prob)
+                              : scep_enroll_deny(env, d->id, r->user, d->reason);
 
     if (rv == APR_SUCCESS) {
         return send_outcome(r, HTTP_OK, approve ? "approved" : "denied", d->id,
@@ -872,7 +874,7 @@ static int manager_page(request_rec *r, const mod_scep_srv_conf_t *conf)
     if (r->method_number == M_GET && apr_table_get(args, "action")) {
         return refuse_get_with_action(r);
     }
-    if (!(store = mod_scep_store_dbd(r))) {
+    if (!(store = mod_scep_store_acquire(r))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return r->method_number == M_POST ? post_decision(r, store) : show_page(r, store, args);

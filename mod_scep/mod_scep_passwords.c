@@ -483,11 +483,14 @@ static apr_status_t spend_one_time_password(request_rec *r, const char *challeng
     return rv;
 }
 
-apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int key_usage,
-                                   const char *spender, scep_problem_t *prob)
+/* scep_password_store_t's use() on the cache; the baton is the request. */
+static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const char *challenge,
+                                 int key_usage, const char *spender, scep_problem_t *prob)
 {
+    request_rec *r = ps->baton;
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
 
+    (void)p; /* what the cache keeps lives in shared memory */
     if (!challenge || !*challenge) {
         return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD,
                             "the request carries no challenge password");
@@ -502,4 +505,13 @@ apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int ke
         return APR_SUCCESS;
     }
     return spend_one_time_password(r, challenge, key_usage, spender, prob);
+}
+
+scep_password_store_t *mod_scep_password_store(request_rec *r)
+{
+    scep_password_store_t *ps = apr_pcalloc(r->pool, sizeof(*ps));
+
+    ps->baton = r;
+    ps->use = use_password;
+    return ps;
 }

@@ -24,6 +24,7 @@
 
 #include "mod_scep.h"
 #include "scep.h"
+#include "scep_enroll.h"
 #include "mod_scep_config.h"
 
 extern module AP_MODULE_DECLARE_DATA scep_module;
@@ -44,6 +45,10 @@ void mod_scep_rlog_openssl(request_rec *r, int level);
  * error queue at the same level. */
 void mod_scep_log_problem(request_rec *r, int level, int logno, const scep_problem_t *prob);
 
+/* scep_log_fn for the core's lines about a request (baton: the
+ * request_rec), at the core's file and line (mod_scep_store_dbd.c). */
+void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg);
+
 /* The `scep` handler (mod_scep_handler.c). */
 int mod_scep_handler(request_rec *r);
 
@@ -52,13 +57,19 @@ int mod_scep_handler(request_rec *r);
  * (mod_scep_pkiop.c). */
 int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len);
 
+/* The enrollment engine's environment for this request (mod_scep_pkiop.c):
+ * the server's configuration, the records through
+ * mod_scep_store_acquire(), the built-in CA, the password cache, the
+ * request's error log. The CA manager page's decisions go through it too. */
+const scep_enroll_env_t *mod_scep_enroll_env(request_rec *r);
+
 /* The store of this request's records on a connection from mod_dbd, with
  * the schema migrated and the statements prepared; NULL (logged) when there
  * is no usable database connection. The same store until
  * mod_scep_store_release() gives the connection back, which a handler does
  * once it has what it needs from the records, before it answers; the
  * request pool's end releases it otherwise (mod_scep_store_dbd.c). */
-scep_store_t *mod_scep_store_dbd(request_rec *r);
+scep_store_t *mod_scep_store_acquire(request_rec *r);
 void mod_scep_store_release(request_rec *r);
 
 /* The records' part of the startup hooks (mod_scep_store_dbd.c): mod_dbd's
@@ -69,21 +80,6 @@ void mod_scep_store_register_hooks(void);
 void mod_scep_store_pre_config(apr_pool_t *pconf);
 apr_status_t mod_scep_store_post_config(server_rec *s);
 void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s);
-
-/* A CA manager's decisions on a held request (mod_scep_pkiop.c), logged
- * with who made them. approve issues and records the certificate now.
- * APR_NOTFOUND: unknown transaction; APR_EEXIST: not held any more
- * (decided before, or expired); APR_EINVAL (approve): the request cannot be
- * issued under the current configuration, prob->text says why and the
- * request is rejected with that reason; APR_EGENERAL: server fault (logged). */
-apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const char *who,
-                              scep_problem_t *prob);
-apr_status_t mod_scep_deny(request_rec *r, const char *transaction_id, const char *who,
-                           const char *reason);
-
-/* Requests held longer than SCEPRefreshPeriod become expired
- * (mod_scep_pkiop.c): called before pending requests are listed. */
-apr_status_t mod_scep_expire_pending(request_rec *r, scep_store_t *store);
 
 /* A new one-time password, or the single password in single-password mode
  * (expires 0); *waiting: how many one-time passwords, this one included,
@@ -97,15 +93,10 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
  * cache cannot be locked (logged) (mod_scep_passwords.c). */
 apr_status_t mod_scep_passwords_waiting(server_rec *s, int *waiting);
 
-/* Checks and spends a device's challenge for a request with these keyUsage
- * bits (scep_csr_key_usage(): -1 when absent); spender names the request
- * (transactionID and key id), which may come again and pass while the
- * password lives (scep_pwcache_use()). On refusal prob has failInfo
- * badRequest and the NDES event: 28 missing, 29 unknown/expired/used, 43
- * used before for the same key usage; on a server fault (logged) failInfo
- * stays SCEP_FAIL_NONE (mod_scep_passwords.c). */
-apr_status_t mod_scep_password_use(request_rec *r, const char *challenge, int key_usage,
-                                   const char *spender, scep_problem_t *prob);
+/* The password cache as the engine's password store (scep_enroll.h):
+ * SCEPChallengePasswordFile's static password, the single password, then
+ * the one-time passwords (scep_pwcache_use()), for r (mod_scep_passwords.c). */
+scep_password_store_t *mod_scep_password_store(request_rec *r);
 
 /* The password cache's part of the startup hooks (mod_scep_passwords.c):
  * registers the mutex type "scep-pwcache" (pre_config); loads or makes the
@@ -118,19 +109,13 @@ apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptem
 apr_status_t mod_scep_passwords_post_config(server_rec *main_s);
 void mod_scep_passwords_child_init(apr_pool_t *pchild, server_rec *s);
 
-/* The CRL of the built-in CA as of now, from store's revocations. On
- * failure prob has event 44 and a text, or no text when the store failed
- * (logged there) (mod_scep_crl.c). */
-apr_status_t mod_scep_crl_current(request_rec *r, scep_store_t *store, X509_CRL **crl,
-                                  scep_problem_t *prob);
-
 /* The `scep-crl` handler: that CRL as DER at a plain HTTP URL
  * (mod_scep_crl.c). */
 int mod_scep_crl_handler(request_rec *r);
 
 /* The template of that name configured in conf (<SCEPTemplate>, or the
  * built-in one once mod_scep_templates_finish ran), NULL if none
- * (mod_scep_template.c). */
+ * (mod_scep_template.c, by scep_template_find()). */
 scep_template_t *mod_scep_template_find(const mod_scep_srv_conf_t *conf, const char *name);
 
 /* At startup, after the defaults are applied: adds the built-in template

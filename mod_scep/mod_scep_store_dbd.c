@@ -138,7 +138,7 @@ static const scep_sql_lock_t *write_lock_for(const ap_dbd_t *dbd)
 #error "SCEP_LOG_* must equal APLOG_*"
 #endif
 
-static void log_to_request(void *baton, const char *file, int line, int level, const char *msg)
+void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg)
 {
     request_rec *r = baton;
 
@@ -310,7 +310,7 @@ static apr_status_t release_conn(void *baton)
  * told to stop then tears down mod_dbd's pool with the connection still
  * out. The request pool's cleanup only catches error paths.
  */
-scep_store_t *mod_scep_store_dbd(request_rec *r)
+scep_store_t *mod_scep_store_acquire(request_rec *r)
 {
     APR_OPTIONAL_FN_TYPE(ap_dbd_open) *open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
@@ -343,7 +343,7 @@ scep_store_t *mod_scep_store_dbd(request_rec *r)
     conn.renew = NULL;
     conn.renew_baton = NULL;
 #endif
-    if (scep_store_sql(r->pool, &conn, log_to_request, r, &held->store) != APR_SUCCESS) {
+    if (scep_store_sql(r->pool, &conn, mod_scep_log_core, r, &held->store) != APR_SUCCESS) {
         mod_scep_store_release(r);
         return NULL;
     }

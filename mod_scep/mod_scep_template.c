@@ -369,14 +369,7 @@ static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl, const 
 
 scep_template_t *mod_scep_template_find(const mod_scep_srv_conf_t *conf, const char *name)
 {
-    int i;
-
-    for (i = 0; conf->templates && i < conf->templates->nelts; i++) {
-        if (!strcasecmp(APR_ARRAY_IDX(conf->templates, i, scep_template_t *)->name, name)) {
-            return APR_ARRAY_IDX(conf->templates, i, scep_template_t *);
-        }
-    }
-    return NULL;
+    return scep_template_find(conf->templates, name);
 }
 
 /* The template's enroll group joins SCEPTemplateEnrollGroup's table, which

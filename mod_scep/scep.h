@@ -396,6 +396,10 @@ typedef struct scep_template_t {
  * the server (one year by default). */
 scep_template_t *scep_template_builtin(apr_pool_t *p);
 
+/* The template of that name (any case) in templates (of scep_template_t *),
+ * NULL if none (or name is NULL). */
+scep_template_t *scep_template_find(const apr_array_header_t *templates, const char *name);
+
 /* Adds an extendedKeyUsage OID (dotted, or a name OpenSSL knows such as
  * "clientAuth") to the template's list; APR_EINVAL if it is neither. */
 apr_status_t scep_template_add_eku(apr_pool_t *p, scep_template_t *tmpl, const char *oid);
@@ -548,8 +552,8 @@ struct scep_store_t {
     /* A held (pending or approved) request gets its certificate: the state
      * change and the certificate atomically; who (NULL: keep the recorded
      * one) is the deciding manager. APR_EEXIST when it is not held any more. */
-    apr_status_t (*issue_held)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
-                               X509 *cert, const char *who);
+    apr_status_t (*record_held_issued)(scep_store_t *store, apr_pool_t *p,
+                                       const char *transaction_id, X509 *cert, const char *who);
     /* Moves a request from one state to another (approve, reject, expire one)
      * with who decided and why; APR_NOTFOUND when unknown, APR_EEXIST when it
      * is not in state `from` any more. */

@@ -19,6 +19,8 @@
  * nothing else tells them which setting of the server stopped the device.
  */
 
+#include <strings.h>
+
 #include <apr_strings.h>
 
 #include <openssl/bn.h>
@@ -88,6 +90,18 @@ scep_template_t *scep_template_builtin(apr_pool_t *p)
     /* A constant dotted OID: it always parses. */
     scep_template_add_eku(p, tmpl, OID_IPSEC_IKE_INTERMEDIATE);
     return tmpl;
+}
+
+scep_template_t *scep_template_find(const apr_array_header_t *templates, const char *name)
+{
+    int i;
+
+    for (i = 0; templates && name && i < templates->nelts; i++) {
+        if (!strcasecmp(APR_ARRAY_IDX(templates, i, scep_template_t *)->name, name)) {
+            return APR_ARRAY_IDX(templates, i, scep_template_t *);
+        }
+    }
+    return NULL;
 }
 
 static apr_status_t refused(apr_pool_t *p, scep_problem_t *prob, const scep_template_t *tmpl,

@@ -231,7 +231,7 @@ enum {
     STMT_FIND_TRANSACTION,
     STMT_INSERT_REQUEST,
     STMT_INSERT_CERT,
-    STMT_ISSUE_HELD,
+    STMT_RECORD_HELD_ISSUED,
     STMT_DECIDE,
     STMT_EXPIRE_PENDING,
     STMT_LIST_REQUESTS,
@@ -272,9 +272,10 @@ static const statement_t statements[STMT_COUNT] = {
       "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
       " cert_pem, created)"
       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
-    { "mod_scep_issue_held", "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
-                             " decided_by = COALESCE(%s, decided_by), csr_pem = NULL"
-                             " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
+    { "mod_scep_record_held_issued",
+      "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
+      " decided_by = COALESCE(%s, decided_by), csr_pem = NULL"
+      " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
     { "mod_scep_decide",
       "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s,"
       " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END"
@@ -1221,8 +1222,8 @@ static apr_status_t why_unchanged(scep_store_t *store, apr_pool_t *p, const char
 /* The held request marked issued and its certificate recorded, in one
  * transaction; *changed 0 when the request was not held (decided meanwhile,
  * or unknown), which changes nothing. */
-static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **args,
-                           const cert_row_t *row, int *changed, const char **error)
+static int record_held_issued_once(const sql_store_t *st, apr_pool_t *p, const char **args,
+                                   const cert_row_t *row, int *changed, const char **error)
 {
     sql_txn_t trans;
     int nrows = 0, err;
@@ -1234,7 +1235,7 @@ static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **ar
     }
     err = begin_transaction(st, p, &trans);
     if (!err) {
-        err = pquery(st, p, STMT_ISSUE_HELD, 4, args, &nrows);
+        err = pquery(st, p, STMT_RECORD_HELD_ISSUED, 4, args, &nrows);
     }
     if (!err && nrows != 1) {
         end_transaction(st, &trans, -1);
@@ -1255,8 +1256,8 @@ static int issue_held_once(const sql_store_t *st, apr_pool_t *p, const char **ar
     return err;
 }
 
-static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
-                               X509 *cert, const char *who)
+static apr_status_t record_held_issued(scep_store_t *store, apr_pool_t *p,
+                                       const char *transaction_id, X509 *cert, const char *who)
 {
     sql_store_t *st = store->baton;
     const char *error = NULL;
@@ -1268,9 +1269,9 @@ static apr_status_t issue_held(scep_store_t *store, apr_pool_t *p, const char *t
         return APR_EGENERAL;
     }
     args[0] = row.serial;
-    err = issue_held_once(st, p, args, &row, &changed, &error);
+    err = record_held_issued_once(st, p, args, &row, &changed, &error);
     if (err && renewed(st, error)) {
-        err = issue_held_once(st, p, args, &row, &changed, &error);
+        err = record_held_issued_once(st, p, args, &row, &changed, &error);
     }
     if (err) {
         store_log(
@@ -1441,7 +1442,7 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
     st->store.baton = st;
     st->store.find_transaction = find_transaction;
     st->store.record = record;
-    st->store.issue_held = issue_held;
+    st->store.record_held_issued = record_held_issued;
     st->store.decide = decide;
     st->store.expire_pending = expire_pending;
     st->store.list_requests = list_requests;

@@ -398,17 +398,18 @@ START_TEST(held_request_is_approved_then_issued_once)
     /* approved: the CSR stays until it is issued */
     ck_assert_str_eq(find(store, "H1")->csr_pem, txn.csr_pem);
     /* issued with the approver kept, and nothing of the request left */
-    ck_assert_int_eq(store->issue_held(store, pool, "H1", issue(csr), NULL), APR_SUCCESS);
+    ck_assert_int_eq(store->record_held_issued(store, pool, "H1", issue(csr), NULL), APR_SUCCESS);
     found = find(store, "H1");
     ck_assert_str_eq(found->status, SCEP_TXN_ISSUED);
     ck_assert_str_eq(found->decided_by, "alice");
     ck_assert_ptr_nonnull(found->cert_pem);
     ck_assert_ptr_null(found->csr_pem);
     /* a second issuance (a concurrent poll) changes nothing */
-    ck_assert_int_eq(store->issue_held(store, pool, "H1", issue(csr), "bob"), APR_EEXIST);
+    ck_assert_int_eq(store->record_held_issued(store, pool, "H1", issue(csr), "bob"), APR_EEXIST);
     ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_cert"), "1");
     ck_assert_str_eq(find(store, "H1")->decided_by, "alice");
-    ck_assert_int_eq(store->issue_held(store, pool, "NONE", issue(csr), "bob"), APR_NOTFOUND);
+    ck_assert_int_eq(store->record_held_issued(store, pool, "NONE", issue(csr), "bob"),
+                     APR_NOTFOUND);
 }
 END_TEST
 
@@ -429,7 +430,7 @@ START_TEST(decisions_need_the_expected_state)
         store->decide(store, pool, "D1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "eve", NULL),
         APR_EEXIST);
     ck_assert_str_eq(find(store, "D1")->status, SCEP_TXN_REJECTED);
-    ck_assert_int_eq(store->issue_held(store, pool, "D1", issue(csr), "eve"), APR_EEXIST);
+    ck_assert_int_eq(store->record_held_issued(store, pool, "D1", issue(csr), "eve"), APR_EEXIST);
     ck_assert_int_eq(
         store->decide(store, pool, "NONE", SCEP_TXN_PENDING, SCEP_TXN_REJECTED, "bob", "x"),
         APR_NOTFOUND);

@@ -1,0 +1,66 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The built-in CA as the enrollment engine's CA backend: scep_ca_issue()
+ * with the configuration's options, and the CRL made from the records on
+ * every request (scep_crl.c says why on demand).
+ */
+
+#include <apr_strings.h>
+
+#include "scep_enroll.h"
+
+static apr_status_t builtin_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
+                                  const scep_template_t *tmpl, X509 **cert, scep_problem_t *prob)
+{
+    const scep_ca_builtin_conf_t *conf = ca->baton;
+    scep_issue_opts_t opts = { conf->validity_days, conf->md, tmpl, conf->crl_url };
+
+    if (tmpl && tmpl->validity_days) {
+        opts.validity_days = tmpl->validity_days;
+    }
+    return scep_ca_issue(p, conf->pki, csr, &opts, cert, prob);
+}
+
+static apr_status_t builtin_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *store,
+                                X509_CRL **crl, scep_problem_t *prob)
+{
+    const scep_ca_builtin_conf_t *conf = ca->baton;
+    scep_crl_opts_t opts = { conf->md, conf->crl_validity_hours };
+    apr_array_header_t *revoked;
+    apr_status_t rv;
+
+    *crl = NULL;
+    rv = store->list_revoked(store, p, &revoked);
+    if (rv != APR_SUCCESS) {
+        /* Logged by the store: a server fault, not the device's. */
+        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+    }
+    rv = scep_crl_build(p, conf->pki, revoked, &opts, crl, prob);
+    if (rv != APR_SUCCESS) {
+        /* no CRL of this CA (no key) is the device's answer, event 44 */
+        prob->fail_info = SCEP_FAIL_BAD_REQUEST;
+    }
+    return rv;
+}
+
+scep_ca_backend_t *scep_ca_builtin(apr_pool_t *p, const scep_ca_builtin_conf_t *conf)
+{
+    scep_ca_backend_t *ca = apr_pcalloc(p, sizeof(*ca));
+
+    ca->baton = apr_pmemdup(p, conf, sizeof(*conf));
+    ca->issue = builtin_issue;
+    ca->crl = builtin_crl;
+    return ca;
+}

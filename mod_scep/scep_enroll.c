@@ -1,0 +1,612 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The enrollment engine: a parsed pkiMessage goes through policy
+ * (challenge password or renewal), the records (replays answer what was
+ * answered before), the CA backend, and comes back as an outcome.
+ *
+ * Every refusal is logged here, one line with the NDES event, and becomes
+ * a CertRep FAILURE with failInfo and failInfoText. When the records fail
+ * (the store logged why, one line with the NDES event), the answer is a
+ * FAILURE too, and nothing issued leaves without its record.
+ */
+
+#include <stdarg.h>
+
+#include <apr_strings.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "scep_enroll_int.h"
+
+static const char *message_type_name(int type)
+{
+    switch (type) {
+    case SCEP_MSG_PKCSREQ:
+        return "PKCSReq";
+    case SCEP_MSG_RENEWALREQ:
+        return "RenewalReq";
+    case SCEP_MSG_CERTPOLL:
+        return "CertPoll";
+    case SCEP_MSG_GETCERT:
+        return "GetCert";
+    case SCEP_MSG_GETCRL:
+        return "GetCRL";
+    default:
+        return "unknown message type";
+    }
+}
+
+void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line, int level,
+                        const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    env->log(env->log_baton, file, line, level, apr_pvsprintf(env->pool, fmt, ap));
+    va_end(ap);
+}
+
+const char *scep_enroll_event_suffix(apr_pool_t *p, int event)
+{
+    return event == SCEP_EVENT_NONE ? "" : apr_psprintf(p, " (NDES event %d)", event);
+}
+
+const char *scep_enroll_logged(apr_pool_t *p, const char *text)
+{
+    return text ? scep_escape_text(p, text, 0) : "-";
+}
+
+void scep_enroll_refuse_at(scep_enroll_op_t *op, const char *file, int line, const char *tag,
+                           scep_fail_info_t fail_info, int event, const char *text)
+{
+    scep_enroll_log_at(op->env, file, line, SCEP_LOG_WARNING,
+                       "%s%s for transaction %s refused: %s%s", tag,
+                       message_type_name(op->req->message_type), op->req->transaction_id, text,
+                       scep_enroll_event_suffix(op->p, event));
+    scep_enroll_log_openssl(op->env, SCEP_LOG_WARNING);
+    op->outcome->kind = SCEP_OUTCOME_REFUSED;
+    op->outcome->problem = (scep_problem_t){ fail_info, event, text };
+}
+
+void scep_enroll_refuse_unrecorded(scep_enroll_op_t *op)
+{
+    op->outcome->kind = SCEP_OUTCOME_REFUSED;
+    op->outcome->problem =
+        (scep_problem_t){ SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE,
+                          "the server's records cannot be reached; nothing was issued, "
+                          "try again later" };
+}
+
+void scep_enroll_succeed(scep_enroll_op_t *op, X509 *cert)
+{
+    op->outcome->kind = SCEP_OUTCOME_ISSUED;
+    op->outcome->cert = cert;
+}
+
+void scep_enroll_fault(scep_enroll_op_t *op)
+{
+    op->outcome->kind = SCEP_OUTCOME_FAULT;
+}
+
+X509 *scep_enroll_cert_from_pem(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    SCEP_OWN(p, cert, X509_free);
+    return cert;
+}
+
+X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    X509_REQ *csr = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    SCEP_OWN(p, csr, X509_REQ_free);
+    return csr;
+}
+
+scep_store_t *scep_enroll_records(const scep_enroll_op_t *op)
+{
+    return op->env->records(op->env->records_baton);
+}
+
+/* ----------------------------------------------------------------------
+ * A transaction seen before
+ */
+
+/* A device asking again about a certificate issued directly gets it for
+ * SCEPCacheRequest minutes, as from NDES's cache; a held request's
+ * certificate (one that someone approved: its CSR is gone once issued) is
+ * answered whenever its polls come, as NDES asks the CA. */
+static int beyond_cache(const scep_enroll_op_t *op, const scep_txn_t *txn)
+{
+    apr_time_t cache = apr_time_from_sec((apr_time_t)op->conf->cache_request_minutes * 60);
+
+    return !txn->decided_by && txn->updated + cache < apr_time_now();
+}
+
+static void answer_issued(scep_enroll_op_t *op, const scep_txn_t *txn)
+{
+    X509 *cert;
+
+    if (beyond_cache(op, txn)) {
+        scep_enroll_refuse(op, SCEPLOGNO(216), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE,
+                           apr_psprintf(op->p,
+                                        "the transaction was completed more than %d minutes "
+                                        "ago (SCEPCacheRequest); GetCert with serial number %s "
+                                        "returns its certificate",
+                                        op->conf->cache_request_minutes, txn->serial));
+        return;
+    }
+    if (!(cert = scep_enroll_cert_from_pem(op->p, txn->cert_pem))) {
+        scep_enroll_fault(op);
+        return;
+    }
+    scep_enroll_log(op->env, SCEP_LOG_INFO,
+                    SCEPLOGNO(204) "transaction %s: answering with certificate %s",
+                    txn->transaction_id, txn->serial);
+    scep_enroll_succeed(op, cert);
+}
+
+/* An approved request (scepctl approve) is issued when its device asks. */
+static void answer_approved(scep_enroll_op_t *op, scep_store_t *store, const scep_txn_t *txn)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_txn_t *now;
+    X509 *cert;
+
+    switch (scep_enroll_issue_held_request(op->env, store, txn, NULL, &cert, &prob)) {
+    case APR_SUCCESS:
+        scep_enroll_log(op->env, SCEP_LOG_NOTICE,
+                        SCEPLOGNO(217) "transaction %s: issued certificate for \"%s\", approved "
+                                       "by %s",
+                        txn->transaction_id, scep_enroll_logged(op->p, txn->subject),
+                        scep_enroll_logged(op->p, txn->decided_by));
+        scep_enroll_succeed(op, cert);
+        return;
+    case APR_EINVAL:
+        store->decide(store, op->p, txn->transaction_id, SCEP_TXN_APPROVED, SCEP_TXN_REJECTED,
+                      txn->decided_by, prob.text);
+        scep_enroll_refuse(op, SCEPLOGNO(218), prob.fail_info, prob.event, prob.text);
+        return;
+    case APR_EEXIST:
+        /* A concurrent poll issued it first. */
+        if (store->find_transaction(store, op->p, txn->transaction_id, &now) == APR_SUCCESS) {
+            answer_issued(op, now);
+            return;
+        }
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    default:
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+}
+
+/* 1 when recorded is a key id of a row from before schema version 3 (the
+ * digest of the key bits alone) and names these bits. */
+static int bits_id_is(const char *recorded, const char *bits_id)
+{
+    apr_size_t prefix = sizeof(SCEP_KEY_ID_BITS_PREFIX) - 1;
+
+    return recorded && strncmp(recorded, SCEP_KEY_ID_BITS_PREFIX, prefix) == 0 &&
+           strcmp(recorded + prefix, bits_id) == 0;
+}
+
+/* A row from before schema version 3 knows its keys by their bits alone,
+ * which a key with other domain parameters around the same bits shares.
+ * A held request keeps its CSR, whose whole SPKI then decides; otherwise
+ * (a renewal's old key, a directly issued request within SCEPCacheRequest)
+ * the bits decide, as they did when the request was recorded. */
+static int key_of_older_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key,
+                                    const char *id)
+{
+    const char *bits = scep_key_bits_id(p, key);
+    X509_REQ *csr;
+    const char *csr_key;
+
+    if (!bits) {
+        return 0;
+    }
+    if (bits_id_is(txn->key_id, bits) && txn->csr_pem) {
+        csr = scep_enroll_csr_from_pem(p, txn->csr_pem);
+        csr_key = csr ? scep_key_id(p, X509_REQ_get_X509_PUBKEY(csr)) : NULL;
+        return csr_key && strcmp(csr_key, id) == 0;
+    }
+    return bits_id_is(txn->key_id, bits) || bits_id_is(txn->signer_key_id, bits);
+}
+
+/* 1 when key is the request's key or its signer's (a renewal's old key):
+ * a device polls with either. Keeps another device from picking up a
+ * certificate by guessing a transactionID, as messages are signed. The
+ * whole SubjectPublicKeyInfo is compared (scep_key_id()). */
+static int key_of_transaction(apr_pool_t *p, const scep_txn_t *txn, const X509_PUBKEY *key)
+{
+    const char *id = scep_key_id(p, key);
+
+    if (!id) {
+        return 0;
+    }
+    return strcmp(txn->key_id, id) == 0 ||
+           (txn->signer_key_id && strcmp(txn->signer_key_id, id) == 0) ||
+           key_of_older_transaction(p, txn, key, id);
+}
+
+/* 1 when a PKCSReq or RenewalReq resends the request recorded under its
+ * transactionID (the same CertificationRequestInfo, whatever the signature
+ * and nonces around it): only that copy gets the recorded answer. CertPoll
+ * carries no CSR; a row from before schema version 3 knows no digest. */
+static int same_request(const scep_enroll_op_t *op, const scep_txn_t *txn)
+{
+    const char *digest;
+
+    if (!op->req->csr || !txn->csr_digest) {
+        return 1;
+    }
+    digest = scep_csr_digest(op->p, op->req->csr);
+    return digest && strcmp(digest, txn->csr_digest) == 0;
+}
+
+/* A transaction seen before answers its current state. */
+static void answer_recorded(scep_enroll_op_t *op, scep_store_t *store, scep_txn_t *txn,
+                            const X509_PUBKEY *key)
+{
+    if (!key_of_transaction(op->p, txn, key)) {
+        scep_enroll_refuse(op, SCEPLOGNO(203), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                           "the transactionID is already in use with another key");
+    }
+    else if (!same_request(op, txn)) {
+        scep_enroll_refuse(op, SCEPLOGNO(250), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                           "the transactionID is already in use with another certificate "
+                           "request (subject, names, extensions or key): a new request needs a "
+                           "new transactionID");
+    }
+    else if (scep_enroll_held_too_long(op->env, store, txn)) {
+        scep_enroll_refuse(op, SCEPLOGNO(219), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                           txn->reason);
+    }
+    else if (strcmp(txn->status, SCEP_TXN_ISSUED) == 0) {
+        answer_issued(op, txn);
+    }
+    else if (strcmp(txn->status, SCEP_TXN_PENDING) == 0) {
+        op->outcome->kind = SCEP_OUTCOME_HELD;
+    }
+    else if (strcmp(txn->status, SCEP_TXN_APPROVED) == 0) {
+        answer_approved(op, store, txn);
+    }
+    else {
+        scep_enroll_refuse(op, SCEPLOGNO(205), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
+                           txn->reason ? txn->reason : "the request was rejected");
+    }
+}
+
+/* After a concurrent copy of this request recorded the transaction first:
+ * answer what it recorded. */
+static void answer_concurrent(scep_enroll_op_t *op, scep_store_t *store)
+{
+    scep_txn_t *recorded;
+
+    if (store->find_transaction(store, op->p, op->req->transaction_id, &recorded) != APR_SUCCESS) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    answer_recorded(op, store, recorded, X509_REQ_get_X509_PUBKEY(op->req->csr));
+}
+
+/* ----------------------------------------------------------------------
+ * A new request
+ */
+
+/* Who spends a one-time password: this transaction with this key. The
+ * same message again passes the password check, so a device whose worker
+ * died before the certificate was recorded gets it on its retry. */
+static const char *spender_of(const scep_enroll_op_t *op)
+{
+    return apr_pstrcat(op->p, op->req->transaction_id, "|",
+                       scep_key_id(op->p, X509_REQ_get_X509_PUBKEY(op->req->csr)), NULL);
+}
+
+/* 1 when the request may go on, 0 when the outcome is decided (refused,
+ * or a fault the password store logged). A refusal spends nothing; an
+ * accepted one-time password is spent here. */
+static int challenge_passes(scep_enroll_op_t *op)
+{
+    scep_password_store_t *ps = op->env->passwords;
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+
+    if (!op->conf->enforce_password ||
+        ps->use(ps, op->p, op->req->challenge, scep_csr_key_usage(op->req->csr), spender_of(op),
+                &prob) == APR_SUCCESS) {
+        return 1;
+    }
+    if (prob.fail_info == SCEP_FAIL_NONE) {
+        scep_enroll_fault(op);
+        return 0;
+    }
+    scep_enroll_refuse(op, SCEPLOGNO(201), prob.fail_info, prob.event, prob.text);
+    return 0;
+}
+
+/* NDES's choice of template by the CSR's keyUsage (white paper, "The
+ * Enrollment Process", step 5): 0x80 signature, 0x20 encryption, 0xa0
+ * general purpose; no keyUsage is read as both (event 39). Other values
+ * are read by those two bits alone, so a keyUsage with neither (such as
+ * keyAgreement only) gets the general-purpose template too. */
+static const char *template_name_for(const scep_enroll_op_t *op, int key_usage)
+{
+    int sign = key_usage >= 0 && (key_usage & X509v3_KU_DIGITAL_SIGNATURE);
+    int encrypt = key_usage >= 0 && (key_usage & X509v3_KU_KEY_ENCIPHERMENT);
+
+    /* At notice, which httpd logs at any LogLevel: the operator's hint that
+     * devices ask for no key usage, as NDES's warning event. */
+    if (key_usage < 0) {
+        scep_enroll_log(op->env, SCEP_LOG_NOTICE,
+                        SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
+                                       "signature and encryption key usages are used: template "
+                                       "%s (NDES event %d)",
+                        op->req->transaction_id, op->conf->general_purpose_template,
+                        SCEP_EVENT_NO_KEY_USAGE);
+    }
+    if (sign && !encrypt) {
+        return op->conf->signature_template;
+    }
+    if (encrypt && !sign) {
+        return op->conf->encryption_template;
+    }
+    return op->conf->general_purpose_template;
+}
+
+/* Chooses the template and checks the CSR against it: 1 when the request
+ * may be issued, 0 when the outcome is decided (refused, or a fault). */
+static int template_passes(scep_enroll_op_t *op)
+{
+    int key_usage = scep_csr_key_usage(op->req->csr);
+    const char *name = template_name_for(op, key_usage);
+    scep_problem_t prob;
+
+    op->tmpl = scep_template_find(op->conf->templates, name);
+    if (!op->tmpl) {
+        /* The startup check makes sure the three templates exist. */
+        scep_enroll_log(op->env, SCEP_LOG_ERR,
+                        SCEPLOGNO(261) "transaction %s: template %s is not configured",
+                        op->req->transaction_id, name);
+        scep_enroll_fault(op);
+        return 0;
+    }
+    scep_enroll_log(
+        op->env, SCEP_LOG_INFO, SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
+        op->req->transaction_id, key_usage < 0 ? "none" : apr_psprintf(op->p, "0x%02x", key_usage),
+        op->tmpl->name);
+    if (scep_policy_check(op->p, op->tmpl, op->req->csr, &prob) != APR_SUCCESS) {
+        scep_enroll_refuse(op, SCEPLOGNO(263), prob.fail_info, prob.event, prob.text);
+        return 0;
+    }
+    return 1;
+}
+
+/* What the records keep of a new request. */
+static void describe_request(const scep_enroll_op_t *op, const char *status, scep_txn_t *txn)
+{
+    apr_pool_t *p = op->p;
+    X509_REQ *csr = op->req->csr;
+
+    txn->transaction_id = op->req->transaction_id;
+    txn->key_id = scep_key_id(p, X509_REQ_get_X509_PUBKEY(csr));
+    txn->signer_key_id = scep_key_id(p, X509_get_X509_PUBKEY(op->req->signer_cert));
+    txn->csr_digest = scep_csr_digest(p, csr);
+    txn->status = status;
+    txn->message_type = op->req->message_type;
+    txn->subject = scep_utf8_text(p, scep_name_text(p, X509_REQ_get_subject_name(csr)));
+    txn->template_name = op->tmpl ? op->tmpl->name : NULL;
+    txn->san = scep_utf8_text(p, scep_csr_san_text(p, csr));
+    txn->key_desc = scep_key_desc(p, X509_REQ_get0_pubkey(csr));
+    txn->client_addr = op->env->client_addr;
+}
+
+static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
+{
+    scep_ca_backend_t *ca = op->env->ca;
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_txn_t txn = { 0 };
+    X509 *cert;
+    apr_status_t rv;
+
+    if (ca->issue(ca, op->p, op->req->csr, op->tmpl, &cert, &prob) != APR_SUCCESS) {
+        if (prob.fail_info == SCEP_FAIL_NONE) {
+            scep_enroll_fault(op);
+            return;
+        }
+        scep_enroll_refuse(op, SCEPLOGNO(206), prob.fail_info, prob.event, prob.text);
+        return;
+    }
+    describe_request(op, SCEP_TXN_ISSUED, &txn);
+    rv = store->record(store, op->p, &txn, cert);
+    if (rv == APR_EEXIST) {
+        /* The certificate just made is dropped unseen. */
+        answer_concurrent(op, store);
+        return;
+    }
+    if (rv != APR_SUCCESS) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    scep_enroll_log(op->env, SCEP_LOG_INFO,
+                    SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
+                    txn.transaction_id, scep_enroll_logged(op->p, txn.subject));
+    scep_enroll_succeed(op, cert);
+}
+
+/* A stand-alone CA holds every request, as the white paper says of one;
+ * under an enterprise CA the template decides. */
+static int must_hold(const scep_enroll_op_t *op)
+{
+    return op->conf->standalone || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
+}
+
+/* Records the request for a CA manager: HELD. */
+static void hold(scep_enroll_op_t *op, scep_store_t *store)
+{
+    scep_txn_t txn = { 0 };
+    apr_status_t rv;
+
+    describe_request(op, SCEP_TXN_PENDING, &txn);
+    /* what approval needs, without the challenge password */
+    txn.csr_pem = scep_csr_pem_at_rest(op->p, op->req->csr);
+    if (!txn.csr_pem) {
+        scep_enroll_log_openssl(op->env, SCEP_LOG_ERR);
+        scep_enroll_fault(op);
+        return;
+    }
+    rv = store->record(store, op->p, &txn, NULL);
+    if (rv == APR_EEXIST) {
+        answer_concurrent(op, store);
+        return;
+    }
+    if (rv != APR_SUCCESS) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    scep_enroll_log(op->env, SCEP_LOG_NOTICE,
+                    SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
+                                   "held for a CA manager's approval",
+                    txn.transaction_id, scep_enroll_logged(op->p, txn.subject), txn.template_name,
+                    txn.client_addr);
+    op->outcome->kind = SCEP_OUTCOME_HELD;
+}
+
+/* PKCSReq and RenewalReq. */
+static void enroll(scep_enroll_op_t *op)
+{
+    const X509_PUBKEY *key = X509_REQ_get_X509_PUBKEY(op->req->csr);
+    int renewal = scep_enroll_is_renewal(op);
+    scep_store_t *store;
+    scep_txn_t *txn;
+    apr_status_t rv;
+
+    /* A renewal is signed with the old key and may ask for a new one. */
+    if (!renewal && !op->req->signer_is_csr_key) {
+        scep_enroll_refuse(op, SCEPLOGNO(209), SCEP_FAIL_BAD_MESSAGE_CHECK,
+                           SCEP_EVENT_FAIL_DECODE_X509_REQUEST,
+                           "the message is not signed with the key of the certificate request");
+        return;
+    }
+    if (!(store = scep_enroll_records(op))) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    /* Replays are answered before the challenge is checked: a one-time
+     * password is spent by the first copy of a request. */
+    rv = store->find_transaction(store, op->p, op->req->transaction_id, &txn);
+    if (rv == APR_SUCCESS) {
+        answer_recorded(op, store, txn, key);
+        return;
+    }
+    if (rv != APR_NOTFOUND) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    /* The challenge (a renewal's signer) first, as NDES does: a device
+     * without a valid password learns nothing about the templates. */
+    if (!(renewal ? scep_enroll_renewal_passes(op, store) : challenge_passes(op)) ||
+        !template_passes(op)) {
+        return;
+    }
+    if (must_hold(op)) {
+        hold(op, store);
+    }
+    else {
+        issue_and_record(op, store);
+    }
+}
+
+/* ----------------------------------------------------------------------
+ * CertPoll
+ */
+
+/* CertPoll: the state of a transaction this server knows. */
+static void poll(scep_enroll_op_t *op)
+{
+    scep_store_t *store;
+    scep_txn_t *txn;
+    apr_status_t rv;
+
+    if (!(store = scep_enroll_records(op))) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    rv = store->find_transaction(store, op->p, op->req->transaction_id, &txn);
+    if (rv == APR_NOTFOUND) {
+        scep_enroll_refuse(op, SCEPLOGNO(210), SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_ID,
+                           "no request with this transactionID is known");
+        return;
+    }
+    if (rv != APR_SUCCESS) {
+        scep_enroll_refuse_unrecorded(op);
+        return;
+    }
+    answer_recorded(op, store, txn, X509_get_X509_PUBKEY(op->req->signer_cert));
+}
+
+static scep_enroll_op_t begin(const scep_enroll_env_t *env, const scep_request_t *req,
+                              scep_outcome_t *outcome)
+{
+    scep_enroll_op_t op = { env, env->pool, env->conf, req, outcome, NULL };
+
+    *outcome = (scep_outcome_t){
+        SCEP_OUTCOME_FAULT, NULL, NULL, { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL }
+    };
+    return op;
+}
+
+void scep_enroll_refuse_unparsed(const scep_enroll_env_t *env, const scep_request_t *req,
+                                 const scep_problem_t *prob, scep_outcome_t *outcome)
+{
+    scep_enroll_op_t op = begin(env, req, outcome);
+
+    /* the problem's text says it; OpenSSL's queue only repeats it in detail */
+    scep_enroll_log_openssl(env, SCEP_LOG_DEBUG);
+    scep_enroll_refuse(&op, SCEPLOGNO(214), prob->fail_info, prob->event, prob->text);
+}
+
+void scep_enroll_message(const scep_enroll_env_t *env, const scep_request_t *req,
+                         scep_outcome_t *outcome)
+{
+    scep_enroll_op_t op = begin(env, req, outcome);
+
+    switch (req->message_type) {
+    case SCEP_MSG_PKCSREQ:
+    case SCEP_MSG_RENEWALREQ:
+        enroll(&op);
+        return;
+    case SCEP_MSG_CERTPOLL:
+        poll(&op);
+        return;
+    case SCEP_MSG_GETCERT:
+        scep_enroll_get_cert(&op);
+        return;
+    case SCEP_MSG_GETCRL:
+        scep_enroll_get_crl(&op);
+        return;
+    default:
+        scep_enroll_refuse(&op, SCEPLOGNO(211), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_BAD_MESSAGE_TYPE,
+                           apr_psprintf(env->pool, "%s is not supported by this server",
+                                        message_type_name(req->message_type)));
+        return;
+    }
+}

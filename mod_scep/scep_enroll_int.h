@@ -1,0 +1,101 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * What the enrollment engine's files share (scep_enroll.c: messages;
+ * scep_enroll_decide.c: held requests and a CA manager's decisions;
+ * scep_enroll_renewal.c: renewals; scep_enroll_get.c: GetCert, GetCRL). Not for other callers: scep_enroll.h
+ * is the engine's interface.
+ */
+#ifndef mod_scep_scep_enroll_int_h
+#define mod_scep_scep_enroll_int_h
+
+#include "scep_enroll.h"
+
+/* One message on its way through the engine. */
+typedef struct scep_enroll_op_t {
+    const scep_enroll_env_t *env;
+    apr_pool_t *p;
+    const scep_enroll_conf_t *conf;
+    const scep_request_t *req;
+    scep_outcome_t *outcome;
+    const scep_template_t *tmpl; /* the certificate template of an enrollment */
+} scep_enroll_op_t;
+
+/* A log line through env's function; fmt starts with its SCEPLOGNO() tag. */
+void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line, int level,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define scep_enroll_log(env, ...) scep_enroll_log_at(env, SCEP_LOG_MARK, __VA_ARGS__)
+
+/* OpenSSL's queue into the log at level. */
+#define scep_enroll_log_openssl(env, level) \
+    scep_log_openssl((env)->log, (env)->log_baton, SCEP_LOG_MARK, (level))
+
+/* " (NDES event N)", or "" for a problem without an event. */
+const char *scep_enroll_event_suffix(apr_pool_t *p, int event);
+
+/* A device's text (a name, a transactionID) or a manager's for a log line:
+ * scep_escape_text(), "-" for NULL. The line reads the same as scepctl's
+ * lists and the manager page, whatever the error log escapes. */
+const char *scep_enroll_logged(apr_pool_t *p, const char *text);
+
+/* The outcome REFUSED with this problem, logged at warning under tag
+ * (SCEPLOGNO(nnn)): "<type> for transaction <id> refused: <text>". */
+void scep_enroll_refuse_at(scep_enroll_op_t *op, const char *file, int line, const char *tag,
+                           scep_fail_info_t fail_info, int event, const char *text);
+#define scep_enroll_refuse(op, ...) scep_enroll_refuse_at(op, SCEP_LOG_MARK, __VA_ARGS__)
+
+/* The records failed (logged where they did, with the NDES event): REFUSED
+ * badRequest, "try again later", no line of its own. */
+void scep_enroll_refuse_unrecorded(scep_enroll_op_t *op);
+
+/* The outcome ISSUED with cert; FAULT (a server fault, logged). */
+void scep_enroll_succeed(scep_enroll_op_t *op, X509 *cert);
+void scep_enroll_fault(scep_enroll_op_t *op);
+
+/* The records, NULL when they cannot be reached (logged). */
+scep_store_t *scep_enroll_records(const scep_enroll_op_t *op);
+
+/* A PEM CSR or certificate the records keep, on p; NULL when it does not
+ * read. */
+X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem);
+X509 *scep_enroll_cert_from_pem(apr_pool_t *p, const char *pem);
+
+/* 1 when a held request outlived SCEPRefreshPeriod; it is then marked
+ * expired (txn->status and txn->reason say so), so that a manager no
+ * longer sees it (scep_enroll_decide.c). */
+int scep_enroll_held_too_long(const scep_enroll_env_t *env, scep_store_t *store, scep_txn_t *txn);
+
+/* Issues the certificate of a held request under the configuration as it
+ * is now (the template may have changed since it was held) and records it.
+ * APR_EINVAL with prob when it cannot be issued; APR_EEXIST when it was
+ * decided meanwhile; APR_EGENERAL on a server fault (logged)
+ * (scep_enroll_decide.c). */
+apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_store_t *store,
+                                            const scep_txn_t *txn, const char *who, X509 **cert,
+                                            scep_problem_t *prob);
+
+/* A RenewalReq, or a PKCSReq signed by a certificate that names this CA as
+ * its issuer and is not self-signed (scep_enroll_renewal.c). */
+int scep_enroll_is_renewal(const scep_enroll_op_t *op);
+
+/* Stands in for the challenge of a renewal: 1 when the signer certificate
+ * is a valid, unrevoked one of this CA whose names the request repeats;
+ * 0 when the outcome is decided (refused, or a fault) (scep_enroll_renewal.c). */
+int scep_enroll_renewal_passes(scep_enroll_op_t *op, scep_store_t *store);
+
+/* GetCert and GetCRL (scep_enroll_get.c). */
+void scep_enroll_get_cert(scep_enroll_op_t *op);
+void scep_enroll_get_crl(scep_enroll_op_t *op);
+
+#endif /* mod_scep_scep_enroll_int_h */

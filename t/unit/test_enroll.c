@@ -1,0 +1,769 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/* The enrollment engine (scep_enroll.c) driven by real pkiMessages, parsed
+ * by scep_request_parse(), against the records on SQLite with the built-in
+ * CA and a password store of the test's own. */
+
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include <check.h>
+
+#include "scep_enroll.h"
+#include "testmsg.h"
+#include "testutil.h"
+
+#define PASSWORD "secret"
+
+static apr_pool_t *pool;
+static scep_sql_conn_t conn;
+static scep_store_t *store;
+static apr_array_header_t *lines; /* of const char *: every log line */
+static scep_enroll_conf_t conf;
+static scep_enroll_env_t env;
+static scep_ca_builtin_conf_t ca_conf;
+static scep_template_t *manual; /* "Manual": held for a CA manager */
+
+/* The records' accessor: the store, NULL while they are "down". */
+static int records_down, records_asked;
+/* The password store: spends of accepted passwords; a fault on demand. */
+static int spends, password_fault;
+/* What records() serves: the store, or one that races another worker. */
+static scep_store_t *served;
+/* The racing worker records the transaction first, in this state; the
+ * serial of the certificate it issued. */
+static const char *race_status, *race_serial;
+
+static void remember_line(void *baton, const char *file, int line, int level, const char *msg)
+{
+    (void)baton;
+    (void)file;
+    (void)line;
+    (void)level;
+    APR_ARRAY_PUSH(lines, const char *) = apr_pstrdup(pool, msg);
+}
+
+/* 1 when a line starts with tag ("SCEP203") and contains needle. */
+static int logged(const char *tag, const char *needle)
+{
+    int i;
+
+    for (i = 0; i < lines->nelts; i++) {
+        const char *line = APR_ARRAY_IDX(lines, i, const char *);
+
+        if (strncmp(line, tag, strlen(tag)) == 0 && (!needle || strstr(line, needle))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static scep_store_t *records(void *baton)
+{
+    (void)baton;
+    records_asked++;
+    return records_down ? NULL : served;
+}
+
+static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const char *challenge,
+                                 int key_usage, const char *spender, scep_problem_t *prob)
+{
+    (void)ps;
+    (void)p;
+    (void)key_usage;
+    ck_assert_ptr_nonnull(spender);
+    if (password_fault) {
+        return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE, "broken");
+    }
+    if (!challenge) {
+        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD,
+                            "the request carries no challenge password");
+    }
+    if (strcmp(challenge, PASSWORD) != 0) {
+        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD,
+                            "the challenge password is not valid");
+    }
+    spends++;
+    return APR_SUCCESS;
+}
+
+static scep_password_store_t passwords = { NULL, use_password };
+
+/* A test CA backend: refuses, or fails. */
+static apr_status_t refusing_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
+                                   const scep_template_t *tmpl, X509 **cert, scep_problem_t *prob)
+{
+    (void)p;
+    (void)csr;
+    (void)tmpl;
+    *cert = NULL;
+    return ca->baton ? scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_SUBMIT,
+                                    "the CA does not like it")
+                     : scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+}
+
+static apr_status_t no_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *s, X509_CRL **crl,
+                           scep_problem_t *prob)
+{
+    (void)ca;
+    (void)p;
+    (void)s;
+    *crl = NULL;
+    return scep_problem(prob, APR_ENOTIMPL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_GETCRL_FAILED,
+                        "no CRL here");
+}
+
+/* A store whose record() finds that another worker recorded the same
+ * transaction first, in race_status. */
+static scep_store_t racing;
+
+static X509 *issued_by_another(apr_pool_t *p, X509 *cert)
+{
+    X509_REQ *csr = X509_to_X509_REQ(cert, NULL, NULL);
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *other = NULL;
+
+    SCEP_OWN(p, csr, X509_REQ_free);
+    ck_assert_int_eq(env.ca->issue(env.ca, p, csr, NULL, &other, &prob), APR_SUCCESS);
+    race_serial = scep_serial_hex(p, X509_get0_serialNumber(other));
+    return other;
+}
+
+static apr_status_t record_after_another(scep_store_t *s, apr_pool_t *p, const scep_txn_t *txn,
+                                         X509 *cert)
+{
+    scep_txn_t first = *txn;
+    int held = strcmp(race_status, SCEP_TXN_PENDING) == 0;
+
+    (void)s;
+    first.status = race_status;
+    ck_assert_int_eq(store->record(store, p, &first, held ? NULL : issued_by_another(p, cert)),
+                     APR_SUCCESS);
+    return store->record(store, p, txn, cert);
+}
+
+static apr_status_t close_connection(void *data)
+{
+    (void)data;
+    return apr_dbd_close(conn.driver, conn.handle);
+}
+
+static void open_store(void)
+{
+    const char *error = NULL;
+    const char *file = testutil_path(pool, testutil_tempdir(pool), "scep.db");
+
+    ck_assert_int_eq(apr_dbd_init(pool), APR_SUCCESS);
+    ck_assert_int_eq(apr_dbd_get_driver(pool, "sqlite3", &conn.driver), APR_SUCCESS);
+    ck_assert_msg(apr_dbd_open_ex(conn.driver, pool, file, &conn.handle, &error) == APR_SUCCESS,
+                  "%s", error ? error : "cannot open");
+    apr_pool_cleanup_register(pool, NULL, close_connection, apr_pool_cleanup_null);
+    conn.prepared = apr_hash_make(pool);
+    ck_assert_int_eq(scep_store_sql(pool, &conn, remember_line, NULL, &store), APR_SUCCESS);
+    served = store;
+}
+
+static void setup(void)
+{
+    apr_array_header_t *templates;
+
+    apr_pool_create(&pool, NULL);
+    lines = apr_array_make(pool, 8, sizeof(const char *));
+    records_down = records_asked = spends = password_fault = 0;
+    open_store();
+    templates = apr_array_make(pool, 2, sizeof(scep_template_t *));
+    APR_ARRAY_PUSH(templates, scep_template_t *) = scep_template_builtin(pool);
+    manual = scep_template_new(pool, "Manual");
+    manual->issuance = SCEP_ISSUANCE_MANUAL;
+    APR_ARRAY_PUSH(templates, scep_template_t *) = manual;
+    conf = (scep_enroll_conf_t){ .pki = testmsg_pki(),
+                                 .enforce_password = 1,
+                                 .renewal_subject_match = 1,
+                                 .cache_request_minutes = 20,
+                                 .refresh_period_days = 7,
+                                 .signature_template = SCEP_BUILTIN_TEMPLATE,
+                                 .encryption_template = SCEP_BUILTIN_TEMPLATE,
+                                 .general_purpose_template = SCEP_BUILTIN_TEMPLATE,
+                                 .templates = templates };
+    ca_conf = (scep_ca_builtin_conf_t){
+        .pki = testmsg_pki(), .validity_days = 30, .md = EVP_sha256(), .crl_validity_hours = 24
+    };
+    env = (scep_enroll_env_t){ .pool = pool,
+                               .conf = &conf,
+                               .records = records,
+                               .ca = scep_ca_builtin(pool, &ca_conf),
+                               .passwords = &passwords,
+                               .log = remember_line,
+                               .client_addr = "192.0.2.1" };
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+}
+
+/* ----------------------------------------------------------------------
+ * Messages
+ */
+
+static scep_request_t *parsed(const testmsg_device_t *signer, const testmsg_opts_t *opts)
+{
+    scep_parse_opts_t popts = { 0, 0 };
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_request_t *req = NULL;
+    apr_size_t len;
+    unsigned char *der = testmsg_build(pool, signer, opts, &len);
+
+    ck_assert_msg(scep_request_parse(pool, testmsg_pki(), der, len, &popts, &req, &prob) ==
+                      APR_SUCCESS,
+                  "%s", prob.text);
+    return req;
+}
+
+static scep_outcome_t run(const scep_request_t *req)
+{
+    scep_outcome_t outcome;
+
+    scep_enroll_message(&env, req, &outcome);
+    return outcome;
+}
+
+/* A request of type (PKCSReq, RenewalReq) signed by signer for csr_dev's
+ * key: subject CN, challenge, keyUsage (NULL: none). */
+static scep_outcome_t request(int type, const char *txid, const testmsg_device_t *signer,
+                              const testmsg_device_t *csr_dev, const char *cn,
+                              const char *challenge)
+{
+    testmsg_opts_t opts;
+    apr_size_t len;
+    unsigned char *csr = testmsg_csr(pool, csr_dev, cn, challenge, "digitalSignature", &len);
+
+    testmsg_defaults(&opts, csr, len);
+    opts.message_type = type;
+    opts.transaction_id = txid;
+    return run(parsed(signer, &opts));
+}
+
+static scep_outcome_t enroll(const char *txid, const testmsg_device_t *dev, const char *cn)
+{
+    return request(SCEP_MSG_PKCSREQ, txid, dev, dev, cn, PASSWORD);
+}
+
+/* DER SEQUENCE around content (short or two-byte lengths). */
+static unsigned char *sequence(const unsigned char *content, apr_size_t n, apr_size_t *len)
+{
+    unsigned char *der = apr_palloc(pool, n + 4);
+    apr_size_t head = n < 128 ? 2 : 4;
+
+    der[0] = 0x30;
+    if (n < 128) {
+        der[1] = (unsigned char)n;
+    }
+    else {
+        der[1] = 0x82;
+        der[2] = (unsigned char)(n >> 8);
+        der[3] = (unsigned char)n;
+    }
+    memcpy(der + head, content, n);
+    *len = n + head;
+    return der;
+}
+
+static apr_size_t name_der(const X509_NAME *name, unsigned char *buf)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509_NAME(name, &der);
+
+    memcpy(buf, der, (size_t)n);
+    OPENSSL_free(der);
+    return (apr_size_t)n;
+}
+
+static scep_outcome_t poll_as(const char *txid, const testmsg_device_t *dev, const char *cn)
+{
+    unsigned char names[1024];
+    X509_NAME *subject = testutil_name(pool, apr_pstrcat(pool, "/CN=", cn, NULL));
+    apr_size_t n = name_der(X509_get_subject_name(testmsg_pki()->ca_cert), names), len;
+    testmsg_opts_t opts;
+    unsigned char *body;
+
+    n += name_der(subject, names + n);
+    body = sequence(names, n, &len);
+    testmsg_defaults(&opts, body, len);
+    opts.message_type = SCEP_MSG_CERTPOLL;
+    opts.transaction_id = txid;
+    return run(parsed(dev, &opts));
+}
+
+/* GetCert or GetCRL naming issuer's certificate serial. */
+static scep_outcome_t get(int type, const X509_NAME *issuer, const ASN1_INTEGER *serial)
+{
+    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+    testmsg_opts_t opts;
+    unsigned char *der = NULL, *body;
+    int n;
+
+    X509_NAME_set(&ias->issuer, (X509_NAME *)issuer);
+    ASN1_STRING_copy(ias->serial, serial);
+    n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
+    body = apr_pmemdup(pool, der, (apr_size_t)n);
+    OPENSSL_free(der);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    testmsg_defaults(&opts, body, (apr_size_t)n);
+    opts.message_type = type;
+    opts.transaction_id = "get";
+    return run(parsed(testmsg_device(pool, "getter"), &opts));
+}
+
+static const char *serial_of(X509 *cert)
+{
+    return scep_serial_hex(pool, X509_get0_serialNumber(cert));
+}
+
+static const char *status_of(const char *txid)
+{
+    scep_txn_t *txn;
+
+    if (store->find_transaction(store, pool, txid, &txn) != APR_SUCCESS) {
+        return NULL;
+    }
+    return txn->status;
+}
+
+static void assert_refused(const scep_outcome_t *o, scep_fail_info_t fail_info, int event)
+{
+    ck_assert_int_eq(o->kind, SCEP_OUTCOME_REFUSED);
+    ck_assert_int_eq(o->problem.fail_info, fail_info);
+    ck_assert_int_eq(o->problem.event, event);
+    ck_assert_ptr_nonnull(o->problem.text);
+}
+
+static void set_created(const char *txid, const char *when)
+{
+    int nrows;
+    const char *sql = apr_psprintf(pool,
+                                   "UPDATE scep_request SET created = '%s' "
+                                   "WHERE transaction_id = '%s'",
+                                   when, txid);
+
+    ck_assert_int_eq(apr_dbd_query(conn.driver, conn.handle, &nrows, sql), 0);
+    ck_assert_int_eq(nrows, 1);
+}
+
+/* ----------------------------------------------------------------------
+ * Replays
+ */
+
+START_TEST(issued_request_replayed)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "a.example");
+    scep_outcome_t first = enroll("T1", dev, "a.example"), again;
+
+    ck_assert_int_eq(first.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert(logged("SCEP207", "a.example"));
+    ck_assert_str_eq(status_of("T1"), SCEP_TXN_ISSUED);
+    again = enroll("T1", dev, "a.example");
+    ck_assert_int_eq(again.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_str_eq(serial_of(again.cert), serial_of(first.cert));
+    ck_assert(logged("SCEP204", serial_of(first.cert)));
+    /* the replay is answered before the password: spent once */
+    ck_assert_int_eq(spends, 1);
+}
+END_TEST
+
+START_TEST(replay_with_another_key_or_request_refused)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "b.example");
+    scep_outcome_t o;
+
+    ck_assert_int_eq(enroll("T2", dev, "b.example").kind, SCEP_OUTCOME_ISSUED);
+    o = enroll("T2", testmsg_device(pool, "b.example"), "b.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert(logged("SCEP203", "PKCSReq for transaction T2 refused"));
+    o = enroll("T2", dev, "other.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert(logged("SCEP250", NULL));
+    ck_assert_str_eq(status_of("T2"), SCEP_TXN_ISSUED);
+}
+END_TEST
+
+START_TEST(issued_request_beyond_cache_refused)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "c.example");
+    scep_outcome_t o;
+
+    conf.cache_request_minutes = -1;
+    ck_assert_int_eq(enroll("T3", dev, "c.example").kind, SCEP_OUTCOME_ISSUED);
+    o = enroll("T3", dev, "c.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE);
+    ck_assert(logged("SCEP216", "GetCert with serial number"));
+}
+END_TEST
+
+START_TEST(unknown_poll_refused)
+{
+    scep_outcome_t o = poll_as("NONE", testmsg_device(pool, "d.example"), "d.example");
+
+    assert_refused(&o, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_ID);
+    ck_assert(logged("SCEP210", "CertPoll for transaction NONE"));
+}
+END_TEST
+
+/* ----------------------------------------------------------------------
+ * Held requests
+ */
+
+START_TEST(held_request_approved)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "h.example");
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_outcome_t o, resent;
+    scep_txn_t *txn;
+
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("H1", dev, "h.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert(logged("SCEP265", "from 192.0.2.1"));
+    ck_assert_int_eq(poll_as("H1", dev, "h.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(enroll("H1", dev, "h.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(scep_enroll_approve(&env, "H1", "alice", &prob), APR_SUCCESS);
+    ck_assert(logged("SCEP221", "approved by alice"));
+    ck_assert_int_eq(scep_enroll_approve(&env, "H1", "alice", &prob), APR_EEXIST);
+    ck_assert_int_eq(scep_enroll_approve(&env, "NONE", "alice", &prob), APR_NOTFOUND);
+    o = poll_as("H1", dev, "h.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(store->find_transaction(store, pool, "H1", &txn), APR_SUCCESS);
+    ck_assert_str_eq(serial_of(o.cert), txn->serial);
+    ck_assert_str_eq(txn->decided_by, "alice");
+    /* an approved request's certificate outlives SCEPCacheRequest */
+    conf.cache_request_minutes = -1;
+    resent = enroll("H1", dev, "h.example");
+    ck_assert_int_eq(resent.kind, SCEP_OUTCOME_ISSUED);
+}
+END_TEST
+
+START_TEST(approved_by_scepctl_issued_at_the_next_poll)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "s.example");
+    scep_outcome_t o;
+
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("S1", dev, "s.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(
+        store->decide(store, pool, "S1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "bob", NULL),
+        APR_SUCCESS);
+    o = poll_as("S1", dev, "s.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert(logged("SCEP217", "approved by bob"));
+    ck_assert_str_eq(status_of("S1"), SCEP_TXN_ISSUED);
+}
+END_TEST
+
+START_TEST(held_request_denied)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "x.example");
+    scep_outcome_t o;
+
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("D1", dev, "x.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(scep_enroll_deny(&env, "D1", "carol", "not ours"), APR_SUCCESS);
+    ck_assert(logged("SCEP222", "denied by carol: not ours"));
+    ck_assert_int_eq(scep_enroll_deny(&env, "D1", "carol", "again"), APR_EEXIST);
+    o = poll_as("D1", dev, "x.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert_str_eq(o.problem.text, "not ours");
+    ck_assert(logged("SCEP205", NULL));
+    /* the refused transaction answers the same to a resent request */
+    o = enroll("D1", dev, "x.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert_str_eq(o.problem.text, "not ours");
+}
+END_TEST
+
+START_TEST(approval_the_template_refuses_now)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "m.example");
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_outcome_t o;
+
+    conf.signature_template = "Manual";
+    ck_assert_int_eq(enroll("M1", dev, "m.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert(logged("SCEP262", "template Manual"));
+    /* the template now takes EC keys only */
+    manual->key_types = SCEP_KEYTYPE_EC;
+    ck_assert_int_eq(scep_enroll_approve(&env, "M1", "dave", &prob), APR_EINVAL);
+    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_REQUEST);
+    ck_assert(logged("SCEP220", "approved by dave cannot be issued"));
+    ck_assert_str_eq(status_of("M1"), SCEP_TXN_REJECTED);
+    o = poll_as("M1", dev, "m.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert_str_eq(o.problem.text, prob.text);
+}
+END_TEST
+
+START_TEST(held_request_expires)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "e.example");
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_outcome_t o;
+
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("E1", dev, "e.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(enroll("E2", testmsg_device(pool, "f.example"), "f.example").kind,
+                     SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(enroll("E3", testmsg_device(pool, "g.example"), "g.example").kind,
+                     SCEP_OUTCOME_HELD);
+    set_created("E1", "2000-01-01T00:00:00Z");
+    set_created("E2", "2000-01-01T00:00:00Z");
+    set_created("E3", "2000-01-01T00:00:00Z");
+    o = poll_as("E1", dev, "e.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert(logged("SCEP219", "waited 7 days"));
+    ck_assert_str_eq(status_of("E1"), SCEP_TXN_EXPIRED);
+    ck_assert_int_eq(scep_enroll_approve(&env, "E2", "alice", &prob), APR_EEXIST);
+    ck_assert_str_eq(status_of("E2"), SCEP_TXN_EXPIRED);
+    ck_assert_int_eq(scep_enroll_expire_pending(&env), APR_SUCCESS);
+    ck_assert_str_eq(status_of("E3"), SCEP_TXN_EXPIRED);
+}
+END_TEST
+
+/* ----------------------------------------------------------------------
+ * Races, records, the CA backend
+ */
+
+START_TEST(concurrent_record_answers_what_it_recorded)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "r.example");
+    scep_outcome_t o;
+
+    racing = *store;
+    racing.record = record_after_another;
+    served = &racing;
+    /* the other worker held what this one would issue */
+    race_status = SCEP_TXN_PENDING;
+    o = enroll("R1", dev, "r.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_HELD);
+    ck_assert_str_eq(status_of("R1"), SCEP_TXN_PENDING);
+    /* the other worker issued: its certificate is the answer */
+    race_status = SCEP_TXN_ISSUED;
+    o = enroll("R2", testmsg_device(pool, "q.example"), "q.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_str_eq(serial_of(o.cert), race_serial);
+    ck_assert_str_eq(status_of("R2"), SCEP_TXN_ISSUED);
+}
+END_TEST
+
+START_TEST(records_down_refused_after_the_signer_check)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "u.example");
+    scep_outcome_t o;
+
+    /* signed by another key than the CSR's: refused before the records */
+    o = request(SCEP_MSG_PKCSREQ, "U1", testmsg_device(pool, "u.example"), dev, "u.example",
+                PASSWORD);
+    assert_refused(&o, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_FAIL_DECODE_X509_REQUEST);
+    ck_assert(logged("SCEP209", NULL));
+    ck_assert_int_eq(records_asked, 0);
+    records_down = 1;
+    o = enroll("U1", dev, "u.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE);
+    ck_assert_ptr_nonnull(strstr(o.problem.text, "records cannot be reached"));
+    ck_assert_int_eq(spends, 0);
+}
+END_TEST
+
+START_TEST(failing_ca_backend_records_nothing)
+{
+    static char refuse[] = "refuse";
+    scep_ca_backend_t refusing = { refuse, refusing_issue, no_crl };
+    scep_ca_backend_t broken = { NULL, refusing_issue, no_crl };
+    scep_outcome_t o;
+
+    env.ca = &refusing;
+    o = enroll("C1", testmsg_device(pool, "ca.example"), "ca.example");
+    assert_refused(&o, SCEP_FAIL_BAD_ALG, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_str_eq(o.problem.text, "the CA does not like it");
+    ck_assert(logged("SCEP206", "the CA does not like it (NDES event 31)"));
+    ck_assert_ptr_null(status_of("C1"));
+    env.ca = &broken;
+    o = enroll("C2", testmsg_device(pool, "ca.example"), "ca.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert_ptr_null(status_of("C2"));
+    /* GetCRL of a backend without a CRL: event 44 */
+    o = get(SCEP_MSG_GETCRL, X509_get_subject_name(testmsg_pki()->ca_cert),
+            X509_get0_serialNumber(testmsg_pki()->ca_cert));
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_GETCRL_FAILED);
+    ck_assert(logged("SCEP234", "no CRL here"));
+}
+END_TEST
+
+/* ----------------------------------------------------------------------
+ * The password rule
+ */
+
+START_TEST(password_rule)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "p.example");
+    scep_outcome_t o;
+
+    o = request(SCEP_MSG_PKCSREQ, "P1", dev, dev, "p.example", NULL);
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD);
+    ck_assert(logged("SCEP201", "(NDES event 28)"));
+    o = request(SCEP_MSG_PKCSREQ, "P1", dev, dev, "p.example", "wrong");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert(logged("SCEP201", "(NDES event 29)"));
+    ck_assert_int_eq(spends, 0);
+    ck_assert_ptr_null(status_of("P1"));
+    password_fault = 1;
+    o = enroll("P1", dev, "p.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert_ptr_null(status_of("P1"));
+    /* SCEPEnforcePassword Off: no password asked */
+    conf.enforce_password = 0;
+    o = request(SCEP_MSG_PKCSREQ, "P1", dev, dev, "p.example", NULL);
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+}
+END_TEST
+
+/* ----------------------------------------------------------------------
+ * Renewal
+ */
+
+/* The device holding the certificate issued to dev: it signs a renewal. */
+static testmsg_device_t *holder_of(const testmsg_device_t *dev, X509 *cert)
+{
+    testmsg_device_t *holder = apr_pcalloc(pool, sizeof(*holder));
+
+    holder->key = dev->key;
+    holder->cert = cert;
+    return holder;
+}
+
+START_TEST(renewal_rules)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "n.example");
+    testmsg_device_t *next = testmsg_device(pool, "n.example");
+    testmsg_device_t *holder;
+    const scep_pki_t *pki = testmsg_pki();
+    X509 *stranger;
+    scep_outcome_t o;
+
+    o = enroll("N1", dev, "n.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    holder = holder_of(dev, o.cert);
+    /* a new key, no password */
+    o = request(SCEP_MSG_RENEWALREQ, "N2", holder, next, "n.example", NULL);
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert(logged("SCEP240", serial_of(holder->cert)));
+    ck_assert_int_eq(spends, 1);
+    /* other names: refused unless the rule is off */
+    o = request(SCEP_MSG_RENEWALREQ, "N3", holder, next, "other.example", NULL);
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD);
+    ck_assert(logged("SCEP239", "differs from the signer's"));
+    conf.renewal_subject_match = 0;
+    o = request(SCEP_MSG_RENEWALREQ, "N4", holder, next, "other.example", NULL);
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    /* a certificate of this CA that the records do not know */
+    stranger =
+        testutil_cert(pool, "/CN=n.example", dev->key, NULL, 0, 0, pki->ca_cert, pki->ca_key);
+    o = request(SCEP_MSG_RENEWALREQ, "N5", holder_of(dev, stranger), next, "n.example", NULL);
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD);
+    ck_assert(logged("SCEP237", "not issued through this service"));
+    /* a revoked one */
+    ck_assert_int_eq(store->revoke(store, pool, serial_of(holder->cert), 1), APR_SUCCESS);
+    o = request(SCEP_MSG_RENEWALREQ, "N6", holder, next, "n.example", NULL);
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD);
+    ck_assert(logged("SCEP238", "is revoked"));
+    /* a self-signed signer does not verify against this CA */
+    o = request(SCEP_MSG_RENEWALREQ, "N7", dev, next, "n.example", NULL);
+    assert_refused(&o, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_NO_PASSWORD);
+    ck_assert(logged("SCEP236", "does not verify"));
+}
+END_TEST
+
+/* ----------------------------------------------------------------------
+ * GetCert, GetCRL
+ */
+
+START_TEST(getcert_and_getcrl)
+{
+    const X509_NAME *ca = X509_get_subject_name(testmsg_pki()->ca_cert);
+    X509_NAME *other = testutil_name(pool, "/CN=Another CA");
+    scep_outcome_t issued = enroll("G1", testmsg_device(pool, "k.example"), "k.example"), o;
+    ASN1_INTEGER *unknown = ASN1_INTEGER_new();
+
+    SCEP_OWN(pool, unknown, ASN1_INTEGER_free);
+    ASN1_INTEGER_set(unknown, 4242);
+    o = get(SCEP_MSG_GETCERT, ca, X509_get0_serialNumber(issued.cert));
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(X509_cmp(o.cert, issued.cert), 0);
+    ck_assert(logged("SCEP232", NULL));
+    o = get(SCEP_MSG_GETCERT, ca, unknown);
+    assert_refused(&o, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER);
+    ck_assert(logged("SCEP231", NULL));
+    records_asked = 0;
+    o = get(SCEP_MSG_GETCERT, other, unknown);
+    assert_refused(&o, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER);
+    ck_assert(logged("SCEP230", "Another CA"));
+    o = get(SCEP_MSG_GETCRL, other, unknown);
+    assert_refused(&o, SCEP_FAIL_BAD_CERT_ID, SCEP_EVENT_NOMATCH_ISSUERNAME_SERIALNUMBER);
+    ck_assert(logged("SCEP233", NULL));
+    /* issuers are checked before the records are asked */
+    ck_assert_int_eq(records_asked, 0);
+    ck_assert_int_eq(store->revoke(store, pool, serial_of(issued.cert), 1), APR_SUCCESS);
+    o = get(SCEP_MSG_GETCRL, ca, unknown);
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_ptr_nonnull(o.crl);
+    ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(o.crl)), 1);
+    ck_assert(logged("SCEP235", "with 1 revoked"));
+}
+END_TEST
+
+Suite *scep_enroll_suite(void);
+
+Suite *scep_enroll_suite(void)
+{
+    Suite *s = suite_create("enroll");
+    TCase *tc = tcase_create("replays");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, issued_request_replayed);
+    tcase_add_test(tc, replay_with_another_key_or_request_refused);
+    tcase_add_test(tc, issued_request_beyond_cache_refused);
+    tcase_add_test(tc, unknown_poll_refused);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("held");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, held_request_approved);
+    tcase_add_test(tc, approved_by_scepctl_issued_at_the_next_poll);
+    tcase_add_test(tc, held_request_denied);
+    tcase_add_test(tc, approval_the_template_refuses_now);
+    tcase_add_test(tc, held_request_expires);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("faults");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, concurrent_record_answers_what_it_recorded);
+    tcase_add_test(tc, records_down_refused_after_the_signer_check);
+    tcase_add_test(tc, failing_ca_backend_records_nothing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rules");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, password_rule);
+    tcase_add_test(tc, renewal_rules);
+    tcase_add_test(tc, getcert_and_getcrl);
+    suite_add_tcase(s, tc);
+    return s;
+}
