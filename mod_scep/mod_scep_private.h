@@ -43,6 +43,19 @@ void mod_scep_rlog_openssl(request_rec *r, int level);
  * error queue at the same level. */
 void mod_scep_log_problem(request_rec *r, int level, int logno, const scep_problem_t *prob);
 
+/* " (NDES event N)", or nothing for problems without an event. */
+const char *mod_scep_event_suffix(apr_pool_t *p, int event);
+
+/* The module's startup hooks (mod_scep_startup.c): the mutex types
+ * (pre_config), the configuration finished and checked, the PKI, passwords
+ * and templates loaded (check_config, which `apachectl -t` runs too), the
+ * shared segments (post_config), a child's attachments (child_init). */
+int mod_scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *main_s);
+int mod_scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+void mod_scep_child_init(apr_pool_t *pchild, server_rec *s);
+
 /* The `scep` handler (mod_scep_handler.c). */
 int mod_scep_handler(request_rec *r);
 
