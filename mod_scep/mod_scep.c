@@ -17,53 +17,11 @@
  * files and mod_scep_http.c.
  */
 
-#include <apr_strings.h>
-
 #include <httpd.h>
 #include <http_config.h>
-#include <http_core.h>
 #include <http_request.h>
 
 #include "mod_scep_private.h"
-
-/* The handler `SetHandler` gives r's location, NULL when none: what the
- * core makes r->handler of, later, in its fixups. */
-static const char *configured_handler(request_rec *r)
-{
-    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
-    const char *err = NULL;
-    const char *name;
-
-    if (!d->expr_handler) {
-        return NULL;
-    }
-    name = ap_expr_str_exec(r, d->expr_handler, &err);
-    return err ? NULL : name;
-}
-
-/*
- * TRACE echoes the request, its Authorization header (the admin and manager
- * pages' Basic credentials) included. httpd answers it in map_to_storage,
- * before any access check or handler, whatever <Location> says (Require,
- * <LimitExcept>); only the server-wide TraceEnable turns it off, and the
- * drop-in must not decide that for the other sites of the server. So the
- * module refuses TRACE at its own locations here, at translate_name, where
- * the <Location> configuration already applies. Its handlers are "scep"
- * and "scep-..." by convention.
- */
-static int scep_refuse_trace(request_rec *r)
-{
-    const char *name;
-
-    if (r->method_number != M_TRACE) {
-        return DECLINED;
-    }
-    name = configured_handler(r);
-    if (name && (!strcmp(name, "scep") || !strncmp(name, "scep-", 5))) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    return DECLINED;
-}
 
 static void scep_register_hooks(apr_pool_t *p)
 {
@@ -73,7 +31,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_post_config(mod_scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(mod_scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     mod_scep_store_register_hooks();
-    ap_hook_translate_name(scep_refuse_trace, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_translate_name(mod_scep_refuse_trace, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);

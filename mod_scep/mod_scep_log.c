@@ -12,67 +12,81 @@
  */
 
 /*
- * The glue's log helpers: OpenSSL's error queue drained into the error log,
- * and the problems the core reports logged with their NDES event.
+ * The glue's log helpers (mod_scep_log.h says how to call them): the core's
+ * lines and OpenSSL's error queue passed to httpd's error log at the place
+ * of the call that logs them.
  */
-
-#include <apr_strings.h>
 
 #include <httpd.h>
 #include <http_log.h>
 
-#include <openssl/err.h>
-
 #include "mod_scep_private.h"
 
-/* One entry of the OpenSSL error queue as text, 0 when the queue is empty. */
-static int next_openssl_error(char *text, apr_size_t size, const char **data)
-{
-    int flags = 0;
-    unsigned long e = ERR_get_error_all(NULL, NULL, NULL, data, &flags);
+/* The core's levels are syslog's, as APLOG_*. */
+#if APLOG_ERR != SCEP_LOG_ERR || APLOG_DEBUG != SCEP_LOG_DEBUG
+#error "SCEP_LOG_* must equal APLOG_*"
+#endif
 
-    if (!e) {
-        return 0;
-    }
-    ERR_error_string_n(e, text, size);
-    if (!(flags & ERR_TXT_STRING) || !*data) {
-        *data = "";
-    }
-    return 1;
+void mod_scep_log_to_request(void *baton, const char *file, int line, int level, const char *msg)
+{
+    request_rec *r = baton;
+
+    ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
 }
 
-void mod_scep_log_openssl(server_rec *s, int level)
-{
-    char text[256];
-    const char *data;
+/* Where a drained OpenSSL error goes: a request's log, else a server's. */
+typedef struct log_target_t {
+    request_rec *r;
+    server_rec *s;
+    int module_index;
+} log_target_t;
 
-    while (next_openssl_error(text, sizeof(text), &data)) {
-        ap_log_error(APLOG_MARK, level, 0, s, SCEPLOGNO(001) "OpenSSL: %s%s%s", text,
-                     *data ? ": " : "", data);
+static void log_to_target(void *baton, const char *file, int line, int level, const char *msg)
+{
+    const log_target_t *to = baton;
+
+    if (to->r) {
+        ap_log_rerror_(file, line, to->module_index, level, 0, to->r, "%s", msg);
     }
-}
-
-void mod_scep_rlog_openssl(request_rec *r, int level)
-{
-    char text[256];
-    const char *data;
-
-    while (next_openssl_error(text, sizeof(text), &data)) {
-        ap_log_rerror(APLOG_MARK, level, 0, r, SCEPLOGNO(002) "OpenSSL: %s%s%s", text,
-                      *data ? ": " : "", data);
+    else {
+        ap_log_error_(file, line, to->module_index, level, 0, to->s, "%s", msg);
     }
 }
 
-/* " (NDES event N)", or nothing for problems without an event. */
-const char *mod_scep_event_suffix(apr_pool_t *p, int event)
+void mod_scep_log_openssl_at(const char *file, int line, int module_index, server_rec *s, int level)
 {
-    return event == SCEP_EVENT_NONE ? "" : apr_psprintf(p, " (NDES event %d)", event);
+    log_target_t to = { NULL, s, module_index };
+
+    scep_log_openssl(log_to_target, &to, file, line, level);
 }
 
-void mod_scep_log_problem(request_rec *r, int level, int logno, const scep_problem_t *prob)
+void mod_scep_rlog_openssl_at(const char *file, int line, int module_index, request_rec *r,
+                              int level)
 {
-    ap_log_rerror(APLOG_MARK, level, 0, r, "SCEP%03d: %s%s", logno,
-                  prob->text ? prob->text : "unspecified failure",
-                  mod_scep_event_suffix(r->pool, prob->event));
-    mod_scep_rlog_openssl(r, level);
+    log_target_t to = { r, NULL, module_index };
+
+    scep_log_openssl(log_to_target, &to, file, line, level);
+}
+
+static const char *problem_text(const scep_problem_t *prob)
+{
+    return prob->text ? prob->text : "unspecified failure";
+}
+
+void mod_scep_log_problem_at(const char *file, int line, int module_index, request_rec *r,
+                             int level, const char *tag, const scep_problem_t *prob)
+{
+    ap_log_rerror_(file, line, module_index, level, 0, r, "%s%s%s", tag, problem_text(prob),
+                   scep_event_text(prob->event));
+    mod_scep_rlog_openssl_at(file, line, module_index, r, level);
+}
+
+void mod_scep_log_startup_problem_at(const char *file, int line, int module_index, server_rec *s,
+                                     const char *tag, const scep_problem_t *prob)
+{
+    int event = prob->event != SCEP_EVENT_NONE ? prob->event : SCEP_EVENT_FAILED_TO_LOAD;
+
+    ap_log_error_(file, line, module_index, APLOG_EMERG, 0, s, "%s%s%s", tag, problem_text(prob),
+                  scep_event_text(event));
+    mod_scep_log_openssl_at(file, line, module_index, s, APLOG_EMERG);
 }

@@ -880,27 +880,8 @@ static int manager_page(request_rec *r, const mod_scep_srv_conf_t *conf)
 
 int mod_scep_manager_handler(request_rec *r)
 {
-    mod_scep_srv_conf_t *conf;
+    mod_scep_srv_conf_t *conf = NULL;
+    int status = mod_scep_handler_start(r, SCEP_MANAGER_HANDLER, 1, csp_header, &conf);
 
-    if (!r->handler || strcmp(r->handler, SCEP_MANAGER_HANDLER) != 0) {
-        return DECLINED;
-    }
-    mod_scep_page_headers(r, csp_header);
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", "POST", NULL);
-    if (r->method_number == M_OPTIONS) {
-        /* httpd's default handler answers OPTIONS with the Allow list. */
-        return DECLINED;
-    }
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = mod_scep_srv_conf(r->server);
-    if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(606) "SetHandler " SCEP_MANAGER_HANDLER
-                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
-                                     ": there is no CA to manage");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return manager_page(r, conf);
+    return status == OK ? manager_page(r, conf) : status;
 }

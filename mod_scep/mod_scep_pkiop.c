@@ -80,7 +80,9 @@ static void refuse(pkiop_t *op, int logno, scep_fail_info_t fail_info, int event
                                            message_type_name(op->req->message_type),
                                            op->req->transaction_id, text) };
 
-    mod_scep_log_problem(op->r, APLOG_WARNING, logno, &logged);
+    /* Bare numbers until the engine (issue 12) writes literal tags here. */
+    mod_scep_log_problem(op->r, APLOG_WARNING, apr_psprintf(op->r->pool, "SCEP%03d: ", logno),
+                         &logged);
     op->reply.status = SCEP_STATUS_FAILURE;
     op->reply.fail_info = fail_info;
     op->reply.fail_text = text;
@@ -858,15 +860,10 @@ static int send_certrep(pkiop_t *op)
 
     if (scep_certrep_build(r->pool, op->conf->pki, op->req, &op->reply, &der, &len, &prob) !=
         APR_SUCCESS) {
-        mod_scep_log_problem(r, APLOG_ERR, 212, &prob);
+        mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(212), &prob);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_set_content_type(r, "application/x-pki-message");
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only) {
-        ap_rwrite(der, (int)len, r);
-    }
-    return OK;
+    return mod_scep_send_body(r, HTTP_OK, "application/x-pki-message", der, len);
 }
 
 int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t len)
@@ -878,7 +875,7 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
 
     if (scep_request_parse(r->pool, op.conf->pki, msg, len, &opts, &op.req, &prob) != APR_SUCCESS) {
         if (!op.req) {
-            mod_scep_log_problem(r, APLOG_WARNING, 213, &prob);
+            mod_scep_log_problem(r, APLOG_WARNING, SCEPLOGNO(213), &prob);
             return HTTP_BAD_REQUEST;
         }
         mod_scep_rlog_openssl(r, APLOG_DEBUG);
@@ -939,7 +936,7 @@ apr_status_t mod_scep_approve(request_rec *r, const char *transaction_id, const 
         store->decide(store, r->pool, transaction_id, txn->status, SCEP_TXN_REJECTED, who,
                       prob->text);
         mod_scep_log_problem(
-            r, APLOG_WARNING, 220,
+            r, APLOG_WARNING, SCEPLOGNO(220),
             &(scep_problem_t){ prob->fail_info, prob->event,
                                apr_psprintf(r->pool,
                                             "transaction %s approved "

@@ -65,7 +65,8 @@ static apr_status_t require_mod_dbd(server_rec *s)
         APLOG_MARK, APLOG_EMERG, 0, s,
         SCEPLOGNO(003) "mod_scep records enrollments through mod_dbd, which is not loaded: add "
                        "'LoadModule dbd_module modules/mod_dbd.so', 'DBDriver sqlite3' and "
-                       "'DBDParams /var/lib/mod_scep/scep.db' (NDES event 2)");
+                       "'DBDParams /var/lib/mod_scep/scep.db'%s",
+        scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
     return APR_ENOTIMPL;
 }
 
@@ -80,12 +81,12 @@ static apr_status_t require_mod_ldap(server_rec *main_s)
     }
     for (s = main_s; s; s = s->next) {
         if (mod_scep_srv_conf(s)->ldap_url) {
-            ap_log_error(
-                APLOG_MARK, APLOG_EMERG, 0, s,
-                SCEPLOGNO(530) "%s: " SCEP_LDAP_URL " checks group memberships through mod_ldap, "
-                               "which is not loaded: add 'LoadModule ldap_module "
-                               "modules/mod_ldap.so' (Debian: a2enmod ldap) (NDES event 2)",
-                server_label(s));
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                         SCEPLOGNO(530) "%s: " SCEP_LDAP_URL
+                                        " checks group memberships through mod_ldap, "
+                                        "which is not loaded: add 'LoadModule ldap_module "
+                                        "modules/mod_ldap.so' (Debian: a2enmod ldap)%s",
+                         server_label(s), scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
             return APR_ENOTIMPL;
         }
     }
@@ -128,9 +129,8 @@ static apr_status_t require_ldap_url(server_rec *main_s)
                          SCEPLOGNO(045) "%s: %s is set but " SCEP_LDAP_URL
                                         " is not: groups are checked only through " SCEP_LDAP_URL
                                         ", so without it the restriction would "
-                                        "not apply: set " SCEP_LDAP_URL
-                                        " or remove the group (NDES event 2)",
-                         server_label(s), group);
+                                        "not apply: set " SCEP_LDAP_URL " or remove the group%s",
+                         server_label(s), group, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
             return APR_EINVAL;
         }
     }
@@ -159,11 +159,10 @@ static apr_status_t load_legacy_providers(server_rec *s)
         legacy_provider = OSSL_PROVIDER_load(NULL, "legacy");
     }
     if (!default_provider || !legacy_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     SCEPLOGNO(004) SCEP_ALLOW_LEGACY_ALGORITHMS
-                     " On: cannot load OpenSSL's %s provider "
-                     "(NDES event 2)",
-                     default_provider ? "legacy" : "default");
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, 0, s,
+            SCEPLOGNO(004) SCEP_ALLOW_LEGACY_ALGORITHMS " On: cannot load OpenSSL's %s provider%s",
+            default_provider ? "legacy" : "default", scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         mod_scep_log_openssl(s, APLOG_EMERG);
         return APR_EGENERAL;
     }
@@ -206,9 +205,9 @@ static void warn_ra_expiry(server_rec *s, const scep_pki_t *pki)
     apr_rfc822_date(date, pki->ra_not_after);
     ap_log_error(
         APLOG_MARK, APLOG_WARNING, 0, s,
-        SCEPLOGNO(006) "%s: the RA certificates in use expire on %s, in %d days: renew them "
-                       "(NDES event 35)",
-        server_label(s), date, (int)(apr_time_sec(left > 0 ? left : 0) / 86400));
+        SCEPLOGNO(006) "%s: the RA certificates in use expire on %s, in %d days: renew them%s",
+        server_label(s), date, (int)(apr_time_sec(left > 0 ? left : 0) / 86400),
+        scep_event_text(SCEP_EVENT_RA_CLOSE_TO_EXPIRE));
 }
 
 /* Unfit RA candidates are passed over, as NDES does, but not silently. */
@@ -218,8 +217,9 @@ static void warn_ra_skipped(server_rec *s, const scep_pki_t *pki)
 
     for (i = 0; pki->ra_skipped && i < pki->ra_skipped->nelts; i++) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     SCEPLOGNO(011) "%s: RA certificate candidate not used: %s (NDES event 10)",
-                     server_label(s), APR_ARRAY_IDX(pki->ra_skipped, i, const char *));
+                     SCEPLOGNO(011) "%s: RA certificate candidate not used: %s%s", server_label(s),
+                     APR_ARRAY_IDX(pki->ra_skipped, i, const char *),
+                     scep_event_text(SCEP_EVENT_FAILED_RA_CERT));
     }
 }
 
@@ -236,9 +236,8 @@ static apr_status_t load_pki(apr_pool_t *pconf, server_rec *s, mod_scep_srv_conf
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      SCEPLOGNO(007) "%s: cannot load the SCEP CA and RA certificates: %s%s",
                      server_label(s), prob.text ? prob.text : "unspecified failure",
-                     mod_scep_event_suffix(pconf, prob.event != SCEP_EVENT_NONE
-                                                      ? prob.event
-                                                      : SCEP_EVENT_FAILED_TO_LOAD));
+                     scep_event_text(prob.event != SCEP_EVENT_NONE ? prob.event
+                                                                   : SCEP_EVENT_FAILED_TO_LOAD));
         mod_scep_log_openssl(s, APLOG_EMERG);
         goto leave;
     }
@@ -335,8 +334,8 @@ leave:
     }
     if (why) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, APR_STATUS_IS_EINVAL(rv) ? 0 : rv, s,
-                     SCEPLOGNO(009) "%s: " SCEP_CHALLENGE_PASSWORD_FILE " %s %s (NDES event 2)",
-                     server_label(s), file, why);
+                     SCEPLOGNO(009) "%s: " SCEP_CHALLENGE_PASSWORD_FILE " %s %s%s", server_label(s),
+                     file, why, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
     }
     return rv;
 }
@@ -366,8 +365,8 @@ static apr_status_t setup_templates(apr_pool_t *pconf, server_rec *s)
     if (!why) {
         return APR_SUCCESS;
     }
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(050) "%s: %s (NDES event 2)",
-                 server_label(s), why);
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(050) "%s: %s%s", server_label(s), why,
+                 scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
     return APR_EINVAL;
 }
 
@@ -398,8 +397,9 @@ static apr_status_t setup_next_ca(apr_pool_t *pconf, server_rec *s)
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     SCEPLOGNO(040) "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s (NDES event 2)",
-                     server_label(s), prob.text ? prob.text : "unspecified failure");
+                     SCEPLOGNO(040) "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s%s", server_label(s),
+                     prob.text ? prob.text : "unspecified failure",
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         mod_scep_log_openssl(s, APLOG_EMERG);
     }
 leave:
