@@ -37,7 +37,6 @@
  * served from a cache to someone else, nor twice.
  */
 
-#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 #include <apr_xlate.h>
@@ -47,7 +46,6 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
-#include <http_ssl.h>
 
 #include "mod_scep_private.h"
 

@@ -14,7 +14,7 @@
 /*
  * The directives (server and virtual host context), create and merge of the
  * server record. Values are only parsed and range-checked here; files are
- * read when the whole configuration is known (mod_scep.c), because a
+ * read when the whole configuration is known (mod_scep_startup.c), because a
  * virtual host may inherit some of them from the main server.
  */
 

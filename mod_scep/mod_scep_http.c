@@ -196,7 +196,9 @@ int mod_scep_wants_json(request_rec *r)
 
 /* A JSON string that strict parsers take whatever text holds: quotes,
  * backslashes and control characters (C0, DEL, C1) escaped, each byte that
- * is not UTF-8 (a device's name may have any) replaced by U+FFFD. */
+ * is not UTF-8 (a device's name may have any) replaced by U+FFFD.
+ * Written here: APR 1.7's apr_escape.h has no JSON escaper (apr_escape_echo
+ * writes \xHH, which JSON does not have) and httpd 2.4 none either. */
 const char *mod_scep_json_string(apr_pool_t *p, const char *text)
 {
     char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;

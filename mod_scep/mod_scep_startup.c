@@ -29,7 +29,6 @@
 
 #include <httpd.h>
 #include <http_config.h>
-#include <http_core.h>
 #include <http_log.h>
 #include <mod_dbd.h>
 

@@ -88,7 +88,7 @@ typedef enum {
 
 enum {
     SCEP_EVENT_NONE = 0,
-#define SCEP_EVENT_VALUE(name, id) name = id,
+#define SCEP_EVENT_VALUE(name, id) name = (id),
     SCEP_EVENTS(SCEP_EVENT_VALUE)
 #undef SCEP_EVENT_VALUE
 };
