@@ -20,7 +20,7 @@
 #    helper is handed), a printf-like `const char *fmt, ...` or an
 #    `int logno` one (the old bare number, always refused), and every macro
 #    that calls one; a helper passes its own `tag` or `fmt` on, or a
-#    message tagged before with "%s" as the format;
+#    message tagged before (named msg or ..._error) with "%s" as the format;
 #  - a tag is formatted from a number ("SCEP%03d");
 #  - a string writes an NDES event number itself ("(NDES event 29)",
 #    "(NDES event %d)"): events come from the SCEP_EVENT_* enum, as
@@ -153,7 +153,7 @@ for my $file (grep { /\.c$/ } @files) {
             complain("$where: $name() carries more than one tag");
         }
         elsif (!@found && $bare !~ /\b(?:tag|fmt|__VA_ARGS__)\b/
-               && $args !~ /"%s"\s*,\s*[^,]+$/) {
+               && $args !~ /"%s"\s*,\s*[\w.>-]*(?:msg|error)\s*$/) {
             complain("$where: $name() without a literal SCEPLOGNO(nnn) tag"
                      . ($bare =~ /(?:^|,)\s*\d{3}\s*(?:,|$)/ ? " (a bare number?)" : ""));
         }
