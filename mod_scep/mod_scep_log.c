@@ -27,7 +27,7 @@
 #error "SCEP_LOG_* must equal APLOG_*"
 #endif
 
-void mod_scep_log_to_request(void *baton, const char *file, int line, int level, const char *msg)
+void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg)
 {
     request_rec *r = baton;
 

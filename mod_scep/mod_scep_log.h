@@ -54,6 +54,6 @@ void mod_scep_log_startup_problem_at(const char *file, int line, int module_inde
 
 /* A scep_log_fn for the core (baton: the request_rec): its tagged lines go
  * to the request's error log at the core caller's file and line. */
-void mod_scep_log_to_request(void *baton, const char *file, int line, int level, const char *msg);
+void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg);
 
 #endif /* mod_scep_mod_scep_log_h */

@@ -331,7 +331,7 @@ scep_store_t *mod_scep_store_dbd(request_rec *r)
     conn.renew = NULL;
     conn.renew_baton = NULL;
 #endif
-    if (scep_store_sql(r->pool, &conn, mod_scep_log_to_request, r, &held->store) != APR_SUCCESS) {
+    if (scep_store_sql(r->pool, &conn, mod_scep_log_core, r, &held->store) != APR_SUCCESS) {
         mod_scep_store_release(r);
         return NULL;
     }
