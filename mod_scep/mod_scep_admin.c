@@ -37,7 +37,6 @@
  * served from a cache to someone else, nor twice.
  */
 
-#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 #include <apr_xlate.h>
@@ -47,7 +46,6 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
-#include <http_ssl.h>
 
 #include "mod_scep_private.h"
 
@@ -73,128 +71,12 @@ typedef struct answer_t {
 } answer_t;
 
 /* ----------------------------------------------------------------------
- * Content negotiation.
- */
-
-/* The number a "q=" starts with, within RFC 9110's 0 to 1; 0 (not
- * acceptable) when it starts with none, or with NaN. */
-static double weight_of(const char *text)
-{
-    char *stop;
-    double weight = strtod(text, &stop);
-
-    if (stop == text || !(weight > 0)) {
-        return 0;
-    }
-    return weight > 1 ? 1 : weight;
-}
-
-/* The q value of one Accept element ("type/sub;a=b;q=0.5", len bytes),
- * 1 without one. */
-static double element_quality(const char *element, apr_size_t len)
-{
-    const char *end = element + len, *param;
-
-    for (param = memchr(element, ';', len); param; param = memchr(param, ';', end - param)) {
-        param++;
-        while (param < end && apr_isspace(*param)) {
-            param++;
-        }
-        if (end - param > 2 && apr_tolower(param[0]) == 'q' && param[1] == '=') {
-            return weight_of(param + 2);
-        }
-    }
-    return 1.0;
-}
-
-/* How specifically a media range of len bytes matches type: 0 not at
- * all, 1 as the any-type range, 2 as "major/" with the asterisk, 3
- * exactly. */
-static int range_match(const char *range, apr_size_t len, const char *type)
-{
-    apr_size_t major = strcspn(type, "/");
-
-    if (len == 3 && !strncmp(range, "*/*", 3)) {
-        return 1;
-    }
-    if (len == major + 2 && !strncasecmp(range, type, major + 1) && range[len - 1] == '*') {
-        return 2;
-    }
-    return len == strlen(type) && !strncasecmp(range, type, len) ? 3 : 0;
-}
-
-/* The q value Accept gives type, from the most specific range that
- * matches it (RFC 9110, section 12.5.1); 0 when none does. */
-static double accept_quality(const char *accept, const char *type)
-{
-    const char *element = accept;
-    apr_size_t range_len, element_len;
-    double quality = 0;
-    int best = 0, match;
-
-    while (*element) {
-        while (*element == ',' || apr_isspace(*element)) {
-            element++;
-        }
-        element_len = strcspn(element, ",");
-        range_len = strcspn(element, ",; \t");
-        match = range_match(element, range_len, type);
-        if (match > best) {
-            best = match;
-            quality = element_quality(element, element_len);
-        }
-        element += element_len;
-    }
-    return quality;
-}
-
-/* JSON only for a client that asks for it over HTML: browsers send
- * text/html first or rank everything equally (a missing Accept, or
- * "any/any"), and get the NDES page. */
-int mod_scep_wants_json(request_rec *r)
-{
-    const char *accept = apr_table_get(r->headers_in, "Accept");
-
-    return accept &&
-           accept_quality(accept, "application/json") > accept_quality(accept, "text/html");
-}
-
-/* ----------------------------------------------------------------------
  * Writing answers.
  */
 
 /* The admin page's Content-Security-Policy: NDES's page loads nothing and
  * has no scripts, styles or forms. */
 #define ADMIN_CSP "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
-
-/* On every answer of the admin and manager pages, errors (ap_die) included:
- * err_headers_out. No cache keeps them; no other site frames them (a
- * password or an Approve button under a clickjacking overlay), also in
- * browsers that know only X-Frame-Options; no sniffing, no Referer. */
-void mod_scep_page_headers(request_rec *r, const char *csp)
-{
-    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
-    /* The answer depends on Accept (HTML or JSON). */
-    apr_table_mergen(r->err_headers_out, "Vary", "Accept");
-    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp);
-    apr_table_setn(r->err_headers_out, "X-Frame-Options", "DENY");
-    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
-    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
-}
-
-int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
-                       apr_size_t len)
-{
-    r->status = status;
-    ap_set_content_type(r, content_type);
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only && ap_rwrite(body, (int)len, r) < 0) {
-        /* The client went away: nothing left to answer. */
-        return DONE;
-    }
-    return OK;
-}
 
 /* UTF-8 text as UTF-16LE after a byte order mark, converted by APR (iconv)
  * rather than by hand. */
@@ -299,50 +181,6 @@ static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
     }
 }
 
-/* A JSON string that strict parsers take whatever text holds: quotes,
- * backslashes and control characters (C0, DEL, C1) escaped, each byte that
- * is not UTF-8 (a device's name may have any) replaced by U+FFFD. */
-const char *mod_scep_json_string(apr_pool_t *p, const char *text)
-{
-    char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;
-    unsigned long code = 0;
-    apr_size_t len;
-
-    *o++ = '"';
-    while (*text) {
-        len = scep_utf8_char(text, &code);
-        if (len == 0) {
-            o += apr_snprintf(o, 7, "\\ufffd");
-            len = 1;
-        }
-        else if (code == '"' || code == '\\') {
-            *o++ = '\\';
-            *o++ = (char)code;
-        }
-        else if (scep_char_is_control(code)) {
-            o += apr_snprintf(o, 7, "\\u%04lx", code);
-        }
-        else {
-            memcpy(o, text, len);
-            o += len;
-        }
-        text += len;
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
-
-/* RFC 3339, UTC, whole seconds (the records' form of times too). */
-const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t)
-{
-    apr_time_exp_t tm;
-
-    apr_time_exp_gmt(&tm, t);
-    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 /* The same as a JSON string. */
 static const char *rfc3339(apr_pool_t *p, apr_time_t t)
 {
@@ -400,23 +238,6 @@ static const char *logged_user(request_rec *r)
 /* ----------------------------------------------------------------------
  * The checks before a password is handed out.
  */
-
-/* The white paper only recommends SSL for this page ("Not setting SSL
- * allows an un-authenticated user to hijack the password"); it is
- * enforced here, and on the CA manager page (credentials, decisions). */
-int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf)
-{
-    if (conf->admin_allow_http || ap_ssl_conn_is_ssl(r->connection)) {
-        return 1;
-    }
-    ap_log_rerror(
-        APLOG_MARK, APLOG_ERR, 0, r,
-        SCEPLOGNO(521) "the admin pages answer over HTTPS only, and %s came over plain HTTP: serve "
-                       "it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On (e.g. behind a "
-                       "proxy that terminates TLS)",
-        ap_escape_logitem(r->pool, r->uri));
-    return 0;
-}
 
 /* SCEPPasswordVDir, NDES's MSCEP_Admin: passwords only at or below that
  * URL path. Like an IIS virtual directory it is matched without regard to
@@ -543,27 +364,8 @@ static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
 
 int mod_scep_admin_handler(request_rec *r)
 {
-    mod_scep_srv_conf_t *conf;
+    mod_scep_srv_conf_t *conf = NULL;
+    int status = mod_scep_handler_start(r, SCEP_ADMIN_HANDLER, 0, ADMIN_CSP, &conf);
 
-    if (!r->handler || strcmp(r->handler, SCEP_ADMIN_HANDLER) != 0) {
-        return DECLINED;
-    }
-    mod_scep_page_headers(r, ADMIN_CSP);
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
-    if (r->method_number == M_OPTIONS) {
-        /* httpd's default handler answers OPTIONS with the Allow list. */
-        return DECLINED;
-    }
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = mod_scep_srv_conf(r->server);
-    if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(527) "SetHandler " SCEP_ADMIN_HANDLER
-                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
-                                     ": the page shows the CA's thumbprint");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return admin_page(r, conf);
+    return status == OK ? admin_page(r, conf) : status;
 }

@@ -14,7 +14,7 @@
 /*
  * The directives (server and virtual host context), create and merge of the
  * server record. Values are only parsed and range-checked here; files are
- * read when the whole configuration is known (mod_scep.c), because a
+ * read when the whole configuration is known (mod_scep_startup.c), because a
  * virtual host may inherit some of them from the main server.
  */
 
@@ -163,7 +163,8 @@ static const char *set_hash_algorithm(cmd_parms *cmd, void *dconf, const char *a
         }
     }
     return apr_pstrcat(cmd->pool, SCEP_HASH_ALGORITHM ": unsupported hash algorithm '", arg,
-                       "': use SHA256, SHA384, SHA512 or SHA1 (NDES event 46)", NULL);
+                       "': use SHA256, SHA384, SHA512 or SHA1",
+                       scep_event_text(SCEP_EVENT_FAILED_HASH_ALGORITHM), NULL);
 }
 
 /* A whole number of `unit` in [min, max] into *member. */

@@ -35,49 +35,31 @@ static int send_crl(request_rec *r, X509_CRL *crl)
 {
     unsigned char *der = NULL;
     int len = i2d_X509_CRL(crl, &der);
-    int status = OK;
+    int status;
 
     if (len <= 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(120) "cannot encode the CRL (NDES event 44)");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, SCEPLOGNO(120) "cannot encode the CRL%s",
+                      scep_event_text(SCEP_EVENT_GETCRL_FAILED));
         mod_scep_rlog_openssl(r, APLOG_ERR);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_set_content_type(r, "application/pkix-crl");
-    ap_set_content_length(r, len);
-    if (!r->header_only && ap_rwrite(der, len, r) < 0) {
-        status = DONE; /* the client went away */
-    }
+    status = mod_scep_send_body(r, HTTP_OK, "application/pkix-crl", der, (apr_size_t)len);
     OPENSSL_free(der);
     return status;
 }
 
 int mod_scep_crl_handler(request_rec *r)
 {
-    mod_scep_srv_conf_t *conf;
+    mod_scep_srv_conf_t *conf = NULL;
     scep_ca_backend_t *ca;
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_store_t *store;
     X509_CRL *crl;
     apr_status_t rv;
+    int status;
 
-    if (!r->handler || strcmp(r->handler, SCEP_CRL_HANDLER) != 0) {
-        return DECLINED;
-    }
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
-    if (r->method_number == M_OPTIONS) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = mod_scep_srv_conf(r->server);
-    if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(121) "SetHandler " SCEP_CRL_HANDLER
-                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
-                                     " (NDES event 2)");
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if ((status = mod_scep_handler_start(r, SCEP_CRL_HANDLER, 0, NULL, &conf)) != OK) {
+        return status;
     }
     if (!(store = mod_scep_store_acquire(r))) {
         return HTTP_SERVICE_UNAVAILABLE;
@@ -87,7 +69,7 @@ int mod_scep_crl_handler(request_rec *r)
     mod_scep_store_release(r);
     if (rv != APR_SUCCESS) {
         if (prob.text) {
-            mod_scep_log_problem(r, APLOG_ERR, 122, &prob);
+            mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(122), &prob);
         }
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -82,24 +82,13 @@ static void parse_args(apr_pool_t *p, const char *args, query_params_t *params)
 }
 
 /* Client errors: logged as NDES does, answered with a bare HTTP status. */
-static int reject(request_rec *r, int status, int logno, int event, const char *text)
+static int reject(request_rec *r, int status, const char *tag, int event, const char *text)
 {
     scep_problem_t prob;
 
     scep_problem(&prob, APR_EINVAL, SCEP_FAIL_NONE, event, text);
-    mod_scep_log_problem(r, APLOG_ERR, logno, &prob);
+    mod_scep_log_problem(r, APLOG_ERR, tag, &prob);
     return status;
-}
-
-static int send_body(request_rec *r, const char *content_type, const void *body, apr_size_t len)
-{
-    ap_set_content_type(r, content_type);
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only && ap_rwrite(body, (int)len, r) < 0) {
-        /* The client went away: nothing left to answer. */
-        return DONE;
-    }
-    return OK;
 }
 
 /* Renewal is always served (macOS refuses to renew otherwise);
@@ -109,15 +98,15 @@ static int get_ca_caps(request_rec *r, const mod_scep_srv_conf_t *conf)
     const char *caps = scep_capabilities(
         r->pool, SCEP_CAP_RENEWAL | (conf->next_ca_body ? SCEP_CAP_NEXT_CA_CERT : 0));
 
-    return send_body(r, "text/plain", caps, strlen(caps));
+    return mod_scep_send_body(r, HTTP_OK, "text/plain", caps, strlen(caps));
 }
 
 /* The `message` of GetCACert names a CA for servers with several; with one
  * CA it is ignored, whatever it says. */
 static int get_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
 {
-    return send_body(r, conf->pki->getcacert_type, conf->pki->getcacert_body,
-                     conf->pki->getcacert_len);
+    return mod_scep_send_body(r, HTTP_OK, conf->pki->getcacert_type, conf->pki->getcacert_body,
+                              conf->pki->getcacert_len);
 }
 
 /* Content-Length larger than allowed: answer before reading anything. */
@@ -173,7 +162,7 @@ static int read_body(request_rec *r, apr_size_t max, unsigned char **msg, apr_si
     apr_status_t rv = APR_SUCCESS;
 
     if (announced_too_large(r, max)) {
-        return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 101, SCEP_EVENT_FAIL_TO_CONVERT,
+        return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, SCEPLOGNO(101), SCEP_EVENT_FAIL_TO_CONVERT,
                       apr_psprintf(r->pool,
                                    "PKIOperation body announced larger than " SCEP_MAX_REQUEST_SIZE
                                    " %" APR_SIZE_T_FMT,
@@ -184,19 +173,20 @@ static int read_body(request_rec *r, apr_size_t max, unsigned char **msg, apr_si
                             HUGE_STRING_LEN);
         if (rv != APR_SUCCESS || (rv = take_input(r, in, body, &total, &seen_eos)) != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          SCEPLOGNO(102) "cannot read the PKIOperation body (NDES event 15)");
+                          SCEPLOGNO(102) "cannot read the PKIOperation body%s",
+                          scep_event_text(SCEP_EVENT_FAIL_TO_CONVERT));
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
     }
     if (total > max) {
-        return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 103, SCEP_EVENT_FAIL_TO_CONVERT,
+        return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, SCEPLOGNO(103), SCEP_EVENT_FAIL_TO_CONVERT,
                       apr_psprintf(r->pool,
                                    "PKIOperation body larger than " SCEP_MAX_REQUEST_SIZE
                                    " %" APR_SIZE_T_FMT,
                                    max));
     }
     if (total == 0) {
-        return reject(r, HTTP_BAD_REQUEST, 104, SCEP_EVENT_NO_MESSAGE,
+        return reject(r, HTTP_BAD_REQUEST, SCEPLOGNO(104), SCEP_EVENT_NO_MESSAGE,
                       "PKIOperation POST without a body");
     }
     rv = apr_brigade_pflatten(body, (char **)msg, len, r->pool);
@@ -215,7 +205,7 @@ static apr_size_t max_base64_len(apr_size_t max)
 
 static int get_message_too_large(request_rec *r, apr_size_t max)
 {
-    return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, 106, SCEP_EVENT_FAIL_TO_CONVERT,
+    return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, SCEPLOGNO(106), SCEP_EVENT_FAIL_TO_CONVERT,
                   apr_psprintf(r->pool,
                                "PKIOperation message larger than " SCEP_MAX_REQUEST_SIZE
                                " %" APR_SIZE_T_FMT,
@@ -229,14 +219,14 @@ static int decode_get_message(request_rec *r, apr_size_t max, const char *text, 
                               apr_size_t *len)
 {
     if (!text || !*text) {
-        return reject(r, HTTP_BAD_REQUEST, 105, SCEP_EVENT_NO_MESSAGE,
+        return reject(r, HTTP_BAD_REQUEST, SCEPLOGNO(105), SCEP_EVENT_NO_MESSAGE,
                       "PKIOperation GET without a message parameter");
     }
     if (strlen(text) > max_base64_len(max)) {
         return get_message_too_large(r, max);
     }
     if (scep_decode_get_message(r->pool, text, msg, len) != APR_SUCCESS) {
-        return reject(r, HTTP_BAD_REQUEST, 107, SCEP_EVENT_FAIL_TO_CONVERT,
+        return reject(r, HTTP_BAD_REQUEST, SCEPLOGNO(107), SCEP_EVENT_FAIL_TO_CONVERT,
                       "PKIOperation message is not base64");
     }
     return *len > max ? get_message_too_large(r, max) : OK;
@@ -264,12 +254,12 @@ static int pki_operation(request_rec *r, const mod_scep_srv_conf_t *conf,
 static int get_next_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
 {
     if (conf->next_ca_body) {
-        return send_body(r, "application/x-x509-next-ca-cert", conf->next_ca_body,
-                         conf->next_ca_len);
+        return mod_scep_send_body(r, HTTP_OK, "application/x-x509-next-ca-cert", conf->next_ca_body,
+                                  conf->next_ca_len);
     }
-    ap_log_rerror(
-        APLOG_MARK, APLOG_INFO, 0, r,
-        SCEPLOGNO(108) "GetNextCACert: no rollover CA certificate is configured (NDES event 11)");
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  SCEPLOGNO(108) "GetNextCACert: no rollover CA certificate is configured%s",
+                  scep_event_text(SCEP_EVENT_NO_OPERATION));
     return HTTP_BAD_REQUEST;
 }
 
@@ -288,7 +278,7 @@ static int refuse_head(request_rec *r)
 static int dispatch(request_rec *r, const mod_scep_srv_conf_t *conf, const query_params_t *params)
 {
     if (!params->operation) {
-        return reject(r, HTTP_BAD_REQUEST, 109, SCEP_EVENT_NO_OPERATION,
+        return reject(r, HTTP_BAD_REQUEST, SCEPLOGNO(109), SCEP_EVENT_NO_OPERATION,
                       "request without an operation parameter");
     }
     if (!strcasecmp(params->operation, "PKIOperation")) {
@@ -304,34 +294,19 @@ static int dispatch(request_rec *r, const mod_scep_srv_conf_t *conf, const query
     if (!strcasecmp(params->operation, "GetNextCACert")) {
         return get_next_ca_cert(r, conf);
     }
-    return reject(r, HTTP_BAD_REQUEST, 110, SCEP_EVENT_NO_OPERATION,
+    return reject(r, HTTP_BAD_REQUEST, SCEPLOGNO(110), SCEP_EVENT_NO_OPERATION,
                   apr_psprintf(r->pool, "unknown operation '%s'",
                                ap_escape_logitem(r->pool, params->operation)));
 }
 
 int mod_scep_handler(request_rec *r)
 {
-    mod_scep_srv_conf_t *conf;
+    mod_scep_srv_conf_t *conf = NULL;
     query_params_t params;
+    int status = mod_scep_handler_start(r, SCEP_HANDLER, 1, NULL, &conf);
 
-    if (!r->handler || strcmp(r->handler, SCEP_HANDLER) != 0) {
-        return DECLINED;
-    }
-    /* For the Allow header of 405 and OPTIONS replies; HEAD goes with GET. */
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", "POST", NULL);
-    if (r->method_number == M_OPTIONS) {
-        /* httpd's default handler answers OPTIONS with the Allow list. */
-        return DECLINED;
-    }
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = mod_scep_srv_conf(r->server);
-    if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(111) "SetHandler scep in a server without " SCEP_CA_CERTIFICATE_FILE
-                                     " (NDES event 2)");
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (status != OK) {
+        return status;
     }
     parse_args(r->pool, r->args, &params);
     return dispatch(r, conf, &params);

@@ -349,12 +349,12 @@ static int may_enroll_with(ldap_check_t *check, const char *template_name)
     int rc;
 
     if (!group_dn) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(505) "%s may not get passwords: template %s "
-                                     "has no " SCEP_TEMPLATE_ENROLL_GROUP
-                                     ", so nobody holds enroll "
-                                     "permission on it (NDES event %d)",
-                      logged_user(r), template_name, SCEP_EVENT_NO_PASSWORD_TEMPLATE);
+        ap_log_rerror(
+            APLOG_MARK, APLOG_ERR, 0, r,
+            SCEPLOGNO(505) "%s may not get passwords: template %s "
+                           "has no " SCEP_TEMPLATE_ENROLL_GROUP ", so nobody holds enroll "
+                           "permission on it%s",
+            logged_user(r), template_name, scep_event_text(SCEP_EVENT_NO_PASSWORD_TEMPLATE));
         return 0;
     }
     rc = user_in_group(check, group_dn);
@@ -362,8 +362,9 @@ static int may_enroll_with(ldap_check_t *check, const char *template_name)
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(506) "%s may not get passwords: no enroll permission on template %s (not a "
-                           "member of '%s') (NDES event %d)",
-            logged_user(r), template_name, group_dn, SCEP_EVENT_NO_PASSWORD_TEMPLATE);
+                           "member of '%s')%s",
+            logged_user(r), template_name, group_dn,
+            scep_event_text(SCEP_EVENT_NO_PASSWORD_TEMPLATE));
     }
     return rc;
 }
@@ -410,8 +411,8 @@ static int is_ca_administrator(ldap_check_t *check)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       SCEPLOGNO(507) "%s may not get passwords: " SCEP_CA_TYPE
                                      " Standalone without " SCEP_CA_ADMIN_GROUP
-                                     ", so nobody is a CA administrator (NDES event %d)",
-                      logged_user(r), SCEP_EVENT_NO_PASSWORD_STANDALONE);
+                                     ", so nobody is a CA administrator%s",
+                      logged_user(r), scep_event_text(SCEP_EVENT_NO_PASSWORD_STANDALONE));
         return 0;
     }
     rc = user_in_group(check, group_dn);
@@ -419,8 +420,8 @@ static int is_ca_administrator(ldap_check_t *check)
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(508) "%s may not get passwords: not a CA administrator (not a member of "
-                           "'%s') (NDES event %d)",
-            logged_user(r), group_dn, SCEP_EVENT_NO_PASSWORD_STANDALONE);
+                           "'%s')%s",
+            logged_user(r), group_dn, scep_event_text(SCEP_EVENT_NO_PASSWORD_STANDALONE));
     }
     return rc;
 }
@@ -501,8 +502,8 @@ int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf)
     if (!conf->ldap_url) {
         return 1;
     }
-    rc = start_check(r, conf, "may not get passwords",
-                     apr_psprintf(r->pool, " (NDES event %d)", refusal_event(conf)), &check);
+    rc =
+        start_check(r, conf, "may not get passwords", scep_event_text(refusal_event(conf)), &check);
     if (rc != 1) {
         return rc;
     }

@@ -100,17 +100,24 @@ static char csp_header[256];
 
 /* The Content-Security-Policy: the inline style by its hash, nothing else
  * loads, forms only post here, no framing. */
-static void make_csp_header(void)
+static apr_status_t make_csp_header(server_rec *s)
 {
     unsigned char digest[SHA256_DIGEST_LENGTH];
     char b64[64];
 
-    SHA256((const unsigned char *)page_style, sizeof(page_style) - 1, digest);
+    if (!SHA256((const unsigned char *)page_style, sizeof(page_style) - 1, digest)) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     SCEPLOGNO(152) "cannot hash the CA manager page's style for its "
+                                    "Content-Security-Policy");
+        mod_scep_log_openssl(s, APLOG_EMERG);
+        return APR_EGENERAL;
+    }
     apr_base64_encode(b64, (const char *)digest, sizeof(digest));
     apr_snprintf(csp_header, sizeof(csp_header),
                  "default-src 'none'; style-src 'sha256-%s'; form-action 'self'; "
                  "frame-ancestors 'none'; base-uri 'none'",
                  b64);
+    return APR_SUCCESS;
 }
 
 apr_status_t mod_scep_manager_post_config(server_rec *main_s)
@@ -118,7 +125,9 @@ apr_status_t mod_scep_manager_post_config(server_rec *main_s)
     apr_pool_t *pproc = main_s->process->pool;
     void *key = NULL;
 
-    make_csp_header();
+    if (make_csp_header(main_s) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
     apr_pool_userdata_get(&key, CSRF_USERDATA, pproc);
     if (!key) {
         key = apr_palloc(pproc, CSRF_KEY_LEN);
@@ -143,22 +152,27 @@ static apr_int64_t csrf_window_now(void)
     return apr_time_now() / CSRF_WINDOW;
 }
 
-/* Hex HMAC-SHA256 of "scep-manager:WINDOW:USER": the window is digits, so
- * the user name (the rest) cannot shift into it. NULL on failure. */
-static const char *csrf_token(apr_pool_t *p, const char *user, apr_int64_t window)
+/* Hex HMAC-SHA256 of "scep-manager:WINDOW:USER" for r->user: the window
+ * is digits, so the user name (the rest) cannot shift into it. NULL on
+ * failure (logged). */
+static const char *csrf_token(request_rec *r, apr_int64_t window)
 {
-    const char *msg = apr_psprintf(p, CSRF_LABEL ":%" APR_INT64_T_FMT ":%s", window, user);
+    const char *msg = apr_psprintf(r->pool, CSRF_LABEL ":%" APR_INT64_T_FMT ":%s", window, r->user);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 
     if (!HMAC(EVP_sha256(), csrf_key, CSRF_KEY_LEN, (const unsigned char *)msg, strlen(msg), mac,
               &len)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(601) "cannot compute the form token of the CA manager page");
+        mod_scep_rlog_openssl(r, APLOG_ERR);
         return NULL;
     }
-    return scep_hex(p, mac, len);
+    return scep_hex(r->pool, mac, len);
 }
 
-/* The token of this window or the one before. */
+/* 1 for the token of this window or the one before, 0 for another one, -1
+ * when the tokens cannot be computed (logged). */
 static int csrf_valid(request_rec *r, const char *token)
 {
     apr_int64_t now = csrf_window_now();
@@ -169,8 +183,10 @@ static int csrf_valid(request_rec *r, const char *token)
         return 0;
     }
     for (i = 0; i < 2; i++) {
-        expected = csrf_token(r->pool, r->user, now - i);
-        ok |= expected && !CRYPTO_memcmp(expected, token, CSRF_TOKEN_LEN);
+        if (!(expected = csrf_token(r, now - i))) {
+            return -1;
+        }
+        ok |= !CRYPTO_memcmp(expected, token, CSRF_TOKEN_LEN);
     }
     return ok;
 }
@@ -566,10 +582,7 @@ static int show_page(request_rec *r, scep_store_t *store, apr_table_t *args)
         return send_error(r, HTTP_BAD_REQUEST, "search_too_long",
                           apr_psprintf(r->pool, "A search is at most %d characters.", SEARCH_MAX));
     }
-    if (!(l.token = csrf_token(r->pool, r->user, csrf_window_now()))) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(601) "cannot compute the form token of the CA manager page");
-        mod_scep_rlog_openssl(r, APLOG_ERR);
+    if (!(l.token = csrf_token(r, csrf_window_now()))) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     l.reason_select = reason_select_html(r->pool);
@@ -806,8 +819,13 @@ static int post_decision(request_rec *r, scep_store_t *store)
         return status;
     }
     /* The token first: nothing about the form is answered to a forger. */
-    if (!csrf_valid(r, apr_table_get(form, "csrf"))) {
+    switch (csrf_valid(r, apr_table_get(form, "csrf"))) {
+    case 1:
+        break;
+    case 0:
         return refuse_without_token(r, apr_table_get(form, "action"));
+    default:
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!(d = parse_decision(r, form, &why))) {
         return send_error(r, HTTP_BAD_REQUEST, "bad_request", why);
@@ -882,27 +900,8 @@ static int manager_page(request_rec *r, const mod_scep_srv_conf_t *conf)
 
 int mod_scep_manager_handler(request_rec *r)
 {
-    mod_scep_srv_conf_t *conf;
+    mod_scep_srv_conf_t *conf = NULL;
+    int status = mod_scep_handler_start(r, SCEP_MANAGER_HANDLER, 1, csp_header, &conf);
 
-    if (!r->handler || strcmp(r->handler, SCEP_MANAGER_HANDLER) != 0) {
-        return DECLINED;
-    }
-    mod_scep_page_headers(r, csp_header);
-    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", "POST", NULL);
-    if (r->method_number == M_OPTIONS) {
-        /* httpd's default handler answers OPTIONS with the Allow list. */
-        return DECLINED;
-    }
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
-    conf = mod_scep_srv_conf(r->server);
-    if (!conf->enabled) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(606) "SetHandler " SCEP_MANAGER_HANDLER
-                                     " in a server without " SCEP_CA_CERTIFICATE_FILE
-                                     ": there is no CA to manage");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    return manager_page(r, conf);
+    return status == OK ? manager_page(r, conf) : status;
 }

@@ -89,14 +89,6 @@ static apr_status_t file_exists(apr_pool_t *p, const char *file, int *exists)
     return rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv) ? APR_SUCCESS : rv;
 }
 
-static void log_startup_problem(server_rec *s, const scep_problem_t *prob, int logno)
-{
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "SCEP%03d: %s (NDES event %d)", logno,
-                 prob->text ? prob->text : "unspecified failure",
-                 prob->event != SCEP_EVENT_NONE ? prob->event : SCEP_EVENT_FAILED_TO_LOAD);
-    mod_scep_log_openssl(s, APLOG_EMERG);
-}
-
 /* The secret key, made first when its file does not exist. */
 static apr_status_t load_secret_key(apr_pool_t *ptemp, server_rec *s, const char *file,
                                     unsigned char *key)
@@ -122,7 +114,7 @@ static apr_status_t load_secret_key(apr_pool_t *ptemp, server_rec *s, const char
     rv = scep_secret_key_read(ptemp, file, key, &prob);
 leave:
     if (rv != APR_SUCCESS) {
-        log_startup_problem(s, &prob, 402);
+        mod_scep_log_startup_problem(s, SCEPLOGNO(402), &prob);
     }
     return rv;
 }
@@ -149,7 +141,7 @@ static apr_status_t make_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, s
     }
 leave:
     if (rv != APR_SUCCESS) {
-        log_startup_problem(s, &prob, 404);
+        mod_scep_log_startup_problem(s, SCEPLOGNO(404), &prob);
     }
     return rv;
 }
@@ -174,7 +166,7 @@ static apr_status_t read_single_password(apr_pool_t *pconf, server_rec *s,
                                  prob.text, conf->single_password_file, conf->secret_key_file,
                                  conf->single_password_file);
     }
-    log_startup_problem(s, &prob, 405);
+    mod_scep_log_startup_problem(s, SCEPLOGNO(405), &prob);
     return rv;
 }
 
@@ -192,8 +184,9 @@ static apr_status_t load_single_password(apr_pool_t *pconf, apr_pool_t *ptemp, s
     rv = file_exists(ptemp, conf->single_password_file, &exists);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     SCEPLOGNO(406) SCEP_SINGLE_PASSWORD_FILE " %s cannot be read (NDES event 49)",
-                     conf->single_password_file);
+                     SCEPLOGNO(406) SCEP_SINGLE_PASSWORD_FILE " %s cannot be read%s",
+                     conf->single_password_file,
+                     scep_event_text(SCEP_EVENT_FAILED_DECRYPT_PASSWORD));
         goto leave;
     }
     rv = exists ? read_single_password(pconf, s, conf, key, &single_password)
@@ -215,8 +208,8 @@ apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptem
     if (!conf->secret_key_file || !conf->single_password_file) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s,
                      SCEPLOGNO(407) SCEP_USE_SINGLE_PASSWORD " On needs " SCEP_SECRET_KEY_FILE
-                                                             " and " SCEP_SINGLE_PASSWORD_FILE
-                                                             " (NDES event 2)");
+                                                             " and " SCEP_SINGLE_PASSWORD_FILE "%s",
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         return APR_EINVAL;
     }
     return load_single_password(pconf, ptemp, main_s, conf);
@@ -239,8 +232,8 @@ static apr_status_t pwcache_find_or_create(server_rec *s, pwcache_t **found)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      SCEPLOGNO(408) "cannot create the global mutex " PWCACHE_MUTEX_TYPE
-                                    " of the password "
-                                    "cache (NDES event 2)");
+                                    " of the password cache%s",
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         return rv;
     }
     apr_pool_userdata_set(pc, PWCACHE_USERDATA, apr_pool_cleanup_null, pproc);
@@ -262,9 +255,8 @@ static apr_status_t segment_create(server_rec *s, int capacity, apr_shm_t **shm,
     if (rv != APR_SUCCESS) {
         ap_log_error(
             APLOG_MARK, APLOG_EMERG, rv, s,
-            SCEPLOGNO(409) "cannot create the shared memory of the password cache (%d entries) "
-                           "(NDES event 2)",
-            capacity);
+            SCEPLOGNO(409) "cannot create the shared memory of the password cache (%d entries)%s",
+            capacity, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         mod_scep_log_openssl(s, APLOG_EMERG);
     }
     return rv;
@@ -279,7 +271,8 @@ static apr_status_t segment_take_over(server_rec *s, pwcache_t *pc, scep_pwcache
 
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     SCEPLOGNO(410) "cannot lock the password cache to grow it (NDES event 2)");
+                     SCEPLOGNO(410) "cannot lock the password cache to grow it%s",
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         return rv;
     }
     scep_pwcache_move(cache, pc->cache);
@@ -478,7 +471,7 @@ static apr_status_t spend_one_time_password(request_rec *r, const char *challeng
     rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, spender, prob);
     pwcache_unlock(r);
     if (rv != APR_SUCCESS && prob->fail_info == SCEP_FAIL_NONE) {
-        mod_scep_log_problem(r, APLOG_ERR, 417, prob);
+        mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(417), prob);
     }
     return rv;
 }

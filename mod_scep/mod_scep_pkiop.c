@@ -118,15 +118,10 @@ static int send_certrep(request_rec *r, const scep_request_t *req, const scep_re
     scep_problem_t prob;
 
     if (scep_certrep_build(r->pool, conf->pki, req, reply, &der, &len, &prob) != APR_SUCCESS) {
-        mod_scep_log_problem(r, APLOG_ERR, 212, &prob);
+        mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(212), &prob);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ap_set_content_type(r, "application/x-pki-message");
-    ap_set_content_length(r, (apr_off_t)len);
-    if (!r->header_only) {
-        ap_rwrite(der, (int)len, r);
-    }
-    return OK;
+    return mod_scep_send_body(r, HTTP_OK, "application/x-pki-message", der, len);
 }
 
 static void warn_legacy(request_rec *r, const scep_request_t *req)
@@ -149,7 +144,7 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
 
     if (scep_request_parse(r->pool, conf->pki, msg, len, &opts, &req, &prob) != APR_SUCCESS) {
         if (!req) {
-            mod_scep_log_problem(r, APLOG_WARNING, 213, &prob);
+            mod_scep_log_problem(r, APLOG_WARNING, SCEPLOGNO(213), &prob);
             return HTTP_BAD_REQUEST;
         }
         scep_enroll_refuse_unparsed(env, req, &prob, &outcome);

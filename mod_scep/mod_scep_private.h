@@ -13,7 +13,8 @@
 
 /*
  * Private header of the httpd glue (mod_scep_*.c): the module record, our
- * log tags, and the functions the glue files call in each other.
+ * log tags, and the functions the glue files call in each other (the log
+ * helpers in mod_scep_log.h, the HTTP helpers in mod_scep_http.h).
  */
 #ifndef mod_scep_mod_scep_private_h
 #define mod_scep_mod_scep_private_h
@@ -26,6 +27,8 @@
 #include "scep.h"
 #include "scep_enroll.h"
 #include "mod_scep_config.h"
+#include "mod_scep_http.h"
+#include "mod_scep_log.h"
 
 extern module AP_MODULE_DECLARE_DATA scep_module;
 
@@ -35,15 +38,15 @@ APLOG_USE_MODULE(scep);
 /* The server's configuration record. */
 mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s);
 
-/* Drain OpenSSL's error queue into the log, one line per entry (mod_ssl's
- * ssl_log_ssl_error shape), after a failure whose details it holds. */
-void mod_scep_log_openssl(server_rec *s, int level);
-void mod_scep_rlog_openssl(request_rec *r, int level);
-
-/* Logs "SCEPnnn: <text> (NDES event N)" for a problem reported by the core
- * (logno is the number that SCEPLOGNO would take), then drains the OpenSSL
- * error queue at the same level. */
-void mod_scep_log_problem(request_rec *r, int level, int logno, const scep_problem_t *prob);
+/* The module's startup hooks (mod_scep_startup.c): the mutex types
+ * (pre_config), the configuration finished and checked, the PKI, passwords
+ * and templates loaded (check_config, which `apachectl -t` runs too), the
+ * shared segments (post_config), a child's attachments (child_init). */
+int mod_scep_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *main_s);
+int mod_scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+void mod_scep_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* scep_log_fn for the core's lines about a request (baton: the
  * request_rec), at the core's file and line (mod_scep_store_dbd.c). */
@@ -126,20 +129,6 @@ const char *mod_scep_templates_finish(apr_pool_t *pconf, mod_scep_srv_conf_t *co
 
 /* The `scep-admin` handler: NDES's password page (mod_scep_admin.c). */
 int mod_scep_admin_handler(request_rec *r);
-
-/* What the admin page and the CA manager page share (mod_scep_admin.c):
- * JSON when Accept prefers application/json over text/html; a JSON string
- * literal of text; a whole answer; the headers of every answer, errors
- * included: no caching, no framing (csp: the page's Content-Security-Policy,
- * with frame-ancestors 'none'), no sniffing, no Referer; HTTPS only unless SCEPAdminAllowHTTP On (0 when refused,
- * logged); a time as RFC 3339 UTC text. */
-int mod_scep_wants_json(request_rec *r);
-const char *mod_scep_json_string(apr_pool_t *p, const char *text);
-int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
-                       apr_size_t len);
-void mod_scep_page_headers(request_rec *r, const char *csp);
-int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf);
-const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t); /* YYYY-MM-DDTHH:MM:SSZ */
 
 /* The `scep-manager` handler: the CA manager page (mod_scep_manager.c), and
  * its post_config part: the key of its form tokens, drawn once in the

@@ -133,18 +133,6 @@ static const scep_sql_lock_t *write_lock_for(const ap_dbd_t *dbd)
     return writer_mutex && strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0 ? &writer_lock : NULL;
 }
 
-/* The store's levels are syslog's, as APLOG_*. */
-#if APLOG_ERR != SCEP_LOG_ERR || APLOG_DEBUG != SCEP_LOG_DEBUG
-#error "SCEP_LOG_* must equal APLOG_*"
-#endif
-
-void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg)
-{
-    request_rec *r = baton;
-
-    ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
-}
-
 /* The connection a request holds, in its request_config. */
 typedef struct held_conn_t {
     ap_dbd_t *dbd;
@@ -324,8 +312,8 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
     if (!dbd) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
-            SCEPLOGNO(309) "no database connection from mod_dbd: check DBDriver and DBDParams "
-                           "(NDES event 23)");
+            SCEPLOGNO(309) "no database connection from mod_dbd: check DBDriver and DBDParams%s",
+            scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
         return NULL;
     }
     held = apr_pcalloc(r->pool, sizeof(*held));

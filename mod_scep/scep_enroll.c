@@ -59,11 +59,6 @@ void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line
     va_end(ap);
 }
 
-const char *scep_enroll_event_suffix(apr_pool_t *p, int event)
-{
-    return event == SCEP_EVENT_NONE ? "" : apr_psprintf(p, " (NDES event %d)", event);
-}
-
 const char *scep_enroll_logged(apr_pool_t *p, const char *text)
 {
     return text ? scep_escape_text(p, text, 0) : "-";
@@ -75,7 +70,7 @@ void scep_enroll_refuse_at(scep_enroll_op_t *op, const char *file, int line, con
     scep_enroll_log_at(op->env, file, line, SCEP_LOG_WARNING,
                        "%s%s for transaction %s refused: %s%s", tag,
                        message_type_name(op->req->message_type), op->req->transaction_id, text,
-                       scep_enroll_event_suffix(op->p, event));
+                       scep_event_text(event));
     scep_enroll_log_openssl(op->env, SCEP_LOG_WARNING);
     op->outcome->kind = SCEP_OUTCOME_REFUSED;
     op->outcome->problem = (scep_problem_t){ fail_info, event, text };
@@ -359,9 +354,9 @@ static const char *template_name_for(const scep_enroll_op_t *op, int key_usage)
         scep_enroll_log(op->env, SCEP_LOG_NOTICE,
                         SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
                                        "signature and encryption key usages are used: template "
-                                       "%s (NDES event %d)",
+                                       "%s%s",
                         op->req->transaction_id, op->conf->general_purpose_template,
-                        SCEP_EVENT_NO_KEY_USAGE);
+                        scep_event_text(SCEP_EVENT_NO_KEY_USAGE));
     }
     if (sign && !encrypt) {
         return op->conf->signature_template;

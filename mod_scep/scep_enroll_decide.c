@@ -113,7 +113,7 @@ static void reject_unissuable(const scep_enroll_env_t *env, scep_store_t *store,
     scep_enroll_log(env, SCEP_LOG_WARNING,
                     SCEPLOGNO(220) "transaction %s approved by %s cannot be issued, rejected: %s%s",
                     scep_enroll_logged(p, txn->transaction_id), scep_enroll_logged(p, who),
-                    prob->text, scep_enroll_event_suffix(p, prob->event));
+                    prob->text, scep_event_text(prob->event));
     scep_enroll_log_openssl(env, SCEP_LOG_WARNING);
 }
 

@@ -41,9 +41,6 @@ void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line
 #define scep_enroll_log_openssl(env, level) \
     scep_log_openssl((env)->log, (env)->log_baton, SCEP_LOG_MARK, (level))
 
-/* " (NDES event N)", or "" for a problem without an event. */
-const char *scep_enroll_event_suffix(apr_pool_t *p, int event);
-
 /* A device's text (a name, a transactionID) or a manager's for a log line:
  * scep_escape_text(), "-" for NULL. The line reads the same as scepctl's
  * lists and the manager page, whatever the error log escapes. */

@@ -464,8 +464,8 @@ static apr_status_t run_on_connect(sql_store_t *st, const driver_quirks_t *quirk
                       dbd_error(st, err));
             continue;
         }
-        setup_failed(st, SCEPLOGNO(301) "database setup '%s' failed: %s (NDES event 23)", stmt->sql,
-                     dbd_error(st, err));
+        setup_failed(st, SCEPLOGNO(301) "database setup '%s' failed: %s%s", stmt->sql,
+                     dbd_error(st, err), scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -629,9 +629,8 @@ static apr_status_t migrate(sql_store_t *st, const driver_quirks_t *quirks)
             return APR_SUCCESS;
         }
     }
-    setup_failed(
-        st, SCEPLOGNO(303) "cannot migrate the database schema to version %d: %s (NDES event 23)",
-        SCHEMA_VERSION, error);
+    setup_failed(st, SCEPLOGNO(303) "cannot migrate the database schema to version %d: %s%s",
+                 SCHEMA_VERSION, error, scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
     return APR_EGENERAL;
 }
 
@@ -646,8 +645,8 @@ static apr_status_t prepare_statements(sql_store_t *st)
         err = apr_dbd_prepare(st->conn.driver, pool, st->conn.handle, statements[i].sql,
                               statements[i].label, &stmt);
         if (err) {
-            setup_failed(st, SCEPLOGNO(304) "cannot prepare %s: %s (NDES event 23)",
-                         statements[i].label, dbd_error(st, err));
+            setup_failed(st, SCEPLOGNO(304) "cannot prepare %s: %s%s", statements[i].label,
+                         dbd_error(st, err), scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
             return APR_EGENERAL;
         }
         apr_hash_set(st->conn.prepared, statements[i].label, APR_HASH_KEY_STRING, stmt);
@@ -1082,9 +1081,8 @@ static apr_status_t find_transaction(scep_store_t *store, apr_pool_t *p, const c
         select_one(st, p, STMT_FIND_TRANSACTION, transaction_id, read_txn, (void **)txn, &error);
 
     if (rv == APR_EGENERAL) {
-        store_log(st, SCEP_LOG_ERR,
-                  SCEPLOGNO(305) "cannot look up transaction %s: %s (NDES event 23)",
-                  transaction_id, error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(305) "cannot look up transaction %s: %s%s",
+                  transaction_id, error, scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
     }
     return rv;
 }
@@ -1142,9 +1140,8 @@ static apr_status_t describe_cert(sql_store_t *st, apr_pool_t *p, const char *tr
         return APR_SUCCESS;
     }
     store_log(st, SCEP_LOG_ERR,
-              SCEPLOGNO(306) "cannot describe the certificate of transaction %s for the records "
-                             "(NDES event 31)",
-              transaction_id);
+              SCEPLOGNO(306) "cannot describe the certificate of transaction %s for the records%s",
+              transaction_id, scep_event_text(SCEP_EVENT_FAIL_SUBMIT));
     return APR_EGENERAL;
 }
 
@@ -1205,8 +1202,8 @@ static apr_status_t record(scep_store_t *store, apr_pool_t *p, const scep_txn_t 
                   txn->transaction_id);
         return APR_EEXIST;
     }
-    store_log(st, SCEP_LOG_ERR, SCEPLOGNO(308) "cannot record transaction %s: %s (NDES event 31)",
-              txn->transaction_id, error);
+    store_log(st, SCEP_LOG_ERR, SCEPLOGNO(308) "cannot record transaction %s: %s%s",
+              txn->transaction_id, error, scep_event_text(SCEP_EVENT_FAIL_SUBMIT));
     return APR_EGENERAL;
 }
 
@@ -1274,10 +1271,9 @@ static apr_status_t record_held_issued(scep_store_t *store, apr_pool_t *p,
         err = record_held_issued_once(st, p, args, &row, &changed, &error);
     }
     if (err) {
-        store_log(
-            st, SCEP_LOG_ERR,
-            SCEPLOGNO(311) "cannot record certificate %s of transaction %s: %s (NDES event 31)",
-            row.serial, transaction_id, error);
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(311) "cannot record certificate %s of transaction %s: %s%s", row.serial,
+                  transaction_id, error, scep_event_text(SCEP_EVENT_FAIL_SUBMIT));
         return APR_EGENERAL;
     }
     return changed ? APR_SUCCESS : why_unchanged(store, p, transaction_id);
@@ -1342,9 +1338,8 @@ static apr_status_t find_cert(scep_store_t *store, apr_pool_t *p, const char *se
     apr_status_t rv = select_one(st, p, STMT_FIND_CERT, serial, read_cert, (void **)rec, &error);
 
     if (rv == APR_EGENERAL) {
-        store_log(st, SCEP_LOG_ERR,
-                  SCEPLOGNO(340) "cannot look up certificate %s: %s (NDES event 19)", serial,
-                  error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(340) "cannot look up certificate %s: %s%s", serial,
+                  error, scep_event_text(SCEP_EVENT_FAIL_TO_GET_CERT_FROM_NUMBER));
     }
     return rv;
 }
@@ -1391,8 +1386,8 @@ static apr_status_t list_revoked(scep_store_t *store, apr_pool_t *p, apr_array_h
 
     *revoked = NULL;
     if (select_rows(st, p, STMT_LIST_REVOKED, 0, NULL, read_revoked, &rows, &error)) {
-        store_log(st, SCEP_LOG_ERR,
-                  SCEPLOGNO(341) "cannot list the revoked certificates: %s (NDES event 44)", error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(341) "cannot list the revoked certificates: %s%s",
+                  error, scep_event_text(SCEP_EVENT_GETCRL_FAILED));
         return APR_EGENERAL;
     }
     /* scep_crl_build() takes the entries themselves. */

@@ -519,6 +519,19 @@ const char *scep_escape_text(apr_pool_t *p, const char *text, int flags)
     return out;
 }
 
+const char *scep_event_text(int event)
+{
+    switch (event) {
+#define SCEP_EVENT_TEXT(name, id) \
+    case name: \
+        return " (NDES event " #id ")";
+        SCEP_EVENTS(SCEP_EVENT_TEXT)
+#undef SCEP_EVENT_TEXT
+    default:
+        return "";
+    }
+}
+
 /* One entry of the OpenSSL error queue as text, 0 when the queue is empty. */
 static int next_openssl_error(char *text, apr_size_t size, const char **data)
 {

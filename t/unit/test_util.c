@@ -234,6 +234,21 @@ START_TEST(escape_text_leaves_nothing_a_terminal_or_a_line_reader_acts_on)
 }
 END_TEST
 
+/* Every event of the list is worded with its own number; none is worded
+ * as nothing. */
+START_TEST(event_text_names_each_event_of_the_list)
+{
+    ck_assert_str_eq(scep_event_text(SCEP_EVENT_NONE), "");
+    ck_assert_str_eq(scep_event_text(SCEP_EVENT_FAILED_TO_LOAD), " (NDES event 2)");
+    ck_assert_str_eq(scep_event_text(SCEP_EVENT_INVALID_PASSWORD), " (NDES event 29)");
+    ck_assert_str_eq(scep_event_text(SCEP_EVENT_FAILED_DECRYPT_PASSWORD), " (NDES event 49)");
+    ck_assert_str_eq(scep_event_text(3), "");
+#define CHECK_EVENT_TEXT(name, id) ck_assert_str_eq(scep_event_text(name), " (NDES event " #id ")");
+    SCEP_EVENTS(CHECK_EVENT_TEXT)
+#undef CHECK_EVENT_TEXT
+}
+END_TEST
+
 Suite *scep_util_suite(void);
 
 Suite *scep_util_suite(void)
@@ -252,6 +267,9 @@ Suite *scep_util_suite(void)
     tcase_add_test(tc, utf8_characters_are_checked_strictly);
     tcase_add_test(tc, utf8_text_replaces_stray_bytes);
     tcase_add_test(tc, escape_text_leaves_nothing_a_terminal_or_a_line_reader_acts_on);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("events");
+    tcase_add_test(tc, event_text_names_each_event_of_the_list);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,301 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The HTTP helpers of every handler (mod_scep_http.h): the start every
+ * handler shares, writing answers, the headers and the Accept negotiation
+ * of the admin and manager pages, JSON strings, the HTTPS-only rule; and the
+ * TRACE refusal at the module's locations, which knows their handlers'
+ * names as the handlers do.
+ */
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_ssl.h>
+
+#include <openssl/err.h>
+
+#include "mod_scep_private.h"
+
+/* What every handler does first (mod_scep_http.h). The server's check that
+ * SCEPCACertificateFile is set comes last: a request for another handler,
+ * or with another method, is no concern of it. */
+int mod_scep_handler_start(request_rec *r, const char *name, int with_post, const char *csp,
+                           mod_scep_srv_conf_t **conf)
+{
+    if (!r->handler || strcmp(r->handler, name) != 0) {
+        return DECLINED;
+    }
+    ERR_clear_error();
+    if (csp) {
+        mod_scep_page_headers(r, csp);
+    }
+    /* For the Allow header of 405 and OPTIONS replies; HEAD goes with GET. */
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", with_post ? "POST" : NULL, NULL);
+    if (r->method_number == M_OPTIONS) {
+        /* httpd's default handler answers OPTIONS with the Allow list. */
+        return DECLINED;
+    }
+    if (r->method_number != M_GET && (!with_post || r->method_number != M_POST)) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    *conf = mod_scep_srv_conf(r->server);
+    if (!(*conf)->enabled) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(150) "SetHandler %s in a server without " SCEP_CA_CERTIFICATE_FILE
+                                     ": the handler needs the CA%s",
+                      name, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* ----------------------------------------------------------------------
+ * Writing answers.
+ */
+
+/* On every answer of the admin and manager pages, errors (ap_die) included:
+ * err_headers_out. No cache keeps them; no other site frames them (a
+ * password or an Approve button under a clickjacking overlay), also in
+ * browsers that know only X-Frame-Options; no sniffing, no Referer. */
+void mod_scep_page_headers(request_rec *r, const char *csp)
+{
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+    /* The answer depends on Accept (HTML or JSON). */
+    apr_table_mergen(r->err_headers_out, "Vary", "Accept");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp);
+    apr_table_setn(r->err_headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
+}
+
+int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
+                       apr_size_t len)
+{
+    r->status = status;
+    ap_set_content_type(r, content_type);
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only && ap_rwrite(body, (int)len, r) < 0) {
+        /* The client went away: nothing left to answer. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      SCEPLOGNO(151) "the answer's body could not be sent: the client went away");
+        return DONE;
+    }
+    return OK;
+}
+
+/* ----------------------------------------------------------------------
+ * Content negotiation.
+ */
+
+/* The number a "q=" starts with, within RFC 9110's 0 to 1; 0 (not
+ * acceptable) when it starts with none, or with NaN. */
+static double weight_of(const char *text)
+{
+    char *stop;
+    double weight = strtod(text, &stop);
+
+    if (stop == text || !(weight > 0)) {
+        return 0;
+    }
+    return weight > 1 ? 1 : weight;
+}
+
+/* The q value of one Accept element ("type/sub;a=b;q=0.5", len bytes),
+ * 1 without one. */
+static double element_quality(const char *element, apr_size_t len)
+{
+    const char *end = element + len, *param;
+
+    for (param = memchr(element, ';', len); param; param = memchr(param, ';', end - param)) {
+        param++;
+        while (param < end && apr_isspace(*param)) {
+            param++;
+        }
+        if (end - param > 2 && apr_tolower(param[0]) == 'q' && param[1] == '=') {
+            return weight_of(param + 2);
+        }
+    }
+    return 1.0;
+}
+
+/* How specifically a media range of len bytes matches type: 0 not at
+ * all, 1 as the any-type range, 2 as "major/" with the asterisk, 3
+ * exactly. */
+static int range_match(const char *range, apr_size_t len, const char *type)
+{
+    apr_size_t major = strcspn(type, "/");
+
+    if (len == 3 && !strncmp(range, "*/*", 3)) {
+        return 1;
+    }
+    if (len == major + 2 && !strncasecmp(range, type, major + 1) && range[len - 1] == '*') {
+        return 2;
+    }
+    return len == strlen(type) && !strncasecmp(range, type, len) ? 3 : 0;
+}
+
+/* The q value Accept gives type, from the most specific range that
+ * matches it (RFC 9110, section 12.5.1); 0 when none does. */
+static double accept_quality(const char *accept, const char *type)
+{
+    const char *element = accept;
+    apr_size_t range_len, element_len;
+    double quality = 0;
+    int best = 0, match;
+
+    while (*element) {
+        while (*element == ',' || apr_isspace(*element)) {
+            element++;
+        }
+        element_len = strcspn(element, ",");
+        range_len = strcspn(element, ",; \t");
+        match = range_match(element, range_len, type);
+        if (match > best) {
+            best = match;
+            quality = element_quality(element, element_len);
+        }
+        element += element_len;
+    }
+    return quality;
+}
+
+/* JSON only for a client that asks for it over HTML: browsers send
+ * text/html first or rank everything equally (a missing Accept, or
+ * "any/any"), and get the NDES page. */
+int mod_scep_wants_json(request_rec *r)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+
+    return accept &&
+           accept_quality(accept, "application/json") > accept_quality(accept, "text/html");
+}
+
+/* ----------------------------------------------------------------------
+ * Text.
+ */
+
+/* A JSON string that strict parsers take whatever text holds: quotes,
+ * backslashes and control characters (C0, DEL, C1) escaped, each byte that
+ * is not UTF-8 (a device's name may have any) replaced by U+FFFD.
+ * Written here: APR 1.7's apr_escape.h has no JSON escaper (apr_escape_echo
+ * writes \xHH, which JSON does not have) and httpd 2.4 none either. */
+const char *mod_scep_json_string(apr_pool_t *p, const char *text)
+{
+    char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;
+    unsigned long code = 0;
+    apr_size_t len;
+
+    *o++ = '"';
+    while (*text) {
+        len = scep_utf8_char(text, &code);
+        if (len == 0) {
+            o += apr_snprintf(o, 7, "\\ufffd");
+            len = 1;
+        }
+        else if (code == '"' || code == '\\') {
+            *o++ = '\\';
+            *o++ = (char)code;
+        }
+        else if (scep_char_is_control(code)) {
+            o += apr_snprintf(o, 7, "\\u%04lx", code);
+        }
+        else {
+            memcpy(o, text, len);
+            o += len;
+        }
+        text += len;
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+/* RFC 3339, UTC, whole seconds (the records' form of times too). */
+const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t tm;
+
+    apr_time_exp_gmt(&tm, t);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* ----------------------------------------------------------------------
+ * Checks.
+ */
+
+/* The white paper only recommends SSL for this page ("Not setting SSL
+ * allows an un-authenticated user to hijack the password"); it is
+ * enforced here, and on the CA manager page (credentials, decisions). */
+int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf)
+{
+    if (conf->admin_allow_http || ap_ssl_conn_is_ssl(r->connection)) {
+        return 1;
+    }
+    ap_log_rerror(
+        APLOG_MARK, APLOG_ERR, 0, r,
+        SCEPLOGNO(521) "the admin pages answer over HTTPS only, and %s came over plain HTTP: serve "
+                       "it over HTTPS (mod_ssl) or set " SCEP_ADMIN_ALLOW_HTTP " On (e.g. behind a "
+                       "proxy that terminates TLS)",
+        ap_escape_logitem(r->pool, r->uri));
+    return 0;
+}
+
+/* The handler `SetHandler` gives r's location, NULL when none: what the
+ * core makes r->handler of, later, in its fixups. */
+static const char *configured_handler(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL;
+    const char *name;
+
+    if (!d->expr_handler) {
+        return NULL;
+    }
+    name = ap_expr_str_exec(r, d->expr_handler, &err);
+    return err ? NULL : name;
+}
+
+/*
+ * TRACE echoes the request, its Authorization header (the admin and manager
+ * pages' Basic credentials) included. httpd answers it in map_to_storage,
+ * before any access check or handler, whatever <Location> says (Require,
+ * <LimitExcept>); only the server-wide TraceEnable turns it off, and the
+ * drop-in must not decide that for the other sites of the server. So the
+ * module refuses TRACE at its own locations here, at translate_name, where
+ * the <Location> configuration already applies. Its handlers are "scep"
+ * and "scep-..." by convention.
+ */
+int mod_scep_refuse_trace(request_rec *r)
+{
+    const char *name;
+
+    if (r->method_number != M_TRACE) {
+        return DECLINED;
+    }
+    name = configured_handler(r);
+    if (name && (!strcmp(name, "scep") || !strncmp(name, "scep-", 5))) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    return DECLINED;
+}

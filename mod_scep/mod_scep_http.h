@@ -1,0 +1,65 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The HTTP helpers every handler uses (mod_scep_http.c): the start of a
+ * handler, writing an answer, the pages' headers, Accept negotiation, JSON
+ * strings, times, the HTTPS-only rule; and the TRACE refusal at the
+ * module's locations.
+ */
+#ifndef mod_scep_mod_scep_http_h
+#define mod_scep_mod_scep_http_h
+
+#include <httpd.h>
+
+#include "mod_scep_config.h"
+
+/* What every handler does first. DECLINED unless r is for the handler
+ * called name, and for OPTIONS (httpd's default handler answers it with the
+ * Allow list: GET, HEAD, and POST when with_post); 405 for other methods;
+ * 500 (logged) in a server without SCEPCACertificateFile. OK when the
+ * request is the handler's, with *conf its server's configuration. With a
+ * csp (the admin and manager pages), every answer, 405 included, has
+ * mod_scep_page_headers(). OpenSSL's error queue starts empty: what a
+ * failure drains is this request's. */
+int mod_scep_handler_start(request_rec *r, const char *name, int with_post, const char *csp,
+                           mod_scep_srv_conf_t **conf);
+
+/* A whole answer: status, Content-Type, Content-Length and the body (none
+ * for HEAD). OK, or DONE when the client went away before it had it
+ * (logged at debug): nothing is left to answer then. */
+int mod_scep_send_body(request_rec *r, int status, const char *content_type, const void *body,
+                       apr_size_t len);
+
+/* The headers of every answer of the admin and manager pages, errors
+ * included: no caching, no framing (csp: the page's
+ * Content-Security-Policy, with frame-ancestors 'none'), no sniffing, no
+ * Referer. */
+void mod_scep_page_headers(request_rec *r, const char *csp);
+
+/* JSON when Accept prefers application/json over text/html. */
+int mod_scep_wants_json(request_rec *r);
+
+/* A JSON string literal of text (quotes included). */
+const char *mod_scep_json_string(apr_pool_t *p, const char *text);
+
+/* A time as RFC 3339 UTC text: YYYY-MM-DDTHH:MM:SSZ. */
+const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t);
+
+/* HTTPS only unless SCEPAdminAllowHTTP On: 0 when refused (logged). */
+int mod_scep_https_only(request_rec *r, const mod_scep_srv_conf_t *conf);
+
+/* The translate_name hook: TRACE refused (405) at the module's locations. */
+int mod_scep_refuse_trace(request_rec *r);
+
+#endif /* mod_scep_mod_scep_http_h */
