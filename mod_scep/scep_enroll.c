@@ -22,104 +22,12 @@
  * FAILURE too, and nothing issued leaves without its record.
  */
 
-#include <stdarg.h>
-
 #include <apr_strings.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "scep_enroll_int.h"
-
-static const char *message_type_name(int type)
-{
-    switch (type) {
-    case SCEP_MSG_PKCSREQ:
-        return "PKCSReq";
-    case SCEP_MSG_RENEWALREQ:
-        return "RenewalReq";
-    case SCEP_MSG_CERTPOLL:
-        return "CertPoll";
-    case SCEP_MSG_GETCERT:
-        return "GetCert";
-    case SCEP_MSG_GETCRL:
-        return "GetCRL";
-    default:
-        return "unknown message type";
-    }
-}
-
-void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line, int level,
-                        const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    env->log(env->log_baton, file, line, level, apr_pvsprintf(env->pool, fmt, ap));
-    va_end(ap);
-}
-
-const char *scep_enroll_logged(apr_pool_t *p, const char *text)
-{
-    return text ? scep_escape_text(p, text, 0) : "-";
-}
-
-void scep_enroll_refuse_at(scep_enroll_op_t *op, const char *file, int line, const char *tag,
-                           scep_fail_info_t fail_info, int event, const char *text)
-{
-    scep_enroll_log_at(op->env, file, line, SCEP_LOG_WARNING,
-                       "%s%s for transaction %s refused: %s%s", tag,
-                       message_type_name(op->req->message_type), op->req->transaction_id, text,
-                       scep_event_text(event));
-    scep_enroll_log_openssl(op->env, SCEP_LOG_WARNING);
-    op->outcome->kind = SCEP_OUTCOME_REFUSED;
-    op->outcome->problem = (scep_problem_t){ fail_info, event, text };
-}
-
-void scep_enroll_refuse_unrecorded(scep_enroll_op_t *op)
-{
-    op->outcome->kind = SCEP_OUTCOME_REFUSED;
-    op->outcome->problem =
-        (scep_problem_t){ SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE,
-                          "the server's records cannot be reached; nothing was issued, "
-                          "try again later" };
-}
-
-void scep_enroll_succeed(scep_enroll_op_t *op, X509 *cert)
-{
-    op->outcome->kind = SCEP_OUTCOME_ISSUED;
-    op->outcome->cert = cert;
-}
-
-void scep_enroll_fault(scep_enroll_op_t *op)
-{
-    op->outcome->kind = SCEP_OUTCOME_FAULT;
-}
-
-X509 *scep_enroll_cert_from_pem(apr_pool_t *p, const char *pem)
-{
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-
-    BIO_free(bio);
-    SCEP_OWN(p, cert, X509_free);
-    return cert;
-}
-
-X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem)
-{
-    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-    X509_REQ *csr = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
-
-    BIO_free(bio);
-    SCEP_OWN(p, csr, X509_REQ_free);
-    return csr;
-}
-
-scep_store_t *scep_enroll_records(const scep_enroll_op_t *op)
-{
-    return op->env->records(op->env->records_baton);
-}
 
 /* ----------------------------------------------------------------------
  * A transaction seen before
@@ -601,7 +509,7 @@ void scep_enroll_message(const scep_enroll_env_t *env, const scep_request_t *req
     default:
         scep_enroll_refuse(&op, SCEPLOGNO(211), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_BAD_MESSAGE_TYPE,
                            apr_psprintf(env->pool, "%s is not supported by this server",
-                                        message_type_name(req->message_type)));
+                                        scep_enroll_message_type_name(req->message_type)));
         return;
     }
 }

@@ -14,8 +14,9 @@
 /*
  * What the enrollment engine's files share (scep_enroll.c: messages;
  * scep_enroll_decide.c: held requests and a CA manager's decisions;
- * scep_enroll_renewal.c: renewals; scep_enroll_get.c: GetCert, GetCRL). Not for other callers: scep_enroll.h
- * is the engine's interface.
+ * scep_enroll_renewal.c: renewals; scep_enroll_get.c: GetCert, GetCRL;
+ * scep_enroll_op.c, below them all: log lines, refusals, outcomes). Not
+ * for other callers: scep_enroll.h is the engine's interface.
  */
 #ifndef mod_scep_scep_enroll_int_h
 #define mod_scep_scep_enroll_int_h
@@ -31,6 +32,9 @@ typedef struct scep_enroll_op_t {
     scep_outcome_t *outcome;
     const scep_template_t *tmpl; /* the certificate template of an enrollment */
 } scep_enroll_op_t;
+
+/* "PKCSReq", "CertPoll", ... for a log line or a failInfoText. */
+const char *scep_enroll_message_type_name(int type);
 
 /* A log line through env's function; fmt starts with its SCEPLOGNO() tag. */
 void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line, int level,
