@@ -381,7 +381,7 @@ static int named_before(const char *const *names, int i)
 }
 
 /* Enterprise CA: all three templates, each distinct name once (all three
- * are IPSECIntermediateOffline by default). */
+ * are the built-in template by default). */
 static int may_enroll_with_all(ldap_check_t *check)
 {
     const mod_scep_srv_conf_t *conf = check->conf;
