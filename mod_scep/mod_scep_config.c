@@ -82,6 +82,19 @@ void *mod_scep_create_srv_conf(apr_pool_t *p, server_rec *s)
  * server's. */
 #define MERGE_REPLACE(p, base, add, unset) ((add) == (unset) ? (base) : (add))
 
+/* UNION (SCEPTemplateEnrollGroup): the main server's entries, then the
+ * virtual host's, so a virtual host never drops a line of the main server
+ * by adding its own. */
+#define MERGE_UNION(p, base, add, unset) merge_union(p, base, add)
+
+static apr_table_t *merge_union(apr_pool_t *p, apr_table_t *base, apr_table_t *add)
+{
+    if (!base || !add) {
+        return add ? add : base;
+    }
+    return apr_table_overlay(p, base, add);
+}
+
 #define MERGE_BY(merge) MERGE_##merge
 #define MERGE_WITH(merge) MERGE_BY(merge)
 
@@ -90,7 +103,6 @@ void *mod_scep_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     mod_scep_srv_conf_t *base = basev, *add = addv;
     mod_scep_srv_conf_t *merged = apr_pcalloc(p, sizeof(*merged));
 
-    (void)p; /* a kind's merge may use it */
 #define CONF_MERGE(name, member, kind, setter, scope, min, max, unit, dflt, help) \
     merged->member = \
         MERGE_WITH(SCEP_KIND_MERGE(kind))(p, base->member, add->member, SCEP_KIND_UNSET(kind));
@@ -311,7 +323,7 @@ static const char *set_template_group(cmd_parms *cmd, void *dconf, const char *t
     if (!conf->template_groups) {
         conf->template_groups = apr_table_make(cmd->pool, 3);
     }
-    apr_table_set(conf->template_groups, template_name, group_dn);
+    apr_table_add(conf->template_groups, template_name, group_dn);
     return NULL;
 }
 

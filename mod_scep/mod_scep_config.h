@@ -87,7 +87,7 @@ typedef enum {
  * The kinds of directive: (C type of the member, its "unset" value, httpd's
  * argument form, how a virtual host's value meets the main server's).
  * REPLACE: the virtual host's value wins when it set one, else the main
- * server's.
+ * server's; UNION: the main server's entries, then the virtual host's.
  */
 #define SCEP_KIND_FILE (const char *, NULL, TAKE1, REPLACE)
 #define SCEP_KIND_STRING (const char *, NULL, TAKE1, REPLACE)
@@ -97,7 +97,7 @@ typedef enum {
 #define SCEP_KIND_ENUM (int, -1, TAKE1, REPLACE)
 #define SCEP_KIND_DIGEST (const EVP_MD *, NULL, TAKE1, REPLACE)
 #define SCEP_KIND_FILE_PAIRS (apr_array_header_t *, NULL, TAKE2, REPLACE)
-#define SCEP_KIND_GROUPS (apr_table_t *, NULL, TAKE2, REPLACE)
+#define SCEP_KIND_GROUPS (apr_table_t *, NULL, TAKE2, UNION)
 #define SCEP_KIND_LDAP_URL (apr_ldap_url_desc_t *, NULL, TAKE12, REPLACE)
 #define SCEP_KIND_SECTION (apr_array_header_t *, NULL, RAW_ARGS, REPLACE)
 
@@ -197,7 +197,8 @@ typedef enum {
     X(SCEP_GENERAL_PURPOSE_TEMPLATE, general_purpose_template, STRING, set_string, SERVER, 0, 0, \
       NULL, SCEP_BUILTIN_TEMPLATE, \
       "template for both key usages or none (default " SCEP_BUILTIN_TEMPLATE ")") \
-    /* also filled by <SCEPTemplate>'s EnrollGroup */ \
+    /* also filled by <SCEPTemplate>'s EnrollGroup; a virtual host adds its \
+     * lines to the main server's (HACKING.md, "Templates") */ \
     X(SCEP_TEMPLATE_ENROLL_GROUP, template_groups, GROUPS, set_template_group, SERVER, 0, 0, NULL, \
       apr_table_make(p, 3), \
       "TEMPLATE GROUP-DN: members of the LDAP group may enroll with the template " \
