@@ -13,7 +13,8 @@
 
 /*
  * The directives (server and virtual host context), create and merge of the
- * server record. Values are only parsed and range-checked here; files are
+ * server record, all expanded from mod_scep_config.h's SCEP_DIRECTIVES
+ * table. Values are only parsed and range-checked here; files are
  * read when the whole configuration is known (mod_scep_startup.c), because a
  * virtual host may inherit some of them from the main server.
  */
@@ -34,38 +35,101 @@ mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s)
     return ap_get_module_config(s->module_config, &scep_module);
 }
 
+/* What a setter needs of its row of the table: the command table's
+ * cmd->info points to it. */
+typedef struct directive_t {
+    apr_size_t offset; /* of the member in mod_scep_srv_conf_t */
+    int global_only;   /* scope GLOBAL: main server only */
+    int min, max;      /* INT and SIZE */
+    const char *unit;  /* INT and SIZE: what the number counts, for errors */
+} directive_t;
+
+#define SCEP_SCOPE_SERVER 0
+#define SCEP_SCOPE_GLOBAL 1
+
+enum {
+#define DIRECTIVE_INDEX(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    DIRECTIVE_##member,
+    SCEP_DIRECTIVES(DIRECTIVE_INDEX)
+#undef DIRECTIVE_INDEX
+        DIRECTIVE_COUNT
+};
+
+/* Not const: command_rec's cmd_data is a plain void *. */
+static directive_t directives[DIRECTIVE_COUNT] = {
+#define DIRECTIVE_ROW(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    { APR_OFFSETOF(mod_scep_srv_conf_t, member), SCEP_SCOPE_##scope, min, max, unit },
+    SCEP_DIRECTIVES(DIRECTIVE_ROW)
+#undef DIRECTIVE_ROW
+};
+
 void *mod_scep_create_srv_conf(apr_pool_t *p, server_rec *s)
 {
     mod_scep_srv_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
 
     (void)s;
-#define MOD_SCEP_CONF_UNSET(type, name, unset, dflt) conf->name = (unset);
-    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_UNSET)
-#undef MOD_SCEP_CONF_UNSET
+#define CONF_UNSET(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    conf->member = SCEP_KIND_UNSET(kind);
+    SCEP_DIRECTIVES(CONF_UNSET)
+#undef CONF_UNSET
+#define CONF_UNSET_ALSO(type, member, unset, dflt) conf->member = (unset);
+    MOD_SCEP_CONF_ALSO_SET(CONF_UNSET_ALSO)
+#undef CONF_UNSET_ALSO
     return conf;
 }
+
+/* REPLACE: the virtual host's value when it set one, else the main
+ * server's. */
+#define MERGE_REPLACE(p, base, add, unset) ((add) == (unset) ? (base) : (add))
+
+/* UNION (SCEPTemplateEnrollGroup): the main server's entries, then the
+ * virtual host's, so a virtual host never drops a line of the main server
+ * by adding its own. */
+#define MERGE_UNION(p, base, add, unset) merge_union(p, base, add)
+
+static apr_table_t *merge_union(apr_pool_t *p, apr_table_t *base, apr_table_t *add)
+{
+    if (!base || !add) {
+        return add ? add : base;
+    }
+    return apr_table_overlay(p, base, add);
+}
+
+#define MERGE_BY(merge) MERGE_##merge
+#define MERGE_WITH(merge) MERGE_BY(merge)
 
 void *mod_scep_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 {
     mod_scep_srv_conf_t *base = basev, *add = addv;
     mod_scep_srv_conf_t *merged = apr_pcalloc(p, sizeof(*merged));
 
-#define MOD_SCEP_CONF_MERGE(type, name, unset, dflt) \
-    merged->name = (add->name == (unset)) ? base->name : add->name;
-    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_MERGE)
-#undef MOD_SCEP_CONF_MERGE
+#define CONF_MERGE(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    merged->member = \
+        MERGE_WITH(SCEP_KIND_MERGE(kind))(p, base->member, add->member, SCEP_KIND_UNSET(kind));
+    SCEP_DIRECTIVES(CONF_MERGE)
+#undef CONF_MERGE
+#define CONF_MERGE_ALSO(type, member, unset, dflt) \
+    merged->member = MERGE_REPLACE(p, base->member, add->member, unset);
+    MOD_SCEP_CONF_ALSO_SET(CONF_MERGE_ALSO)
+#undef CONF_MERGE_ALSO
     return merged;
 }
 
 void mod_scep_conf_apply_defaults(apr_pool_t *p, mod_scep_srv_conf_t *conf)
 {
     (void)p; /* only some default expressions use it */
-#define MOD_SCEP_CONF_DEFAULT(type, name, unset, dflt) \
-    if (conf->name == (unset)) { \
-        conf->name = (dflt); \
+#define CONF_DEFAULT(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    if (conf->member == SCEP_KIND_UNSET(kind)) { \
+        conf->member = (dflt); \
     }
-    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_DEFAULT)
-#undef MOD_SCEP_CONF_DEFAULT
+    SCEP_DIRECTIVES(CONF_DEFAULT)
+#undef CONF_DEFAULT
+#define CONF_DEFAULT_ALSO(type, member, unset, dflt) \
+    if (conf->member == (unset)) { \
+        conf->member = (dflt); \
+    }
+    MOD_SCEP_CONF_ALSO_SET(CONF_DEFAULT_ALSO)
+#undef CONF_DEFAULT_ALSO
 }
 
 /* The record a directive sets: the server or virtual host it appears in. */
@@ -74,31 +138,99 @@ static mod_scep_srv_conf_t *cmd_conf(cmd_parms *cmd)
     return mod_scep_srv_conf(cmd->server);
 }
 
-/* The member whose offset the command table put in cmd->info. */
-static void *member_of(cmd_parms *cmd)
+/* The row of the table the command table put in cmd->info. */
+static const directive_t *directive_of(cmd_parms *cmd)
 {
-    return (char *)cmd_conf(cmd) + (apr_size_t)cmd->info;
+    return cmd->info;
 }
 
-/* A file name relative to ServerRoot; cmd->info is the member's offset. */
+/* The member the directive sets. */
+static void *directive_member(cmd_parms *cmd)
+{
+    return (char *)cmd_conf(cmd) + directive_of(cmd)->offset;
+}
+
+/* NULL when the directive may appear where it is (scope GLOBAL: in the
+ * main server only), else httpd's error text. */
+static const char *scope_error(cmd_parms *cmd)
+{
+    return directive_of(cmd)->global_only ? ap_check_cmd_context(cmd, GLOBAL_ONLY) : NULL;
+}
+
+/* A file name relative to ServerRoot. */
 static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    const char *path = ap_server_root_relative(cmd->pool, arg);
+    const char *err = scope_error(cmd);
+    const char *path;
 
     (void)dconf;
+    if (err) {
+        return err;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
     if (!path) {
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path ", arg, NULL);
     }
-    *(const char **)member_of(cmd) = path;
+    *(const char **)directive_member(cmd) = path;
     return NULL;
 }
 
-/* On|Off; cmd->info is the member's offset. */
+/* Text as written. */
+static const char *set_string(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = scope_error(cmd);
+
+    (void)dconf;
+    if (!err) {
+        *(const char **)directive_member(cmd) = arg;
+    }
+    return err;
+}
+
+/* On|Off. */
 static const char *set_flag(cmd_parms *cmd, void *dconf, int flag)
 {
+    const char *err = scope_error(cmd);
+
     (void)dconf;
-    *(int *)member_of(cmd) = flag;
+    if (!err) {
+        *(int *)directive_member(cmd) = flag;
+    }
+    return err;
+}
+
+/* A whole number of the row's unit within its bounds, into *number. */
+static const char *parse_bounded(cmd_parms *cmd, const char *arg, int *number)
+{
+    const directive_t *d = directive_of(cmd);
+    const char *err = scope_error(cmd);
+
+    if (err) {
+        return err;
+    }
+    if (!scep_parse_int(arg, d->min, d->max, number)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of %s between %d and %d",
+                            cmd->cmd->name, arg, d->unit, d->min, d->max);
+    }
     return NULL;
+}
+
+static const char *set_int(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    (void)dconf;
+    return parse_bounded(cmd, arg, (int *)directive_member(cmd));
+}
+
+static const char *set_size(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    int number;
+    const char *err = parse_bounded(cmd, arg, &number);
+
+    (void)dconf;
+    if (!err) {
+        *(apr_size_t *)directive_member(cmd) = (apr_size_t)number;
+    }
+    return err;
 }
 
 static const char *set_ra_certificate(cmd_parms *cmd, void *dconf, const char *cert_file,
@@ -167,99 +299,6 @@ static const char *set_hash_algorithm(cmd_parms *cmd, void *dconf, const char *a
                        scep_event_text(SCEP_EVENT_FAILED_HASH_ALGORITHM), NULL);
 }
 
-/* A whole number of `unit` in [min, max] into *member. */
-static const char *set_bounded_int(cmd_parms *cmd, int *member, const char *arg, int min, int max,
-                                   const char *unit)
-{
-    if (!scep_parse_int(arg, min, max, member)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of %s between %d and %d",
-                            cmd->cmd->name, arg, unit, min, max);
-    }
-    return NULL;
-}
-
-static const char *set_validity(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_bounded_int(cmd, &cmd_conf(cmd)->validity_days, arg, 1, SCEP_VALIDITY_DAYS_MAX,
-                           "days");
-}
-
-/* Below the minimum no pkiMessage fits; above the maximum a request would
- * hold too much memory, as bodies are kept whole. */
-static const char *set_max_request_size(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    int bytes;
-
-    (void)dconf;
-    if (!scep_parse_int(arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX, &bytes)) {
-        return apr_psprintf(cmd->pool,
-                            SCEP_MAX_REQUEST_SIZE ": '%s' is not a number of "
-                                                  "bytes between %d and %d",
-                            arg, SCEP_MAX_REQUEST_SIZE_MIN, SCEP_MAX_REQUEST_SIZE_MAX);
-    }
-    cmd_conf(cmd)->max_request_size = (apr_size_t)bytes;
-    return NULL;
-}
-
-/* Text as written; cmd->info is the member's offset. */
-static const char *set_string(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    *(const char **)member_of(cmd) = arg;
-    return NULL;
-}
-
-/* The password cache is one for the whole server, as NDES's is: a password
- * handed out on the HTTPS virtual host is used on the device one. */
-static const char *global_only(cmd_parms *cmd)
-{
-    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
-}
-
-static const char *set_global_flag(cmd_parms *cmd, void *dconf, int flag)
-{
-    const char *err = global_only(cmd);
-
-    return err ? err : set_flag(cmd, dconf, flag);
-}
-
-static const char *set_global_file(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = global_only(cmd);
-
-    return err ? err : set_file(cmd, dconf, arg);
-}
-
-static const char *set_global_int(cmd_parms *cmd, int *member, const char *arg, int min, int max,
-                                  const char *unit)
-{
-    const char *err = global_only(cmd);
-
-    return err ? err : set_bounded_int(cmd, member, arg, min, max, unit);
-}
-
-static const char *set_password_max(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_global_int(cmd, &cmd_conf(cmd)->password_max, arg, 1, SCEP_PASSWORD_MAX_MAX,
-                          "passwords");
-}
-
-static const char *set_password_validity(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_global_int(cmd, &cmd_conf(cmd)->password_validity, arg, 1,
-                          SCEP_PASSWORD_VALIDITY_MAX, "minutes");
-}
-
-static const char *set_password_length(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_global_int(cmd, &cmd_conf(cmd)->password_length, arg, SCEP_PASSWORD_LENGTH_MIN,
-                          SCEP_PASSWORD_LENGTH_MAX, "bytes");
-}
-
 static const char *set_ca_type(cmd_parms *cmd, void *dconf, const char *arg)
 {
     (void)dconf;
@@ -285,7 +324,7 @@ static const char *set_template_group(cmd_parms *cmd, void *dconf, const char *t
     if (!conf->template_groups) {
         conf->template_groups = apr_table_make(cmd->pool, 3);
     }
-    apr_table_set(conf->template_groups, template_name, group_dn);
+    apr_table_add(conf->template_groups, template_name, group_dn);
     return NULL;
 }
 
@@ -333,125 +372,15 @@ static const char *set_crl_url(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-static const char *set_crl_validity(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_bounded_int(cmd, &cmd_conf(cmd)->crl_validity_hours, arg, 1,
-                           SCEP_CRL_VALIDITY_HOURS_MAX, "hours");
-}
-
-static const char *set_refresh_period(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_bounded_int(cmd, &cmd_conf(cmd)->refresh_period_days, arg, 1,
-                           SCEP_REFRESH_PERIOD_MAX, "days");
-}
-
-static const char *set_cache_request(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    (void)dconf;
-    return set_bounded_int(cmd, &cmd_conf(cmd)->cache_request_minutes, arg, 1,
-                           SCEP_CACHE_REQUEST_MAX, "minutes");
-}
-
-#define SCEP_OFFSET(member) (void *)APR_OFFSETOF(mod_scep_srv_conf_t, member)
+/* AP_INIT_TAKE1 and its kin by the kind's argument form. */
+#define AP_INIT_BY(args) AP_INIT_##args
+#define AP_INIT_WITH(args) AP_INIT_BY(args)
 
 const command_rec mod_scep_cmds[] = {
-    AP_INIT_TAKE1(SCEP_CA_CERTIFICATE_FILE, set_file, SCEP_OFFSET(ca_cert_file), RSRC_CONF,
-                  "PEM certificate of the issuing CA; enables SCEP in this server"),
-    AP_INIT_TAKE1(SCEP_CA_KEY_FILE, set_file, SCEP_OFFSET(ca_key_file), RSRC_CONF,
-                  "PEM private key of the built-in CA (mode 0600)"),
-    AP_INIT_TAKE1(SCEP_CA_CHAIN_FILE, set_file, SCEP_OFFSET(ca_chain_file), RSRC_CONF,
-                  "PEM certificates above the CA (intermediates, root)"),
-    AP_INIT_TAKE2(SCEP_RA_CERTIFICATE, set_ra_certificate, NULL, RSRC_CONF,
-                  "CERTFILE KEYFILE: an RA certificate candidate and its key (repeatable); "
-                  "without any, the CA key acts as RA"),
-    AP_INIT_FLAG(SCEP_GETCACERT_INCLUDE_ROOT, set_flag, SCEP_OFFSET(include_root), RSRC_CONF,
-                 "On|Off: GetCACert lists the root certificate (default On)"),
-    AP_INIT_FLAG(SCEP_ENFORCE_PASSWORD, set_flag, SCEP_OFFSET(enforce_password), RSRC_CONF,
-                 "On|Off: requests need a challenge password (default On)"),
-    AP_INIT_TAKE1(SCEP_CHALLENGE_PASSWORD_FILE, set_file, SCEP_OFFSET(challenge_file), RSRC_CONF,
-                  "file whose first line is the static challenge password"),
-    AP_INIT_FLAG(SCEP_ALLOW_LEGACY_ALGORITHMS, set_flag, SCEP_OFFSET(allow_legacy), RSRC_CONF,
-                 "On|Off: accept single DES and MD5, forbidden by RFC 8894 (default Off)"),
-    AP_INIT_TAKE1(SCEP_HASH_ALGORITHM, set_hash_algorithm, NULL, RSRC_CONF,
-                  "SHA256|SHA384|SHA512|SHA1: signature hash of issued certificates "
-                  "(default SHA256)"),
-    AP_INIT_TAKE1(SCEP_CERTIFICATE_VALIDITY, set_validity, NULL, RSRC_CONF,
-                  "days of validity of issued certificates (default 365)"),
-    AP_INIT_FLAG(SCEP_CERTREP_INCLUDE_CHAIN, set_flag, SCEP_OFFSET(certrep_include_chain),
-                 RSRC_CONF, "On|Off: SUCCESS replies carry the CA chain (default Off)"),
-    AP_INIT_TAKE1(SCEP_MAX_REQUEST_SIZE, set_max_request_size, NULL, RSRC_CONF,
-                  "largest PKIOperation message in bytes (default 65536)"),
-    AP_INIT_TAKE1(SCEP_PASSWORD_MAX, set_password_max, NULL, RSRC_CONF,
-                  "most one-time passwords waiting to be used, server-wide (default 5)"),
-    AP_INIT_TAKE1(SCEP_PASSWORD_VALIDITY, set_password_validity, NULL, RSRC_CONF,
-                  "minutes a one-time password stays valid (default 60)"),
-    AP_INIT_TAKE1(SCEP_PASSWORD_LENGTH, set_password_length, NULL, RSRC_CONF,
-                  "bytes of randomness in a password, shown as twice as many hex digits "
-                  "(default 8)"),
-    AP_INIT_FLAG(SCEP_USE_SINGLE_PASSWORD, set_global_flag, SCEP_OFFSET(use_single_password),
-                 RSRC_CONF,
-                 "On|Off: one password for all devices, NDES's single-password "
-                 "mode (default Off)"),
-    AP_INIT_TAKE1(SCEP_SINGLE_PASSWORD_FILE, set_global_file, SCEP_OFFSET(single_password_file),
-                  RSRC_CONF,
-                  "where the single password is kept, encrypted with " SCEP_SECRET_KEY_FILE),
-    AP_INIT_TAKE1(SCEP_SECRET_KEY_FILE, set_global_file, SCEP_OFFSET(secret_key_file), RSRC_CONF,
-                  "key file (mode 0600, created when missing) protecting secrets "
-                  "kept at rest"),
-    AP_INIT_TAKE1(SCEP_PASSWORD_VDIR, set_string, SCEP_OFFSET(password_vdir), RSRC_CONF,
-                  "URL path at or below which passwords are handed out; /: anywhere "
-                  "(default /certsrv/mscep_admin)"),
-    AP_INIT_FLAG(SCEP_ADMIN_ALLOW_HTTP, set_flag, SCEP_OFFSET(admin_allow_http), RSRC_CONF,
-                 "On|Off: hand out passwords over plain HTTP too (default Off)"),
-    AP_INIT_TAKE1(SCEP_CA_TYPE, set_ca_type, NULL, RSRC_CONF,
-                  "Enterprise|Standalone: who may get passwords (default Enterprise)"),
-    AP_INIT_TAKE1(SCEP_SIGNATURE_TEMPLATE, set_string, SCEP_OFFSET(signature_template), RSRC_CONF,
-                  "template for keyUsage digitalSignature (default " SCEP_DEFAULT_TEMPLATE ")"),
-    AP_INIT_TAKE1(SCEP_ENCRYPTION_TEMPLATE, set_string, SCEP_OFFSET(encryption_template), RSRC_CONF,
-                  "template for keyUsage keyEncipherment (default " SCEP_DEFAULT_TEMPLATE ")"),
-    AP_INIT_TAKE1(SCEP_GENERAL_PURPOSE_TEMPLATE, set_string, SCEP_OFFSET(general_purpose_template),
-                  RSRC_CONF,
-                  "template for both key usages or none (default " SCEP_DEFAULT_TEMPLATE ")"),
-    AP_INIT_TAKE2(SCEP_TEMPLATE_ENROLL_GROUP, set_template_group, NULL, RSRC_CONF,
-                  "TEMPLATE GROUP-DN: members of the LDAP group may enroll with the template "
-                  "(repeatable)"),
-    AP_INIT_TAKE1(SCEP_CA_ADMIN_GROUP, set_string, SCEP_OFFSET(ca_admin_group), RSRC_CONF,
-                  "GROUP-DN: the CA administrators (SCEPCAType Standalone)"),
-    AP_INIT_TAKE12(SCEP_LDAP_URL, set_ldap_url, NULL, RSRC_CONF,
-                   "ldap[s]://host[:port]/basedn?attr?scope?filter [NONE|SSL|STARTTLS]: where "
-                   "administrators' group memberships are checked; unset: no check"),
-    AP_INIT_TAKE1(SCEP_LDAP_BIND_DN, set_string, SCEP_OFFSET(ldap_bind_dn), RSRC_CONF,
-                  "DN to bind as for the LDAP checks (default anonymous)"),
-    AP_INIT_TAKE1(SCEP_LDAP_BIND_PASSWORD, set_string, SCEP_OFFSET(ldap_bind_password), RSRC_CONF,
-                  "password for " SCEP_LDAP_BIND_DN),
-    AP_INIT_TAKE1(SCEP_NEXT_CA_CERTIFICATE_FILE, set_file, SCEP_OFFSET(next_ca_cert_file),
-                  RSRC_CONF,
-                  "PEM certificate of the next CA (rollover), served by "
-                  "GetNextCACert"),
-    AP_INIT_FLAG(SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH, set_flag,
-                 SCEP_OFFSET(disable_renewal_subject_match), RSRC_CONF,
-                 "On|Off: a renewal may ask for another subject and subjectAltName than its "
-                 "signer certificate's (default Off)"),
-    AP_INIT_TAKE1(SCEP_CRL_URL, set_crl_url, NULL, RSRC_CONF,
-                  "http:// URL of the CRL, put into issued certificates' CRL distribution "
-                  "points (default none)"),
-    AP_INIT_TAKE1(SCEP_CRL_VALIDITY, set_crl_validity, NULL, RSRC_CONF,
-                  "hours from a CRL's thisUpdate to its nextUpdate (default 168)"),
-    AP_INIT_TAKE1(SCEP_REFRESH_PERIOD, set_refresh_period, NULL, RSRC_CONF,
-                  "days a request waits for a CA manager's decision before it expires "
-                  "(default 7)"),
-    AP_INIT_TAKE1(SCEP_CACHE_REQUEST, set_cache_request, NULL, RSRC_CONF,
-                  "minutes an issued certificate answers retries of its transaction "
-                  "(default 20)"),
-    /* The CA manager page. */
-    AP_INIT_TAKE1(SCEP_CA_MANAGER_GROUP, set_string, SCEP_OFFSET(ca_manager_group), RSRC_CONF,
-                  "GROUP-DN: the CA managers, who may use the manager page (approve, deny, "
-                  "revoke)"),
-    AP_INIT_RAW_ARGS(SCEP_TEMPLATE_SECTION, mod_scep_template_section, NULL, RSRC_CONF,
-                     "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template "
-                     "(Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, AllowSubjectAltName, "
-                     "MinimumKeySize, KeyTypes, Issuance, EnrollGroup)"),
-    { NULL }
+#define COMMAND(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    AP_INIT_WITH(SCEP_KIND_ARGS(kind)) \
+    (name, setter, &directives[DIRECTIVE_##member], RSRC_CONF, help),
+    SCEP_DIRECTIVES(COMMAND)
+#undef COMMAND
+        { NULL }
 };

@@ -13,7 +13,8 @@
 
 /*
  * Per-server configuration of mod_scep: the directives of HACKING.md's
- * table, their names defined once, and the server record they fill.
+ * table, defined once in one table (SCEP_DIRECTIVES), and the server
+ * record they fill.
  */
 #ifndef mod_scep_mod_scep_config_h
 #define mod_scep_mod_scep_config_h
@@ -24,9 +25,10 @@
 #include <apr_ldap.h>
 
 #include "scep.h"
+#include "scep_password.h"
 
-/* Directive names: used by the command table and in error messages, so the
- * two cannot drift apart. */
+/* Directive names, for the table below and for the error messages of the
+ * other files, so the two cannot drift apart. */
 #define SCEP_CA_CERTIFICATE_FILE "SCEPCACertificateFile"
 #define SCEP_CA_KEY_FILE "SCEPCAKeyFile"
 #define SCEP_CA_CHAIN_FILE "SCEPCAChainFile"
@@ -63,11 +65,7 @@
 #define SCEP_REFRESH_PERIOD "SCEPRefreshPeriod"
 #define SCEP_CACHE_REQUEST "SCEPCacheRequest"
 #define SCEP_TEMPLATE_SECTION "<SCEPTemplate"
-/* The CA manager page (mod_scep_manager.c). */
 #define SCEP_CA_MANAGER_GROUP "SCEPCAManagerGroup"
-
-/* NDES's default template for every key usage ("IPSec (Offline request)"). */
-#define SCEP_DEFAULT_TEMPLATE "IPSECIntermediateOffline"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -82,71 +80,182 @@ typedef enum {
     SCEP_LDAP_STARTTLS = 3
 } scep_ldap_security_t;
 
-/* Bounds of the numeric directives. */
+/* Largest SCEPCertificateValidity and <SCEPTemplate>'s Validity. */
 #define SCEP_VALIDITY_DAYS_MAX 36500
-#define SCEP_MAX_REQUEST_SIZE_MIN 1024
-#define SCEP_MAX_REQUEST_SIZE_MAX 16777216 /* 16 MiB, an int for "%d" */
-#define SCEP_PASSWORD_MAX_MAX 100000
-#define SCEP_PASSWORD_VALIDITY_MAX (7 * 24 * 60)
-#define SCEP_PASSWORD_LENGTH_MIN 4
-#define SCEP_PASSWORD_LENGTH_MAX 64
-#define SCEP_CRL_VALIDITY_HOURS_MAX 8784       /* 366 days */
-#define SCEP_REFRESH_PERIOD_MAX 3650           /* days */
-#define SCEP_CACHE_REQUEST_MAX (366 * 24 * 60) /* minutes */
 
 /*
- * The configured members, one line each: X(type, name, unset, default).
- * The list is expanded for the struct, for create (every member starts
- * "unset"), for merge (a virtual host's value wins when set) and for the
- * defaults applied once the configuration is complete, so a new member
- * cannot be forgotten in any of them (mod_auth_openidc's scheme).
- * A default expression may use the pool `p` it is applied with.
+ * The kinds of directive: (C type of the member, its "unset" value, httpd's
+ * argument form, how a virtual host's value meets the main server's).
+ * REPLACE: the virtual host's value wins when it set one, else the main
+ * server's; UNION: the main server's entries, then the virtual host's.
  */
-#define MOD_SCEP_SRV_CONF_MEMBERS(X) \
-    X(const char *, ca_cert_file, NULL, NULL) \
-    X(const char *, ca_key_file, NULL, NULL) \
-    X(const char *, ca_chain_file, NULL, NULL) \
-    X(apr_array_header_t *, ra_files, NULL, apr_array_make(p, 0, sizeof(scep_ra_file_t))) \
-    X(int, include_root, -1, 1) \
-    X(int, enforce_password, -1, 1) \
-    X(const char *, challenge_file, NULL, NULL) \
-    X(int, allow_legacy, -1, 0) \
-    X(const EVP_MD *, hash_md, NULL, EVP_sha256()) \
-    X(int, validity_days, -1, 365) \
-    X(int, certrep_include_chain, -1, 0) \
-    X(apr_size_t, max_request_size, 0, 65536) \
-    X(int, password_max, -1, 5) \
-    X(int, password_validity, -1, 60) \
-    X(int, password_length, -1, 8) \
-    X(int, use_single_password, -1, 0) \
-    X(const char *, single_password_file, NULL, NULL) \
-    X(const char *, secret_key_file, NULL, NULL) \
-    X(const char *, password_vdir, NULL, "/certsrv/mscep_admin") \
-    X(int, admin_allow_http, -1, 0) \
-    X(int, ca_type, -1, SCEP_CA_ENTERPRISE) \
-    X(const char *, signature_template, NULL, SCEP_DEFAULT_TEMPLATE) \
-    X(const char *, encryption_template, NULL, SCEP_DEFAULT_TEMPLATE) \
-    X(const char *, general_purpose_template, NULL, SCEP_DEFAULT_TEMPLATE) \
-    X(apr_table_t *, template_groups, NULL, apr_table_make(p, 3)) \
-    X(const char *, ca_admin_group, NULL, NULL) \
-    X(apr_ldap_url_desc_t *, ldap_url, NULL, NULL) \
-    X(int, ldap_security, -1, SCEP_LDAP_PLAIN) \
-    X(const char *, ldap_bind_dn, NULL, NULL) \
-    X(const char *, ldap_bind_password, NULL, NULL) \
-    X(const char *, next_ca_cert_file, NULL, NULL) \
-    X(int, disable_renewal_subject_match, -1, 0) \
-    X(const char *, crl_url, NULL, NULL) \
-    X(int, crl_validity_hours, -1, 7 * 24) \
-    X(int, refresh_period_days, -1, 7) \
-    X(int, cache_request_minutes, -1, 20) \
-    X(apr_array_header_t *, templates, NULL, apr_array_make(p, 0, sizeof(void *))) \
+#define SCEP_KIND_FILE (const char *, NULL, TAKE1, REPLACE)
+#define SCEP_KIND_STRING (const char *, NULL, TAKE1, REPLACE)
+#define SCEP_KIND_FLAG (int, -1, FLAG, REPLACE)
+#define SCEP_KIND_INT (int, -1, TAKE1, REPLACE)
+#define SCEP_KIND_SIZE (apr_size_t, 0, TAKE1, REPLACE)
+#define SCEP_KIND_ENUM (int, -1, TAKE1, REPLACE)
+#define SCEP_KIND_DIGEST (const EVP_MD *, NULL, TAKE1, REPLACE)
+#define SCEP_KIND_FILE_PAIRS (apr_array_header_t *, NULL, TAKE2, REPLACE)
+#define SCEP_KIND_GROUPS (apr_table_t *, NULL, TAKE2, UNION)
+#define SCEP_KIND_LDAP_URL (apr_ldap_url_desc_t *, NULL, TAKE12, REPLACE)
+#define SCEP_KIND_SECTION (apr_array_header_t *, NULL, RAW_ARGS, REPLACE)
+
+#define SCEP_KIND_TYPE(kind) SCEP_KIND_PICK(SCEP_KIND_TYPE_, SCEP_KIND_##kind)
+#define SCEP_KIND_UNSET(kind) SCEP_KIND_PICK(SCEP_KIND_UNSET_, SCEP_KIND_##kind)
+#define SCEP_KIND_ARGS(kind) SCEP_KIND_PICK(SCEP_KIND_ARGS_, SCEP_KIND_##kind)
+#define SCEP_KIND_MERGE(kind) SCEP_KIND_PICK(SCEP_KIND_MERGE_, SCEP_KIND_##kind)
+#define SCEP_KIND_PICK(pick, tuple) pick tuple
+#define SCEP_KIND_TYPE_(type, unset, args, merge) type
+#define SCEP_KIND_UNSET_(type, unset, args, merge) unset
+#define SCEP_KIND_ARGS_(type, unset, args, merge) args
+#define SCEP_KIND_MERGE_(type, unset, args, merge) merge
+
+/*
+ * The directives, one row each (HACKING.md's directive table documents
+ * them; t/check_conf_directives.sh fails when a row is missing there, in
+ * README or in conf.d/scep.conf):
+ *
+ *   X(NAME, member, kind, setter, scope, min, max, unit, default, help)
+ *
+ * NAME: the macro of the directive's name; member: what it sets in
+ * mod_scep_srv_conf_t; kind: above; setter: the function that parses it
+ * (set_file, set_string, set_flag, set_int and set_size of
+ * mod_scep_config.c read the row; others parse what is special and check
+ * their scope themselves); scope: SERVER (main server or virtual host) or
+ * GLOBAL (main server only: the password cache is one for the whole
+ * server, as NDES's is); min, max, unit: the bounds of INT and SIZE (0, 0,
+ * NULL otherwise), named in their error message; default: applied at
+ * startup to what is still unset after merging (an expression that may
+ * use the pool `p`); help: httpd -L's text.
+ *
+ * The table is expanded for the struct's members, create (every member
+ * unset), merge (by kind), the defaults, the bounds and the command table,
+ * so a directive cannot be forgotten in any of them (mod_auth_openidc's
+ * scheme).
+ */
+#define SCEP_DIRECTIVES(X) \
+    X(SCEP_CA_CERTIFICATE_FILE, ca_cert_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM certificate of the issuing CA; enables SCEP in this server") \
+    X(SCEP_CA_KEY_FILE, ca_key_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM private key of the built-in CA (mode 0600)") \
+    X(SCEP_CA_CHAIN_FILE, ca_chain_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM certificates above the CA (intermediates, root)") \
+    X(SCEP_RA_CERTIFICATE, ra_files, FILE_PAIRS, set_ra_certificate, SERVER, 0, 0, NULL, \
+      apr_array_make(p, 0, sizeof(scep_ra_file_t)), \
+      "CERTFILE KEYFILE: an RA certificate candidate and its key (repeatable); " \
+      "without any, the CA key acts as RA") \
+    X(SCEP_GETCACERT_INCLUDE_ROOT, include_root, FLAG, set_flag, SERVER, 0, 0, NULL, 1, \
+      "On|Off: GetCACert lists the root certificate (default On)") \
+    X(SCEP_ENFORCE_PASSWORD, enforce_password, FLAG, set_flag, SERVER, 0, 0, NULL, 1, \
+      "On|Off: requests need a challenge password (default On)") \
+    X(SCEP_CHALLENGE_PASSWORD_FILE, challenge_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "file whose first line is the static challenge password") \
+    X(SCEP_ALLOW_LEGACY_ALGORITHMS, allow_legacy, FLAG, set_flag, SERVER, 0, 0, NULL, 0, \
+      "On|Off: accept single DES and MD5, forbidden by RFC 8894 (default Off)") \
+    X(SCEP_HASH_ALGORITHM, hash_md, DIGEST, set_hash_algorithm, SERVER, 0, 0, NULL, EVP_sha256(), \
+      "SHA256|SHA384|SHA512|SHA1: signature hash of issued certificates " \
+      "(default SHA256)") \
+    X(SCEP_CERTIFICATE_VALIDITY, validity_days, INT, set_int, SERVER, 1, SCEP_VALIDITY_DAYS_MAX, \
+      "days", 365, "days of validity of issued certificates (default 365)") \
+    X(SCEP_CERTREP_INCLUDE_CHAIN, certrep_include_chain, FLAG, set_flag, SERVER, 0, 0, NULL, 0, \
+      "On|Off: SUCCESS replies carry the CA chain (default Off)") \
+    /* below the minimum no pkiMessage fits; above the maximum (16 MiB) a \
+     * request would hold too much memory, as bodies are kept whole */ \
+    X(SCEP_MAX_REQUEST_SIZE, max_request_size, SIZE, set_size, SERVER, 1024, 16777216, "bytes", \
+      65536, "largest PKIOperation message in bytes (default 65536)") \
+    X(SCEP_PASSWORD_MAX, password_max, INT, set_int, GLOBAL, 1, 100000, "passwords", 5, \
+      "most one-time passwords waiting to be used, server-wide (default 5)") \
+    X(SCEP_PASSWORD_VALIDITY, password_validity, INT, set_int, GLOBAL, 1, 7 * 24 * 60, "minutes", \
+      60, "minutes a one-time password stays valid (default 60)") \
+    X(SCEP_PASSWORD_LENGTH, password_length, INT, set_int, GLOBAL, SCEP_PASSWORD_BYTES_MIN, \
+      SCEP_PASSWORD_BYTES_MAX, "bytes", 8, \
+      "bytes of randomness in a password, shown as twice as many hex digits " \
+      "(default 8)") \
+    X(SCEP_USE_SINGLE_PASSWORD, use_single_password, FLAG, set_flag, GLOBAL, 0, 0, NULL, 0, \
+      "On|Off: one password for all devices, NDES's single-password " \
+      "mode (default Off)") \
+    X(SCEP_SINGLE_PASSWORD_FILE, single_password_file, FILE, set_file, GLOBAL, 0, 0, NULL, NULL, \
+      "where the single password is kept, encrypted with " SCEP_SECRET_KEY_FILE) \
+    X(SCEP_SECRET_KEY_FILE, secret_key_file, FILE, set_file, GLOBAL, 0, 0, NULL, NULL, \
+      "key file (mode 0600, created when missing) protecting secrets " \
+      "kept at rest") \
+    X(SCEP_PASSWORD_VDIR, password_vdir, STRING, set_string, SERVER, 0, 0, NULL, \
+      "/certsrv/mscep_admin", \
+      "URL path at or below which passwords are handed out; /: anywhere " \
+      "(default /certsrv/mscep_admin)") \
+    X(SCEP_ADMIN_ALLOW_HTTP, admin_allow_http, FLAG, set_flag, SERVER, 0, 0, NULL, 0, \
+      "On|Off: hand out passwords over plain HTTP too (default Off)") \
+    X(SCEP_CA_TYPE, ca_type, ENUM, set_ca_type, SERVER, 0, 0, NULL, SCEP_CA_ENTERPRISE, \
+      "Enterprise|Standalone: who may get passwords (default Enterprise)") \
+    X(SCEP_SIGNATURE_TEMPLATE, signature_template, STRING, set_string, SERVER, 0, 0, NULL, \
+      SCEP_BUILTIN_TEMPLATE, \
+      "template for keyUsage digitalSignature (default " SCEP_BUILTIN_TEMPLATE ")") \
+    X(SCEP_ENCRYPTION_TEMPLATE, encryption_template, STRING, set_string, SERVER, 0, 0, NULL, \
+      SCEP_BUILTIN_TEMPLATE, \
+      "template for keyUsage keyEncipherment (default " SCEP_BUILTIN_TEMPLATE ")") \
+    X(SCEP_GENERAL_PURPOSE_TEMPLATE, general_purpose_template, STRING, set_string, SERVER, 0, 0, \
+      NULL, SCEP_BUILTIN_TEMPLATE, \
+      "template for both key usages or none (default " SCEP_BUILTIN_TEMPLATE ")") \
+    /* also filled by <SCEPTemplate>'s EnrollGroup; a virtual host adds its \
+     * lines to the main server's (HACKING.md, "Templates") */ \
+    X(SCEP_TEMPLATE_ENROLL_GROUP, template_groups, GROUPS, set_template_group, SERVER, 0, 0, NULL, \
+      apr_table_make(p, 3), \
+      "TEMPLATE GROUP-DN: members of the LDAP group may enroll with the template " \
+      "(repeatable)") \
+    X(SCEP_CA_ADMIN_GROUP, ca_admin_group, STRING, set_string, SERVER, 0, 0, NULL, NULL, \
+      "GROUP-DN: the CA administrators (SCEPCAType Standalone)") \
+    /* also sets ldap_security (MOD_SCEP_CONF_ALSO_SET) */ \
+    X(SCEP_LDAP_URL, ldap_url, LDAP_URL, set_ldap_url, SERVER, 0, 0, NULL, NULL, \
+      "ldap[s]://host[:port]/basedn?attr?scope?filter [NONE|SSL|STARTTLS]: where " \
+      "administrators' group memberships are checked; unset: no check") \
+    X(SCEP_LDAP_BIND_DN, ldap_bind_dn, STRING, set_string, SERVER, 0, 0, NULL, NULL, \
+      "DN to bind as for the LDAP checks (default anonymous)") \
+    X(SCEP_LDAP_BIND_PASSWORD, ldap_bind_password, STRING, set_string, SERVER, 0, 0, NULL, NULL, \
+      "password for " SCEP_LDAP_BIND_DN) \
+    X(SCEP_NEXT_CA_CERTIFICATE_FILE, next_ca_cert_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM certificate of the next CA (rollover), served by " \
+      "GetNextCACert") \
+    X(SCEP_DISABLE_RENEWAL_SUBJECT_NAME_MATCH, disable_renewal_subject_match, FLAG, set_flag, \
+      SERVER, 0, 0, NULL, 0, \
+      "On|Off: a renewal may ask for another subject and subjectAltName than its " \
+      "signer certificate's (default Off)") \
+    X(SCEP_CRL_URL, crl_url, STRING, set_crl_url, SERVER, 0, 0, NULL, NULL, \
+      "http:// URL of the CRL, put into issued certificates' CRL distribution " \
+      "points (default none)") \
+    X(SCEP_CRL_VALIDITY, crl_validity_hours, INT, set_int, SERVER, 1, 8784 /* 366 days */, \
+      "hours", 7 * 24, "hours from a CRL's thisUpdate to its nextUpdate (default 168)") \
+    X(SCEP_REFRESH_PERIOD, refresh_period_days, INT, set_int, SERVER, 1, 3650, "days", 7, \
+      "days a request waits for a CA manager's decision before it expires " \
+      "(default 7)") \
+    X(SCEP_CACHE_REQUEST, cache_request_minutes, INT, set_int, SERVER, 1, 366 * 24 * 60, \
+      "minutes", 20, \
+      "minutes an issued certificate answers retries of its transaction " \
+      "(default 20)") \
     /* the CA manager page */ \
-    X(const char *, ca_manager_group, NULL, NULL)
+    X(SCEP_CA_MANAGER_GROUP, ca_manager_group, STRING, set_string, SERVER, 0, 0, NULL, NULL, \
+      "GROUP-DN: the CA managers, who may use the manager page (approve, deny, " \
+      "revoke)") \
+    X(SCEP_TEMPLATE_SECTION, templates, SECTION, mod_scep_template_section, SERVER, 0, 0, NULL, \
+      apr_array_make(p, 0, sizeof(void *)), \
+      "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template " \
+      "(Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, AllowSubjectAltName, " \
+      "MinimumKeySize, KeyTypes, Issuance, EnrollGroup)")
+
+/* Members that a directive of the table sets besides its own member:
+ * X(type, member, unset, default), merged like REPLACE. */
+#define MOD_SCEP_CONF_ALSO_SET(X) X(int, ldap_security, -1, SCEP_LDAP_PLAIN) /* SCEPLDAPURL */
 
 typedef struct mod_scep_srv_conf_t {
-#define MOD_SCEP_CONF_DECLARE(type, name, unset, dflt) type name;
-    MOD_SCEP_SRV_CONF_MEMBERS(MOD_SCEP_CONF_DECLARE)
+#define MOD_SCEP_CONF_MEMBER(type, member) type member;
+#define MOD_SCEP_CONF_DECLARE(name, member, kind, setter, scope, min, max, unit, dflt, help) \
+    MOD_SCEP_CONF_MEMBER(SCEP_KIND_TYPE(kind), member)
+    SCEP_DIRECTIVES(MOD_SCEP_CONF_DECLARE)
 #undef MOD_SCEP_CONF_DECLARE
+#define MOD_SCEP_CONF_DECLARE_ALSO(type, member, unset, dflt) MOD_SCEP_CONF_MEMBER(type, member)
+    MOD_SCEP_CONF_ALSO_SET(MOD_SCEP_CONF_DECLARE_ALSO)
+#undef MOD_SCEP_CONF_DECLARE_ALSO
+#undef MOD_SCEP_CONF_MEMBER
 
     /* Set when the configuration is checked at startup, never merged: */
     int enabled;                       /* this server has SCEPCACertificateFile */

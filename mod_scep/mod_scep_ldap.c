@@ -342,13 +342,46 @@ static int user_in_group(ldap_check_t *check, const char *group_dn)
     return rc != 0 ? rc : nested_member(check, group_dn);
 }
 
+static int push_group(void *groups, const char *template_name, const char *group_dn)
+{
+    (void)template_name;
+    APR_ARRAY_PUSH((apr_array_header_t *)groups, const char *) = group_dn;
+    return 1;
+}
+
+/* The groups holding enroll permission on the template: every
+ * SCEPTemplateEnrollGroup and EnrollGroup line naming it, the main
+ * server's and the virtual host's (HACKING.md, "Templates"). */
+static apr_array_header_t *enroll_groups(ldap_check_t *check, const char *template_name)
+{
+    apr_array_header_t *groups = apr_array_make(check->r->pool, 2, sizeof(const char *));
+
+    apr_table_do(push_group, groups, check->conf->template_groups, template_name, NULL);
+    return groups;
+}
+
+/* 'G1' or 'G2' ... for the log (the quotes around the first and last
+ * are the caller's). */
+static const char *group_list(apr_pool_t *p, const apr_array_header_t *groups)
+{
+    const char *list = APR_ARRAY_IDX(groups, 0, const char *);
+    int i;
+
+    for (i = 1; i < groups->nelts; i++) {
+        list = apr_pstrcat(p, list, "' or '", APR_ARRAY_IDX(groups, i, const char *), NULL);
+    }
+    return list;
+}
+
+/* 1 when the user is a member of one of the template's groups, 0 when of
+ * none (logged), -1 on an LDAP error (logged). */
 static int may_enroll_with(ldap_check_t *check, const char *template_name)
 {
     request_rec *r = check->r;
-    const char *group_dn = apr_table_get(check->conf->template_groups, template_name);
-    int rc;
+    const apr_array_header_t *groups = enroll_groups(check, template_name);
+    int i, rc = 0;
 
-    if (!group_dn) {
+    if (groups->nelts == 0) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(505) "%s may not get passwords: template %s "
@@ -357,13 +390,15 @@ static int may_enroll_with(ldap_check_t *check, const char *template_name)
             logged_user(r), template_name, scep_event_text(SCEP_EVENT_NO_PASSWORD_TEMPLATE));
         return 0;
     }
-    rc = user_in_group(check, group_dn);
+    for (i = 0; i < groups->nelts && rc == 0; i++) {
+        rc = user_in_group(check, APR_ARRAY_IDX(groups, i, const char *));
+    }
     if (rc == 0) {
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(506) "%s may not get passwords: no enroll permission on template %s (not a "
                            "member of '%s')%s",
-            logged_user(r), template_name, group_dn,
+            logged_user(r), template_name, group_list(r->pool, groups),
             scep_event_text(SCEP_EVENT_NO_PASSWORD_TEMPLATE));
     }
     return rc;
@@ -382,7 +417,7 @@ static int named_before(const char *const *names, int i)
 }
 
 /* Enterprise CA: all three templates, each distinct name once (all three
- * are IPSECIntermediateOffline by default). */
+ * are the built-in template by default). */
 static int may_enroll_with_all(ldap_check_t *check)
 {
     const mod_scep_srv_conf_t *conf = check->conf;

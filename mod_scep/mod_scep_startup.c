@@ -45,6 +45,9 @@
 
 /* Longest accepted challenge password line, newline included. */
 #define CHALLENGE_LINE_MAX 1024
+/* Largest challenge password file: it is read whole (its first line is the
+ * password). */
+#define CHALLENGE_FILE_MAX ((apr_size_t)1024 * 1024)
 
 /* The server a startup message is about, as the administrator wrote it. */
 static const char *server_label(server_rec *s)
@@ -257,84 +260,54 @@ static apr_status_t setup_pki(apr_pool_t *pconf, server_rec *main_s, server_rec 
     return load_pki(pconf, s, conf);
 }
 
-/* The parent reads the file as root before it drops privileges, so mode
- * 0600 is enough; anything more hands the password that lets any device
- * enroll to every local user, as a readable key would: refused like one.
- * Checked on the open file, not on the name. */
-static const char *open_to_others(apr_pool_t *pconf, apr_file_t *f, const char *file)
+/* The first line's length, its line end (CR, LF) left out. */
+static apr_size_t first_line_length(const char *text)
 {
-    apr_finfo_t finfo;
+    apr_size_t len = strcspn(text, "\n");
 
-    if (apr_file_info_get(&finfo, APR_FINFO_PROT, f) != APR_SUCCESS) {
-        return "cannot be examined";
+    while (len > 0 && text[len - 1] == '\r') {
+        len--;
     }
-    if (finfo.protection &
-        (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_WREAD | APR_FPROT_WWRITE)) {
-        return apr_psprintf(pconf,
-                            "is open to group or others: it holds a password and "
-                            "must be mode 0600 (chmod 600 %s)",
-                            file);
-    }
-    return NULL;
+    return len;
 }
 
-/* Strips the line end; 0 when the line did not fit (no line end before the
- * buffer was full and more text follows). */
-static int strip_line_end(char *line, apr_size_t size)
-{
-    apr_size_t len = strlen(line);
-    int complete = len + 1 < size || line[len - 1] == '\n';
-
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-        line[--len] = '\0';
-    }
-    return complete;
-}
-
+/* The parent reads the file as root before it drops privileges, so the
+ * owner's alone (scep_read_private_file()'s rule) is enough; anything more
+ * hands the password that lets any device enroll to every local user, as a
+ * readable key would: refused like one. */
 static apr_status_t read_challenge(apr_pool_t *pconf, server_rec *s, const char *file,
                                    const char **challenge)
 {
-    apr_file_t *f = NULL;
-    char line[CHALLENGE_LINE_MAX] = "";
+    char *data = NULL;
+    apr_size_t len = 0, line_len;
     const char *why = NULL;
     apr_status_t rv;
 
-    rv = apr_file_open(&f, file, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, pconf);
+    rv = scep_read_private_file(pconf, file, CHALLENGE_FILE_MAX, &data, &len, &why);
     if (rv != APR_SUCCESS) {
-        why = "cannot be opened";
         goto leave;
     }
-    if ((why = open_to_others(pconf, f, file))) {
-        rv = APR_EINVAL;
-        goto leave;
-    }
-    rv = apr_file_gets(line, sizeof(line), f);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
-        why = "cannot be read";
-        goto leave;
-    }
-    if (!strip_line_end(line, sizeof(line))) {
-        why = apr_psprintf(pconf, "has a first line longer than %d characters",
+    rv = APR_EINVAL;
+    if (strcspn(data, "\n") > CHALLENGE_LINE_MAX - 2) {
+        why = apr_psprintf(pconf, "%s has a first line longer than %d characters", file,
                            CHALLENGE_LINE_MAX - 2);
-        rv = APR_EINVAL;
         goto leave;
     }
-    if (!*line) {
-        why = "has an empty first line";
-        rv = APR_EINVAL;
+    line_len = first_line_length(data);
+    if (line_len == 0) {
+        why = apr_psprintf(pconf, "%s has an empty first line", file);
         goto leave;
     }
-    *challenge = apr_pstrdup(pconf, line);
+    *challenge = apr_pstrmemdup(pconf, data, line_len);
     rv = APR_SUCCESS;
 leave:
-    OPENSSL_cleanse(line, sizeof(line));
-    if (f) {
-        apr_file_close(f);
+    if (data) {
+        OPENSSL_cleanse(data, len);
     }
     if (why) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, APR_STATUS_IS_EINVAL(rv) ? 0 : rv, s,
-                     SCEPLOGNO(009) "%s: " SCEP_CHALLENGE_PASSWORD_FILE " %s %s%s", server_label(s),
-                     file, why, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     SCEPLOGNO(009) "%s: " SCEP_CHALLENGE_PASSWORD_FILE " %s%s", server_label(s),
+                     why, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
     }
     return rv;
 }

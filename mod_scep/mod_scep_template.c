@@ -384,7 +384,7 @@ static void register_template(cmd_parms *cmd, mod_scep_srv_conf_t *conf, scep_te
         if (!conf->template_groups) {
             conf->template_groups = apr_table_make(cmd->pool, 3);
         }
-        apr_table_set(conf->template_groups, tmpl->name, tmpl->enroll_group);
+        apr_table_add(conf->template_groups, tmpl->name, tmpl->enroll_group);
     }
 }
 

@@ -166,6 +166,23 @@ int scep_parse_int(const char *text, int min, int max, int *value);
  * again while fcntl locks report a deadlock that is not one. */
 apr_status_t scep_global_mutex_lock(apr_global_mutex_t *mutex);
 
+/* "FILE: <APR error text>", on p. */
+const char *scep_file_error(apr_pool_t *p, const char *file, apr_status_t rv);
+/* Reads the whole of a regular file of at most max bytes into *data
+ * (NUL-terminated after its *len bytes), on p. On failure *why, on p,
+ * names the file and what is wrong: it cannot be opened or read (the APR
+ * status), it is not a regular file or larger than max (APR_EINVAL). */
+apr_status_t scep_read_file(apr_pool_t *p, const char *file, apr_size_t max, char **data,
+                            apr_size_t *len, const char **why);
+/* scep_read_file() for a file holding a key or a password, with the one
+ * rule of every such file: its owner's alone. A file that group or others
+ * may access at all (any permission bit but the owner's) is refused with
+ * APR_EACCES and a *why naming the file, its mode and the fix (chmod 600).
+ * The mode is checked on the open file, not on the name. The caller
+ * cleanses *data when done. */
+apr_status_t scep_read_private_file(apr_pool_t *p, const char *file, apr_size_t max, char **data,
+                                    apr_size_t *len, const char **why);
+
 /* ----------------------------------------------------------------------
  * The PKI: CA and RA certificates and keys, loaded once at startup
  * (scep_pki.c).

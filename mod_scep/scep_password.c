@@ -49,9 +49,6 @@
 #define SEALED_FILE_MAX 1024
 
 #define PRIVATE_PERMS (APR_FPROT_UREAD | APR_FPROT_UWRITE)
-#define GROUP_OTHER_ACCESS \
-    (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_GEXECUTE | APR_FPROT_WREAD | \
-     APR_FPROT_WWRITE | APR_FPROT_WEXECUTE)
 
 #define TEXT_INVALID "the challenge password is not valid: it is unknown, expired or used up"
 #define TEXT_USED_FOR_USAGE \
@@ -383,59 +380,18 @@ int scep_password_equal(const char *a, const char *b)
 static apr_status_t file_problem(apr_pool_t *p, scep_problem_t *prob, const char *file,
                                  apr_status_t rv)
 {
-    scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, scep_x509_file_error(p, file, rv));
+    scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, scep_file_error(p, file, rv));
     return rv;
 }
 
-/* Reads a whole regular file of at most max bytes that neither group nor
- * others may access (checked on the open file, not on the name); the data
- * is NUL-terminated. */
+/* A key or the sealed single password (scep_read_private_file()'s rule). */
 static apr_status_t read_private_file(apr_pool_t *p, const char *file, apr_size_t max, char **data,
                                       apr_size_t *len, scep_problem_t *prob)
 {
-    apr_file_t *f = NULL;
-    apr_finfo_t finfo;
-    char *buf;
-    apr_status_t rv;
+    const char *why = NULL;
+    apr_status_t rv = scep_read_private_file(p, file, max, data, len, &why);
 
-    *data = NULL;
-    rv = apr_file_open(&f, file, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE | APR_FINFO_PROT, f);
-    }
-    if (rv != APR_SUCCESS) {
-        rv = file_problem(p, prob, file, rv);
-        goto leave;
-    }
-    if (finfo.filetype != APR_REG || finfo.size < 0 || (apr_size_t)finfo.size > max) {
-        rv = APR_EINVAL;
-        scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                     apr_psprintf(p,
-                                  "%s is not a regular file of at most %" APR_SIZE_T_FMT " bytes",
-                                  file, max));
-        goto leave;
-    }
-    if (finfo.protection & GROUP_OTHER_ACCESS) {
-        rv = APR_EACCES;
-        scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                     apr_psprintf(p,
-                                  "%s is open to group or others: it holds a secret and "
-                                  "must be mode 0600 (chmod 600 %s)",
-                                  file, file));
-        goto leave;
-    }
-    buf = apr_pcalloc(p, (apr_size_t)finfo.size + 1);
-    rv = apr_file_read_full(f, buf, (apr_size_t)finfo.size, len);
-    if (rv != APR_SUCCESS) {
-        rv = file_problem(p, prob, file, rv);
-        goto leave;
-    }
-    *data = buf;
-leave:
-    if (f) {
-        apr_file_close(f);
-    }
-    return rv;
+    return rv == APR_SUCCESS ? rv : scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, why);
 }
 
 static apr_status_t write_and_close(apr_pool_t *p, apr_file_t *f, const char *file,

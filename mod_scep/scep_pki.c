@@ -32,8 +32,6 @@
 #include "scep.h"
 #include "scep_x509.h"
 
-#define GROUP_OTHER_ACCESS (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_WREAD | APR_FPROT_WWRITE)
-
 /* What certificates are verified against: the self-signed ones among CA
  * and chain as trust anchors, all of them as intermediates. */
 typedef struct trust_t {
@@ -76,54 +74,16 @@ static void free_cert_list(STACK_OF(X509) *list)
     sk_X509_free(list);
 }
 
-/* APR keeps one hex digit per class (user 0x700, group 0x070, world 0x007). */
-static unsigned int unix_mode(apr_fileperms_t perms)
-{
-    return (((perms >> 8) & 7) << 6) | (((perms >> 4) & 7) << 3) | (perms & 7);
-}
-
-/* Reads a whole regular file. A private one must not be open to group or
- * others; its mode is checked on the open file, not on the name. */
+/* A whole key (private) or certificate file; *data NULL on failure. No
+ * limit beyond memory: these are the administrator's own files. */
 static apr_status_t read_file(apr_pool_t *p, const char *file, int private, char **data,
                               apr_size_t *len, scep_problem_t *prob)
 {
-    apr_file_t *f = NULL;
-    apr_finfo_t finfo;
-    char *buf = NULL;
-    apr_status_t rv;
+    const char *why = NULL;
+    apr_status_t rv = private ? scep_read_private_file(p, file, APR_SIZE_MAX, data, len, &why)
+                              : scep_read_file(p, file, APR_SIZE_MAX, data, len, &why);
 
-    rv = apr_file_open(&f, file, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE | APR_FINFO_PROT, f);
-    }
-    if (rv != APR_SUCCESS) {
-        rv = pki_problem(prob, rv, SCEP_EVENT_NONE, scep_x509_file_error(p, file, rv));
-        goto leave;
-    }
-    if (finfo.filetype != APR_REG) {
-        rv = pki_problem(prob, APR_EINVAL, SCEP_EVENT_NONE,
-                         apr_psprintf(p, "%s is not a regular file", file));
-        goto leave;
-    }
-    if (private && (finfo.protection & GROUP_OTHER_ACCESS)) {
-        rv = pki_problem(prob, APR_EACCES, SCEP_EVENT_NONE,
-                         apr_psprintf(p,
-                                      "%s is open to group or others (mode %04o): "
-                                      "a private key file must be mode 0600 (chmod 600 %s)",
-                                      file, unix_mode(finfo.protection), file));
-        goto leave;
-    }
-    buf = apr_palloc(p, (apr_size_t)finfo.size + 1);
-    rv = apr_file_read_full(f, buf, (apr_size_t)finfo.size, len);
-    if (rv != APR_SUCCESS) {
-        rv = pki_problem(prob, rv, SCEP_EVENT_NONE, scep_x509_file_error(p, file, rv));
-    }
-leave:
-    if (f) {
-        apr_file_close(f);
-    }
-    *data = rv == APR_SUCCESS ? buf : NULL;
-    return rv;
+    return rv == APR_SUCCESS ? rv : pki_problem(prob, rv, SCEP_EVENT_NONE, why);
 }
 
 /* Passphrases are not supported: refuse rather than prompt on a terminal. */

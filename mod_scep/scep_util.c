@@ -15,6 +15,8 @@
 
 #include <errno.h>
 
+#include <apr_file_info.h>
+#include <apr_file_io.h>
 #include <apr_global_mutex.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -375,6 +377,100 @@ int scep_parse_int(const char *text, int min, int max, int *value)
     }
     *value = (int)n;
     return 1;
+}
+
+const char *scep_file_error(apr_pool_t *p, const char *file, apr_status_t rv)
+{
+    char buf[256];
+
+    return apr_psprintf(p, "%s: %s", file, apr_strerror(rv, buf, sizeof(buf)));
+}
+
+/* Every permission bit of group and others. */
+#define GROUP_OTHER_ACCESS \
+    (APR_FPROT_GREAD | APR_FPROT_GWRITE | APR_FPROT_GEXECUTE | APR_FPROT_WREAD | \
+     APR_FPROT_WWRITE | APR_FPROT_WEXECUTE)
+
+/* APR keeps one hex digit per class (user 0x700, group 0x070, world 0x007). */
+static unsigned int unix_mode(apr_fileperms_t perms)
+{
+    return (((perms >> 8) & 7) << 6) | (((perms >> 4) & 7) << 3) | (perms & 7);
+}
+
+/* APR_SUCCESS when the open file's type, size and (private_only) mode
+ * allow reading it, else the status and *why. */
+static apr_status_t check_file(apr_pool_t *p, const char *file, const apr_finfo_t *finfo,
+                               apr_size_t max, int private_only, const char **why)
+{
+    if (finfo->filetype != APR_REG) {
+        *why = apr_psprintf(p, "%s is not a regular file", file);
+        return APR_EINVAL;
+    }
+    if (finfo->size < 0 || (apr_uint64_t)finfo->size > (apr_uint64_t)max) {
+        *why = apr_psprintf(p, "%s is larger than %" APR_SIZE_T_FMT " bytes", file, max);
+        return APR_EINVAL;
+    }
+    if (private_only && (finfo->protection & GROUP_OTHER_ACCESS)) {
+        *why = apr_psprintf(p,
+                            "%s is open to group or others (mode %04o): a file holding a key or "
+                            "a password must be mode 0600 (chmod 600 %s)",
+                            file, unix_mode(finfo->protection), file);
+        return APR_EACCES;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t read_whole_file(apr_pool_t *p, const char *file, apr_size_t max,
+                                    int private_only, char **data, apr_size_t *len,
+                                    const char **why)
+{
+    apr_file_t *f = NULL;
+    apr_finfo_t finfo;
+    char *buf = NULL;
+    apr_status_t rv;
+
+    *data = NULL;
+    *len = 0;
+    *why = NULL;
+    rv = apr_file_open(&f, file, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_info_get(&finfo, APR_FINFO_TYPE | APR_FINFO_SIZE | APR_FINFO_PROT, f);
+    }
+    if (rv != APR_SUCCESS) {
+        *why = scep_file_error(p, file, rv);
+        goto leave;
+    }
+    rv = check_file(p, file, &finfo, max, private_only, why);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    buf = apr_palloc(p, (apr_size_t)finfo.size + 1);
+    rv = apr_file_read_full(f, buf, (apr_size_t)finfo.size, len);
+    if (rv != APR_SUCCESS) {
+        OPENSSL_cleanse(buf, (apr_size_t)finfo.size);
+        *len = 0;
+        *why = scep_file_error(p, file, rv);
+        goto leave;
+    }
+    buf[*len] = '\0';
+    *data = buf;
+leave:
+    if (f) {
+        apr_file_close(f);
+    }
+    return rv;
+}
+
+apr_status_t scep_read_file(apr_pool_t *p, const char *file, apr_size_t max, char **data,
+                            apr_size_t *len, const char **why)
+{
+    return read_whole_file(p, file, max, 0, data, len, why);
+}
+
+apr_status_t scep_read_private_file(apr_pool_t *p, const char *file, apr_size_t max, char **data,
+                                    apr_size_t *len, const char **why)
+{
+    return read_whole_file(p, file, max, 1, data, len, why);
 }
 
 /* How often a lock is tried again after a false deadlock: each wait ends

@@ -60,13 +60,6 @@ const char *scep_x509_openssl_error(void)
     return reason ? reason : "unknown OpenSSL error";
 }
 
-const char *scep_x509_file_error(apr_pool_t *p, const char *file, apr_status_t rv)
-{
-    char buf[256];
-
-    return apr_psprintf(p, "%s: %s", file, apr_strerror(rv, buf, sizeof(buf)));
-}
-
 apr_status_t scep_x509_key_generate(apr_pool_t *p, scep_key_type_t type, int bits, EVP_PKEY **key,
                                     scep_problem_t *prob)
 {
@@ -582,7 +575,7 @@ static apr_status_t write_all(apr_pool_t *p, apr_file_t *f, const char *file, BI
     else {
         apr_file_close(f);
     }
-    return rv == APR_SUCCESS ? rv : x509_problem(prob, rv, scep_x509_file_error(p, file, rv));
+    return rv == APR_SUCCESS ? rv : x509_problem(prob, rv, scep_file_error(p, file, rv));
 }
 
 /* Public files are written aside and renamed so that a running server
@@ -595,7 +588,7 @@ static apr_status_t replace_file(apr_pool_t *p, const char *file, BIO *pem, scep
 
     rv = apr_file_mktemp(&f, temp, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL, p);
     if (rv != APR_SUCCESS) {
-        rv = x509_problem(prob, rv, scep_x509_file_error(p, temp, rv));
+        rv = x509_problem(prob, rv, scep_file_error(p, temp, rv));
         goto leave;
     }
     rv = write_all(p, f, temp, pem, prob);
@@ -607,7 +600,7 @@ static apr_status_t replace_file(apr_pool_t *p, const char *file, BIO *pem, scep
         rv = apr_file_rename(temp, file, p);
     }
     if (rv != APR_SUCCESS) {
-        rv = x509_problem(prob, rv, scep_x509_file_error(p, file, rv));
+        rv = x509_problem(prob, rv, scep_file_error(p, file, rv));
     }
 leave:
     if (rv != APR_SUCCESS && f) {
@@ -662,7 +655,7 @@ apr_status_t scep_x509_write_key(apr_pool_t *p, const char *file, EVP_PKEY *key,
     /* EXCL: never replace a key; 0600 from the start, never readable by others. */
     rv = apr_file_open(&f, file, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL, KEY_PERMS, p);
     if (rv != APR_SUCCESS) {
-        rv = x509_problem(prob, rv, scep_x509_file_error(p, file, rv));
+        rv = x509_problem(prob, rv, scep_file_error(p, file, rv));
         goto leave;
     }
     rv = write_all(p, f, file, pem, prob);

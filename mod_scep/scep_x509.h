@@ -176,9 +176,6 @@ apr_status_t scep_x509_time_get(const ASN1_TIME *t, apr_time_t *when);
  * caller to log). */
 const char *scep_x509_openssl_error(void);
 
-/* "FILE: <APR error text>", on p. */
-const char *scep_x509_file_error(apr_pool_t *p, const char *file, apr_status_t rv);
-
 /* Reads a PEM file that must hold exactly one certificate. */
 apr_status_t scep_x509_read_cert(apr_pool_t *p, const char *file, X509 **cert,
                                  scep_problem_t *prob);

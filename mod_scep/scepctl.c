@@ -284,7 +284,7 @@ static apr_status_t probe(ctl_t *ctl, const char *file, int *exists)
     if (rv == APR_SUCCESS || APR_STATUS_IS_ENOENT(rv)) {
         return APR_SUCCESS;
     }
-    return ctl_error(ctl, rv, scep_x509_file_error(ctl->p, file, rv));
+    return ctl_error(ctl, rv, scep_file_error(ctl->p, file, rv));
 }
 
 static apr_status_t ensure_dir(ctl_t *ctl)
@@ -294,7 +294,7 @@ static apr_status_t ensure_dir(ctl_t *ctl)
     if (rv == APR_SUCCESS || APR_STATUS_IS_EEXIST(rv)) {
         return APR_SUCCESS;
     }
-    return ctl_error(ctl, rv, scep_x509_file_error(ctl->p, ctl->dir, rv));
+    return ctl_error(ctl, rv, scep_file_error(ctl->p, ctl->dir, rv));
 }
 
 static void print_file(const char *what, const char *file, int created)

@@ -11,8 +11,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-# Fails when a directive of the module's command table
-# (mod_scep/mod_scep_config.c) or of HACKING.md's directive table is not
+# Fails when a directive of the module's directive table (SCEP_DIRECTIVES
+# in mod_scep/mod_scep_config.h, from which the command table is made) or
+# of HACKING.md's directive table is not
 # documented in the drop-in conf.d/scep.conf (as a setting or commented
 # out) and in README's Directives section, or when scep.conf or README
 # names a SCEP directive that exists in neither; and when a directive of a
@@ -23,28 +24,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG_C=mod_scep/mod_scep_config.c
+CONFIG_H=mod_scep/mod_scep_config.h
 TEMPLATE_C=mod_scep/mod_scep_template.c
 HACKING=HACKING.md
 CONF=conf.d/scep.conf
 README=README
 
-for f in "$CONFIG_C" "$TEMPLATE_C" "$HACKING" "$CONF" "$README"; do
+for f in "$CONFIG_H" "$TEMPLATE_C" "$HACKING" "$CONF" "$README"; do
     if [ ! -f "$f" ]; then
         echo "check_conf_directives: $f is missing" >&2
         exit 1
     fi
 done
 
-# The directive names of the command table: the first argument of each
-# AP_INIT_* entry, a string literal or a macro #defined to one. A section
+# The directive names of the table: the first argument of each X() row of
+# SCEP_DIRECTIVES, a string literal or a macro #defined to one. A section
 # ("<SCEPTemplate") is named without its "<"; the directives inside a
-# section are not in the command table and not checked here.
+# section are not in the table and not checked here.
 code_directives() {
     local arg value
-    sed -n '/command_rec [A-Za-z_0-9]*\[\] *=/,/^};/p' "$CONFIG_C" |
-        tr -d '\n' | grep -oE 'AP_INIT_[A-Z0-9_]+\([[:space:]]*[^,[:space:]]+' |
-        sed -E 's/^AP_INIT_[A-Z0-9_]+\([[:space:]]*//' |
+    sed -n '/^#define SCEP_DIRECTIVES(X)/,/[^\\]$/p' "$CONFIG_H" |
+        sed -nE 's/^[[:space:]]*X\([[:space:]]*([^,[:space:]]+),.*/\1/p' |
         while read -r arg; do
             case "$arg" in
             \"*) value=$arg ;;
@@ -109,7 +109,7 @@ conf=$(conf_directives)
 status=0
 
 if [ -z "$code" ]; then
-    echo "check_conf_directives: no directives found in $CONFIG_C" >&2
+    echo "check_conf_directives: no directives found in $CONFIG_H" >&2
     status=1
 fi
 if [ -z "$hacking" ]; then
@@ -126,17 +126,17 @@ undocumented=$(comm -23 <(printf '%s\n' "$code" | grep -v '^?') <(printf '%s\n' 
 
 for d in $missing; do
     where=
-    grep -qx "$d" <<<"$code" && where="$CONFIG_C"
+    grep -qx "$d" <<<"$code" && where="$CONFIG_H"
     grep -qx "$d" <<<"$hacking" && where="${where:+$where and }$HACKING"
     echo "check_conf_directives: $d (from $where) is missing in $CONF" >&2
     status=1
 done
 for d in $unknown; do
-    echo "check_conf_directives: $CONF names $d, which is neither in $CONFIG_C nor in $HACKING" >&2
+    echo "check_conf_directives: $CONF names $d, which is neither in $CONFIG_H nor in $HACKING" >&2
     status=1
 done
 for d in $undocumented; do
-    echo "check_conf_directives: $d of $CONFIG_C is not in $HACKING's directive table" >&2
+    echo "check_conf_directives: $d of $CONFIG_H is not in $HACKING's directive table" >&2
     status=1
 done
 
@@ -148,7 +148,7 @@ for d in $(comm -23 <(printf '%s\n' "$known") <(printf '%s\n' "$readme")); do
 done
 for d in $(comm -13 <(printf '%s\n' "$known") <(printf '%s\n' "$readme")); do
     echo "check_conf_directives: $README's Directives section names $d," \
-        "which is neither in $CONFIG_C nor in $HACKING" >&2
+        "which is neither in $CONFIG_H nor in $HACKING" >&2
     status=1
 done
 

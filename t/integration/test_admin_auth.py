@@ -19,6 +19,7 @@ import pytest
 
 from sceptest import admin as A
 from sceptest import ldap as L
+from sceptest.httpd import free_port
 
 RE_ISSUED_LOG = r'SCEP\d{3}: one-time password handed out to %s '
 
@@ -220,6 +221,42 @@ def test_standalone_others_refused(admin_httpd, user):
     r = basic_get(admin_httpd, 'standalone', user)
     assert_refused(r, admin_httpd, A.RE_EVENT_41, user)
     assert not admin_httpd.errlog.find(A.RE_EVENT_6, wait=0)
+
+
+# --- a virtual host's enroll groups: added to the main server's ----------------------
+
+@pytest.fixture
+def groups_vhost(admin_httpd, slapd):
+    """An LDAP Basic virtual host (its HTTPS port) whose own
+    SCEPTemplateEnrollGroup gives sign-enrollers enroll permission on
+    IPSECIntermediateOffline too, next to the main server's lines (HACKING.md,
+    "Templates": a virtual host adds its groups to the main server's)."""
+    port = free_port(admin_httpd.ports.standalone + 1)
+    crt, key = admin_httpd.tls_ca.server('apache-groups')
+    extra = '    SCEPTemplateEnrollGroup IPSECIntermediateOffline "%s"\n' \
+        % L.TEMPLATE_GROUPS['SCEPSign']
+    admin_httpd.restart_with(raw_extra=A.ssl_vhost(
+        port, crt, key, A.ldap_basic(slapd, 'mod_scep admin (vhost groups)'), extra))
+    yield port
+    admin_httpd.restart_with()
+
+
+def test_vhost_enroll_groups_add_to_the_main_servers(admin_httpd, groups_vhost):
+    """alice holds enroll permission only through the main server's groups
+    (SCEPTemplateEnrollGroup and SCEPSign's EnrollGroup): the virtual host's
+    own line does not drop them. dave (sign-enrollers, enc-enrollers) gets
+    the third template through the virtual host's line, there only; bob,
+    in no group, gets nothing."""
+    vhost_url = 'https://localhost:%d%s' % (groups_vhost, A.ADMIN_PATH)
+
+    def vhost_get(user):
+        return A.curl(vhost_url, admin_httpd.tls_ca.ca_file, user=user, password=L.USERS[user],
+                      work=admin_httpd.env.work)
+
+    assert_refused(basic_get(admin_httpd, 'ldap', 'dave'), admin_httpd, A.RE_EVENT_6, 'dave')
+    assert_refused(vhost_get('bob'), admin_httpd, A.RE_EVENT_6, 'bob')
+    assert_password_page(vhost_get('alice'), 'alice', admin_httpd)
+    assert_password_page(vhost_get('dave'), 'dave', admin_httpd)
 
 
 # --- the same decisions as JSON -----------------------------------------------------

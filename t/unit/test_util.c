@@ -14,9 +14,13 @@
 /* The core's small helpers (scep_util.c) that no other suite covers. */
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <check.h>
+
+#include <apr_strings.h>
 
 #include <openssl/bio.h>
 #include <openssl/objects.h>
@@ -249,6 +253,110 @@ START_TEST(event_text_names_each_event_of_the_list)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------
+ * scep_read_private_file(): the one rule of files holding a key or a
+ * password, both ways.
+ */
+
+static const char *write_file(apr_pool_t *p, const char *dir, const char *name, const char *text,
+                              mode_t mode)
+{
+    const char *file = testutil_path(p, dir, name);
+    FILE *f = fopen(file, "w");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(file, mode), 0);
+    return file;
+}
+
+/* Read under the private rule with room for max bytes: the status, and
+ * *why when refused. */
+static apr_status_t read_private(apr_pool_t *p, const char *file, apr_size_t max, char **data,
+                                 const char **why)
+{
+    apr_size_t len = 12345;
+    apr_status_t rv = scep_read_private_file(p, file, max, data, &len, why);
+
+    if (rv == APR_SUCCESS) {
+        ck_assert_ptr_null(*why);
+        ck_assert_uint_eq(len, strlen(*data));
+    }
+    else {
+        ck_assert_ptr_null(*data);
+        ck_assert_ptr_nonnull(*why);
+        ck_assert_ptr_nonnull(strstr(*why, file));
+    }
+    return rv;
+}
+
+START_TEST(private_file_of_the_owner_alone_is_read)
+{
+    apr_pool_t *p;
+    const char *dir, *why = "unset";
+    char *data = NULL;
+    apr_size_t len = 0;
+
+    apr_pool_create(&p, NULL);
+    dir = testutil_tempdir(p);
+    ck_assert_int_eq(read_private(p, write_file(p, dir, "rw", "secret\n", 0600), 7, &data, &why),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, "secret\n");
+    ck_assert_int_eq(read_private(p, write_file(p, dir, "ro", "key", 0400), 3, &data, &why),
+                     APR_SUCCESS);
+    ck_assert_str_eq(data, "key");
+    /* the plain reader takes any mode */
+    ck_assert_int_eq(
+        scep_read_file(p, write_file(p, dir, "public", "cert", 0644), 4, &data, &len, &why),
+        APR_SUCCESS);
+    ck_assert_str_eq(data, "cert");
+    apr_pool_destroy(p);
+}
+END_TEST
+
+START_TEST(private_file_open_to_group_or_others_is_refused)
+{
+    apr_pool_t *p;
+    const char *dir, *why = NULL;
+    char *data = NULL;
+    const mode_t modes[] = { 0640, 0604, 0660, 0644, 0620, 0602, 0610, 0601 };
+    apr_size_t i;
+
+    apr_pool_create(&p, NULL);
+    dir = testutil_tempdir(p);
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        const char *file =
+            write_file(p, dir, apr_psprintf(p, "loose-%o", (unsigned)modes[i]), "secret", modes[i]);
+        const char *mode = apr_psprintf(p, "(mode %04o)", (unsigned)modes[i]);
+
+        ck_assert_int_eq(read_private(p, file, 64, &data, &why), APR_EACCES);
+        ck_assert_msg(strstr(why, mode), "'%s' does not say %s", why, mode);
+        ck_assert_ptr_nonnull(strstr(why, apr_pstrcat(p, "chmod 600 ", file, NULL)));
+    }
+    apr_pool_destroy(p);
+}
+END_TEST
+
+START_TEST(private_file_missing_large_or_not_regular_is_refused)
+{
+    apr_pool_t *p;
+    const char *dir, *why = NULL;
+    char *data = NULL;
+
+    apr_pool_create(&p, NULL);
+    dir = testutil_tempdir(p);
+    ck_assert(
+        APR_STATUS_IS_ENOENT(read_private(p, testutil_path(p, dir, "missing"), 64, &data, &why)));
+    ck_assert_int_eq(read_private(p, write_file(p, dir, "large", "12345678", 0600), 7, &data, &why),
+                     APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "larger than 7 bytes"));
+    ck_assert_int_eq(read_private(p, dir, 64, &data, &why), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "not a regular file"));
+    apr_pool_destroy(p);
+}
+END_TEST
+
 Suite *scep_util_suite(void);
 
 Suite *scep_util_suite(void)
@@ -270,6 +378,11 @@ Suite *scep_util_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("events");
     tcase_add_test(tc, event_text_names_each_event_of_the_list);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("private_file");
+    tcase_add_test(tc, private_file_of_the_owner_alone_is_read);
+    tcase_add_test(tc, private_file_open_to_group_or_others_is_refused);
+    tcase_add_test(tc, private_file_missing_large_or_not_regular_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

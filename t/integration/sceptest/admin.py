@@ -117,7 +117,7 @@ class Ports:
         self.standalone = free_port(self.ldap + 1)
 
 
-def _ldap_basic(slapd, realm):
+def ldap_basic(slapd, realm):
     return f"""        AuthType Basic
         AuthName "{realm}"
         AuthBasicProvider ldap
@@ -127,10 +127,10 @@ def _ldap_basic(slapd, realm):
         Require valid-user"""
 
 
-def raw_config(env, ports, tls_ca, server_crt, server_key, slapd, kdc):
-    """The modules, TLS, LDAP and the four virtual hosts (config text)."""
-    def ssl_vhost(port, body, extra=''):
-        return f"""
+def ssl_vhost(port, server_crt, server_key, body, extra=''):
+    """An HTTPS virtual host with the admin page (authentication: body) and
+    the manager page; extra: its own directives (config text)."""
+    return f"""
 Listen 127.0.0.1:{port}
 <VirtualHost 127.0.0.1:{port}>
     ServerName localhost
@@ -143,6 +143,10 @@ Listen 127.0.0.1:{port}
     </Location>
 {MANAGER_LOCATION}</VirtualHost>
 """
+
+
+def raw_config(env, ports, tls_ca, server_crt, server_key, slapd, kdc):
+    """The modules, TLS, LDAP and the four virtual hosts (config text)."""
     m = MODULES_DIR
     return f"""
 # --- admin page test setup (t/integration/sceptest/admin.py) ---
@@ -166,10 +170,10 @@ LogLevel warn scep:info ldap:warn authnz_ldap:info auth_gssapi:info
     ServerName localhost
     <Location /certsrv/mscep_admin>
         SetHandler scep-admin
-{_ldap_basic(slapd, 'mod_scep admin over HTTP')}
+{ldap_basic(slapd, 'mod_scep admin over HTTP')}
     </Location>
 {MANAGER_LOCATION}</VirtualHost>
-{ssl_vhost(ports.krb, f'''        AuthType GSSAPI
+{ssl_vhost(ports.krb, server_crt, server_key, f'''        AuthType GSSAPI
         AuthName "mod_scep admin (Kerberos)"
         GssapiCredStore keytab:{kdc.keytab}
         GssapiLocalName On
@@ -177,8 +181,9 @@ LogLevel warn scep:info ldap:warn authnz_ldap:info auth_gssapi:info
         GssapiAllowedMech krb5
         GssapiSSLonly On
         Require valid-user''')}
-{ssl_vhost(ports.ldap, _ldap_basic(slapd, 'mod_scep admin (LDAP)'))}
-{ssl_vhost(ports.standalone, _ldap_basic(slapd, 'mod_scep admin (Standalone CA)'),
+{ssl_vhost(ports.ldap, server_crt, server_key, ldap_basic(slapd, 'mod_scep admin (LDAP)'))}
+{ssl_vhost(ports.standalone, server_crt, server_key,
+           ldap_basic(slapd, 'mod_scep admin (Standalone CA)'),
            extra='    SCEPCAType Standalone' + chr(10))}
 """
 
