@@ -30,11 +30,6 @@
 
 #include "mod_scep_private.h"
 
-mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s)
-{
-    return ap_get_module_config(s->module_config, &scep_module);
-}
-
 /* What a setter needs of its row of the table: the command table's
  * cmd->info points to it. */
 typedef struct directive_t {

@@ -35,8 +35,14 @@ extern module AP_MODULE_DECLARE_DATA scep_module;
 /* Log under the module's own name, so `LogLevel scep:debug` works. */
 APLOG_USE_MODULE(scep);
 
-/* The server's configuration record. */
-mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s);
+/* The server's configuration record: read through the module record, as
+ * mod_ssl's mySrvConfig(), so that reading it makes no file depend on
+ * mod_scep_config.c (the directives' section setters live in the files of
+ * their sections, which read the record too). */
+static inline mod_scep_srv_conf_t *mod_scep_srv_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &scep_module);
+}
 
 /* The module's startup hooks (mod_scep_startup.c): the mutex types
  * (pre_config), the configuration finished and checked, the PKI, passwords

@@ -357,7 +357,7 @@ static apr_status_t setup_next_ca(apr_pool_t *pconf, server_rec *s)
     if (!conf->next_ca_cert_file) {
         goto leave;
     }
-    rv = scep_x509_read_cert(pconf, conf->next_ca_cert_file, &next_ca, &prob);
+    rv = scep_read_cert(pconf, conf->next_ca_cert_file, &next_ca, &prob);
     if (rv == APR_SUCCESS && X509_check_ca(next_ca) < 1) {
         rv = scep_problem(
             &prob, APR_EINVAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,

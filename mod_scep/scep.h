@@ -236,6 +236,8 @@ apr_status_t scep_read_private_key(apr_pool_t *p, const char *file, EVP_PKEY **k
 /* Reads all PEM certificates of a file. */
 apr_status_t scep_read_certs(apr_pool_t *p, const char *file, STACK_OF(X509) **certs,
                              scep_problem_t *prob);
+/* Reads a PEM file that must hold exactly one certificate. */
+apr_status_t scep_read_cert(apr_pool_t *p, const char *file, X509 **cert, scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
  * Public keys a device sends (scep_key.c), read without computing with them.

@@ -186,12 +186,27 @@ leave:
     return rv;
 }
 
+apr_status_t scep_read_cert(apr_pool_t *p, const char *file, X509 **cert, scep_problem_t *prob)
+{
+    STACK_OF(X509) *certs = NULL;
+    apr_status_t rv;
+
+    rv = scep_read_certs(p, file, &certs, prob);
+    if (rv == APR_SUCCESS && sk_X509_num(certs) != 1) {
+        rv = pki_problem(
+            prob, APR_EINVAL, SCEP_EVENT_NONE,
+            apr_psprintf(p, "%s holds %d certificates, expected one", file, sk_X509_num(certs)));
+    }
+    *cert = rv == APR_SUCCESS ? sk_X509_value(certs, 0) : NULL;
+    return rv;
+}
+
 static apr_status_t load_ca(apr_pool_t *p, const scep_pki_config_t *conf, scep_pki_t *pki,
                             scep_problem_t *prob)
 {
     apr_status_t rv;
 
-    rv = scep_x509_read_cert(p, conf->ca_cert_file, &pki->ca_cert, prob);
+    rv = scep_read_cert(p, conf->ca_cert_file, &pki->ca_cert, prob);
     if (rv == APR_SUCCESS && !X509_check_ca(pki->ca_cert)) {
         rv = pki_problem(prob, APR_EINVAL, SCEP_EVENT_NONE,
                          apr_psprintf(p,
@@ -272,7 +287,7 @@ static apr_status_t ra_candidate_load(apr_pool_t *p, const scep_ra_file_t *files
     apr_status_t rv;
 
     cand->files = files;
-    rv = scep_x509_read_cert(p, files->cert_file, &cand->cert, prob);
+    rv = scep_read_cert(p, files->cert_file, &cand->cert, prob);
     if (rv == APR_SUCCESS) {
         rv = scep_read_private_key(p, files->key_file, &cand->key, prob);
     }

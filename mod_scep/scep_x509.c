@@ -546,21 +546,6 @@ apr_status_t scep_x509_time_get(const ASN1_TIME *t, apr_time_t *when)
     return apr_time_exp_gmt_get(when, &exp);
 }
 
-apr_status_t scep_x509_read_cert(apr_pool_t *p, const char *file, X509 **cert, scep_problem_t *prob)
-{
-    STACK_OF(X509) *certs = NULL;
-    apr_status_t rv;
-
-    rv = scep_read_certs(p, file, &certs, prob);
-    if (rv == APR_SUCCESS && sk_X509_num(certs) != 1) {
-        rv = x509_problem(
-            prob, APR_EINVAL,
-            apr_psprintf(p, "%s holds %d certificates, expected one", file, sk_X509_num(certs)));
-    }
-    *cert = rv == APR_SUCCESS ? sk_X509_value(certs, 0) : NULL;
-    return rv;
-}
-
 static apr_status_t write_all(apr_pool_t *p, apr_file_t *f, const char *file, BIO *pem,
                               scep_problem_t *prob)
 {

@@ -176,10 +176,6 @@ apr_status_t scep_x509_time_get(const ASN1_TIME *t, apr_time_t *when);
  * caller to log). */
 const char *scep_x509_openssl_error(void);
 
-/* Reads a PEM file that must hold exactly one certificate. */
-apr_status_t scep_x509_read_cert(apr_pool_t *p, const char *file, X509 **cert,
-                                 scep_problem_t *prob);
-
 /* Writes a certificate / CSR as PEM (mode 0644), replacing the file
  * atomically (written aside, then renamed). */
 apr_status_t scep_x509_write_cert(apr_pool_t *p, const char *file, X509 *cert,

@@ -326,7 +326,7 @@ static apr_status_t key_load_or_make(ctl_t *ctl, const char *file, scep_key_type
 static apr_status_t cert_load_for_key(ctl_t *ctl, const char *cert_file, const char *key_file,
                                       EVP_PKEY *key, X509 **cert)
 {
-    apr_status_t rv = scep_x509_read_cert(ctl->p, cert_file, cert, &ctl->prob);
+    apr_status_t rv = scep_read_cert(ctl->p, cert_file, cert, &ctl->prob);
 
     if (rv == APR_SUCCESS && !X509_check_private_key(*cert, key)) {
         rv = ctl_error(
@@ -628,7 +628,7 @@ static apr_status_t cmd_install_ra(ctl_t *ctl)
     X509 *ca = NULL, *sign_cert = NULL, *enc_cert = NULL;
     apr_status_t rv;
 
-    rv = scep_x509_read_cert(ctl->p, ctl->ca_cert, &ca, &ctl->prob);
+    rv = scep_read_cert(ctl->p, ctl->ca_cert, &ca, &ctl->prob);
     if (rv == APR_SUCCESS && !X509_check_ca(ca)) {
         rv = ctl_error(ctl, APR_EINVAL,
                        apr_psprintf(ctl->p, "%s is not a CA certificate", ctl->ca_cert));
@@ -665,7 +665,7 @@ static apr_status_t cmd_thumbprint(ctl_t *ctl)
 {
     X509 *cert = NULL;
     const char *thumbprint;
-    apr_status_t rv = scep_x509_read_cert(ctl->p, ctl->file, &cert, &ctl->prob);
+    apr_status_t rv = scep_read_cert(ctl->p, ctl->file, &cert, &ctl->prob);
 
     if (rv != APR_SUCCESS) {
         return rv;
