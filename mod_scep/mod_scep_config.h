@@ -238,9 +238,8 @@ typedef enum {
       "revoke)") \
     X(SCEP_TEMPLATE_SECTION, templates, SECTION, mod_scep_template_section, SERVER, 0, 0, NULL, \
       apr_array_make(p, 0, sizeof(void *)), \
-      "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template " \
-      "(Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, AllowSubjectAltName, " \
-      "MinimumKeySize, KeyTypes, Issuance, EnrollGroup)")
+      "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template (its " \
+      "directives: README, conf.d/scep.conf)")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */

@@ -346,6 +346,18 @@ static const template_directive_t template_directives[] = {
     { NULL, NULL }
 };
 
+/* "Validity, KeyUsage, ..." from the table, for the refusal of others. */
+static const char *directive_names(apr_pool_t *p)
+{
+    const template_directive_t *td = template_directives;
+    const char *names = td->name;
+
+    for (td++; td->name; td++) {
+        names = apr_pstrcat(p, names, ", ", td->name, NULL);
+    }
+    return names;
+}
+
 static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl, const ap_directive_t *d)
 {
     const template_directive_t *td;
@@ -358,9 +370,8 @@ static const char *apply_directive(cmd_parms *cmd, scep_template_t *tmpl, const 
         }
     }
     if (!td->name) {
-        err = "is not a template directive (Validity, KeyUsage, ExtendedKeyUsage, AllowSubject, "
-              "AllowSubjectAltName, AllowWildcardDNS, MinimumKeySize, MaximumKeySize, "
-              "MinimumECKeySize, Curves, KeyTypes, Issuance, EnrollGroup)";
+        err =
+            apr_psprintf(cmd->pool, "is not a template directive (%s)", directive_names(cmd->pool));
     }
     return err ? apr_psprintf(cmd->pool, "%s:%d: " SCEP_TEMPLATE_SECTION " %s> %s: %s", d->filename,
                               d->line_num, tmpl->name, d->directive, err)
