@@ -194,14 +194,15 @@ int mod_scep_wants_json(request_rec *r)
 }
 
 /* ----------------------------------------------------------------------
- * Text.
+ * JSON answers (jansson: never written by hand) and times.
  */
 
 /* How every JSON answer is written: keys in the order they were set; ASCII
  * only, so that a control character a device sent (C0 and C1: a terminal's
  * escape sequences, which a manager who reads the answer with curl would
- * otherwise run) and anything beyond ASCII arrive as \uXXXX; the separators
- * ", " and ": " on one line. */
+ * otherwise run) and anything beyond ASCII arrive as \uXXXX (DEL, which
+ * terminals ignore, stays as it is: jansson escapes only below U+0020); the
+ * separators ", " and ": " on one line. */
 #define JSON_ANSWER_FLAGS (JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_INDENT(0))
 
 /* jansson refuses a string that is not UTF-8 (json_string() returns
