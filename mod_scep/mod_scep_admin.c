@@ -47,6 +47,8 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include <jansson.h>
+
 #include "mod_scep_private.h"
 
 #define SCEP_ADMIN_HANDLER "scep-admin"
@@ -181,45 +183,33 @@ static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
     }
 }
 
-/* The same as a JSON string. */
-static const char *rfc3339(apr_pool_t *p, apr_time_t t)
-{
-    return mod_scep_json_string(p, mod_scep_time_text(p, t));
-}
-
-static int send_json_password(request_rec *r, const mod_scep_srv_conf_t *conf,
-                              const answer_t *answer)
+/* expires is 0 for the single password, which has neither an expiry nor
+ * a validity: both null. */
+static json_t *password_json(apr_pool_t *p, const mod_scep_srv_conf_t *conf, const answer_t *answer)
 {
     int single = answer->expires == 0;
-    const char *json = apr_psprintf(r->pool,
-                                    "{\"password\": %s, \"expires\": %s, \"validity_minutes\": %s, "
-                                    "\"ca_thumbprint\": %s, \"single_password\": %s}\n",
-                                    mod_scep_json_string(r->pool, answer->password),
-                                    single ? "null" : rfc3339(r->pool, answer->expires),
-                                    single ? "null" : apr_itoa(r->pool, conf->password_validity),
-                                    mod_scep_json_string(r->pool, conf->pki->ca_thumbprint),
-                                    single ? "true" : "false");
 
-    return mod_scep_send_body(r, HTTP_OK, "application/json", json, strlen(json));
+    return json_pack("{s:o, s:o, s:o, s:o, s:b}", "password",
+                     mod_scep_json_text(p, answer->password), "expires",
+                     mod_scep_json_time(p, answer->expires), "validity_minutes",
+                     single ? json_null() : json_integer(conf->password_validity), "ca_thumbprint",
+                     mod_scep_json_text(p, conf->pki->ca_thumbprint), "single_password", single);
 }
 
 static int send_json(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
 {
-    const char *json;
-
     switch (answer->kind) {
     case ANSWER_PASSWORD:
-        return send_json_password(r, conf, answer);
+        return mod_scep_send_json(r, HTTP_OK, password_json(r->pool, conf, answer));
     case ANSWER_CACHE_FULL:
-        json = apr_psprintf(r->pool,
-                            "{\"error\": \"password_cache_full\", \"message\": \"" NDES_CACHE_FULL
-                            "\", \"validity_minutes\": %d}\n",
-                            conf->password_validity);
-        return mod_scep_send_body(r, HTTP_SERVICE_UNAVAILABLE, "application/json", json,
-                                  strlen(json));
+        return mod_scep_send_json(r, HTTP_SERVICE_UNAVAILABLE,
+                                  json_pack("{s:s, s:s, s:i}", "error", "password_cache_full",
+                                            "message", NDES_CACHE_FULL, "validity_minutes",
+                                            conf->password_validity));
     default:
-        json = "{\"error\": \"not_authorized\", \"message\": \"" NDES_NO_PERMISSION "\"}\n";
-        return mod_scep_send_body(r, HTTP_FORBIDDEN, "application/json", json, strlen(json));
+        return mod_scep_send_json(
+            r, HTTP_FORBIDDEN,
+            json_pack("{s:s, s:s}", "error", "not_authorized", "message", NDES_NO_PERMISSION));
     }
 }
 

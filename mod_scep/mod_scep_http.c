@@ -14,7 +14,8 @@
 /*
  * The HTTP helpers of every handler (mod_scep_http.h): the start every
  * handler shares, writing answers, the headers and the Accept negotiation
- * of the admin and manager pages, JSON strings, the HTTPS-only rule; and the
+ * of the admin and manager pages, JSON answers (jansson), the HTTPS-only rule;
+ * and the
  * TRACE refusal at the module's locations, which knows their handlers'
  * names as the handlers do.
  */
@@ -32,6 +33,8 @@
 #include <http_ssl.h>
 
 #include <openssl/err.h>
+
+#include <jansson.h>
 
 #include "mod_scep_private.h"
 
@@ -191,43 +194,48 @@ int mod_scep_wants_json(request_rec *r)
 }
 
 /* ----------------------------------------------------------------------
- * Text.
+ * JSON answers (jansson: never written by hand) and times.
  */
 
-/* A JSON string that strict parsers take whatever text holds: quotes,
- * backslashes and control characters (C0, DEL, C1) escaped, each byte that
- * is not UTF-8 (a device's name may have any) replaced by U+FFFD.
- * Written here: APR 1.7's apr_escape.h has no JSON escaper (apr_escape_echo
- * writes \xHH, which JSON does not have) and httpd 2.4 none either. */
-const char *mod_scep_json_string(apr_pool_t *p, const char *text)
-{
-    char *out = apr_palloc(p, 6 * strlen(text) + 3), *o = out;
-    unsigned long code = 0;
-    apr_size_t len;
+/* How every JSON answer is written: keys in the order they were set; ASCII
+ * only, so that a control character a device sent (C0 and C1: a terminal's
+ * escape sequences, which a manager who reads the answer with curl would
+ * otherwise run) and anything beyond ASCII arrive as \uXXXX (DEL, which
+ * terminals ignore, stays as it is: jansson escapes only below U+0020); the
+ * separators ", " and ": " on one line. */
+#define JSON_ANSWER_FLAGS (JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_INDENT(0))
 
-    *o++ = '"';
-    while (*text) {
-        len = scep_utf8_char(text, &code);
-        if (len == 0) {
-            o += apr_snprintf(o, 7, "\\ufffd");
-            len = 1;
-        }
-        else if (code == '"' || code == '\\') {
-            *o++ = '\\';
-            *o++ = (char)code;
-        }
-        else if (scep_char_is_control(code)) {
-            o += apr_snprintf(o, 7, "\\u%04lx", code);
-        }
-        else {
-            memcpy(o, text, len);
-            o += len;
-        }
-        text += len;
+/* jansson refuses a string that is not UTF-8 (json_string() returns
+ * NULL), and a device's text may hold any bytes: scep_utf8_text() makes
+ * stray ones U+FFFD first. */
+json_t *mod_scep_json_text(apr_pool_t *p, const char *text)
+{
+    return text ? json_string(scep_utf8_text(p, text)) : json_null();
+}
+
+json_t *mod_scep_json_time(apr_pool_t *p, apr_time_t t)
+{
+    return t ? mod_scep_json_text(p, mod_scep_time_text(p, t)) : json_null();
+}
+
+/* Written into r's pool by json_dumpb() (jansson 2.10), measured first:
+ * no buffer of jansson's allocator to give back. */
+int mod_scep_send_json(request_rec *r, int status, json_t *doc)
+{
+    size_t len = doc ? json_dumpb(doc, NULL, 0, JSON_ANSWER_FLAGS) : 0;
+    char *body = len ? apr_palloc(r->pool, len + 1) : NULL;
+
+    if (body && json_dumpb(doc, body, len, JSON_ANSWER_FLAGS) != len) {
+        body = NULL;
     }
-    *o++ = '"';
-    *o = '\0';
-    return out;
+    json_decref(doc);
+    if (!body) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      SCEPLOGNO(153) "the JSON answer could not be made: out of memory");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    body[len] = '\n';
+    return mod_scep_send_body(r, status, "application/json", body, len + 1);
 }
 
 /* RFC 3339, UTC, whole seconds (the records' form of times too). */

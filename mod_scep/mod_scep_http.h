@@ -14,13 +14,15 @@
 /*
  * The HTTP helpers every handler uses (mod_scep_http.c): the start of a
  * handler, writing an answer, the pages' headers, Accept negotiation, JSON
- * strings, times, the HTTPS-only rule; and the TRACE refusal at the
+ * answers (jansson), times, the HTTPS-only rule; and the TRACE refusal at the
  * module's locations.
  */
 #ifndef mod_scep_mod_scep_http_h
 #define mod_scep_mod_scep_http_h
 
 #include <httpd.h>
+
+#include <jansson.h>
 
 #include "mod_scep_config.h"
 
@@ -50,8 +52,19 @@ void mod_scep_page_headers(request_rec *r, const char *csp);
 /* JSON when Accept prefers application/json over text/html. */
 int mod_scep_wants_json(request_rec *r);
 
-/* A JSON string literal of text (quotes included). */
-const char *mod_scep_json_string(apr_pool_t *p, const char *text);
+/* Values of a JSON answer (jansson's json_t, a new reference): text as a
+ * JSON string, each byte that is not UTF-8 as U+FFFD, NULL as null; a time
+ * as mod_scep_time_text(), 0 as null. NULL only when jansson could not
+ * allocate: json_pack() and json_array_append_new() pass that on, and
+ * mod_scep_send_json() answers it. */
+json_t *mod_scep_json_text(apr_pool_t *p, const char *text);
+json_t *mod_scep_json_time(apr_pool_t *p, apr_time_t t);
+
+/* doc as a whole JSON answer (application/json, one line and a newline;
+ * keys in their order; ASCII only, controls and the rest as \uXXXX), as
+ * mod_scep_send_body(). Takes doc's reference. NULL doc, or one jansson
+ * cannot write: 500, logged. */
+int mod_scep_send_json(request_rec *r, int status, json_t *doc);
 
 /* A time as RFC 3339 UTC text: YYYY-MM-DDTHH:MM:SSZ. */
 const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t);

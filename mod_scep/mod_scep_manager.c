@@ -65,6 +65,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <jansson.h>
+
 #include "mod_scep_private.h"
 
 #define SCEP_MANAGER_HANDLER "scep-manager"
@@ -214,20 +216,10 @@ static const char *shown(apr_pool_t *p, const char *text)
     return text ? html(p, scep_escape_text(p, text, 0)) : "";
 }
 
-static const char *json_or_null(apr_pool_t *p, const char *text)
-{
-    return text ? mod_scep_json_string(p, text) : "null";
-}
-
 /* "" for no time (0). */
 static const char *time_text(apr_pool_t *p, apr_time_t t)
 {
     return t ? mod_scep_time_text(p, t) : "";
-}
-
-static const char *json_time(apr_pool_t *p, apr_time_t t)
-{
-    return t ? mod_scep_json_string(p, time_text(p, t)) : "null";
 }
 
 /* A revocation reason as the form sends it (the code) or a script may (the
@@ -253,19 +245,14 @@ static int send_html(request_rec *r, int status, const char *body)
     return mod_scep_send_body(r, status, "text/html; charset=utf-8", body, strlen(body));
 }
 
-static int send_json(request_rec *r, int status, const char *json)
-{
-    return mod_scep_send_body(r, status, "application/json", json, strlen(json));
-}
-
 /* An error answer: a short page, or {"error": code, "message": text}. */
 static int send_error(request_rec *r, int status, const char *code, const char *text)
 {
     if (mod_scep_wants_json(r)) {
-        return send_json(r, status,
-                         apr_psprintf(r->pool, "{\"error\": %s, \"message\": %s}\n",
-                                      mod_scep_json_string(r->pool, code),
-                                      mod_scep_json_string(r->pool, text)));
+        return mod_scep_send_json(r, status,
+                                  json_pack("{s:o, s:o}", "error",
+                                            mod_scep_json_text(r->pool, code), "message",
+                                            mod_scep_json_text(r->pool, text)));
     }
     return send_html(r, status,
                      apr_pstrcat(r->pool, page_head(r->pool, "SCEP CA manager"), "<p>",
@@ -337,13 +324,13 @@ typedef struct listing_t {
     apr_array_header_t *recent;
 } listing_t;
 
-/* One row of a list, as HTML or JSON. */
+/* One row of a list as HTML. */
 typedef const char *row_fn(request_rec *r, const listing_t *l, const void *item);
 
-/* The rows of items (pointers), each written by row, joined by sep ('\0':
- * nothing): one copy at the end rather than one per row. */
+/* The rows of items (pointers), each written by row: one copy at the end
+ * rather than one per row. */
 static const char *rows(request_rec *r, const listing_t *l, const apr_array_header_t *items,
-                        row_fn *row, char sep)
+                        row_fn *row)
 {
     apr_array_header_t *parts = apr_array_make(r->pool, items->nelts, sizeof(const char *));
     int i;
@@ -351,7 +338,7 @@ static const char *rows(request_rec *r, const listing_t *l, const apr_array_head
     for (i = 0; i < items->nelts; i++) {
         APR_ARRAY_PUSH(parts, const char *) = row(r, l, APR_ARRAY_IDX(items, i, const void *));
     }
-    return apr_array_pstrcat(r->pool, parts, sep);
+    return apr_array_pstrcat(r->pool, parts, '\0');
 }
 
 /* Said under a list that reached LIST_LIMIT rows. */
@@ -392,7 +379,7 @@ static const char *pending_html(request_rec *r, const listing_t *l)
                        "<table id=\"pending\"><tr><th>Transaction</th><th>Subject</th>"
                        "<th>Subject alternative names</th><th>Key</th><th>Template</th>"
                        "<th>Requested from</th><th>Received</th><th>Decision</th></tr>\n",
-                       rows(r, l, l->pending, pending_row_html, '\0'), "</table>\n",
+                       rows(r, l, l->pending, pending_row_html), "</table>\n",
                        more_html(l->pending, "decide them to see the older ones."), NULL);
 }
 
@@ -456,7 +443,7 @@ static const char *certs_html(request_rec *r, const listing_t *l)
         "\"><button type=\"submit\">Search</button></form>\n"
         "<table id=\"certificates\"><tr><th>Serial</th><th>Subject</th><th>Valid from</th>"
         "<th>Valid until</th><th>Transaction</th><th>Status</th><th>Revoke</th></tr>\n",
-        rows(r, l, l->certs, cert_row_html, '\0'), "</table>\n",
+        rows(r, l, l->certs, cert_row_html), "</table>\n",
         more_html(l->certs, "search to find older ones."), NULL);
 }
 
@@ -479,7 +466,7 @@ static const char *recent_html(request_rec *r, const listing_t *l)
                        "<h2>Recent requests</h2>\n<table id=\"recent\"><tr><th>Transaction</th>"
                        "<th>Subject</th><th>State</th><th>Decided by</th><th>Reason</th>"
                        "<th>Serial</th><th>Received</th><th>Changed</th></tr>\n",
-                       rows(r, l, l->recent, recent_row_html, '\0'), "</table>\n", NULL);
+                       rows(r, l, l->recent, recent_row_html), "</table>\n", NULL);
 }
 
 static const char *message_html(apr_pool_t *p, apr_table_t *args)
@@ -505,54 +492,64 @@ static int send_page_html(request_rec *r, apr_table_t *args, const listing_t *l)
                                  "</body></html>\n", NULL));
 }
 
-static const char *txn_json(request_rec *r, const listing_t *l, const void *item)
+static json_t *txn_json(apr_pool_t *p, const void *item)
 {
     const scep_txn_t *t = item;
-    apr_pool_t *p = r->pool;
 
-    (void)l;
-    return apr_pstrcat(
-        p, "{\"transaction_id\": ", json_or_null(p, t->transaction_id),
-        ", \"status\": ", json_or_null(p, t->status),
-        ", \"subject\": ", json_or_null(p, t->subject), ", \"san\": ", json_or_null(p, t->san),
-        ", \"key\": ", json_or_null(p, t->key_desc),
-        ", \"template\": ", json_or_null(p, t->template_name),
-        ", \"client_addr\": ", json_or_null(p, t->client_addr),
-        ", \"created\": ", json_time(p, t->created), ", \"updated\": ", json_time(p, t->updated),
-        ", \"decided_by\": ", json_or_null(p, t->decided_by),
-        ", \"reason\": ", json_or_null(p, t->reason), ", \"serial\": ", json_or_null(p, t->serial),
-        "}", NULL);
+    return json_pack(
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "transaction_id",
+        mod_scep_json_text(p, t->transaction_id), "status", mod_scep_json_text(p, t->status),
+        "subject", mod_scep_json_text(p, t->subject), "san", mod_scep_json_text(p, t->san), "key",
+        mod_scep_json_text(p, t->key_desc), "template", mod_scep_json_text(p, t->template_name),
+        "client_addr", mod_scep_json_text(p, t->client_addr), "created",
+        mod_scep_json_time(p, t->created), "updated", mod_scep_json_time(p, t->updated),
+        "decided_by", mod_scep_json_text(p, t->decided_by), "reason",
+        mod_scep_json_text(p, t->reason), "serial", mod_scep_json_text(p, t->serial));
 }
 
-static const char *cert_json(request_rec *r, const listing_t *l, const void *item)
+static json_t *cert_json(apr_pool_t *p, const void *item)
 {
     const scep_cert_record_t *c = item;
-    const char *reason = scep_crl_reason_name(c->reason);
-    apr_pool_t *p = r->pool;
 
-    (void)l;
-    return apr_pstrcat(
-        p, "{\"serial\": ", json_or_null(p, c->serial),
-        ", \"subject\": ", json_or_null(p, c->subject),
-        ", \"transaction_id\": ", json_or_null(p, c->transaction_id),
-        ", \"not_before\": ", json_time(p, c->not_before),
-        ", \"not_after\": ", json_time(p, c->not_after),
-        ", \"revoked_at\": ", json_time(p, c->revoked_at), ", \"revocation_reason\": ",
-        c->revoked_at && reason ? mod_scep_json_string(p, reason) : "null", "}", NULL);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "serial",
+                     mod_scep_json_text(p, c->serial), "subject", mod_scep_json_text(p, c->subject),
+                     "transaction_id", mod_scep_json_text(p, c->transaction_id), "not_before",
+                     mod_scep_json_time(p, c->not_before), "not_after",
+                     mod_scep_json_time(p, c->not_after), "revoked_at",
+                     mod_scep_json_time(p, c->revoked_at), "revocation_reason",
+                     mod_scep_json_text(p, c->revoked_at ? scep_crl_reason_name(c->reason) : NULL));
+}
+
+/* One row of a list as JSON. */
+typedef json_t *row_json_fn(apr_pool_t *p, const void *item);
+
+/* items (pointers) as a JSON array, each written by row; NULL when jansson
+ * could not allocate. */
+static json_t *rows_json(apr_pool_t *p, const apr_array_header_t *items, row_json_fn *row)
+{
+    json_t *list = json_array();
+    int i;
+
+    for (i = 0; list && i < items->nelts; i++) {
+        if (json_array_append_new(list, row(p, APR_ARRAY_IDX(items, i, const void *))) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
 }
 
 static int send_page_json(request_rec *r, const listing_t *l)
 {
     apr_pool_t *p = r->pool;
 
-    return send_json(r, HTTP_OK,
-                     apr_pstrcat(p, "{\"user\": ", mod_scep_json_string(p, r->user),
-                                 ", \"csrf\": ", mod_scep_json_string(p, l->token),
-                                 ", \"search\": ", json_or_null(p, l->search),
-                                 ", \"limit\": " APR_STRINGIFY(LIST_LIMIT), ",\n \"pending\": [",
-                                 rows(r, l, l->pending, txn_json, ','), "],\n \"certificates\": [",
-                                 rows(r, l, l->certs, cert_json, ','), "],\n \"recent\": [",
-                                 rows(r, l, l->recent, txn_json, ','), "]}\n", NULL));
+    return mod_scep_send_json(
+        r, HTTP_OK,
+        json_pack("{s:o, s:o, s:o, s:i, s:o, s:o, s:o}", "user", mod_scep_json_text(p, r->user),
+                  "csrf", mod_scep_json_text(p, l->token), "search",
+                  mod_scep_json_text(p, l->search), "limit", LIST_LIMIT, "pending",
+                  rows_json(p, l->pending, txn_json), "certificates",
+                  rows_json(p, l->certs, cert_json), "recent", rows_json(p, l->recent, txn_json)));
 }
 
 /* Requests pending longer than SCEPRefreshPeriod expire first, so that
@@ -715,16 +712,21 @@ static const decision_t *parse_decision(request_rec *r, apr_table_t *form, const
 }
 
 /* The answer after a decision: HTML forms go back to the page (303, so
- * that reloading it does not post again), scripts get JSON. */
+ * that reloading it does not post again), scripts get JSON: {"result":
+ * code, "id": id}, and key: text (NULL as null) after them with a key. */
 static int send_outcome(request_rec *r, int json_status, const char *code, const char *id,
-                        const char *extra_json)
+                        const char *key, const char *text)
 {
+    json_t *doc;
+
     if (mod_scep_wants_json(r)) {
-        return send_json(r, json_status,
-                         apr_psprintf(r->pool, "{\"result\": %s, \"id\": %s%s}\n",
-                                      mod_scep_json_string(r->pool, code),
-                                      mod_scep_json_string(r->pool, id),
-                                      extra_json ? extra_json : ""));
+        doc = json_pack("{s:o, s:o}", "result", mod_scep_json_text(r->pool, code), "id",
+                        mod_scep_json_text(r->pool, id));
+        if (doc && key && json_object_set_new(doc, key, mod_scep_json_text(r->pool, text)) != 0) {
+            json_decref(doc);
+            doc = NULL;
+        }
+        return mod_scep_send_json(r, json_status, doc);
     }
     apr_table_setn(r->headers_out, "Location",
                    ap_construct_url(r->pool,
@@ -734,15 +736,16 @@ static int send_outcome(request_rec *r, int json_status, const char *code, const
     return HTTP_SEE_OTHER;
 }
 
-/* The serial a just-approved request got, for the JSON answer. */
-static const char *issued_serial_json(request_rec *r, scep_store_t *store, const char *txn_id)
+/* The serial a just-approved request got, for the JSON answer; NULL when
+ * the records do not tell it. */
+static const char *issued_serial(request_rec *r, scep_store_t *store, const char *txn_id)
 {
     scep_txn_t *txn = NULL;
 
-    if (store->find_transaction(store, r->pool, txn_id, &txn) != APR_SUCCESS || !txn->serial) {
+    if (store->find_transaction(store, r->pool, txn_id, &txn) != APR_SUCCESS) {
         return NULL;
     }
-    return apr_pstrcat(r->pool, ", \"serial\": ", mod_scep_json_string(r->pool, txn->serial), NULL);
+    return txn->serial;
 }
 
 /* The engine's decisions' statuses as outcomes; it logs the decision with
@@ -754,21 +757,24 @@ static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
     const scep_enroll_env_t *env = mod_scep_enroll_env(r);
     apr_status_t rv = approve ? scep_enroll_approve(env, d->id, r->user, &prob)
                               : scep_enroll_deny(env, d->id, r->user, d->reason);
+    const char *serial;
 
+    if (rv == APR_SUCCESS && approve) {
+        serial = issued_serial(r, store, d->id);
+        return send_outcome(r, HTTP_OK, "approved", d->id, serial ? "serial" : NULL, serial);
+    }
     if (rv == APR_SUCCESS) {
-        return send_outcome(r, HTTP_OK, approve ? "approved" : "denied", d->id,
-                            approve ? issued_serial_json(r, store, d->id) : NULL);
+        return send_outcome(r, HTTP_OK, "denied", d->id, NULL, NULL);
     }
     if (APR_STATUS_IS_NOTFOUND(rv)) {
-        return send_outcome(r, HTTP_NOT_FOUND, "unknown_request", d->id, NULL);
+        return send_outcome(r, HTTP_NOT_FOUND, "unknown_request", d->id, NULL, NULL);
     }
     if (APR_STATUS_IS_EEXIST(rv)) {
-        return send_outcome(r, HTTP_CONFLICT, "not_pending", d->id, NULL);
+        return send_outcome(r, HTTP_CONFLICT, "not_pending", d->id, NULL, NULL);
     }
     if (approve && APR_STATUS_IS_EINVAL(rv)) {
-        return send_outcome(
-            r, HTTP_UNPROCESSABLE_ENTITY, "not_issued", d->id,
-            apr_pstrcat(r->pool, ", \"message\": ", json_or_null(r->pool, prob.text), NULL));
+        return send_outcome(r, HTTP_UNPROCESSABLE_ENTITY, "not_issued", d->id, "message",
+                            prob.text);
     }
     /* A server fault, logged there. */
     return HTTP_INTERNAL_SERVER_ERROR;
@@ -783,13 +789,13 @@ static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
                       SCEPLOGNO(602) "CA manager %s revoked certificate %s, reason %s (%d)",
                       logged_user(r), ap_escape_logitem(r->pool, d->id),
                       scep_crl_reason_name(d->crl_reason), d->crl_reason);
-        return send_outcome(r, HTTP_OK, "revoked", d->id, NULL);
+        return send_outcome(r, HTTP_OK, "revoked", d->id, NULL, NULL);
     }
     if (APR_STATUS_IS_NOTFOUND(rv)) {
-        return send_outcome(r, HTTP_NOT_FOUND, "unknown_cert", d->id, NULL);
+        return send_outcome(r, HTTP_NOT_FOUND, "unknown_cert", d->id, NULL, NULL);
     }
     if (APR_STATUS_IS_EEXIST(rv)) {
-        return send_outcome(r, HTTP_CONFLICT, "already_revoked", d->id, NULL);
+        return send_outcome(r, HTTP_CONFLICT, "already_revoked", d->id, NULL, NULL);
     }
     /* A server fault, logged by the store. */
     return HTTP_INTERNAL_SERVER_ERROR;

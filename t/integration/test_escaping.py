@@ -4,7 +4,9 @@ other columns of a request (another server or an older version may have
 written anything there) reach `scepctl list` escaped (a tab, a newline or a
 terminal escape neither forges a row nor reaches the terminal; the text can
 be restored: backslash, \\t \\n \\r and \\xNN, see README), and the error log
-escaped. The manager page's JSON and HTML are in test_manager.py.
+escaped. The manager page's JSON and HTML are in test_manager.py, rows
+written into the records; here, the JSON of what a device really sent and
+of a decision on a transaction ID that a form names with any bytes.
 
 Two sources: real enrollments (a held request, whose names the records keep;
 where a later policy refuses such names instead, the refusal is checked), and
@@ -12,12 +14,14 @@ rows written into the records directly (`db_execute`), which cover what
 devices cannot send any more. Invalid UTF-8 goes into the records only on
 SQLite: PostgreSQL's UTF8 databases refuse it (the module records a
 device's names as UTF-8, stray bytes as U+FFFD)."""
+import json
 import re
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from sceptest import admin as A
 from sceptest import checks, db, pki
 from sceptest import client as C
 from sceptest.httpd import CHALLENGE
@@ -184,3 +188,57 @@ def test_enrolled_hostile_names_are_escaped(standalone, scep, keys):
     assert 'othername:UPN:u\x1b[31m@\ufffd(example'.encode() in unescape(row['san']), \
         row['san']
     assert 'u\\x1B[31m@\ufffd(example' in row['san'], row['san']
+
+
+@pytest.fixture(scope='module')
+def held(admin_httpd):
+    with A.held_config(admin_httpd):
+        yield admin_httpd
+
+
+def strict_json(r):
+    """The manager page's JSON answer as json.loads() takes it from a strict
+    UTF-8 decoder: ASCII (jansson's JSON_ENSURE_ASCII), no raw control
+    character but the closing newline."""
+    text = r.body.decode('utf-8')  # strict
+    assert text.isascii() and text.endswith('}\n'), text
+    assert not re.search('[\x00-\x1f]', text[:-1]), 'raw control characters in the JSON'
+    return json.loads(text)
+
+
+def test_manager_json_of_hostile_device_text(held, keys):
+    """Text from a device and from a client, in the manager page's JSON: a
+    held request's subject and transaction ID with quotes and backslashes
+    (what enrollment lets through: control characters and bytes that are not
+    UTF-8 are refused there), a search and a decision's transaction ID with
+    control characters and bytes that are not UTF-8 (a form may send any):
+    valid JSON that parses strictly and says what was sent, U+FFFD for each
+    stray byte. Rows the records hold with such bytes: test_manager.py."""
+    dev = A.device(held)
+    key = keys.take()
+    txid = 'JSON-TX<"\\ \\x1b'
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'json "quoted" back\\slash')])
+    msg, r, rep = dev.enroll(pki.make_csr(key, subject, challenge=CHALLENGE), key,
+                             transaction_id=txid)
+    checks.assert_pending(msg, r, rep)
+    # stray bytes only on SQLite: PostgreSQL refuses a parameter that is not
+    # UTF-8 before any lookup
+    sqlite = held.env.database.kind == 'sqlite'
+    hostile = b'JSON\t"\\\x1b[31m\xc2\x9b' + (b'\xff\xc3(' if sqlite else b'')
+    shown = 'JSON\t"\\\x1b[31m\u009b' + ('\ufffd\ufffd(' if sqlite else '')
+    r = A.manager_get(held, 'dave', accept='application/json', query={'q': hostile})
+    assert r.status == 200, r.status
+    listing = strict_json(r)
+    assert listing['search'] == shown, listing['search']
+    t = {t['transaction_id']: t for t in listing['pending']}[txid]
+    # RFC 2253 text: OpenSSL escapes the quotes and the backslash
+    assert t['subject'] == 'CN=json \\"quoted\\" back\\\\slash', t['subject']
+    csrf = A.csrf_of(A.manager_get(held, 'dave').text)
+    # the form's value as bytes (curl's argument, surrogateescape)
+    txn = hostile.decode('utf-8', 'surrogateescape')
+    r = A.manager_post(held, 'dave', dict(csrf=csrf, action='approve', txn=txn),
+                       accept='application/json')
+    assert r.status == 404, r.status
+    answer = strict_json(r)
+    assert answer == {'result': 'unknown_request', 'id': shown}, answer
+    assert list(answer) == ['result', 'id']
