@@ -374,33 +374,35 @@ void mod_scep_passwords_child_init(apr_pool_t *pchild, server_rec *s)
  * Requests
  */
 
-/* APR_ENOTIMPL when this server has no cache: SCEP is enabled nowhere. */
-static apr_status_t pwcache_lock(request_rec *r)
+/* APR_ENOTIMPL when this server has no cache: SCEP is enabled nowhere.
+ * Logged with the server: a request's page and the public API's status
+ * lock it alike. */
+static apr_status_t pwcache_lock(server_rec *s)
 {
     apr_status_t rv;
 
     if (!pwcache) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      SCEPLOGNO(413) "no password cache: no server has " SCEP_CA_CERTIFICATE_FILE);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     SCEPLOGNO(413) "no password cache: no server has " SCEP_CA_CERTIFICATE_FILE);
         return APR_ENOTIMPL;
     }
     rv = scep_global_mutex_lock(pwcache->mutex);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      SCEPLOGNO(414) "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE
-                                     ")");
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     SCEPLOGNO(414) "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE
+                                    ")");
     }
     return rv;
 }
 
-static void pwcache_unlock(request_rec *r)
+static void pwcache_unlock(server_rec *s)
 {
     apr_status_t rv = apr_global_mutex_unlock(pwcache->mutex);
 
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      SCEPLOGNO(415) "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE
-                                     ")");
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     SCEPLOGNO(415) "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE
+                                    ")");
     }
 }
 
@@ -417,13 +419,13 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
         *expires = 0;
         return APR_SUCCESS;
     }
-    rv = pwcache_lock(r);
+    rv = pwcache_lock(r->server);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     rv = scep_pwcache_issue(pwcache->cache, r->pool, now, &issue_opts, password, expires);
     *waiting = scep_pwcache_in_use(pwcache->cache, now);
-    pwcache_unlock(r);
+    pwcache_unlock(r->server);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOSPC(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       SCEPLOGNO(416) "cannot make a one-time password");
@@ -434,42 +436,33 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
 
 apr_status_t mod_scep_passwords_waiting(server_rec *s, int *waiting)
 {
-    apr_time_t now = apr_time_now();
     apr_status_t rv;
 
     *waiting = 0;
     if (single_password || !pwcache) {
         return APR_SUCCESS;
     }
-    rv = scep_global_mutex_lock(pwcache->mutex);
+    rv = pwcache_lock(s);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     SCEPLOGNO(095) "cannot lock the password cache (mutex " PWCACHE_MUTEX_TYPE
-                                    ") to count its passwords");
         return rv;
     }
-    *waiting = scep_pwcache_in_use(pwcache->cache, now);
-    rv = apr_global_mutex_unlock(pwcache->mutex);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     SCEPLOGNO(096) "cannot unlock the password cache (mutex " PWCACHE_MUTEX_TYPE
-                                    ")");
-    }
-    return rv;
+    *waiting = scep_pwcache_in_use(pwcache->cache, apr_time_now());
+    pwcache_unlock(s);
+    return APR_SUCCESS;
 }
 
 /* The one-time cache's verdict; prob's failInfo stays NONE on a server fault. */
 static apr_status_t spend_one_time_password(request_rec *r, const char *challenge, int key_usage,
                                             const char *spender, scep_problem_t *prob)
 {
-    apr_status_t rv = pwcache_lock(r);
+    apr_status_t rv = pwcache_lock(r->server);
 
     if (rv != APR_SUCCESS) {
         return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
                             "the password cache cannot be used");
     }
     rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, spender, prob);
-    pwcache_unlock(r);
+    pwcache_unlock(r->server);
     if (rv != APR_SUCCESS && prob->fail_info == SCEP_FAIL_NONE) {
         mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(417), prob);
     }

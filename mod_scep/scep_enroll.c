@@ -322,13 +322,28 @@ static void describe_request(const scep_enroll_op_t *op, const char *status, sce
     txn->client_addr = op->env->client_addr;
 }
 
+/* Records a new request (with its certificate when issued): 1 when
+ * recorded; else the outcome is decided: what a concurrent copy of the
+ * request recorded first, or the records' refusal. */
+static int record_new(scep_enroll_op_t *op, scep_store_t *store, const scep_txn_t *txn, X509 *cert)
+{
+    apr_status_t rv = store->record(store, op->p, txn, cert);
+
+    if (rv == APR_EEXIST) {
+        answer_concurrent(op, store);
+    }
+    else if (rv != APR_SUCCESS) {
+        scep_enroll_refuse_unrecorded(op);
+    }
+    return rv == APR_SUCCESS;
+}
+
 static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
 {
     scep_ca_backend_t *ca = op->env->ca;
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_txn_t txn = { 0 };
     X509 *cert;
-    apr_status_t rv;
 
     if (ca->issue(ca, op->p, op->req->csr, op->tmpl, &cert, &prob) != APR_SUCCESS) {
         if (prob.fail_info == SCEP_FAIL_NONE) {
@@ -339,15 +354,8 @@ static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
         return;
     }
     describe_request(op, SCEP_TXN_ISSUED, &txn);
-    rv = store->record(store, op->p, &txn, cert);
-    if (rv == APR_EEXIST) {
-        /* The certificate just made is dropped unseen. */
-        answer_concurrent(op, store);
-        return;
-    }
-    if (rv != APR_SUCCESS) {
-        scep_enroll_refuse_unrecorded(op);
-        return;
+    if (!record_new(op, store, &txn, cert)) {
+        return; /* a certificate just made is dropped unseen */
     }
     scep_enroll_log(op->env, SCEP_LOG_INFO,
                     SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
@@ -366,7 +374,6 @@ static int must_hold(const scep_enroll_op_t *op)
 static void hold(scep_enroll_op_t *op, scep_store_t *store)
 {
     scep_txn_t txn = { 0 };
-    apr_status_t rv;
 
     describe_request(op, SCEP_TXN_PENDING, &txn);
     /* what approval needs, without the challenge password */
@@ -376,13 +383,7 @@ static void hold(scep_enroll_op_t *op, scep_store_t *store)
         scep_enroll_fault(op);
         return;
     }
-    rv = store->record(store, op->p, &txn, NULL);
-    if (rv == APR_EEXIST) {
-        answer_concurrent(op, store);
-        return;
-    }
-    if (rv != APR_SUCCESS) {
-        scep_enroll_refuse_unrecorded(op);
+    if (!record_new(op, store, &txn, NULL)) {
         return;
     }
     scep_enroll_log(op->env, SCEP_LOG_NOTICE,
