@@ -16,9 +16,10 @@
  * (scep_enroll.c) decides on it with this request's records, built-in CA
  * and password cache, and its outcome goes back as a signed CertRep.
  *
- * HTTP errors are left for messages that cannot be read at all and for
- * server faults; every other answer is a CertRep (the engine logged why a
- * refusal is one).
+ * HTTP errors are left for messages that cannot be read at all (400) and
+ * for a CertRep that cannot be signed (500); every other answer is a
+ * CertRep, a server fault's too (scep_enroll_reply(); the engine logged
+ * why a refusal or a fault is one).
  */
 
 #include <apr_strings.h>
@@ -71,45 +72,6 @@ const scep_enroll_env_t *mod_scep_enroll_env(request_rec *r)
     return env;
 }
 
-/* The issued certificate, then the CA chain when SCEPCertRepIncludeChain. */
-static STACK_OF(X509) *issued_certs(request_rec *r, const mod_scep_srv_conf_t *conf, X509 *cert)
-{
-    STACK_OF(X509) *certs = sk_X509_new_null();
-    int i;
-
-    SCEP_OWN(r->pool, certs, OPENSSL_sk_free);
-    sk_X509_push(certs, cert);
-    if (conf->certrep_include_chain) {
-        sk_X509_push(certs, conf->pki->ca_cert);
-        for (i = 0; i < sk_X509_num(conf->pki->chain); i++) {
-            sk_X509_push(certs, sk_X509_value(conf->pki->chain, i));
-        }
-    }
-    return certs;
-}
-
-/* The CertRep's status and payload for what the engine decided (not a
- * FAULT). */
-static void reply_of(request_rec *r, const mod_scep_srv_conf_t *conf, const scep_outcome_t *outcome,
-                     scep_reply_t *reply)
-{
-    switch (outcome->kind) {
-    case SCEP_OUTCOME_ISSUED:
-        reply->status = SCEP_STATUS_SUCCESS;
-        reply->certs = outcome->cert ? issued_certs(r, conf, outcome->cert) : NULL;
-        reply->crl = outcome->crl;
-        break;
-    case SCEP_OUTCOME_HELD:
-        reply->status = SCEP_STATUS_PENDING;
-        break;
-    default:
-        reply->status = SCEP_STATUS_FAILURE;
-        reply->fail_info = outcome->problem.fail_info;
-        reply->fail_text = outcome->problem.text;
-        break;
-    }
-}
-
 static int send_certrep(request_rec *r, const scep_request_t *req, const scep_reply_t *reply)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
@@ -137,7 +99,7 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
     const scep_enroll_env_t *env = mod_scep_enroll_env(r);
     scep_parse_opts_t opts = { conf->allow_legacy, 0 };
-    scep_reply_t reply = { SCEP_STATUS_FAILURE, SCEP_FAIL_NONE, NULL, NULL, NULL };
+    scep_reply_t reply;
     scep_outcome_t outcome;
     scep_request_t *req = NULL;
     scep_problem_t prob;
@@ -157,9 +119,6 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
         /* the outcome holds copies: the connection is not needed to send it */
         mod_scep_store_release(r);
     }
-    if (outcome.kind == SCEP_OUTCOME_FAULT) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    reply_of(r, conf, &outcome, &reply);
+    scep_enroll_reply(r->pool, conf->pki, conf->certrep_include_chain, &outcome, &reply);
     return send_certrep(r, req, &reply);
 }

@@ -125,7 +125,7 @@ typedef enum {
     SCEP_OUTCOME_ISSUED,  /* SUCCESS: cert, or crl for GetCRL */
     SCEP_OUTCOME_HELD,    /* PENDING: waiting for a CA manager */
     SCEP_OUTCOME_REFUSED, /* FAILURE: problem's failInfo and text (logged) */
-    SCEP_OUTCOME_FAULT    /* no answer: a server fault (logged) */
+    SCEP_OUTCOME_FAULT    /* a server fault (logged): FAILURE, try again later */
 } scep_outcome_kind_t;
 
 typedef struct scep_outcome_t {
@@ -145,6 +145,15 @@ void scep_enroll_message(const scep_enroll_env_t *env, const scep_request_t *req
  * but refused with prob: REFUSED, logged. */
 void scep_enroll_refuse_unparsed(const scep_enroll_env_t *env, const scep_request_t *req,
                                  const scep_problem_t *prob, scep_outcome_t *outcome);
+
+/* The CertRep of an outcome: SUCCESS with the certificate (then the CA and
+ * its chain when include_chain, SCEPCertRepIncludeChain) or the CRL;
+ * PENDING; FAILURE with the problem's failInfo and text. A FAULT is a
+ * FAILURE too, badRequest "try again later": once a message is parsed, a
+ * device gets a signed answer, never an HTTP error (RFC 8894 has no
+ * failInfo for a server's own trouble). On p. */
+void scep_enroll_reply(apr_pool_t *p, const scep_pki_t *pki, int include_chain,
+                       const scep_outcome_t *outcome, scep_reply_t *reply);
 
 /* A CA manager's decisions on a held request, logged with who made them.
  * approve issues and records the certificate now. APR_NOTFOUND: unknown

@@ -115,3 +115,45 @@ scep_store_t *scep_enroll_records(const scep_enroll_op_t *op)
 {
     return op->env->records(op->env->records_baton);
 }
+
+/* The issued certificate, then the CA and its chain. */
+static STACK_OF(X509) *issued_certs(apr_pool_t *p, const scep_pki_t *pki, int include_chain,
+                                    X509 *cert)
+{
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    int i;
+
+    SCEP_OWN(p, certs, OPENSSL_sk_free);
+    sk_X509_push(certs, cert);
+    if (include_chain) {
+        sk_X509_push(certs, pki->ca_cert);
+        for (i = 0; i < sk_X509_num(pki->chain); i++) {
+            sk_X509_push(certs, sk_X509_value(pki->chain, i));
+        }
+    }
+    return certs;
+}
+
+void scep_enroll_reply(apr_pool_t *p, const scep_pki_t *pki, int include_chain,
+                       const scep_outcome_t *outcome, scep_reply_t *reply)
+{
+    *reply = (scep_reply_t){ SCEP_STATUS_FAILURE, SCEP_FAIL_BAD_REQUEST, NULL, NULL, NULL };
+    switch (outcome->kind) {
+    case SCEP_OUTCOME_ISSUED:
+        reply->status = SCEP_STATUS_SUCCESS;
+        reply->certs = outcome->cert ? issued_certs(p, pki, include_chain, outcome->cert) : NULL;
+        reply->crl = outcome->crl;
+        break;
+    case SCEP_OUTCOME_HELD:
+        reply->status = SCEP_STATUS_PENDING;
+        break;
+    case SCEP_OUTCOME_REFUSED:
+        reply->fail_info = outcome->problem.fail_info;
+        reply->fail_text = outcome->problem.text;
+        break;
+    case SCEP_OUTCOME_FAULT:
+        reply->fail_text = "the server could not complete this request (its log says why); "
+                           "nothing was issued, try again later";
+        break;
+    }
+}

@@ -585,6 +585,36 @@ START_TEST(records_down_refused_after_the_signer_check)
 }
 END_TEST
 
+/* Every outcome becomes a CertRep: a fault a FAILURE too, never an HTTP
+ * error; an issued certificate comes first, the CA after it on request. */
+START_TEST(outcome_as_certrep)
+{
+    const scep_pki_t *pki = testmsg_pki();
+    scep_ca_backend_t broken = { NULL, refusing_issue, no_crl };
+    scep_outcome_t o = enroll("R1", testmsg_device(pool, "r.example"), "r.example");
+    scep_reply_t reply;
+
+    scep_enroll_reply(pool, pki, 0, &o, &reply);
+    ck_assert_int_eq(reply.status, SCEP_STATUS_SUCCESS);
+    ck_assert_int_eq(sk_X509_num(reply.certs), 1);
+    ck_assert_ptr_eq(sk_X509_value(reply.certs, 0), o.cert);
+    scep_enroll_reply(pool, pki, 1, &o, &reply);
+    ck_assert_int_eq(sk_X509_num(reply.certs), 2 + (pki->chain ? sk_X509_num(pki->chain) : 0));
+    ck_assert_ptr_eq(sk_X509_value(reply.certs, 0), o.cert);
+    ck_assert_ptr_eq(sk_X509_value(reply.certs, 1), pki->ca_cert);
+    env.ca = &broken;
+    o = enroll("R2", testmsg_device(pool, "r2.example"), "r2.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    scep_enroll_reply(pool, pki, 0, &o, &reply);
+    ck_assert_int_eq(reply.status, SCEP_STATUS_FAILURE);
+    ck_assert_int_eq(reply.fail_info, SCEP_FAIL_BAD_REQUEST);
+    ck_assert_ptr_nonnull(strstr(reply.fail_text, "try again later"));
+    o = (scep_outcome_t){ .kind = SCEP_OUTCOME_HELD };
+    scep_enroll_reply(pool, pki, 0, &o, &reply);
+    ck_assert_int_eq(reply.status, SCEP_STATUS_PENDING);
+}
+END_TEST
+
 START_TEST(failing_ca_backend_records_nothing)
 {
     static char refuse[] = "refuse";
@@ -758,6 +788,7 @@ Suite *scep_enroll_suite(void)
     tcase_add_test(tc, concurrent_record_answers_what_it_recorded);
     tcase_add_test(tc, records_down_refused_after_the_signer_check);
     tcase_add_test(tc, failing_ca_backend_records_nothing);
+    tcase_add_test(tc, outcome_as_certrep);
     suite_add_tcase(s, tc);
     tc = tcase_create("rules");
     tcase_add_checked_fixture(tc, setup, teardown);
