@@ -312,18 +312,12 @@ static scep_outcome_t poll_as(const char *txid, const testmsg_device_t *dev, con
 /* GetCert or GetCRL naming issuer's certificate serial. */
 static scep_outcome_t get(int type, const X509_NAME *issuer, const ASN1_INTEGER *serial)
 {
-    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
     testmsg_opts_t opts;
-    unsigned char *der = NULL, *body;
-    int n;
+    apr_size_t len;
+    unsigned char *body = testmsg_issuer_and_serial(pool, issuer, serial, &len);
 
-    X509_NAME_set(&ias->issuer, (X509_NAME *)issuer);
-    ASN1_STRING_copy(ias->serial, serial);
-    n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
-    body = apr_pmemdup(pool, der, (apr_size_t)n);
-    OPENSSL_free(der);
-    PKCS7_ISSUER_AND_SERIAL_free(ias);
-    testmsg_defaults(&opts, body, (apr_size_t)n);
+    ck_assert_ptr_nonnull(body);
+    testmsg_defaults(&opts, body, len);
     opts.message_type = type;
     opts.transaction_id = "get";
     return run(parsed(testmsg_device(pool, "getter"), &opts));

@@ -294,18 +294,16 @@ START_TEST(certpoll_and_getcert_bodies)
     scep_problem_t prob;
     scep_request_t *req;
     X509_NAME *issuer = X509_get_subject_name(testmsg_pki()->ca_cert);
-    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
-    unsigned char *der = NULL, *body;
-    int n;
+    ASN1_INTEGER *serial = ASN1_INTEGER_new();
+    unsigned char *body;
+    apr_size_t len;
 
-    X509_NAME_set(&ias->issuer, issuer);
-    ASN1_INTEGER_set(ias->serial, 4242);
-    n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
-    body = apr_pmemdup(pool, der, (apr_size_t)n);
-    OPENSSL_free(der);
-    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    ck_assert_int_eq(ASN1_INTEGER_set(serial, 4242), 1);
+    body = testmsg_issuer_and_serial(pool, issuer, serial, &len);
+    ASN1_INTEGER_free(serial);
+    ck_assert_ptr_nonnull(body);
 
-    testmsg_defaults(&opts, body, (apr_size_t)n);
+    testmsg_defaults(&opts, body, len);
     opts.message_type = SCEP_MSG_GETCERT;
     req = parse(&opts, &strict, APR_SUCCESS, &prob);
     ck_assert_int_eq(X509_NAME_cmp(req->issuer, issuer), 0);

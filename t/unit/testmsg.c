@@ -207,6 +207,26 @@ static void add_attrs(CMS_SignerInfo *si, const testmsg_opts_t *opts)
     }
 }
 
+unsigned char *testmsg_issuer_and_serial(apr_pool_t *p, const X509_NAME *issuer,
+                                         const ASN1_INTEGER *serial, apr_size_t *len)
+{
+    PKCS7_ISSUER_AND_SERIAL *ias = PKCS7_ISSUER_AND_SERIAL_new();
+    unsigned char *der = NULL, *body = NULL;
+    int n = 0;
+
+    if (ias && X509_NAME_set(&ias->issuer, (X509_NAME *)issuer) &&
+        ASN1_STRING_copy(ias->serial, serial)) {
+        n = i2d_PKCS7_ISSUER_AND_SERIAL(ias, &der);
+    }
+    if (n > 0) {
+        body = apr_pmemdup(p, der, (apr_size_t)n);
+        *len = (apr_size_t)n;
+    }
+    OPENSSL_free(der);
+    PKCS7_ISSUER_AND_SERIAL_free(ias);
+    return body;
+}
+
 unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev, const testmsg_opts_t *opts,
                              apr_size_t *len)
 {

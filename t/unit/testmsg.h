@@ -59,6 +59,11 @@ typedef struct testmsg_opts_t {
 /* Defaults for a PKCSReq carrying csr_der. */
 void testmsg_defaults(testmsg_opts_t *opts, const unsigned char *content, apr_size_t len);
 
+/* The DER IssuerAndSerialNumber of GetCert and GetCRL's messageData; NULL
+ * when OpenSSL fails. */
+unsigned char *testmsg_issuer_and_serial(apr_pool_t *p, const X509_NAME *issuer,
+                                         const ASN1_INTEGER *serial, apr_size_t *len);
+
 /* The DER (or BER) pkiMessage signed by the device. */
 unsigned char *testmsg_build(apr_pool_t *p, const testmsg_device_t *dev, const testmsg_opts_t *opts,
                              apr_size_t *len);
