@@ -34,7 +34,7 @@
 #include "scep_x509.h"
 
 #define HELPER_TIME_LIMIT apr_time_from_sec(30)
-#define HELPER_OUTPUT_LIMIT (1024 * 1024)
+#define HELPER_OUTPUT_LIMIT ((apr_size_t)1024 * 1024)
 #define HELPER_KILL_GRACE apr_time_from_sec(2)
 #define HELPER_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -29,6 +29,11 @@
 #include "testutil.h"
 
 #define LOCAL_SUBMIT "/usr/lib/certmonger/local-submit"
+/* Makefile.am gives the absolute path; make tidy, which compiles without
+ * the Makefile's flags, this one. */
+#ifndef HELPERS_DIR
+#define HELPERS_DIR "t/unit/helpers"
+#endif
 
 static apr_pool_t *pool;
 static const char *dir;      /* local-submit's data directory */
