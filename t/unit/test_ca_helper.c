@@ -205,9 +205,10 @@ START_TEST(rejection_is_a_refusal_with_the_helpers_message)
 END_TEST
 
 /* A helper status that is a fault: logged with tag and words. */
-static void assert_fault(const char *name, const char *a1, const char *tag, const char *words)
+static void assert_fault(const char *name, const char *a1, const char *a2, const char *tag,
+                         const char *words)
 {
-    scep_ca_backend_t *ca = script_ca(name, a1, NULL, NULL);
+    scep_ca_backend_t *ca = script_ca(name, a1, a2, NULL);
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_ca_ticket_t ticket = { NULL, 0 };
     X509 *cert = NULL;
@@ -225,11 +226,11 @@ static void assert_fault(const char *name, const char *a1, const char *tag, cons
 
 START_TEST(unreachable_and_underconfigured_are_faults)
 {
-    assert_fault("unreachable", NULL, "SCEP284: ",
+    assert_fault("unreachable", NULL, NULL, "SCEP284: ",
                  "cannot reach the CA (3): nothing was issued: "
                  "\"connection refused\"");
-    assert_fault("underconfigured", NULL, "SCEP284: ", "is not configured enough (4)");
-    assert_fault("no-such-helper", NULL, "SCEP280: ", "cannot be started");
+    assert_fault("underconfigured", NULL, NULL, "SCEP284: ", "is not configured enough (4)");
+    assert_fault("no-such-helper", NULL, NULL, "SCEP280: ", "cannot be started");
 }
 END_TEST
 
@@ -252,7 +253,7 @@ END_TEST
 
 START_TEST(a_helper_past_its_output_limit_is_stopped)
 {
-    assert_fault("flood", NULL, "SCEP281: ", "wrote more than 1048576 bytes");
+    assert_fault("flood", NULL, NULL, "SCEP281: ", "wrote more than 1048576 bytes");
 }
 END_TEST
 
@@ -319,6 +320,78 @@ START_TEST(the_helpers_environment_is_only_what_is_set)
 }
 END_TEST
 
+/* The certificate of the formats helper printed as format: the one for
+ * the CSR's key, whatever else came with it. */
+static void assert_issued_as(const char *format)
+{
+    STACK_OF(X509) *roots = local_roots();
+    scep_ca_backend_t *ca = script_ca("formats", dir, format, roots);
+    X509_REQ *csr = new_csr("/CN=formats");
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+
+    ck_assert_msg(ca->issue(ca, pool, csr, NULL, &cert, &ticket, &prob) == APR_SUCCESS, "%s: %s",
+                  format, last_log ? last_log : prob.text);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(cert), X509_REQ_get0_pubkey(csr)), 1);
+}
+
+START_TEST(der_and_pkcs7_answers_are_read)
+{
+    assert_issued_as("der");
+    assert_issued_as("pkcs7");
+    assert_issued_as("pkcs7-der");
+}
+END_TEST
+
+START_TEST(a_bare_cookie_is_a_ticket_without_delay)
+{
+    scep_ca_backend_t *ca = script_ca("formats", dir, "wait", NULL);
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+
+    ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=w"), NULL, &cert, &ticket, &prob),
+                     APR_EINCOMPLETE);
+    ck_assert_str_eq(ticket.text, "only a cookie");
+    ck_assert_int_eq(ticket.retry_after, 0);
+}
+END_TEST
+
+START_TEST(waiting_without_a_cookie_or_other_statuses_are_faults)
+{
+    assert_fault("formats", dir, "empty-wait", "SCEP283: ", "without a cookie");
+    assert_fault("formats", dir, "unsupported", "SCEP284: ", "exited with status 6");
+}
+END_TEST
+
+START_TEST(fetch_roots_reads_every_certificate)
+{
+    const char **argv = apr_pcalloc(pool, 4 * sizeof(*argv));
+    STACK_OF(X509) *roots = NULL;
+
+    argv[0] = script("formats");
+    argv[1] = dir;
+    argv[2] = testutil_tempdir(pool);
+    ck_assert_int_eq(scep_ca_helper_fetch_roots(scep_ca_helper(pool, conf_of(argv)), pool, &roots),
+                     APR_SUCCESS);
+    ck_assert_int_eq(sk_X509_num(roots), 2);
+    ck_assert_int_ne(X509_cmp(sk_X509_value(roots, 0), sk_X509_value(roots, 1)), 0);
+}
+END_TEST
+
+START_TEST(fetch_roots_without_a_certificate_fails)
+{
+    STACK_OF(X509) *roots = NULL;
+
+    ck_assert_int_eq(
+        scep_ca_helper_fetch_roots(script_ca("unreachable", NULL, NULL, NULL), pool, &roots),
+        APR_EGENERAL);
+    ck_assert_ptr_null(roots);
+    ck_assert_msg(strstr(last_log, "SCEP285: ") && strstr(last_log, "status 3"), "%s", last_log);
+}
+END_TEST
+
 Suite *scep_ca_helper_suite(void);
 
 Suite *scep_ca_helper_suite(void)
@@ -336,6 +409,11 @@ Suite *scep_ca_helper_suite(void)
     tcase_add_test(tc, a_certificate_for_another_key_is_refused);
     tcase_add_test(tc, a_certificate_of_another_ca_is_refused);
     tcase_add_test(tc, the_helpers_environment_is_only_what_is_set);
+    tcase_add_test(tc, der_and_pkcs7_answers_are_read);
+    tcase_add_test(tc, a_bare_cookie_is_a_ticket_without_delay);
+    tcase_add_test(tc, waiting_without_a_cookie_or_other_statuses_are_faults);
+    tcase_add_test(tc, fetch_roots_reads_every_certificate);
+    tcase_add_test(tc, fetch_roots_without_a_certificate_fails);
     suite_add_tcase(s, tc);
     return s;
 }
