@@ -37,6 +37,7 @@
 #define HELPER_OUTPUT_LIMIT ((apr_size_t)1024 * 1024)
 #define HELPER_KILL_GRACE apr_time_from_sec(2)
 #define HELPER_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+#define HELPER_TEXT_LIMIT 1024 /* bytes of the helper's words in a log line or failInfoText */
 
 /* certmonger's exit statuses (doc/submit.txt) */
 enum {
@@ -382,7 +383,7 @@ static void push_owned(STACK_OF(X509) *certs, X509 *cert)
 
 static void push_pkcs7(STACK_OF(X509) *certs, PKCS7 *p7)
 {
-    STACK_OF(X509) *in = p7 && PKCS7_type_is_signed(p7) ? p7->d.sign->cert : NULL;
+    STACK_OF(X509) *in = p7 && PKCS7_type_is_signed(p7) && p7->d.sign ? p7->d.sign->cert : NULL;
     int i;
 
     for (i = 0; i < sk_X509_num(in); i++) {
@@ -452,11 +453,11 @@ static STACK_OF(X509) *read_certs(apr_pool_t *p, const char *data, apr_size_t le
     return certs;
 }
 
-/* The helper's text as one line for a log or failInfoText: without the
- * trailing newlines, escaped. */
+/* The helper's text as one line for a log or failInfoText: its first
+ * HELPER_TEXT_LIMIT bytes, without the trailing newlines, escaped. */
 static const char *one_line(apr_pool_t *p, const char *text)
 {
-    apr_size_t n = strlen(text);
+    apr_size_t n = strnlen(text, HELPER_TEXT_LIMIT);
 
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r')) {
         n--;

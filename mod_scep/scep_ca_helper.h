@@ -30,7 +30,8 @@ typedef struct scep_ca_helper_conf_t {
     apr_interval_time_t time_limit; /* 0: 30 seconds; then SIGTERM, 2 s later SIGKILL */
     apr_size_t output_limit;        /* of stdout and of stderr each; 0: 1 MiB */
     /* The CA's certificates: what the helper returns must chain to one of
-     * them (the issuing CA need not be self-signed). */
+     * them (the issuing CA need not be self-signed). Needed by issue() and
+     * poll(); FETCH-ROOTS, which may provide it, runs without. */
     STACK_OF(X509) *ca_chain;
     scep_log_fn *log; /* faults, one line each (SCEP280-289) */
     void *log_baton;
