@@ -234,9 +234,11 @@ START_TEST(unreachable_and_underconfigured_are_faults)
 }
 END_TEST
 
-START_TEST(a_helper_past_its_time_is_killed)
+/* The script name, which never answers, stopped after a time limit of 1 s:
+ * how long it took. */
+static apr_interval_time_t stop_sleeper(const char *name)
 {
-    scep_ca_backend_t *ca = script_ca("sleep", NULL, NULL, NULL);
+    scep_ca_backend_t *ca = script_ca(name, NULL, NULL, NULL);
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_ca_ticket_t ticket = { NULL, 0 };
     apr_time_t start = apr_time_now();
@@ -245,9 +247,26 @@ START_TEST(a_helper_past_its_time_is_killed)
     ((scep_ca_helper_conf_t *)ca->baton)->time_limit = apr_time_from_sec(1);
     ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=slow"), NULL, &cert, &ticket, &prob),
                      APR_EGENERAL);
-    ck_assert_int_lt(apr_time_now() - start, apr_time_from_sec(3));
+    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
     ck_assert_msg(strstr(last_log, "SCEP281: ") && strstr(last_log, "time limit"), "%s", last_log);
     assert_no_child();
+    return apr_time_now() - start;
+}
+
+START_TEST(a_helper_past_its_time_is_killed)
+{
+    /* SIGTERM ends it at once */
+    ck_assert_int_lt(stop_sleeper("sleep"), apr_time_from_sec(1) + apr_time_from_sec(2));
+}
+END_TEST
+
+START_TEST(a_helper_ignoring_sigterm_gets_sigkill)
+{
+    apr_interval_time_t took = stop_sleeper("stubborn");
+
+    /* the time limit, the 2 s of grace after SIGTERM, then SIGKILL */
+    ck_assert_int_ge(took, apr_time_from_sec(3));
+    ck_assert_int_lt(took, apr_time_from_sec(5));
 }
 END_TEST
 
@@ -405,6 +424,7 @@ Suite *scep_ca_helper_suite(void)
     tcase_add_test(tc, rejection_is_a_refusal_with_the_helpers_message);
     tcase_add_test(tc, unreachable_and_underconfigured_are_faults);
     tcase_add_test(tc, a_helper_past_its_time_is_killed);
+    tcase_add_test(tc, a_helper_ignoring_sigterm_gets_sigkill);
     tcase_add_test(tc, a_helper_past_its_output_limit_is_stopped);
     tcase_add_test(tc, a_certificate_for_another_key_is_refused);
     tcase_add_test(tc, a_certificate_of_another_ca_is_refused);
