@@ -22,11 +22,13 @@
 #include "scep_enroll.h"
 
 static apr_status_t builtin_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
-                                  const scep_template_t *tmpl, X509 **cert, scep_problem_t *prob)
+                                  const scep_template_t *tmpl, X509 **cert,
+                                  scep_ca_ticket_t *ticket, scep_problem_t *prob)
 {
     const scep_ca_builtin_conf_t *conf = ca->baton;
     scep_issue_opts_t opts = { conf->validity_days, conf->md, tmpl, conf->crl_url };
 
+    (void)ticket; /* it never holds a request */
     if (tmpl && tmpl->validity_days) {
         opts.validity_days = tmpl->validity_days;
     }

@@ -343,9 +343,10 @@ static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
     scep_ca_backend_t *ca = op->env->ca;
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_txn_t txn = { 0 };
+    scep_ca_ticket_t ticket = { NULL, 0 };
     X509 *cert;
 
-    if (ca->issue(ca, op->p, op->req->csr, op->tmpl, &cert, &prob) != APR_SUCCESS) {
+    if (ca->issue(ca, op->p, op->req->csr, op->tmpl, &cert, &ticket, &prob) != APR_SUCCESS) {
         if (prob.fail_info == SCEP_FAIL_NONE) {
             scep_enroll_fault(op);
             return;

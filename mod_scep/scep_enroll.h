@@ -32,23 +32,44 @@
 /* ----------------------------------------------------------------------
  * A CA backend: who issues certificates and answers GetCRL.
  *
- * Both functions return APR_SUCCESS with their result on p, or an error
+ * Its functions return APR_SUCCESS with their result on p, or an error
  * with prob filled: a refusal of this request has prob->fail_info set (and
  * its event and text, for the log line and the failInfoText); a fault has
  * SCEP_FAIL_NONE and was logged by the backend (for crl(): by the store
  * whose revocations it read, answered as unreachable records). A backend
- * keeps no state of a request: the engine records what it issued.
+ * keeps no state of a request: the engine records what it issued, and the
+ * ticket of a request the CA holds.
  */
+
+/* A request an external CA holds (issue() or poll() returned
+ * APR_EINCOMPLETE): text is what poll() needs to ask again (a certmonger
+ * helper's cookie), opaque to the engine, which records it with the held
+ * request; retry_after is the CA's advice, in seconds (0: none). */
+typedef struct scep_ca_ticket_t {
+    const char *text;
+    int retry_after;
+} scep_ca_ticket_t;
+
 typedef struct scep_ca_backend_t scep_ca_backend_t;
 struct scep_ca_backend_t {
     void *baton;
-    /* A certificate for csr (verified, allowed by tmpl's policy) under tmpl. */
+    /* A certificate for csr (verified, allowed by tmpl's policy) under tmpl,
+     * or APR_EINCOMPLETE with *ticket filled: the CA holds the request (the
+     * built-in CA never does; the engine answers it as a fault for now). */
     apr_status_t (*issue)(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
-                          const scep_template_t *tmpl, X509 **cert, scep_problem_t *prob);
+                          const scep_template_t *tmpl, X509 **cert, scep_ca_ticket_t *ticket,
+                          scep_problem_t *prob);
     /* The CA's current CRL; store holds the revocations of the records. A
      * backend without one refuses with NDES event 44. */
     apr_status_t (*crl)(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *store, X509_CRL **crl,
                         scep_problem_t *prob);
+    /* NULL for a CA that never holds a request (the built-in CA). Asks again
+     * about the request of ticket->text (csr is the request's, tmpl its
+     * template): as issue(); APR_EINCOMPLETE when still held, with *ticket
+     * replaced (the CA may give a new cookie). Not called by the engine yet. */
+    apr_status_t (*poll)(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
+                         const scep_template_t *tmpl, scep_ca_ticket_t *ticket, X509 **cert,
+                         scep_problem_t *prob);
 };
 
 /* What the built-in CA (scep_ca_builtin.c) issues with: the configuration's

@@ -55,6 +55,7 @@ apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_s
     apr_pool_t *p = env->pool;
     X509_REQ *csr = scep_enroll_csr_from_pem(p, txn->csr_pem);
     const scep_template_t *tmpl = scep_template_find(env->conf->templates, txn->template_name);
+    scep_ca_ticket_t ticket = { NULL, 0 };
 
     *cert = NULL;
     if (!csr) {
@@ -70,7 +71,7 @@ apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_s
         scep_enroll_log_openssl(env, SCEP_LOG_WARNING);
         return APR_EINVAL;
     }
-    if (env->ca->issue(env->ca, p, csr, tmpl, cert, prob) != APR_SUCCESS) {
+    if (env->ca->issue(env->ca, p, csr, tmpl, cert, &ticket, prob) != APR_SUCCESS) {
         /* a refusal is the request's; a fault was logged by the backend */
         return prob->fail_info == SCEP_FAIL_NONE ? APR_EGENERAL : APR_EINVAL;
     }

@@ -105,9 +105,11 @@ static scep_password_store_t passwords = { NULL, use_password };
 
 /* A test CA backend: refuses, or fails. */
 static apr_status_t refusing_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
-                                   const scep_template_t *tmpl, X509 **cert, scep_problem_t *prob)
+                                   const scep_template_t *tmpl, X509 **cert,
+                                   scep_ca_ticket_t *ticket, scep_problem_t *prob)
 {
     (void)p;
+    (void)ticket;
     (void)csr;
     (void)tmpl;
     *cert = NULL;
@@ -135,10 +137,11 @@ static X509 *issued_by_another(apr_pool_t *p, X509 *cert)
 {
     X509_REQ *csr = X509_to_X509_REQ(cert, NULL, NULL);
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
     X509 *other = NULL;
 
     SCEP_OWN(p, csr, X509_REQ_free);
-    ck_assert_int_eq(env.ca->issue(env.ca, p, csr, NULL, &other, &prob), APR_SUCCESS);
+    ck_assert_int_eq(env.ca->issue(env.ca, p, csr, NULL, &other, &ticket, &prob), APR_SUCCESS);
     race_serial = scep_serial_hex(p, X509_get0_serialNumber(other));
     return other;
 }
