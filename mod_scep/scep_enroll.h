@@ -38,6 +38,14 @@
  * SCEP_FAIL_NONE and was logged by the backend (for crl(): by the store
  * whose revocations it read, answered as unreachable records). A backend
  * keeps no state of a request: the engine records what it issued.
+ *
+ * An external CA may answer "waiting" (issue 13, the engine does not use
+ * it yet): issue() then returns APR_EINCOMPLETE with SCEP_FAIL_NONE and
+ * prob->text a ticket, text the engine records with the held request
+ * (never a secret; the CMP backend's is "cmp:<transactionID hex>:<seconds
+ * to wait>"), and poll() asks again about it: the same results, with
+ * APR_EINCOMPLETE while the CA is still waiting (the ticket stays). An
+ * engine that does not know tickets answers APR_EINCOMPLETE as a fault.
  */
 typedef struct scep_ca_backend_t scep_ca_backend_t;
 struct scep_ca_backend_t {
@@ -49,6 +57,10 @@ struct scep_ca_backend_t {
      * backend without one refuses with NDES event 44. */
     apr_status_t (*crl)(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *store, X509_CRL **crl,
                         scep_problem_t *prob);
+    /* The certificate for csr that issue() left waiting under ticket; NULL
+     * for a CA that never waits (the built-in one). */
+    apr_status_t (*poll)(scep_ca_backend_t *ca, apr_pool_t *p, const char *ticket, X509_REQ *csr,
+                         X509 **cert, scep_problem_t *prob);
 };
 
 /* What the built-in CA (scep_ca_builtin.c) issues with: the configuration's

@@ -31,6 +31,7 @@ Suite *scep_get_suite(void);
 Suite *scep_msg_suite(void);
 Suite *scep_reply_suite(void);
 Suite *scep_ca_suite(void);
+Suite *scep_ca_cmp_suite(void);
 Suite *scep_crl_suite(void);
 Suite *scep_pki_suite(void);
 Suite *scep_password_suite(void);
@@ -42,9 +43,9 @@ Suite *scep_mutex_suite(void);
 Suite *scep_util_suite(void);
 
 static Suite *(*const suites[])(void) = {
-    scep_get_suite,      scep_msg_suite,    scep_reply_suite, scep_ca_suite,  scep_pki_suite,
-    scep_password_suite, scep_policy_suite, scep_names_suite, scep_crl_suite, scep_store_suite,
-    scep_enroll_suite,   scep_mutex_suite,  scep_util_suite,
+    scep_get_suite,      scep_msg_suite,    scep_reply_suite, scep_ca_suite,     scep_pki_suite,
+    scep_password_suite, scep_policy_suite, scep_names_suite, scep_crl_suite,    scep_store_suite,
+    scep_enroll_suite,   scep_mutex_suite,  scep_util_suite,  scep_ca_cmp_suite,
 };
 
 int main(void)
