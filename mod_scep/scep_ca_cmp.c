@@ -171,9 +171,9 @@ static int cmp_set_protection(const cmp_ca_t *cc, OSSL_CMP_CTX *ctx)
 
     if (conf->mac_secret) {
         return OSSL_CMP_CTX_set1_referenceValue(ctx, (const unsigned char *)conf->mac_ref,
-                                                conf->mac_ref ? strlen(conf->mac_ref) : 0) &&
+                                                conf->mac_ref ? (int)strlen(conf->mac_ref) : 0) &&
                OSSL_CMP_CTX_set1_secretValue(ctx, (const unsigned char *)conf->mac_secret,
-                                             strlen(conf->mac_secret));
+                                             (int)strlen(conf->mac_secret));
     }
     return OSSL_CMP_CTX_set1_cert(ctx, conf->ra_cert) && OSSL_CMP_CTX_set1_pkey(ctx, conf->ra_key);
 }
@@ -228,13 +228,25 @@ static OSSL_CMP_CTX *cmp_new_ctx(const cmp_ca_t *cc, apr_pool_t *p, X509_REQ *cs
     return ctx;
 }
 
+/* The CA's status text when it rejected the request, else NULL. */
+static const char *cmp_rejection(apr_pool_t *p, const OSSL_CMP_CTX *ctx)
+{
+    char status[512];
+
+    if (OSSL_CMP_CTX_get_status(ctx) != OSSL_CMP_PKISTATUS_rejection) {
+        return NULL;
+    }
+    return apr_pstrcat(
+        p, "the CA rejected the request: ",
+        OSSL_CMP_CTX_snprint_PKIStatus(ctx, status, sizeof(status)) ? status : "(no status)", NULL);
+}
+
 /* One step of the transaction in ctx (the request, or a pollReq when the
  * CA is waiting) and what it means for the device. */
 static apr_status_t cmp_step(cmp_ca_t *cc, apr_pool_t *p, OSSL_CMP_CTX *ctx, X509_REQ *csr,
                              int *check_after, X509 **cert, scep_problem_t *prob)
 {
     cmp_confirm_t confirm = { cc, csr, NULL };
-    char status[512];
     int res;
 
     *cert = NULL;
@@ -252,19 +264,16 @@ static apr_status_t cmp_step(cmp_ca_t *cc, apr_pool_t *p, OSSL_CMP_CTX *ctx, X50
     else if (res == -1) {
         return scep_problem(prob, APR_EINCOMPLETE, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
     }
-    else if (confirm.refusal) {
-        ERR_clear_error();
-        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
-                            confirm.refusal);
-    }
-    else if (OSSL_CMP_CTX_get_status(ctx) == OSSL_CMP_PKISTATUS_rejection) {
-        ERR_clear_error();
-        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
-                            apr_pstrcat(p, "the CA rejected the request: ",
-                                        OSSL_CMP_CTX_snprint_PKIStatus(ctx, status, sizeof(status))
-                                            ? status
-                                            : "(no status)",
-                                        NULL));
+    else {
+        if (!confirm.refusal) {
+            confirm.refusal = cmp_rejection(p, ctx);
+        }
+        if (confirm.refusal) {
+            /* the CA's answer or ours, not a fault: OpenSSL's queue says it again */
+            ERR_clear_error();
+            return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
+                                confirm.refusal);
+        }
     }
     cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_ERR,
             apr_psprintf(p,

@@ -20,6 +20,7 @@
  */
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,6 +38,7 @@
 
 #define MAC_REF "scep-ra"
 #define MAC_SECRET "a test secret"
+#define MAC_SECRET_ARG "pass:a test secret"
 
 static apr_pool_t *pool;
 static char log_text[8192];
@@ -119,6 +121,37 @@ static void start_server(const char *const *args)
         usleep(50000);
     }
     ck_assert_msg(tries < 200, "the mock CMP server did not start");
+}
+
+/* A listener on fx.port that keeps what one client sends (for up to two
+ * seconds) in capture.bin and answers nothing. */
+static const char *capture_request(void)
+{
+    const char *out = testutil_path(pool, fx.pki->dir, "capture.bin");
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(fx.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 1), 0);
+    fx.server = fork();
+    ck_assert_int_ge(fx.server, 0);
+    if (fx.server == 0) {
+        struct timeval wait = { 2, 0 };
+        int conn = accept(fd, NULL, NULL), file = open(out, O_WRONLY | O_CREAT, 0600);
+        char buf[4096];
+        ssize_t n;
+
+        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+        while ((n = read(conn, buf, sizeof(buf))) > 0 && write(file, buf, n) == n) {
+        }
+        _exit(0);
+    }
+    close(fd);
+    return out;
 }
 
 static void setup(void)
@@ -288,10 +321,9 @@ END_TEST
 
 START_TEST(mac_protection_is_accepted)
 {
-    const char *const args[] = { "-srv_ref",    MAC_REF,
-                                 "-srv_secret", "pass:" MAC_SECRET,
-                                 "-rsp_cert",   fx.device_cert_file,
-                                 NULL };
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     X509 *cert = NULL;
@@ -310,10 +342,9 @@ END_TEST
 
 START_TEST(wrong_mac_secret_gets_nothing)
 {
-    const char *const args[] = { "-srv_ref",    MAC_REF,
-                                 "-srv_secret", "pass:" MAC_SECRET,
-                                 "-rsp_cert",   fx.device_cert_file,
-                                 NULL };
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     X509 *cert = NULL;
@@ -416,6 +447,40 @@ START_TEST(configuration_without_protection_is_refused)
 }
 END_TEST
 
+START_TEST(template_name_is_sent_as_the_certificate_profile)
+{
+    /* generalInfo InfoTypeAndValue: id-it-certProfile, SEQUENCE OF UTF8String */
+    static const char itav[] = "\x06\x08\x2b\x06\x01\x05\x05\x07\x04\x15"
+                               "\x30\x1a\x0c\x18"
+                               "IPSECIntermediateOffline";
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    const char *capture = capture_request();
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+    static char sent[65536];
+    size_t len, at;
+    FILE *file;
+
+    conf.msg_timeout = 3;
+    conf.total_timeout = 3;
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, a_template(), &cert, &prob), &cert, &prob);
+    waitpid(fx.server, NULL, 0);
+    fx.server = 0;
+    file = fopen(capture, "rb");
+    ck_assert_ptr_nonnull(file);
+    len = fread(sent, 1, sizeof(sent), file);
+    fclose(file);
+    for (at = 0; at + sizeof(itav) - 1 <= len; at++) {
+        if (memcmp(sent + at, itav, sizeof(itav) - 1) == 0) {
+            break;
+        }
+    }
+    ck_assert_msg(at + sizeof(itav) - 1 <= len, "no certProfile in %zu bytes sent", len);
+}
+END_TEST
+
 Suite *scep_ca_cmp_suite(void);
 
 Suite *scep_ca_cmp_suite(void)
@@ -425,6 +490,7 @@ Suite *scep_ca_cmp_suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, accepted_request_returns_the_certificate);
+    tcase_add_test(tc, template_name_is_sent_as_the_certificate_profile);
     tcase_add_test(tc, rejection_is_refused_with_the_ca_text);
     tcase_add_test(tc, waiting_gives_a_ticket_then_poll_returns_the_certificate);
     tcase_add_test(tc, mac_protection_is_accepted);
