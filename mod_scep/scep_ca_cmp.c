@@ -22,6 +22,8 @@
  * too: its key must be the CSR's and it must chain to the configured CA.
  */
 
+#include <stdlib.h>
+
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -47,9 +49,17 @@ typedef struct cmp_ca_t {
     X509_STORE *trusted; /* the CMP signer's anchors; NULL with MAC only */
     X509_STORE *issuers; /* conf.ca_cert, for the check of what comes back */
     apr_thread_mutex_t *lock;
-    apr_hash_t *waiting; /* transactionID hex -> OSSL_CMP_CTX * */
+    apr_hash_t *waiting; /* transactionID hex -> cmp_waiting_t * */
     apr_pool_t *pool;
 } cmp_ca_t;
+
+/* A transaction the CA answered "waiting", until poll() ends it or its
+ * total timeout passes (OpenSSL would give up on it then anyway). */
+typedef struct cmp_waiting_t {
+    char txid[2 * CMP_TRANSACTION_ID_LEN + 1];
+    OSSL_CMP_CTX *ctx;
+    apr_time_t deadline;
+} cmp_waiting_t;
 
 /* What the certConf callback checks against, and why it refused. */
 typedef struct cmp_confirm_t {
@@ -284,26 +294,62 @@ static apr_status_t cmp_step(cmp_ca_t *cc, apr_pool_t *p, OSSL_CMP_CTX *ctx, X50
     return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
 }
 
-static void cmp_keep_waiting(cmp_ca_t *cc, const char *txid, OSSL_CMP_CTX *ctx)
+static void cmp_waiting_free(cmp_waiting_t *w)
 {
+    OSSL_CMP_CTX_free(w->ctx);
+    free(w);
+}
+
+/* Keeps w for poll(), and drops the transactions nobody polled in time. */
+static void cmp_keep_waiting(cmp_ca_t *cc, cmp_waiting_t *w)
+{
+    apr_time_t now = apr_time_now();
+    apr_hash_index_t *hi;
+
     apr_thread_mutex_lock(cc->lock);
-    apr_hash_set(cc->waiting, apr_pstrdup(cc->pool, txid), APR_HASH_KEY_STRING, ctx);
+    for (hi = apr_hash_first(NULL, cc->waiting); hi; hi = apr_hash_next(hi)) {
+        cmp_waiting_t *old = apr_hash_this_val(hi);
+
+        if (old->deadline < now) {
+            apr_hash_set(cc->waiting, old->txid, APR_HASH_KEY_STRING, NULL);
+            cmp_waiting_free(old);
+        }
+    }
+    apr_hash_set(cc->waiting, w->txid, APR_HASH_KEY_STRING, w);
     apr_thread_mutex_unlock(cc->lock);
 }
 
-/* The waiting context of txid, taken out so that one poll at a time
- * uses it; NULL when unknown here. */
-static OSSL_CMP_CTX *cmp_take_waiting(cmp_ca_t *cc, const char *txid)
+/* The waiting transaction of txid, taken out so that one poll at a time
+ * uses it; NULL when unknown here or past its total timeout. */
+static cmp_waiting_t *cmp_take_waiting(cmp_ca_t *cc, const char *txid)
 {
-    OSSL_CMP_CTX *ctx;
+    cmp_waiting_t *w;
 
     apr_thread_mutex_lock(cc->lock);
-    ctx = apr_hash_get(cc->waiting, txid, APR_HASH_KEY_STRING);
-    if (ctx) {
+    w = apr_hash_get(cc->waiting, txid, APR_HASH_KEY_STRING);
+    if (w) {
         apr_hash_set(cc->waiting, txid, APR_HASH_KEY_STRING, NULL);
     }
     apr_thread_mutex_unlock(cc->lock);
-    return ctx;
+    if (w && w->deadline < apr_time_now()) {
+        cmp_waiting_free(w);
+        w = NULL;
+    }
+    return w;
+}
+
+/* A waiting transaction (malloc: it outlives the request) or NULL. */
+static cmp_waiting_t *cmp_waiting_new(const cmp_ca_t *cc, OSSL_CMP_CTX *ctx, const char *txid)
+{
+    cmp_waiting_t *w = calloc(1, sizeof(*w));
+
+    if (w) {
+        apr_cpystrn(w->txid, txid, sizeof(w->txid));
+        w->ctx = ctx;
+        w->deadline = apr_time_now() + apr_time_from_sec(bounded(cc->conf.total_timeout,
+                                                                 SCEP_CA_CMP_MAX_TOTAL_TIMEOUT));
+    }
+    return w;
 }
 
 static apr_status_t cmp_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
@@ -312,6 +358,7 @@ static apr_status_t cmp_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *cs
     cmp_ca_t *cc = ca->baton;
     const char *txid;
     OSSL_CMP_CTX *ctx = cmp_new_ctx(cc, p, csr, tmpl ? tmpl->name : NULL, &txid);
+    cmp_waiting_t *w;
     int check_after;
     apr_status_t rv;
 
@@ -320,12 +367,17 @@ static apr_status_t cmp_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *cs
         return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
     }
     rv = cmp_step(cc, p, ctx, csr, &check_after, cert, prob);
-    if (rv == APR_EINCOMPLETE) {
-        cmp_keep_waiting(cc, txid, ctx);
+    if (rv == APR_EINCOMPLETE && (w = cmp_waiting_new(cc, ctx, txid)) != NULL) {
+        cmp_keep_waiting(cc, w);
         prob->text = apr_psprintf(p, "cmp:%s:%d", txid, check_after);
         return rv;
     }
     OSSL_CMP_CTX_free(ctx);
+    if (rv == APR_EINCOMPLETE) {
+        cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_ERR,
+                SCEPLOGNO(272) "out of memory keeping a request the CA holds");
+        return scep_problem(prob, APR_ENOMEM, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+    }
     return rv;
 }
 
@@ -334,28 +386,26 @@ static apr_status_t cmp_poll(scep_ca_backend_t *ca, apr_pool_t *p, const char *t
 {
     cmp_ca_t *cc = ca->baton;
     const char *end;
-    const char *txid = NULL;
-    OSSL_CMP_CTX *ctx = NULL;
+    cmp_waiting_t *w = NULL;
     int check_after;
     apr_status_t rv;
 
     *cert = NULL;
     if (strncmp(ticket, "cmp:", 4) == 0 && (end = strchr(ticket + 4, ':')) != NULL) {
-        txid = apr_pstrmemdup(p, ticket + 4, end - (ticket + 4));
-        ctx = cmp_take_waiting(cc, txid);
+        w = cmp_take_waiting(cc, apr_pstrmemdup(p, ticket + 4, end - (ticket + 4)));
     }
-    if (!ctx) {
+    if (!w) {
         return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
                             "the CA's transaction of this request is not known to this "
                             "server any more; nothing was issued");
     }
-    rv = cmp_step(cc, p, ctx, csr, &check_after, cert, prob);
+    rv = cmp_step(cc, p, w->ctx, csr, &check_after, cert, prob);
     if (rv == APR_EINCOMPLETE) {
-        cmp_keep_waiting(cc, txid, ctx);
+        cmp_keep_waiting(cc, w);
         prob->text = ticket;
         return rv;
     }
-    OSSL_CMP_CTX_free(ctx);
+    cmp_waiting_free(w);
     return rv;
 }
 
@@ -374,7 +424,7 @@ static apr_status_t cmp_cleanup(void *data)
     apr_hash_index_t *hi;
 
     for (hi = apr_hash_first(NULL, cc->waiting); hi; hi = apr_hash_next(hi)) {
-        OSSL_CMP_CTX_free(apr_hash_this_val(hi));
+        cmp_waiting_free(apr_hash_this_val(hi));
     }
     X509_STORE_free(cc->trusted);
     X509_STORE_free(cc->issuers);

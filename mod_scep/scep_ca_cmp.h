@@ -23,9 +23,13 @@
 
 #include "scep_enroll.h"
 
-/* Longest waits the backend accepts, in seconds: a worker never hangs. */
+/* Longest waits the backend accepts, in seconds. A worker never hangs:
+ * one issue() or poll() makes at most two exchanges (the request or a
+ * pollReq, then certConf) of the message timeout each. The total timeout
+ * is how long a CMP transaction may last, polling included: a CA that
+ * holds a request for a person to decide needs days. */
 #define SCEP_CA_CMP_MAX_MSG_TIMEOUT 120
-#define SCEP_CA_CMP_MAX_TOTAL_TIMEOUT 300
+#define SCEP_CA_CMP_MAX_TOTAL_TIMEOUT (7 * 86400)
 
 typedef struct scep_ca_cmp_conf_t {
     const char *server_url; /* http://host[:port]/path (https: not yet) */
@@ -42,8 +46,9 @@ typedef struct scep_ca_cmp_conf_t {
      * the check, which may be an intermediate) and certificates between. */
     X509 *ca_cert;
     STACK_OF(X509) *ca_chain; /* may be NULL */
-    /* Seconds for one message exchange and for a whole request (polling
-     * included); 0 takes the maximum, more than the maximum is cut to it. */
+    /* Seconds for one message exchange and for a whole transaction
+     * (polling included: a ticket older than that is not known any more);
+     * 0 takes the maximum, more than the maximum is cut to it. */
     int msg_timeout;
     int total_timeout;
     scep_log_fn *log; /* faults; every line starts with its SCEPLOGNO() tag */

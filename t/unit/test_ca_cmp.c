@@ -319,6 +319,27 @@ START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
 }
 END_TEST
 
+START_TEST(ticket_past_the_total_timeout_is_not_known)
+{
+    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, more);
+    /* OpenSSL keeps 5 seconds of the total for an exchange: 7 leaves room
+     * for a first check_after of 1 */
+    conf.total_timeout = 7;
+    ca = backend(&conf);
+    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    sleep(8);
+    expect_refused(ca->poll(ca, pool, prob.text, fx.csr, &cert, &prob), &cert, &prob, "not known");
+}
+END_TEST
+
 START_TEST(mac_protection_is_accepted)
 {
     const char *const args[] = {
@@ -493,6 +514,7 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, template_name_is_sent_as_the_certificate_profile);
     tcase_add_test(tc, rejection_is_refused_with_the_ca_text);
     tcase_add_test(tc, waiting_gives_a_ticket_then_poll_returns_the_certificate);
+    tcase_add_test(tc, ticket_past_the_total_timeout_is_not_known);
     tcase_add_test(tc, mac_protection_is_accepted);
     tcase_add_test(tc, wrong_mac_secret_gets_nothing);
     tcase_add_test(tc, untrusted_server_certificate_is_a_fault);
