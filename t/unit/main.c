@@ -32,6 +32,7 @@ Suite *scep_msg_suite(void);
 Suite *scep_reply_suite(void);
 Suite *scep_ca_suite(void);
 Suite *scep_ca_helper_suite(void);
+Suite *scep_ca_cmp_suite(void);
 Suite *scep_crl_suite(void);
 Suite *scep_pki_suite(void);
 Suite *scep_password_suite(void);
@@ -46,7 +47,7 @@ static Suite *(*const suites[])(void) = {
     scep_get_suite,  scep_msg_suite,       scep_reply_suite,  scep_ca_suite,
     scep_pki_suite,  scep_password_suite,  scep_policy_suite, scep_names_suite,
     scep_crl_suite,  scep_store_suite,     scep_enroll_suite, scep_mutex_suite,
-    scep_util_suite, scep_ca_helper_suite,
+    scep_util_suite, scep_ca_helper_suite, scep_ca_cmp_suite,
 };
 
 int main(void)

@@ -1,0 +1,64 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * A CA backend that submits each request to an external CA over CMP
+ * (RFC 4210 / RFC 9483) with OpenSSL's CMP client: a p10cr carrying the
+ * device's CSR unchanged, protected by the RA's signing key or by a MAC
+ * secret, the template name as the certificate profile. A PROTOTYPE (issue
+ * 13): the engine does not use it yet.
+ */
+#ifndef mod_scep_scep_ca_cmp_h
+#define mod_scep_scep_ca_cmp_h
+
+#include "scep_enroll.h"
+
+/* Longest waits the backend accepts, in seconds. A worker never hangs:
+ * one issue() or poll() makes at most two exchanges (the request or a
+ * pollReq, then certConf) of the message timeout each. The total timeout
+ * is how long a CMP transaction may last, polling included: a CA that
+ * holds a request for a person to decide needs days. */
+#define SCEP_CA_CMP_MAX_MSG_TIMEOUT 120
+#define SCEP_CA_CMP_MAX_TOTAL_TIMEOUT (7 * 86400)
+
+typedef struct scep_ca_cmp_conf_t {
+    const char *server_url; /* http://host[:port]/path (https: not yet) */
+    /* Protection: the RA's signing certificate and key, or, when
+     * mac_secret is set, a MAC (PBM) with mac_ref as senderKID. */
+    X509 *ra_cert;
+    EVP_PKEY *ra_key;
+    const char *mac_ref;
+    const char *mac_secret; /* read from a private file by the caller */
+    /* PEM trust anchors for the CA's CMP signer (signature-protected
+     * answers); required unless mac_secret is set. */
+    const char *trust_file;
+    /* The CA that must have issued what comes back (a trust anchor for
+     * the check, which may be an intermediate) and certificates between. */
+    X509 *ca_cert;
+    STACK_OF(X509) *ca_chain; /* may be NULL */
+    /* Seconds for one message exchange and for a whole transaction
+     * (polling included: a ticket older than that is not known any more);
+     * 0 takes the maximum, more than the maximum is cut to it. */
+    int msg_timeout;
+    int total_timeout;
+    scep_log_fn *log; /* faults; every line starts with its SCEPLOGNO() tag */
+    void *log_baton;
+} scep_ca_cmp_conf_t;
+
+/* The CMP backend on p (with a copy of conf; its objects must live as
+ * long as p). Its crl() refuses with event 44 (no CRL of an external CA
+ * yet). NULL with *err set when conf cannot work (bad URL, no protection,
+ * no trust anchors). */
+scep_ca_backend_t *scep_ca_cmp(apr_pool_t *p, const scep_ca_cmp_conf_t *conf, const char **err);
+
+#endif /* mod_scep_scep_ca_cmp_h */

@@ -1,0 +1,536 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The CMP CA backend against OpenSSL's own CMP server in its mock mode
+ * (`openssl cmp -port`), started on a free loopback port for each test
+ * (fork and exec, no shell) and killed after it. The mock server returns
+ * the fixed certificate -rsp_cert, so each test makes the one its case
+ * needs.
+ */
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+
+#include <check.h>
+
+#include "scep_ca_cmp.h"
+#include "testutil.h"
+
+#define MAC_REF "scep-ra"
+#define MAC_SECRET "a test secret"
+#define MAC_SECRET_ARG "pass:a test secret"
+
+static apr_pool_t *pool;
+static char log_text[8192];
+
+/* Everything the cases share: a CA, its RA and CMP signer, a device. */
+typedef struct cmp_fixture_t {
+    testutil_pki_t *pki;
+    const char *srv_cert_file, *srv_key_file;
+    EVP_PKEY *device_key;
+    X509_REQ *csr;
+    const char *device_cert_file; /* for the CSR's key, by the CA */
+    int port;
+    pid_t server;
+} cmp_fixture_t;
+
+static cmp_fixture_t fx;
+
+static void collect_log(void *baton, const char *file, int line, int level, const char *msg)
+{
+    (void)baton, (void)file, (void)line, (void)level;
+    apr_cpystrn(log_text + strlen(log_text), msg, sizeof(log_text) - strlen(log_text) - 1);
+    apr_cpystrn(log_text + strlen(log_text), "\n", sizeof(log_text) - strlen(log_text));
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static int accepts(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* `openssl cmp -port <port> <args>`, its output in the test's directory;
+ * returns once it accepts connections. The mock server answers each
+ * connection, so the probe costs it nothing but a closed socket. */
+static void start_server(const char *const *args)
+{
+    const char *argv[40] = { "openssl", "cmp", "-port", apr_itoa(pool, fx.port) };
+    const char *out = testutil_path(pool, fx.pki->dir, "mock-server.log");
+    int n = 4, tries;
+
+    while (*args) {
+        argv[n++] = *args++;
+    }
+    argv[n] = NULL;
+    fx.server = fork();
+    ck_assert_int_ge(fx.server, 0);
+    if (fx.server == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp("openssl", (char *const *)argv);
+        _exit(127);
+    }
+    for (tries = 0; tries < 200 && !accepts(fx.port); tries++) {
+        usleep(50000);
+    }
+    ck_assert_msg(tries < 200, "the mock CMP server did not start");
+}
+
+/* A listener on fx.port that keeps what one client sends (for up to two
+ * seconds) in capture.bin and answers nothing. */
+static const char *capture_request(void)
+{
+    const char *out = testutil_path(pool, fx.pki->dir, "capture.bin");
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(fx.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 1), 0);
+    fx.server = fork();
+    ck_assert_int_ge(fx.server, 0);
+    if (fx.server == 0) {
+        struct timeval wait = { 2, 0 };
+        int conn = accept(fd, NULL, NULL), file = open(out, O_WRONLY | O_CREAT, 0600);
+        char buf[4096];
+        ssize_t n;
+
+        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+        while ((n = read(conn, buf, sizeof(buf))) > 0 && write(file, buf, n) == n) {
+        }
+        _exit(0);
+    }
+    close(fd);
+    return out;
+}
+
+static void setup(void)
+{
+    EVP_PKEY *srv_key;
+
+    apr_pool_create(&pool, NULL);
+    log_text[0] = '\0';
+    memset(&fx, 0, sizeof(fx));
+    fx.pki = testutil_pki_create(pool);
+    srv_key = testutil_ec_key(pool);
+    fx.srv_cert_file =
+        testutil_write_cert(pool, fx.pki->dir, "cmp-srv.crt",
+                            testutil_cert(pool, "/CN=Test CMP server/O=mod_scep tests", srv_key,
+                                          NULL, 0, 0, fx.pki->ca_cert, fx.pki->ca_key));
+    fx.srv_key_file = testutil_write_key(pool, fx.pki->dir, "cmp-srv.key", srv_key);
+    fx.device_key = testutil_ec_key(pool);
+    fx.csr = testutil_csr(pool, fx.device_key, "/CN=device.example", NULL, NULL, NULL, NULL);
+    fx.device_cert_file =
+        testutil_write_cert(pool, fx.pki->dir, "device.crt",
+                            testutil_cert(pool, "/CN=device.example", fx.device_key, NULL, 0, 0,
+                                          fx.pki->ca_cert, fx.pki->ca_key));
+    fx.port = free_port();
+}
+
+static void teardown(void)
+{
+    if (fx.server > 0) {
+        kill(fx.server, SIGTERM);
+        waitpid(fx.server, NULL, 0);
+    }
+    apr_pool_destroy(pool);
+}
+
+/* The backend with the RA's signature, trusting the test CA. */
+static scep_ca_cmp_conf_t signing_conf(void)
+{
+    scep_ca_cmp_conf_t conf = { 0 };
+
+    conf.server_url = apr_psprintf(pool, "http://127.0.0.1:%d/pkix/", fx.port);
+    conf.ra_cert = fx.pki->ra_sign_cert;
+    conf.ra_key = fx.pki->ra_sign_key;
+    conf.trust_file = fx.pki->ca_cert_file;
+    conf.ca_cert = fx.pki->ca_cert;
+    conf.msg_timeout = 5;
+    conf.total_timeout = 20;
+    conf.log = collect_log;
+    return conf;
+}
+
+static scep_ca_backend_t *backend(const scep_ca_cmp_conf_t *conf)
+{
+    const char *err = NULL;
+    scep_ca_backend_t *ca = scep_ca_cmp(pool, conf, &err);
+
+    ck_assert_msg(ca != NULL, "%s", err);
+    return ca;
+}
+
+static void signing_server(const char *rsp_cert, const char *const *more)
+{
+    const char *argv[32] = { "-srv_cert",    fx.srv_cert_file,     "-srv_key",  fx.srv_key_file,
+                             "-srv_trusted", fx.pki->ca_cert_file, "-rsp_cert", rsp_cert };
+    int n = 8;
+
+    while (more && *more) {
+        argv[n++] = *more++;
+    }
+    argv[n] = NULL;
+    start_server(argv);
+}
+
+static const scep_template_t *a_template(void)
+{
+    scep_template_t *tmpl = apr_pcalloc(pool, sizeof(*tmpl));
+
+    tmpl->name = "IPSECIntermediateOffline";
+    return tmpl;
+}
+
+static void expect_issued(apr_status_t rv, X509 *const *cert, const scep_problem_t *prob)
+{
+    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, prob->text, log_text);
+    ck_assert_ptr_nonnull(*cert);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(*cert), fx.device_key), 1);
+}
+
+static void expect_refused(apr_status_t rv, X509 *const *cert, const scep_problem_t *prob,
+                           const char *needle)
+{
+    ck_assert_msg(rv != APR_SUCCESS && rv != APR_EINCOMPLETE, "%d", rv);
+    ck_assert_ptr_null(*cert);
+    ck_assert_int_eq(prob->fail_info, SCEP_FAIL_BAD_REQUEST);
+    ck_assert_int_eq(prob->event, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_msg(prob->text && strstr(prob->text, needle), "%s / %s", prob->text, log_text);
+}
+
+static void expect_fault(apr_status_t rv, X509 *const *cert, const scep_problem_t *prob)
+{
+    ck_assert_msg(rv != APR_SUCCESS && rv != APR_EINCOMPLETE, "%d", rv);
+    ck_assert_ptr_null(*cert);
+    ck_assert_int_eq(prob->fail_info, SCEP_FAIL_NONE);
+    ck_assert_msg(strstr(log_text, "SCEP271: "), "%s", log_text);
+}
+
+START_TEST(accepted_request_returns_the_certificate)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    expect_issued(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(rejection_is_refused_with_the_ca_text)
+{
+    const char *const more[] = {
+        "-pkistatus", "2", "-failure", "2", "-statusstring", "not in this CA's namespace", NULL
+    };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, more);
+    ca = backend(&conf);
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
+                   "not in this CA's namespace");
+}
+END_TEST
+
+START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
+{
+    const char *const more[] = { "-poll_count", "3", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+    int polls = 0;
+
+    signing_server(fx.device_cert_file, more);
+    ca = backend(&conf);
+    rv = ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    ck_assert_ptr_null(cert);
+    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
+    ck_assert_msg(strncmp(ticket.text, "cmp:", 4) == 0 && strlen(ticket.text) == 4 + 32 &&
+                      ticket.retry_after == 1,
+                  "%s %d", ticket.text, ticket.retry_after);
+    do {
+        sleep(1);
+        rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    } while (rv == APR_EINCOMPLETE && ++polls < 5);
+    expect_issued(rv, &cert, &prob);
+    ck_assert_int_ge(polls, 1); /* a poll was answered "waiting" too */
+    /* the transaction is over: the ticket is no longer known */
+    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob, "not known");
+}
+END_TEST
+
+START_TEST(ticket_past_the_total_timeout_is_not_known)
+{
+    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, more);
+    /* OpenSSL keeps 5 seconds of the total for an exchange: 7 leaves room
+     * for a first check_after of 1 */
+    conf.total_timeout = 7;
+    ca = backend(&conf);
+    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    sleep(8);
+    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob, "not known");
+}
+END_TEST
+
+START_TEST(mac_protection_is_accepted)
+{
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    start_server(args);
+    conf.ra_cert = NULL;
+    conf.ra_key = NULL;
+    conf.trust_file = NULL;
+    conf.mac_ref = MAC_REF;
+    conf.mac_secret = MAC_SECRET;
+    ca = backend(&conf);
+    expect_issued(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(wrong_mac_secret_gets_nothing)
+{
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    start_server(args);
+    conf.ra_cert = NULL;
+    conf.ra_key = NULL;
+    conf.trust_file = NULL;
+    conf.mac_ref = MAC_REF;
+    conf.mac_secret = "another secret";
+    ca = backend(&conf);
+    /* the CA's error answer is protected with the secret we do not share */
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(untrusted_server_certificate_is_a_fault)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    EVP_PKEY *other_key = testutil_ec_key(pool);
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, NULL);
+    conf.trust_file =
+        testutil_write_cert(pool, fx.pki->dir, "other-ca.crt",
+                            testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL));
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "certificate verify failed") || strstr(log_text, "trust"), "%s",
+                  log_text);
+}
+END_TEST
+
+START_TEST(certificate_for_another_key_is_refused)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    EVP_PKEY *other_key = testutil_ec_key(pool);
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    signing_server(testutil_write_cert(pool, fx.pki->dir, "other.crt",
+                                       testutil_cert(pool, "/CN=device.example", other_key, NULL, 0,
+                                                     0, fx.pki->ca_cert, fx.pki->ca_key)),
+                   NULL);
+    ca = backend(&conf);
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob, "another key");
+}
+END_TEST
+
+START_TEST(certificate_of_another_ca_is_refused)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    EVP_PKEY *other_ca_key = testutil_ec_key(pool);
+    X509 *other_ca = testutil_cert(pool, "/CN=Other CA", other_ca_key, NULL, 0, 0, NULL, NULL);
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+
+    signing_server(testutil_write_cert(pool, fx.pki->dir, "elsewhere.crt",
+                                       testutil_cert(pool, "/CN=device.example", fx.device_key,
+                                                     NULL, 0, 0, other_ca, other_ca_key)),
+                   NULL);
+    ca = backend(&conf);
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob, "does not chain");
+}
+END_TEST
+
+START_TEST(server_down_is_a_fault_within_the_timeout)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+    apr_time_t start = apr_time_now();
+
+    conf.msg_timeout = 2;
+    conf.total_timeout = 3;
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_int_lt(apr_time_now() - start, apr_time_from_sec(10));
+}
+END_TEST
+
+START_TEST(configuration_without_protection_is_refused)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    const char *err = NULL;
+
+    conf.ra_key = NULL;
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_ptr_nonnull(err);
+    conf = signing_conf();
+    conf.server_url = "https://ca.example/pkix/";
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(strstr(err, "https"), "%s", err);
+}
+END_TEST
+
+START_TEST(template_name_is_sent_as_the_certificate_profile)
+{
+    /* generalInfo InfoTypeAndValue: id-it-certProfile, SEQUENCE OF UTF8String */
+    static const char itav[] = "\x06\x08\x2b\x06\x01\x05\x05\x07\x04\x15"
+                               "\x30\x1a\x0c\x18"
+                               "IPSECIntermediateOffline";
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    const char *capture = capture_request();
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+    static char sent[65536];
+    size_t len, at;
+    FILE *file;
+
+    conf.msg_timeout = 3;
+    conf.total_timeout = 3;
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+    waitpid(fx.server, NULL, 0);
+    fx.server = 0;
+    file = fopen(capture, "rb");
+    ck_assert_ptr_nonnull(file);
+    len = fread(sent, 1, sizeof(sent), file);
+    fclose(file);
+    for (at = 0; at + sizeof(itav) - 1 <= len; at++) {
+        if (memcmp(sent + at, itav, sizeof(itav) - 1) == 0) {
+            break;
+        }
+    }
+    ck_assert_msg(at + sizeof(itav) - 1 <= len, "no certProfile in %zu bytes sent", len);
+}
+END_TEST
+
+Suite *scep_ca_cmp_suite(void);
+
+Suite *scep_ca_cmp_suite(void)
+{
+    Suite *s = suite_create("ca_cmp");
+    TCase *tc = tcase_create("mock_server");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, accepted_request_returns_the_certificate);
+    tcase_add_test(tc, template_name_is_sent_as_the_certificate_profile);
+    tcase_add_test(tc, rejection_is_refused_with_the_ca_text);
+    tcase_add_test(tc, waiting_gives_a_ticket_then_poll_returns_the_certificate);
+    tcase_add_test(tc, ticket_past_the_total_timeout_is_not_known);
+    tcase_add_test(tc, mac_protection_is_accepted);
+    tcase_add_test(tc, wrong_mac_secret_gets_nothing);
+    tcase_add_test(tc, untrusted_server_certificate_is_a_fault);
+    tcase_add_test(tc, certificate_for_another_key_is_refused);
+    tcase_add_test(tc, certificate_of_another_ca_is_refused);
+    tcase_add_test(tc, server_down_is_a_fault_within_the_timeout);
+    tcase_add_test(tc, configuration_without_protection_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
