@@ -521,3 +521,10 @@ scep_ca_backend_t *scep_ca_cmp(apr_pool_t *p, const scep_ca_cmp_conf_t *conf, co
     ca->poll = cmp_poll;
     return ca;
 }
+
+apr_status_t scep_ca_cmp_check(scep_ca_backend_t *ca, apr_pool_t *p, const char **text)
+{
+    (void)ca;
+    *text = apr_pstrdup(p, "not implemented yet");
+    return APR_ENOTIMPL;
+}

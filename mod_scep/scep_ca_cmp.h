@@ -32,7 +32,8 @@
 #define SCEP_CA_CMP_MAX_TOTAL_TIMEOUT (7 * 86400)
 
 typedef struct scep_ca_cmp_conf_t {
-    const char *server_url; /* http://host[:port]/path (https: not yet) */
+    const char *server_url; /* http://host[:port]/path or https:// */
+    const char *tls_ca_file; /* PEM: trust anchors of an https server's certificate */
     /* Protection: the RA's signing certificate and key, or, when
      * mac_secret is set, a MAC (PBM) with mac_ref as senderKID. */
     X509 *ra_cert;
@@ -60,5 +61,10 @@ typedef struct scep_ca_cmp_conf_t {
  * yet). NULL with *err set when conf cannot work (bad URL, no protection,
  * no trust anchors). */
 scep_ca_backend_t *scep_ca_cmp(apr_pool_t *p, const scep_ca_cmp_conf_t *conf, const char **err);
+
+/* Whether the CMP server of ca can be reached and answers, trusted and
+ * protected as issue() needs: a general message (genm) exchange. *text
+ * says what the server answered or why not, on p. ISSUE 13: a stub. */
+apr_status_t scep_ca_cmp_check(scep_ca_backend_t *ca, apr_pool_t *p, const char **text);
 
 #endif /* mod_scep_scep_ca_cmp_h */

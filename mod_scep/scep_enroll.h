@@ -192,4 +192,12 @@ apr_status_t scep_enroll_deny(const scep_enroll_env_t *env, const char *transact
  * reached (logged). */
 apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env);
 
+/* Requests an external CA holds (recorded with a ticket) whose next poll
+ * is due: each is asked about again through env->ca->poll() and recorded
+ * as the CA answers (issued, rejected, or held with a new ticket), as a
+ * device's CertPoll would. For a background task (no device waits on it);
+ * *asked counts the polls made. APR_EGENERAL when the records cannot be
+ * reached (logged). ISSUE 13: a stub until the engine knows tickets. */
+apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked);
+
 #endif /* mod_scep_scep_enroll_h */

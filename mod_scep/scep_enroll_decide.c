@@ -182,3 +182,10 @@ apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env)
     return store->expire_pending(store, env->pool, apr_time_now() - refresh_period(env->conf),
                                  expiry_reason(env->pool, env->conf));
 }
+
+apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
+{
+    (void)env;
+    *asked = 0;
+    return APR_SUCCESS;
+}
