@@ -34,7 +34,7 @@ from cryptography import x509
 from sceptest import checks, pki
 from sceptest import client as C
 from sceptest.certmonger import issued_certs, openssl_req, run_scep_submit
-from sceptest.cmp import Tap, cert_profiles
+from sceptest.cmp import BODY_CERTCONF, BODY_P10CR, Tap, body_type, cert_profiles
 from sceptest.httpd import CHALLENGE, MODULES_DIR, Apache, free_port
 from sceptest.tls import TestCA
 from test_enroll_clients import LEGACY_START, run_scepclient
@@ -311,9 +311,11 @@ def test_ca_down_is_a_fault_until_it_is_back(cmp_httpd, cmp_server, cmp_pki, dev
     assert_ca_issued(cmp_httpd, msg, r, rep, want)
 
 
-def test_template_is_sent_as_cert_profile(cmp_httpd, cmp_server, cmp_pki, device):
+def test_request_as_the_ca_gets_it(cmp_httpd, cmp_server, cmp_pki, device):
     """What the CA gets (through a recording relay): a p10cr naming the
-    template as id-it-certProfile in generalInfo, the certConf after it."""
+    template as id-it-certProfile in generalInfo, signed by the RA (its
+    signing certificate in extraCerts), carrying the device's CSR as
+    sent; the certConf after it."""
     key, want, path = device('cmp-profile.example.test')
     cmp_server.start(*cmp_server.signing(cmp_pki, path))
     tap = Tap(cmp_server.port)
@@ -324,8 +326,10 @@ def test_template_is_sent_as_cert_profile(cmp_httpd, cmp_server, cmp_pki, device
     finally:
         tap.stop()
     p10cr, cert_conf = [body for _, body in tap.requests]
+    assert (body_type(p10cr), body_type(cert_conf)) == (BODY_P10CR, BODY_CERTCONF)
     assert cert_profiles(p10cr) == [TEMPLATE]
-    assert cert_profiles(cert_conf) in ([], [TEMPLATE])
+    assert pki.cert_der(cmp_httpd.client.ca.ra_sign) in p10cr
+    assert msg.inner in p10cr, 'the CSR was not sent unchanged'
 
 
 # --- https: Apache (mod_ssl, mod_proxy_http) in front of the CA -------------

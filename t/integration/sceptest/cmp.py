@@ -225,7 +225,10 @@ def cert_profiles(message):
     return names
 
 
+# PKIBody choices (RFC 4210 5.1.2)
+BODY_P10CR, BODY_GENM, BODY_CERTCONF, BODY_POLLREQ = 4, 21, 24, 25
+
+
 def body_type(message):
-    """The PKIBody choice of a CMP message (4 p10cr, 24 certConf, 25
-    pollReq, 21 genm)."""
+    """The PKIBody choice of a CMP message (BODY_*)."""
     return _seq(message)[1][0] & 0x1f
