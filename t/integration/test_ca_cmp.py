@@ -25,6 +25,7 @@ mod_proxy_http virtual host (trusted and untrusted TLS CA), with this
 suite's client, micromdm's scepclient and certmonger's scep-submit; and
 `scepctl check-ca` (a genm) against the mock server."""
 import os
+import re
 import subprocess
 import time
 
@@ -445,24 +446,43 @@ def test_scep_submit_waiting_then_issued(cmp_httpd, cmp_server, cmp_pki, device)
 # --- scepctl check-ca: a general message to the CA ---------------------------
 
 def check_ca(env, url, *more):
-    cmd = [env.scepctl, 'check-ca', '--cmp-server', url,
-           '--ra-cert', env.p('ra-sign.crt'), '--ra-key', env.p('ra-sign.key')] + list(more)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    """scepctl check-ca against the CMP server at url, with the RA's PKI
+    (its CA certificate, and the RA signing certificate unless a MAC
+    secret is given)."""
+    cmd = [env.scepctl, 'check-ca', '--cmp-server', url, '-d', env.pki] + list(more)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def assert_answered(code, out, url):
+    assert code == 0, out
+    assert re.search(r'^CMP server: +%s$' % re.escape(url), out, re.M), out
+    assert re.search(r'^ +answer: +\S', out, re.M), out
 
 
 def test_check_ca_answers(cmp_env, cmp_server, cmp_pki):
     cmp_server.start(*cmp_server.signing(cmp_pki, cmp_pki.srv_cert))
-    p = check_ca(cmp_env, cmp_server.url(), '--cmp-trust', cmp_env.p('ca.crt'))
-    out = p.stdout + p.stderr
-    assert p.returncode == 0, out
-    assert cmp_server.url() in out and 'answer' in out, out
+    code, out = check_ca(cmp_env, cmp_server.url(), '--cmp-trust', cmp_env.p('ca.crt'))
+    assert_answered(code, out, cmp_server.url())
     assert cmp_server.received('GENM') == 1, cmp_server.log()
 
 
-def test_check_ca_wrong_trust_fails(cmp_env, cmp_server, cmp_pki):
+def test_check_ca_with_a_mac_secret(cmp_env, cmp_server, cmp_pki):
+    cmp_server.start(*cmp_server.mac(MAC_REF, MAC_SECRET, cmp_pki.srv_cert))
+    secret = os.path.join(cmp_env.work, 'check-ca-secret')
+    with open(secret, 'w') as f:
+        f.write(MAC_SECRET + '\n')
+    os.chmod(secret, 0o600)
+    code, out = check_ca(cmp_env, cmp_server.url(), '--cmp-secret-file', secret,
+                         '--cmp-reference', MAC_REF)
+    assert_answered(code, out, cmp_server.url())
+    assert 'successfully validated PBM-based CMP message protection' in cmp_server.log()
+
+
+def test_check_ca_with_the_wrong_trust_fails(cmp_env, cmp_server, cmp_pki):
     cmp_server.start(*cmp_server.signing(cmp_pki, cmp_pki.srv_cert))
-    p = check_ca(cmp_env, cmp_server.url(), '--cmp-trust', cmp_pki.other_ca_file)
-    out = p.stdout + p.stderr
-    assert p.returncode != 0, out
-    assert cmp_server.url() in out, out
+    code, out = check_ca(cmp_env, cmp_server.url(), '--cmp-trust', cmp_pki.other_ca_file)
+    assert code != 0, out
+    assert cmp_server.url() in out and 'CMP server:' not in out, out
     assert cmp_server.received('GENM') == 1, cmp_server.log()
+
