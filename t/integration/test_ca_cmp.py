@@ -50,6 +50,10 @@ REJECT_ARGS = ['-pkistatus', '2', '-failure', '2', '-statusstring', REJECTION]
 # "waiting" once more when it is polled.
 WAIT_ARGS = ['-poll_count', '3', '-check_after', '1']
 WAIT_POLLS = 3
+# the engine's lines: a request the CA holds, what the CA issued after that
+HELD_LINE = r'SCEP241: transaction %s: .* the CA holds it'
+CA_ISSUED_LINE = r'SCEP243: transaction %s: the CA issued certificate'
+ISSUED_LINE = r'SCEP207: transaction %s: issued certificate'
 MAC_REF, MAC_SECRET = 'scep-ra-1', 'a CMP secret shared with the CA'
 TEMPLATE = 'IPSECIntermediateOffline'  # the built-in template: the default's
 # a fault: the backend's line, then the engine's answer to the device
@@ -173,10 +177,19 @@ def poll_until_issued(ra, msg, tries=30):
 
 
 def held_row(ra, msg):
+    """The request the CA holds: recorded pending with its CMP ticket, and
+    logged so."""
     (row,) = checks.request_rows(ra, msg.transaction_id)
     assert row['status'] == 'pending', row
     assert row['ca_ticket'] and row['ca_ticket'].startswith('cmp:'), row
+    assert ra.errlog.find(HELD_LINE % msg.transaction_id), 'no line of the held request'
     return row
+
+
+def issued_line(ra, msg):
+    """The line of the certificate the CA issued after waiting."""
+    (line,) = ra.errlog.find(CA_ISSUED_LINE % msg.transaction_id)
+    return line
 
 
 # --- the CA's answers (signature protection) --------------------------------
@@ -186,6 +199,7 @@ def test_accepted_request_gets_the_ca_certificate(cmp_httpd, cmp_server, cmp_pki
     cmp_server.start(*cmp_server.signing(cmp_pki, path))
     msg, r, rep = enroll(cmp_httpd, key, 'cmp-accepted.example.test')
     assert_ca_issued(cmp_httpd, msg, r, rep, want)
+    assert cmp_httpd.errlog.find(ISSUED_LINE % msg.transaction_id)
     # one transaction: the request, then certConf; the mock server checked
     # the RA's signature against the CA (-srv_trusted, no -accept_unprotected)
     assert cmp_server.received('P10CR') == 1, cmp_server.log()
@@ -216,6 +230,7 @@ def test_waiting_then_certpoll_gets_the_certificate(cmp_httpd, cmp_server, cmp_p
     pm, r, rep, pending = poll_until_issued(cmp_httpd, msg)
     assert_ca_issued(cmp_httpd, pm, r, rep, want)
     assert pending >= 1, 'the CA said "waiting" once more, but no CertPoll was PENDING'
+    assert '[client 127.0.0.1:' in issued_line(cmp_httpd, msg), 'not issued for the CertPoll'
     assert cmp_server.received('POLLREQ') == WAIT_POLLS, cmp_server.log()
     assert cmp_server.received('CERTCONF') == 1, cmp_server.log()
 
@@ -254,6 +269,7 @@ class TestBackgroundPoll:
             assert time.time() < end, 'the background poll did not get the certificate'
             time.sleep(0.2)
         checks.assert_recorded(polling, msg.transaction_id, want)
+        assert '[client ' not in issued_line(polling, msg), 'issued for a client, not the round'
         assert cmp_server.received('POLLREQ') == WAIT_POLLS, cmp_server.log()
         # the device's poll is answered from the records
         pm, r, rep = poll(polling.client, polling.client.ca, msg)
