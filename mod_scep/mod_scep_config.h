@@ -291,8 +291,8 @@ typedef enum {
       "seconds between each child's rounds over the requests the external CA " \
       "holds (default 60)") \
     X(SCEP_EXTERNAL_CRL, external_crl, STRING, set_external_crl, SERVER, 0, 0, NULL, NULL, \
-      "FILE or http:// URL of the external CA's CRL (PEM or DER), served by " \
-      "GetCRL") \
+      "FILE (PEM or DER) or http:// URL (DER) of the external CA's CRL, served " \
+      "by GetCRL") \
     X(SCEP_EXTERNAL_CRL_REFRESH, external_crl_refresh_minutes, INT, set_int, SERVER, 1, \
       7 * 24 * 60, "minutes", 60, \
       "minutes a fetched " SCEP_EXTERNAL_CRL " is served before it is read again " \

@@ -12,8 +12,9 @@
  */
 
 /*
- * SCEPExternalCRL: the external CA's CRL, read from a file or fetched from
- * an http:// URL (OpenSSL's HTTP client, bounded in time and size), kept
+ * SCEPExternalCRL: the external CA's CRL, read from a file (PEM or DER) or
+ * fetched as DER from an http:// URL (OpenSSL's HTTP client, bounded in
+ * time and size), kept
  * per process and read again when older than SCEPExternalCRLRefresh, on
  * demand, when GetCRL asks. Only a CRL that the core verified against the
  * CA certificate (scep_ext_crl_parse()) is kept; a failed refresh is
@@ -57,22 +58,26 @@ static int is_url(const char *where)
     return ap_strstr_c(where, "://") != NULL;
 }
 
+/* DER, as RFC 5280 (section 4.2.1.13) has CRLs served over HTTP: OpenSSL's
+ * client then reads the whole body into memory within the timeout and the
+ * size limit (a body it does not expect as ASN.1 comes back as a stream of
+ * the connection, whose reads no timeout bounds). */
 static apr_status_t fetch_url(apr_pool_t *p, const char *url, unsigned char **data, apr_size_t *len,
                               const char **why)
 {
-    BIO *mem = OSSL_HTTP_get(url, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 0, EXT_CRL_MAX,
-                             EXT_CRL_FETCH_TIMEOUT);
+    BIO *body = OSSL_HTTP_get(url, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1,
+                              EXT_CRL_MAX, EXT_CRL_FETCH_TIMEOUT);
     char *bytes = NULL;
     long n;
 
-    if (!mem) {
-        *why = apr_pstrcat(p, "cannot be fetched from ", url, NULL);
+    if (!body) {
+        *why = apr_pstrcat(p, "cannot be fetched as DER from ", url, NULL);
         return APR_EGENERAL;
     }
-    n = BIO_get_mem_data(mem, &bytes);
-    *data = apr_pmemdup(p, bytes, n > 0 ? (apr_size_t)n : 0);
+    n = BIO_get_mem_data(body, &bytes);
     *len = n > 0 ? (apr_size_t)n : 0;
-    BIO_free(mem);
+    *data = apr_pmemdup(p, bytes, *len);
+    BIO_free(body);
     return APR_SUCCESS;
 }
 

@@ -283,3 +283,55 @@ def test_no_background_poll_with_the_builtin_ca(httpd):
     with httpd.config(('SCEPCABackend', 'builtin'), raw_extra=DEBUG):
         time.sleep(0.5)
         assert not httpd.errlog.find(r'SCEP160: ', wait=0.5)
+
+
+@pytest.fixture
+def crl_server(httpd):
+    """A plain HTTP server on loopback serving httpd's work directory: where
+    SCEPExternalCRL's URL points."""
+    import functools
+    import http.server
+    import threading
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=httpd.env.work)
+    handler.func.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield 'http://127.0.0.1:%d' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_external_crl_url_is_fetched(httpd, scep, files, keys, paths, crl_server):
+    crl = make_crl(files.ca, files.ca_key, serials=[0xabc])
+    write_crl(os.path.join(httpd.env.work, 'fetched.crl'), crl, False)
+    url = crl_server + '/fetched.crl'
+    with httpd.config(*helper(paths, ('SCEPExternalCRL', url))):
+        msg, r, rep = get_crl(scep, files, keys)
+        checks.assert_reply_ok(msg, rep)
+        assert rep.pki_status == C.SUCCESS, str(rep)
+        assert x509.load_der_x509_crl(rep.crls[0]) == crl
+        assert httpd.errlog.find(r'SCEP156: SCEPExternalCRL %s read: 1 revoked' % re.escape(url))
+
+
+def test_external_crl_url_unreachable(httpd, scep, files, keys, paths, crl_server):
+    url = crl_server + '/no-such.crl'
+    with httpd.config(*helper(paths, ('SCEPExternalCRL', url))):
+        msg, r, rep = get_crl(scep, files, keys)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert httpd.errlog.expect_and_find(
+            r'SCEP155: SCEPExternalCRL %s: cannot be fetched .*\(NDES event 44\)' % re.escape(url))
+        httpd.errlog.expect(r'SCEP090: OpenSSL: ', r'%s.*\(NDES event 44\)' % msg.transaction_id)
+
+
+def test_external_crl_url_serving_pem_is_refused(httpd, scep, files, keys, paths, crl_server):
+    """Over HTTP a CRL is DER (RFC 5280); a PEM body is not taken."""
+    write_crl(os.path.join(httpd.env.work, 'pem-at-url.crl'),
+              make_crl(files.ca, files.ca_key), True)
+    url = crl_server + '/pem-at-url.crl'
+    with httpd.config(*helper(paths, ('SCEPExternalCRL', url))):
+        msg, r, rep = get_crl(scep, files, keys)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert httpd.errlog.expect_and_find(
+            r'SCEP155: SCEPExternalCRL %s: cannot be fetched as DER' % re.escape(url))
+        httpd.errlog.expect(r'SCEP090: OpenSSL: ', r'%s.*\(NDES event 44\)' % msg.transaction_id)
