@@ -154,7 +154,9 @@ static apr_status_t cleanse_secret(void *data)
 }
 
 /* What the CMP directives say about protection and transport, checked
- * together: NULL when they fit, else why not. */
+ * together: NULL when they fit, else why not. (Signed requests need the
+ * RA signing certificate: mod_scep_backend_check_directives() required
+ * SCEPRACertificate, and the PKI loaded one.) */
 static const char *cmp_conf_error(apr_pool_t *p, const mod_scep_srv_conf_t *conf)
 {
     int https;
@@ -182,10 +184,6 @@ static const char *cmp_conf_error(apr_pool_t *p, const mod_scep_srv_conf_t *conf
         return "neither " SCEP_CMP_SECRET_FILE " nor " SCEP_CMP_TRUST_FILE
                " is set: the CA's answers could not be checked; set " SCEP_CMP_TRUST_FILE
                " (the trust anchors of its CMP signer)";
-    }
-    if (!conf->cmp_secret_file && !conf->pki->separate_ra) {
-        return "CMP requests are signed with the RA signing certificate (no " SCEP_CMP_SECRET_FILE
-               "), but no separate RA certificate is configured (" SCEP_RA_CERTIFICATE ")";
     }
     return NULL;
 }
