@@ -315,10 +315,13 @@ static apr_status_t release_conn(void *baton)
     held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
     APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
 
-    if (held && held->dbd && close) {
-        close(r->server, held->dbd);
+    /* apr_pool_cleanup_run() calls this also when nothing is held */
+    if (held && held->dbd) {
+        if (close) {
+            close(r->server, held->dbd);
+        }
+        shared_conn_unlock();
     }
-    shared_conn_unlock();
     ap_set_module_config(r->request_config, &scep_module, NULL);
     return APR_SUCCESS;
 }
