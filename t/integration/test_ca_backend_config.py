@@ -335,3 +335,14 @@ def test_external_crl_url_serving_pem_is_refused(httpd, scep, files, keys, paths
         assert httpd.errlog.expect_and_find(
             r'SCEP155: SCEPExternalCRL %s: cannot be fetched as DER' % re.escape(url))
         httpd.errlog.expect(r'SCEP090: OpenSSL: ', r'%s.*\(NDES event 44\)' % msg.transaction_id)
+
+
+def test_external_crl_at_the_crl_url(httpd, files, paths):
+    """The scep-crl handler (SCEPCRLURL's location) serves the same CRL."""
+    crl = make_crl(files.ca, files.ca_key, serials=[7])
+    path = write_crl(os.path.join(httpd.env.work, 'handler.crl'), crl, True)
+    location = '<Location /certsrv/mscep/crl>\n    SetHandler scep-crl\n</Location>\n'
+    with httpd.config(*helper(paths, ('SCEPExternalCRL', path)), raw_extra=location):
+        r = C.http_request('GET', httpd.url('/certsrv/mscep/crl/ca.crl'))
+        assert r.status == 200 and r.content_type == 'application/pkix-crl', r.status
+        assert x509.load_der_x509_crl(r.body) == crl
