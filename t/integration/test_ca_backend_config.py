@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 
 from sceptest import checks, pki
 from sceptest import client as C
-from sceptest.httpd import external_ca_directives, make_conf
+from sceptest.httpd import CHALLENGE, external_ca_directives, make_conf
 
 CMP_URL = 'http://127.0.0.1:9/pkix/'
 
@@ -346,3 +346,52 @@ def test_external_crl_at_the_crl_url(httpd, files, paths):
         r = C.http_request('GET', httpd.url('/certsrv/mscep/crl/ca.crl'))
         assert r.status == 200 and r.content_type == 'application/pkix-crl', r.status
         assert x509.load_der_x509_crl(r.body) == crl
+
+
+# --- the backend is the one requests use ----------------------------------------
+
+SIGNING_HELPER = '''#!/bin/sh
+# A CA helper signing with a copy of the test CA's key (openssl x509 -req).
+[ "$CERTMONGER_OPERATION" = SUBMIT ] || exit 6
+dir=$(dirname "$0")
+printf '%s\\n' "$CERTMONGER_CA_PROFILE" > "$dir/helper-ran"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf '%s\\n' "$CERTMONGER_CSR" > "$tmp/req.pem"
+openssl x509 -req -in "$tmp/req.pem" -CA "$1" -CAkey "$2" -set_serial 0x5ce9 -days 1 \\
+    -out "$tmp/cert.pem" 2>"$tmp/err" || { cat "$tmp/err"; exit 4; }
+cat "$tmp/cert.pem"
+'''
+
+
+def test_enrollment_goes_to_the_helper(httpd, scep, files, keys, env):
+    """A PKCSReq of a server with SCEPCABackend helper is issued by the
+    helper (it runs as Apache's user, with the template as its profile),
+    and the device gets what it returned."""
+    import pwd
+    import shutil
+    w = os.path.join(env.work, 'signing-helper')
+    os.makedirs(w, exist_ok=True)
+    script = os.path.join(w, 'sign.sh')
+    with open(script, 'w') as f:
+        f.write(SIGNING_HELPER)
+    os.chmod(script, 0o755)
+    key_copy = os.path.join(w, 'ca.key')
+    shutil.copy(env.p('ca.key'), key_copy)
+    if env.as_root:
+        uid = pwd.getpwnam('www-data').pw_uid
+        for p in (w, key_copy):
+            os.chown(p, uid, -1)
+    with httpd.config(*external_ca_directives(
+            'helper', ('SCEPCAHelper', '%s %s %s' % (script, env.p('ca.crt'), key_copy)))):
+        key = keys.take()
+        msg, r, rep = scep.enroll(pki.make_csr(key, 'helper.example.test',
+                                               challenge=CHALLENGE), key)
+        checks.assert_reply_ok(msg, rep)
+        assert rep.pki_status == C.SUCCESS, str(rep)
+        cert = rep.certs[0]
+        assert cert.serial_number == 0x5ce9
+        pki.verify_issued_by(cert, files.ca)
+        assert pki.public_der(cert) == pki.public_der(key)
+    with open(os.path.join(w, 'helper-ran')) as f:
+        assert f.read().strip() == 'IPSECIntermediateOffline'
