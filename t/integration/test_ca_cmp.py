@@ -36,7 +36,8 @@ from sceptest import checks, pki
 from sceptest import client as C
 from sceptest.certmonger import issued_certs, openssl_req, run_scep_submit
 from sceptest.cmp import BODY_CERTCONF, BODY_P10CR, Tap, body_type, cert_profiles
-from sceptest.httpd import CHALLENGE, MODULES_DIR, Apache, free_port
+from sceptest.httpd import (CHALLENGE, MODULES_DIR, Apache, default_directives,
+                             external_ca_directives, free_port)
 from sceptest.tls import TestCA
 from test_enroll_clients import LEGACY_START, run_scepclient
 from test_pending import poll
@@ -67,17 +68,9 @@ def cmp_directives(env, url, poll_interval=3600):
     the RA certificates, requests signed with the RA's key (the CA's
     signer must chain to the CA). The background poll is slow unless a
     test wants it."""
-    return [
-        ('SCEPCABackend', 'cmp'),
-        ('SCEPCACertificateFile', env.p('ca.crt')),
-        ('SCEPRACertificate', '%s %s' % (env.p('ra-sign.crt'), env.p('ra-sign.key'))),
-        ('SCEPRACertificate', '%s %s' % (env.p('ra-enc.crt'), env.p('ra-enc.key'))),
-        ('SCEPChallengePasswordFile', env.challenge_file),
-        ('SCEPCMPServer', url),
-        ('SCEPCMPTrustFile', env.p('ca.crt')),
-        ('SCEPCMPTimeout', '5'),
-        ('SCEPCAPollInterval', str(poll_interval)),
-    ]
+    return default_directives(env) + external_ca_directives(
+        'cmp', ('SCEPCMPServer', url), ('SCEPCMPTrustFile', env.p('ca.crt')),
+        ('SCEPCMPTimeout', '5'), ('SCEPCAPollInterval', str(poll_interval)))
 
 
 def proxy_vhost(env, port, crt, key, mock_port):
