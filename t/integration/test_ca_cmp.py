@@ -33,6 +33,7 @@ import pytest
 from cryptography import x509
 
 from sceptest import checks, pki
+from sceptest import templates as T
 from sceptest import client as C
 from sceptest.certmonger import issued_certs, openssl_req, run_scep_submit
 from sceptest.cmp import BODY_CERTCONF, BODY_P10CR, Tap, body_type, cert_profiles
@@ -56,7 +57,6 @@ HELD_LINE = r'SCEP241: transaction %s: .* the CA holds it'
 CA_ISSUED_LINE = r'SCEP243: transaction %s: the CA issued certificate'
 ISSUED_LINE = r'SCEP207: transaction %s: issued certificate'
 MAC_REF, MAC_SECRET = 'scep-ra-1', 'a CMP secret shared with the CA'
-TEMPLATE = 'IPSECIntermediateOffline'  # the built-in template: the default's
 # a fault: the backend's line, then the engine's answer to the device
 FAULT_LINE = r'SCEP27\d: '
 FAULT_TEXT = 'try again later'
@@ -327,23 +327,33 @@ def test_ca_down_is_a_fault_until_it_is_back(cmp_httpd, cmp_server, cmp_pki, dev
     assert_ca_issued(cmp_httpd, msg, r, rep, want)
 
 
-def test_request_as_the_ca_gets_it(cmp_httpd, cmp_server, cmp_pki, device):
+# the template of every request by name, as an EJBCA profile would be named
+NAMED = 'DeviceAuthentication'
+NAMED_CONFIG = dict(raw_extra=T.section(NAMED), SCEPSignatureTemplate=NAMED,
+                    SCEPEncryptionTemplate=NAMED, SCEPGeneralPurposeTemplate=NAMED)
+
+
+@pytest.mark.parametrize('template', [T.BUILTIN, NAMED])
+def test_request_as_the_ca_gets_it(cmp_httpd, cmp_server, cmp_pki, device, template):
     """What the CA gets (through a recording relay): a p10cr naming the
-    template as id-it-certProfile in generalInfo, signed by the RA (its
-    signing certificate in extraCerts), carrying the device's CSR as
-    sent; the certConf after it."""
+    template (the built-in one, or a <SCEPTemplate> chosen for the request)
+    as id-it-certProfile in generalInfo, signed by the RA (its signing
+    certificate in extraCerts), carrying the device's CSR as sent; the
+    certConf after it."""
     key, want, path = device('cmp-profile.example.test')
     cmp_server.start(*cmp_server.signing(cmp_pki, path))
     tap = Tap(cmp_server.port)
+    conf = NAMED_CONFIG if template == NAMED else {}
     try:
-        with cmp_httpd.config(('SCEPCMPServer', None), ('SCEPCMPServer', tap.url())):
+        with cmp_httpd.config(('SCEPCMPServer', None), ('SCEPCMPServer', tap.url()), **conf):
             msg, r, rep = enroll(cmp_httpd, key, 'cmp-profile.example.test')
             assert_ca_issued(cmp_httpd, msg, r, rep, want)
     finally:
         tap.stop()
     p10cr, cert_conf = [body for _, body in tap.requests]
     assert (body_type(p10cr), body_type(cert_conf)) == (BODY_P10CR, BODY_CERTCONF)
-    assert cert_profiles(p10cr) == [TEMPLATE]
+    assert cert_profiles(p10cr) == [template]
+    assert checks.request_rows(cmp_httpd, msg.transaction_id)[0]['template'] == template
     assert pki.cert_der(cmp_httpd.client.ca.ra_sign) in p10cr
     assert msg.inner in p10cr, 'the CSR was not sent unchanged'
 
