@@ -8,11 +8,11 @@ of the CMP backend's integration tests (test_ca_cmp.py).
 
 The mock server answers every request with one fixed certificate
 (-rsp_cert): a test makes the device's key and that certificate first
-(pki.device_cert(key)), then lets the client enroll with that key. It
-counts its first answer as a poll: with -poll_count N the request and the
-next N-1 pollReqs are answered "waiting". It listens on every address
-(`-port` takes a number only): the suite runs in a network namespace with
-loopback alone (t/integration/README.md).
+(pki.device_cert(key, cn)), then lets the client enroll with that key.
+It counts its first answer as a poll: with -poll_count N the request and
+the next N-1 pollReqs are answered "waiting". It listens on every address
+(`-port` takes a number only): where that matters, run the suite in a
+network namespace that has loopback alone.
 
 Tap: a recording HTTP relay between mod_scep and the mock server, which
 does not log what a request carries: the tests read the CMP messages as
@@ -97,7 +97,6 @@ class MockCMP:
         self.port = free_port(port_base)
         self.proc = None
         self.log_path = None
-        self.args = ()
         self._runs = 0
 
     def url(self, path='/pkix/'):
@@ -126,7 +125,6 @@ class MockCMP:
     def start(self, *args, timeout=10):
         self.stop()
         self._runs += 1
-        self.args = args
         self.log_path = os.path.join(self.dir, 'mock-%d.log' % self._runs)
         with open(self.log_path, 'wb') as out:
             self.proc = subprocess.Popen(['openssl', 'cmp', '-port', str(self.port),
