@@ -363,36 +363,51 @@ def test_request_as_the_ca_gets_it(cmp_httpd, cmp_server, cmp_pki, device, templ
 class TestHTTPS:
     @pytest.fixture(scope='class')
     def tls(self, cmp_httpd, _cmp_mock):
-        """The TLS CA, and the proxy's virtual host in the RA's own Apache."""
+        """The TLS CA, and the proxy's virtual host in the RA's own Apache:
+        (TLS CA, https URL of the CA, config() of the RA behind it with a
+        TLS CA file)."""
         ca = TestCA(os.path.join(cmp_httpd.env.gen, 'tls'))
         crt, key = ca.server('cmp-proxy')
         port = free_port(18840)
         vhost = proxy_vhost(cmp_httpd.env, port, crt, key, _cmp_mock.port)
-        return ca, port, vhost
+        url = 'https://localhost:%d/pkix/' % port
+
+        def config(tls_ca_file):
+            return cmp_httpd.config(('SCEPCMPServer', None), ('SCEPCMPServer', url),
+                                    ('SCEPCMPTLSCAFile', tls_ca_file), raw_extra=vhost)
+        return ca, url, config
 
     def test_https_with_the_tls_ca(self, cmp_httpd, tls, cmp_server, cmp_pki, device):
-        ca, port, vhost = tls
+        ca, _, config = tls
         key, want, path = device('cmp-https.example.test')
         cmp_server.start(*cmp_server.signing(cmp_pki, path))
-        with cmp_httpd.config(('SCEPCMPServer', None),
-                              ('SCEPCMPServer', 'https://localhost:%d/pkix/' % port),
-                              ('SCEPCMPTLSCAFile', ca.ca_file), raw_extra=vhost):
+        with config(ca.ca_file):
             msg, r, rep = enroll(cmp_httpd, key, 'cmp-https.example.test')
             assert_ca_issued(cmp_httpd, msg, r, rep, want)
         assert cmp_server.received('P10CR') == 1, cmp_server.log()
 
     def test_https_with_an_untrusted_tls_ca_is_a_fault(self, cmp_httpd, tls, cmp_server, cmp_pki,
                                                         device):
-        ca, port, vhost = tls
+        _, _, config = tls
         key, _, path = device('cmp-https-untrusted.example.test')
         cmp_server.start(*cmp_server.signing(cmp_pki, path))
-        with cmp_httpd.config(('SCEPCMPServer', None),
-                              ('SCEPCMPServer', 'https://localhost:%d/pkix/' % port),
-                              ('SCEPCMPTLSCAFile', cmp_pki.other_ca_file), raw_extra=vhost):
+        with config(cmp_pki.other_ca_file):
             cmp_httpd.errlog.expect(r'\[ssl:(info|error)\]')
             msg, r, rep = enroll(cmp_httpd, key, 'cmp-https-untrusted.example.test')
             assert_fault(cmp_httpd, msg, r, rep)
         assert cmp_server.received('P10CR') == 0, cmp_server.log()
+
+    def test_check_ca_over_https(self, cmp_httpd, tls, cmp_server, cmp_pki):
+        ca, url, config = tls
+        cmp_server.start(*cmp_server.signing(cmp_pki, cmp_pki.srv_cert))
+        with config(ca.ca_file):
+            code, out = check_ca(cmp_httpd.env, url, '--cmp-trust', cmp_httpd.env.p('ca.crt'),
+                                 '--cmp-tls-ca', ca.ca_file)
+            assert_answered(code, out, url)
+            code, out = check_ca(cmp_httpd.env, url, '--cmp-trust', cmp_httpd.env.p('ca.crt'),
+                                 '--cmp-tls-ca', cmp_pki.other_ca_file)
+            assert code != 0 and 'CMP server:' not in out, out
+        assert cmp_server.received('GENM') == 1, cmp_server.log()
 
 
 # --- third-party clients ------------------------------------------------------
