@@ -71,7 +71,12 @@ apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_s
         scep_enroll_log_openssl(env, SCEP_LOG_WARNING);
         return APR_EINVAL;
     }
-    if (env->ca->issue(env->ca, p, csr, tmpl, cert, &ticket, prob) != APR_SUCCESS) {
+    switch (env->ca->issue(env->ca, p, csr, tmpl, cert, &ticket, prob)) {
+    case APR_SUCCESS:
+        break;
+    case APR_EINCOMPLETE:
+        return scep_enroll_submitted(env, store, txn, &ticket);
+    default:
         /* a refusal is the request's; a fault was logged by the backend */
         return prob->fail_info == SCEP_FAIL_NONE ? APR_EGENERAL : APR_EINVAL;
     }
@@ -133,6 +138,15 @@ apr_status_t scep_enroll_approve(const scep_enroll_env_t *env, const char *trans
     if ((rv = find_held(env, store, transaction_id, &txn)) != APR_SUCCESS) {
         return rv;
     }
+    if (scep_enroll_at_ca(env, txn)) {
+        scep_enroll_log(env, SCEP_LOG_NOTICE,
+                        SCEPLOGNO(249) "transaction %s: approval by %s refused: the CA holds the "
+                                       "request and decides it",
+                        scep_enroll_logged(p, transaction_id), scep_enroll_logged(p, who));
+        return APR_EBUSY;
+    }
+    /* who approved, for the log line if the CA holds it (submitted) */
+    txn->decided_by = who;
     rv = scep_enroll_issue_held_request(env, store, txn, who, &cert, prob);
     if (rv == APR_EINVAL) {
         reject_unissuable(env, store, txn, who, prob);
@@ -181,11 +195,4 @@ apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env)
     }
     return store->expire_pending(store, env->pool, apr_time_now() - refresh_period(env->conf),
                                  expiry_reason(env->pool, env->conf));
-}
-
-apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
-{
-    (void)env;
-    *asked = 0;
-    return APR_SUCCESS;
 }
