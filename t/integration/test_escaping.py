@@ -30,7 +30,7 @@ OID_SAN = ObjectIdentifier('2.5.29.17')
 OID_UPN = '1.3.6.1.4.1.311.20.2.3'
 HOSTILE = 'a\tb\nFORGED\tROW\x1b[31mred\x1b]0;title\x07\x7f\u009b31m\\x41 Gr\u00fc\u00dfe'
 COLUMNS = ('transaction_id', 'status', 'created', 'subject', 'san', 'key_desc', 'template',
-           'client_addr', 'decided_by', 'reason')
+           'client_addr', 'decided_by', 'reason', 'waiting_for')
 
 
 @pytest.fixture(scope='module')
@@ -100,7 +100,7 @@ def records_ready(httpd, scep, keys):
 def test_scepctl_list_escapes_what_the_records_hold(standalone, scep, keys):
     records_ready(standalone, scep, keys)
     values = {c: '%s %s' % (c, HOSTILE) for c in ('subject', 'san', 'key_desc', 'template',
-                                                  'client_addr', 'decided_by', 'reason')}
+                                                  'client_addr', 'decided_by', 'reason', 'waiting_for')}
     txid = 'TX\tFORGED\n\x1b[2J' + HOSTILE
     db.insert_pending(standalone, txid, values)
     rows = list_rows(standalone)
