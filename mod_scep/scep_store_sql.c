@@ -310,10 +310,10 @@ static const statement_t statements[STMT_COUNT] = {
       "UPDATE scep_request SET ca_poll_at = %lld"
       " WHERE transaction_id = %s AND status = 'pending' AND ca_ticket IS NOT NULL"
       " AND ca_poll_at = %lld" },
-    { "mod_scep_list_ca_due", "SELECT " REQUEST_COLUMNS
-                              " WHERE r.status = 'pending' AND r.ca_ticket IS NOT NULL"
-                              " AND r.ca_poll_at <= %lld"
-                              " ORDER BY r.ca_poll_at, r.transaction_id LIMIT %d" },
+    { "mod_scep_list_ca_due",
+      "SELECT " REQUEST_COLUMNS " WHERE r.status = 'pending' AND r.ca_ticket IS NOT NULL"
+      " AND r.ca_poll_at <= %lld"
+      " ORDER BY r.ca_poll_at, r.transaction_id LIMIT %d" },
     { "mod_scep_list_requests",
       "SELECT " REQUEST_COLUMNS " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
     { "mod_scep_list_requests_in", "SELECT " REQUEST_COLUMNS " WHERE r.status = %s"
@@ -1411,8 +1411,8 @@ static apr_status_t list_ca_due(scep_store_t *store, apr_pool_t *p, apr_time_t n
     const char *error = NULL;
 
     if (select_rows(st, p, STMT_LIST_CA_DUE, 2, args, read_txn, txns, &error)) {
-        store_log(st, SCEP_LOG_ERR,
-                  SCEPLOGNO(349) "cannot list the requests the CA holds: %s", error);
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(349) "cannot list the requests the CA holds: %s",
+                  error);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;

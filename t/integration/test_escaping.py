@@ -100,7 +100,7 @@ def records_ready(httpd, scep, keys):
 def test_scepctl_list_escapes_what_the_records_hold(standalone, scep, keys):
     records_ready(standalone, scep, keys)
     values = {c: '%s %s' % (c, HOSTILE) for c in ('subject', 'san', 'key_desc', 'template',
-                                                  'client_addr', 'decided_by', 'reason', 'waiting_for')}
+                                                  'client_addr', 'decided_by', 'reason')}
     txid = 'TX\tFORGED\n\x1b[2J' + HOSTILE
     db.insert_pending(standalone, txid, values)
     rows = list_rows(standalone)
@@ -110,7 +110,7 @@ def test_scepctl_list_escapes_what_the_records_hold(standalone, scep, keys):
     assert '\\x1B[31mred' in row['subject'] and '\\xC2\\x9B31m' in row['subject'], row
     assert '\\\\x41' in row['subject'], row  # a backslash of the text, doubled
     assert 'Gr\u00fc\u00dfe' in row['subject']  # UTF-8 as it is
-    assert row['status'] == 'pending'
+    assert row['status'] == 'pending' and row['waiting_for'] == 'manager', row
 
 
 def test_scepctl_list_escapes_bytes_that_are_not_utf8(standalone, scep, keys):
