@@ -15,9 +15,10 @@
  * Requests an external CA holds in the enrollment engine: the CA backend's
  * ticket is recorded with the held request, and the CA is asked again
  * through the backend's poll() when the ticket's time has come, by a
- * device's CertPoll or by the background round (scep_enroll_poll_ca()),
- * both through ask_ca(). One process asks at a time: it first claims the
- * poll in the records (compare-and-set of the poll time).
+ * device's CertPoll or by the background round (scep_enroll_poll_ca() in
+ * scep_enroll_decide.c), both through scep_enroll_ask_ca(). One process
+ * asks at a time: it first claims the poll in the records (compare-and-set
+ * of the poll time). Below scep_enroll_decide.c, above scep_enroll_op.c.
  */
 
 #include <apr_strings.h>
@@ -34,9 +35,6 @@
  * than one question to the CA may take (a helper's or a CMP exchange's
  * time limits); a process that dies meanwhile leaves it due again after. */
 #define CA_CLAIM_SECONDS 300
-
-/* Requests asked about in one background round, at most. */
-#define CA_ROUND_MAX 32
 
 /* The next poll time after the CA's advice, in whole seconds (the records
  * keep seconds, and a claim compares the time read). */
@@ -203,34 +201,4 @@ apr_status_t scep_enroll_ask_ca(const scep_enroll_env_t *env, scep_store_t *stor
     }
     *asked = 1;
     return ask_claimed(env, store, txn, cert, prob);
-}
-
-apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
-{
-    scep_store_t *store = env->records(env->records_baton);
-    scep_problem_t prob;
-    apr_array_header_t *due;
-    scep_txn_t *txn;
-    X509 *cert;
-    int i, one;
-
-    *asked = 0;
-    if (!store) {
-        return APR_EGENERAL;
-    }
-    if (!env->ca->poll) {
-        return APR_SUCCESS;
-    }
-    if (store->list_ca_due(store, env->pool, apr_time_now(), CA_ROUND_MAX, &due) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    for (i = 0; i < due->nelts; i++) {
-        txn = APR_ARRAY_IDX(due, i, scep_txn_t *);
-        prob = (scep_problem_t){ SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-        if (!scep_enroll_held_too_long(env, store, txn)) {
-            scep_enroll_ask_ca(env, store, txn, &cert, &prob, &one);
-            *asked += one;
-        }
-    }
-    return APR_SUCCESS;
 }

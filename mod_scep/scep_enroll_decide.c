@@ -14,13 +14,17 @@
 /*
  * Held requests in the enrollment engine: their expiry after
  * SCEPRefreshPeriod, their issuance once approved (at the device's next
- * message after scepctl approve, or at once on the CA manager page), and a
- * CA manager's decisions.
+ * message after scepctl approve, or at once on the CA manager page), a CA
+ * manager's decisions, and the background round over those an external
+ * CA holds (its poll step is scep_enroll_ca.c's).
  */
 
 #include <apr_strings.h>
 
 #include "scep_enroll_int.h"
+
+/* Requests the CA holds asked about in one background round, at most. */
+#define CA_ROUND_MAX 32
 
 static apr_time_t refresh_period(const scep_enroll_conf_t *conf)
 {
@@ -195,4 +199,34 @@ apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env)
     }
     return store->expire_pending(store, env->pool, apr_time_now() - refresh_period(env->conf),
                                  expiry_reason(env->pool, env->conf));
+}
+
+apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
+{
+    scep_store_t *store = env->records(env->records_baton);
+    scep_problem_t prob;
+    apr_array_header_t *due;
+    scep_txn_t *txn;
+    X509 *cert;
+    int i, one;
+
+    *asked = 0;
+    if (!store) {
+        return APR_EGENERAL;
+    }
+    if (!env->ca->poll) {
+        return APR_SUCCESS;
+    }
+    if (store->list_ca_due(store, env->pool, apr_time_now(), CA_ROUND_MAX, &due) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < due->nelts; i++) {
+        txn = APR_ARRAY_IDX(due, i, scep_txn_t *);
+        prob = (scep_problem_t){ SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+        if (!scep_enroll_held_too_long(env, store, txn)) {
+            scep_enroll_ask_ca(env, store, txn, &cert, &prob, &one);
+            *asked += one;
+        }
+    }
+    return APR_SUCCESS;
 }
