@@ -404,8 +404,7 @@ static void hold(scep_enroll_op_t *op, scep_store_t *store, const scep_ca_ticket
                         SCEPLOGNO(241) "transaction %s: request for \"%s\" (template %s) from %s "
                                        "submitted, the CA holds it (asked again in %d s)",
                         txn.transaction_id, scep_enroll_logged(op->p, txn.subject),
-                        txn.template_name, txn.client_addr,
-                        (int)(apr_time_sec(txn.ca_poll_at) - apr_time_sec(apr_time_now())));
+                        txn.template_name, txn.client_addr, scep_enroll_ca_wait(txn.ca_poll_at));
         return;
     }
     scep_enroll_log(op->env, SCEP_LOG_NOTICE,

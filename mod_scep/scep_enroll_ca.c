@@ -48,7 +48,7 @@ static apr_time_t next_poll(int retry_after)
     return apr_time_from_sec(apr_time_sec(apr_time_now()) + wait);
 }
 
-static int seconds_until(apr_time_t when)
+int scep_enroll_ca_wait(apr_time_t when)
 {
     return (int)(apr_time_sec(when) - apr_time_sec(apr_time_now()));
 }
@@ -90,7 +90,7 @@ apr_status_t scep_enroll_submitted(const scep_enroll_env_t *env, scep_store_t *s
                     SCEPLOGNO(242) "transaction %s for \"%s\" approved by %s: submitted, the CA "
                                    "holds it (asked again in %d s)",
                     scep_enroll_logged(p, txn->transaction_id), scep_enroll_logged(p, txn->subject),
-                    scep_enroll_logged(p, txn->decided_by), seconds_until(held.ca_poll_at));
+                    scep_enroll_logged(p, txn->decided_by), scep_enroll_ca_wait(held.ca_poll_at));
     return APR_EINCOMPLETE;
 }
 
@@ -148,13 +148,13 @@ static void record_waiting(const scep_enroll_env_t *env, scep_store_t *store, co
         scep_enroll_log(env, SCEP_LOG_WARNING,
                         SCEPLOGNO(246) "transaction %s: the CA could not be asked (see above); "
                                        "asked again in %d s",
-                        scep_enroll_logged(p, txn->transaction_id), seconds_until(at));
+                        scep_enroll_logged(p, txn->transaction_id), scep_enroll_ca_wait(at));
         return;
     }
     scep_enroll_log(env, SCEP_LOG_INFO,
                     SCEPLOGNO(245) "transaction %s: the CA still holds the request (asked again "
                                    "in %d s)",
-                    scep_enroll_logged(p, txn->transaction_id), seconds_until(at));
+                    scep_enroll_logged(p, txn->transaction_id), scep_enroll_ca_wait(at));
 }
 
 /* Asks the CA about txn (claimed) and records its answer. */

@@ -96,6 +96,9 @@ apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_s
 apr_status_t scep_enroll_ca_ticket(const scep_enroll_env_t *env, const char *transaction_id,
                                    const scep_ca_ticket_t *ticket, scep_txn_t *txn);
 
+/* Seconds from now to a poll time, for log lines. */
+int scep_enroll_ca_wait(apr_time_t when);
+
 /* A manager's approved request that the CA holds after its issue():
  * recorded pending with the ticket, logged. APR_EINCOMPLETE when so;
  * APR_EEXIST when decided meanwhile; APR_EGENERAL (logged) on a fault. */
