@@ -203,7 +203,7 @@ apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env)
 
 apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
 {
-    scep_store_t *store = env->records(env->records_baton);
+    scep_store_t *store = records(env);
     scep_problem_t prob;
     apr_array_header_t *due;
     scep_txn_t *txn;

@@ -1201,7 +1201,6 @@ Suite *scep_enroll_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("external CA");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, ca_holds_then_issues_when_polled);
     tcase_add_test(tc, ca_rejects_when_polled);
     tcase_add_test(tc, ca_fault_when_polled_waits);
