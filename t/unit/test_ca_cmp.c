@@ -94,14 +94,14 @@ static int accepts(int port)
     return ok;
 }
 
-/* `openssl cmp -port <port> <args>`, its output in the test's directory;
- * returns once it accepts connections. The mock server answers each
- * connection, so the probe costs it nothing but a closed socket. */
-static void start_server(const char *const *args)
+/* `openssl <args>` (a server on fx.port), its output in the test's
+ * directory; returns once it accepts connections. Each server answers
+ * every connection, so the probe costs it nothing but a closed socket. */
+static void start_openssl(const char *const *args)
 {
-    const char *argv[40] = { "openssl", "cmp", "-port", apr_itoa(pool, fx.port) };
-    const char *out = testutil_path(pool, fx.pki->dir, "mock-server.log");
-    int n = 4, tries;
+    const char *argv[40] = { "openssl" };
+    const char *out = testutil_path(pool, fx.pki->dir, "server.log");
+    int n = 1, tries;
 
     while (*args) {
         argv[n++] = *args++;
@@ -120,7 +120,29 @@ static void start_server(const char *const *args)
     for (tries = 0; tries < 200 && !accepts(fx.port); tries++) {
         usleep(50000);
     }
-    ck_assert_msg(tries < 200, "the mock CMP server did not start");
+    ck_assert_msg(tries < 200, "the test server did not start");
+}
+
+static void stop_server(void)
+{
+    if (fx.server > 0) {
+        kill(fx.server, SIGTERM);
+        waitpid(fx.server, NULL, 0);
+    }
+    fx.server = 0;
+}
+
+/* The mock CMP server: `openssl cmp -port <port> <args>`. */
+static void start_server(const char *const *args)
+{
+    const char *argv[40] = { "cmp", "-port", apr_itoa(pool, fx.port) };
+    int n = 3;
+
+    while (*args) {
+        argv[n++] = *args++;
+    }
+    argv[n] = NULL;
+    start_openssl(argv);
 }
 
 /* A listener on fx.port that keeps what one client sends (for up to two
@@ -179,10 +201,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (fx.server > 0) {
-        kill(fx.server, SIGTERM);
-        waitpid(fx.server, NULL, 0);
-    }
+    stop_server();
     apr_pool_destroy(pool);
 }
 
@@ -257,6 +276,20 @@ static void expect_fault(apr_status_t rv, X509 *const *cert, const scep_problem_
     ck_assert_msg(strstr(log_text, "SCEP271: "), "%s", log_text);
 }
 
+/* cmp:<our pid>.<instance: 16 hex>:<transactionID: 32 hex> */
+static void expect_own_ticket(const scep_ca_ticket_t *ticket)
+{
+    const char *prefix = apr_psprintf(pool, "cmp:%ld.", (long)getpid());
+    apr_size_t n = strlen(prefix);
+
+    ck_assert_ptr_nonnull(ticket->text);
+    ck_assert_msg(strncmp(ticket->text, prefix, n) == 0 &&
+                      strlen(ticket->text) == n + 16 + 1 + 32 && ticket->text[n + 16] == ':' &&
+                      strspn(ticket->text + n, "0123456789ABCDEF") == 16 &&
+                      strspn(ticket->text + n + 17, "0123456789ABCDEF") == 32,
+                  "%s", ticket->text);
+}
+
 START_TEST(accepted_request_returns_the_certificate)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
@@ -306,9 +339,8 @@ START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
     ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
     ck_assert_ptr_null(cert);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
-    ck_assert_msg(strncmp(ticket.text, "cmp:", 4) == 0 && strlen(ticket.text) == 4 + 32 &&
-                      ticket.retry_after == 1,
-                  "%s %d", ticket.text, ticket.retry_after);
+    expect_own_ticket(&ticket);
+    ck_assert_int_eq(ticket.retry_after, 1);
     do {
         sleep(1);
         rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
@@ -316,7 +348,8 @@ START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
     expect_issued(rv, &cert, &prob);
     ck_assert_int_ge(polls, 1); /* a poll was answered "waiting" too */
     /* the transaction is over: the ticket is no longer known */
-    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob, "not known");
+    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob,
+                   "not known");
 }
 END_TEST
 
@@ -338,7 +371,8 @@ START_TEST(ticket_past_the_total_timeout_is_not_known)
     rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
     ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
     sleep(8);
-    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob, "not known");
+    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob,
+                   "not known");
 }
 END_TEST
 
@@ -421,7 +455,8 @@ START_TEST(certificate_for_another_key_is_refused)
                                                      0, fx.pki->ca_cert, fx.pki->ca_key)),
                    NULL);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob, "another key");
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
+                   "another key");
 }
 END_TEST
 
@@ -440,7 +475,8 @@ START_TEST(certificate_of_another_ca_is_refused)
                                                      NULL, 0, 0, other_ca, other_ca_key)),
                    NULL);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob, "does not chain");
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
+                   "does not chain");
 }
 END_TEST
 
@@ -511,6 +547,216 @@ START_TEST(template_name_is_sent_as_the_certificate_profile)
 }
 END_TEST
 
+#define A_TXID "00112233445566778899AABBCCDDEEFF"
+
+/* A ticket of pid with the instance given. */
+static scep_ca_ticket_t ticket_of(long pid, const char *instance)
+{
+    scep_ca_ticket_t ticket = { apr_psprintf(pool, "cmp:%ld.%s:" A_TXID, pid, instance), 60 };
+
+    return ticket;
+}
+
+/* The pid of a process that ended. */
+static pid_t ended_process(void)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    return pid;
+}
+
+static void expect_resubmitted(void)
+{
+    ck_assert_msg(strstr(log_text, "SCEP273: ") && strstr(log_text, A_TXID), "%s", log_text);
+}
+
+START_TEST(ticket_of_another_live_process_waits_without_asking)
+{
+    scep_ca_cmp_conf_t conf = signing_conf(); /* nothing listens: asking would be a fault */
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = ticket_of(getppid(), "0123456789ABCDEF");
+    const char *before = ticket.text;
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca = backend(&conf);
+    apr_status_t rv;
+
+    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    ck_assert_ptr_null(cert);
+    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
+    ck_assert_str_eq(ticket.text, before);
+    ck_assert_int_eq(ticket.retry_after, 5);
+    ck_assert_str_eq(log_text, "");
+}
+END_TEST
+
+START_TEST(ticket_of_an_ended_process_is_submitted_again)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = ticket_of(ended_process(), "0123456789ABCDEF");
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    expect_issued(ca->poll(ca, pool, fx.csr, a_template(), &ticket, &cert, &prob), &cert, &prob);
+    expect_resubmitted();
+}
+END_TEST
+
+START_TEST(ticket_of_our_pid_with_another_instance_is_submitted_again)
+{
+    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    /* a pid used again: the instance of the process that had it before */
+    scep_ca_ticket_t ticket = ticket_of(getpid(), "0000000000000000");
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, more);
+    ca = backend(&conf);
+    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    expect_resubmitted();
+    expect_own_ticket(&ticket); /* the new transaction's */
+    ck_assert_ptr_null(strstr(ticket.text, "0000000000000000"));
+    sleep(1);
+    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(poll_before_the_check_after_waits_without_asking)
+{
+    const char *const more[] = { "-poll_count", "2", "-check_after", "3", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, more);
+    ca = backend(&conf);
+    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    stop_server(); /* asking now would be a fault */
+    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    ck_assert_msg(ticket.retry_after >= 1 && ticket.retry_after <= 3, "%d", ticket.retry_after);
+    ck_assert_str_eq(log_text, "");
+}
+END_TEST
+
+/* issue() in a child process that ends with it: its ticket, through a pipe. */
+static const char *ticket_of_a_child(const scep_ca_cmp_conf_t *conf)
+{
+    static char text[256];
+    int fds[2], status;
+    ssize_t n;
+    pid_t child;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        const char *err = NULL;
+        scep_ca_backend_t *ca = scep_ca_cmp(pool, conf, &err);
+        scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+        scep_ca_ticket_t ticket = { NULL, 0 };
+        X509 *cert = NULL;
+
+        if (ca && ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob) == APR_EINCOMPLETE) {
+            (void)!write(fds[1], ticket.text, strlen(ticket.text));
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    n = read(fds[0], text, sizeof(text) - 1);
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(n > 0, "the child got no ticket");
+    text[n] = '\0';
+    ck_assert_msg(strncmp(text, apr_psprintf(pool, "cmp:%ld.", (long)child), 4) == 0, "%s", text);
+    return apr_pstrdup(pool, text);
+}
+
+START_TEST(transaction_lost_with_its_process_is_submitted_again)
+{
+    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    const char *lost_txid;
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, more);
+    ticket.text = ticket_of_a_child(&conf);
+    lost_txid = strrchr(ticket.text, ':') + 1;
+    /* the CA forgets too (a mock server polled by nobody would refuse a
+     * new request): a new one that issues at once */
+    stop_server();
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "SCEP273: ") && strstr(log_text, lost_txid), "%s", log_text);
+}
+END_TEST
+
+/* In a child forked after issue(): the parent's ticket is the parent's
+ * (waiting, no exchange), and the backend's cleanup frees nothing of it. */
+static int child_leaves_it_alone(apr_pool_t *sub, scep_ca_backend_t *ca, const char *text)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { text, 0 };
+    X509 *cert = NULL;
+    apr_status_t rv = ca->poll(ca, sub, fx.csr, NULL, &ticket, &cert, &prob);
+
+    apr_pool_destroy(sub);
+    return rv == APR_EINCOMPLETE && ticket.retry_after == 5 && log_text[0] == '\0' ? 0 : 1;
+}
+
+START_TEST(forked_child_leaves_the_parent_transaction_alone)
+{
+    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+    apr_pool_t *sub;
+    apr_status_t rv;
+    pid_t child;
+    int status;
+
+    signing_server(fx.device_cert_file, more);
+    apr_pool_create(&sub, pool);
+    ca = scep_ca_cmp(sub, &conf, &(const char *){ NULL });
+    ck_assert_ptr_nonnull(ca);
+    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    sleep(1); /* the CA's checkAfter: a poll of the child would ask */
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        _exit(child_leaves_it_alone(sub, ca, ticket.text));
+    }
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    /* the one pollReq of this transaction is the parent's */
+    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    apr_pool_destroy(sub);
+}
+END_TEST
+
 Suite *scep_ca_cmp_suite(void);
 
 Suite *scep_ca_cmp_suite(void)
@@ -531,6 +777,12 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, certificate_of_another_ca_is_refused);
     tcase_add_test(tc, server_down_is_a_fault_within_the_timeout);
     tcase_add_test(tc, configuration_without_protection_is_refused);
+    tcase_add_test(tc, ticket_of_another_live_process_waits_without_asking);
+    tcase_add_test(tc, ticket_of_an_ended_process_is_submitted_again);
+    tcase_add_test(tc, ticket_of_our_pid_with_another_instance_is_submitted_again);
+    tcase_add_test(tc, poll_before_the_check_after_waits_without_asking);
+    tcase_add_test(tc, transaction_lost_with_its_process_is_submitted_again);
+    tcase_add_test(tc, forked_child_leaves_the_parent_transaction_alone);
     suite_add_tcase(s, tc);
     return s;
 }
