@@ -577,13 +577,13 @@ static int cmp_parse_ticket(const char *text, cmp_ticket_t *t)
     }
     at = end + 1;
     n = strspn(at, hex);
-    if (n != 2 * CMP_INSTANCE_LEN || at[n] != ':') {
+    if (n != sizeof(t->instance) - 1 || at[n] != ':') {
         return 0;
     }
     apr_cpystrn(t->instance, at, n + 1);
     at += n + 1;
     n = strspn(at, hex);
-    if (n != 2 * CMP_TRANSACTION_ID_LEN || at[n] != '\0') {
+    if (n != sizeof(t->txid) - 1 || at[n] != '\0') {
         return 0;
     }
     apr_cpystrn(t->txid, at, n + 1);

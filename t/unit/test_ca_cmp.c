@@ -123,6 +123,20 @@ static void start_openssl(const char *const *args)
     ck_assert_msg(tries < 200, "the test server did not start");
 }
 
+/* What the server wrote so far (its start included). */
+static const char *server_output(void)
+{
+    static char text[16384];
+    FILE *file = fopen(testutil_path(pool, fx.pki->dir, "server.log"), "r");
+    size_t n;
+
+    ck_assert_ptr_nonnull(file);
+    n = fread(text, 1, sizeof(text) - 1, file);
+    fclose(file);
+    text[n] = '\0';
+    return text;
+}
+
 static void stop_server(void)
 {
     if (fx.server > 0) {
@@ -505,10 +519,6 @@ START_TEST(configuration_without_protection_is_refused)
     conf.ra_key = NULL;
     ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
     ck_assert_ptr_nonnull(err);
-    conf = signing_conf();
-    conf.server_url = "https://ca.example/pkix/";
-    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
-    ck_assert_msg(strstr(err, "https"), "%s", err);
 }
 END_TEST
 
@@ -757,14 +767,228 @@ START_TEST(forked_child_leaves_the_parent_transaction_alone)
 }
 END_TEST
 
+/* A TLS certificate and key from issuer for the names in san, in the
+ * test's directory as name.crt and name.key. */
+static const char *const *tls_files(const char *name, const char *san, X509 *issuer,
+                                    EVP_PKEY *issuer_key)
+{
+    scep_x509_exts_t exts = { NULL, NULL, NULL, san };
+    EVP_PKEY *key = testutil_ec_key(pool);
+    const char **files = apr_pcalloc(pool, 2 * sizeof(*files));
+
+    files[0] = testutil_write_cert(
+        pool, fx.pki->dir, apr_pstrcat(pool, name, ".crt", NULL),
+        testutil_cert(pool, "/CN=tls.example", key, &exts, 0, 0, issuer, issuer_key));
+    files[1] = testutil_write_key(pool, fx.pki->dir, apr_pstrcat(pool, name, ".key", NULL), key);
+    return files;
+}
+
+/* `openssl s_server -www` on fx.port with a certificate for the names in
+ * san from issuer, and more arguments: a TLS peer that is no CMP server
+ * (it says in server.log which name the client sent). */
+static void tls_server(const char *san, X509 *issuer, EVP_PKEY *issuer_key, const char *const *more)
+{
+    const char *const *files = tls_files("tls", san, issuer, issuer_key);
+    const char *args[20] = { "s_server", "-accept", apr_psprintf(pool, "127.0.0.1:%d", fx.port),
+                             "-cert",    files[0],  "-key",
+                             files[1],   "-www" };
+    int n = 8;
+
+    while (more && *more) {
+        args[n++] = *more++;
+    }
+    args[n] = NULL;
+    start_openssl(args);
+}
+
+static scep_ca_cmp_conf_t https_conf(void)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    conf.server_url = apr_psprintf(pool, "https://127.0.0.1:%d/pkix/", fx.port);
+    conf.tls_ca_file = fx.pki->ca_cert_file;
+    conf.msg_timeout = 3;
+    conf.total_timeout = 3;
+    return conf;
+}
+
+START_TEST(https_server_of_another_ca_is_a_fault)
+{
+    scep_ca_cmp_conf_t conf = https_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    EVP_PKEY *other_key = testutil_ec_key(pool);
+    X509 *other_ca = testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL);
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    tls_server("IP:127.0.0.1", other_ca, other_key, NULL);
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "certificate verify failed"), "%s", log_text);
+}
+END_TEST
+
+START_TEST(https_server_of_another_name_is_a_fault)
+{
+    scep_ca_cmp_conf_t conf = https_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    /* the configured CA's, for another name than the URL's */
+    tls_server("DNS:cmp.example,IP:127.0.0.2", fx.pki->ca_cert, fx.pki->ca_key, NULL);
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "certificate verify failed"), "%s", log_text);
+}
+END_TEST
+
+START_TEST(https_sends_and_checks_the_host_name)
+{
+    const char *const *good =
+        tls_files("localhost", "DNS:localhost", fx.pki->ca_cert, fx.pki->ca_key);
+    /* the certificate for the name the client sends (SNI), else one for
+     * another name */
+    const char *const more[] = { "-servername", "localhost", "-cert2", good[0], "-key2", good[1],
+                                 /* the start's probe and the client: then its output is whole */
+                                 "-naccept", "2", NULL };
+    scep_ca_cmp_conf_t conf = https_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    tls_server("DNS:other.example", fx.pki->ca_cert, fx.pki->ca_key, more);
+    conf.server_url = apr_psprintf(pool, "https://localhost:%d/pkix/", fx.port);
+    ca = backend(&conf);
+    /* past TLS, no CMP answer comes */
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(!strstr(log_text, "certificate verify failed") && strstr(log_text, "timeout"),
+                  "%s", log_text);
+    ck_assert_int_eq(waitpid(fx.server, NULL, 0), fx.server);
+    fx.server = 0;
+    ck_assert_msg(strstr(server_output(), "Hostname in TLS extension: \"localhost\""), "%s",
+                  server_output());
+}
+END_TEST
+
+START_TEST(https_and_its_ca_file_go_together)
+{
+    scep_ca_cmp_conf_t conf = https_conf();
+    const char *err = NULL;
+
+    conf.tls_ca_file = NULL;
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(err && strstr(err, "https") && strstr(err, "TLS CA file"), "%s", err);
+    conf = signing_conf();
+    conf.tls_ca_file = fx.pki->ca_cert_file;
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(err && strstr(err, "not https"), "%s", err);
+    conf = https_conf();
+    conf.tls_ca_file = testutil_path(pool, fx.pki->dir, "no-such-file.pem");
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(err && strstr(err, "TLS CA file"), "%s", err);
+    conf = https_conf();
+    ck_assert_ptr_nonnull(scep_ca_cmp(pool, &conf, &err));
+}
+END_TEST
+
+static void expect_check_fails(scep_ca_backend_t *ca, const char *needle)
+{
+    const char *text = NULL;
+    apr_status_t rv = scep_ca_cmp_check(ca, pool, &text);
+
+    ck_assert_msg(rv != APR_SUCCESS && rv != APR_ENOTIMPL, "%d %s", rv, text);
+    ck_assert_msg(text && strstr(text, needle), "%s", text);
+    ck_assert_msg(strstr(log_text, "SCEP274: ") && strstr(log_text, text), "%s", log_text);
+}
+
+START_TEST(check_gets_the_general_message_answered)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    const char *text = NULL;
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    rv = scep_ca_cmp_check(ca, pool, &text);
+    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, text, log_text);
+    ck_assert_msg(strstr(text, "answered a general message with 0 InfoTypeAndValue"), "%s", text);
+}
+END_TEST
+
+START_TEST(check_refuses_an_untrusted_server)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    EVP_PKEY *other_key = testutil_ec_key(pool);
+
+    signing_server(fx.device_cert_file, NULL);
+    conf.trust_file =
+        testutil_write_cert(pool, fx.pki->dir, "other-ca.crt",
+                            testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL));
+    expect_check_fails(backend(&conf), "no usable answer");
+}
+END_TEST
+
+START_TEST(check_refuses_a_server_of_another_mac_secret)
+{
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    start_server(args);
+    conf.ra_cert = NULL;
+    conf.ra_key = NULL;
+    conf.trust_file = NULL;
+    conf.mac_ref = MAC_REF;
+    conf.mac_secret = "another secret";
+    expect_check_fails(backend(&conf), "no usable answer");
+}
+END_TEST
+
+START_TEST(check_of_nothing_listening_fails_within_the_timeout)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    apr_time_t start = apr_time_now();
+
+    conf.msg_timeout = 2;
+    conf.total_timeout = 3;
+    expect_check_fails(backend(&conf), "no usable answer");
+    ck_assert_int_lt(apr_time_now() - start, apr_time_from_sec(10));
+}
+END_TEST
+
+START_TEST(check_reports_a_rejection)
+{
+    const char *const more[] = { "-send_error", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    signing_server(fx.device_cert_file, more);
+    expect_check_fails(backend(&conf), "rejected the general message");
+}
+END_TEST
+
 Suite *scep_ca_cmp_suite(void);
+
+/* A case of tests with the fixture. */
+static TCase *a_case(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
 
 Suite *scep_ca_cmp_suite(void)
 {
     Suite *s = suite_create("ca_cmp");
-    TCase *tc = tcase_create("mock_server");
+    TCase *tc = a_case(s, "mock_server");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, accepted_request_returns_the_certificate);
     tcase_add_test(tc, template_name_is_sent_as_the_certificate_profile);
     tcase_add_test(tc, rejection_is_refused_with_the_ca_text);
@@ -777,12 +1001,23 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, certificate_of_another_ca_is_refused);
     tcase_add_test(tc, server_down_is_a_fault_within_the_timeout);
     tcase_add_test(tc, configuration_without_protection_is_refused);
+    tc = a_case(s, "ownership");
     tcase_add_test(tc, ticket_of_another_live_process_waits_without_asking);
     tcase_add_test(tc, ticket_of_an_ended_process_is_submitted_again);
     tcase_add_test(tc, ticket_of_our_pid_with_another_instance_is_submitted_again);
     tcase_add_test(tc, poll_before_the_check_after_waits_without_asking);
     tcase_add_test(tc, transaction_lost_with_its_process_is_submitted_again);
     tcase_add_test(tc, forked_child_leaves_the_parent_transaction_alone);
-    suite_add_tcase(s, tc);
+    tc = a_case(s, "https");
+    tcase_add_test(tc, https_server_of_another_ca_is_a_fault);
+    tcase_add_test(tc, https_server_of_another_name_is_a_fault);
+    tcase_add_test(tc, https_sends_and_checks_the_host_name);
+    tcase_add_test(tc, https_and_its_ca_file_go_together);
+    tc = a_case(s, "check");
+    tcase_add_test(tc, check_gets_the_general_message_answered);
+    tcase_add_test(tc, check_refuses_an_untrusted_server);
+    tcase_add_test(tc, check_refuses_a_server_of_another_mac_secret);
+    tcase_add_test(tc, check_of_nothing_listening_fails_within_the_timeout);
+    tcase_add_test(tc, check_reports_a_rejection);
     return s;
 }
