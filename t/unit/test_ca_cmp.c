@@ -36,6 +36,12 @@
 #include "scep_ca_cmp.h"
 #include "testutil.h"
 
+/* Makefile.am gives the absolute path; make tidy, which compiles without
+ * the Makefile's flags, this one. */
+#ifndef HELPERS_DIR
+#define HELPERS_DIR "t/unit/helpers"
+#endif
+
 #define MAC_REF "scep-ra"
 #define MAC_SECRET "a test secret"
 #define MAC_SECRET_ARG "pass:a test secret"
@@ -52,6 +58,7 @@ typedef struct cmp_fixture_t {
     const char *device_cert_file; /* for the CSR's key, by the CA */
     int port;
     pid_t server;
+    pid_t front; /* helpers/tls-forward, when a test runs it */
 } cmp_fixture_t;
 
 static cmp_fixture_t fx;
@@ -215,6 +222,10 @@ static void setup(void)
 
 static void teardown(void)
 {
+    if (fx.front > 0) {
+        kill(fx.front, SIGTERM);
+        waitpid(fx.front, NULL, 0);
+    }
     stop_server();
     apr_pool_destroy(pool);
 }
@@ -874,6 +885,59 @@ START_TEST(https_sends_and_checks_the_host_name)
 }
 END_TEST
 
+/* The mock CMP server behind helpers/tls-forward (TLS with a certificate
+ * of the test CA for localhost), as behind a reverse proxy: the backend
+ * with its https URL. fx.server is the mock server, fx.front the front. */
+static scep_ca_backend_t *behind_tls(void)
+{
+    const char *const *files = tls_files("front", "DNS:localhost", fx.pki->ca_cert, fx.pki->ca_key);
+    const char *mock_port = apr_itoa(pool, fx.port);
+    scep_ca_cmp_conf_t conf;
+    int tries;
+
+    signing_server(fx.device_cert_file, NULL);
+    fx.port = free_port();
+    fx.front = fork();
+    ck_assert_int_ge(fx.front, 0);
+    if (fx.front == 0) {
+        execl(HELPERS_DIR "/tls-forward", "tls-forward", apr_itoa(pool, fx.port), mock_port,
+              files[0], files[1], (char *)NULL);
+        _exit(127);
+    }
+    for (tries = 0; tries < 200 && !accepts(fx.port); tries++) {
+        usleep(50000);
+    }
+    ck_assert_msg(tries < 200, "tls-forward did not start");
+    conf = https_conf();
+    conf.server_url = apr_psprintf(pool, "https://localhost:%d/pkix/", fx.port);
+    conf.msg_timeout = 10;
+    conf.total_timeout = 20;
+    return backend(&conf);
+}
+
+START_TEST(https_request_through_a_tls_front_returns_the_certificate)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca = behind_tls();
+
+    expect_issued(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(https_check_through_a_tls_front_is_answered)
+{
+    const char *text = NULL;
+    scep_ca_backend_t *ca = behind_tls();
+    apr_status_t rv = scep_ca_cmp_check(ca, pool, &text);
+
+    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, text, log_text);
+    ck_assert_msg(strstr(text, "https://localhost:") && strstr(text, "answered a general message"),
+                  "%s", text);
+}
+END_TEST
+
 START_TEST(https_and_its_ca_file_go_together)
 {
     scep_ca_cmp_conf_t conf = https_conf();
@@ -1013,6 +1077,8 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, https_server_of_another_name_is_a_fault);
     tcase_add_test(tc, https_sends_and_checks_the_host_name);
     tcase_add_test(tc, https_and_its_ca_file_go_together);
+    tcase_add_test(tc, https_request_through_a_tls_front_returns_the_certificate);
+    tcase_add_test(tc, https_check_through_a_tls_front_is_answered);
     tc = a_case(s, "check");
     tcase_add_test(tc, check_gets_the_general_message_answered);
     tcase_add_test(tc, check_refuses_an_untrusted_server);
