@@ -73,8 +73,10 @@ typedef struct cmp_ca_t {
     X509_STORE *trusted; /* the CMP signer's anchors; NULL with MAC only */
     X509_STORE *issuers; /* conf.ca_cert, for the check of what comes back */
     SSL_CTX *tls;        /* https only: the server verified against conf.tls_ca_file */
-    int host_is_ip;
-    apr_thread_mutex_t *lock; /* of table */
+    int host_is_ip;      /* no SNI then (RFC 6066) */
+    /* Of table. Made with the backend, before Apache forks: a child gets it
+     * unlocked, as no thread of the parent polls (it makes no tickets). */
+    apr_thread_mutex_t *lock;
     cmp_table_t table;
 } cmp_ca_t;
 
