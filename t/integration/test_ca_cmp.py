@@ -259,7 +259,8 @@ class TestBackgroundPoll:
         # by the child that holds the transaction, whichever child asks first
         end = time.time() + 30
         while checks.request_rows(polling, msg.transaction_id)[0]['status'] == 'pending':
-            assert time.time() < end, 'the background poll did not get the certificate'
+            assert time.time() < end, 'the background poll did not get the certificate:\n' + \
+                '\n'.join(polling.errlog.find(msg.transaction_id, wait=0))
             time.sleep(0.2)
         checks.assert_recorded(polling, msg.transaction_id, want)
         assert '[client ' not in issued_line(polling, msg), 'issued for a client, not the round'
