@@ -6,6 +6,7 @@ openssl-ca-helper (a real `openssl ca` with its own configuration and index,
 root and issuing CA, whose answers the tests steer through its mode file).
 Clients: this suite's own, certmonger's scep-submit and micromdm's
 scepclient. Each CA's server has its own root (t/gen/<mpm>/cahelper-*)."""
+import dataclasses
 import os
 import pwd
 import re
@@ -219,11 +220,14 @@ def assert_success(server, msg, r, rep, key, cn):
 
 
 def poll(server, msg):
+    """CertPoll for msg's transaction: (the poll, as msg for the checks of
+    an issued certificate, HttpResult, CertRep)."""
     csr = x509.load_der_x509_csr(msg.inner)
     body = C.issuer_and_subject(server.external_ca.subject, csr.subject)
     pm = C.pki_message(body, C.CERTPOLL, msg.key, [server.client.ca.ra_enc],
                        subject=csr.subject, transaction_id=msg.transaction_id)
-    return server.client.send(pm)
+    r, rep = server.client.send(pm)
+    return dataclasses.replace(pm, inner=msg.inner), r, rep
 
 
 def scepctl_list(server, *args):
@@ -392,8 +396,11 @@ def test_scep_submit_enrolls(server, keys):
     p = subprocess.run([SCEP_SUBMIT, '-u', url, '-C'], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
     assert pki.cert_der(server.external_ca) in pem_certs(p.stdout)
+    # it verifies the reply's signer up to -N, the root, through -I
+    chain = server.env.p('ca-chain.crt')
+    root = chain if os.path.exists(chain) else server.env.p('ca.crt')
     p = subprocess.run([SCEP_SUBMIT, '-u', url, '-r', server.env.p('ra-enc.crt'),
-                        '-N', server.env.p('ca.crt'), '-p', msgf],
+                        '-N', root, '-I', server.env.p('ca.crt'), '-p', msgf],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
     (cert,) = issued_certs(p.stdout, msg, server.client.ca.ra_sign)
@@ -480,16 +487,15 @@ def test_waiting_then_certpoll(osca, keys):
     assert msg.transaction_id in scepctl_list(osca)
     # still waiting at the CA: PENDING again, the same cookie asked about
     time.sleep(1.2)
-    r, rep = poll(osca, msg)
-    checks.assert_pending(msg, r, rep)
+    checks.assert_pending(*poll(osca, msg))
     polls = [ln for ln in osca.ca.log() if ln.startswith('POLL ')]
     assert polls and polls[-1].endswith('cookie=' + req['ca_ticket']), (polls, req)
     # the CA issues
     osca.ca.mode('issue')
     time.sleep(1.2)
-    r, rep = poll(osca, msg)
+    pm, r, rep = poll(osca, msg)
     assert rep is not None and rep.pki_status == C.SUCCESS, str(rep)
-    checks.assert_reply_ok(msg, rep)
+    checks.assert_reply_ok(pm, rep)
     assert_external(osca, rep.certs[0], key, cn)
     checks.assert_recorded(osca, msg.transaction_id, rep.certs[0])
 
@@ -512,8 +518,9 @@ def test_background_poll_issues_without_a_device(osca, keys):
             time.sleep(0.2)
         assert any(ln.startswith('POLL ') and ln.endswith('cookie=' + ticket)
                    for ln in osca.ca.log())
-        r, rep = poll(osca, msg)
+        pm, r, rep = poll(osca, msg)
         assert rep is not None and rep.pki_status == C.SUCCESS, str(rep)
+        checks.assert_reply_ok(pm, rep)
         assert_external(osca, rep.certs[0], key, cn)
         checks.assert_recorded(osca, msg.transaction_id, rep.certs[0])
 
