@@ -285,6 +285,35 @@ def test_setup_again_keeps_what_fits(server):
         assert open(e.p(n), 'rb').read() == data, n
 
 
+def test_install_ra_checks_what_the_ca_returned(osca, tmp_path):
+    """The manual round: setup --external, the CA issues the CSRs, install-ra
+    checks the answers (a certificate in the wrong role is refused, nothing
+    written) and installs them with the issuing CA."""
+    e, d = osca.env, str(tmp_path / 'manual')
+    p = run([e.scepctl, 'setup', '-d', d, '--external'])
+    assert p.returncode == 0, p.stdout + p.stderr
+    issued = {}
+    for role in ('ra-sign', 'ra-enc'):
+        with open(os.path.join(d, role + '.csr')) as f:
+            csr = f.read()
+        p = run(as_children(['env', 'CERTMONGER_OPERATION=SUBMIT', 'CERTMONGER_CSR=' + csr,
+                             osca.ca.script, osca.ca.dir]))
+        assert p.returncode == 0, p.stdout + p.stderr
+        issued[role] = os.path.join(d, role + '.issued.pem')
+        with open(issued[role], 'w') as f:
+            f.write(p.stdout)
+    install = [e.scepctl, 'install-ra', '-d', d, '--ca-cert', e.p('ca.crt')]
+    p = run(install + ['--sign-cert', issued['ra-enc'], '--enc-cert', issued['ra-sign']])
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert 'does not belong to the key' in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(d, 'ca.crt'))
+    p = run(install + ['--sign-cert', issued['ra-sign'], '--enc-cert', issued['ra-enc']])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert pki.load_cert_file(os.path.join(d, 'ca.crt')) == osca.external_ca
+    for role in ('ra-sign', 'ra-enc'):
+        assert open(os.path.join(d, role + '.crt')).read() == open(issued[role]).read()
+
+
 def test_scepctl_check_ca(server):
     """check-ca --ca-helper: IDENTIFY and FETCH-ROOTS, the CA's certificates
     printed; exit 0."""
