@@ -513,7 +513,10 @@ def test_waiting_then_certpoll(osca, keys):
     req = row(osca, msg)
     assert req['status'] == 'pending', req
     assert req['ca_ticket'], req
-    assert msg.transaction_id in scepctl_list(osca)
+    # scepctl list: held, waiting for the CA (not for a CA manager)
+    (line,) = [ln for ln in scepctl_list(osca).splitlines()
+               if ln.startswith(msg.transaction_id + '\t')]
+    assert line.split('\t')[1] == 'pending' and line.endswith('\tCA'), line
     # still waiting at the CA: PENDING again, the same cookie asked about
     time.sleep(1.2)
     checks.assert_pending(*poll(osca, msg))
