@@ -576,3 +576,22 @@ def test_ca_unreachable_then_recovers(osca, keys):
     osca.ca.mode('issue')
     r, rep = osca.client.send(msg)
     assert_success(osca, msg, r, rep, key, cn)
+
+
+def test_waiting_then_rejected(osca, keys):
+    """The CA holds the request, then rejects it: the device's CertPoll gets
+    FAILURE with the CA's words, event 31, and the record is rejected."""
+    osca.ca.mode('wait 1')
+    key = keys.take()
+    msg, r, rep = enroll(osca, key, 'held-rejected.example.test')
+    checks.assert_pending(msg, r, rep)
+    osca.ca.mode('reject the CA officer said no')
+    time.sleep(1.2)
+    pm, r, rep = poll(osca, msg)
+    checks.assert_failure(pm, r, rep, C.BAD_REQUEST)
+    assert 'the CA officer said no' in rep.fail_info_text, rep.fail_info_text
+    lines = checks.expect_line(osca, EVENT_31, openssl=False)
+    assert any('the CA officer said no' in ln for ln in lines), lines
+    req = row(osca, msg)
+    assert req['status'] == 'rejected' and 'the CA officer said no' in req['reason'], req
+    assert not req['ca_ticket'], req
