@@ -367,6 +367,104 @@ static const char *set_crl_url(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+static const char *set_ca_backend(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    mod_scep_srv_conf_t *conf = cmd_conf(cmd);
+
+    (void)dconf;
+    if (!strcasecmp(arg, "builtin")) {
+        conf->ca_backend = SCEP_BACKEND_BUILTIN;
+    }
+    else if (!strcasecmp(arg, "cmp")) {
+        conf->ca_backend = SCEP_BACKEND_CMP;
+    }
+    else if (!strcasecmp(arg, "helper")) {
+        conf->ca_backend = SCEP_BACKEND_HELPER;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, SCEP_CA_BACKEND ": '", arg,
+                           "' is not one of builtin, cmp, helper", NULL);
+    }
+    return NULL;
+}
+
+/* A full URL of one of the schemes (NULL-terminated) with a host. */
+static int is_full_url(apr_pool_t *p, const char *arg, const char *const *schemes)
+{
+    apr_uri_t uri;
+
+    if (apr_uri_parse(p, arg, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname ||
+        !*uri.hostname) {
+        return 0;
+    }
+    for (; *schemes; schemes++) {
+        if (!strcasecmp(uri.scheme, *schemes)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *set_cmp_server(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    static const char *const schemes[] = { "http", "https", NULL };
+
+    (void)dconf;
+    if (!is_full_url(cmd->pool, arg, schemes)) {
+        return apr_pstrcat(cmd->pool, SCEP_CMP_SERVER ": '", arg,
+                           "' is not a full http:// or https:// URL", NULL);
+    }
+    cmd_conf(cmd)->cmp_server = arg;
+    return NULL;
+}
+
+/* The helper's words as httpd splits a directive's arguments (quotes
+ * group, no shell ever sees them), the program's absolute path first:
+ * a helper found through PATH would depend on the environment Apache
+ * started in. */
+static const char *set_ca_helper(cmd_parms *cmd, void *dconf, const char *args)
+{
+    apr_array_header_t *argv = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    const char *word;
+
+    (void)dconf;
+    while (*(word = ap_getword_conf(cmd->pool, &args))) {
+        APR_ARRAY_PUSH(argv, const char *) = word;
+    }
+    if (argv->nelts == 0 || APR_ARRAY_IDX(argv, 0, const char *)[0] != '/') {
+        return SCEP_CA_HELPER ": the first word must be the helper's absolute path "
+                              "(e.g. /usr/libexec/certmonger/ipa-submit)";
+    }
+    APR_ARRAY_PUSH(argv, const char *) = NULL;
+    cmd_conf(cmd)->ca_helper_argv = (const char *const *)argv->elts;
+    return NULL;
+}
+
+/* An http:// URL, or a file relative to ServerRoot. https:// is refused:
+ * the module has no TLS client of its own, and a CRL is signed, so plain
+ * HTTP carries it as safely (it is verified against the CA). */
+static const char *set_external_crl(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    static const char *const schemes[] = { "http", NULL };
+    const char *path;
+
+    (void)dconf;
+    if (ap_strstr_c(arg, "://")) {
+        if (!is_full_url(cmd->pool, arg, schemes)) {
+            return apr_pstrcat(cmd->pool, SCEP_EXTERNAL_CRL ": '", arg,
+                               "' is neither a file nor a full http:// URL", NULL);
+        }
+        cmd_conf(cmd)->external_crl = arg;
+        return NULL;
+    }
+    path = ap_server_root_relative(cmd->pool, arg);
+    if (!path) {
+        return apr_pstrcat(cmd->pool, SCEP_EXTERNAL_CRL ": invalid file path ", arg, NULL);
+    }
+    cmd_conf(cmd)->external_crl = path;
+    return NULL;
+}
+
 /* AP_INIT_TAKE1 and its kin by the kind's argument form. */
 #define AP_INIT_BY(args) AP_INIT_##args
 #define AP_INIT_WITH(args) AP_INIT_BY(args)

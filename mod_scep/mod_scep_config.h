@@ -25,6 +25,8 @@
 #include <apr_ldap.h>
 
 #include "scep.h"
+#include "scep_ca_cmp.h"
+#include "scep_enroll.h"
 #include "scep_password.h"
 
 /* Directive names, for the table below and for the error messages of the
@@ -66,6 +68,19 @@
 #define SCEP_CACHE_REQUEST "SCEPCacheRequest"
 #define SCEP_TEMPLATE_SECTION "<SCEPTemplate"
 #define SCEP_CA_MANAGER_GROUP "SCEPCAManagerGroup"
+#define SCEP_CA_BACKEND "SCEPCABackend"
+#define SCEP_CMP_SERVER "SCEPCMPServer"
+#define SCEP_CMP_TRUST_FILE "SCEPCMPTrustFile"
+#define SCEP_CMP_SECRET_FILE "SCEPCMPSecretFile"
+#define SCEP_CMP_REFERENCE "SCEPCMPReference"
+#define SCEP_CMP_TLS_CA_FILE "SCEPCMPTLSCAFile"
+#define SCEP_CMP_TIMEOUT "SCEPCMPTimeout"
+#define SCEP_CMP_TRANSACTION_TIMEOUT "SCEPCMPTransactionTimeout"
+#define SCEP_CA_HELPER "SCEPCAHelper"
+#define SCEP_CA_HELPER_TIMEOUT "SCEPCAHelperTimeout"
+#define SCEP_CA_POLL_INTERVAL "SCEPCAPollInterval"
+#define SCEP_EXTERNAL_CRL "SCEPExternalCRL"
+#define SCEP_EXTERNAL_CRL_REFRESH "SCEPExternalCRLRefresh"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -79,6 +94,13 @@ typedef enum {
     SCEP_LDAP_SSL = 2, /* ldaps:// */
     SCEP_LDAP_STARTTLS = 3
 } scep_ldap_security_t;
+
+/* SCEPCABackend: who issues the certificates. */
+typedef enum {
+    SCEP_BACKEND_BUILTIN = 1, /* the CA key in Apache (SCEPCAKeyFile) */
+    SCEP_BACKEND_CMP = 2,     /* an external CA over CMP */
+    SCEP_BACKEND_HELPER = 3   /* an external CA through a certmonger CA helper */
+} scep_backend_kind_t;
 
 /* Largest SCEPCertificateValidity and <SCEPTemplate>'s Validity. */
 #define SCEP_VALIDITY_DAYS_MAX 36500
@@ -100,6 +122,7 @@ typedef enum {
 #define SCEP_KIND_GROUPS (apr_table_t *, NULL, TAKE2, UNION)
 #define SCEP_KIND_LDAP_URL (apr_ldap_url_desc_t *, NULL, TAKE12, REPLACE)
 #define SCEP_KIND_SECTION (apr_array_header_t *, NULL, RAW_ARGS, REPLACE)
+#define SCEP_KIND_ARGV (const char *const *, NULL, RAW_ARGS, REPLACE)
 
 #define SCEP_KIND_TYPE(kind) SCEP_KIND_PICK(SCEP_KIND_TYPE_, SCEP_KIND_##kind)
 #define SCEP_KIND_UNSET(kind) SCEP_KIND_PICK(SCEP_KIND_UNSET_, SCEP_KIND_##kind)
@@ -239,7 +262,41 @@ typedef enum {
     X(SCEP_TEMPLATE_SECTION, templates, SECTION, mod_scep_template_section, SERVER, 0, 0, NULL, \
       apr_array_make(p, 0, sizeof(void *)), \
       "<SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template (its " \
-      "directives: README, conf.d/scep.conf)")
+      "directives: README, conf.d/scep.conf)") \
+    /* an external CA (HACKING.md, "CA backends") */ \
+    X(SCEP_CA_BACKEND, ca_backend, ENUM, set_ca_backend, SERVER, 0, 0, NULL, SCEP_BACKEND_BUILTIN, \
+      "builtin|cmp|helper: who issues certificates: the CA key in Apache, an " \
+      "external CA over CMP or through a certmonger CA helper (default builtin)") \
+    X(SCEP_CMP_SERVER, cmp_server, STRING, set_cmp_server, SERVER, 0, 0, NULL, NULL, \
+      "http:// or https:// URL of the external CA's CMP server") \
+    X(SCEP_CMP_TRUST_FILE, cmp_trust_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM trust anchors of the CA's CMP signer (signed answers)") \
+    X(SCEP_CMP_SECRET_FILE, cmp_secret_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "file (mode 0600) whose first line is the CMP MAC secret; unset: " \
+      "requests are signed with the RA signing certificate") \
+    X(SCEP_CMP_REFERENCE, cmp_reference, STRING, set_string, SERVER, 0, 0, NULL, NULL, \
+      "the CMP MAC secret's reference (senderKID)") \
+    X(SCEP_CMP_TLS_CA_FILE, cmp_tls_ca_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM trust anchors of an https:// CMP server's TLS certificate") \
+    X(SCEP_CMP_TIMEOUT, cmp_timeout, INT, set_int, SERVER, 1, SCEP_CA_CMP_MAX_MSG_TIMEOUT, \
+      "seconds", 30, "seconds for one CMP message exchange (default 30)") \
+    X(SCEP_CMP_TRANSACTION_TIMEOUT, cmp_transaction_timeout, INT, set_int, SERVER, 1, \
+      SCEP_CA_CMP_MAX_TOTAL_TIMEOUT, "seconds", SCEP_CA_CMP_MAX_TOTAL_TIMEOUT, \
+      "seconds a CMP transaction may last, polling included (default 604800)") \
+    X(SCEP_CA_HELPER, ca_helper_argv, ARGV, set_ca_helper, SERVER, 0, 0, NULL, NULL, \
+      "/ABSOLUTE/PATH [ARGS...]: the certmonger CA helper, run without a shell") \
+    X(SCEP_CA_HELPER_TIMEOUT, ca_helper_timeout, INT, set_int, SERVER, 1, 3600, "seconds", 30, \
+      "seconds a CA helper may run (default 30)") \
+    X(SCEP_CA_POLL_INTERVAL, ca_poll_interval, INT, set_int, SERVER, 1, 86400, "seconds", 60, \
+      "seconds between each child's rounds over the requests the external CA " \
+      "holds (default 60)") \
+    X(SCEP_EXTERNAL_CRL, external_crl, STRING, set_external_crl, SERVER, 0, 0, NULL, NULL, \
+      "FILE (PEM or DER) or http:// URL (DER) of the external CA's CRL, served " \
+      "by GetCRL") \
+    X(SCEP_EXTERNAL_CRL_REFRESH, external_crl_refresh_minutes, INT, set_int, SERVER, 1, \
+      7 * 24 * 60, "minutes", 60, \
+      "minutes a fetched " SCEP_EXTERNAL_CRL " is served before it is read again " \
+      "(default 60)")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */
@@ -262,6 +319,7 @@ typedef struct mod_scep_srv_conf_t {
     const char *challenge;             /* the static challenge password, NULL if none */
     const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
     apr_size_t next_ca_len;
+    scep_ca_backend_t *ca; /* SCEPCABackend's, built once */
 } mod_scep_srv_conf_t;
 
 extern const command_rec mod_scep_cmds[];

@@ -34,6 +34,13 @@ void mod_scep_log_core(void *baton, const char *file, int line, int level, const
     ap_log_rerror_(file, line, APLOG_MODULE_INDEX, level, 0, r, "%s", msg);
 }
 
+void mod_scep_log_server(void *baton, const char *file, int line, int level, const char *msg)
+{
+    server_rec *s = baton;
+
+    ap_log_error_(file, line, APLOG_MODULE_INDEX, level, 0, s, "%s", msg);
+}
+
 /* Where a drained OpenSSL error goes: a request's log, else a server's. */
 typedef struct log_target_t {
     request_rec *r;

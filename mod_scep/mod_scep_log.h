@@ -56,4 +56,8 @@ void mod_scep_log_startup_problem_at(const char *file, int line, int module_inde
  * to the request's error log at the core caller's file and line. */
 void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg);
 
+/* The same for the core's lines about a server, not a request (baton: the
+ * server_rec): the CA backends' faults, the background poll. */
+void mod_scep_log_server(void *baton, const char *file, int line, int level, const char *msg);
+
 #endif /* mod_scep_mod_scep_log_h */

@@ -56,19 +56,53 @@ static const scep_enroll_conf_t *enroll_conf(apr_pool_t *p, const mod_scep_srv_c
 const scep_enroll_env_t *mod_scep_enroll_env(request_rec *r)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
-    scep_ca_builtin_conf_t ca = { conf->pki, conf->validity_days, conf->hash_md, conf->crl_url,
-                                  conf->crl_validity_hours };
     scep_enroll_env_t *env = apr_pcalloc(r->pool, sizeof(*env));
 
     env->pool = r->pool;
     env->conf = enroll_conf(r->pool, conf);
     env->records = request_records;
     env->records_baton = r;
-    env->ca = scep_ca_builtin(r->pool, &ca);
+    env->ca = conf->ca;
     env->passwords = mod_scep_password_store(r);
     env->log = mod_scep_log_core;
     env->log_baton = r;
     env->client_addr = r->useragent_ip;
+    return env;
+}
+
+/* The server's records, opened once per environment (the pool of a
+ * background round). */
+typedef struct server_records_t {
+    apr_pool_t *pool;
+    server_rec *s;
+    scep_store_t *store;
+} server_records_t;
+
+static scep_store_t *server_records(void *baton)
+{
+    server_records_t *sr = baton;
+
+    if (!sr->store) {
+        sr->store = mod_scep_store_open_server(sr->pool, sr->s);
+    }
+    return sr->store;
+}
+
+const scep_enroll_env_t *mod_scep_server_env(apr_pool_t *p, server_rec *s)
+{
+    const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s);
+    scep_enroll_env_t *env = apr_pcalloc(p, sizeof(*env));
+    server_records_t *sr = apr_pcalloc(p, sizeof(*sr));
+
+    sr->pool = p;
+    sr->s = s;
+    env->pool = p;
+    env->conf = enroll_conf(p, conf);
+    env->records = server_records;
+    env->records_baton = sr;
+    env->ca = conf->ca;
+    env->log = mod_scep_log_server;
+    env->log_baton = s;
     return env;
 }
 

@@ -54,6 +54,39 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 int mod_scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 void mod_scep_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* The server a startup message is about, as the administrator wrote it
+ * ("main server", "virtual host NAME:PORT (FILE:LINE)") (mod_scep_startup.c). */
+const char *mod_scep_server_label(server_rec *s);
+
+/* The first line of a private file (scep_read_private_file(): mode 0600)
+ * at most max bytes long, on pconf, for directive of s: a secret's file.
+ * The read copy is cleansed; a failure is logged (mod_scep_startup.c). */
+apr_status_t mod_scep_read_first_line(apr_pool_t *pconf, server_rec *s, const char *directive,
+                                      const char *file, apr_size_t max, const char **line);
+
+/* SCEPCABackend (mod_scep_backend.c): at startup, before the defaults are
+ * applied, whether s's directives fit its backend (a directive of another
+ * backend, SCEPCAKeyFile or no SCEPRACertificate with an external CA
+ * refuse, logged); once its PKI is loaded, its backend built into its
+ * configuration (conf->ca), or why not (logged). */
+apr_status_t mod_scep_backend_check_directives(server_rec *s);
+apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s);
+
+/* inner (an external CA's backend) with SCEPExternalCRL's CRL as its
+ * crl(), or a refusal (event 44) without one (mod_scep_ext_crl.c). */
+scep_ca_backend_t *mod_scep_ext_crl_backend(apr_pool_t *pconf, server_rec *s,
+                                            scep_ca_backend_t *inner);
+
+/* The child's background thread that asks the external CAs about the
+ * requests they hold, every SCEPCAPollInterval seconds; stopped and joined
+ * when pchild goes (mod_scep_poll.c). */
+void mod_scep_poll_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* The engine's environment for a server, without a request (the
+ * background poll): records through mod_scep_store_open_server(), the
+ * server's backend and log, on p (mod_scep_pkiop.c). */
+const scep_enroll_env_t *mod_scep_server_env(apr_pool_t *p, server_rec *s);
+
 /* scep_log_fn for the core's lines about a request (baton: the
  * request_rec), at the core's file and line (mod_scep_store_dbd.c). */
 void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg);
@@ -80,6 +113,11 @@ const scep_enroll_env_t *mod_scep_enroll_env(request_rec *r);
  * request pool's end releases it otherwise (mod_scep_store_dbd.c). */
 scep_store_t *mod_scep_store_acquire(request_rec *r);
 void mod_scep_store_release(request_rec *r);
+
+/* A store for the server, without a request (the background poll), on a
+ * connection from mod_dbd that p's cleanup gives back; NULL (logged) when
+ * there is none. */
+scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s);
 
 /* The records' part of the startup hooks (mod_scep_store_dbd.c): mod_dbd's
  * post_connect hook (register_hooks), the mutex type "scep-sqlite"

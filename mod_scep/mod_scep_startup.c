@@ -43,14 +43,13 @@
 /* RA certificates closer to their end than this are reported (event 35). */
 #define RA_EXPIRY_WARNING_DAYS 30
 
-/* Longest accepted challenge password line, newline included. */
+/* Longest accepted first line of a secret's file, newline included. */
 #define CHALLENGE_LINE_MAX 1024
 /* Largest challenge password file: it is read whole (its first line is the
  * password). */
 #define CHALLENGE_FILE_MAX ((apr_size_t)1024 * 1024)
 
-/* The server a startup message is about, as the administrator wrote it. */
-static const char *server_label(server_rec *s)
+const char *mod_scep_server_label(server_rec *s)
 {
     return s->is_virtual
                ? apr_psprintf(s->process->pconf, "virtual host %s:%u (%s:%d)", s->server_hostname,
@@ -88,7 +87,7 @@ static apr_status_t require_mod_ldap(server_rec *main_s)
                                         " checks group memberships through mod_ldap, "
                                         "which is not loaded: add 'LoadModule ldap_module "
                                         "modules/mod_ldap.so' (Debian: a2enmod ldap)%s",
-                         server_label(s), scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+                         mod_scep_server_label(s), scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
             return APR_ENOTIMPL;
         }
     }
@@ -132,7 +131,8 @@ static apr_status_t require_ldap_url(server_rec *main_s)
                                         " is not: groups are checked only through " SCEP_LDAP_URL
                                         ", so without it the restriction would "
                                         "not apply: set " SCEP_LDAP_URL " or remove the group%s",
-                         server_label(s), group, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+                         mod_scep_server_label(s), group,
+                         scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
             return APR_EINVAL;
         }
     }
@@ -208,7 +208,7 @@ static void warn_ra_expiry(server_rec *s, const scep_pki_t *pki)
     ap_log_error(
         APLOG_MARK, APLOG_WARNING, 0, s,
         SCEPLOGNO(006) "%s: the RA certificates in use expire on %s, in %d days: renew them%s",
-        server_label(s), date, (int)(apr_time_sec(left > 0 ? left : 0) / 86400),
+        mod_scep_server_label(s), date, (int)(apr_time_sec(left > 0 ? left : 0) / 86400),
         scep_event_text(SCEP_EVENT_RA_CLOSE_TO_EXPIRE));
 }
 
@@ -219,8 +219,8 @@ static void warn_ra_skipped(server_rec *s, const scep_pki_t *pki)
 
     for (i = 0; pki->ra_skipped && i < pki->ra_skipped->nelts; i++) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     SCEPLOGNO(011) "%s: RA certificate candidate not used: %s%s", server_label(s),
-                     APR_ARRAY_IDX(pki->ra_skipped, i, const char *),
+                     SCEPLOGNO(011) "%s: RA certificate candidate not used: %s%s",
+                     mod_scep_server_label(s), APR_ARRAY_IDX(pki->ra_skipped, i, const char *),
                      scep_event_text(SCEP_EVENT_FAILED_RA_CERT));
     }
 }
@@ -237,7 +237,7 @@ static apr_status_t load_pki(apr_pool_t *pconf, server_rec *s, mod_scep_srv_conf
          * keep the service from starting: event 2. */
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      SCEPLOGNO(007) "%s: cannot load the SCEP CA and RA certificates: %s%s",
-                     server_label(s), prob.text ? prob.text : "unspecified failure",
+                     mod_scep_server_label(s), prob.text ? prob.text : "unspecified failure",
                      scep_event_text(prob.event != SCEP_EVENT_NONE ? prob.event
                                                                    : SCEP_EVENT_FAILED_TO_LOAD));
         mod_scep_log_openssl(s, APLOG_EMERG);
@@ -273,17 +273,17 @@ static apr_size_t first_line_length(const char *text)
 
 /* The parent reads the file as root before it drops privileges, so the
  * owner's alone (scep_read_private_file()'s rule) is enough; anything more
- * hands the password that lets any device enroll to every local user, as a
- * readable key would: refused like one. */
-static apr_status_t read_challenge(apr_pool_t *pconf, server_rec *s, const char *file,
-                                   const char **challenge)
+ * hands the secret (the password that lets any device enroll, a CMP MAC
+ * secret) to every local user, as a readable key would: refused like one. */
+apr_status_t mod_scep_read_first_line(apr_pool_t *pconf, server_rec *s, const char *directive,
+                                      const char *file, apr_size_t max, const char **line)
 {
     char *data = NULL;
     apr_size_t len = 0, line_len;
     const char *why = NULL;
     apr_status_t rv;
 
-    rv = scep_read_private_file(pconf, file, CHALLENGE_FILE_MAX, &data, &len, &why);
+    rv = scep_read_private_file(pconf, file, max, &data, &len, &why);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
@@ -298,16 +298,16 @@ static apr_status_t read_challenge(apr_pool_t *pconf, server_rec *s, const char 
         why = apr_psprintf(pconf, "%s has an empty first line", file);
         goto leave;
     }
-    *challenge = apr_pstrmemdup(pconf, data, line_len);
+    *line = apr_pstrmemdup(pconf, data, line_len);
     rv = APR_SUCCESS;
 leave:
     if (data) {
         OPENSSL_cleanse(data, len);
     }
     if (why) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     SCEPLOGNO(009) "%s: " SCEP_CHALLENGE_PASSWORD_FILE " %s%s", server_label(s),
-                     why, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(009) "%s: %s %s%s",
+                     mod_scep_server_label(s), directive, why,
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
     }
     return rv;
 }
@@ -325,7 +325,8 @@ static apr_status_t setup_challenge(apr_pool_t *pconf, server_rec *main_s, serve
         conf->challenge = main_conf->challenge;
         return APR_SUCCESS;
     }
-    return read_challenge(pconf, s, conf->challenge_file, &conf->challenge);
+    return mod_scep_read_first_line(pconf, s, SCEP_CHALLENGE_PASSWORD_FILE, conf->challenge_file,
+                                    CHALLENGE_FILE_MAX, &conf->challenge);
 }
 
 /* A key-usage directive naming a template that does not exist would make
@@ -337,8 +338,8 @@ static apr_status_t setup_templates(apr_pool_t *pconf, server_rec *s)
     if (!why) {
         return APR_SUCCESS;
     }
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(050) "%s: %s%s", server_label(s), why,
-                 scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(050) "%s: %s%s", mod_scep_server_label(s),
+                 why, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
     return APR_EINVAL;
 }
 
@@ -369,13 +370,29 @@ static apr_status_t setup_next_ca(apr_pool_t *pconf, server_rec *s)
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     SCEPLOGNO(040) "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s%s", server_label(s),
-                     prob.text ? prob.text : "unspecified failure",
+                     SCEPLOGNO(040) "%s: " SCEP_NEXT_CA_CERTIFICATE_FILE ": %s%s",
+                     mod_scep_server_label(s), prob.text ? prob.text : "unspecified failure",
                      scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         mod_scep_log_openssl(s, APLOG_EMERG);
     }
 leave:
     return rv;
+}
+
+/* Before the defaults hide what was set: a server's directives fit its
+ * CA backend. */
+static apr_status_t check_backend_directives(server_rec *main_s)
+{
+    server_rec *s;
+    apr_status_t rv;
+
+    for (s = main_s; s; s = s->next) {
+        if (mod_scep_srv_conf(s)->ca_cert_file &&
+            (rv = mod_scep_backend_check_directives(s)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
 }
 
 /* Applies the defaults and notes which servers run SCEP. */
@@ -405,6 +422,9 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     apr_status_t rv = APR_SUCCESS;
 
     (void)plog;
+    if ((rv = check_backend_directives(main_s)) != APR_SUCCESS) {
+        goto leave;
+    }
     finish_server_configs(pconf, main_s, &any_enabled, &any_legacy);
     /* Here rather than in post_config, so that `apachectl -t` says it. */
     if ((rv = require_mod_ldap(main_s)) != APR_SUCCESS ||
@@ -426,6 +446,7 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
             continue;
         }
         if ((rv = setup_pki(pconf, main_s, s)) != APR_SUCCESS ||
+            (rv = mod_scep_backend_setup(pconf, s)) != APR_SUCCESS ||
             (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS ||
             (rv = setup_next_ca(pconf, s)) != APR_SUCCESS ||
             (rv = setup_templates(pconf, s)) != APR_SUCCESS) {
@@ -463,4 +484,5 @@ void mod_scep_child_init(apr_pool_t *pchild, server_rec *s)
 {
     mod_scep_passwords_child_init(pchild, s);
     mod_scep_store_child_init(pchild, s);
+    mod_scep_poll_child_init(pchild, s);
 }

@@ -56,6 +56,7 @@
 #include <apr_strings.h>
 
 #include <httpd.h>
+#include <ap_mpm.h>
 #include <http_log.h>
 #include <mod_dbd.h>
 #include <util_mutex.h>
@@ -68,6 +69,31 @@
 #define DBD_CFG_USERDATA "mod_scep_dbd_cfg"
 
 static apr_global_mutex_t *writer_mutex;
+
+#if APR_HAS_THREADS
+/* Under a non-threaded MPM (prefork) mod_dbd lends every caller of a
+ * process its one connection: the child's background thread
+ * (mod_scep_poll.c) and the request take it in turn. NULL otherwise. */
+static apr_thread_mutex_t *shared_conn_mutex;
+#endif
+
+static void shared_conn_lock(void)
+{
+#if APR_HAS_THREADS
+    if (shared_conn_mutex) {
+        apr_thread_mutex_lock(shared_conn_mutex);
+    }
+#endif
+}
+
+static void shared_conn_unlock(void)
+{
+#if APR_HAS_THREADS
+    if (shared_conn_mutex) {
+        apr_thread_mutex_unlock(shared_conn_mutex);
+    }
+#endif
+}
 
 void mod_scep_store_pre_config(apr_pool_t *pconf)
 {
@@ -98,7 +124,14 @@ apr_status_t mod_scep_store_post_config(server_rec *s)
 void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
+#if APR_HAS_THREADS
+    int threaded = 0;
 
+    shared_conn_mutex = NULL;
+    if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS || !threaded) {
+        apr_thread_mutex_create(&shared_conn_mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
+    }
+#endif
     if (!writer_mutex) {
         return;
     }
@@ -282,8 +315,12 @@ static apr_status_t release_conn(void *baton)
     held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
     APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
 
-    if (held && held->dbd && close) {
-        close(r->server, held->dbd);
+    /* apr_pool_cleanup_run() calls this also when nothing is held */
+    if (held && held->dbd) {
+        if (close) {
+            close(r->server, held->dbd);
+        }
+        shared_conn_unlock();
     }
     ap_set_module_config(r->request_config, &scep_module, NULL);
     return APR_SUCCESS;
@@ -308,8 +345,10 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
     if (held) {
         return held->store;
     }
+    shared_conn_lock();
     dbd = open ? open(r->pool, r->server) : NULL;
     if (!dbd) {
+        shared_conn_unlock();
         ap_log_rerror(
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(309) "no database connection from mod_dbd: check DBDriver and DBDParams%s",
@@ -341,4 +380,52 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
 void mod_scep_store_release(request_rec *r)
 {
     apr_pool_cleanup_run(r->pool, r, release_conn);
+}
+
+/* A connection taken for the server (no request), given back by p's
+ * cleanup. */
+typedef struct server_conn_t {
+    server_rec *s;
+    ap_dbd_t *dbd;
+} server_conn_t;
+
+static apr_status_t close_server_conn(void *data)
+{
+    server_conn_t *held = data;
+    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+
+    if (close) {
+        close(held->s, held->dbd);
+    }
+    shared_conn_unlock();
+    return APR_SUCCESS;
+}
+
+scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_open) *open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    server_conn_t *held = apr_pcalloc(p, sizeof(*held));
+    scep_sql_conn_t conn = { 0 };
+    scep_store_t *store = NULL;
+
+    shared_conn_lock();
+    held->s = s;
+    held->dbd = open ? open(p, s) : NULL;
+    if (!held->dbd) {
+        shared_conn_unlock();
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     SCEPLOGNO(154) "no database connection from mod_dbd for the requests "
+                                    "the external CA holds: check DBDriver and DBDParams");
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, held, close_server_conn, apr_pool_cleanup_null);
+    conn.driver = held->dbd->driver;
+    conn.handle = held->dbd->handle;
+    conn.prepared = held->dbd->prepared;
+    conn.write_lock = write_lock_for(held->dbd);
+    if (scep_store_sql(p, &conn, mod_scep_log_server, s, &store) != APR_SUCCESS) {
+        apr_pool_cleanup_run(p, held, close_server_conn);
+        return NULL;
+    }
+    return store;
 }

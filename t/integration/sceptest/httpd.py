@@ -144,6 +144,18 @@ def default_directives(env):
     ]
 
 
+def external_ca_directives(backend, *pairs):
+    """Changes of the default directives (Apache.config()'s pairs) that make
+    the server an RA in front of an external CA: SCEPCAKeyFile removed (the
+    CA keeps its key), SCEPCABackend backend ('cmp' or 'helper'), then pairs,
+    e.g. ('SCEPCAHelper', '/usr/lib/certmonger/local-submit -d DIR') or
+    ('SCEPCMPServer', url), ('SCEPCMPTrustFile', path). The scepctl PKI's CA
+    certificate stays SCEPCACertificateFile: use an external CA's own
+    certificate and RA certificates it issued with (name, None) then
+    (name, value) pairs."""
+    return [('SCEPCAKeyFile', None), ('SCEPCABackend', backend)] + list(pairs)
+
+
 def dropin_line(repo, directive):
     """The server-level line of directive in the drop-in configuration
     (conf.d/scep.conf), so that the tests run with an installation's limits."""
@@ -483,6 +495,12 @@ class Apache:
         finally:
             self.startup_expected = []
             self.restart_with()
+
+    def external_ca(self, backend, *pairs, raw_extra=None, startup_expected=()):
+        """config() as an RA in front of an external CA (external_ca_directives):
+        `with httpd.external_ca('helper', ('SCEPCAHelper', path)):`."""
+        return self.config(*external_ca_directives(backend, *pairs), raw_extra=raw_extra,
+                           startup_expected=startup_expected)
 
     def db_rows(self, sql, args=()):
         """Rows of the records database (SQL with ? placeholders) as dicts."""
