@@ -282,6 +282,10 @@ static const outcome_t outcomes[] = {
       " approved: its certificate is issued, and the device receives it at its next poll." },
     { "denied", "Request", " denied." },
     { "revoked", "Certificate", " revoked: the CRL lists it." },
+    { "submitted", "Request",
+      " approved and submitted: the CA holds it, and the device receives its certificate once "
+      "the CA issues it." },
+    { "at_ca", "Request", " waits for the CA, which decides it: it can only be denied here." },
     { "not_pending", "Request",
       " is no longer pending: another manager decided it, or it expired." },
     { "unknown_request", "There is no request", "." },
@@ -318,7 +322,8 @@ static const char *form_start(request_rec *r, const char *token, const char *act
 typedef struct listing_t {
     const char *token;
     const char *search;
-    const char *reason_select; /* the revocation reasons' <select> */
+    const char *reason_select;    /* the revocation reasons' <select> */
+    const scep_enroll_env_t *env; /* who decides a request the CA holds */
     apr_array_header_t *pending;
     apr_array_header_t *certs;
     apr_array_header_t *recent;
@@ -351,6 +356,19 @@ static const char *more_html(const apr_array_header_t *items, const char *how)
                              "</p>\n", NULL);
 }
 
+/* A pending request's approval: a button, or the CA's hold (it decides). */
+static const char *approval_html(request_rec *r, const listing_t *l, const scep_txn_t *t)
+{
+    if (scep_enroll_at_ca(l->env, t)) {
+        return apr_pstrcat(r->pool, "<span class=\"at-ca\">Waiting for the CA (asked again after ",
+                           time_text(r->pool, t->ca_poll_at), ")</span> ", NULL);
+    }
+    return apr_pstrcat(
+        r->pool, form_start(r, l->token, "approve", "txn", t->transaction_id),
+        "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></form> ",
+        NULL);
+}
+
 static const char *pending_row_html(request_rec *r, const listing_t *l, const void *item)
 {
     const scep_txn_t *t = item;
@@ -361,9 +379,7 @@ static const char *pending_row_html(request_rec *r, const listing_t *l, const vo
         "</td><td>", shown(p, t->subject), "</td><td>", shown(p, t->san), "</td><td>",
         shown(p, t->key_desc), "</td><td>", shown(p, t->template_name), "</td><td>",
         shown(p, t->client_addr), "</td><td>", time_text(p, t->created), "</td><td>",
-        form_start(r, l->token, "approve", "txn", t->transaction_id),
-        "<button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button></form> ",
-        form_start(r, l->token, "deny", "txn", t->transaction_id),
+        approval_html(r, l, t), form_start(r, l->token, "deny", "txn", t->transaction_id),
         "<input type=\"text\" name=\"reason\" required maxlength=\"" APR_STRINGIFY(
             REASON_MAX) "\" placeholder=\"reason\" aria-label=\"reason for denying\">"
                         "<button type=\"submit\" name=\"decision\" "
@@ -492,19 +508,30 @@ static int send_page_html(request_rec *r, apr_table_t *args, const listing_t *l)
                                  "</body></html>\n", NULL));
 }
 
+/* Who a pending request waits for: "CA" (the external CA holds it, a
+ * ticket) or "manager"; NULL for a request that is not held. */
+static const char *waiting_for(const scep_txn_t *t)
+{
+    if (strcmp(t->status, SCEP_TXN_PENDING) != 0) {
+        return NULL;
+    }
+    return t->ca_ticket ? "CA" : "manager";
+}
+
 static json_t *txn_json(apr_pool_t *p, const void *item)
 {
     const scep_txn_t *t = item;
 
     return json_pack(
-        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "transaction_id",
+        "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "transaction_id",
         mod_scep_json_text(p, t->transaction_id), "status", mod_scep_json_text(p, t->status),
         "subject", mod_scep_json_text(p, t->subject), "san", mod_scep_json_text(p, t->san), "key",
         mod_scep_json_text(p, t->key_desc), "template", mod_scep_json_text(p, t->template_name),
         "client_addr", mod_scep_json_text(p, t->client_addr), "created",
         mod_scep_json_time(p, t->created), "updated", mod_scep_json_time(p, t->updated),
         "decided_by", mod_scep_json_text(p, t->decided_by), "reason",
-        mod_scep_json_text(p, t->reason), "serial", mod_scep_json_text(p, t->serial));
+        mod_scep_json_text(p, t->reason), "serial", mod_scep_json_text(p, t->serial), "waiting_for",
+        mod_scep_json_text(p, waiting_for(t)), "ca_poll_at", mod_scep_json_time(p, t->ca_poll_at));
 }
 
 static json_t *cert_json(apr_pool_t *p, const void *item)
@@ -571,7 +598,7 @@ static apr_status_t read_listing(request_rec *r, scep_store_t *store, listing_t 
 
 static int show_page(request_rec *r, scep_store_t *store, apr_table_t *args)
 {
-    listing_t l = { NULL, NULL, NULL, NULL, NULL, NULL };
+    listing_t l = { NULL, NULL, NULL, mod_scep_enroll_env(r), NULL, NULL, NULL };
     const char *q = apr_table_get(args, "q");
 
     l.search = q && *q ? q : NULL;
@@ -768,6 +795,12 @@ static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
     }
     if (APR_STATUS_IS_NOTFOUND(rv)) {
         return send_outcome(r, HTTP_NOT_FOUND, "unknown_request", d->id, NULL, NULL);
+    }
+    if (approve && APR_STATUS_IS_EINCOMPLETE(rv)) {
+        return send_outcome(r, HTTP_ACCEPTED, "submitted", d->id, NULL, NULL);
+    }
+    if (approve && APR_STATUS_IS_EBUSY(rv)) {
+        return send_outcome(r, HTTP_CONFLICT, "at_ca", d->id, NULL, NULL);
     }
     if (APR_STATUS_IS_EEXIST(rv)) {
         return send_outcome(r, HTTP_CONFLICT, "not_pending", d->id, NULL, NULL);

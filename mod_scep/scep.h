@@ -534,6 +534,9 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_arra
 #define SCEP_TXN_ISSUED "issued"
 #define SCEP_TXN_REJECTED "rejected"
 #define SCEP_TXN_EXPIRED "expired"
+/* decided_by of a request the external CA issued or rejected (no manager
+ * approved it first) */
+#define SCEP_DECIDED_BY_CA "CA"
 
 typedef struct scep_txn_t {
     const char *transaction_id;
@@ -551,7 +554,11 @@ typedef struct scep_txn_t {
     const char *san;           /* "DNS:a.example, IP Address:10.0.0.1"; NULL if none */
     const char *key_desc;      /* "RSA 2048", "EC prime256v1" */
     const char *client_addr;
-    const char *decided_by; /* the manager who approved or rejected */
+    const char *decided_by; /* the manager who approved or rejected; "CA" for the CA */
+    /* Held by an external CA (schema 5): the backend's ticket (opaque) and
+     * when to ask the CA again; NULL and 0 for a request no CA holds. */
+    const char *ca_ticket;
+    apr_time_t ca_poll_at;
     apr_time_t created;
     apr_time_t updated;
     int message_type; /* scep_msg_type_t of the request, 0 if not known */
@@ -575,20 +582,38 @@ struct scep_store_t {
     /* APR_NOTFOUND when the transaction is unknown. */
     apr_status_t (*find_transaction)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
                                      scep_txn_t **txn);
-    /* Records a new request in txn->status with, when cert is given, its
-     * certificate, atomically; APR_EEXIST when the transaction is already
+    /* Records a new request in txn->status (with its ticket when the CA
+     * holds it) with, when cert is given, its certificate, atomically; APR_EEXIST when the transaction is already
      * recorded (a concurrent replay won). */
     apr_status_t (*record)(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn, X509 *cert);
     /* A held (pending or approved) request gets its certificate: the state
      * change and the certificate atomically; who (NULL: keep the recorded
-     * one) is the deciding manager. APR_EEXIST when it is not held any more. */
+     * one) is the deciding manager; a ticket is cleared. APR_EEXIST when it
+     * is not held any more. */
     apr_status_t (*record_held_issued)(scep_store_t *store, apr_pool_t *p,
                                        const char *transaction_id, X509 *cert, const char *who);
     /* Moves a request from one state to another (approve, reject, expire one)
-     * with who decided and why; APR_NOTFOUND when unknown, APR_EEXIST when it
-     * is not in state `from` any more. */
+     * with who decided and why, clearing a ticket; APR_NOTFOUND when
+     * unknown, APR_EEXIST when it is not in state `from` any more or is
+     * to be approved while the CA holds it (the CA decides). */
     apr_status_t (*decide)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
                            const char *from, const char *to, const char *who, const char *reason);
+    /* A held request the external CA holds: its ticket and the time of the
+     * next poll replaced, and pending (an approved one was submitted, by
+     * who: NULL keeps the recorded one); APR_EEXIST when it is not held
+     * any more. */
+    apr_status_t (*hold_at_ca)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                               const char *ticket, apr_time_t poll_at, const char *who);
+    /* Claims the poll of a request the CA holds, so that one process asks:
+     * its poll time moves from seen (as read) to next; APR_EEXIST when it
+     * is not seen any more (another process claimed it, or it was
+     * decided). Times in whole seconds. */
+    apr_status_t (*claim_ca_poll)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                                  apr_time_t seen, apr_time_t next);
+    /* Held requests with a ticket whose poll time is at most now, the
+     * earliest first, at most limit. */
+    apr_status_t (*list_ca_due)(scep_store_t *store, apr_pool_t *p, apr_time_t now, int limit,
+                                apr_array_header_t **txns);
     /* Every request pending since before `before` becomes expired. */
     apr_status_t (*expire_pending)(scep_store_t *store, apr_pool_t *p, apr_time_t before,
                                    const char *reason);

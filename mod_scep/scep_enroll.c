@@ -88,6 +88,10 @@ static void answer_approved(scep_enroll_op_t *op, scep_store_t *store, const sce
                       txn->decided_by, prob.text);
         scep_enroll_refuse(op, SCEPLOGNO(218), prob.fail_info, prob.event, prob.text);
         return;
+    case APR_EINCOMPLETE:
+        /* submitted now: the CA holds it (scep_enroll_submitted() logged) */
+        op->outcome->kind = SCEP_OUTCOME_HELD;
+        return;
     case APR_EEXIST:
         /* A concurrent poll issued it first. */
         if (store->find_transaction(store, op->p, txn->transaction_id, &now) == APR_SUCCESS) {
@@ -166,6 +170,31 @@ static int same_request(const scep_enroll_op_t *op, const scep_txn_t *txn)
     return digest && strcmp(digest, txn->csr_digest) == 0;
 }
 
+/* A request the CA holds: a CertPoll asks the CA when its poll is due
+ * (scep_enroll_ask_ca()), a resent request is answered as held, as one
+ * held for a manager. */
+static void answer_at_ca(scep_enroll_op_t *op, scep_store_t *store, const scep_txn_t *txn)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert;
+    int asked;
+
+    op->outcome->kind = SCEP_OUTCOME_HELD;
+    if (op->req->message_type != SCEP_MSG_CERTPOLL) {
+        return;
+    }
+    switch (scep_enroll_ask_ca(op->env, store, txn, &cert, &prob, &asked)) {
+    case APR_SUCCESS:
+        scep_enroll_succeed(op, cert);
+        return;
+    case APR_EINVAL:
+        scep_enroll_refuse(op, SCEPLOGNO(252), prob.fail_info, prob.event, prob.text);
+        return;
+    default:
+        return;
+    }
+}
+
 /* A transaction seen before answers its current state. */
 static void answer_recorded(scep_enroll_op_t *op, scep_store_t *store, scep_txn_t *txn,
                             const X509_PUBKEY *key)
@@ -186,6 +215,9 @@ static void answer_recorded(scep_enroll_op_t *op, scep_store_t *store, scep_txn_
     }
     else if (strcmp(txn->status, SCEP_TXN_ISSUED) == 0) {
         answer_issued(op, txn);
+    }
+    else if (scep_enroll_at_ca(op->env, txn)) {
+        answer_at_ca(op, store, txn);
     }
     else if (strcmp(txn->status, SCEP_TXN_PENDING) == 0) {
         op->outcome->kind = SCEP_OUTCOME_HELD;
@@ -338,6 +370,50 @@ static int record_new(scep_enroll_op_t *op, scep_store_t *store, const scep_txn_
     return rv == APR_SUCCESS;
 }
 
+/* A stand-alone CA holds every request, as the white paper says of one;
+ * under an enterprise CA the template decides. */
+static int must_hold(const scep_enroll_op_t *op)
+{
+    return op->conf->standalone || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
+}
+
+/* Records the request held: HELD. For a CA manager, or with the ticket
+ * of the external CA that holds it (ticket not NULL). */
+static void hold(scep_enroll_op_t *op, scep_store_t *store, const scep_ca_ticket_t *ticket)
+{
+    scep_txn_t txn = { 0 };
+
+    describe_request(op, SCEP_TXN_PENDING, &txn);
+    /* what approval or a poll of the CA needs, without the challenge password */
+    txn.csr_pem = scep_csr_pem_at_rest(op->p, op->req->csr);
+    if (!txn.csr_pem) {
+        scep_enroll_log_openssl(op->env, SCEP_LOG_ERR);
+        scep_enroll_fault(op);
+        return;
+    }
+    if (ticket && scep_enroll_ca_ticket(op->env, txn.transaction_id, ticket, &txn) != APR_SUCCESS) {
+        scep_enroll_fault(op);
+        return;
+    }
+    if (!record_new(op, store, &txn, NULL)) {
+        return;
+    }
+    op->outcome->kind = SCEP_OUTCOME_HELD;
+    if (ticket) {
+        scep_enroll_log(op->env, SCEP_LOG_INFO,
+                        SCEPLOGNO(241) "transaction %s: request for \"%s\" (template %s) from %s "
+                                       "submitted, the CA holds it (asked again in %d s)",
+                        txn.transaction_id, scep_enroll_logged(op->p, txn.subject),
+                        txn.template_name, txn.client_addr, scep_enroll_ca_wait(txn.ca_poll_at));
+        return;
+    }
+    scep_enroll_log(op->env, SCEP_LOG_NOTICE,
+                    SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
+                                   "held for a CA manager's approval",
+                    txn.transaction_id, scep_enroll_logged(op->p, txn.subject), txn.template_name,
+                    txn.client_addr);
+}
+
 static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
 {
     scep_ca_backend_t *ca = op->env->ca;
@@ -345,8 +421,13 @@ static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
     scep_txn_t txn = { 0 };
     scep_ca_ticket_t ticket = { NULL, 0 };
     X509 *cert;
+    apr_status_t rv = ca->issue(ca, op->p, op->req->csr, op->tmpl, &cert, &ticket, &prob);
 
-    if (ca->issue(ca, op->p, op->req->csr, op->tmpl, &cert, &ticket, &prob) != APR_SUCCESS) {
+    if (rv == APR_EINCOMPLETE) {
+        hold(op, store, &ticket);
+        return;
+    }
+    if (rv != APR_SUCCESS) {
         if (prob.fail_info == SCEP_FAIL_NONE) {
             scep_enroll_fault(op);
             return;
@@ -362,37 +443,6 @@ static void issue_and_record(scep_enroll_op_t *op, scep_store_t *store)
                     SCEPLOGNO(207) "transaction %s: issued certificate for \"%s\"",
                     txn.transaction_id, scep_enroll_logged(op->p, txn.subject));
     scep_enroll_succeed(op, cert);
-}
-
-/* A stand-alone CA holds every request, as the white paper says of one;
- * under an enterprise CA the template decides. */
-static int must_hold(const scep_enroll_op_t *op)
-{
-    return op->conf->standalone || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
-}
-
-/* Records the request for a CA manager: HELD. */
-static void hold(scep_enroll_op_t *op, scep_store_t *store)
-{
-    scep_txn_t txn = { 0 };
-
-    describe_request(op, SCEP_TXN_PENDING, &txn);
-    /* what approval needs, without the challenge password */
-    txn.csr_pem = scep_csr_pem_at_rest(op->p, op->req->csr);
-    if (!txn.csr_pem) {
-        scep_enroll_log_openssl(op->env, SCEP_LOG_ERR);
-        scep_enroll_fault(op);
-        return;
-    }
-    if (!record_new(op, store, &txn, NULL)) {
-        return;
-    }
-    scep_enroll_log(op->env, SCEP_LOG_NOTICE,
-                    SCEPLOGNO(265) "transaction %s: request for \"%s\" (template %s) from %s "
-                                   "held for a CA manager's approval",
-                    txn.transaction_id, scep_enroll_logged(op->p, txn.subject), txn.template_name,
-                    txn.client_addr);
-    op->outcome->kind = SCEP_OUTCOME_HELD;
 }
 
 /* PKCSReq and RenewalReq. */
@@ -433,7 +483,7 @@ static void enroll(scep_enroll_op_t *op)
         return;
     }
     if (must_hold(op)) {
-        hold(op, store);
+        hold(op, store, NULL);
     }
     else {
         issue_and_record(op, store);

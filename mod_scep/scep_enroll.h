@@ -55,7 +55,8 @@ struct scep_ca_backend_t {
     void *baton;
     /* A certificate for csr (verified, allowed by tmpl's policy) under tmpl,
      * or APR_EINCOMPLETE with *ticket filled: the CA holds the request (the
-     * built-in CA never does; the engine answers it as a fault for now). */
+     * built-in CA never does): the engine records it held with the ticket
+     * and answers PENDING. */
     apr_status_t (*issue)(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
                           const scep_template_t *tmpl, X509 **cert, scep_ca_ticket_t *ticket,
                           scep_problem_t *prob);
@@ -66,7 +67,8 @@ struct scep_ca_backend_t {
     /* NULL for a CA that never holds a request (the built-in CA). Asks again
      * about the request of ticket->text (csr is the request's, tmpl its
      * template): as issue(); APR_EINCOMPLETE when still held, with *ticket
-     * replaced (the CA may give a new cookie). Not called by the engine yet. */
+     * replaced (the CA may give a new cookie), by CertPoll and the
+     * background round (scep_enroll_poll_ca()). */
     apr_status_t (*poll)(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
                          const scep_template_t *tmpl, scep_ca_ticket_t *ticket, X509 **cert,
                          scep_problem_t *prob);
@@ -144,7 +146,7 @@ typedef struct scep_enroll_env_t {
 
 typedef enum {
     SCEP_OUTCOME_ISSUED,  /* SUCCESS: cert, or crl for GetCRL */
-    SCEP_OUTCOME_HELD,    /* PENDING: waiting for a CA manager */
+    SCEP_OUTCOME_HELD,    /* PENDING: waiting for a CA manager or the external CA */
     SCEP_OUTCOME_REFUSED, /* FAILURE: problem's failInfo and text (logged) */
     SCEP_OUTCOME_FAULT    /* a server fault (logged): FAILURE, try again later */
 } scep_outcome_kind_t;
@@ -181,11 +183,20 @@ void scep_enroll_reply(apr_pool_t *p, const scep_pki_t *pki, int include_chain,
  * transaction; APR_EEXIST: not held any more (decided before, or
  * expired); APR_EINVAL (approve): the request cannot be issued under the
  * current configuration, prob->text says why and the request is rejected
- * with that reason; APR_EGENERAL: server fault (logged). */
+ * with that reason; APR_EINCOMPLETE (approve): submitted, the external CA
+ * holds it (recorded with its ticket, scep_enroll_at_ca()); APR_EBUSY
+ * (approve): refused, the CA holds the request and decides it (deny
+ * rejects it here); APR_EGENERAL: server fault (logged). */
 apr_status_t scep_enroll_approve(const scep_enroll_env_t *env, const char *transaction_id,
                                  const char *who, scep_problem_t *prob);
 apr_status_t scep_enroll_deny(const scep_enroll_env_t *env, const char *transaction_id,
                               const char *who, const char *reason);
+
+/* 1 when a held request waits for the external CA (pending with a ticket)
+ * and the backend can ask it (poll()): the CA decides, a manager can only
+ * deny it. Without poll() (the built-in CA configured since), a manager
+ * may approve it, which issues with the backend of the moment. */
+int scep_enroll_at_ca(const scep_enroll_env_t *env, const scep_txn_t *txn);
 
 /* Requests held longer than SCEPRefreshPeriod become expired: before
  * pending requests are listed. APR_EGENERAL when the records cannot be
@@ -193,11 +204,12 @@ apr_status_t scep_enroll_deny(const scep_enroll_env_t *env, const char *transact
 apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env);
 
 /* Requests an external CA holds (recorded with a ticket) whose next poll
- * is due: each is asked about again through env->ca->poll() and recorded
- * as the CA answers (issued, rejected, or held with a new ticket), as a
- * device's CertPoll would. For a background task (no device waits on it);
- * *asked counts the polls made. APR_EGENERAL when the records cannot be
- * reached (logged). ISSUE 13: a stub until the engine knows tickets. */
+ * is due, the earliest 32 at most: each is claimed and asked about again
+ * through env->ca->poll() and recorded as the CA answers (issued, rejected,
+ * or held with a new ticket), by the same step as a device's CertPoll
+ * (scep_enroll_ca.c). For a background task (no device waits on it);
+ * *asked counts the polls made (none without poll()). APR_EGENERAL when
+ * the records cannot be reached (logged). */
 apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked);
 
 #endif /* mod_scep_scep_enroll_h */

@@ -14,13 +14,17 @@
 /*
  * Held requests in the enrollment engine: their expiry after
  * SCEPRefreshPeriod, their issuance once approved (at the device's next
- * message after scepctl approve, or at once on the CA manager page), and a
- * CA manager's decisions.
+ * message after scepctl approve, or at once on the CA manager page), a CA
+ * manager's decisions, and the background round over those an external
+ * CA holds (its poll step is scep_enroll_ca.c's).
  */
 
 #include <apr_strings.h>
 
 #include "scep_enroll_int.h"
+
+/* Requests the CA holds asked about in one background round, at most. */
+#define CA_ROUND_MAX 32
 
 static apr_time_t refresh_period(const scep_enroll_conf_t *conf)
 {
@@ -71,7 +75,12 @@ apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_s
         scep_enroll_log_openssl(env, SCEP_LOG_WARNING);
         return APR_EINVAL;
     }
-    if (env->ca->issue(env->ca, p, csr, tmpl, cert, &ticket, prob) != APR_SUCCESS) {
+    switch (env->ca->issue(env->ca, p, csr, tmpl, cert, &ticket, prob)) {
+    case APR_SUCCESS:
+        break;
+    case APR_EINCOMPLETE:
+        return scep_enroll_submitted(env, store, txn, &ticket);
+    default:
         /* a refusal is the request's; a fault was logged by the backend */
         return prob->fail_info == SCEP_FAIL_NONE ? APR_EGENERAL : APR_EINVAL;
     }
@@ -133,6 +142,15 @@ apr_status_t scep_enroll_approve(const scep_enroll_env_t *env, const char *trans
     if ((rv = find_held(env, store, transaction_id, &txn)) != APR_SUCCESS) {
         return rv;
     }
+    if (scep_enroll_at_ca(env, txn)) {
+        scep_enroll_log(env, SCEP_LOG_NOTICE,
+                        SCEPLOGNO(249) "transaction %s: approval by %s refused: the CA holds the "
+                                       "request and decides it",
+                        scep_enroll_logged(p, transaction_id), scep_enroll_logged(p, who));
+        return APR_EBUSY;
+    }
+    /* who approved, for the log line if the CA holds it (submitted) */
+    txn->decided_by = who;
     rv = scep_enroll_issue_held_request(env, store, txn, who, &cert, prob);
     if (rv == APR_EINVAL) {
         reject_unissuable(env, store, txn, who, prob);
@@ -185,7 +203,30 @@ apr_status_t scep_enroll_expire_pending(const scep_enroll_env_t *env)
 
 apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
 {
-    (void)env;
+    scep_store_t *store = records(env);
+    scep_problem_t prob;
+    apr_array_header_t *due;
+    scep_txn_t *txn;
+    X509 *cert;
+    int i, one;
+
     *asked = 0;
+    if (!store) {
+        return APR_EGENERAL;
+    }
+    if (!env->ca->poll) {
+        return APR_SUCCESS;
+    }
+    if (store->list_ca_due(store, env->pool, apr_time_now(), CA_ROUND_MAX, &due) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < due->nelts; i++) {
+        txn = APR_ARRAY_IDX(due, i, scep_txn_t *);
+        prob = (scep_problem_t){ SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+        if (!scep_enroll_held_too_long(env, store, txn)) {
+            scep_enroll_ask_ca(env, store, txn, &cert, &prob, &one);
+            *asked += one;
+        }
+    }
     return APR_SUCCESS;
 }

@@ -79,12 +79,42 @@ int scep_enroll_held_too_long(const scep_enroll_env_t *env, scep_store_t *store,
 
 /* Issues the certificate of a held request under the configuration as it
  * is now (the template may have changed since it was held) and records it.
- * APR_EINVAL with prob when it cannot be issued; APR_EEXIST when it was
- * decided meanwhile; APR_EGENERAL on a server fault (logged)
+ * APR_EINVAL with prob when it cannot be issued; APR_EINCOMPLETE when the
+ * external CA holds it (recorded, scep_enroll_submitted()); APR_EEXIST when
+ * it was decided meanwhile; APR_EGENERAL on a server fault (logged)
  * (scep_enroll_decide.c). */
 apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_store_t *store,
                                             const scep_txn_t *txn, const char *who, X509 **cert,
                                             scep_problem_t *prob);
+
+/* ----------------------------------------------------------------------
+ * Requests an external CA holds (scep_enroll_ca.c)
+ */
+
+/* Fills txn's ticket and next poll time from what the CA's issue() gave
+ * with APR_EINCOMPLETE; APR_EGENERAL (logged) when it gave no ticket. */
+apr_status_t scep_enroll_ca_ticket(const scep_enroll_env_t *env, const char *transaction_id,
+                                   const scep_ca_ticket_t *ticket, scep_txn_t *txn);
+
+/* Seconds from now to a poll time, for log lines. */
+int scep_enroll_ca_wait(apr_time_t when);
+
+/* A manager's approved request that the CA holds after its issue():
+ * recorded pending with the ticket, logged. APR_EINCOMPLETE when so;
+ * APR_EEXIST when decided meanwhile; APR_EGENERAL (logged) on a fault. */
+apr_status_t scep_enroll_submitted(const scep_enroll_env_t *env, scep_store_t *store,
+                                   const scep_txn_t *txn, const scep_ca_ticket_t *ticket);
+
+/* The poll step of a request the CA holds, for CertPoll and the
+ * background round alike: when txn is scep_enroll_at_ca(), its poll is due
+ * and this process claims it (*asked 1), the CA is asked and its answer
+ * recorded and logged: APR_SUCCESS issued (*cert); APR_EINVAL rejected
+ * (prob, as the CA said: the request is rejected by "CA"); APR_EINCOMPLETE
+ * otherwise: still held, with a new ticket or poll time (a fault of the
+ * CA's, logged, is asked again later), or not asked. */
+apr_status_t scep_enroll_ask_ca(const scep_enroll_env_t *env, scep_store_t *store,
+                                const scep_txn_t *txn, X509 **cert, scep_problem_t *prob,
+                                int *asked);
 
 /* A RenewalReq, or a PKCSReq signed by a certificate that names this CA as
  * its issuer and is not self-signed (scep_enroll_renewal.c). */

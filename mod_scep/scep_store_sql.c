@@ -143,6 +143,15 @@ static const char *const schema_v4_no_secrets[] = {
     "UPDATE scep_request SET csr_pem = NULL WHERE status NOT IN ('pending', 'approved')", NULL
 };
 
+/* Requests an external CA holds: the backend's ticket and when to ask the
+ * CA again, in seconds since the epoch (BIGINT: PostgreSQL's INTEGER ends
+ * in 2038; SQLite reads it as INTEGER). */
+static const char *const schema_v5_ca_tickets[] = {
+    "ALTER TABLE scep_request ADD COLUMN ca_ticket TEXT",
+    "ALTER TABLE scep_request ADD COLUMN ca_poll_at BIGINT",
+    "CREATE INDEX IF NOT EXISTS scep_request_ca_poll ON scep_request (ca_poll_at)", NULL
+};
+
 static int strip_held_csrs(const struct sql_store_t *st);
 
 /* Applied in order; a new schema version is a new entry at the end. */
@@ -151,6 +160,7 @@ static const migration_t migrations[] = {
     { 2, schema_v2, NULL },
     { 3, schema_v3_transaction_binding, NULL },
     { 4, schema_v4_no_secrets, strip_held_csrs },
+    { 5, schema_v5_ca_tickets, NULL },
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -234,6 +244,9 @@ enum {
     STMT_RECORD_HELD_ISSUED,
     STMT_DECIDE,
     STMT_EXPIRE_PENDING,
+    STMT_HOLD_AT_CA,
+    STMT_CLAIM_CA_POLL,
+    STMT_LIST_CA_DUE,
     STMT_LIST_REQUESTS,
     STMT_LIST_REQUESTS_IN,
     STMT_FIND_CERT,
@@ -252,7 +265,7 @@ typedef struct statement_t {
 #define REQUEST_COLUMNS \
     "r.transaction_id, r.key_id, r.status, r.subject, r.serial, r.reason, r.message_type," \
     " c.cert_pem, r.signer_key_id, r.template, r.csr_pem, r.san, r.key_desc, r.client_addr," \
-    " r.decided_by, r.created, r.updated, r.csr_digest" \
+    " r.decided_by, r.created, r.updated, r.csr_digest, r.ca_ticket, r.ca_poll_at" \
     " FROM scep_request r LEFT JOIN scep_cert c ON c.serial = r.serial"
 
 /* The columns cert_of_row() reads, in its order. */
@@ -260,29 +273,47 @@ typedef struct statement_t {
     "serial, cert_pem, revoked_at, revocation_reason, subject, transaction_id, not_before," \
     " not_after FROM scep_cert"
 
-/* %d marks an INTEGER column: PostgreSQL types the parameter from it. */
+/* %d marks an INTEGER column, %lld a BIGINT one: PostgreSQL types the
+ * parameter from it. A state change out of the held states clears the
+ * ticket; a request the CA holds is not approved (the CA decides). */
 static const statement_t statements[STMT_COUNT] = {
     { "mod_scep_find_transaction", "SELECT " REQUEST_COLUMNS " WHERE r.transaction_id = %s" },
     { "mod_scep_insert_request",
       "INSERT INTO scep_request (transaction_id, key_id, status, subject, message_type,"
       " serial, reason, client_addr, created, updated, signer_key_id, template, csr_pem, san,"
-      " key_desc, csr_digest)"
-      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" },
+      " key_desc, csr_digest, ca_ticket, ca_poll_at)"
+      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld)" },
     { "mod_scep_insert_cert",
       "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
       " cert_pem, created)"
       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
     { "mod_scep_record_held_issued",
       "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
-      " decided_by = COALESCE(%s, decided_by), csr_pem = NULL"
+      " decided_by = COALESCE(%s, decided_by), csr_pem = NULL, ca_ticket = NULL,"
+      " ca_poll_at = NULL"
       " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
     { "mod_scep_decide",
       "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s,"
-      " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END"
-      " WHERE transaction_id = %s AND status = %s" },
+      " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END, ca_ticket = NULL,"
+      " ca_poll_at = NULL"
+      " WHERE transaction_id = %s AND status = %s"
+      " AND (ca_ticket IS NULL OR %s <> 'approved')" },
     { "mod_scep_expire_pending",
-      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s, csr_pem = NULL"
+      "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s, csr_pem = NULL,"
+      " ca_ticket = NULL, ca_poll_at = NULL"
       " WHERE status = 'pending' AND created < %s" },
+    { "mod_scep_hold_at_ca",
+      "UPDATE scep_request SET status = 'pending', ca_ticket = %s, ca_poll_at = %lld,"
+      " updated = %s, decided_by = COALESCE(%s, decided_by)"
+      " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
+    { "mod_scep_claim_ca_poll",
+      "UPDATE scep_request SET ca_poll_at = %lld"
+      " WHERE transaction_id = %s AND status = 'pending' AND ca_ticket IS NOT NULL"
+      " AND ca_poll_at = %lld" },
+    { "mod_scep_list_ca_due",
+      "SELECT " REQUEST_COLUMNS " WHERE r.status = 'pending' AND r.ca_ticket IS NOT NULL"
+      " AND r.ca_poll_at <= %lld"
+      " ORDER BY r.ca_poll_at, r.transaction_id LIMIT %d" },
     { "mod_scep_list_requests",
       "SELECT " REQUEST_COLUMNS " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
     { "mod_scep_list_requests_in", "SELECT " REQUEST_COLUMNS " WHERE r.status = %s"
@@ -772,6 +803,25 @@ static apr_time_t time_of_iso8601(const char *text)
     return apr_time_exp_gmt_get(&when, &tm) == APR_SUCCESS ? when : 0;
 }
 
+/* A time in seconds since the epoch (ca_poll_at) as the column holds it,
+ * and back; 0 (none) for NULL or anything else. */
+static const char *seconds_of(apr_pool_t *p, apr_time_t when)
+{
+    return apr_psprintf(p, "%" APR_TIME_T_FMT, apr_time_sec(when));
+}
+
+static apr_time_t time_of_seconds(const char *text)
+{
+    apr_int64_t seconds;
+    char *end;
+
+    if (!text) {
+        return 0;
+    }
+    seconds = apr_strtoi64(text, &end, 10);
+    return *end || seconds <= 0 ? 0 : apr_time_from_sec(seconds);
+}
+
 /* The revocation_reason column; anything but a code counts as none. */
 static int reason_of(const char *text)
 {
@@ -827,6 +877,8 @@ static scep_txn_t *txn_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_
     txn->created = time_of_iso8601(entry_or_null(p, st, row, 15));
     txn->updated = time_of_iso8601(entry_or_null(p, st, row, 16));
     txn->csr_digest = entry_or_null(p, st, row, 17);
+    txn->ca_ticket = entry_or_null(p, st, row, 18);
+    txn->ca_poll_at = time_of_seconds(entry_or_null(p, st, row, 19));
     return txn;
 }
 
@@ -1105,10 +1157,12 @@ static int insert_request(const sql_store_t *st, apr_pool_t *p, const scep_txn_t
                            txn->csr_pem,
                            txn->san,
                            txn->key_desc,
-                           txn->csr_digest };
+                           txn->csr_digest,
+                           txn->ca_ticket,
+                           txn->ca_ticket ? seconds_of(p, txn->ca_poll_at) : NULL };
     int nrows;
 
-    return pquery(st, p, STMT_INSERT_REQUEST, 16, args, &nrows);
+    return pquery(st, p, STMT_INSERT_REQUEST, 18, args, &nrows);
 }
 
 static int insert_cert(const sql_store_t *st, apr_pool_t *p, const char *transaction_id,
@@ -1284,9 +1338,9 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
 {
     sql_store_t *st = store->baton;
     /* an approved request keeps its CSR until it is issued */
-    const char *args[] = { to, who, reason, iso8601_now(p), to, transaction_id, from };
+    const char *args[] = { to, who, reason, iso8601_now(p), to, transaction_id, from, to };
     const char *error = NULL;
-    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 7, args, &nrows, &error);
+    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 8, args, &nrows, &error);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, SCEPLOGNO(312) "cannot change transaction %s from %s to %s: %s",
@@ -1311,6 +1365,55 @@ static apr_status_t expire_pending(scep_store_t *store, apr_pool_t *p, apr_time_
     if (nrows > 0) {
         store_log(st, SCEP_LOG_NOTICE,
                   SCEPLOGNO(314) "%d pending requests expired without a decision", nrows);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t hold_at_ca(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                               const char *ticket, apr_time_t poll_at, const char *who)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { ticket, seconds_of(p, poll_at), iso8601_now(p), who, transaction_id };
+    const char *error = NULL;
+    int nrows, err = locked_pquery(st, p, STMT_HOLD_AT_CA, 5, args, &nrows, &error);
+
+    if (err) {
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(347) "cannot record the CA's ticket of transaction %s: %s%s",
+                  transaction_id, error, scep_event_text(SCEP_EVENT_FAIL_SUBMIT));
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : why_unchanged(store, p, transaction_id);
+}
+
+static apr_status_t claim_ca_poll(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
+                                  apr_time_t seen, apr_time_t next)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { seconds_of(p, next), transaction_id, seconds_of(p, seen) };
+    const char *error = NULL;
+    int nrows, err = locked_pquery(st, p, STMT_CLAIM_CA_POLL, 3, args, &nrows, &error);
+
+    if (err) {
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(348) "cannot claim the next poll of transaction %s at the CA: %s",
+                  transaction_id, error);
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : APR_EEXIST;
+}
+
+static apr_status_t list_ca_due(scep_store_t *store, apr_pool_t *p, apr_time_t now, int limit,
+                                apr_array_header_t **txns)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { seconds_of(p, now), apr_itoa(p, limit) };
+    const char *error = NULL;
+
+    if (select_rows(st, p, STMT_LIST_CA_DUE, 2, args, read_txn, txns, &error)) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(349) "cannot list the requests the CA holds: %s",
+                  error);
+        return APR_EGENERAL;
     }
     return APR_SUCCESS;
 }
@@ -1440,6 +1543,9 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
     st->store.record_held_issued = record_held_issued;
     st->store.decide = decide;
     st->store.expire_pending = expire_pending;
+    st->store.hold_at_ca = hold_at_ca;
+    st->store.claim_ca_poll = claim_ca_poll;
+    st->store.list_ca_due = list_ca_due;
     st->store.list_requests = list_requests;
     st->store.find_cert = find_cert;
     st->store.list_certs = list_certs;

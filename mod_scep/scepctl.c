@@ -1160,19 +1160,32 @@ static const char *field(ctl_t *ctl, const char *text)
     return scep_escape_text(ctl->p, or_dash(text), SCEP_ESCAPE_BACKSLASH);
 }
 
+/* Who a pending request waits for: "CA" when the external CA holds it
+ * (a ticket), "manager" otherwise; "-" for a request that is not held. */
+static const char *waiting_for(const scep_txn_t *txn)
+{
+    if (strcmp(txn->status, SCEP_TXN_PENDING) != 0) {
+        return "-";
+    }
+    return txn->ca_ticket ? "CA" : "manager";
+}
+
+/* The last column is the newest (waiting-for): scripts reading the
+ * earlier ones by position keep working. */
 static void print_requests(ctl_t *ctl, const apr_array_header_t *txns)
 {
     const scep_txn_t *txn;
     int i;
 
     puts("# transaction-id\tstatus\tcreated\tsubject\tsubjectAltName\tkey\ttemplate\t"
-         "address\tdecided-by\treason");
+         "address\tdecided-by\treason\twaiting-for");
     for (i = 0; i < txns->nelts; i++) {
         txn = APR_ARRAY_IDX(txns, i, const scep_txn_t *);
-        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", field(ctl, txn->transaction_id),
+        printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", field(ctl, txn->transaction_id),
                field(ctl, txn->status), time_text(ctl->p, txn->created), field(ctl, txn->subject),
                field(ctl, txn->san), field(ctl, txn->key_desc), field(ctl, txn->template_name),
-               field(ctl, txn->client_addr), field(ctl, txn->decided_by), field(ctl, txn->reason));
+               field(ctl, txn->client_addr), field(ctl, txn->decided_by), field(ctl, txn->reason),
+               waiting_for(txn));
     }
 }
 
@@ -1220,11 +1233,28 @@ static apr_status_t cmd_list(ctl_t *ctl)
     return APR_SUCCESS;
 }
 
+/* 1 when the transaction is a request the external CA holds. */
+static int held_by_ca(ctl_t *ctl, scep_store_t *store, const char *transaction_id)
+{
+    scep_txn_t *txn;
+
+    return store->find_transaction(store, ctl->p, transaction_id, &txn) == APR_SUCCESS &&
+           strcmp(txn->status, SCEP_TXN_PENDING) == 0 && txn->ca_ticket;
+}
+
 /* Why a decision on a transaction changed nothing. */
-static apr_status_t decision_error(ctl_t *ctl, apr_status_t rv, const char *what)
+static apr_status_t decision_error(ctl_t *ctl, scep_store_t *store, apr_status_t rv,
+                                   const char *what)
 {
     if (rv == APR_NOTFOUND) {
         return ctl_error(ctl, rv, apr_psprintf(ctl->p, "no request %s", what));
+    }
+    if (rv == APR_EEXIST && held_by_ca(ctl, store, what)) {
+        return ctl_error(ctl, rv,
+                         apr_psprintf(ctl->p,
+                                      "request %s waits for the CA, which decides it (deny "
+                                      "rejects it here)",
+                                      what));
     }
     if (rv == APR_EEXIST) {
         return ctl_error(ctl, rv, apr_psprintf(ctl->p, "request %s is not pending", what));
@@ -1258,7 +1288,7 @@ static apr_status_t decide(ctl_t *ctl, const char *to, const char *reason)
     }
     rv = store->decide(store, ctl->p, ctl->file, SCEP_TXN_PENDING, to, who, reason);
     if (rv != APR_SUCCESS) {
-        return decision_error(ctl, rv, ctl->file);
+        return decision_error(ctl, store, rv, ctl->file);
     }
     printf("%s: %s by %s\n", ctl->file, to, who);
     return APR_SUCCESS;

@@ -30,7 +30,7 @@ OID_SAN = ObjectIdentifier('2.5.29.17')
 OID_UPN = '1.3.6.1.4.1.311.20.2.3'
 HOSTILE = 'a\tb\nFORGED\tROW\x1b[31mred\x1b]0;title\x07\x7f\u009b31m\\x41 Gr\u00fc\u00dfe'
 COLUMNS = ('transaction_id', 'status', 'created', 'subject', 'san', 'key_desc', 'template',
-           'client_addr', 'decided_by', 'reason')
+           'client_addr', 'decided_by', 'reason', 'waiting_for')
 
 
 @pytest.fixture(scope='module')
@@ -110,7 +110,7 @@ def test_scepctl_list_escapes_what_the_records_hold(standalone, scep, keys):
     assert '\\x1B[31mred' in row['subject'] and '\\xC2\\x9B31m' in row['subject'], row
     assert '\\\\x41' in row['subject'], row  # a backslash of the text, doubled
     assert 'Gr\u00fc\u00dfe' in row['subject']  # UTF-8 as it is
-    assert row['status'] == 'pending'
+    assert row['status'] == 'pending' and row['waiting_for'] == 'manager', row
 
 
 def test_scepctl_list_escapes_bytes_that_are_not_utf8(standalone, scep, keys):

@@ -307,6 +307,46 @@ def test_approve_json_and_twice(held, dev, keys):
     assert_redirect(r, 'not_pending', msg.transaction_id)
 
 
+def test_request_held_by_the_ca_shown_as_waiting_for_it(held, dev, keys):
+    """A held request with an external CA's ticket (schema 5, as the engine
+    records it when the CA holds a request) waits for the CA: the JSON rows
+    and scepctl list's last column say so, scepctl approve refuses it (the
+    CA decides) and deny rejects it, clearing the ticket. This server's CA
+    is the built-in one, which cannot ask an external CA: the page offers
+    the approval, which issues with it."""
+    msg = A.hold(dev, keys.take(), 'at-ca.example.test')
+    other = A.hold(dev, keys.take(), 'at-ca-2.example.test')
+    for m in (msg, other):
+        held.db_execute("UPDATE scep_request SET ca_ticket = 'cookie 1', ca_poll_at = 4102444800"
+                        " WHERE transaction_id = ?", (m.transaction_id,))
+    j = page(held, accept='application/json').json()
+    rows = {t['transaction_id']: t for t in j['pending']}
+    t = rows[msg.transaction_id]
+    assert t['waiting_for'] == 'CA' and t['ca_poll_at'] == '2100-01-01T00:00:00Z', t
+    assert all(t['waiting_for'] == 'manager' for i, t in rows.items()
+               if i not in (msg.transaction_id, other.transaction_id)), rows
+    code, out, err = held.scepctl_records('list')
+    lines = out.splitlines()
+    assert lines[0].endswith('\treason\twaiting-for'), lines[0]
+    listed = {ln.split('\t')[0]: ln.split('\t') for ln in lines[1:]}
+    assert listed[msg.transaction_id][1] == 'pending' and listed[msg.transaction_id][-1] == 'CA'
+    code, out, err = held.scepctl_records('approve', '--by', 'erin', msg.transaction_id)
+    assert code == 1 and 'waits for the CA, which decides it' in err, (code, out, err)
+    assert request_row(held, msg.transaction_id)['status'] == 'pending'
+    code, out, err = held.scepctl_records('deny', '--by', 'erin', '--reason', 'not ours',
+                                          msg.transaction_id)
+    assert code == 0, err
+    row = request_row(held, msg.transaction_id)
+    assert row['status'] == 'rejected' and row['ca_ticket'] is None, row
+    # the built-in CA issues what the external one held
+    assert 'value="approve"' in page(held).text.split('id="txn-%s"' % other.transaction_id)[1] \
+        .split('</tr>')[0]
+    r = decide(held, 'approve', 'txn', other.transaction_id, accept='application/json')
+    assert r.status == 200 and r.json()['result'] == 'approved', (r.status, r.body)
+    row = request_row(held, other.transaction_id)
+    assert row['status'] == 'issued' and row['ca_ticket'] is None, row
+
+
 def test_expired_request_is_not_offered(held, dev, keys):
     """A request held longer than SCEPRefreshPeriod expires when the page
     is listed: it is no longer pending, and approving it comes too late."""

@@ -13,8 +13,11 @@
 
 /* The enrollment engine (scep_enroll.c) driven by real pkiMessages, parsed
  * by scep_request_parse(), against the records on SQLite with the built-in
- * CA and a password store of the test's own. */
+ * CA and a password store of the test's own; requests an external CA holds
+ * with a real certmonger helper backend (t/unit/helpers/stateful around
+ * certmonger's local-submit). */
 
+#include <stdio.h>
 #include <string.h>
 
 #include <apr_dbd.h>
@@ -23,11 +26,18 @@
 
 #include <check.h>
 
+#include "scep_ca_helper.h"
 #include "scep_enroll.h"
 #include "testmsg.h"
 #include "testutil.h"
 
 #define PASSWORD "secret"
+#define LOCAL_SUBMIT "/usr/lib/certmonger/local-submit"
+/* Makefile.am gives the absolute path; make tidy, which compiles without
+ * the Makefile's flags, this one. */
+#ifndef HELPERS_DIR
+#define HELPERS_DIR "t/unit/helpers"
+#endif
 
 static apr_pool_t *pool;
 static scep_sql_conn_t conn;
@@ -759,6 +769,415 @@ START_TEST(getcert_and_getcrl)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------
+ * Requests an external CA holds
+ */
+
+static const char *ca_state; /* the stateful helper's state directory */
+
+/* The external CA: helpers/stateful around local-submit, whose certificates
+ * (FETCH-ROOTS) are the chain of what it issues. */
+static void external_ca(void)
+{
+    const char *dir = testutil_tempdir(pool);
+    const char *local[] = { LOCAL_SUBMIT, "-d", dir, NULL };
+    const char **argv = apr_pcalloc(pool, 4 * sizeof(*argv));
+    scep_ca_helper_conf_t fetch = { .argv = local, .log = remember_line };
+    scep_ca_helper_conf_t *helper = apr_pcalloc(pool, sizeof(*helper));
+    STACK_OF(X509) *roots = NULL;
+
+    ca_state = testutil_tempdir(pool);
+    ck_assert_int_eq(scep_ca_helper_fetch_roots(scep_ca_helper(pool, &fetch), pool, &roots),
+                     APR_SUCCESS);
+    argv[0] = HELPERS_DIR "/stateful";
+    argv[1] = dir;
+    argv[2] = ca_state;
+    helper->argv = argv;
+    helper->ca_chain = roots;
+    helper->log = remember_line;
+    env.ca = scep_ca_helper(pool, helper);
+}
+
+/* What the CA answers to operation ("submit", "poll") from now on. */
+static void ca_answers(const char *operation, const char *answer)
+{
+    FILE *f = fopen(testutil_path(pool, ca_state, operation), "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(answer, f);
+    fclose(f);
+}
+
+/* How many times the helper ran. */
+static int ca_runs(void)
+{
+    FILE *f = fopen(testutil_path(pool, ca_state, "runs"), "r");
+    int n = 0, c;
+
+    while (f && (c = fgetc(f)) != EOF) {
+        n += c == '\n';
+    }
+    if (f) {
+        fclose(f);
+    }
+    return n;
+}
+
+static scep_txn_t *record_of(const char *txid)
+{
+    scep_txn_t *txn = NULL;
+
+    ck_assert_int_eq(store->find_transaction(store, pool, txid, &txn), APR_SUCCESS);
+    return txn;
+}
+
+/* The CA's advice has passed: the next poll is due. */
+static void make_due(const char *txid)
+{
+    int nrows;
+    const char *sql = apr_psprintf(pool,
+                                   "UPDATE scep_request SET ca_poll_at = %" APR_TIME_T_FMT
+                                   " WHERE transaction_id = '%s'",
+                                   apr_time_sec(apr_time_now()) - 1, txid);
+
+    ck_assert_int_eq(apr_dbd_query(conn.driver, conn.handle, &nrows, sql), 0);
+    ck_assert_int_eq(nrows, 1);
+}
+
+/* A new request the CA holds: PENDING, recorded with the helper's cookie
+ * and its advice (7 s). */
+static testmsg_device_t *held_at_ca(const char *txid, const char *cn)
+{
+    testmsg_device_t *dev = testmsg_device(pool, cn);
+    int runs = ca_runs();
+    apr_time_t before = apr_time_now();
+    scep_txn_t *txn;
+
+    ck_assert_int_eq(enroll(txid, dev, cn).kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), runs + 1);
+    txn = record_of(txid);
+    ck_assert_str_eq(txn->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(txn->ca_ticket, apr_psprintf(pool, "cookie %d", runs + 1));
+    ck_assert_int_ge(apr_time_sec(txn->ca_poll_at), apr_time_sec(before) + 7);
+    ck_assert_int_le(apr_time_sec(txn->ca_poll_at), apr_time_sec(apr_time_now()) + 7);
+    ck_assert_ptr_nonnull(txn->csr_pem);
+    ck_assert(logged("SCEP241", txid));
+    return dev;
+}
+
+static void assert_key_of(X509 *cert, const testmsg_device_t *dev)
+{
+    ck_assert_ptr_nonnull(cert);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(cert), dev->key), 1);
+}
+
+START_TEST(ca_holds_then_issues_when_polled)
+{
+    testmsg_device_t *dev;
+    scep_outcome_t o, again;
+    scep_txn_t *txn;
+
+    external_ca();
+    dev = held_at_ca("C1", "c1.example");
+    /* not due: PENDING without asking the CA */
+    ck_assert_int_eq(poll_as("C1", dev, "c1.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 1);
+    /* a resent request is answered as held, the CA not asked */
+    make_due("C1");
+    ck_assert_int_eq(enroll("C1", dev, "c1.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 1);
+    ck_assert_int_eq(spends, 1);
+    /* due, still waiting: asked with the cookie, a new one recorded */
+    o = poll_as("C1", dev, "c1.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 2);
+    ck_assert_str_eq(record_of("C1")->ca_ticket, "cookie 2");
+    ck_assert(logged("SCEP245", "C1"));
+    /* due, issued */
+    ca_answers("poll", "issue");
+    make_due("C1");
+    o = poll_as("C1", dev, "c1.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    assert_key_of(o.cert, dev);
+    ck_assert_int_eq(ca_runs(), 3);
+    txn = record_of("C1");
+    ck_assert_str_eq(txn->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(txn->serial, serial_of(o.cert));
+    ck_assert_str_eq(txn->decided_by, SCEP_DECIDED_BY_CA);
+    ck_assert_ptr_null(txn->ca_ticket);
+    ck_assert_ptr_null(txn->csr_pem);
+    ck_assert(logged("SCEP243", serial_of(o.cert)));
+    /* polled again: the recorded certificate, the CA not asked */
+    again = poll_as("C1", dev, "c1.example");
+    ck_assert_int_eq(again.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_str_eq(serial_of(again.cert), serial_of(o.cert));
+    ck_assert_int_eq(ca_runs(), 3);
+}
+END_TEST
+
+START_TEST(ca_rejects_when_polled)
+{
+    testmsg_device_t *dev;
+    scep_outcome_t o;
+    scep_txn_t *txn;
+
+    external_ca();
+    dev = held_at_ca("C2", "c2.example");
+    ca_answers("poll", "reject");
+    make_due("C2");
+    o = poll_as("C2", dev, "c2.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_ptr_nonnull(strstr(o.problem.text, "the CA's officer refused it"));
+    txn = record_of("C2");
+    ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
+    ck_assert_str_eq(txn->decided_by, SCEP_DECIDED_BY_CA);
+    ck_assert_ptr_nonnull(strstr(txn->reason, "the CA's officer refused it"));
+    ck_assert_ptr_null(txn->ca_ticket);
+    ck_assert(logged("SCEP244", "(NDES event 31)"));
+    ck_assert(logged("SCEP252", "CertPoll for transaction C2 refused"));
+    /* the rejection stays */
+    o = poll_as("C2", dev, "c2.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert_int_eq(ca_runs(), 2);
+}
+END_TEST
+
+START_TEST(ca_fault_when_polled_waits)
+{
+    testmsg_device_t *dev;
+    scep_txn_t *txn;
+
+    external_ca();
+    dev = held_at_ca("C3", "c3.example");
+    ca_answers("poll", "unreachable");
+    make_due("C3");
+    ck_assert_int_eq(poll_as("C3", dev, "c3.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 2);
+    ck_assert(logged("SCEP246", "C3"));
+    /* the same cookie, asked again after the default wait */
+    txn = record_of("C3");
+    ck_assert_str_eq(txn->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(txn->ca_ticket, "cookie 1");
+    ck_assert_int_ge(apr_time_sec(txn->ca_poll_at), apr_time_sec(apr_time_now()) + 50);
+}
+END_TEST
+
+/* A store whose find_transaction() lets another process claim the poll
+ * of a request the CA holds right after this one read the record. */
+static apr_status_t find_then_claimed_elsewhere(scep_store_t *s, apr_pool_t *p, const char *txid,
+                                                scep_txn_t **txn)
+{
+    apr_status_t rv = store->find_transaction(store, p, txid, txn);
+    apr_time_t seen = rv == APR_SUCCESS ? (*txn)->ca_poll_at : 0;
+
+    (void)s;
+    if (seen) {
+        ck_assert_int_eq(store->claim_ca_poll(store, p, txid, seen, seen + apr_time_from_sec(300)),
+                         APR_SUCCESS);
+    }
+    return rv;
+}
+
+/* Two processes claim a due poll: one asks the CA. */
+START_TEST(ca_poll_claimed_once)
+{
+    testmsg_device_t *dev;
+    scep_outcome_t o;
+
+    external_ca();
+    dev = held_at_ca("C4", "c4.example");
+    ca_answers("poll", "issue");
+    make_due("C4");
+    racing = *store;
+    racing.find_transaction = find_then_claimed_elsewhere;
+    served = &racing;
+    ck_assert_int_eq(poll_as("C4", dev, "c4.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 1);
+    /* the claim's time has not come */
+    served = store;
+    ck_assert_int_eq(poll_as("C4", dev, "c4.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 1);
+    /* the claimer died: due again after it */
+    make_due("C4");
+    o = poll_as("C4", dev, "c4.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    assert_key_of(o.cert, dev);
+    ck_assert_int_eq(ca_runs(), 2);
+}
+END_TEST
+
+/* The background round asks about the due requests, no device polling. */
+START_TEST(background_round_asks_the_due_ones)
+{
+    int asked = -1;
+    scep_txn_t *txn;
+
+    external_ca();
+    held_at_ca("C5", "c5.example");
+    held_at_ca("C6", "c6.example");
+    ca_answers("poll", "issue");
+    make_due("C5");
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(asked, 1);
+    ck_assert_int_eq(ca_runs(), 3);
+    txn = record_of("C5");
+    ck_assert_str_eq(txn->status, SCEP_TXN_ISSUED);
+    ck_assert_ptr_nonnull(txn->cert_pem);
+    ck_assert_ptr_null(txn->ca_ticket);
+    ck_assert_str_eq(record_of("C6")->status, SCEP_TXN_PENDING);
+    /* nothing due: nothing asked */
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(asked, 0);
+    ck_assert_int_eq(ca_runs(), 3);
+    /* expired by SCEPRefreshPeriod: not asked, expired */
+    make_due("C6");
+    set_created("C6", "2020-01-01T00:00:00Z");
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(asked, 0);
+    ck_assert_int_eq(ca_runs(), 3);
+    ck_assert_str_eq(record_of("C6")->status, SCEP_TXN_EXPIRED);
+    ck_assert_ptr_null(record_of("C6")->ca_ticket);
+    /* the records down */
+    records_down = 1;
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_EGENERAL);
+    ck_assert_int_eq(asked, 0);
+}
+END_TEST
+
+/* The CA decides a request it holds: a manager can deny it, not approve. */
+START_TEST(approval_of_a_request_the_ca_holds_refused)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_txn_t *txn;
+
+    external_ca();
+    held_at_ca("C7", "c7.example");
+    held_at_ca("C8", "c8.example");
+    ck_assert_int_eq(scep_enroll_approve(&env, "C7", "alice", &prob), APR_EBUSY);
+    ck_assert(logged("SCEP249", "alice"));
+    txn = record_of("C7");
+    ck_assert_str_eq(txn->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(txn->ca_ticket, "cookie 1");
+    ck_assert_int_eq(ca_runs(), 2);
+    ck_assert_int_eq(scep_enroll_deny(&env, "C7", "alice", "not ours"), APR_SUCCESS);
+    txn = record_of("C7");
+    ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
+    ck_assert_str_eq(txn->decided_by, "alice");
+    ck_assert_ptr_null(txn->ca_ticket);
+    /* the built-in CA configured since: a manager may approve, it issues */
+    env.ca = scep_ca_builtin(pool, &ca_conf);
+    ck_assert(!scep_enroll_at_ca(&env, record_of("C8")));
+    make_due("C8");
+    ck_assert_int_eq(scep_enroll_approve(&env, "C8", "bob", &prob), APR_SUCCESS);
+    txn = record_of("C8");
+    ck_assert_str_eq(txn->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(txn->decided_by, "bob");
+    ck_assert_ptr_null(txn->ca_ticket);
+    ck_assert_int_eq(ca_runs(), 2);
+}
+END_TEST
+
+/* Without poll() (the built-in CA configured since), a request the CA held
+ * stays held: PENDING, nobody asked. */
+START_TEST(request_the_ca_held_waits_without_poll)
+{
+    testmsg_device_t *dev;
+    int asked = -1;
+
+    external_ca();
+    dev = held_at_ca("C9", "c9.example");
+    make_due("C9");
+    env.ca = scep_ca_builtin(pool, &ca_conf);
+    ck_assert_int_eq(poll_as("C9", dev, "c9.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(asked, 0);
+    ck_assert_int_eq(ca_runs(), 1);
+    ck_assert_str_eq(record_of("C9")->status, SCEP_TXN_PENDING);
+}
+END_TEST
+
+/* SCEPCAType Standalone: a manager approves, then the CA holds it. */
+START_TEST(standalone_approval_submitted_to_the_ca)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    testmsg_device_t *dev = testmsg_device(pool, "s1.example");
+    testmsg_device_t *dev2 = testmsg_device(pool, "s2.example");
+    scep_outcome_t o;
+    scep_txn_t *txn;
+
+    conf.standalone = 1;
+    external_ca();
+    ck_assert_int_eq(enroll("S1", dev, "s1.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 0);
+    ck_assert_ptr_null(record_of("S1")->ca_ticket);
+    ck_assert_int_eq(scep_enroll_approve(&env, "S1", "alice", &prob), APR_EINCOMPLETE);
+    ck_assert(logged("SCEP242", "approved by alice"));
+    ck_assert_int_eq(ca_runs(), 1);
+    txn = record_of("S1");
+    ck_assert_str_eq(txn->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(txn->ca_ticket, "cookie 1");
+    ck_assert_str_eq(txn->decided_by, "alice");
+    ck_assert(scep_enroll_at_ca(&env, txn));
+    /* the CA issues at the device's next due poll; alice stays the approver */
+    ca_answers("poll", "issue");
+    make_due("S1");
+    o = poll_as("S1", dev, "s1.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    assert_key_of(o.cert, dev);
+    txn = record_of("S1");
+    ck_assert_str_eq(txn->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(txn->decided_by, "alice");
+    /* approved by scepctl: submitted at the device's next poll */
+    ca_answers("poll", "wait");
+    ck_assert_int_eq(enroll("S2", dev2, "s2.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(
+        store->decide(store, pool, "S2", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "carol", NULL),
+        APR_SUCCESS);
+    ck_assert_int_eq(poll_as("S2", dev2, "s2.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert(logged("SCEP242", "approved by carol"));
+    txn = record_of("S2");
+    ck_assert_str_eq(txn->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(txn->ca_ticket, "cookie 3");
+    ck_assert_int_eq(ca_runs(), 3);
+}
+END_TEST
+
+/* A held request the CA holds expires after SCEPRefreshPeriod as any. */
+START_TEST(request_the_ca_holds_expires)
+{
+    testmsg_device_t *dev;
+    scep_outcome_t o;
+
+    external_ca();
+    dev = held_at_ca("E1", "e1.example");
+    make_due("E1");
+    set_created("E1", "2020-01-01T00:00:00Z");
+    o = poll_as("E1", dev, "e1.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ);
+    ck_assert(logged("SCEP219", "SCEPRefreshPeriod"));
+    ck_assert_str_eq(record_of("E1")->status, SCEP_TXN_EXPIRED);
+    ck_assert_ptr_null(record_of("E1")->ca_ticket);
+    ck_assert_int_eq(ca_runs(), 1);
+}
+END_TEST
+
+/* A CA refusing at once, or failing, records nothing (as before tickets). */
+START_TEST(ca_refusal_and_fault_at_submission)
+{
+    scep_outcome_t o;
+
+    external_ca();
+    ca_answers("submit", "reject");
+    o = enroll("R1", testmsg_device(pool, "r1.example"), "r1.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_ptr_null(status_of("R1"));
+    ca_answers("submit", "unreachable");
+    o = enroll("R2", testmsg_device(pool, "r2.example"), "r2.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert_ptr_null(status_of("R2"));
+}
+END_TEST
+
 Suite *scep_enroll_suite(void);
 
 Suite *scep_enroll_suite(void)
@@ -779,6 +1198,19 @@ Suite *scep_enroll_suite(void)
     tcase_add_test(tc, held_request_denied);
     tcase_add_test(tc, approval_the_template_refuses_now);
     tcase_add_test(tc, held_request_expires);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("external CA");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, ca_holds_then_issues_when_polled);
+    tcase_add_test(tc, ca_rejects_when_polled);
+    tcase_add_test(tc, ca_fault_when_polled_waits);
+    tcase_add_test(tc, ca_poll_claimed_once);
+    tcase_add_test(tc, background_round_asks_the_due_ones);
+    tcase_add_test(tc, approval_of_a_request_the_ca_holds_refused);
+    tcase_add_test(tc, request_the_ca_held_waits_without_poll);
+    tcase_add_test(tc, standalone_approval_submitted_to_the_ca);
+    tcase_add_test(tc, request_the_ca_holds_expires);
+    tcase_add_test(tc, ca_refusal_and_fault_at_submission);
     suite_add_tcase(s, tc);
     tc = tcase_create("faults");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -202,12 +202,12 @@ START_TEST(new_database_gets_the_current_schema)
     scep_store_t *store = open_store();
     scep_txn_t *txn = NULL;
 
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
     ck_assert_int_eq(store->find_transaction(store, pool, "NONE", &txn), APR_NOTFOUND);
     ck_assert_ptr_null(txn);
     /* a second store on the same connection finds it ready */
     open_store();
-    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "4");
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "5");
 }
 END_TEST
 
@@ -231,7 +231,7 @@ START_TEST(version_1_database_is_migrated)
     exec("INSERT INTO scep_request VALUES ('OLD', 'K', 'rejected', 'CN=old', 19, NULL,"
          " 'no', '10.0.0.1', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')");
     store = open_store();
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
     txn = find(store, "OLD");
     ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
     ck_assert_str_eq(txn->reason, "no");
@@ -240,6 +240,9 @@ START_TEST(version_1_database_is_migrated)
     ck_assert_ptr_null(txn->csr_digest);
     ck_assert_ptr_null(txn->template_name);
     ck_assert_int_eq(apr_time_sec(txn->created), 1735689600);
+    /* no CA holds it */
+    ck_assert_ptr_null(txn->ca_ticket);
+    ck_assert_int_eq(txn->ca_poll_at, 0);
 }
 END_TEST
 
@@ -321,7 +324,7 @@ START_TEST(version_2_database_loses_its_challenge_passwords)
     insert_v2_request("I", SCEP_TXN_ISSUED, whole);
     insert_v2_request("G", SCEP_TXN_PENDING, "garbage");
     store = open_store();
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
     ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_request WHERE csr_pem IS NOT NULL"), "2");
     ck_assert_str_eq(find(store, "P")->csr_pem, scep_csr_pem_at_rest(pool, csr));
     txn = find(store, "A");
@@ -469,6 +472,106 @@ START_TEST(old_pending_requests_expire)
 }
 END_TEST
 
+/* A request the external CA holds (schema 5): recorded with its ticket,
+ * claimed by one poller, its ticket replaced, listed when due, cleared by
+ * its issuance or rejection; a manager cannot approve it. */
+START_TEST(request_held_by_the_ca)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("ca.example.test", NULL);
+    scep_txn_t txn = request_of("CA1", SCEP_TXN_PENDING, csr), other = txn, *found;
+    apr_time_t due = apr_time_from_sec(apr_time_sec(apr_time_now()) - 5);
+    apr_time_t later = due + apr_time_from_sec(3600);
+    apr_array_header_t *list;
+
+    txn.csr_pem = other.csr_pem = scep_csr_pem_at_rest(pool, csr);
+    txn.ca_ticket = "cookie 1";
+    txn.ca_poll_at = due;
+    ck_assert_int_eq(store->record(store, pool, &txn, NULL), APR_SUCCESS);
+    other.transaction_id = "MANAGER";
+    ck_assert_int_eq(store->record(store, pool, &other, NULL), APR_SUCCESS);
+    found = find(store, "CA1");
+    ck_assert_str_eq(found->ca_ticket, "cookie 1");
+    ck_assert_int_eq(found->ca_poll_at, due);
+    ck_assert_str_eq(value_of("SELECT ca_poll_at FROM scep_request WHERE transaction_id = 'CA1'"),
+                     apr_psprintf(pool, "%" APR_TIME_T_FMT, apr_time_sec(due)));
+    ck_assert_ptr_null(find(store, "MANAGER")->ca_ticket);
+    /* due: listed, the manager's one never */
+    ck_assert_int_eq(store->list_ca_due(store, pool, apr_time_now(), 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(list, 0, scep_txn_t *)->transaction_id, "CA1");
+    ck_assert_int_eq(store->list_ca_due(store, pool, due - apr_time_from_sec(1), 10, &list),
+                     APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 0);
+    /* two claims of what both read: one wins */
+    ck_assert_int_eq(store->claim_ca_poll(store, pool, "CA1", due, later), APR_SUCCESS);
+    ck_assert_int_eq(store->claim_ca_poll(store, pool, "CA1", due, later), APR_EEXIST);
+    ck_assert_int_eq(find(store, "CA1")->ca_poll_at, later);
+    ck_assert_int_eq(store->claim_ca_poll(store, pool, "MANAGER", 0, later), APR_EEXIST);
+    ck_assert_int_eq(store->list_ca_due(store, pool, apr_time_now(), 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 0);
+    /* still waiting: a new ticket */
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "CA1", "cookie 2", due, NULL), APR_SUCCESS);
+    found = find(store, "CA1");
+    ck_assert_str_eq(found->ca_ticket, "cookie 2");
+    ck_assert_int_eq(found->ca_poll_at, due);
+    ck_assert_ptr_null(found->decided_by);
+    /* the CA decides: no manager's approval */
+    ck_assert_int_eq(
+        store->decide(store, pool, "CA1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "eve", NULL),
+        APR_EEXIST);
+    ck_assert_str_eq(find(store, "CA1")->status, SCEP_TXN_PENDING);
+    /* issued: the ticket is gone */
+    ck_assert_int_eq(store->record_held_issued(store, pool, "CA1", issue(csr), SCEP_DECIDED_BY_CA),
+                     APR_SUCCESS);
+    found = find(store, "CA1");
+    ck_assert_str_eq(found->status, SCEP_TXN_ISSUED);
+    ck_assert_str_eq(found->decided_by, SCEP_DECIDED_BY_CA);
+    ck_assert_ptr_null(found->ca_ticket);
+    ck_assert_int_eq(found->ca_poll_at, 0);
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "CA1", "cookie 3", due, NULL), APR_EEXIST);
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "NONE", "cookie 3", due, NULL), APR_NOTFOUND);
+    /* an approved request submitted by its approver, then rejected by the CA */
+    ck_assert_int_eq(
+        store->decide(store, pool, "MANAGER", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "alice", NULL),
+        APR_SUCCESS);
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "MANAGER", "cookie 4", due, "alice"),
+                     APR_SUCCESS);
+    found = find(store, "MANAGER");
+    ck_assert_str_eq(found->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(found->decided_by, "alice");
+    ck_assert_int_eq(store->decide(store, pool, "MANAGER", SCEP_TXN_PENDING, SCEP_TXN_REJECTED,
+                                   SCEP_DECIDED_BY_CA, "the CA says no"),
+                     APR_SUCCESS);
+    found = find(store, "MANAGER");
+    ck_assert_str_eq(found->status, SCEP_TXN_REJECTED);
+    ck_assert_str_eq(found->reason, "the CA says no");
+    ck_assert_ptr_null(found->ca_ticket);
+    ck_assert_ptr_null(found->csr_pem);
+}
+END_TEST
+
+/* An old request the CA holds expires as any held one, its ticket gone. */
+START_TEST(request_held_by_the_ca_expires)
+{
+    scep_store_t *store = open_store();
+    X509_REQ *csr = csr_for("old.example.test", NULL);
+    scep_txn_t txn = request_of("OLDCA", SCEP_TXN_PENDING, csr);
+    apr_array_header_t *list;
+
+    txn.csr_pem = scep_csr_pem_at_rest(pool, csr);
+    txn.ca_ticket = "cookie";
+    txn.ca_poll_at = apr_time_now();
+    ck_assert_int_eq(store->record(store, pool, &txn, NULL), APR_SUCCESS);
+    exec("UPDATE scep_request SET created = '2020-01-01T00:00:00Z'");
+    ck_assert_int_eq(store->expire_pending(store, pool, apr_time_now(), "too old"), APR_SUCCESS);
+    ck_assert_str_eq(find(store, "OLDCA")->status, SCEP_TXN_EXPIRED);
+    ck_assert_ptr_null(find(store, "OLDCA")->ca_ticket);
+    ck_assert_int_eq(store->list_ca_due(store, pool, apr_time_now(), 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(list->nelts, 0);
+}
+END_TEST
+
 static void record_issued(scep_store_t *store, const char *id, const char *cn)
 {
     X509_REQ *csr = csr_for(cn, NULL);
@@ -610,7 +713,7 @@ START_TEST(connection_failing_its_setup_is_replaced)
     store = open_store();
     ck_assert_int_eq(renewals, 1);
     ck_assert_int_eq(failures, 0);
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "4");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
     ck_assert_ptr_nonnull(store);
 }
 END_TEST
@@ -645,6 +748,8 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, held_request_is_approved_then_issued_once);
     tcase_add_test(tc, decisions_need_the_expected_state);
     tcase_add_test(tc, old_pending_requests_expire);
+    tcase_add_test(tc, request_held_by_the_ca);
+    tcase_add_test(tc, request_held_by_the_ca_expires);
     tcase_add_test(tc, certificates_are_searched_by_subject_and_serial);
     tcase_add_test(tc, revocation_keeps_the_first_reason);
     tcase_add_test(tc, failed_write_is_tried_again_on_a_new_connection);
