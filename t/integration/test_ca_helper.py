@@ -550,6 +550,7 @@ def test_background_poll_issues_without_a_device(osca, keys):
             time.sleep(0.2)
         assert any(ln.startswith('POLL ') and ln.endswith('cookie=' + ticket)
                    for ln in osca.ca.log())
+        assert row(osca, msg)['decided_by'] == 'CA', row(osca, msg)
         pm, r, rep = poll(osca, msg)
         assert rep is not None and rep.pki_status == C.SUCCESS, str(rep)
         checks.assert_reply_ok(pm, rep)
@@ -594,4 +595,5 @@ def test_waiting_then_rejected(osca, keys):
     assert any('the CA officer said no' in ln for ln in lines), lines
     req = row(osca, msg)
     assert req['status'] == 'rejected' and 'the CA officer said no' in req['reason'], req
+    assert req['decided_by'] == 'CA', req
     assert not req['ca_ticket'], req
