@@ -285,6 +285,37 @@ def test_setup_again_keeps_what_fits(server):
         assert open(e.p(n), 'rb').read() == data, n
 
 
+def setup_in(osca, d, *extra):
+    p = run([osca.env.scepctl, 'setup', '-d', d, '--external', '--ca-helper', osca.ca.words]
+            + list(extra))
+    give_to_children(osca.ca.dir)
+    return p
+
+
+def test_setup_with_a_profile_a_waiting_and_a_rejecting_ca(osca, tmp_path):
+    """--ca-profile reaches the CA; a CA that holds the RA requests stops
+    setup with the cookie, one that rejects them with its words; neither
+    installs anything."""
+    d = str(tmp_path / 'ra')
+    osca.ca.mode('wait')
+    p = setup_in(osca, d)
+    assert p.returncode == 1, p.stdout + p.stderr
+    (cookie,) = re.findall(r'the CA holds the RA signing request \(its cookie: "(\w+)"\)',
+                           p.stderr)
+    assert os.path.exists(os.path.join(osca.ca.dir, 'pending', cookie + '.csr'))
+    osca.ca.mode('reject no RA certificates today')
+    p = setup_in(osca, d)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert 'the CA rejected the request: no RA certificates today' in p.stderr, p.stderr
+    assert not [n for n in os.listdir(d) if n.endswith('.crt')], os.listdir(d)
+    osca.ca.mode('issue')
+    p = setup_in(osca, d, '--ca-profile', 'SCEPRAProfile')
+    assert p.returncode == 0, p.stdout + p.stderr
+    submits = [ln for ln in osca.ca.log() if ln.startswith('SUBMIT ')][-2:]
+    assert all('profile=SCEPRAProfile' in ln for ln in submits), submits
+    assert pki.load_cert_file(os.path.join(d, 'ca.crt')) == osca.external_ca
+
+
 def test_install_ra_checks_what_the_ca_returned(osca, tmp_path):
     """The manual round: setup --external, the CA issues the CSRs, install-ra
     checks the answers (a certificate in the wrong role is refused, nothing
