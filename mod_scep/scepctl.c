@@ -834,8 +834,8 @@ static apr_status_t ra_submit(ctl_t *ctl, scep_ca_backend_t *ca, const ra_files_
             ctl, rv,
             apr_psprintf(ctl->p,
                          "the CA holds the %s request (its cookie: \"%s\"): once the CA "
-                         "has issued it, install its answer with scepctl install-ra, or run "
-                         "this again",
+                         "has issued it, install its answer with scepctl install-ra (setup "
+                         "again would submit new requests)",
                          files->name, scep_escape_text(ctl->p, ticket.text, 0)));
     }
     if (rv != APR_SUCCESS) {
