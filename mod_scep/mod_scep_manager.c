@@ -293,7 +293,18 @@ static const outcome_t outcomes[] = {
       " could not be issued and is now rejected (Recent requests says why)." },
     { "unknown_cert", "There is no certificate", "." },
     { "already_revoked", "Certificate", " was revoked before: its first revocation stays." },
+    { "revoke_at_ca", "Certificate",
+      " was issued by the external CA, which alone revokes it and publishes its CRL: revoke it "
+      "there." },
 };
+
+/* An external CA (SCEPCABackend cmp or helper) signs the CRL that GetCRL
+ * serves (SCEPExternalCRL): a revocation in these records would be in no
+ * CRL, so the page neither offers nor accepts one. */
+static int ca_is_external(const request_rec *r)
+{
+    return mod_scep_srv_conf(r->server)->ca_backend != SCEP_BACKEND_BUILTIN;
+}
 
 static const outcome_t *outcome_by_code(const char *code)
 {
@@ -432,12 +443,13 @@ static const char *cert_row_html(request_rec *r, const listing_t *l, const void 
     const scep_cert_record_t *c = item;
     apr_pool_t *p = r->pool;
     const char *revoke =
-        c->revoked_at ? ""
-                      : apr_pstrcat(p, form_start(r, l->token, "revoke", "serial", c->serial),
-                                    l->reason_select,
-                                    "<button type=\"submit\" name=\"decision\" "
-                                    "value=\"revoke\">Revoke</button></form>",
-                                    NULL);
+        c->revoked_at       ? ""
+        : ca_is_external(r) ? "at the CA"
+                            : apr_pstrcat(p, form_start(r, l->token, "revoke", "serial", c->serial),
+                                          l->reason_select,
+                                          "<button type=\"submit\" name=\"decision\" "
+                                          "value=\"revoke\">Revoke</button></form>",
+                                          NULL);
 
     return apr_pstrcat(p, "<tr id=\"cert-", html(p, c->serial), "\"><td>", shown(p, c->serial),
                        "</td><td>", shown(p, c->subject), "</td><td>", time_text(p, c->not_before),
@@ -815,8 +827,16 @@ static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
 
 static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
 {
-    apr_status_t rv = store->revoke(store, r->pool, d->id, d->crl_reason);
+    apr_status_t rv;
 
+    if (ca_is_external(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      SCEPLOGNO(607) "CA manager %s asked to revoke certificate %s: the external "
+                                     "CA revokes its certificates, not this server",
+                      logged_user(r), ap_escape_logitem(r->pool, d->id));
+        return send_outcome(r, HTTP_CONFLICT, "revoke_at_ca", d->id, NULL, NULL);
+    }
+    rv = store->revoke(store, r->pool, d->id, d->crl_reason);
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       SCEPLOGNO(602) "CA manager %s revoked certificate %s, reason %s (%d)",

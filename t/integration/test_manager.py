@@ -591,6 +591,25 @@ def test_revoke_refusals(held, dev, keys):
     assert checks.cert_rows_of_serial(held, cert.serial_number)[0]['revoked_at'] is None
 
 
+def test_revoke_refused_when_an_external_ca_issues(held, dev, keys):
+    """In front of an external CA, whose CRL GetCRL serves, a revocation in
+    the records would be on no CRL: the page offers none and refuses one
+    (409, logged); the built-in CA's page revokes (test_revoke)."""
+    cert = approved_cert(held, dev, keys, 'revoke-at-ca.example.test')
+    serial = serial_of(held, cert)
+    A.hold(dev, keys.take(), 'a-form-on-the-page.example.test')  # for the form token
+    with held.external_ca('helper', ('SCEPCAHelper', '/usr/lib/certmonger/local-submit -d /x')):
+        row = page(held).text.split('id="cert-%s"' % serial)[1].split('</tr>')[0]
+        assert 'at the CA' in row and 'value="revoke"' not in row, row
+        r = decide(held, 'revoke', 'serial', serial, reason='1', accept='application/json')
+        assert r.status == 409 and r.json()['result'] == 'revoke_at_ca', (r.status, r.body)
+        assert held.errlog.expect_and_find(r'SCEP607: CA manager dave asked to revoke certificate '
+                                           r'%s: the external CA revokes' % serial)
+    assert checks.cert_rows_of_serial(held, cert.serial_number)[0]['revoked_at'] is None
+    row = page(held).text.split('id="cert-%s"' % serial)[1].split('</tr>')[0]
+    assert 'value="revoke"' in row, row
+
+
 # --- last: a configuration of its own ------------------------------------------------
 
 def test_manager_group_without_ldap_url_refused(held):
