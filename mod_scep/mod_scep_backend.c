@@ -273,6 +273,17 @@ static apr_status_t helper_backend(apr_pool_t *pconf, server_rec *s, mod_scep_sr
     return APR_SUCCESS;
 }
 
+/* What the records say holds a ticket of this server's external CA: its
+ * kind and the server's name and port, which stay the same across
+ * restarts and configuration edits (the line of a virtual host does not),
+ * so that servers sharing the records each ask their own CA about their
+ * own tickets. */
+static const char *backend_identity(apr_pool_t *pconf, server_rec *s, int kind)
+{
+    return apr_psprintf(pconf, "%s %s:%u", backend_name(kind), s->server_hostname,
+                        (unsigned)s->port);
+}
+
 apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s)
 {
     mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s);
@@ -292,6 +303,7 @@ apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s)
     }
     if (rv == APR_SUCCESS) {
         conf->ca = mod_scep_ext_crl_backend(pconf, s, inner);
+        conf->ca->name = backend_identity(pconf, s, conf->ca_backend);
     }
     return rv;
 }

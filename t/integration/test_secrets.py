@@ -144,10 +144,11 @@ def test_expired_request_keeps_no_csr(standalone, scep, files, keys):
 
 def back_to_version_3(httpd):
     """The records as version 3 left them: what the later migrations added
-    (version 5: the columns ca_ticket and ca_poll_at, and the latter's
-    index) dropped and their versions forgotten, so that they run again."""
+    (version 5: the columns ca_ticket, ca_poll_at, ca_backend and
+    csr_sealed, and ca_poll_at's index) dropped and their versions
+    forgotten, so that they run again."""
     httpd.db_execute('DROP INDEX IF EXISTS scep_request_ca_poll')
-    for column in ('ca_poll_at', 'ca_ticket'):
+    for column in ('ca_poll_at', 'ca_ticket', 'ca_backend', 'csr_sealed'):
         httpd.db_execute('ALTER TABLE scep_request DROP COLUMN %s' % column)
     httpd.db_execute('DELETE FROM scep_schema WHERE version >= ?', (NO_SECRETS_VERSION,))
 
