@@ -348,6 +348,24 @@ def test_external_crl_at_the_crl_url(httpd, files, paths):
         assert x509.load_der_x509_crl(r.body) == crl
 
 
+
+def test_crl_url_without_external_crl_is_not_found(httpd, paths):
+    """Without SCEPExternalCRL the scep-crl handler has no CRL to serve: 404
+    with the reason and one warning (a refusal, not a server fault: no
+    SCEP122, no 500)."""
+    location = '<Location /certsrv/mscep/crl>\n    SetHandler scep-crl\n</Location>\n'
+    with httpd.config(*helper(paths), raw_extra=location):
+        r = C.http_request('GET', httpd.url('/certsrv/mscep/crl/ca.crl'))
+        assert r.status == 404, r.status
+        assert r.content_type.startswith('text/plain'), r.content_type
+        assert r.body == b'no CRL is configured for the external CA (SCEPExternalCRL)\n', r.body
+        lines = httpd.errlog.expect_and_find(
+            r'\[scep:warn\].*SCEP161: no CRL is configured for the external CA '
+            r'\(SCEPExternalCRL\) \(NDES event 44\)')
+        assert len(lines) == 1, lines
+        assert httpd.errlog.find(r'SCEP122|SCEP090', wait=0) == []
+
+
 # --- the backend is the one requests use ----------------------------------------
 
 SIGNING_HELPER = '''#!/bin/sh
