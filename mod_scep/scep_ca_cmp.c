@@ -17,14 +17,22 @@
  * answer returns at once: its context is kept in this process under the
  * transactionID until poll() asks again (OpenSSL 3.0 cannot resume a
  * transaction in a new context: the pollReq needs the last nonces, which
- * only the context holds). What the CA issues is checked before it is
- * confirmed (certConf), so that a wrong certificate is refused to the CA
- * too: its key must be the CSR's and it must chain to the configured CA.
+ * only the context holds). The ticket names that process (its pid and a
+ * random instance, for a pid used again), so that another process knows
+ * to wait for it while it lives and to submit the request again when it is
+ * gone. What the CA issues is checked before it is confirmed (certConf), so
+ * that a wrong certificate is refused to the CA too: its key must be the
+ * CSR's and it must chain to the configured CA.
  */
 
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <apr_hash.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 
@@ -33,13 +41,29 @@
 #include <openssl/http.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "scep_ca_cmp.h"
 
 /* id-it-certProfile (RFC 9483 section 4.1.1): a SEQUENCE OF UTF8String. */
 #define CMP_OID_CERT_PROFILE "1.3.6.1.5.5.7.4.21"
 #define CMP_TRANSACTION_ID_LEN 16
+#define CMP_INSTANCE_LEN 8
+/* Seconds a poll() waits before it asks again about a transaction another
+ * process holds, or one a concurrent poll() of this process is asking about. */
+#define CMP_RETRY_ELSEWHERE 5
+
+/* The transactions this process keeps for poll(). A forked child inherits
+ * its parent's table: it knows it is not its own by owner, and forgets it
+ * (never uses nor frees the parent's contexts) for a table of its own. */
+typedef struct cmp_table_t {
+    pid_t owner;                             /* 0: none made yet */
+    char instance[2 * CMP_INSTANCE_LEN + 1]; /* random: tells a pid used again */
+    apr_pool_t *pool;    /* unmanaged: the hash's, independent of other threads */
+    apr_hash_t *waiting; /* transactionID hex -> cmp_waiting_t * */
+} cmp_table_t;
 
 typedef struct cmp_ca_t {
     scep_ca_cmp_conf_t conf;
@@ -48,18 +72,33 @@ typedef struct cmp_ca_t {
     const char *path;
     X509_STORE *trusted; /* the CMP signer's anchors; NULL with MAC only */
     X509_STORE *issuers; /* conf.ca_cert, for the check of what comes back */
+    SSL_CTX *tls;        /* https only: the server verified against conf.tls_ca_file */
+    int host_is_ip;      /* no SNI then (RFC 6066) */
+    /* Of table. Made with the backend, before Apache forks: a child gets it
+     * unlocked, as no thread of the parent polls (it makes no tickets). */
     apr_thread_mutex_t *lock;
-    apr_hash_t *waiting; /* transactionID hex -> cmp_waiting_t * */
-    apr_pool_t *pool;
+    cmp_table_t table;
 } cmp_ca_t;
 
 /* A transaction the CA answered "waiting", until poll() ends it or its
- * total timeout passes (OpenSSL would give up on it then anyway). */
+ * total timeout passes (OpenSSL would give up on it then anyway). busy
+ * while a poll() asks about it (the table's lock is not held meanwhile). */
 typedef struct cmp_waiting_t {
     char txid[2 * CMP_TRANSACTION_ID_LEN + 1];
     OSSL_CMP_CTX *ctx;
+    apr_time_t next_poll; /* the CA's checkAfter: no exchange before */
     apr_time_t deadline;
+    int busy;
 } cmp_waiting_t;
+
+/* What a ticket "cmp:<pid>.<instance>:<transactionID hex>" says. */
+typedef struct cmp_ticket_t {
+    long pid;
+    char instance[2 * CMP_INSTANCE_LEN + 1];
+    char txid[2 * CMP_TRANSACTION_ID_LEN + 1];
+} cmp_ticket_t;
+
+typedef enum { CMP_OWNED_HERE, CMP_OWNED_ELSEWHERE, CMP_OWNER_GONE } cmp_owner_t;
 
 /* What the certConf callback checks against, and why it refused. */
 typedef struct cmp_confirm_t {
@@ -203,34 +242,99 @@ static int cmp_set_trusted(const cmp_ca_t *cc, OSSL_CMP_CTX *ctx)
     return 1;
 }
 
-/* A context for one p10cr of csr, with a fresh transactionID (its hex in
- * *txid). NULL on a fault (logged). */
-static OSSL_CMP_CTX *cmp_new_ctx(const cmp_ca_t *cc, apr_pool_t *p, X509_REQ *csr,
-                                 const char *profile, const char **txid)
+/* A TLS layer over a new connection to the https server: its certificate
+ * verified against tls_ca_file and its name against the URL's host (SNI
+ * for a host name, never for an IP address, RFC 6066). */
+static BIO *cmp_tls_push(const cmp_ca_t *cc, BIO *conn)
+{
+    BIO *tls = BIO_new(BIO_f_ssl());
+    SSL *ssl = SSL_new(cc->tls);
+
+    if (!tls || !ssl || !SSL_set1_host(ssl, cc->host) ||
+        (!cc->host_is_ip && !SSL_set_tlsext_host_name(ssl, cc->host))) {
+        SSL_free(ssl);
+        BIO_free(tls);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    BIO_set_ssl(tls, ssl, BIO_CLOSE);
+    return BIO_push(tls, conn);
+}
+
+/* The TLS layer off again after the exchange; the connection is OpenSSL's
+ * HTTP client's to free. A failed close_notify (the peer gone) is no news:
+ * the queue keeps what the exchange said. */
+static BIO *cmp_tls_pop(BIO *tls)
+{
+    BIO *conn;
+
+    ERR_set_mark();
+    BIO_ssl_shutdown(tls);
+    conn = BIO_pop(tls);
+    BIO_free(tls);
+    ERR_pop_to_mark();
+    return conn;
+}
+
+/* OpenSSL's HTTP client calls this around each exchange with the server
+ * (as apps/cmp.c's app_http_tls_cb): 3.0 has no https of its own. */
+static BIO *cmp_tls_cb(BIO *bio, void *arg, int connect, int detail)
+{
+    (void)detail;
+    return connect ? cmp_tls_push(arg, bio) : cmp_tls_pop(bio);
+}
+
+/* OpenSSL 3.0 uses https when the callback has an argument. */
+static int cmp_set_tls(cmp_ca_t *cc, OSSL_CMP_CTX *ctx)
+{
+    return !cc->tls ||
+           (OSSL_CMP_CTX_set_http_cb(ctx, cmp_tls_cb) && OSSL_CMP_CTX_set_http_cb_arg(ctx, cc));
+}
+
+/* A context for an exchange with the CMP server of cc: its address (never
+ * through a proxy of the environment: the configured URL is what is
+ * verified), the timeouts, our protection, the trust in its answers. NULL
+ * on a fault (in OpenSSL's queue). */
+static OSSL_CMP_CTX *cmp_base_ctx(cmp_ca_t *cc)
 {
     const scep_ca_cmp_conf_t *conf = &cc->conf;
     OSSL_CMP_CTX *ctx = OSSL_CMP_CTX_new(NULL, NULL);
+    int ok;
+
+    ok = ctx && OSSL_CMP_CTX_set_log_cb(ctx, cmp_quiet) &&
+         OSSL_CMP_CTX_set1_server(ctx, cc->host) && OSSL_CMP_CTX_set_serverPort(ctx, cc->port) &&
+         OSSL_CMP_CTX_set1_serverPath(ctx, cc->path) && OSSL_CMP_CTX_set1_no_proxy(ctx, cc->host) &&
+         OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT,
+                                 bounded(conf->msg_timeout, SCEP_CA_CMP_MAX_MSG_TIMEOUT)) &&
+         OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_TOTAL_TIMEOUT,
+                                 bounded(conf->total_timeout, SCEP_CA_CMP_MAX_TOTAL_TIMEOUT)) &&
+         cmp_set_protection(cc, ctx) && cmp_set_trusted(cc, ctx) && cmp_set_tls(cc, ctx);
+    if (!ok) {
+        OSSL_CMP_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* A context for one p10cr of csr, with a fresh transactionID (its hex in
+ * *txid). NULL on a fault (logged). */
+static OSSL_CMP_CTX *cmp_new_ctx(cmp_ca_t *cc, apr_pool_t *p, X509_REQ *csr, const char *profile,
+                                 const char **txid)
+{
+    OSSL_CMP_CTX *ctx = cmp_base_ctx(cc);
     unsigned char id[CMP_TRANSACTION_ID_LEN];
     ASN1_OCTET_STRING *tid = ASN1_OCTET_STRING_new();
     int ok;
 
     ok = ctx && tid && RAND_bytes(id, sizeof(id)) == 1 &&
          ASN1_OCTET_STRING_set(tid, id, sizeof(id)) && OSSL_CMP_CTX_set1_transactionID(ctx, tid) &&
-         OSSL_CMP_CTX_set_log_cb(ctx, cmp_quiet) && OSSL_CMP_CTX_set1_server(ctx, cc->host) &&
-         OSSL_CMP_CTX_set_serverPort(ctx, cc->port) &&
-         OSSL_CMP_CTX_set1_serverPath(ctx, cc->path) &&
-         OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_MSG_TIMEOUT,
-                                 bounded(conf->msg_timeout, SCEP_CA_CMP_MAX_MSG_TIMEOUT)) &&
-         OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_TOTAL_TIMEOUT,
-                                 bounded(conf->total_timeout, SCEP_CA_CMP_MAX_TOTAL_TIMEOUT)) &&
-         cmp_set_protection(cc, ctx) && cmp_set_trusted(cc, ctx) &&
          (!profile || cmp_push_profile(ctx, profile)) && OSSL_CMP_CTX_set1_p10CSR(ctx, csr) &&
          OSSL_CMP_CTX_set_certConf_cb(ctx, cmp_confirm);
     ASN1_OCTET_STRING_free(tid);
     if (!ok) {
         cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_ERR,
                 SCEPLOGNO(270) "cannot prepare a CMP request; nothing was sent to the CA");
-        scep_log_openssl(conf->log, conf->log_baton, SCEP_LOG_MARK, SCEP_LOG_ERR);
+        scep_log_openssl(cc->conf.log, cc->conf.log_baton, SCEP_LOG_MARK, SCEP_LOG_ERR);
         OSSL_CMP_CTX_free(ctx);
         return NULL;
     }
@@ -238,8 +342,9 @@ static OSSL_CMP_CTX *cmp_new_ctx(const cmp_ca_t *cc, apr_pool_t *p, X509_REQ *cs
     return ctx;
 }
 
-/* The CA's status text when it rejected the request, else NULL. */
-static const char *cmp_rejection(apr_pool_t *p, const OSSL_CMP_CTX *ctx)
+/* The CA's status text when it rejected what (the request, a general
+ * message), else NULL. */
+static const char *cmp_rejection(apr_pool_t *p, const OSSL_CMP_CTX *ctx, const char *what)
 {
     char status[512];
 
@@ -247,7 +352,7 @@ static const char *cmp_rejection(apr_pool_t *p, const OSSL_CMP_CTX *ctx)
         return NULL;
     }
     return apr_pstrcat(
-        p, "the CA rejected the request: ",
+        p, "the CA rejected the ", what, ": ",
         OSSL_CMP_CTX_snprint_PKIStatus(ctx, status, sizeof(status)) ? status : "(no status)", NULL);
 }
 
@@ -276,7 +381,7 @@ static apr_status_t cmp_step(cmp_ca_t *cc, apr_pool_t *p, OSSL_CMP_CTX *ctx, X50
     }
     else {
         if (!confirm.refusal) {
-            confirm.refusal = cmp_rejection(p, ctx);
+            confirm.refusal = cmp_rejection(p, ctx, "request");
         }
         if (confirm.refusal) {
             /* the CA's answer or ours, not a fault: OpenSSL's queue says it again */
@@ -300,56 +405,130 @@ static void cmp_waiting_free(cmp_waiting_t *w)
     free(w);
 }
 
-/* Keeps w for poll(), and drops the transactions nobody polled in time. */
-static void cmp_keep_waiting(cmp_ca_t *cc, cmp_waiting_t *w)
+/* This process's table, made on its first use in this process: a child
+ * forked after scep_ca_cmp() forgets its parent's (whose contexts are the
+ * parent's to use and free). NULL without memory. With cc->lock held. */
+static cmp_table_t *cmp_own_table(cmp_ca_t *cc)
 {
-    apr_time_t now = apr_time_now();
-    apr_hash_index_t *hi;
+    cmp_table_t *t = &cc->table;
+    unsigned char instance[CMP_INSTANCE_LEN];
+    pid_t pid = getpid();
 
-    apr_thread_mutex_lock(cc->lock);
-    for (hi = apr_hash_first(NULL, cc->waiting); hi; hi = apr_hash_next(hi)) {
-        cmp_waiting_t *old = apr_hash_this_val(hi);
-
-        if (old->deadline < now) {
-            apr_hash_set(cc->waiting, old->txid, APR_HASH_KEY_STRING, NULL);
-            cmp_waiting_free(old);
-        }
+    if (t->owner == pid) {
+        return t;
     }
-    apr_hash_set(cc->waiting, w->txid, APR_HASH_KEY_STRING, w);
-    apr_thread_mutex_unlock(cc->lock);
+    memset(t, 0, sizeof(*t));
+    if (RAND_bytes(instance, sizeof(instance)) != 1 ||
+        apr_pool_create_unmanaged_ex(&t->pool, NULL, NULL) != APR_SUCCESS) {
+        ERR_clear_error();
+        return NULL;
+    }
+    t->waiting = apr_hash_make(t->pool);
+    apr_cpystrn(t->instance, scep_hex(t->pool, instance, sizeof(instance)), sizeof(t->instance));
+    t->owner = pid;
+    return t;
 }
 
-/* The waiting transaction of txid, taken out so that one poll at a time
- * uses it; NULL when unknown here or past its total timeout. */
-static cmp_waiting_t *cmp_take_waiting(cmp_ca_t *cc, const char *txid)
+static void cmp_drop_waiting(cmp_table_t *t, cmp_waiting_t *w)
 {
-    cmp_waiting_t *w;
-
-    apr_thread_mutex_lock(cc->lock);
-    w = apr_hash_get(cc->waiting, txid, APR_HASH_KEY_STRING);
-    if (w) {
-        apr_hash_set(cc->waiting, txid, APR_HASH_KEY_STRING, NULL);
-    }
-    apr_thread_mutex_unlock(cc->lock);
-    if (w && w->deadline < apr_time_now()) {
-        cmp_waiting_free(w);
-        w = NULL;
-    }
-    return w;
+    apr_hash_set(t->waiting, w->txid, APR_HASH_KEY_STRING, NULL);
+    cmp_waiting_free(w);
 }
 
-/* A waiting transaction (malloc: it outlives the request) or NULL. */
-static cmp_waiting_t *cmp_waiting_new(const cmp_ca_t *cc, OSSL_CMP_CTX *ctx, const char *txid)
+static apr_time_t cmp_after(int seconds)
+{
+    return apr_time_now() + apr_time_from_sec(seconds);
+}
+
+/* Keeps the waiting transaction in ctx for poll() and returns its ticket
+ * (on p), after dropping the transactions nobody polled in time. NULL
+ * without memory (ctx freed). */
+static const char *cmp_keep_waiting(cmp_ca_t *cc, apr_pool_t *p, OSSL_CMP_CTX *ctx,
+                                    const char *txid, int check_after)
 {
     cmp_waiting_t *w = calloc(1, sizeof(*w));
+    apr_time_t now = apr_time_now();
+    const char *ticket = NULL;
+    apr_hash_index_t *hi;
+    cmp_table_t *t;
 
-    if (w) {
-        apr_cpystrn(w->txid, txid, sizeof(w->txid));
-        w->ctx = ctx;
-        w->deadline = apr_time_now() + apr_time_from_sec(bounded(cc->conf.total_timeout,
-                                                                 SCEP_CA_CMP_MAX_TOTAL_TIMEOUT));
+    apr_thread_mutex_lock(cc->lock);
+    t = cmp_own_table(cc);
+    if (!w || !t) {
+        goto leave;
     }
-    return w;
+    for (hi = apr_hash_first(NULL, t->waiting); hi; hi = apr_hash_next(hi)) {
+        cmp_waiting_t *old = apr_hash_this_val(hi);
+
+        if (!old->busy && old->deadline < now) {
+            cmp_drop_waiting(t, old);
+        }
+    }
+    apr_cpystrn(w->txid, txid, sizeof(w->txid));
+    w->ctx = ctx;
+    w->next_poll = cmp_after(check_after);
+    w->deadline = cmp_after(bounded(cc->conf.total_timeout, SCEP_CA_CMP_MAX_TOTAL_TIMEOUT));
+    apr_hash_set(t->waiting, w->txid, APR_HASH_KEY_STRING, w);
+    ticket = apr_psprintf(p, "cmp:%ld.%s:%s", (long)t->owner, t->instance, txid);
+    w = NULL, ctx = NULL; /* the table's */
+leave:
+    apr_thread_mutex_unlock(cc->lock);
+    free(w);
+    OSSL_CMP_CTX_free(ctx);
+    return ticket;
+}
+
+/* The waiting transaction of txid for one poll(): APR_SUCCESS with *w,
+ * busy until cmp_release_waiting(); APR_EINCOMPLETE with *wait seconds
+ * when the CA's checkAfter has not passed or a concurrent poll() has it;
+ * APR_NOTFOUND when it ended or passed its total timeout (freed). */
+static apr_status_t cmp_take_waiting(cmp_ca_t *cc, const char *txid, cmp_waiting_t **w, int *wait)
+{
+    apr_time_t now = apr_time_now();
+    apr_status_t rv = APR_NOTFOUND;
+    cmp_waiting_t *found;
+    cmp_table_t *t;
+
+    *w = NULL;
+    apr_thread_mutex_lock(cc->lock);
+    t = cmp_own_table(cc);
+    found = t ? apr_hash_get(t->waiting, txid, APR_HASH_KEY_STRING) : NULL;
+    if (!found) {
+        /* not known here */
+    }
+    else if (found->busy) {
+        *wait = CMP_RETRY_ELSEWHERE;
+        rv = APR_EINCOMPLETE;
+    }
+    else if (found->deadline < now) {
+        cmp_drop_waiting(t, found);
+    }
+    else if (now < found->next_poll) {
+        *wait = (int)apr_time_sec(found->next_poll - now + APR_USEC_PER_SEC - 1);
+        rv = APR_EINCOMPLETE;
+    }
+    else {
+        found->busy = 1;
+        *w = found;
+        rv = APR_SUCCESS;
+    }
+    apr_thread_mutex_unlock(cc->lock);
+    return rv;
+}
+
+/* After a poll() of w: still waiting, to ask again after check_after
+ * seconds, or over (freed). */
+static void cmp_release_waiting(cmp_ca_t *cc, cmp_waiting_t *w, int waiting, int check_after)
+{
+    apr_thread_mutex_lock(cc->lock);
+    if (waiting) {
+        w->busy = 0;
+        w->next_poll = cmp_after(check_after);
+    }
+    else {
+        cmp_drop_waiting(&cc->table, w);
+    }
+    apr_thread_mutex_unlock(cc->lock);
 }
 
 static apr_status_t cmp_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
@@ -359,7 +538,6 @@ static apr_status_t cmp_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *cs
     cmp_ca_t *cc = ca->baton;
     const char *txid;
     OSSL_CMP_CTX *ctx = cmp_new_ctx(cc, p, csr, tmpl ? tmpl->name : NULL, &txid);
-    cmp_waiting_t *w;
     int check_after;
     apr_status_t rv;
 
@@ -368,17 +546,98 @@ static apr_status_t cmp_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *cs
         return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
     }
     rv = cmp_step(cc, p, ctx, csr, &check_after, cert, prob);
-    if (rv == APR_EINCOMPLETE && (w = cmp_waiting_new(cc, ctx, txid)) != NULL) {
-        cmp_keep_waiting(cc, w);
-        ticket->text = apr_pstrcat(p, "cmp:", txid, NULL);
-        ticket->retry_after = check_after;
+    if (rv != APR_EINCOMPLETE) {
+        OSSL_CMP_CTX_free(ctx);
         return rv;
     }
-    OSSL_CMP_CTX_free(ctx);
-    if (rv == APR_EINCOMPLETE) {
+    ticket->text = cmp_keep_waiting(cc, p, ctx, txid, check_after);
+    if (!ticket->text) {
         cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_ERR,
                 SCEPLOGNO(272) "out of memory keeping a request the CA holds");
         return scep_problem(prob, APR_ENOMEM, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+    }
+    ticket->retry_after = check_after;
+    return rv;
+}
+
+/* What a ticket "cmp:<pid>.<instance>:<transactionID hex>" names; 0 when
+ * it is no ticket of this backend. */
+static int cmp_parse_ticket(const char *text, cmp_ticket_t *t)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* scep_hex()'s */
+    const char *at;
+    char *end;
+    apr_size_t n;
+
+    if (!text || strncmp(text, "cmp:", 4) != 0 || !apr_isdigit(text[4])) {
+        return 0;
+    }
+    errno = 0;
+    t->pid = strtol(text + 4, &end, 10);
+    if (errno || t->pid <= 0 || t->pid != (pid_t)t->pid || *end != '.') {
+        return 0;
+    }
+    at = end + 1;
+    n = strspn(at, hex);
+    if (n != sizeof(t->instance) - 1 || at[n] != ':') {
+        return 0;
+    }
+    apr_cpystrn(t->instance, at, n + 1);
+    at += n + 1;
+    n = strspn(at, hex);
+    if (n != sizeof(t->txid) - 1 || at[n] != '\0') {
+        return 0;
+    }
+    apr_cpystrn(t->txid, at, n + 1);
+    return 1;
+}
+
+/* Who holds the transaction of t: this process; another that lives (kill()
+ * may be refused to us: it lives); nobody any more (the process ended, or
+ * its pid is ours now, with another instance). */
+static cmp_owner_t cmp_owner(cmp_ca_t *cc, const cmp_ticket_t *t)
+{
+    cmp_table_t *own;
+    int same;
+
+    if (t->pid != (long)getpid()) {
+        return (kill((pid_t)t->pid, 0) == 0 || errno == EPERM) ? CMP_OWNED_ELSEWHERE
+                                                               : CMP_OWNER_GONE;
+    }
+    apr_thread_mutex_lock(cc->lock);
+    own = cmp_own_table(cc);
+    same = own && strcmp(own->instance, t->instance) == 0;
+    apr_thread_mutex_unlock(cc->lock);
+    return same ? CMP_OWNED_HERE : CMP_OWNER_GONE;
+}
+
+static apr_status_t cmp_still_waiting(scep_ca_ticket_t *ticket, int seconds, scep_problem_t *prob)
+{
+    ticket->retry_after = seconds;
+    return scep_problem(prob, APR_EINCOMPLETE, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+}
+
+/* A pollReq in the transaction this process holds, unless the CA's
+ * checkAfter has not passed yet. */
+static apr_status_t cmp_poll_here(cmp_ca_t *cc, apr_pool_t *p, X509_REQ *csr, const char *txid,
+                                  scep_ca_ticket_t *ticket, X509 **cert, scep_problem_t *prob)
+{
+    cmp_waiting_t *w;
+    int check_after = 0;
+    apr_status_t rv = cmp_take_waiting(cc, txid, &w, &check_after);
+
+    if (rv == APR_EINCOMPLETE) {
+        return cmp_still_waiting(ticket, check_after, prob);
+    }
+    if (rv != APR_SUCCESS) {
+        return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
+                            "the CA's transaction of this request is not known to this "
+                            "server any more; nothing was issued");
+    }
+    rv = cmp_step(cc, p, w->ctx, csr, &check_after, cert, prob);
+    cmp_release_waiting(cc, w, rv == APR_EINCOMPLETE, check_after);
+    if (rv == APR_EINCOMPLETE) {
+        ticket->retry_after = check_after;
     }
     return rv;
 }
@@ -388,28 +647,29 @@ static apr_status_t cmp_poll(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr
                              scep_problem_t *prob)
 {
     cmp_ca_t *cc = ca->baton;
-    cmp_waiting_t *w = NULL;
-    int check_after;
-    apr_status_t rv;
+    cmp_ticket_t t;
 
     *cert = NULL;
-    (void)tmpl;
-    if (strncmp(ticket->text, "cmp:", 4) == 0) {
-        w = cmp_take_waiting(cc, ticket->text + 4);
-    }
-    if (!w) {
+    if (!cmp_parse_ticket(ticket->text, &t)) {
         return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
-                            "the CA's transaction of this request is not known to this "
-                            "server any more; nothing was issued");
+                            "the CA's ticket of this request is not a CMP transaction of "
+                            "this server; nothing was issued");
     }
-    rv = cmp_step(cc, p, w->ctx, csr, &check_after, cert, prob);
-    if (rv == APR_EINCOMPLETE) {
-        cmp_keep_waiting(cc, w);
-        ticket->retry_after = check_after;
-        return rv;
+    switch (cmp_owner(cc, &t)) {
+    case CMP_OWNED_HERE:
+        return cmp_poll_here(cc, p, csr, t.txid, ticket, cert, prob);
+    case CMP_OWNED_ELSEWHERE:
+        return cmp_still_waiting(ticket, CMP_RETRY_ELSEWHERE, prob);
+    case CMP_OWNER_GONE:
+    default:
+        cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_WARNING,
+                apr_psprintf(p,
+                             SCEPLOGNO(273) "the CA's CMP transaction %s of this request was lost "
+                                            "with the process %ld that held it (a restart?); "
+                                            "the request is submitted again",
+                             t.txid, t.pid));
+        return cmp_issue(ca, p, csr, tmpl, cert, ticket, prob);
     }
-    cmp_waiting_free(w);
-    return rv;
 }
 
 static apr_status_t cmp_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *store,
@@ -426,34 +686,60 @@ static apr_status_t cmp_cleanup(void *data)
     cmp_ca_t *cc = data;
     apr_hash_index_t *hi;
 
-    for (hi = apr_hash_first(NULL, cc->waiting); hi; hi = apr_hash_next(hi)) {
-        cmp_waiting_free(apr_hash_this_val(hi));
+    /* a forked child that made no table of its own has its parent's */
+    if (cc->table.owner == getpid()) {
+        for (hi = apr_hash_first(NULL, cc->table.waiting); hi; hi = apr_hash_next(hi)) {
+            cmp_waiting_free(apr_hash_this_val(hi));
+        }
+        apr_pool_destroy(cc->table.pool);
+        memset(&cc->table, 0, sizeof(cc->table));
     }
     X509_STORE_free(cc->trusted);
     X509_STORE_free(cc->issuers);
+    SSL_CTX_free(cc->tls);
     return APR_SUCCESS;
 }
 
+/* An https URL needs tls_ca_file, and tls_ca_file an https URL: a
+ * configured restriction is never dropped silently. */
 static const char *cmp_parse_url(cmp_ca_t *cc, apr_pool_t *p, const char *url)
 {
     char *host = NULL, *path = NULL;
+    ASN1_OCTET_STRING *ip = NULL;
     int tls = 0;
     const char *err = NULL;
 
     if (!url || !OSSL_HTTP_parse_url(url, &tls, NULL, &host, NULL, &cc->port, &path, NULL, NULL)) {
         err = "the CMP server URL is not a URL";
     }
-    else if (tls) {
-        err = "https CMP server URLs are not supported yet";
+    else if (tls && !cc->conf.tls_ca_file) {
+        err = "an https CMP server URL needs a TLS CA file to verify the server";
+    }
+    else if (!tls && cc->conf.tls_ca_file) {
+        err = "a TLS CA file is configured but the CMP server URL is not https";
     }
     else {
         cc->host = apr_pstrdup(p, host);
         cc->path = apr_pstrdup(p, path);
+        ip = a2i_IPADDRESS(host);
+        cc->host_is_ip = ip != NULL;
     }
+    ASN1_OCTET_STRING_free(ip);
     OPENSSL_free(host);
     OPENSSL_free(path);
     ERR_clear_error();
     return err;
+}
+
+static const char *cmp_load_tls(cmp_ca_t *cc)
+{
+    cc->tls = SSL_CTX_new(TLS_client_method());
+    if (!cc->tls || !SSL_CTX_set_min_proto_version(cc->tls, TLS1_2_VERSION) ||
+        SSL_CTX_load_verify_file(cc->tls, cc->conf.tls_ca_file) != 1) {
+        return "cannot read the TLS CA file of the https CMP server";
+    }
+    SSL_CTX_set_verify(cc->tls, SSL_VERIFY_PEER, NULL);
+    return NULL;
 }
 
 static const char *cmp_load_stores(cmp_ca_t *cc)
@@ -471,7 +757,7 @@ static const char *cmp_load_stores(cmp_ca_t *cc)
             return "cannot read the CMP server's trust anchors";
         }
     }
-    return NULL;
+    return conf->tls_ca_file ? cmp_load_tls(cc) : NULL;
 }
 
 static const char *cmp_check_conf(const scep_ca_cmp_conf_t *conf)
@@ -499,8 +785,6 @@ scep_ca_backend_t *scep_ca_cmp(apr_pool_t *p, const scep_ca_cmp_conf_t *conf, co
     }
     cc = apr_pcalloc(p, sizeof(*cc));
     cc->conf = *conf;
-    cc->pool = p;
-    cc->waiting = apr_hash_make(p);
     if (apr_thread_mutex_create(&cc->lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
         *err = "cannot create the lock of waiting requests";
         return NULL;
@@ -522,9 +806,53 @@ scep_ca_backend_t *scep_ca_cmp(apr_pool_t *p, const scep_ca_cmp_conf_t *conf, co
     return ca;
 }
 
+/* OpenSSL's queue (drained) as one line of its reasons, for whoever asked
+ * why: the server's own words among them, escaped. */
+static const char *cmp_errors_text(apr_pool_t *p)
+{
+    const char *text = "", *data;
+    unsigned long e;
+    int flags;
+
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        const char *reason = ERR_reason_error_string(e);
+        int has_data = (flags & ERR_TXT_STRING) && data && *data;
+
+        text = apr_pstrcat(p, text, *text ? "; " : "", reason ? reason : "unknown error",
+                           has_data ? ": " : "", has_data ? data : "", NULL);
+    }
+    return *text ? scep_escape_text(p, text, 0) : "no reason given";
+}
+
 apr_status_t scep_ca_cmp_check(scep_ca_backend_t *ca, apr_pool_t *p, const char **text)
 {
-    (void)ca;
-    *text = apr_pstrdup(p, "not implemented yet");
-    return APR_ENOTIMPL;
+    cmp_ca_t *cc = ca->baton;
+    OSSL_CMP_CTX *ctx = cmp_base_ctx(cc);
+    STACK_OF(OSSL_CMP_ITAV) *itavs = ctx ? OSSL_CMP_exec_GENM_ses(ctx) : NULL;
+    const char *where =
+        apr_psprintf(p, "%s://%s:%d%s", cc->tls ? "https" : "http", cc->host, cc->port, cc->path);
+    apr_status_t rv = APR_SUCCESS;
+
+    if (itavs) {
+        *text = apr_psprintf(p,
+                             "the CMP server at %s answered a general message with %d "
+                             "InfoTypeAndValue(s), protected and trusted as requests need",
+                             where, sk_OSSL_CMP_ITAV_num(itavs));
+        goto leave;
+    }
+    *text = ctx ? cmp_rejection(p, ctx, "general message") : NULL;
+    if (*text) {
+        ERR_clear_error(); /* the queue says it again */
+        rv = APR_EINVAL;
+    }
+    else {
+        *text = apr_pstrcat(p, "no usable answer from the CMP server at ", where,
+                            " (unreachable, too slow, or not trusted): ", cmp_errors_text(p), NULL);
+        rv = APR_EGENERAL;
+    }
+    cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_ERR, apr_pstrcat(p, SCEPLOGNO(274), *text, NULL));
+leave:
+    sk_OSSL_CMP_ITAV_pop_free(itavs, OSSL_CMP_ITAV_free);
+    OSSL_CMP_CTX_free(ctx);
+    return rv;
 }

@@ -46,7 +46,8 @@ enum {
     HELPER_REJECTED = 2,
     HELPER_UNREACHABLE = 3,
     HELPER_UNDERCONFIGURED = 4,
-    HELPER_WAIT_WITH_DELAY = 5
+    HELPER_WAIT_WITH_DELAY = 5,
+    HELPER_UNSUPPORTED = 6
 };
 
 /* What one run left: its output and how it ended. */
@@ -660,6 +661,32 @@ apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
+}
+
+apr_status_t scep_ca_helper_identify(scep_ca_backend_t *ca, apr_pool_t *p, const char **text)
+{
+    const scep_ca_helper_conf_t *conf = ca->baton;
+    const char *const *env = helper_env(p, conf, "IDENTIFY", NULL, NULL, NULL);
+    helper_run_t run;
+
+    *text = NULL;
+    if (run_helper(p, conf, env, &run) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    if (run.exited && run.exit_code == HELPER_UNSUPPORTED) {
+        return APR_ENOTIMPL;
+    }
+    if (run.exited && run.exit_code == HELPER_ISSUED && *one_line(p, run.out[0])) {
+        *text = one_line(p, run.out[0]);
+        return APR_SUCCESS;
+    }
+    helper_log(conf, SCEP_LOG_MARK, SCEP_LOG_ERR,
+               apr_psprintf(p,
+                            SCEPLOGNO(286) "CA helper %s did not identify itself (IDENTIFY, "
+                                           "status %d): \"%s\"",
+                            helper_name(conf), run.exited ? run.exit_code : -1,
+                            one_line(p, *run.out[1] ? run.out[1] : run.out[0])));
+    return APR_EGENERAL;
 }
 
 scep_ca_backend_t *scep_ca_helper(apr_pool_t *p, const scep_ca_helper_conf_t *conf)

@@ -52,4 +52,9 @@ scep_ca_backend_t *scep_ca_helper(apr_pool_t *p, const scep_ca_helper_conf_t *co
 apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
                                         STACK_OF(X509) **roots);
 
+/* IDENTIFY: what the helper says about itself and its CA, one line
+ * (escaped), on p. APR_ENOTIMPL when the helper does not know the
+ * operation (exit 6), APR_EGENERAL (logged) when it fails. */
+apr_status_t scep_ca_helper_identify(scep_ca_backend_t *ca, apr_pool_t *p, const char **text);
+
 #endif /* mod_scep_scep_ca_helper_h */

@@ -594,18 +594,36 @@ leave:
     return rv;
 }
 
-apr_status_t scep_x509_write_cert(apr_pool_t *p, const char *file, X509 *cert, scep_problem_t *prob)
+apr_status_t scep_x509_write_certs(apr_pool_t *p, const char *file, STACK_OF(X509) *certs,
+                                   scep_problem_t *prob)
 {
     BIO *pem = BIO_new(BIO_s_mem());
+    apr_status_t rv = pem ? APR_SUCCESS : APR_ENOMEM;
+    int i;
+
+    for (i = 0; rv == APR_SUCCESS && i < sk_X509_num(certs); i++) {
+        if (!PEM_write_bio_X509(pem, sk_X509_value(certs, i))) {
+            rv = APR_ENOMEM;
+        }
+    }
+    rv = rv == APR_SUCCESS ? replace_file(p, file, pem, prob)
+                           : x509_problem(prob, rv, "cannot encode the certificate");
+    BIO_free(pem);
+    return rv;
+}
+
+apr_status_t scep_x509_write_cert(apr_pool_t *p, const char *file, X509 *cert, scep_problem_t *prob)
+{
+    STACK_OF(X509) *one = sk_X509_new_null();
     apr_status_t rv;
 
-    if (!pem || !PEM_write_bio_X509(pem, cert)) {
+    if (!one || !sk_X509_push(one, cert)) {
         rv = x509_problem(prob, APR_ENOMEM, "cannot encode the certificate");
     }
     else {
-        rv = replace_file(p, file, pem, prob);
+        rv = scep_x509_write_certs(p, file, one, prob);
     }
-    BIO_free(pem);
+    sk_X509_free(one);
     return rv;
 }
 

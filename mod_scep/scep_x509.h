@@ -176,8 +176,10 @@ apr_status_t scep_x509_time_get(const ASN1_TIME *t, apr_time_t *when);
  * caller to log). */
 const char *scep_x509_openssl_error(void);
 
-/* Writes a certificate / CSR as PEM (mode 0644), replacing the file
- * atomically (written aside, then renamed). */
+/* Writes certificates (one after the other) / a certificate / a CSR as PEM
+ * (mode 0644), replacing the file atomically (written aside, then renamed). */
+apr_status_t scep_x509_write_certs(apr_pool_t *p, const char *file, STACK_OF(X509) *certs,
+                                   scep_problem_t *prob);
 apr_status_t scep_x509_write_cert(apr_pool_t *p, const char *file, X509 *cert,
                                   scep_problem_t *prob);
 apr_status_t scep_x509_write_csr(apr_pool_t *p, const char *file, X509_REQ *csr,

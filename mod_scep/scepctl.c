@@ -14,10 +14,14 @@
 /*
  * scepctl: sets up the PKI mod_scep runs on (what the NDES setup wizard
  * does): a CA and the two RA certificates, or RA keys and CSRs for an
- * external CA and the installation of what it returns.
+ * external CA and the installation of what it returns, or, with a
+ * certmonger CA helper, the whole round (the CA's certificates, the RA
+ * requests submitted, the answers installed); check-ca asks an external CA
+ * (helper or CMP) whether it answers.
  *
  * Files in DIR: ca.crt, ca.key, ra-sign.crt, ra-sign.key, ra-enc.crt,
- * ra-enc.key (keys mode 0600), ra-sign.csr, ra-enc.csr (--external). A key
+ * ra-enc.key (keys mode 0600), ra-sign.csr, ra-enc.csr (--external),
+ * ca-chain.crt (--ca-helper: the certificates above an intermediate). A key
  * is never overwritten; a re-run keeps what exists and makes what is
  * missing. Both RA certificates get the same subject, as NDES gives its
  * two service certificates; keyUsage tells them apart.
@@ -53,6 +57,8 @@
 
 #include "mod_scep_version.h"
 #include "scep.h"
+#include "scep_ca_cmp.h"
+#include "scep_ca_helper.h"
 #include "scep_password.h"
 #include "scep_x509.h"
 
@@ -71,6 +77,10 @@
 #define DEFAULT_PASSWORD_BYTES 8
 /* Longest single password read from standard input, newline included. */
 #define PASSWORD_LINE_MAX 258
+/* Seconds an external CA has for one answer (the servers' defaults). */
+#define CA_TIMEOUT 30
+/* Largest CMP secret file, read whole. */
+#define SECRET_FILE_MAX 4096
 
 #define DIR_PERMS (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE)
 
@@ -84,10 +94,24 @@ static const char usage_text[] =
     "      keeps what exists. --key-type applies to the CA and the signing RA; the\n"
     "      encryption RA key is always RSA (devices encrypt to it by RSA key transport).\n"
     "  scepctl setup -d DIR --external [--ra-subject \"/CN=...\"] [--key-bits N]\n"
-    "      makes DIR/ra-sign.key, ra-sign.csr, ra-enc.key, ra-enc.csr for an external CA\n"
+    "                       [--ca-helper \"/PATH/HELPER ARGS\" [--ca-profile NAME]]\n"
+    "      makes DIR/ra-sign.key, ra-sign.csr, ra-enc.key, ra-enc.csr for an external CA;\n"
+    "      with --ca-helper (a certmonger CA helper, run without a shell) also asks\n"
+    "      it for the CA's certificates (FETCH-ROOTS), submits the CSRs (as profile\n"
+    "      NAME) and installs the answers as install-ra does: DIR/ca.crt (the\n"
+    "      issuing CA), ca-chain.crt (above it, when it is no root), ra-sign.crt,\n"
+    "      ra-enc.crt; RA certificates that still fit that CA are kept\n"
     "  scepctl install-ra -d DIR --ca-cert FILE --sign-cert FILE --enc-cert FILE\n"
     "      checks the certificates the external CA returned and installs them as\n"
     "      DIR/ca.crt, ra-sign.crt, ra-enc.crt\n"
+    "  scepctl check-ca --ca-helper \"/PATH/HELPER ARGS\"\n"
+    "  scepctl check-ca --cmp-server URL -d DIR [--cmp-trust FILE]\n"
+    "                   [--cmp-secret-file FILE --cmp-reference NAME] [--cmp-tls-ca FILE]\n"
+    "      asks the external CA whether it answers: the helper's IDENTIFY and\n"
+    "      FETCH-ROOTS; a CMP general message, protected by the RA signing\n"
+    "      certificate of DIR or the MAC secret (first line of FILE, mode 0600),\n"
+    "      the answer checked against DIR/ca.crt's CA and the --cmp-trust anchors;\n"
+    "      exit 0 only when the CA answered\n"
     "  scepctl thumbprint FILE\n"
     "      prints the SHA-1 thumbprint of the certificate in FILE\n"
     "  scepctl single-password --key KEYFILE --file FILE\n"
@@ -136,7 +160,14 @@ enum {
     OPT_SEARCH,
     OPT_LIMIT,
     OPT_BY,
-    OPT_REASON
+    OPT_REASON,
+    OPT_CA_HELPER,
+    OPT_CA_PROFILE,
+    OPT_CMP_SERVER,
+    OPT_CMP_TRUST,
+    OPT_CMP_SECRET_FILE,
+    OPT_CMP_REFERENCE,
+    OPT_CMP_TLS_CA
 };
 
 static const apr_getopt_option_t setup_options[] = {
@@ -148,6 +179,20 @@ static const apr_getopt_option_t setup_options[] = {
     { "ca-days", OPT_CA_DAYS, 1, "CA validity" },
     { "ra-days", OPT_RA_DAYS, 1, "RA validity" },
     { "external", OPT_EXTERNAL, 0, "RA keys and CSRs for an external CA" },
+    { "ca-helper", OPT_CA_HELPER, 1, "certmonger CA helper issuing the RA certificates" },
+    { "ca-profile", OPT_CA_PROFILE, 1, "the CA's profile for the RA certificates" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
+static const apr_getopt_option_t check_ca_options[] = {
+    { "dir", OPT_DIR, 1, "directory of the PKI files (CMP)" },
+    { "ca-helper", OPT_CA_HELPER, 1, "certmonger CA helper" },
+    { "cmp-server", OPT_CMP_SERVER, 1, "URL of the CA's CMP server" },
+    { "cmp-trust", OPT_CMP_TRUST, 1, "trust anchors of the CMP server's signer" },
+    { "cmp-secret-file", OPT_CMP_SECRET_FILE, 1, "file holding the CMP MAC secret" },
+    { "cmp-reference", OPT_CMP_REFERENCE, 1, "the MAC secret's reference" },
+    { "cmp-tls-ca", OPT_CMP_TLS_CA, 1, "trust anchors of an https server" },
     { "help", OPT_HELP, 0, "this text" },
     { NULL, 0, 0, NULL }
 };
@@ -227,6 +272,14 @@ typedef struct ctl_t {
     int limit;
     const char *by;
     const char *reason;
+    const char *ca_helper; /* --ca-helper as given */
+    char **helper_argv;    /* its words */
+    const char *ca_profile;
+    const char *cmp_server; /* check-ca --cmp-server and its options */
+    const char *cmp_trust;
+    const char *cmp_secret_file;
+    const char *cmp_reference;
+    const char *cmp_tls_ca;
     scep_problem_t prob;
 } ctl_t;
 
@@ -247,6 +300,18 @@ typedef struct ra_files_t {
     const char *key;
     const char *csr;
 } ra_files_t;
+
+/* The messages of the store and of the CA backends: failures on stderr,
+ * the rest is the server's business. */
+static void log_to_stderr(void *baton, const char *file, int line, int level, const char *msg)
+{
+    (void)baton;
+    (void)file;
+    (void)line;
+    if (level <= SCEP_LOG_WARNING) {
+        fprintf(stderr, "scepctl: %s\n", msg);
+    }
+}
 
 /* Returns rv itself, visibly: the analyzer then knows that an error path
  * (open_records() leaving its store NULL) never returns APR_SUCCESS. */
@@ -492,12 +557,11 @@ static apr_status_t print_thumbprint(ctl_t *ctl, X509 *cert)
 }
 
 /* RA key and CSR of one role for an external CA. */
-static apr_status_t external_csr(ctl_t *ctl, scep_ra_role_t role)
+static apr_status_t external_csr(ctl_t *ctl, scep_ra_role_t role, X509_REQ **csr)
 {
     ra_files_t files = ra_files(ctl, role);
     scep_key_type_t type = ra_key_type(ctl, role);
     X509_NAME *subject = NULL;
-    X509_REQ *csr = NULL;
     EVP_PKEY *key = NULL;
     int created = 0;
     apr_status_t rv;
@@ -507,11 +571,11 @@ static apr_status_t external_csr(ctl_t *ctl, scep_ra_role_t role)
         rv = scep_x509_name_parse(ctl->p, ctl->ra_subject, &subject, &ctl->prob);
     }
     if (rv == APR_SUCCESS) {
-        rv = scep_x509_csr_create(ctl->p, key, subject, scep_x509_ra_exts(role), NULL, &csr,
+        rv = scep_x509_csr_create(ctl->p, key, subject, scep_x509_ra_exts(role), NULL, csr,
                                   &ctl->prob);
     }
     if (rv == APR_SUCCESS) {
-        rv = scep_x509_write_csr(ctl->p, files.csr, csr, &ctl->prob);
+        rv = scep_x509_write_csr(ctl->p, files.csr, *csr, &ctl->prob);
     }
     if (rv == APR_SUCCESS) {
         print_file(apr_pstrcat(ctl->p, files.name, " key:", NULL), files.key, created);
@@ -520,12 +584,347 @@ static apr_status_t external_csr(ctl_t *ctl, scep_ra_role_t role)
     return rv;
 }
 
+/* A returned RA certificate (origin: where it came from, for messages):
+ * matches our key, fits its role, chains to the CA (which need not be a
+ * root). */
+static apr_status_t check_ra_cert(ctl_t *ctl, X509 *ca, const char *origin, const ra_files_t *files,
+                                  X509 *cert)
+{
+    STACK_OF(X509) *anchors = NULL;
+    const char *unfit, *reason = NULL;
+    EVP_PKEY *key = NULL;
+    apr_status_t rv;
+
+    rv = scep_read_private_key(ctl->p, files->key, &key, &ctl->prob);
+    if (rv == APR_SUCCESS && !X509_check_private_key(cert, key)) {
+        rv =
+            ctl_error(ctl, APR_EINVAL,
+                      apr_psprintf(ctl->p, "%s does not belong to the key %s", origin, files->key));
+    }
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    unfit = scep_x509_ra_unfit(cert, files->role);
+    if (unfit) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "%s cannot be the %s certificate: %s", origin,
+                                    files->name, unfit));
+        goto leave;
+    }
+    anchors = sk_X509_new_null();
+    if (!anchors || !sk_X509_push(anchors, ca)) {
+        rv = ctl_error(ctl, APR_ENOMEM, "out of memory");
+        goto leave;
+    }
+    if (scep_x509_verify(cert, anchors, NULL, 1, NULL, &reason) != APR_SUCCESS) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "%s does not verify against the CA %s: %s", origin,
+                                    scep_name_text(ctl->p, X509_get_subject_name(ca)), reason));
+    }
+leave:
+    sk_X509_free(anchors);
+    return rv;
+}
+
+static apr_status_t check_returned(ctl_t *ctl, X509 *ca, const char *cert_file,
+                                   const ra_files_t *files, X509 **cert)
+{
+    apr_status_t rv = scep_read_cert(ctl->p, cert_file, cert, &ctl->prob);
+
+    return rv == APR_SUCCESS ? check_ra_cert(ctl, ca, cert_file, files, *cert) : rv;
+}
+
+static apr_status_t check_is_ca(ctl_t *ctl, X509 *ca, const char *origin)
+{
+    if (!X509_check_ca(ca)) {
+        return ctl_error(ctl, APR_EINVAL,
+                         apr_psprintf(ctl->p, "%s is not a CA certificate", origin));
+    }
+    return APR_SUCCESS;
+}
+
+/* With a CA key in DIR, only its own certificate may be installed. */
+static apr_status_t check_ca_matches_key(ctl_t *ctl, X509 *ca)
+{
+    const char *key_file = ctl_path(ctl, "ca.key");
+    EVP_PKEY *key = NULL;
+    int has_key = 0;
+    apr_status_t rv = probe(ctl, key_file, &has_key);
+
+    if (rv == APR_SUCCESS && has_key) {
+        rv = scep_read_private_key(ctl->p, key_file, &key, &ctl->prob);
+        if (rv == APR_SUCCESS && !X509_check_private_key(ca, key)) {
+            rv = ctl_error(ctl, APR_EINVAL,
+                           apr_psprintf(ctl->p,
+                                        "the CA certificate %s does not belong to the CA "
+                                        "key %s already in %s",
+                                        scep_name_text(ctl->p, X509_get_subject_name(ca)), key_file,
+                                        ctl->dir));
+        }
+    }
+    return rv;
+}
+
+/* Writes what was checked: the CA (with chain, the certificates above it,
+ * when not NULL) and the two RA certificates (NULL: kept as they are). */
+static apr_status_t install_checked(ctl_t *ctl, X509 *ca, STACK_OF(X509) *chain, X509 *sign_cert,
+                                    X509 *enc_cert)
+{
+    ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN);
+    ra_files_t enc = ra_files(ctl, SCEP_RA_ENCRYPT);
+    const char *chain_file = ctl_path(ctl, "ca-chain.crt");
+    apr_status_t rv;
+
+    rv = scep_x509_write_cert(ctl->p, ctl_path(ctl, "ca.crt"), ca, &ctl->prob);
+    if (rv == APR_SUCCESS && chain) {
+        rv = scep_x509_write_certs(ctl->p, chain_file, chain, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS && sign_cert) {
+        rv = scep_x509_write_cert(ctl->p, sign.cert, sign_cert, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS && enc_cert) {
+        rv = scep_x509_write_cert(ctl->p, enc.cert, enc_cert, &ctl->prob);
+    }
+    if (rv == APR_SUCCESS) {
+        print_file("CA certificate:", ctl_path(ctl, "ca.crt"), 1);
+        if (chain) {
+            print_file("CA chain:", chain_file, 1);
+        }
+        if (sign_cert) {
+            print_file("RA signing cert:", sign.cert, 1);
+        }
+        if (enc_cert) {
+            print_file("RA encryption cert:", enc.cert, 1);
+        }
+        rv = print_thumbprint(ctl, ca);
+    }
+    return rv;
+}
+
+static apr_status_t cmd_install_ra(ctl_t *ctl)
+{
+    ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN);
+    ra_files_t enc = ra_files(ctl, SCEP_RA_ENCRYPT);
+    X509 *ca = NULL, *sign_cert = NULL, *enc_cert = NULL;
+    apr_status_t rv;
+
+    rv = scep_read_cert(ctl->p, ctl->ca_cert, &ca, &ctl->prob);
+    if (rv == APR_SUCCESS) {
+        rv = check_is_ca(ctl, ca, ctl->ca_cert);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_ca_matches_key(ctl, ca);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_returned(ctl, ca, ctl->sign_cert, &sign, &sign_cert);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_returned(ctl, ca, ctl->enc_cert, &enc, &enc_cert);
+    }
+    /* All checked before anything is written. */
+    return rv == APR_SUCCESS ? install_checked(ctl, ca, NULL, sign_cert, enc_cert) : rv;
+}
+
+/* ----------------------------------------------------------------------
+ * An external CA behind a certmonger CA helper (setup --ca-helper,
+ * check-ca --ca-helper): the helper runs as it will in the server, without
+ * a shell, with a clean environment, bounded in time; what it returns is
+ * checked as install-ra checks files.
+ */
+
+static scep_ca_backend_t *helper_ca(ctl_t *ctl, STACK_OF(X509) *chain)
+{
+    scep_ca_helper_conf_t conf = { 0 };
+
+    conf.argv = (const char *const *)ctl->helper_argv;
+    conf.time_limit = apr_time_from_sec(CA_TIMEOUT);
+    conf.ca_chain = chain;
+    conf.log = log_to_stderr;
+    return scep_ca_helper(ctl->p, &conf);
+}
+
+static apr_status_t fetch_roots(ctl_t *ctl, STACK_OF(X509) **roots)
+{
+    if (scep_ca_helper_fetch_roots(helper_ca(ctl, NULL), ctl->p, roots) != APR_SUCCESS) {
+        return ctl_error(
+            ctl, APR_EGENERAL,
+            apr_psprintf(ctl->p, "%s gave no CA certificate (see above)", ctl->helper_argv[0]));
+    }
+    return APR_SUCCESS;
+}
+
+/* The certificate of certs that issued cert, NULL if none. */
+static X509 *issuer_among(STACK_OF(X509) *certs, X509 *cert)
+{
+    int i;
+
+    for (i = 0; i < sk_X509_num(certs); i++) {
+        if (X509_check_issued(sk_X509_value(certs, i), cert) == X509_V_OK) {
+            return sk_X509_value(certs, i);
+        }
+    }
+    return NULL;
+}
+
+static void stack_free(STACK_OF(X509) *certs)
+{
+    sk_X509_free(certs);
+}
+
+/* The certificates of roots above ca, nearest first, up to a self-issued
+ * one; NULL when ca is a root. */
+static STACK_OF(X509) *chain_above(ctl_t *ctl, STACK_OF(X509) *roots, X509 *ca)
+{
+    STACK_OF(X509) *chain = NULL;
+    X509 *cert = ca, *up;
+    int n;
+
+    /* at most as many steps as certificates: a loop of names ends */
+    for (n = 0; n < sk_X509_num(roots) && X509_check_issued(cert, cert) != X509_V_OK; n++) {
+        up = issuer_among(roots, cert);
+        if (!up || up == ca) {
+            break;
+        }
+        if (!chain && (chain = sk_X509_new_null()) != NULL) {
+            SCEP_OWN(ctl->p, chain, stack_free);
+        }
+        if (!chain || !sk_X509_push(chain, up)) {
+            return NULL;
+        }
+        cert = up;
+    }
+    return chain;
+}
+
+/* An RA certificate kept from an earlier run: it exists, belongs to its
+ * key, fits its role and verifies against one of roots. NULL otherwise. */
+static X509 *ra_kept(ctl_t *ctl, const ra_files_t *files, STACK_OF(X509) *roots)
+{
+    X509 *cert = NULL, *ca;
+    int exists = 0;
+
+    if (probe(ctl, files->cert, &exists) != APR_SUCCESS || !exists ||
+        scep_read_cert(ctl->p, files->cert, &cert, &ctl->prob) != APR_SUCCESS) {
+        return NULL;
+    }
+    ca = issuer_among(roots, cert);
+    if (!ca || check_ra_cert(ctl, ca, files->cert, files, cert) != APR_SUCCESS) {
+        printf("%s does not fit the CA any more (%s): a new one is requested\n", files->cert,
+               ca ? ctl->prob.text : "another issuer");
+        return NULL;
+    }
+    print_file(apr_pstrcat(ctl->p, files->name, " cert:", NULL), files->cert, 0);
+    return cert;
+}
+
+/* SUBMIT of one RA request; the helper backend checks the answer's key and
+ * its chain to roots. */
+static apr_status_t ra_submit(ctl_t *ctl, scep_ca_backend_t *ca, const ra_files_t *files,
+                              X509_REQ *csr, X509 **cert)
+{
+    scep_template_t profile = { 0 };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    apr_status_t rv;
+
+    profile.name = ctl->ca_profile;
+    rv = ca->issue(ca, ctl->p, csr, ctl->ca_profile ? &profile : NULL, cert, &ticket, &prob);
+    if (rv == APR_EINCOMPLETE) {
+        return ctl_error(
+            ctl, rv,
+            apr_psprintf(ctl->p,
+                         "the CA holds the %s request (its cookie: \"%s\"): once the CA "
+                         "has issued it, install its answer with scepctl install-ra (setup "
+                         "again would submit new requests)",
+                         files->name, scep_escape_text(ctl->p, ticket.text, 0)));
+    }
+    if (rv != APR_SUCCESS) {
+        return ctl_error(ctl, rv,
+                         apr_psprintf(ctl->p, "the CA did not issue the %s certificate: %s",
+                                      files->name, prob.text ? prob.text : "see above"));
+    }
+    return APR_SUCCESS;
+}
+
+/* The RA certificate of one role: kept, or issued through the helper
+ * (*issued: the new one, else NULL). */
+static apr_status_t ra_from_helper(ctl_t *ctl, scep_ca_backend_t *ca, STACK_OF(X509) *roots,
+                                   scep_ra_role_t role, X509_REQ *csr, X509 **cert, X509 **issued)
+{
+    ra_files_t files = ra_files(ctl, role);
+    apr_status_t rv = APR_SUCCESS;
+
+    *issued = NULL;
+    *cert = ra_kept(ctl, &files, roots);
+    if (!*cert) {
+        rv = ra_submit(ctl, ca, &files, csr, cert);
+        *issued = *cert;
+    }
+    return rv;
+}
+
+/* The issuing CA is the one that issued the RA certificates: FETCH-ROOTS
+ * names the root first, then other roots and the chain. */
+static apr_status_t install_from_helper(ctl_t *ctl, STACK_OF(X509) *roots, X509 *sign_cert,
+                                        X509 *enc_cert, X509 *sign_new, X509 *enc_new)
+{
+    ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN);
+    ra_files_t enc = ra_files(ctl, SCEP_RA_ENCRYPT);
+    X509 *ca = issuer_among(roots, sign_cert);
+    apr_status_t rv;
+
+    if (!ca) {
+        return ctl_error(ctl, APR_EINVAL,
+                         apr_psprintf(ctl->p,
+                                      "the CA helper's certificates do not name the "
+                                      "issuer %s of the RA signing certificate",
+                                      scep_name_text(ctl->p, X509_get_issuer_name(sign_cert))));
+    }
+    rv = check_is_ca(ctl, ca, scep_name_text(ctl->p, X509_get_subject_name(ca)));
+    if (rv == APR_SUCCESS) {
+        rv = check_ca_matches_key(ctl, ca);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_ra_cert(ctl, ca, "the CA's RA signing certificate", &sign, sign_cert);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = check_ra_cert(ctl, ca, "the CA's RA encryption certificate", &enc, enc_cert);
+    }
+    return rv == APR_SUCCESS
+               ? install_checked(ctl, ca, chain_above(ctl, roots, ca), sign_new, enc_new)
+               : rv;
+}
+
+static apr_status_t setup_from_helper(ctl_t *ctl, X509_REQ *sign_csr, X509_REQ *enc_csr)
+{
+    STACK_OF(X509) *roots = NULL;
+    X509 *sign_cert = NULL, *enc_cert = NULL, *sign_new = NULL, *enc_new = NULL;
+    scep_ca_backend_t *ca;
+    apr_status_t rv = fetch_roots(ctl, &roots);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    ca = helper_ca(ctl, roots);
+    rv = ra_from_helper(ctl, ca, roots, SCEP_RA_SIGN, sign_csr, &sign_cert, &sign_new);
+    if (rv == APR_SUCCESS) {
+        rv = ra_from_helper(ctl, ca, roots, SCEP_RA_ENCRYPT, enc_csr, &enc_cert, &enc_new);
+    }
+    return rv == APR_SUCCESS
+               ? install_from_helper(ctl, roots, sign_cert, enc_cert, sign_new, enc_new)
+               : rv;
+}
+
 static apr_status_t setup_external(ctl_t *ctl)
 {
-    apr_status_t rv = external_csr(ctl, SCEP_RA_SIGN);
+    X509_REQ *sign_csr = NULL, *enc_csr = NULL;
+    apr_status_t rv = external_csr(ctl, SCEP_RA_SIGN, &sign_csr);
 
     if (rv == APR_SUCCESS) {
-        rv = external_csr(ctl, SCEP_RA_ENCRYPT);
+        rv = external_csr(ctl, SCEP_RA_ENCRYPT, &enc_csr);
+    }
+    if (rv == APR_SUCCESS && ctl->helper_argv) {
+        return setup_from_helper(ctl, sign_csr, enc_csr);
     }
     if (rv == APR_SUCCESS) {
         printf("Have the CA issue both CSRs with the extensions they request (keyUsage,\n"
@@ -556,106 +955,6 @@ static apr_status_t cmd_setup(ctl_t *ctl)
         rv = setup_ra(ctl, SCEP_RA_ENCRYPT, ca, ca_key);
     }
     if (rv == APR_SUCCESS) {
-        rv = print_thumbprint(ctl, ca);
-    }
-    return rv;
-}
-
-/* A returned RA certificate: matches our key, fits its role, chains to the
- * CA (which need not be a root). */
-static apr_status_t check_returned(ctl_t *ctl, X509 *ca, const char *cert_file,
-                                   const ra_files_t *files, X509 **cert)
-{
-    STACK_OF(X509) *anchors = NULL;
-    const char *unfit, *reason = NULL;
-    EVP_PKEY *key = NULL;
-    apr_status_t rv;
-
-    rv = scep_read_private_key(ctl->p, files->key, &key, &ctl->prob);
-    if (rv == APR_SUCCESS) {
-        rv = cert_load_for_key(ctl, cert_file, files->key, key, cert);
-    }
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    unfit = scep_x509_ra_unfit(*cert, files->role);
-    if (unfit) {
-        rv = ctl_error(ctl, APR_EINVAL,
-                       apr_psprintf(ctl->p, "%s cannot be the %s certificate: %s", cert_file,
-                                    files->name, unfit));
-        goto leave;
-    }
-    anchors = sk_X509_new_null();
-    if (!anchors || !sk_X509_push(anchors, ca)) {
-        rv = ctl_error(ctl, APR_ENOMEM, "out of memory");
-        goto leave;
-    }
-    if (scep_x509_verify(*cert, anchors, NULL, 1, NULL, &reason) != APR_SUCCESS) {
-        rv = ctl_error(ctl, APR_EINVAL,
-                       apr_psprintf(ctl->p, "%s does not verify against %s: %s", cert_file,
-                                    ctl->ca_cert, reason));
-    }
-leave:
-    sk_X509_free(anchors);
-    return rv;
-}
-
-/* With a CA key in DIR, only its own certificate may be installed. */
-static apr_status_t check_ca_matches_key(ctl_t *ctl, X509 *ca)
-{
-    const char *key_file = ctl_path(ctl, "ca.key");
-    EVP_PKEY *key = NULL;
-    int has_key = 0;
-    apr_status_t rv = probe(ctl, key_file, &has_key);
-
-    if (rv == APR_SUCCESS && has_key) {
-        rv = scep_read_private_key(ctl->p, key_file, &key, &ctl->prob);
-        if (rv == APR_SUCCESS && !X509_check_private_key(ca, key)) {
-            rv = ctl_error(ctl, APR_EINVAL,
-                           apr_psprintf(ctl->p,
-                                        "%s does not belong to the CA key %s already "
-                                        "in %s",
-                                        ctl->ca_cert, key_file, ctl->dir));
-        }
-    }
-    return rv;
-}
-
-static apr_status_t cmd_install_ra(ctl_t *ctl)
-{
-    ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN);
-    ra_files_t enc = ra_files(ctl, SCEP_RA_ENCRYPT);
-    X509 *ca = NULL, *sign_cert = NULL, *enc_cert = NULL;
-    apr_status_t rv;
-
-    rv = scep_read_cert(ctl->p, ctl->ca_cert, &ca, &ctl->prob);
-    if (rv == APR_SUCCESS && !X509_check_ca(ca)) {
-        rv = ctl_error(ctl, APR_EINVAL,
-                       apr_psprintf(ctl->p, "%s is not a CA certificate", ctl->ca_cert));
-    }
-    if (rv == APR_SUCCESS) {
-        rv = check_ca_matches_key(ctl, ca);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = check_returned(ctl, ca, ctl->sign_cert, &sign, &sign_cert);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = check_returned(ctl, ca, ctl->enc_cert, &enc, &enc_cert);
-    }
-    /* All checked before anything is written. */
-    if (rv == APR_SUCCESS) {
-        rv = scep_x509_write_cert(ctl->p, ctl_path(ctl, "ca.crt"), ca, &ctl->prob);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = scep_x509_write_cert(ctl->p, sign.cert, sign_cert, &ctl->prob);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = scep_x509_write_cert(ctl->p, enc.cert, enc_cert, &ctl->prob);
-    }
-    if (rv == APR_SUCCESS) {
-        print_file("CA certificate:", ctl_path(ctl, "ca.crt"), 1);
-        print_file("RA signing cert:", sign.cert, 1);
-        print_file("RA encryption cert:", enc.cert, 1);
         rv = print_thumbprint(ctl, ca);
     }
     return rv;
@@ -775,18 +1074,6 @@ leave:
  */
 
 #define DEFAULT_LIST_LIMIT 1000
-
-/* The store's messages: failures on stderr, the rest is the server's
- * business. */
-static void log_to_stderr(void *baton, const char *file, int line, int level, const char *msg)
-{
-    (void)baton;
-    (void)file;
-    (void)line;
-    if (level <= SCEP_LOG_WARNING) {
-        fprintf(stderr, "scepctl: %s\n", msg);
-    }
-}
 
 /* Run as root on a SQLite database, act as the file's owner: files SQLite
  * makes beside it (the WAL) must stay writable for Apache's children. */
@@ -1041,10 +1328,167 @@ static apr_status_t cmd_revoke(ctl_t *ctl)
     return APR_SUCCESS;
 }
 
+/* ----------------------------------------------------------------------
+ * check-ca: does the external CA answer? Through the backend the server
+ * would use, with the same checks.
+ */
+
+static void print_ca_cert(ctl_t *ctl, X509 *cert)
+{
+    apr_time_t until = 0;
+
+    if (scep_x509_time_get(X509_get0_notAfter(cert), &until) != APR_SUCCESS) {
+        until = 0;
+    }
+    printf("CA certificate:  %s\n",
+           field(ctl, scep_name_text(ctl->p, X509_get_subject_name(cert))));
+    printf("  issuer:        %s\n", field(ctl, scep_name_text(ctl->p, X509_get_issuer_name(cert))));
+    printf("  not after:     %s\n", time_text(ctl->p, until));
+    printf("  thumbprint:    %s\n", or_dash(scep_cert_thumbprint(ctl->p, cert)));
+}
+
+/* IDENTIFY when the helper knows it, then FETCH-ROOTS, which decides. */
+static apr_status_t check_helper(ctl_t *ctl)
+{
+    STACK_OF(X509) *roots = NULL;
+    const char *text = NULL;
+    apr_status_t rv = scep_ca_helper_identify(helper_ca(ctl, NULL), ctl->p, &text);
+    int i;
+
+    if (rv == APR_SUCCESS) {
+        printf("CA helper:       %s\n", text);
+    }
+    else if (rv == APR_ENOTIMPL) {
+        printf("CA helper:       %s (does not know IDENTIFY)\n", ctl->helper_argv[0]);
+    }
+    rv = fetch_roots(ctl, &roots);
+    for (i = 0; i < sk_X509_num(roots); i++) {
+        print_ca_cert(ctl, sk_X509_value(roots, i));
+    }
+    return rv;
+}
+
+/* The CMP secret: the first line of a private file. */
+static apr_status_t read_secret(ctl_t *ctl, char **secret)
+{
+    apr_size_t len = 0;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    rv = scep_read_private_file(ctl->p, ctl->cmp_secret_file, SECRET_FILE_MAX, secret, &len, &why);
+    if (rv != APR_SUCCESS) {
+        return ctl_error(ctl, rv, why);
+    }
+    (*secret)[strcspn(*secret, "\r\n")] = '\0';
+    if (!**secret) {
+        return ctl_error(ctl, APR_EINVAL,
+                         apr_psprintf(ctl->p, "%s has an empty first line", ctl->cmp_secret_file));
+    }
+    return APR_SUCCESS;
+}
+
+/* The protection of the CMP messages: the MAC secret, else the RA signing
+ * certificate and key of DIR. */
+static apr_status_t cmp_protection(ctl_t *ctl, scep_ca_cmp_conf_t *conf, char **secret)
+{
+    ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN);
+    apr_status_t rv;
+
+    if (ctl->cmp_secret_file) {
+        rv = read_secret(ctl, secret);
+        conf->mac_secret = *secret;
+        conf->mac_ref = ctl->cmp_reference;
+        return rv;
+    }
+    rv = scep_read_private_key(ctl->p, sign.key, &conf->ra_key, &ctl->prob);
+    return rv == APR_SUCCESS
+               ? cert_load_for_key(ctl, sign.cert, sign.key, conf->ra_key, &conf->ra_cert)
+               : rv;
+}
+
+/* The CA of DIR (ca.crt, ca-chain.crt when there is one) and the options. */
+static apr_status_t cmp_conf(ctl_t *ctl, scep_ca_cmp_conf_t *conf, char **secret)
+{
+    const char *chain_file = ctl_path(ctl, "ca-chain.crt");
+    int has_chain = 0;
+    apr_status_t rv;
+
+    conf->server_url = ctl->cmp_server;
+    conf->tls_ca_file = ctl->cmp_tls_ca;
+    conf->trust_file = ctl->cmp_trust;
+    conf->msg_timeout = CA_TIMEOUT;
+    conf->log = log_to_stderr;
+    rv = scep_read_cert(ctl->p, ctl_path(ctl, "ca.crt"), &conf->ca_cert, &ctl->prob);
+    if (rv == APR_SUCCESS) {
+        rv = probe(ctl, chain_file, &has_chain);
+    }
+    if (rv == APR_SUCCESS && has_chain) {
+        rv = scep_read_certs(ctl->p, chain_file, &conf->ca_chain, &ctl->prob);
+    }
+    return rv == APR_SUCCESS ? cmp_protection(ctl, conf, secret) : rv;
+}
+
+/* A general message (genm) through the backend the server would build. */
+static apr_status_t check_cmp(ctl_t *ctl)
+{
+    scep_ca_cmp_conf_t conf = { 0 };
+    scep_ca_backend_t *ca;
+    const char *err = NULL, *text = NULL;
+    char *secret = NULL;
+    apr_status_t rv = cmp_conf(ctl, &conf, &secret);
+
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    ca = scep_ca_cmp(ctl->p, &conf, &err);
+    if (!ca) {
+        rv = ctl_error(ctl, APR_EINVAL,
+                       apr_psprintf(ctl->p, "the CMP configuration cannot work: %s", err));
+        goto leave;
+    }
+    rv = scep_ca_cmp_check(ca, ctl->p, &text);
+    if (rv != APR_SUCCESS) {
+        rv = ctl_error(ctl, rv,
+                       apr_psprintf(ctl->p, "the CMP server %s did not answer as it must: %s",
+                                    ctl->cmp_server, text ? text : "see above"));
+        goto leave;
+    }
+    printf("CMP server:      %s\n", ctl->cmp_server);
+    printf("  answer:        %s\n", field(ctl, text));
+    print_ca_cert(ctl, conf.ca_cert);
+leave:
+    if (secret) {
+        OPENSSL_cleanse(secret, strlen(secret));
+    }
+    return rv;
+}
+
+static apr_status_t cmd_check_ca(ctl_t *ctl)
+{
+    return ctl->helper_argv ? check_helper(ctl) : check_cmp(ctl);
+}
+
+/* --ca-helper's words, without a shell: the helper's absolute path first.
+ * Says what is wrong, NULL if nothing. */
+static const char *helper_words(ctl_t *ctl)
+{
+    if (apr_tokenize_to_argv(ctl->ca_helper, &ctl->helper_argv, ctl->p) != APR_SUCCESS ||
+        !ctl->helper_argv[0] || ctl->helper_argv[0][0] != '/') {
+        return "--ca-helper starts with the helper's absolute path";
+    }
+    return NULL;
+}
+
 static const char *check_setup(ctl_t *ctl)
 {
     if (!ctl->dir) {
         return "setup needs -d DIR";
+    }
+    if (ctl->ca_helper && !ctl->external) {
+        return "--ca-helper goes with --external";
+    }
+    if (ctl->ca_profile && !ctl->ca_helper) {
+        return "--ca-profile goes with --ca-helper";
     }
     if (ctl->key_type == SCEP_KEY_EC && ctl->key_bits && ctl->key_bits != 256 &&
         ctl->key_bits != 384) {
@@ -1053,6 +1497,27 @@ static const char *check_setup(ctl_t *ctl)
     if (ctl->key_type == SCEP_KEY_RSA && ctl->key_bits &&
         (ctl->key_bits < DEFAULT_RSA_BITS || ctl->key_bits > MAX_RSA_BITS)) {
         return "--key-type rsa takes --key-bits from 2048 to 16384";
+    }
+    return ctl->ca_helper ? helper_words(ctl) : NULL;
+}
+
+static const char *check_check_ca(ctl_t *ctl)
+{
+    int cmp_options =
+        ctl->cmp_trust || ctl->cmp_secret_file || ctl->cmp_reference || ctl->cmp_tls_ca;
+
+    if (!ctl->ca_helper == !ctl->cmp_server) {
+        return "check-ca needs either --ca-helper or --cmp-server";
+    }
+    if (ctl->ca_helper) {
+        return cmp_options || ctl->dir ? "--ca-helper takes neither -d nor --cmp-* options"
+                                       : helper_words(ctl);
+    }
+    if (!ctl->dir) {
+        return "--cmp-server needs -d DIR (its ca.crt, and ra-sign.crt without a secret)";
+    }
+    if (!ctl->cmp_secret_file != !ctl->cmp_reference) {
+        return "--cmp-secret-file and --cmp-reference go together";
     }
     return NULL;
 }
@@ -1158,6 +1623,7 @@ static const char *check_revoke(ctl_t *ctl)
 static const command_t commands[] = {
     { "setup", setup_options, 0, check_setup, cmd_setup },
     { "install-ra", install_options, 0, check_install, cmd_install_ra },
+    { "check-ca", check_ca_options, 0, check_check_ca, cmd_check_ca },
     { "thumbprint", thumbprint_options, 1, check_thumbprint, cmd_thumbprint },
     { "single-password", single_password_options, 0, check_single_password, cmd_single_password },
     { "list", list_options, 0, check_list, cmd_list },
@@ -1242,6 +1708,34 @@ static const char *apply_records_option(ctl_t *ctl, int optch, const char *arg)
     }
 }
 
+/* The options naming an external CA; says what is wrong, NULL if nothing. */
+static const char *apply_ca_option(ctl_t *ctl, int optch, const char *arg)
+{
+    switch (optch) {
+    case OPT_CA_HELPER:
+        ctl->ca_helper = arg;
+        return NULL;
+    case OPT_CA_PROFILE:
+        ctl->ca_profile = arg;
+        return NULL;
+    case OPT_CMP_SERVER:
+        ctl->cmp_server = arg;
+        return NULL;
+    case OPT_CMP_TRUST:
+        ctl->cmp_trust = arg;
+        return NULL;
+    case OPT_CMP_SECRET_FILE:
+        ctl->cmp_secret_file = arg;
+        return NULL;
+    case OPT_CMP_REFERENCE:
+        ctl->cmp_reference = arg;
+        return NULL;
+    default: /* OPT_CMP_TLS_CA */
+        ctl->cmp_tls_ca = arg;
+        return NULL;
+    }
+}
+
 /* Stores one option; says what is wrong with its value, NULL if nothing. */
 static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
 {
@@ -1289,6 +1783,14 @@ static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
     case OPT_LENGTH:
     case OPT_SHOW:
         return apply_password_option(ctl, optch, arg);
+    case OPT_CA_HELPER:
+    case OPT_CA_PROFILE:
+    case OPT_CMP_SERVER:
+    case OPT_CMP_TRUST:
+    case OPT_CMP_SECRET_FILE:
+    case OPT_CMP_REFERENCE:
+    case OPT_CMP_TLS_CA:
+        return apply_ca_option(ctl, optch, arg);
     default:
         return apply_records_option(ctl, optch, arg);
     }

@@ -135,16 +135,7 @@ CASES = [
 ]
 
 
-# Until i13-cmp2 is merged, scep_ca_cmp() refuses https:// URLs: the
-# corrected configuration of this case cannot start yet. Strict, so that the
-# mark fails once it can and is removed with the merge.
-HTTPS_PENDING = pytest.mark.xfail(strict=True, reason='scep_ca_cmp() takes https:// with '
-                                  'i13-cmp2 (SCEPCMPTLSCAFile): remove this mark then')
-
-
-@pytest.mark.parametrize('refused,says,corrected', [
-    pytest.param(*c[1:], id=c[0], marks=HTTPS_PENDING if c[0] == 'https-without-tls-ca' else ())
-    for c in CASES])
+@pytest.mark.parametrize('refused,says,corrected', [pytest.param(*c[1:], id=c[0]) for c in CASES])
 def test_refused_then_corrected_starts(httpd, paths, refused, says, corrected):
     rc, out = httpd.config_test(make_conf(httpd.env, httpd.base_directives + refused(paths)))
     assert rc != 0, 'apache2 -t accepted it:\n' + out

@@ -9,7 +9,10 @@ a one-time password from the admin page (HTTPS, Basic, the NDES page in
 UTF-16LE), with which certmonger's scep-submit enrolls a device; the same
 password a second time is refused (FAILURE badRequest, NDES event 29 in the
 demo's error log, demo/logs/error.log). With --no-password, devices enroll
-without one. `build/demo --stop` runs after every test, whatever happened,
+without one. With --external-ca the demo is a registration authority in
+front of certmonger's local-submit: the same lines, GetCACert names that
+CA and the RA certificates it issued, and devices get its certificates
+while Apache holds no CA key. `build/demo --stop` runs after every test, whatever happened,
 and nothing may listen on the demo's ports afterwards, nor any Apache of
 the demo be left.
 """
@@ -208,6 +211,41 @@ def test_demo_no_password(demo):
                           65536)
     r, rep = client.send(msg, method='GET', style='escape_all')
     checks.assert_issued(msg, r, rep, ca)
+
+
+def test_demo_external_ca(demo, tmp_path):
+    """--external-ca: SCEPCABackend helper with local-submit's CA in
+    demo/local-ca (or below /var/lib), the PKI of `scepctl setup --external
+    --ca-helper`; the KEY=value lines as ever, CA_CERT the external CA."""
+    results, log = demo('--external-ca')
+    ca = pki.load_cert_file(results['CA_CERT'])
+    assert 'CN=Local Signing Authority' in ca.subject.rfc4514_string(), ca.subject
+    pki_dir = os.path.dirname(results['CA_CERT'])
+    assert not os.path.exists(os.path.join(pki_dir, 'ca.key'))
+    with open(os.path.join(STATE, 'httpd.conf')) as f:
+        conf = f.read()
+    assert re.search(r'^SCEPCABackend helper$', conf, re.M), conf
+    (helper,) = re.findall(r'^SCEPCAHelper /usr/lib/certmonger/local-submit -d "(.*)"$', conf,
+                           re.M)
+    assert 'SCEPCAKeyFile' not in conf
+    # local-submit's directory is the children's alone; its CA is CA_CERT
+    st = os.stat(helper)
+    want_uid = pwd.getpwnam('www-data').pw_uid if os.getuid() == 0 else os.getuid()
+    assert (st.st_mode & 0o777, st.st_uid) == (0o700, want_uid), (oct(st.st_mode), st.st_uid)
+    # GetCACert: that CA and the RA certificates it issued
+    client = device_client(results)
+    for ra in (client.ca.ra_sign, client.ca.ra_enc):
+        assert ra.issuer == ca.subject and pki.verify_issued_by(ra, ca)
+    assert {pki.cert_der(c) for c in client.ca.certs} == {
+        pki.cert_der(c) for c in (ca, client.ca.ra_sign, client.ca.ra_enc)}
+    # a device with a one-time password gets local-submit's certificate
+    password = one_time_password(results, log)
+    key = pki.new_key()
+    msg, cert = scep_submit(results, client, tmp_path, key, password)
+    assert cert.issuer == ca.subject
+    assert pki.verify_issued_by(cert, ca), 'not signed by the external CA'
+    assert pki.public_der(cert) == pki.public_der(key), 'issued for another key'
+    assert common_name(cert) == 'submit.example.test'
 
 
 def test_demo_web_surface(demo):

@@ -36,6 +36,12 @@
 #include "scep_ca_cmp.h"
 #include "testutil.h"
 
+/* Makefile.am gives the absolute path; make tidy, which compiles without
+ * the Makefile's flags, this one. */
+#ifndef HELPERS_DIR
+#define HELPERS_DIR "t/unit/helpers"
+#endif
+
 #define MAC_REF "scep-ra"
 #define MAC_SECRET "a test secret"
 #define MAC_SECRET_ARG "pass:a test secret"
@@ -52,6 +58,7 @@ typedef struct cmp_fixture_t {
     const char *device_cert_file; /* for the CSR's key, by the CA */
     int port;
     pid_t server;
+    pid_t front; /* helpers/tls-forward, when a test runs it */
 } cmp_fixture_t;
 
 static cmp_fixture_t fx;
@@ -94,14 +101,14 @@ static int accepts(int port)
     return ok;
 }
 
-/* `openssl cmp -port <port> <args>`, its output in the test's directory;
- * returns once it accepts connections. The mock server answers each
- * connection, so the probe costs it nothing but a closed socket. */
-static void start_server(const char *const *args)
+/* `openssl <args>` (a server on fx.port), its output in the test's
+ * directory; returns once it accepts connections. Each server answers
+ * every connection, so the probe costs it nothing but a closed socket. */
+static void start_openssl(const char *const *args)
 {
-    const char *argv[40] = { "openssl", "cmp", "-port", apr_itoa(pool, fx.port) };
-    const char *out = testutil_path(pool, fx.pki->dir, "mock-server.log");
-    int n = 4, tries;
+    const char *argv[40] = { "openssl" };
+    const char *out = testutil_path(pool, fx.pki->dir, "server.log");
+    int n = 1, tries;
 
     while (*args) {
         argv[n++] = *args++;
@@ -120,7 +127,43 @@ static void start_server(const char *const *args)
     for (tries = 0; tries < 200 && !accepts(fx.port); tries++) {
         usleep(50000);
     }
-    ck_assert_msg(tries < 200, "the mock CMP server did not start");
+    ck_assert_msg(tries < 200, "the test server did not start");
+}
+
+/* What the server wrote so far (its start included). */
+static const char *server_output(void)
+{
+    static char text[16384];
+    FILE *file = fopen(testutil_path(pool, fx.pki->dir, "server.log"), "r");
+    size_t n;
+
+    ck_assert_ptr_nonnull(file);
+    n = fread(text, 1, sizeof(text) - 1, file);
+    fclose(file);
+    text[n] = '\0';
+    return text;
+}
+
+static void stop_server(void)
+{
+    if (fx.server > 0) {
+        kill(fx.server, SIGTERM);
+        waitpid(fx.server, NULL, 0);
+    }
+    fx.server = 0;
+}
+
+/* The mock CMP server: `openssl cmp -port <port> <args>`. */
+static void start_server(const char *const *args)
+{
+    const char *argv[40] = { "cmp", "-port", apr_itoa(pool, fx.port) };
+    int n = 3;
+
+    while (*args) {
+        argv[n++] = *args++;
+    }
+    argv[n] = NULL;
+    start_openssl(argv);
 }
 
 /* A listener on fx.port that keeps what one client sends (for up to two
@@ -179,10 +222,11 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (fx.server > 0) {
-        kill(fx.server, SIGTERM);
-        waitpid(fx.server, NULL, 0);
+    if (fx.front > 0) {
+        kill(fx.front, SIGTERM);
+        waitpid(fx.front, NULL, 0);
     }
+    stop_server();
     apr_pool_destroy(pool);
 }
 
@@ -257,6 +301,20 @@ static void expect_fault(apr_status_t rv, X509 *const *cert, const scep_problem_
     ck_assert_msg(strstr(log_text, "SCEP271: "), "%s", log_text);
 }
 
+/* cmp:<our pid>.<instance: 16 hex>:<transactionID: 32 hex> */
+static void expect_own_ticket(const scep_ca_ticket_t *ticket)
+{
+    const char *prefix = apr_psprintf(pool, "cmp:%ld.", (long)getpid());
+    apr_size_t n = strlen(prefix);
+
+    ck_assert_ptr_nonnull(ticket->text);
+    ck_assert_msg(strncmp(ticket->text, prefix, n) == 0 &&
+                      strlen(ticket->text) == n + 16 + 1 + 32 && ticket->text[n + 16] == ':' &&
+                      strspn(ticket->text + n, "0123456789ABCDEF") == 16 &&
+                      strspn(ticket->text + n + 17, "0123456789ABCDEF") == 32,
+                  "%s", ticket->text);
+}
+
 START_TEST(accepted_request_returns_the_certificate)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
@@ -306,9 +364,8 @@ START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
     ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
     ck_assert_ptr_null(cert);
     ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
-    ck_assert_msg(strncmp(ticket.text, "cmp:", 4) == 0 && strlen(ticket.text) == 4 + 32 &&
-                      ticket.retry_after == 1,
-                  "%s %d", ticket.text, ticket.retry_after);
+    expect_own_ticket(&ticket);
+    ck_assert_int_eq(ticket.retry_after, 1);
     do {
         sleep(1);
         rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
@@ -316,7 +373,8 @@ START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
     expect_issued(rv, &cert, &prob);
     ck_assert_int_ge(polls, 1); /* a poll was answered "waiting" too */
     /* the transaction is over: the ticket is no longer known */
-    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob, "not known");
+    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob,
+                   "not known");
 }
 END_TEST
 
@@ -338,7 +396,8 @@ START_TEST(ticket_past_the_total_timeout_is_not_known)
     rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
     ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
     sleep(8);
-    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob, "not known");
+    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob,
+                   "not known");
 }
 END_TEST
 
@@ -421,7 +480,8 @@ START_TEST(certificate_for_another_key_is_refused)
                                                      0, fx.pki->ca_cert, fx.pki->ca_key)),
                    NULL);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob, "another key");
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
+                   "another key");
 }
 END_TEST
 
@@ -440,7 +500,8 @@ START_TEST(certificate_of_another_ca_is_refused)
                                                      NULL, 0, 0, other_ca, other_ca_key)),
                    NULL);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob, "does not chain");
+    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
+                   "does not chain");
 }
 END_TEST
 
@@ -469,10 +530,6 @@ START_TEST(configuration_without_protection_is_refused)
     conf.ra_key = NULL;
     ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
     ck_assert_ptr_nonnull(err);
-    conf = signing_conf();
-    conf.server_url = "https://ca.example/pkix/";
-    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
-    ck_assert_msg(strstr(err, "https"), "%s", err);
 }
 END_TEST
 
@@ -511,14 +568,491 @@ START_TEST(template_name_is_sent_as_the_certificate_profile)
 }
 END_TEST
 
+#define A_TXID "00112233445566778899AABBCCDDEEFF"
+
+/* A ticket of pid with the instance given. */
+static scep_ca_ticket_t ticket_of(long pid, const char *instance)
+{
+    scep_ca_ticket_t ticket = { apr_psprintf(pool, "cmp:%ld.%s:" A_TXID, pid, instance), 60 };
+
+    return ticket;
+}
+
+/* The pid of a process that ended. */
+static pid_t ended_process(void)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        _exit(0);
+    }
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+    return pid;
+}
+
+static void expect_resubmitted(void)
+{
+    ck_assert_msg(strstr(log_text, "SCEP273: ") && strstr(log_text, A_TXID), "%s", log_text);
+}
+
+START_TEST(ticket_of_another_live_process_waits_without_asking)
+{
+    scep_ca_cmp_conf_t conf = signing_conf(); /* nothing listens: asking would be a fault */
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = ticket_of(getppid(), "0123456789ABCDEF");
+    const char *before = ticket.text;
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca = backend(&conf);
+    apr_status_t rv;
+
+    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    ck_assert_ptr_null(cert);
+    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
+    ck_assert_str_eq(ticket.text, before);
+    ck_assert_int_eq(ticket.retry_after, 5);
+    ck_assert_str_eq(log_text, "");
+}
+END_TEST
+
+START_TEST(ticket_of_an_ended_process_is_submitted_again)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = ticket_of(ended_process(), "0123456789ABCDEF");
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    expect_issued(ca->poll(ca, pool, fx.csr, a_template(), &ticket, &cert, &prob), &cert, &prob);
+    expect_resubmitted();
+}
+END_TEST
+
+START_TEST(ticket_of_our_pid_with_another_instance_is_submitted_again)
+{
+    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    /* a pid used again: the instance of the process that had it before */
+    scep_ca_ticket_t ticket = ticket_of(getpid(), "0000000000000000");
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, more);
+    ca = backend(&conf);
+    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    expect_resubmitted();
+    expect_own_ticket(&ticket); /* the new transaction's */
+    ck_assert_ptr_null(strstr(ticket.text, "0000000000000000"));
+    sleep(1);
+    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(poll_before_the_check_after_waits_without_asking)
+{
+    const char *const more[] = { "-poll_count", "2", "-check_after", "3", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509 *cert = NULL;
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, more);
+    ca = backend(&conf);
+    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    stop_server(); /* asking now would be a fault */
+    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    ck_assert_msg(ticket.retry_after >= 1 && ticket.retry_after <= 3, "%d", ticket.retry_after);
+    ck_assert_str_eq(log_text, "");
+}
+END_TEST
+
+/* issue() in a child process that ends with it: its ticket, through a pipe. */
+static const char *ticket_of_a_child(const scep_ca_cmp_conf_t *conf)
+{
+    static char text[256];
+    int fds[2], status;
+    ssize_t n;
+    pid_t child;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        const char *err = NULL;
+        scep_ca_backend_t *ca = scep_ca_cmp(pool, conf, &err);
+        scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+        scep_ca_ticket_t ticket = { NULL, 0 };
+        X509 *cert = NULL;
+
+        if (ca && ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob) == APR_EINCOMPLETE) {
+            (void)!write(fds[1], ticket.text, strlen(ticket.text));
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    n = read(fds[0], text, sizeof(text) - 1);
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(n > 0, "the child got no ticket");
+    text[n] = '\0';
+    ck_assert_msg(strncmp(text, apr_psprintf(pool, "cmp:%ld.", (long)child), 4) == 0, "%s", text);
+    return apr_pstrdup(pool, text);
+}
+
+START_TEST(transaction_lost_with_its_process_is_submitted_again)
+{
+    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    const char *lost_txid;
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    signing_server(fx.device_cert_file, more);
+    ticket.text = ticket_of_a_child(&conf);
+    lost_txid = strrchr(ticket.text, ':') + 1;
+    /* the CA forgets too (a mock server polled by nobody would refuse a
+     * new request): a new one that issues at once */
+    stop_server();
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "SCEP273: ") && strstr(log_text, lost_txid), "%s", log_text);
+}
+END_TEST
+
+/* In a child forked after issue(): the parent's ticket is the parent's
+ * (waiting, no exchange), and the backend's cleanup frees nothing of it. */
+static int child_leaves_it_alone(apr_pool_t *sub, scep_ca_backend_t *ca, const char *text)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { text, 0 };
+    X509 *cert = NULL;
+    apr_status_t rv = ca->poll(ca, sub, fx.csr, NULL, &ticket, &cert, &prob);
+
+    apr_pool_destroy(sub);
+    return rv == APR_EINCOMPLETE && ticket.retry_after == 5 && log_text[0] == '\0' ? 0 : 1;
+}
+
+START_TEST(forked_child_leaves_the_parent_transaction_alone)
+{
+    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+    apr_pool_t *sub;
+    apr_status_t rv;
+    pid_t child;
+    int status;
+
+    signing_server(fx.device_cert_file, more);
+    apr_pool_create(&sub, pool);
+    ca = scep_ca_cmp(sub, &conf, &(const char *){ NULL });
+    ck_assert_ptr_nonnull(ca);
+    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    sleep(1); /* the CA's checkAfter: a poll of the child would ask */
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        _exit(child_leaves_it_alone(sub, ca, ticket.text));
+    }
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    /* the one pollReq of this transaction is the parent's */
+    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    apr_pool_destroy(sub);
+}
+END_TEST
+
+/* A TLS certificate and key from issuer for the names in san, in the
+ * test's directory as name.crt and name.key. */
+static const char *const *tls_files(const char *name, const char *san, X509 *issuer,
+                                    EVP_PKEY *issuer_key)
+{
+    scep_x509_exts_t exts = { NULL, NULL, NULL, san };
+    EVP_PKEY *key = testutil_ec_key(pool);
+    const char **files = apr_pcalloc(pool, 2 * sizeof(*files));
+
+    files[0] = testutil_write_cert(
+        pool, fx.pki->dir, apr_pstrcat(pool, name, ".crt", NULL),
+        testutil_cert(pool, "/CN=tls.example", key, &exts, 0, 0, issuer, issuer_key));
+    files[1] = testutil_write_key(pool, fx.pki->dir, apr_pstrcat(pool, name, ".key", NULL), key);
+    return files;
+}
+
+/* `openssl s_server -www` on fx.port with a certificate for the names in
+ * san from issuer, and more arguments: a TLS peer that is no CMP server
+ * (it says in server.log which name the client sent). */
+static void tls_server(const char *san, X509 *issuer, EVP_PKEY *issuer_key, const char *const *more)
+{
+    const char *const *files = tls_files("tls", san, issuer, issuer_key);
+    const char *args[20] = { "s_server", "-accept", apr_psprintf(pool, "127.0.0.1:%d", fx.port),
+                             "-cert",    files[0],  "-key",
+                             files[1],   "-www" };
+    int n = 8;
+
+    while (more && *more) {
+        args[n++] = *more++;
+    }
+    args[n] = NULL;
+    start_openssl(args);
+}
+
+static scep_ca_cmp_conf_t https_conf(void)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    conf.server_url = apr_psprintf(pool, "https://127.0.0.1:%d/pkix/", fx.port);
+    conf.tls_ca_file = fx.pki->ca_cert_file;
+    conf.msg_timeout = 3;
+    conf.total_timeout = 3;
+    return conf;
+}
+
+START_TEST(https_server_of_another_ca_is_a_fault)
+{
+    scep_ca_cmp_conf_t conf = https_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    EVP_PKEY *other_key = testutil_ec_key(pool);
+    X509 *other_ca = testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL);
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    tls_server("IP:127.0.0.1", other_ca, other_key, NULL);
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "certificate verify failed"), "%s", log_text);
+}
+END_TEST
+
+START_TEST(https_server_of_another_name_is_a_fault)
+{
+    scep_ca_cmp_conf_t conf = https_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    /* the configured CA's, for another name than the URL's */
+    tls_server("DNS:cmp.example,IP:127.0.0.2", fx.pki->ca_cert, fx.pki->ca_key, NULL);
+    ca = backend(&conf);
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(strstr(log_text, "certificate verify failed"), "%s", log_text);
+}
+END_TEST
+
+START_TEST(https_sends_and_checks_the_host_name)
+{
+    const char *const *good =
+        tls_files("localhost", "DNS:localhost", fx.pki->ca_cert, fx.pki->ca_key);
+    /* the certificate for the name the client sends (SNI), else one for
+     * another name */
+    const char *const more[] = { "-servername", "localhost", "-cert2", good[0], "-key2", good[1],
+                                 /* the start's probe and the client: then its output is whole */
+                                 "-naccept", "2", NULL };
+    scep_ca_cmp_conf_t conf = https_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    tls_server("DNS:other.example", fx.pki->ca_cert, fx.pki->ca_key, more);
+    conf.server_url = apr_psprintf(pool, "https://localhost:%d/pkix/", fx.port);
+    ca = backend(&conf);
+    /* past TLS, no CMP answer comes */
+    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    ck_assert_msg(!strstr(log_text, "certificate verify failed") && strstr(log_text, "timeout"),
+                  "%s", log_text);
+    ck_assert_int_eq(waitpid(fx.server, NULL, 0), fx.server);
+    fx.server = 0;
+    ck_assert_msg(strstr(server_output(), "Hostname in TLS extension: \"localhost\""), "%s",
+                  server_output());
+}
+END_TEST
+
+/* The mock CMP server behind helpers/tls-forward (TLS with a certificate
+ * of the test CA for localhost), as behind a reverse proxy: the backend
+ * with its https URL. fx.server is the mock server, fx.front the front. */
+static scep_ca_backend_t *behind_tls(void)
+{
+    const char *const *files = tls_files("front", "DNS:localhost", fx.pki->ca_cert, fx.pki->ca_key);
+    const char *mock_port = apr_itoa(pool, fx.port);
+    scep_ca_cmp_conf_t conf;
+    int tries;
+
+    signing_server(fx.device_cert_file, NULL);
+    fx.port = free_port();
+    fx.front = fork();
+    ck_assert_int_ge(fx.front, 0);
+    if (fx.front == 0) {
+        execl(HELPERS_DIR "/tls-forward", "tls-forward", apr_itoa(pool, fx.port), mock_port,
+              files[0], files[1], (char *)NULL);
+        _exit(127);
+    }
+    for (tries = 0; tries < 200 && !accepts(fx.port); tries++) {
+        usleep(50000);
+    }
+    ck_assert_msg(tries < 200, "tls-forward did not start");
+    conf = https_conf();
+    conf.server_url = apr_psprintf(pool, "https://localhost:%d/pkix/", fx.port);
+    conf.msg_timeout = 10;
+    conf.total_timeout = 20;
+    return backend(&conf);
+}
+
+START_TEST(https_request_through_a_tls_front_returns_the_certificate)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = { NULL, 0 };
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca = behind_tls();
+
+    expect_issued(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+}
+END_TEST
+
+START_TEST(https_check_through_a_tls_front_is_answered)
+{
+    const char *text = NULL;
+    scep_ca_backend_t *ca = behind_tls();
+    apr_status_t rv = scep_ca_cmp_check(ca, pool, &text);
+
+    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, text, log_text);
+    ck_assert_msg(strstr(text, "https://localhost:") && strstr(text, "answered a general message"),
+                  "%s", text);
+}
+END_TEST
+
+START_TEST(https_and_its_ca_file_go_together)
+{
+    scep_ca_cmp_conf_t conf = https_conf();
+    const char *err = NULL;
+
+    conf.tls_ca_file = NULL;
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(err && strstr(err, "https") && strstr(err, "TLS CA file"), "%s", err);
+    conf = signing_conf();
+    conf.tls_ca_file = fx.pki->ca_cert_file;
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(err && strstr(err, "not https"), "%s", err);
+    conf = https_conf();
+    conf.tls_ca_file = testutil_path(pool, fx.pki->dir, "no-such-file.pem");
+    ck_assert_ptr_null(scep_ca_cmp(pool, &conf, &err));
+    ck_assert_msg(err && strstr(err, "TLS CA file"), "%s", err);
+    conf = https_conf();
+    ck_assert_ptr_nonnull(scep_ca_cmp(pool, &conf, &err));
+}
+END_TEST
+
+static void expect_check_fails(scep_ca_backend_t *ca, const char *needle)
+{
+    const char *text = NULL;
+    apr_status_t rv = scep_ca_cmp_check(ca, pool, &text);
+
+    ck_assert_msg(rv != APR_SUCCESS && rv != APR_ENOTIMPL, "%d %s", rv, text);
+    ck_assert_msg(text && strstr(text, needle), "%s", text);
+    ck_assert_msg(strstr(log_text, "SCEP274: ") && strstr(log_text, text), "%s", log_text);
+}
+
+START_TEST(check_gets_the_general_message_answered)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    const char *text = NULL;
+    scep_ca_backend_t *ca;
+    apr_status_t rv;
+
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    rv = scep_ca_cmp_check(ca, pool, &text);
+    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, text, log_text);
+    ck_assert_msg(strstr(text, "answered a general message with 0 InfoTypeAndValue"), "%s", text);
+}
+END_TEST
+
+START_TEST(check_refuses_an_untrusted_server)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    EVP_PKEY *other_key = testutil_ec_key(pool);
+
+    signing_server(fx.device_cert_file, NULL);
+    conf.trust_file =
+        testutil_write_cert(pool, fx.pki->dir, "other-ca.crt",
+                            testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL));
+    expect_check_fails(backend(&conf), "no usable answer");
+}
+END_TEST
+
+START_TEST(check_refuses_a_server_of_another_mac_secret)
+{
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    start_server(args);
+    conf.ra_cert = NULL;
+    conf.ra_key = NULL;
+    conf.trust_file = NULL;
+    conf.mac_ref = MAC_REF;
+    conf.mac_secret = "another secret";
+    expect_check_fails(backend(&conf), "no usable answer");
+}
+END_TEST
+
+START_TEST(check_of_nothing_listening_fails_within_the_timeout)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    apr_time_t start = apr_time_now();
+
+    conf.msg_timeout = 2;
+    conf.total_timeout = 3;
+    expect_check_fails(backend(&conf), "no usable answer");
+    ck_assert_int_lt(apr_time_now() - start, apr_time_from_sec(10));
+}
+END_TEST
+
+START_TEST(check_reports_a_rejection)
+{
+    const char *const more[] = { "-send_error", NULL };
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    signing_server(fx.device_cert_file, more);
+    expect_check_fails(backend(&conf), "rejected the general message");
+}
+END_TEST
+
 Suite *scep_ca_cmp_suite(void);
+
+/* A case of tests with the fixture. */
+static TCase *a_case(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
 
 Suite *scep_ca_cmp_suite(void)
 {
     Suite *s = suite_create("ca_cmp");
-    TCase *tc = tcase_create("mock_server");
+    TCase *tc = a_case(s, "mock_server");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, accepted_request_returns_the_certificate);
     tcase_add_test(tc, template_name_is_sent_as_the_certificate_profile);
     tcase_add_test(tc, rejection_is_refused_with_the_ca_text);
@@ -531,6 +1065,25 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, certificate_of_another_ca_is_refused);
     tcase_add_test(tc, server_down_is_a_fault_within_the_timeout);
     tcase_add_test(tc, configuration_without_protection_is_refused);
-    suite_add_tcase(s, tc);
+    tc = a_case(s, "ownership");
+    tcase_add_test(tc, ticket_of_another_live_process_waits_without_asking);
+    tcase_add_test(tc, ticket_of_an_ended_process_is_submitted_again);
+    tcase_add_test(tc, ticket_of_our_pid_with_another_instance_is_submitted_again);
+    tcase_add_test(tc, poll_before_the_check_after_waits_without_asking);
+    tcase_add_test(tc, transaction_lost_with_its_process_is_submitted_again);
+    tcase_add_test(tc, forked_child_leaves_the_parent_transaction_alone);
+    tc = a_case(s, "https");
+    tcase_add_test(tc, https_server_of_another_ca_is_a_fault);
+    tcase_add_test(tc, https_server_of_another_name_is_a_fault);
+    tcase_add_test(tc, https_sends_and_checks_the_host_name);
+    tcase_add_test(tc, https_and_its_ca_file_go_together);
+    tcase_add_test(tc, https_request_through_a_tls_front_returns_the_certificate);
+    tcase_add_test(tc, https_check_through_a_tls_front_is_answered);
+    tc = a_case(s, "check");
+    tcase_add_test(tc, check_gets_the_general_message_answered);
+    tcase_add_test(tc, check_refuses_an_untrusted_server);
+    tcase_add_test(tc, check_refuses_a_server_of_another_mac_secret);
+    tcase_add_test(tc, check_of_nothing_listening_fails_within_the_timeout);
+    tcase_add_test(tc, check_reports_a_rejection);
     return s;
 }

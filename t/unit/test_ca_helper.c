@@ -411,6 +411,23 @@ START_TEST(fetch_roots_without_a_certificate_fails)
 }
 END_TEST
 
+START_TEST(identify_says_what_the_helper_is)
+{
+    const char *text = NULL;
+
+    ck_assert_int_eq(scep_ca_helper_identify(local_ca(NULL), pool, &text), APR_SUCCESS);
+    ck_assert_msg(strstr(text, "Local Signing Authority") && !strchr(text, '\n'), "%s", text);
+    ck_assert_int_eq(
+        scep_ca_helper_identify(script_ca("formats", dir, "unsupported", NULL), pool, &text),
+        APR_ENOTIMPL);
+    ck_assert_ptr_null(text);
+    ck_assert_int_eq(
+        scep_ca_helper_identify(script_ca("unreachable", NULL, NULL, NULL), pool, &text),
+        APR_EGENERAL);
+    ck_assert_msg(strstr(last_log, "SCEP286: ") && strstr(last_log, "status 3"), "%s", last_log);
+}
+END_TEST
+
 Suite *scep_ca_helper_suite(void);
 
 Suite *scep_ca_helper_suite(void)
@@ -434,6 +451,7 @@ Suite *scep_ca_helper_suite(void)
     tcase_add_test(tc, waiting_without_a_cookie_or_other_statuses_are_faults);
     tcase_add_test(tc, fetch_roots_reads_every_certificate);
     tcase_add_test(tc, fetch_roots_without_a_certificate_fails);
+    tcase_add_test(tc, identify_says_what_the_helper_is);
     suite_add_tcase(s, tc);
     return s;
 }
