@@ -274,14 +274,18 @@ static apr_status_t helper_backend(apr_pool_t *pconf, server_rec *s, mod_scep_sr
 }
 
 /* What the records say holds a ticket of this server's external CA: its
- * kind and the server's name and port, which stay the same across
- * restarts and configuration edits (the line of a virtual host does not),
- * so that servers sharing the records each ask their own CA about their
- * own tickets. */
+ * kind and the server's name and port (ServerName's, else its virtual
+ * host address's; none for a main server without one), which stay the
+ * same across restarts and configuration edits (the line of a virtual host
+ * does not), so that servers sharing the records each ask their own CA
+ * about their own tickets. */
 static const char *backend_identity(apr_pool_t *pconf, server_rec *s, int kind)
 {
-    return apr_psprintf(pconf, "%s %s:%u", backend_name(kind), s->server_hostname,
-                        (unsigned)s->port);
+    apr_port_t port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
+
+    return port ? apr_psprintf(pconf, "%s %s:%u", backend_name(kind), s->server_hostname,
+                               (unsigned)port)
+                : apr_psprintf(pconf, "%s %s", backend_name(kind), s->server_hostname);
 }
 
 apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s)

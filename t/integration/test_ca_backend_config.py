@@ -250,6 +250,31 @@ def test_getcrl_without_external_crl_is_refused(httpd, scep, files, keys, paths)
                                             % msg.transaction_id)
 
 
+
+def test_ticket_names_the_backend_that_holds_it(httpd, scep, keys, env):
+    """A request the CA holds is recorded with its ticket and the name of
+    the backend that holds it (its kind, the server's name and port), by which
+    servers sharing the records ask about their own tickets; the device's
+    CSR is sealed with it."""
+    path = os.path.join(env.work, 'waiting-helper.sh')
+    with open(path, 'w') as f:
+        f.write('#!/bin/sh\nprintf "7\\ncookie 42\\n"\nexit 5\n')
+    os.chmod(path, 0o755)
+    with httpd.config(*external_ca_directives('helper', ('SCEPCAHelper', path))):
+        msg = admin.hold(scep, keys.take(), 'ticket.example.test')
+        (row,) = checks.request_rows(httpd, msg.transaction_id)
+        assert row['ca_ticket'] == 'cookie 42', row
+        # the main server: ServerName localhost, without a port
+        assert row['ca_backend'] == 'helper localhost', row
+        assert row['csr_sealed'].startswith('-----BEGIN CMS-----'), row
+        # decided, so that no later server polls it: the ticket, its
+        # backend and the seal go
+        code, out, err = httpd.scepctl_records('deny', '--reason', 'done', msg.transaction_id)
+        assert code == 0, out + err
+        (row,) = checks.request_rows(httpd, msg.transaction_id)
+        assert (row['ca_ticket'], row['ca_backend'], row['csr_sealed']) == (None, None, None), row
+
+
 # --- the background poll -------------------------------------------------------
 
 DEBUG = 'LogLevel warn scep:debug\n'
