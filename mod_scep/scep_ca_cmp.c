@@ -51,9 +51,6 @@
 #define CMP_OID_CERT_PROFILE "1.3.6.1.5.5.7.4.21"
 #define CMP_TRANSACTION_ID_LEN 16
 #define CMP_INSTANCE_LEN 8
-/* Seconds a poll() waits before it asks again about a transaction another
- * process holds, or one a concurrent poll() of this process is asking about. */
-#define CMP_RETRY_ELSEWHERE 5
 
 /* The transactions this process keeps for poll(). A forked child inherits
  * its parent's table: it knows it is not its own by owner, and forgets it
@@ -480,8 +477,8 @@ leave:
 
 /* The waiting transaction of txid for one poll(): APR_SUCCESS with *w,
  * busy until cmp_release_waiting(); APR_EINCOMPLETE with *wait seconds
- * when the CA's checkAfter has not passed or a concurrent poll() has it;
- * APR_NOTFOUND when it ended or passed its total timeout (freed). */
+ * when the CA's checkAfter has not passed; APR_EAGAIN when a concurrent
+ * poll() has it; APR_NOTFOUND when it ended or passed its total timeout (freed). */
 static apr_status_t cmp_take_waiting(cmp_ca_t *cc, const char *txid, cmp_waiting_t **w, int *wait)
 {
     apr_time_t now = apr_time_now();
@@ -497,8 +494,7 @@ static apr_status_t cmp_take_waiting(cmp_ca_t *cc, const char *txid, cmp_waiting
         /* not known here */
     }
     else if (found->busy) {
-        *wait = CMP_RETRY_ELSEWHERE;
-        rv = APR_EINCOMPLETE;
+        rv = APR_EAGAIN; /* another thread asks now */
     }
     else if (found->deadline < now) {
         cmp_drop_waiting(t, found);
@@ -629,6 +625,9 @@ static apr_status_t cmp_poll_here(cmp_ca_t *cc, apr_pool_t *p, X509_REQ *csr, co
     if (rv == APR_EINCOMPLETE) {
         return cmp_still_waiting(ticket, check_after, prob);
     }
+    if (rv == APR_EAGAIN) {
+        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
+    }
     if (rv != APR_SUCCESS) {
         return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_SUBMIT,
                             "the CA's transaction of this request is not known to this "
@@ -659,7 +658,8 @@ static apr_status_t cmp_poll(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr
     case CMP_OWNED_HERE:
         return cmp_poll_here(cc, p, csr, t.txid, ticket, cert, prob);
     case CMP_OWNED_ELSEWHERE:
-        return cmp_still_waiting(ticket, CMP_RETRY_ELSEWHERE, prob);
+        /* the process that holds it asks: not this one, and not later than it could */
+        return scep_problem(prob, APR_EAGAIN, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
     case CMP_OWNER_GONE:
     default:
         cmp_log(cc, SCEP_LOG_MARK, SCEP_LOG_WARNING,

@@ -74,7 +74,9 @@ struct scep_ca_backend_t {
      * about the request of ticket->text (csr is the request's, tmpl its
      * template): as issue(); APR_EINCOMPLETE when still held, with *ticket
      * replaced (the CA may give a new cookie), by CertPoll and the
-     * background round (scep_enroll_poll_ca()). */
+     * background round (scep_enroll_poll_ca()). APR_EAGAIN: only another
+     * process (or thread) can ask about this ticket, and will: the engine
+     * leaves the request due for it, unchanged. */
     apr_status_t (*poll)(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
                          const scep_template_t *tmpl, scep_ca_ticket_t *ticket, X509 **cert,
                          scep_problem_t *prob);

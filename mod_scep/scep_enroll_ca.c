@@ -175,6 +175,12 @@ static apr_status_t ask_claimed(const scep_enroll_env_t *env, scep_store_t *stor
         return APR_EINCOMPLETE;
     }
     rv = ca->poll(ca, env->pool, csr, tmpl, &ticket, cert, prob);
+    if (rv == APR_EAGAIN) {
+        /* only another process can ask: the claim goes back, due for it */
+        store->hold_at_ca(store, env->pool, txn->transaction_id, txn->ca_ticket, txn->ca_backend,
+                          txn->ca_poll_at, NULL);
+        return APR_EINCOMPLETE;
+    }
     if (rv == APR_SUCCESS) {
         return record_issued(env, store, txn, *cert) == APR_SUCCESS ? APR_SUCCESS : APR_EINCOMPLETE;
     }

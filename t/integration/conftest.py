@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from sceptest import admin as A  # noqa: E402
+from sceptest import cmp as CMP  # noqa: E402
 from sceptest import client as C  # noqa: E402
 from sceptest import db  # noqa: E402
 from sceptest import pki  # noqa: E402
@@ -113,9 +114,9 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(autouse=True)
 def _error_log_check(request):
     """Marks the error log before each test; afterwards any unexpected
-    warn-or-worse line fails the test. Covers the main server (httpd) and
-    the admin page's server (admin_httpd)."""
-    servers = [request.getfixturevalue(name) for name in ('httpd', 'admin_httpd')
+    warn-or-worse line fails the test. Covers the main server (httpd), the
+    admin page's server (admin_httpd) and the CMP RA's (cmp_httpd)."""
+    servers = [request.getfixturevalue(name) for name in ('httpd', 'admin_httpd', 'cmp_httpd')
                if name in request.fixturenames]
     if not servers:
         yield
@@ -233,3 +234,42 @@ def admin_httpd(admin_env, tls_ca, slapd, kdc):
     a.start()
     yield a
     a.stop()
+
+
+# --- the CMP backend: OpenSSL's CMP server in its mock mode as the CA ---------
+
+@pytest.fixture(scope='session')
+def cmp_env(database_server):
+    """The CMP RA's server root t/gen/<mpm>/cmp: scepctl setup makes the
+    CA (the external CA: its key goes to the mock server's side, never to
+    Apache) and the RA certificates it issued."""
+    e = Env(REPO, name='cmp', port_base=18800)
+    if not e.built():
+        pytest.fail('mod_scep is not built', pytrace=False)
+    e.clean()
+    e.setup_pki()
+    return e
+
+
+@pytest.fixture(scope='session')
+def cmp_pki(cmp_env):
+    """The CA's side (sceptest/cmp.py): its CMP signer, another CA's
+    signer, the certificates it answers for devices' keys."""
+    return CMP.CMPPKI(os.path.join(cmp_env.gen, 'cmp-ca'), cmp_env.p('ca.crt'),
+                      cmp_env.p('ca.key'))
+
+
+@pytest.fixture(scope='session')
+def _cmp_mock(cmp_env):
+    m = CMP.MockCMP(os.path.join(cmp_env.gen, 'cmp-ca'))
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def cmp_server(_cmp_mock):
+    """`openssl cmp -port` (MockCMP): the test starts it with its options
+    (cmp_server.start(*args)); stopped after the test. Its port is the
+    session's, so the RA's SCEPCMPServer stays the same."""
+    yield _cmp_mock
+    _cmp_mock.stop()

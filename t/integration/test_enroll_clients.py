@@ -31,13 +31,17 @@ activate = 1
 """
 
 
-def run_scepclient(httpd, name, challenge=CHALLENGE, extra=()):
+def run_scepclient(httpd, name, challenge=CHALLENGE, extra=(), key=None):
     """One enrollment in its own directory (scepclient reuses csr.pem);
-    extra: more scepclient flags."""
+    extra: more scepclient flags; key: the device's key (default: one
+    scepclient makes)."""
     d = os.path.join(httpd.env.work, 'scepclient-' + name)
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):
         os.unlink(os.path.join(d, f))
+    if key is not None:
+        with open(os.path.join(d, 'key.pem'), 'wb') as f:
+            f.write(pki.key_pem(key, traditional=True))  # scepclient reads PKCS#1 only
     cnf = os.path.join(httpd.env.work, 'openssl-legacy.cnf')
     with open(cnf, 'w') as f:
         f.write(LEGACY_CNF)

@@ -6,15 +6,13 @@ SCEPCacheRequest bounds how long a direct issuance answers retries; certmonger's
 scep-submit reports a held request as pending and gets the certificate once it
 is approved."""
 import dataclasses
-import os
-import subprocess
 
 import pytest
 from cryptography import x509
 
 from sceptest import checks, pki
 from sceptest import client as C
-from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem
+from sceptest.certmonger import issued_certs, openssl_req, run_scep_submit
 from sceptest.httpd import CHALLENGE
 
 HELD_LINE = r'SCEP265: transaction %s: request for "%s" \(template %s\) from 127\.0\.0\.1 held'
@@ -294,16 +292,6 @@ def test_held_renewal_polled_with_the_old_certificate(standalone, scep, files, k
     pm, r, rep = poll(scep, files, renew, key=old_key, signer_cert=old)
     new = checks.assert_issued(pm, r, rep, files.ca)
     assert pki.public_der(new) == pki.public_der(new_key)
-
-
-def run_scep_submit(httpd, msg_der, name):
-    work = httpd.env.work
-    msgf = os.path.join(work, name + '.p7')
-    with open(msgf, 'w') as f:
-        f.write(pem('PKCS7', msg_der))
-    cmd = [SCEP_SUBMIT, '-u', httpd.url('/cgi-bin/pkiclient.exe'), '-r', httpd.env.p('ra-enc.crt'),
-           '-N', httpd.env.p('ca.crt'), '-p', msgf]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
 def test_scep_submit_reports_pending_then_gets_the_certificate(standalone, files, keys):

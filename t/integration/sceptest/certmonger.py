@@ -44,6 +44,18 @@ def openssl_req(work, key, name, challenge):
         return f.read()
 
 
+def run_scep_submit(httpd, msg_der, name):
+    """scep-submit -p with the pkiMessage msg_der (a PKCSReq or CertPoll),
+    trusting httpd's RA encryption and CA certificates."""
+    work = httpd.env.work
+    msgf = os.path.join(work, name + '.p7')
+    with open(msgf, 'w') as f:
+        f.write(pem('PKCS7', msg_der))
+    cmd = [SCEP_SUBMIT, '-u', httpd.url('/cgi-bin/pkiclient.exe'), '-r', httpd.env.p('ra-enc.crt'),
+           '-N', httpd.env.p('ca.crt'), '-p', msgf]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
 def pem(kind, der):
     b = base64.encodebytes(der).decode()
     return '-----BEGIN %s-----\n%s-----END %s-----\n' % (kind, b, kind)
