@@ -273,6 +273,21 @@ static apr_status_t helper_backend(apr_pool_t *pconf, server_rec *s, mod_scep_sr
     return APR_SUCCESS;
 }
 
+/* What the records say holds a ticket of this server's external CA: its
+ * kind and the server's name and port (ServerName's, else its virtual
+ * host address's; none for a main server without one), which stay the
+ * same across restarts and configuration edits (the line of a virtual host
+ * does not), so that servers sharing the records each ask their own CA
+ * about their own tickets. */
+static const char *backend_identity(apr_pool_t *pconf, server_rec *s, int kind)
+{
+    apr_port_t port = s->port ? s->port : s->addrs ? s->addrs->host_port : 0;
+
+    return port ? apr_psprintf(pconf, "%s %s:%u", backend_name(kind), s->server_hostname,
+                               (unsigned)port)
+                : apr_psprintf(pconf, "%s %s", backend_name(kind), s->server_hostname);
+}
+
 apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s)
 {
     mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s);
@@ -292,6 +307,7 @@ apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s)
     }
     if (rv == APR_SUCCESS) {
         conf->ca = mod_scep_ext_crl_backend(pconf, s, inner);
+        conf->ca->name = backend_identity(pconf, s, conf->ca_backend);
     }
     return rv;
 }

@@ -17,7 +17,8 @@
  * (application/pkix-crl, RFC 2585) at the plain HTTP URL that SCEPCRLURL
  * puts into issued certificates' CRL distribution points.
  * Plain HTTP on purpose: relying parties fetch CRLs without TLS, whose own
- * revocation checks would need this very CRL.
+ * revocation checks would need this very CRL. Without a CRL configured (an
+ * external CA without SCEPExternalCRL) it answers 404 with the reason.
  */
 
 #include <apr_strings.h>
@@ -48,6 +49,17 @@ static int send_crl(request_rec *r, X509_CRL *crl)
     return status;
 }
 
+/* A CA without a CRL here (an external CA without SCEPExternalCRL): there
+ * is nothing at this URL, which is the relying party's answer, not a
+ * server fault. */
+static int no_crl_configured(request_rec *r, const scep_problem_t *prob)
+{
+    const char *text = apr_pstrcat(r->pool, prob->text, "\n", NULL);
+
+    mod_scep_log_problem(r, APLOG_WARNING, SCEPLOGNO(161), prob);
+    return mod_scep_send_body(r, HTTP_NOT_FOUND, "text/plain; charset=utf-8", text, strlen(text));
+}
+
 int mod_scep_crl_handler(request_rec *r)
 {
     mod_scep_srv_conf_t *conf = NULL;
@@ -67,6 +79,9 @@ int mod_scep_crl_handler(request_rec *r)
     ca = mod_scep_enroll_env(r)->ca;
     rv = ca->crl(ca, r->pool, store, &crl, &prob);
     mod_scep_store_release(r);
+    if (rv == APR_ENOTIMPL) {
+        return no_crl_configured(r, &prob);
+    }
     if (rv != APR_SUCCESS) {
         if (prob.text) {
             mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(122), &prob);

@@ -137,6 +137,16 @@ const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr);
 /* PEM of csr as the records keep a held request: without challengePassword
  * attributes and with an empty signature (so it does not verify). */
 const char *scep_csr_pem_at_rest(apr_pool_t *p, X509_REQ *csr);
+/* The device's CSR as it came (DER, signature and challengePassword
+ * intact) sealed for the records of a request held for an external CA: a
+ * CMS (Auth)EnvelopedData with AES-256-GCM to the certificate `to` (the RA
+ * encryption certificate), as PEM ("CMS"), on p; NULL on failure (OpenSSL's
+ * queue says why). */
+const char *scep_csr_seal(apr_pool_t *p, X509_REQ *csr, X509 *to);
+/* The CSR of scep_csr_seal()'s PEM, opened with key (the RA encryption
+ * key), on p; NULL when it does not open (another key, altered) or does
+ * not read. */
+X509_REQ *scep_csr_unseal(apr_pool_t *p, const char *sealed, EVP_PKEY *key);
 /* The length (1 to 4) of the UTF-8 character text starts with, its code
  * point in *code; 0 when the bytes there are not one (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF). */
@@ -550,15 +560,21 @@ typedef struct scep_txn_t {
     const char *cert_pem;      /* issued only */
     const char *reason;        /* rejected/expired: why */
     const char *template_name; /* the certificate template chosen */
-    const char *csr_pem;       /* held requests: the CSR to issue from */
-    const char *san;           /* "DNS:a.example, IP Address:10.0.0.1"; NULL if none */
-    const char *key_desc;      /* "RSA 2048", "EC prime256v1" */
+    const char *csr_pem;       /* held requests: the CSR at rest (scep_csr_pem_at_rest()) */
+    /* held requests under an external CA (schema 5): the device's CSR as
+     * it came, scep_csr_seal()ed to the RA encryption certificate, for the
+     * CA; NULL otherwise, and once decided */
+    const char *csr_sealed;
+    const char *san;      /* "DNS:a.example, IP Address:10.0.0.1"; NULL if none */
+    const char *key_desc; /* "RSA 2048", "EC prime256v1" */
     const char *client_addr;
     const char *decided_by; /* the manager who approved or rejected; "CA" for the CA */
     /* Held by an external CA (schema 5): the backend's ticket (opaque) and
      * when to ask the CA again; NULL and 0 for a request no CA holds. */
     const char *ca_ticket;
     apr_time_t ca_poll_at;
+    const char *ca_backend; /* the name of the backend that holds the ticket
+                             * (scep_ca_backend_t.name); NULL: unnamed */
     apr_time_t created;
     apr_time_t updated;
     int message_type; /* scep_msg_type_t of the request, 0 if not known */
@@ -588,33 +604,36 @@ struct scep_store_t {
     apr_status_t (*record)(scep_store_t *store, apr_pool_t *p, const scep_txn_t *txn, X509 *cert);
     /* A held (pending or approved) request gets its certificate: the state
      * change and the certificate atomically; who (NULL: keep the recorded
-     * one) is the deciding manager; a ticket is cleared. APR_EEXIST when it
-     * is not held any more. */
+     * one) is the deciding manager; its CSRs and ticket are cleared.
+     * APR_EEXIST when it is not held any more. */
     apr_status_t (*record_held_issued)(scep_store_t *store, apr_pool_t *p,
                                        const char *transaction_id, X509 *cert, const char *who);
     /* Moves a request from one state to another (approve, reject, expire one)
-     * with who decided and why, clearing a ticket; APR_NOTFOUND when
+     * with who decided and why, clearing a ticket and, but for an approval,
+     * the CSRs; APR_NOTFOUND when
      * unknown, APR_EEXIST when it is not in state `from` any more or is
      * to be approved while the CA holds it (the CA decides). */
     apr_status_t (*decide)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
                            const char *from, const char *to, const char *who, const char *reason);
-    /* A held request the external CA holds: its ticket and the time of the
-     * next poll replaced, and pending (an approved one was submitted, by
-     * who: NULL keeps the recorded one); APR_EEXIST when it is not held
-     * any more. */
+    /* A held request the external CA holds: its ticket, the backend that
+     * holds it (NULL: unnamed) and the time of the next poll replaced, and
+     * pending (an approved one was submitted, by who: NULL keeps the
+     * recorded one); APR_EEXIST when it is not held any more. */
     apr_status_t (*hold_at_ca)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
-                               const char *ticket, apr_time_t poll_at, const char *who);
+                               const char *ticket, const char *backend, apr_time_t poll_at,
+                               const char *who);
     /* Claims the poll of a request the CA holds, so that one process asks:
      * its poll time moves from seen (as read) to next; APR_EEXIST when it
      * is not seen any more (another process claimed it, or it was
      * decided). Times in whole seconds. */
     apr_status_t (*claim_ca_poll)(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
                                   apr_time_t seen, apr_time_t next);
-    /* Held requests with a ticket whose poll time is at most now, the
-     * earliest first, at most limit. */
-    apr_status_t (*list_ca_due)(scep_store_t *store, apr_pool_t *p, apr_time_t now, int limit,
-                                apr_array_header_t **txns);
-    /* Every request pending since before `before` becomes expired. */
+    /* Held requests with a ticket of backend (NULL: those of no name) whose
+     * poll time is at most now, the earliest first, at most limit. */
+    apr_status_t (*list_ca_due)(scep_store_t *store, apr_pool_t *p, const char *backend,
+                                apr_time_t now, int limit, apr_array_header_t **txns);
+    /* Every request pending since before `before` becomes expired (its CSRs
+     * and ticket cleared). */
     apr_status_t (*expire_pending)(scep_store_t *store, apr_pool_t *p, apr_time_t before,
                                    const char *reason);
     /* Requests (scep_txn_t *) in a state (NULL: any), newest first, at most limit. */

@@ -377,6 +377,35 @@ static int must_hold(const scep_enroll_op_t *op)
     return op->conf->standalone || op->tmpl->issuance == SCEP_ISSUANCE_MANUAL;
 }
 
+/* The CSRs a held request keeps: at rest (without the challenge password,
+ * for the manager and the checks, and for the built-in CA to issue from),
+ * and for an external CA, which verifies the device's signature when it
+ * gets the request again, the device's sealed to the RA encryption
+ * certificate. 1 when made; 0 when not (logged). */
+static int keep_held_csrs(const scep_enroll_op_t *op, scep_txn_t *txn)
+{
+    X509_REQ *csr = op->req->csr;
+
+    txn->csr_pem = scep_csr_pem_at_rest(op->p, csr);
+    if (!txn->csr_pem) {
+        scep_enroll_log_openssl(op->env, SCEP_LOG_ERR);
+        return 0;
+    }
+    if (!op->env->ca->poll) {
+        return 1;
+    }
+    txn->csr_sealed = scep_csr_seal(op->p, csr, op->conf->pki->ra_enc_cert);
+    if (!txn->csr_sealed) {
+        scep_enroll_log(op->env, SCEP_LOG_ERR,
+                        SCEPLOGNO(256) "transaction %s: the device's CSR cannot be sealed to the "
+                                       "RA encryption certificate",
+                        op->req->transaction_id);
+        scep_enroll_log_openssl(op->env, SCEP_LOG_ERR);
+        return 0;
+    }
+    return 1;
+}
+
 /* Records the request held: HELD. For a CA manager, or with the ticket
  * of the external CA that holds it (ticket not NULL). */
 static void hold(scep_enroll_op_t *op, scep_store_t *store, const scep_ca_ticket_t *ticket)
@@ -384,10 +413,7 @@ static void hold(scep_enroll_op_t *op, scep_store_t *store, const scep_ca_ticket
     scep_txn_t txn = { 0 };
 
     describe_request(op, SCEP_TXN_PENDING, &txn);
-    /* what approval or a poll of the CA needs, without the challenge password */
-    txn.csr_pem = scep_csr_pem_at_rest(op->p, op->req->csr);
-    if (!txn.csr_pem) {
-        scep_enroll_log_openssl(op->env, SCEP_LOG_ERR);
+    if (!keep_held_csrs(op, &txn)) {
         scep_enroll_fault(op);
         return;
     }

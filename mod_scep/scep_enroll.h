@@ -32,6 +32,11 @@
 /* ----------------------------------------------------------------------
  * A CA backend: who issues certificates and answers GetCRL.
  *
+ * One with poll() is an external CA, which gets a held request's CSR again
+ * later: the engine keeps the device's CSR sealed for it (scep_csr_seal()
+ * to the RA encryption certificate) while the request is held, and gives
+ * issue() and poll() that CSR, signature and challengePassword intact.
+ *
  * Its functions return APR_SUCCESS with their result on p, or an error
  * with prob filled: a refusal of this request has prob->fail_info set (and
  * its event and text, for the log line and the failInfoText); a fault has
@@ -61,7 +66,8 @@ struct scep_ca_backend_t {
                           const scep_template_t *tmpl, X509 **cert, scep_ca_ticket_t *ticket,
                           scep_problem_t *prob);
     /* The CA's current CRL; store holds the revocations of the records. A
-     * backend without one refuses with NDES event 44. */
+     * backend without one refuses with NDES event 44: APR_ENOTIMPL when
+     * none is configured (the scep-crl handler answers 404). */
     apr_status_t (*crl)(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *store, X509_CRL **crl,
                         scep_problem_t *prob);
     /* NULL for a CA that never holds a request (the built-in CA). Asks again
@@ -74,6 +80,12 @@ struct scep_ca_backend_t {
     apr_status_t (*poll)(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
                          const scep_template_t *tmpl, scep_ca_ticket_t *ticket, X509 **cert,
                          scep_problem_t *prob);
+    /* Who holds the tickets this backend makes, recorded with each
+     * (scep_txn_t.ca_backend): where servers share the records, each asks
+     * its CA only about its own (the module: the backend's kind and the
+     * server's name and port). NULL: unnamed, which asks about the
+     * unnamed ones. */
+    const char *name;
 };
 
 /* What the built-in CA (scep_ca_builtin.c) issues with: the configuration's

@@ -65,6 +65,7 @@ apr_status_t scep_enroll_ca_ticket(const scep_enroll_env_t *env, const char *tra
         return APR_EGENERAL;
     }
     txn->ca_ticket = ticket->text;
+    txn->ca_backend = env->ca->name;
     txn->ca_poll_at = next_poll(ticket->retry_after);
     return APR_SUCCESS;
 }
@@ -82,8 +83,8 @@ apr_status_t scep_enroll_submitted(const scep_enroll_env_t *env, scep_store_t *s
     apr_status_t rv;
 
     if ((rv = scep_enroll_ca_ticket(env, txn->transaction_id, ticket, &held)) != APR_SUCCESS ||
-        (rv = store->hold_at_ca(store, p, txn->transaction_id, held.ca_ticket, held.ca_poll_at,
-                                txn->decided_by)) != APR_SUCCESS) {
+        (rv = store->hold_at_ca(store, p, txn->transaction_id, held.ca_ticket, held.ca_backend,
+                                held.ca_poll_at, txn->decided_by)) != APR_SUCCESS) {
         return rv;
     }
     scep_enroll_log(env, SCEP_LOG_NOTICE,
@@ -141,7 +142,8 @@ static void record_waiting(const scep_enroll_env_t *env, scep_store_t *store, co
     apr_time_t at = next_poll(fault ? 0 : ticket->retry_after);
     const char *text = fault || !ticket->text || !*ticket->text ? txn->ca_ticket : ticket->text;
 
-    if (store->hold_at_ca(store, p, txn->transaction_id, text, at, NULL) != APR_SUCCESS) {
+    if (store->hold_at_ca(store, p, txn->transaction_id, text, env->ca->name, at, NULL) !=
+        APR_SUCCESS) {
         return; /* decided meanwhile, or logged by the store */
     }
     if (fault) {
@@ -162,22 +164,21 @@ static apr_status_t ask_claimed(const scep_enroll_env_t *env, scep_store_t *stor
                                 const scep_txn_t *txn, X509 **cert, scep_problem_t *prob)
 {
     scep_ca_backend_t *ca = env->ca;
-    X509_REQ *csr = scep_enroll_csr_from_pem(env->pool, txn->csr_pem);
+    X509_REQ *csr = scep_enroll_held_csr(env, txn);
     /* the template as it is now; NULL when gone (the CA decides by its own) */
     const scep_template_t *tmpl = scep_template_find(env->conf->templates, txn->template_name);
     scep_ca_ticket_t ticket = { txn->ca_ticket, 0 };
     apr_status_t rv;
 
     if (!csr) {
-        scep_enroll_log_openssl(env, SCEP_LOG_ERR);
         record_waiting(env, store, txn, &ticket, 1);
         return APR_EINCOMPLETE;
     }
     rv = ca->poll(ca, env->pool, csr, tmpl, &ticket, cert, prob);
     if (rv == APR_EAGAIN) {
         /* only another process can ask: the claim goes back, due for it */
-        store->hold_at_ca(store, env->pool, txn->transaction_id, txn->ca_ticket, txn->ca_poll_at,
-                          NULL);
+        store->hold_at_ca(store, env->pool, txn->transaction_id, txn->ca_ticket, txn->ca_backend,
+                          txn->ca_poll_at, NULL);
         return APR_EINCOMPLETE;
     }
     if (rv == APR_SUCCESS) {
@@ -191,6 +192,24 @@ static apr_status_t ask_claimed(const scep_enroll_env_t *env, scep_store_t *stor
     return APR_EINCOMPLETE;
 }
 
+/* 1 when txn's ticket is this backend's: where servers share the records,
+ * a ticket means something only to the CA of the backend that made it. */
+static int ticket_is_ours(const scep_enroll_env_t *env, const scep_txn_t *txn)
+{
+    const char *ours = env->ca->name ? env->ca->name : "";
+
+    if (strcmp(txn->ca_backend ? txn->ca_backend : "", ours) == 0) {
+        return 1;
+    }
+    scep_enroll_log(env, SCEP_LOG_DEBUG,
+                    SCEPLOGNO(255) "transaction %s: the ticket is held by %s, not by this "
+                                   "server's %s: not asked from here",
+                    scep_enroll_logged(env->pool, txn->transaction_id),
+                    scep_enroll_logged(env->pool, txn->ca_backend),
+                    scep_enroll_logged(env->pool, env->ca->name));
+    return 0;
+}
+
 apr_status_t scep_enroll_ask_ca(const scep_enroll_env_t *env, scep_store_t *store,
                                 const scep_txn_t *txn, X509 **cert, scep_problem_t *prob,
                                 int *asked)
@@ -199,7 +218,7 @@ apr_status_t scep_enroll_ask_ca(const scep_enroll_env_t *env, scep_store_t *stor
 
     *asked = 0;
     *cert = NULL;
-    if (!scep_enroll_at_ca(env, txn) || txn->ca_poll_at > now ||
+    if (!scep_enroll_at_ca(env, txn) || !ticket_is_ours(env, txn) || txn->ca_poll_at > now ||
         store->claim_ca_poll(store, env->pool, txn->transaction_id, txn->ca_poll_at,
                              apr_time_from_sec(apr_time_sec(now) + CA_CLAIM_SECONDS)) !=
             APR_SUCCESS) {

@@ -57,13 +57,12 @@ apr_status_t scep_enroll_issue_held_request(const scep_enroll_env_t *env, scep_s
                                             scep_problem_t *prob)
 {
     apr_pool_t *p = env->pool;
-    X509_REQ *csr = scep_enroll_csr_from_pem(p, txn->csr_pem);
+    X509_REQ *csr = scep_enroll_held_csr(env, txn);
     const scep_template_t *tmpl = scep_template_find(env->conf->templates, txn->template_name);
     scep_ca_ticket_t ticket = { NULL, 0 };
 
     *cert = NULL;
     if (!csr) {
-        scep_enroll_log_openssl(env, SCEP_LOG_ERR);
         return APR_EGENERAL;
     }
     if (!tmpl) {
@@ -217,7 +216,9 @@ apr_status_t scep_enroll_poll_ca(const scep_enroll_env_t *env, int *asked)
     if (!env->ca->poll) {
         return APR_SUCCESS;
     }
-    if (store->list_ca_due(store, env->pool, apr_time_now(), CA_ROUND_MAX, &due) != APR_SUCCESS) {
+    /* the tickets of this backend: servers sharing the records ask their own */
+    if (store->list_ca_due(store, env->pool, env->ca->name, apr_time_now(), CA_ROUND_MAX, &due) !=
+        APR_SUCCESS) {
         return APR_EGENERAL;
     }
     for (i = 0; i < due->nelts; i++) {

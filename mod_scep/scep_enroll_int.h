@@ -72,6 +72,13 @@ scep_store_t *scep_enroll_records(const scep_enroll_op_t *op);
 X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem);
 X509 *scep_enroll_cert_from_pem(apr_pool_t *p, const char *pem);
 
+/* The CSR of a held request for the CA backend, on env->pool: the
+ * device's, opened from txn->csr_sealed with the RA encryption key (an
+ * external CA verifies its signature), else the one at rest (csr_pem).
+ * NULL (logged) when it does not read, or the sealed one does not open or
+ * is not the request's: the request stays held, a manager can deny it. */
+X509_REQ *scep_enroll_held_csr(const scep_enroll_env_t *env, const scep_txn_t *txn);
+
 /* 1 when a held request outlived SCEPRefreshPeriod; it is then marked
  * expired (txn->status and txn->reason say so), so that a manager no
  * longer sees it (scep_enroll_decide.c). */

@@ -111,6 +111,42 @@ X509_REQ *scep_enroll_csr_from_pem(apr_pool_t *p, const char *pem)
     return csr;
 }
 
+X509_REQ *scep_enroll_held_csr(const scep_enroll_env_t *env, const scep_txn_t *txn)
+{
+    apr_pool_t *p = env->pool;
+    const char *digest;
+    X509_REQ *csr;
+
+    if (!txn->csr_sealed) {
+        csr = scep_enroll_csr_from_pem(p, txn->csr_pem);
+        if (!csr) {
+            scep_enroll_log_openssl(env, SCEP_LOG_ERR);
+        }
+        return csr;
+    }
+    csr = scep_csr_unseal(p, txn->csr_sealed, env->conf->pki->ra_enc_key);
+    if (!csr) {
+        scep_enroll_log(env, SCEP_LOG_ERR,
+                        SCEPLOGNO(253) "transaction %s: the device's sealed CSR does not open "
+                                       "with the RA encryption key (replaced since the request "
+                                       "came?): not given to the CA; the request stays held "
+                                       "until a CA manager denies it or it expires",
+                        scep_enroll_logged(p, txn->transaction_id));
+        scep_enroll_log_openssl(env, SCEP_LOG_ERR);
+        return NULL;
+    }
+    /* a sealed copy moved from another row would be another request */
+    digest = scep_csr_digest(p, csr);
+    if (!digest || !txn->csr_digest || strcmp(digest, txn->csr_digest) != 0) {
+        scep_enroll_log(env, SCEP_LOG_ERR,
+                        SCEPLOGNO(254) "transaction %s: the device's sealed CSR is not the "
+                                       "recorded request's: not given to the CA",
+                        scep_enroll_logged(p, txn->transaction_id));
+        return NULL;
+    }
+    return csr;
+}
+
 scep_store_t *scep_enroll_records(const scep_enroll_op_t *op)
 {
     return op->env->records(op->env->records_baton);

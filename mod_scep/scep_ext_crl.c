@@ -127,5 +127,6 @@ scep_ca_backend_t *scep_ca_with_crl(apr_pool_t *p, scep_ca_backend_t *inner,
     ca->issue = with_crl_issue;
     ca->crl = with_crl_crl;
     ca->poll = inner->poll ? with_crl_poll : NULL;
+    ca->name = inner->name;
     return ca;
 }

@@ -143,13 +143,17 @@ static const char *const schema_v4_no_secrets[] = {
     "UPDATE scep_request SET csr_pem = NULL WHERE status NOT IN ('pending', 'approved')", NULL
 };
 
-/* Requests an external CA holds: the backend's ticket and when to ask the
- * CA again, in seconds since the epoch (BIGINT: PostgreSQL's INTEGER ends
- * in 2038; SQLite reads it as INTEGER). */
+/* Requests an external CA holds: the backend's ticket, the backend that
+ * holds it, and when to ask the CA again, in seconds since the epoch
+ * (BIGINT: PostgreSQL's INTEGER ends in 2038; SQLite reads it as INTEGER);
+ * the device's CSR sealed for the CA while held (scep_csr_seal()). */
 static const char *const schema_v5_ca_tickets[] = {
     "ALTER TABLE scep_request ADD COLUMN ca_ticket TEXT",
     "ALTER TABLE scep_request ADD COLUMN ca_poll_at BIGINT",
-    "CREATE INDEX IF NOT EXISTS scep_request_ca_poll ON scep_request (ca_poll_at)", NULL
+    "ALTER TABLE scep_request ADD COLUMN ca_backend TEXT",
+    "ALTER TABLE scep_request ADD COLUMN csr_sealed TEXT",
+    "CREATE INDEX IF NOT EXISTS scep_request_ca_poll ON scep_request (ca_poll_at)",
+    NULL
 };
 
 static int strip_held_csrs(const struct sql_store_t *st);
@@ -265,7 +269,8 @@ typedef struct statement_t {
 #define REQUEST_COLUMNS \
     "r.transaction_id, r.key_id, r.status, r.subject, r.serial, r.reason, r.message_type," \
     " c.cert_pem, r.signer_key_id, r.template, r.csr_pem, r.san, r.key_desc, r.client_addr," \
-    " r.decided_by, r.created, r.updated, r.csr_digest, r.ca_ticket, r.ca_poll_at" \
+    " r.decided_by, r.created, r.updated, r.csr_digest, r.ca_ticket, r.ca_poll_at," \
+    " r.ca_backend, r.csr_sealed" \
     " FROM scep_request r LEFT JOIN scep_cert c ON c.serial = r.serial"
 
 /* The columns cert_of_row() reads, in its order. */
@@ -275,36 +280,39 @@ typedef struct statement_t {
 
 /* %d marks an INTEGER column, %lld a BIGINT one: PostgreSQL types the
  * parameter from it. A state change out of the held states clears the
- * ticket; a request the CA holds is not approved (the CA decides). */
+ * ticket and the CSRs (an approval keeps the CSRs: the request is issued
+ * from them); a request the CA holds is not approved (the CA decides). */
 static const statement_t statements[STMT_COUNT] = {
     { "mod_scep_find_transaction", "SELECT " REQUEST_COLUMNS " WHERE r.transaction_id = %s" },
     { "mod_scep_insert_request",
       "INSERT INTO scep_request (transaction_id, key_id, status, subject, message_type,"
       " serial, reason, client_addr, created, updated, signer_key_id, template, csr_pem, san,"
-      " key_desc, csr_digest, ca_ticket, ca_poll_at)"
-      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld)" },
+      " key_desc, csr_digest, ca_ticket, ca_poll_at, ca_backend, csr_sealed)"
+      " VALUES (%s, %s, %s, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %lld, %s,"
+      " %s)" },
     { "mod_scep_insert_cert",
       "INSERT INTO scep_cert (serial, transaction_id, subject, issuer, not_before, not_after,"
       " cert_pem, created)"
       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)" },
     { "mod_scep_record_held_issued",
       "UPDATE scep_request SET status = 'issued', serial = %s, updated = %s,"
-      " decided_by = COALESCE(%s, decided_by), csr_pem = NULL, ca_ticket = NULL,"
-      " ca_poll_at = NULL"
+      " decided_by = COALESCE(%s, decided_by), csr_pem = NULL, csr_sealed = NULL,"
+      " ca_ticket = NULL, ca_poll_at = NULL, ca_backend = NULL"
       " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
     { "mod_scep_decide",
       "UPDATE scep_request SET status = %s, decided_by = %s, reason = %s, updated = %s,"
-      " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END, ca_ticket = NULL,"
-      " ca_poll_at = NULL"
+      " csr_pem = CASE WHEN %s = 'approved' THEN csr_pem END,"
+      " csr_sealed = CASE WHEN %s = 'approved' THEN csr_sealed END, ca_ticket = NULL,"
+      " ca_poll_at = NULL, ca_backend = NULL"
       " WHERE transaction_id = %s AND status = %s"
       " AND (ca_ticket IS NULL OR %s <> 'approved')" },
     { "mod_scep_expire_pending",
       "UPDATE scep_request SET status = 'expired', reason = %s, updated = %s, csr_pem = NULL,"
-      " ca_ticket = NULL, ca_poll_at = NULL"
+      " csr_sealed = NULL, ca_ticket = NULL, ca_poll_at = NULL, ca_backend = NULL"
       " WHERE status = 'pending' AND created < %s" },
     { "mod_scep_hold_at_ca",
-      "UPDATE scep_request SET status = 'pending', ca_ticket = %s, ca_poll_at = %lld,"
-      " updated = %s, decided_by = COALESCE(%s, decided_by)"
+      "UPDATE scep_request SET status = 'pending', ca_ticket = %s, ca_backend = %s,"
+      " ca_poll_at = %lld, updated = %s, decided_by = COALESCE(%s, decided_by)"
       " WHERE transaction_id = %s AND status IN ('pending', 'approved')" },
     { "mod_scep_claim_ca_poll",
       "UPDATE scep_request SET ca_poll_at = %lld"
@@ -312,7 +320,7 @@ static const statement_t statements[STMT_COUNT] = {
       " AND ca_poll_at = %lld" },
     { "mod_scep_list_ca_due",
       "SELECT " REQUEST_COLUMNS " WHERE r.status = 'pending' AND r.ca_ticket IS NOT NULL"
-      " AND r.ca_poll_at <= %lld"
+      " AND COALESCE(r.ca_backend, '') = COALESCE(%s, '') AND r.ca_poll_at <= %lld"
       " ORDER BY r.ca_poll_at, r.transaction_id LIMIT %d" },
     { "mod_scep_list_requests",
       "SELECT " REQUEST_COLUMNS " ORDER BY r.created DESC, r.transaction_id LIMIT %d" },
@@ -879,6 +887,8 @@ static scep_txn_t *txn_of_row(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_
     txn->csr_digest = entry_or_null(p, st, row, 17);
     txn->ca_ticket = entry_or_null(p, st, row, 18);
     txn->ca_poll_at = time_of_seconds(entry_or_null(p, st, row, 19));
+    txn->ca_backend = entry_or_null(p, st, row, 20);
+    txn->csr_sealed = entry_or_null(p, st, row, 21);
     return txn;
 }
 
@@ -1159,10 +1169,12 @@ static int insert_request(const sql_store_t *st, apr_pool_t *p, const scep_txn_t
                            txn->key_desc,
                            txn->csr_digest,
                            txn->ca_ticket,
-                           txn->ca_ticket ? seconds_of(p, txn->ca_poll_at) : NULL };
+                           txn->ca_ticket ? seconds_of(p, txn->ca_poll_at) : NULL,
+                           txn->ca_ticket ? txn->ca_backend : NULL,
+                           txn->csr_sealed };
     int nrows;
 
-    return pquery(st, p, STMT_INSERT_REQUEST, 18, args, &nrows);
+    return pquery(st, p, STMT_INSERT_REQUEST, 20, args, &nrows);
 }
 
 static int insert_cert(const sql_store_t *st, apr_pool_t *p, const char *transaction_id,
@@ -1338,9 +1350,9 @@ static apr_status_t decide(scep_store_t *store, apr_pool_t *p, const char *trans
 {
     sql_store_t *st = store->baton;
     /* an approved request keeps its CSR until it is issued */
-    const char *args[] = { to, who, reason, iso8601_now(p), to, transaction_id, from, to };
+    const char *args[] = { to, who, reason, iso8601_now(p), to, to, transaction_id, from, to };
     const char *error = NULL;
-    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 8, args, &nrows, &error);
+    int nrows, err = locked_pquery(st, p, STMT_DECIDE, 9, args, &nrows, &error);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR, SCEPLOGNO(312) "cannot change transaction %s from %s to %s: %s",
@@ -1370,12 +1382,14 @@ static apr_status_t expire_pending(scep_store_t *store, apr_pool_t *p, apr_time_
 }
 
 static apr_status_t hold_at_ca(scep_store_t *store, apr_pool_t *p, const char *transaction_id,
-                               const char *ticket, apr_time_t poll_at, const char *who)
+                               const char *ticket, const char *backend, apr_time_t poll_at,
+                               const char *who)
 {
     sql_store_t *st = store->baton;
-    const char *args[] = { ticket, seconds_of(p, poll_at), iso8601_now(p), who, transaction_id };
+    const char *args[] = { ticket,         backend, seconds_of(p, poll_at),
+                           iso8601_now(p), who,     transaction_id };
     const char *error = NULL;
-    int nrows, err = locked_pquery(st, p, STMT_HOLD_AT_CA, 5, args, &nrows, &error);
+    int nrows, err = locked_pquery(st, p, STMT_HOLD_AT_CA, 6, args, &nrows, &error);
 
     if (err) {
         store_log(st, SCEP_LOG_ERR,
@@ -1403,14 +1417,14 @@ static apr_status_t claim_ca_poll(scep_store_t *store, apr_pool_t *p, const char
     return nrows == 1 ? APR_SUCCESS : APR_EEXIST;
 }
 
-static apr_status_t list_ca_due(scep_store_t *store, apr_pool_t *p, apr_time_t now, int limit,
-                                apr_array_header_t **txns)
+static apr_status_t list_ca_due(scep_store_t *store, apr_pool_t *p, const char *backend,
+                                apr_time_t now, int limit, apr_array_header_t **txns)
 {
     sql_store_t *st = store->baton;
-    const char *args[] = { seconds_of(p, now), apr_itoa(p, limit) };
+    const char *args[] = { backend, seconds_of(p, now), apr_itoa(p, limit) };
     const char *error = NULL;
 
-    if (select_rows(st, p, STMT_LIST_CA_DUE, 2, args, read_txn, txns, &error)) {
+    if (select_rows(st, p, STMT_LIST_CA_DUE, 3, args, read_txn, txns, &error)) {
         store_log(st, SCEP_LOG_ERR, SCEPLOGNO(349) "cannot list the requests the CA holds: %s",
                   error);
         return APR_EGENERAL;

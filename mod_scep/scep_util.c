@@ -27,6 +27,8 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+/* after pem.h: its PEM functions of CMS come with it */
+#include <openssl/cms.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -287,6 +289,54 @@ leave:
     ASN1_BIT_STRING_free(no_signature);
     X509_REQ_free(copy);
     return pem;
+}
+
+/* Authenticated (GCM): a sealed CSR that was altered does not open. The
+ * recipient is the RA encryption certificate; opening takes its key alone
+ * (a certificate renewed with the same key opens what its predecessor
+ * sealed). */
+const char *scep_csr_seal(apr_pool_t *p, X509_REQ *csr, X509 *to)
+{
+    STACK_OF(X509) *recipients = sk_X509_new_null();
+    BIO *der = BIO_new(BIO_s_mem());
+    BIO *pem = BIO_new(BIO_s_mem());
+    CMS_ContentInfo *cms = NULL;
+    const char *sealed = NULL;
+
+    /* i2d_X509_REQ_bio() writes what was received: OpenSSL keeps the
+     * encoding of a parsed CSR's signed part */
+    if (!recipients || !der || !pem || !sk_X509_push(recipients, to) ||
+        i2d_X509_REQ_bio(der, csr) != 1) {
+        goto leave;
+    }
+    cms = CMS_encrypt(recipients, der, EVP_aes_256_gcm(), CMS_BINARY);
+    if (cms && PEM_write_bio_CMS(pem, cms)) {
+        sealed = bio_text(p, pem);
+    }
+leave:
+    CMS_ContentInfo_free(cms);
+    BIO_free(pem);
+    BIO_free(der);
+    sk_X509_free(recipients);
+    return sealed;
+}
+
+X509_REQ *scep_csr_unseal(apr_pool_t *p, const char *sealed, EVP_PKEY *key)
+{
+    BIO *pem = BIO_new_mem_buf(sealed, -1);
+    BIO *der = BIO_new(BIO_s_mem());
+    CMS_ContentInfo *cms = pem ? PEM_read_bio_CMS(pem, NULL, NULL, NULL) : NULL;
+    X509_REQ *csr = NULL;
+
+    /* no certificate: every recipient is tried with key */
+    if (cms && der && CMS_decrypt(cms, key, NULL, NULL, der, CMS_BINARY) == 1) {
+        csr = d2i_X509_REQ_bio(der, NULL);
+    }
+    SCEP_OWN(p, csr, X509_REQ_free);
+    CMS_ContentInfo_free(cms);
+    BIO_free(der);
+    BIO_free(pem);
+    return csr;
 }
 
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name)

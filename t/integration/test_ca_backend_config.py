@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from sceptest import checks, pki
+from sceptest import admin, checks, pki
 from sceptest import client as C
 from sceptest.httpd import CHALLENGE, external_ca_directives, make_conf
 
@@ -250,6 +250,31 @@ def test_getcrl_without_external_crl_is_refused(httpd, scep, files, keys, paths)
                                             % msg.transaction_id)
 
 
+
+def test_ticket_names_the_backend_that_holds_it(httpd, scep, keys, env):
+    """A request the CA holds is recorded with its ticket and the name of
+    the backend that holds it (its kind, the server's name and port), by which
+    servers sharing the records ask about their own tickets; the device's
+    CSR is sealed with it."""
+    path = os.path.join(env.work, 'waiting-helper.sh')
+    with open(path, 'w') as f:
+        f.write('#!/bin/sh\nprintf "7\\ncookie 42\\n"\nexit 5\n')
+    os.chmod(path, 0o755)
+    with httpd.config(*external_ca_directives('helper', ('SCEPCAHelper', path))):
+        msg = admin.hold(scep, keys.take(), 'ticket.example.test')
+        (row,) = checks.request_rows(httpd, msg.transaction_id)
+        assert row['ca_ticket'] == 'cookie 42', row
+        # the main server: ServerName localhost, without a port
+        assert row['ca_backend'] == 'helper localhost', row
+        assert row['csr_sealed'].startswith('-----BEGIN CMS-----'), row
+        # decided, so that no later server polls it: the ticket, its
+        # backend and the seal go
+        code, out, err = httpd.scepctl_records('deny', '--reason', 'done', msg.transaction_id)
+        assert code == 0, out + err
+        (row,) = checks.request_rows(httpd, msg.transaction_id)
+        assert (row['ca_ticket'], row['ca_backend'], row['csr_sealed']) == (None, None, None), row
+
+
 # --- the background poll -------------------------------------------------------
 
 DEBUG = 'LogLevel warn scep:debug\n'
@@ -339,26 +364,45 @@ def test_external_crl_at_the_crl_url(httpd, files, paths):
         assert x509.load_der_x509_crl(r.body) == crl
 
 
+
+def test_crl_url_without_external_crl_is_not_found(httpd, paths):
+    """Without SCEPExternalCRL the scep-crl handler has no CRL to serve: 404
+    with the reason and one warning (a refusal, not a server fault: no
+    SCEP122, no 500)."""
+    location = '<Location /certsrv/mscep/crl>\n    SetHandler scep-crl\n</Location>\n'
+    with httpd.config(*helper(paths), raw_extra=location):
+        r = C.http_request('GET', httpd.url('/certsrv/mscep/crl/ca.crl'))
+        assert r.status == 404, r.status
+        assert r.content_type.startswith('text/plain'), r.content_type
+        assert r.body == b'no CRL is configured for the external CA (SCEPExternalCRL)\n', r.body
+        lines = httpd.errlog.expect_and_find(
+            r'\[scep:warn\].*SCEP161: no CRL is configured for the external CA '
+            r'\(SCEPExternalCRL\) \(NDES event 44\)')
+        assert len(lines) == 1, lines
+        assert httpd.errlog.find(r'SCEP122|SCEP090', wait=0) == []
+
+
 # --- the backend is the one requests use ----------------------------------------
 
 SIGNING_HELPER = '''#!/bin/sh
-# A CA helper signing with a copy of the test CA's key (openssl x509 -req).
+# A CA helper signing with a copy of the test CA's key (openssl x509 -req,
+# which verifies the CSR's signature), serial number $3.
 [ "$CERTMONGER_OPERATION" = SUBMIT ] || exit 6
 dir=$(dirname "$0")
 printf '%s\\n' "$CERTMONGER_CA_PROFILE" > "$dir/helper-ran"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '%s\\n' "$CERTMONGER_CSR" > "$tmp/req.pem"
-openssl x509 -req -in "$tmp/req.pem" -CA "$1" -CAkey "$2" -set_serial 0x5ce9 -days 1 \\
+openssl x509 -req -in "$tmp/req.pem" -CA "$1" -CAkey "$2" -set_serial "$3" -days 1 \\
     -out "$tmp/cert.pem" 2>"$tmp/err" || { cat "$tmp/err"; exit 4; }
 cat "$tmp/cert.pem"
 '''
 
 
-def test_enrollment_goes_to_the_helper(httpd, scep, files, keys, env):
-    """A PKCSReq of a server with SCEPCABackend helper is issued by the
-    helper (it runs as Apache's user, with the template as its profile),
-    and the device gets what it returned."""
+def signing_helper(env, serial):
+    """SIGNING_HELPER in a directory of its own, Apache's user's with its key
+    copy, issuing serial number serial: (the directory, the SCEPCAHelper
+    command)."""
     import pwd
     import shutil
     w = os.path.join(env.work, 'signing-helper')
@@ -373,8 +417,18 @@ def test_enrollment_goes_to_the_helper(httpd, scep, files, keys, env):
         uid = pwd.getpwnam('www-data').pw_uid
         for p in (w, key_copy):
             os.chown(p, uid, -1)
-    with httpd.config(*external_ca_directives(
-            'helper', ('SCEPCAHelper', '%s %s %s' % (script, env.p('ca.crt'), key_copy)))):
+    ran = os.path.join(w, 'helper-ran')
+    if os.path.exists(ran):
+        os.unlink(ran)
+    return w, '%s %s %s %#x' % (script, env.p('ca.crt'), key_copy, serial)
+
+
+def test_enrollment_goes_to_the_helper(httpd, scep, files, keys, env):
+    """A PKCSReq of a server with SCEPCABackend helper is issued by the
+    helper (it runs as Apache's user, with the template as its profile),
+    and the device gets what it returned."""
+    w, command = signing_helper(env, 0x5ce9)
+    with httpd.config(*external_ca_directives('helper', ('SCEPCAHelper', command))):
         key = keys.take()
         msg, r, rep = scep.enroll(pki.make_csr(key, 'helper.example.test',
                                                challenge=CHALLENGE), key)
@@ -386,3 +440,31 @@ def test_enrollment_goes_to_the_helper(httpd, scep, files, keys, env):
         assert pki.public_der(cert) == pki.public_der(key)
     with open(os.path.join(w, 'helper-ran')) as f:
         assert f.read().strip() == 'IPSECIntermediateOffline'
+
+
+def test_standalone_approval_by_a_ca_verifying_the_signature(httpd, scep, files, keys, env):
+    """SCEPCAType Standalone in front of a CA that verifies the CSR's
+    signature (SIGNING_HELPER: openssl x509 -req): the held request keeps the
+    device's CSR sealed (the password nowhere in the records, in no form),
+    scepctl's approval submits it at the device's CertPoll and the CA issues
+    it; the seal is wiped then."""
+    w, command = signing_helper(env, 0x5ea1)
+    with httpd.config(*external_ca_directives('helper', ('SCEPCAHelper', command)),
+                      ('SCEPCAType', 'Standalone')):
+        key = keys.take()
+        msg = admin.hold(scep, key, 'sealed.example.test')
+        (row,) = checks.request_rows(httpd, msg.transaction_id)
+        assert row['csr_sealed'].startswith('-----BEGIN CMS-----'), row
+        assert checks.places_holding(httpd, CHALLENGE) == []
+        assert not os.path.exists(os.path.join(w, 'helper-ran'))
+        code, out, err = httpd.scepctl_records('approve', msg.transaction_id)
+        assert code == 0, out + err
+        pm, r, rep = admin.poll(scep, msg)
+        checks.assert_reply_ok(pm, rep)
+        assert rep.pki_status == C.SUCCESS, str(rep)
+        cert = rep.certs[0]
+        assert cert.serial_number == 0x5ea1
+        pki.verify_issued_by(cert, files.ca)
+        assert pki.public_der(cert) == pki.public_der(key)
+        (row,) = checks.request_rows(httpd, msg.transaction_id)
+        assert row['status'] == 'issued' and row['csr_sealed'] is None, row

@@ -6,11 +6,9 @@ denied, expired). Every column of every table is searched for the password,
 as text, hex and base64, and inside every PEM block; on SQLite the database
 file and its WAL too. Schema migration 4 strips CSRs that older versions
 kept whole (run here by scepctl, which migrates like the server)."""
-import base64
 import dataclasses
 import glob
 import os
-import re
 
 import pytest
 from cryptography import x509
@@ -22,55 +20,12 @@ from sceptest.httpd import CHALLENGE
 
 # scep_store_sql.c's migration schema_v3_no_secrets (renumber with it)
 NO_SECRETS_VERSION = 4
-RE_PEM = re.compile(r'-----BEGIN [A-Z ]+-----(.*?)-----END [A-Z ]+-----', re.S)
 
 
 @pytest.fixture(scope='module')
 def standalone(httpd):
     with httpd.config(SCEPCAType='Standalone'):
         yield httpd
-
-
-def table_names(httpd):
-    if httpd.env.database.kind == 'pgsql':
-        sql = ("SELECT table_name AS name FROM information_schema.tables"
-               " WHERE table_schema = 'public'")
-    else:
-        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
-    return [r['name'] for r in httpd.db_rows(sql)]
-
-
-def secret_forms(secret):
-    raw = secret.encode()
-    forms = [raw, raw.hex().encode(), raw.hex().upper().encode(), base64.b64encode(raw),
-             base64.urlsafe_b64encode(raw)]
-    # base64 of the password where it does not start on a 3-byte boundary
-    for pad in (1, 2):
-        enc = base64.b64encode(b'\0' * pad + raw)
-        forms.append(enc[4:-4])
-    return forms
-
-
-def places_holding(httpd, secret):
-    """Where the records hold secret in any form: (table, column) pairs, and
-    on SQLite the files."""
-    forms = secret_forms(secret)
-    found = []
-    for table in table_names(httpd):
-        for row in httpd.db_rows('SELECT * FROM %s' % table):
-            for column, value in row.items():
-                value = '' if value is None else str(value)
-                blobs = [value.encode('utf-8', 'surrogateescape')] + [
-                    base64.b64decode(re.sub(r'\s', '', b)) for b in RE_PEM.findall(value)]
-                if any(f in blob for f in forms for blob in blobs):
-                    found.append((table, column))
-    if httpd.env.database.kind == 'sqlite':
-        for path in glob.glob(httpd.env.database.path + '*'):
-            with open(path, 'rb') as f:
-                data = f.read()
-            if any(f in data for f in forms):
-                found.append((path, None))
-    return found
 
 
 def hold(httpd, scep, key, cn):
@@ -98,7 +53,7 @@ def test_held_request_keeps_what_approval_needs_without_the_password(standalone,
                                                                      keys):
     key = keys.take()
     msg = hold(standalone, scep, key, 'secret-held.example.test')
-    assert places_holding(standalone, CHALLENGE) == []
+    assert checks.places_holding(standalone, CHALLENGE) == []
     kept = x509.load_pem_x509_csr(row(standalone, msg)['csr_pem'].encode())
     sent = x509.load_der_x509_csr(msg.inner)
     assert kept.subject == sent.subject
@@ -118,7 +73,7 @@ def test_held_request_keeps_what_approval_needs_without_the_password(standalone,
     checks.check_issued_cert(cert, msg.inner, files.ca)
     req = row(standalone, msg)
     assert (req['status'], req['csr_pem']) == ('issued', None)
-    assert places_holding(standalone, CHALLENGE) == []
+    assert checks.places_holding(standalone, CHALLENGE) == []
 
 
 def test_denied_request_keeps_no_csr(standalone, scep, files, keys):
@@ -127,7 +82,7 @@ def test_denied_request_keeps_no_csr(standalone, scep, files, keys):
     assert code == 0, out + err
     req = row(standalone, msg)
     assert (req['status'], req['csr_pem']) == ('rejected', None)
-    assert places_holding(standalone, CHALLENGE) == []
+    assert checks.places_holding(standalone, CHALLENGE) == []
 
 
 def test_expired_request_keeps_no_csr(standalone, scep, files, keys):
@@ -139,15 +94,16 @@ def test_expired_request_keeps_no_csr(standalone, scep, files, keys):
     checks.assert_failure(pm, r, rep, C.BAD_REQUEST)
     req = row(standalone, msg)
     assert (req['status'], req['csr_pem']) == ('expired', None)
-    assert places_holding(standalone, CHALLENGE) == []
+    assert checks.places_holding(standalone, CHALLENGE) == []
 
 
 def back_to_version_3(httpd):
     """The records as version 3 left them: what the later migrations added
-    (version 5: the columns ca_ticket and ca_poll_at, and the latter's
-    index) dropped and their versions forgotten, so that they run again."""
+    (version 5: the columns ca_ticket, ca_poll_at, ca_backend and
+    csr_sealed, and ca_poll_at's index) dropped and their versions
+    forgotten, so that they run again."""
     httpd.db_execute('DROP INDEX IF EXISTS scep_request_ca_poll')
-    for column in ('ca_poll_at', 'ca_ticket'):
+    for column in ('ca_poll_at', 'ca_ticket', 'ca_backend', 'csr_sealed'):
         httpd.db_execute('ALTER TABLE scep_request DROP COLUMN %s' % column)
     httpd.db_execute('DELETE FROM scep_schema WHERE version >= ?', (NO_SECRETS_VERSION,))
 
@@ -173,12 +129,12 @@ def test_migration_strips_csrs_kept_whole(standalone, scep, files, keys):
     standalone.db_execute("UPDATE scep_request SET csr_pem = ?, status = 'rejected' "
                           "WHERE transaction_id = ?", (whole_denied, denied.transaction_id))
     back_to_version_3(standalone)
-    assert ('scep_request', 'csr_pem') in places_holding(standalone, old_secret)
+    assert ('scep_request', 'csr_pem') in checks.places_holding(standalone, old_secret)
     code, out, err = standalone.scepctl_records('list')
     assert code == 0, err
     (version,) = standalone.db_rows('SELECT MAX(version) AS v FROM scep_schema')
     assert version['v'] >= NO_SECRETS_VERSION
-    assert [(t, c) for t, c in places_holding(standalone, old_secret) if c] == []
+    assert [(t, c) for t, c in checks.places_holding(standalone, old_secret) if c] == []
     assert row(standalone, denied)['csr_pem'] is None
     code, out, err = standalone.scepctl_records('approve', held.transaction_id)
     assert code == 0, out + err

@@ -33,6 +33,8 @@
 
 #include <check.h>
 
+#include <openssl/pem.h>
+
 #include "scep_ca_cmp.h"
 #include "testutil.h"
 
@@ -653,6 +655,38 @@ START_TEST(ticket_of_our_pid_with_another_instance_is_submitted_again)
 }
 END_TEST
 
+/* The CA checks the p10cr's proof of possession, the CSR's signature: the
+ * CSR a held request keeps at rest (no signature) is refused when it is
+ * submitted again, the device's, sealed and opened as the engine does
+ * (scep_enroll_held_csr()), is issued. */
+START_TEST(submitted_again_with_the_devices_signed_csr)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_ca_ticket_t ticket = ticket_of(ended_process(), "0123456789ABCDEF");
+    const char *pem = scep_csr_pem_at_rest(pool, fx.csr);
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *at_rest = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    X509_REQ *opened;
+    X509 *cert = NULL;
+    scep_ca_backend_t *ca;
+
+    BIO_free(bio);
+    ck_assert_ptr_nonnull(at_rest);
+    SCEP_OWN(pool, at_rest, X509_REQ_free);
+    signing_server(fx.device_cert_file, NULL);
+    ca = backend(&conf);
+    expect_refused(ca->poll(ca, pool, at_rest, a_template(), &ticket, &cert, &prob), &cert, &prob,
+                   "badPOP");
+    opened =
+        scep_csr_unseal(pool, scep_csr_seal(pool, fx.csr, fx.pki->ra_enc_cert), fx.pki->ra_enc_key);
+    ck_assert_ptr_nonnull(opened);
+    ticket = ticket_of(ended_process(), "0123456789ABCDEF");
+    prob = (scep_problem_t){ SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    expect_issued(ca->poll(ca, pool, opened, a_template(), &ticket, &cert, &prob), &cert, &prob);
+}
+END_TEST
+
 START_TEST(poll_before_the_check_after_waits_without_asking)
 {
     const char *const more[] = { "-poll_count", "2", "-check_after", "3", NULL };
@@ -1068,6 +1102,7 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, ticket_of_another_live_process_waits_without_asking);
     tcase_add_test(tc, ticket_of_an_ended_process_is_submitted_again);
     tcase_add_test(tc, ticket_of_our_pid_with_another_instance_is_submitted_again);
+    tcase_add_test(tc, submitted_again_with_the_devices_signed_csr);
     tcase_add_test(tc, poll_before_the_check_after_waits_without_asking);
     tcase_add_test(tc, transaction_lost_with_its_process_is_submitted_again);
     tcase_add_test(tc, forked_child_leaves_the_parent_transaction_alone);

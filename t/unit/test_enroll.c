@@ -26,6 +26,8 @@
 
 #include <check.h>
 
+#include <openssl/pem.h>
+
 #include "scep_ca_helper.h"
 #include "scep_enroll.h"
 #include "testmsg.h"
@@ -40,6 +42,7 @@
 #endif
 
 static apr_pool_t *pool;
+static const char *db_file;
 static scep_sql_conn_t conn;
 static scep_store_t *store;
 static apr_array_header_t *lines; /* of const char *: every log line */
@@ -178,11 +181,11 @@ static apr_status_t close_connection(void *data)
 static void open_store(void)
 {
     const char *error = NULL;
-    const char *file = testutil_path(pool, testutil_tempdir(pool), "scep.db");
 
+    db_file = testutil_path(pool, testutil_tempdir(pool), "scep.db");
     ck_assert_int_eq(apr_dbd_init(pool), APR_SUCCESS);
     ck_assert_int_eq(apr_dbd_get_driver(pool, "sqlite3", &conn.driver), APR_SUCCESS);
-    ck_assert_msg(apr_dbd_open_ex(conn.driver, pool, file, &conn.handle, &error) == APR_SUCCESS,
+    ck_assert_msg(apr_dbd_open_ex(conn.driver, pool, db_file, &conn.handle, &error) == APR_SUCCESS,
                   "%s", error ? error : "cannot open");
     apr_pool_cleanup_register(pool, NULL, close_connection, apr_pool_cleanup_null);
     conn.prepared = apr_hash_make(pool);
@@ -255,6 +258,10 @@ static scep_outcome_t run(const scep_request_t *req)
     return outcome;
 }
 
+/* The CSR (DER) of the last request(), as the device sent it. */
+static const unsigned char *sent_csr;
+static apr_size_t sent_csr_len;
+
 /* A request of type (PKCSReq, RenewalReq) signed by signer for csr_dev's
  * key: subject CN, challenge, keyUsage (NULL: none). */
 static scep_outcome_t request(int type, const char *txid, const testmsg_device_t *signer,
@@ -265,6 +272,8 @@ static scep_outcome_t request(int type, const char *txid, const testmsg_device_t
     apr_size_t len;
     unsigned char *csr = testmsg_csr(pool, csr_dev, cn, challenge, "digitalSignature", &len);
 
+    sent_csr = csr;
+    sent_csr_len = len;
     testmsg_defaults(&opts, csr, len);
     opts.message_type = type;
     opts.transaction_id = txid;
@@ -776,12 +785,13 @@ END_TEST
 static const char *ca_state; /* the stateful helper's state directory */
 
 /* The external CA: helpers/stateful around local-submit, whose certificates
- * (FETCH-ROOTS) are the chain of what it issues. */
-static void external_ca(void)
+ * (FETCH-ROOTS) are the chain of what it issues; behind helpers/verify-csr
+ * (a CA that verifies the CSR's signature) when verifying. */
+static void external_ca_verifying(int verifying)
 {
     const char *dir = testutil_tempdir(pool);
     const char *local[] = { LOCAL_SUBMIT, "-d", dir, NULL };
-    const char **argv = apr_pcalloc(pool, 4 * sizeof(*argv));
+    const char **argv = apr_pcalloc(pool, 5 * sizeof(*argv));
     scep_ca_helper_conf_t fetch = { .argv = local, .log = remember_line };
     scep_ca_helper_conf_t *helper = apr_pcalloc(pool, sizeof(*helper));
     STACK_OF(X509) *roots = NULL;
@@ -789,13 +799,21 @@ static void external_ca(void)
     ca_state = testutil_tempdir(pool);
     ck_assert_int_eq(scep_ca_helper_fetch_roots(scep_ca_helper(pool, &fetch), pool, &roots),
                      APR_SUCCESS);
+    if (verifying) {
+        *argv++ = HELPERS_DIR "/verify-csr";
+    }
     argv[0] = HELPERS_DIR "/stateful";
     argv[1] = dir;
     argv[2] = ca_state;
-    helper->argv = argv;
+    helper->argv = verifying ? argv - 1 : argv;
     helper->ca_chain = roots;
     helper->log = remember_line;
     env.ca = scep_ca_helper(pool, helper);
+}
+
+static void external_ca(void)
+{
+    external_ca_verifying(0);
 }
 
 /* What the CA answers to operation ("submit", "poll") from now on. */
@@ -1178,6 +1196,323 @@ START_TEST(ca_refusal_and_fault_at_submission)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------
+ * The device's CSR sealed for an external CA
+ */
+
+static X509_REQ *csr_of_pem(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+
+    BIO_free(bio);
+    ck_assert_ptr_nonnull(csr);
+    SCEP_OWN(pool, csr, X509_REQ_free);
+    return csr;
+}
+
+static X509 *cert_of_pem(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+    BIO_free(bio);
+    ck_assert_ptr_nonnull(cert);
+    SCEP_OWN(pool, cert, X509_free);
+    return cert;
+}
+
+/* The CSR the CA got last (helpers/stateful leaves it) is the device's as
+ * it sent it (der), and its signature verifies. */
+static void assert_ca_got(const unsigned char *der, apr_size_t len)
+{
+    char *pem;
+    apr_size_t pem_len;
+    const char *why = NULL;
+    X509_REQ *csr;
+    unsigned char *got = NULL;
+    int n;
+
+    ck_assert_msg(scep_read_file(pool, testutil_path(pool, ca_state, "csr"), 1 << 20, &pem,
+                                 &pem_len, &why) == APR_SUCCESS,
+                  "%s", why);
+    csr = csr_of_pem(pem);
+    ck_assert_int_eq(X509_REQ_verify(csr, X509_REQ_get0_pubkey(csr)), 1);
+    n = i2d_X509_REQ(csr, &got);
+    ck_assert_int_eq(n, (int)len);
+    ck_assert_int_eq(memcmp(got, der, len), 0);
+    OPENSSL_free(got);
+}
+
+/* 1 when the bytes of text are anywhere in the database's files. */
+static int in_database_files(const char *text)
+{
+    const char *suffixes[] = { "", "-wal", "-journal" };
+    apr_size_t n = strlen(text), len, i, j;
+    const char *why;
+    char *data;
+
+    for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        if (scep_read_file(pool, apr_pstrcat(pool, db_file, suffixes[i], NULL), 64 << 20, &data,
+                           &len, &why) != APR_SUCCESS) {
+            continue;
+        }
+        for (j = 0; j + n <= len; j++) {
+            if (memcmp(data + j, text, n) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Held for a manager or by the CA under an external CA, a request keeps
+ * the device's CSR sealed (not in the clear: no challenge password in the
+ * database's files); under the built-in CA, nothing is sealed. */
+START_TEST(held_csr_sealed_under_an_external_ca)
+{
+    const char *ids[] = { "P2", "P3" };
+    scep_txn_t *txn;
+    X509_REQ *at_rest;
+    int i;
+
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("P1", testmsg_device(pool, "p1.example"), "p1.example").kind,
+                     SCEP_OUTCOME_HELD);
+    ck_assert_ptr_null(record_of("P1")->csr_sealed);
+    external_ca();
+    ck_assert_int_eq(enroll("P2", testmsg_device(pool, "p2.example"), "p2.example").kind,
+                     SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 0);
+    conf.standalone = 0;
+    held_at_ca("P3", "p3.example");
+    for (i = 0; i < 2; i++) {
+        txn = record_of(ids[i]);
+        ck_assert_ptr_nonnull(txn->csr_sealed);
+        ck_assert_int_eq(strncmp(txn->csr_sealed, "-----BEGIN CMS-----", 19), 0);
+        /* the CSR at rest stays as it was: no password, no valid signature */
+        at_rest = csr_of_pem(txn->csr_pem);
+        ck_assert_int_lt(X509_REQ_get_attr_by_NID(at_rest, NID_pkcs9_challengePassword, -1), 0);
+        ck_assert_int_ne(X509_REQ_verify(at_rest, X509_REQ_get0_pubkey(at_rest)), 1);
+    }
+    ck_assert(!in_database_files(PASSWORD));
+    ck_assert(in_database_files("p3.example")); /* what the search finds */
+}
+END_TEST
+
+/* poll() gets the device's CSR as it came, signature intact, from the
+ * sealed copy, which is gone once the request is decided. */
+START_TEST(ca_polled_with_the_devices_csr)
+{
+    testmsg_device_t *dev;
+    const unsigned char *der;
+    apr_size_t len;
+    scep_outcome_t o;
+    scep_txn_t *txn;
+    int asked;
+
+    external_ca();
+    dev = held_at_ca("V1", "v1.example");
+    der = sent_csr;
+    len = sent_csr_len;
+    assert_ca_got(der, len);
+    ca_answers("poll", "issue");
+    make_due("V1");
+    o = poll_as("V1", dev, "v1.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(ca_runs(), 2);
+    assert_ca_got(der, len);
+    txn = record_of("V1");
+    ck_assert_ptr_null(txn->csr_sealed);
+    ck_assert_ptr_null(txn->csr_pem);
+    /* wiped by the CA's rejection, a denial and expiry too */
+    held_at_ca("V2", "v2.example");
+    held_at_ca("V3", "v3.example");
+    held_at_ca("V4", "v4.example");
+    ca_answers("poll", "reject");
+    make_due("V2");
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(scep_enroll_deny(&env, "V3", "alice", "no"), APR_SUCCESS);
+    set_created("V4", "2020-01-01T00:00:00Z");
+    ck_assert_int_eq(scep_enroll_expire_pending(&env), APR_SUCCESS);
+    ck_assert_str_eq(record_of("V2")->status, SCEP_TXN_REJECTED);
+    ck_assert_str_eq(record_of("V3")->status, SCEP_TXN_REJECTED);
+    ck_assert_str_eq(record_of("V4")->status, SCEP_TXN_EXPIRED);
+    ck_assert_ptr_null(record_of("V2")->csr_sealed);
+    ck_assert_ptr_null(record_of("V3")->csr_sealed);
+    ck_assert_ptr_null(record_of("V4")->csr_sealed);
+}
+END_TEST
+
+/* A CA that verifies the CSR's signature (helpers/verify-csr) issues from
+ * the sealed copy, and refuses the CSR at rest. */
+START_TEST(verifying_ca_issues_from_the_sealed_csr)
+{
+    testmsg_device_t *dev, *dev2;
+    scep_outcome_t o;
+    int nrows;
+
+    external_ca_verifying(1);
+    dev = held_at_ca("W1", "w1.example");
+    dev2 = held_at_ca("W2", "w2.example");
+    ca_answers("poll", "issue");
+    make_due("W1");
+    o = poll_as("W1", dev, "w1.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    assert_key_of(o.cert, dev);
+    /* the CSR at rest alone (as before the seal) is refused by such a CA */
+    ck_assert_int_eq(apr_dbd_query(conn.driver, conn.handle, &nrows,
+                                   "UPDATE scep_request SET csr_sealed = NULL"
+                                   " WHERE transaction_id = 'W2'"),
+                     0);
+    make_due("W2");
+    o = poll_as("W2", dev2, "w2.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_REFUSED);
+    ck_assert_msg(strstr(o.problem.text, "signature does not verify"), "%s", o.problem.text);
+    ck_assert_int_eq(ca_runs(), 3);
+}
+END_TEST
+
+/* SCEPCAType Standalone in front of a CA that verifies the CSR's
+ * signature: a manager's approval (and scepctl's, at the device's next
+ * message) is issued. */
+START_TEST(standalone_approval_by_a_verifying_ca)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    testmsg_device_t *dev = testmsg_device(pool, "sv1.example");
+    testmsg_device_t *dev2 = testmsg_device(pool, "sv2.example");
+    scep_outcome_t o;
+    scep_txn_t *txn;
+
+    conf.standalone = 1;
+    external_ca_verifying(1);
+    ca_answers("submit", "issue");
+    ck_assert_int_eq(enroll("SV1", dev, "sv1.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(ca_runs(), 0);
+    ck_assert_int_eq(scep_enroll_approve(&env, "SV1", "alice", &prob), APR_SUCCESS);
+    ck_assert(logged("SCEP221", "approved by alice"));
+    txn = record_of("SV1");
+    ck_assert_str_eq(txn->status, SCEP_TXN_ISSUED);
+    ck_assert_ptr_null(txn->csr_sealed);
+    assert_key_of(cert_of_pem(txn->cert_pem), dev);
+    ck_assert_int_eq(ca_runs(), 1);
+    ck_assert_int_eq(enroll("SV2", dev2, "sv2.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(
+        store->decide(store, pool, "SV2", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "carol", NULL),
+        APR_SUCCESS);
+    ck_assert_ptr_nonnull(record_of("SV2")->csr_sealed);
+    o = poll_as("SV2", dev2, "sv2.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    assert_key_of(o.cert, dev2);
+    ck_assert_ptr_null(record_of("SV2")->csr_sealed);
+    ck_assert_int_eq(ca_runs(), 2);
+}
+END_TEST
+
+static void set_sealed(const char *txid, const char *sealed)
+{
+    int nrows;
+    const char *sql = apr_psprintf(pool,
+                                   "UPDATE scep_request SET csr_sealed = '%s'"
+                                   " WHERE transaction_id = '%s'",
+                                   sealed, txid);
+
+    ck_assert_int_eq(apr_dbd_query(conn.driver, conn.handle, &nrows, sql), 0);
+    ck_assert_int_eq(nrows, 1);
+}
+
+/* A sealed CSR that does not open (the RA encryption key replaced since,
+ * or the copy altered) or is another request's is not given to the CA:
+ * the request stays held, logged, until a manager denies it. */
+START_TEST(sealed_csr_that_does_not_open_stays_held)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    testmsg_device_t *dev;
+    scep_txn_t *txn;
+    const char *sealed;
+    char *altered;
+
+    external_ca();
+    dev = held_at_ca("K1", "k1.example");
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("K2", testmsg_device(pool, "k2.example"), "k2.example").kind,
+                     SCEP_OUTCOME_HELD);
+    conf.pki = testutil_pki_load(pool, testutil_pki_create(pool), 1);
+    ca_answers("poll", "issue");
+    ca_answers("submit", "issue");
+    make_due("K1");
+    ck_assert_int_eq(poll_as("K1", dev, "k1.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert(logged("SCEP253", "transaction K1"));
+    ck_assert(logged("SCEP246", "transaction K1"));
+    txn = record_of("K1");
+    ck_assert_str_eq(txn->status, SCEP_TXN_PENDING);
+    ck_assert_str_eq(txn->ca_ticket, "cookie 1");
+    ck_assert_int_eq(scep_enroll_approve(&env, "K2", "alice", &prob), APR_EGENERAL);
+    ck_assert(logged("SCEP253", "transaction K2"));
+    ck_assert_str_eq(record_of("K2")->status, SCEP_TXN_PENDING);
+    ck_assert_int_eq(ca_runs(), 1);
+    ck_assert_int_eq(scep_enroll_deny(&env, "K1", "alice", "RA key replaced"), APR_SUCCESS);
+    ck_assert_int_eq(scep_enroll_deny(&env, "K2", "alice", "RA key replaced"), APR_SUCCESS);
+    ck_assert_ptr_null(record_of("K1")->csr_sealed);
+    ck_assert_ptr_null(record_of("K2")->csr_sealed);
+    /* the key of the seal again: an altered copy, another request's copy */
+    conf.pki = testmsg_pki();
+    ck_assert_int_eq(enroll("K3", testmsg_device(pool, "k3.example"), "k3.example").kind,
+                     SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(enroll("K4", testmsg_device(pool, "k4.example"), "k4.example").kind,
+                     SCEP_OUTCOME_HELD);
+    sealed = record_of("K3")->csr_sealed;
+    altered = apr_pstrdup(pool, sealed);
+    altered[strlen(altered) / 2] = altered[strlen(altered) / 2] == 'A' ? 'B' : 'A';
+    set_sealed("K3", altered);
+    set_sealed("K4", sealed);
+    ck_assert_int_eq(scep_enroll_approve(&env, "K3", "alice", &prob), APR_EGENERAL);
+    ck_assert(logged("SCEP253", "transaction K3"));
+    ck_assert_int_eq(scep_enroll_approve(&env, "K4", "alice", &prob), APR_EGENERAL);
+    ck_assert(logged("SCEP254", "transaction K4"));
+    ck_assert_int_eq(ca_runs(), 1);
+}
+END_TEST
+
+/* Servers sharing the records: a ticket is asked about by the backend that
+ * made it (its name recorded), never by another server's. */
+START_TEST(ticket_asked_about_by_its_own_backend)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    testmsg_device_t *dev;
+    int asked = -1;
+
+    external_ca();
+    env.ca->name = "helper a.example:443";
+    dev = held_at_ca("N1", "n1.example");
+    ck_assert_str_eq(record_of("N1")->ca_backend, "helper a.example:443");
+    ca_answers("poll", "issue");
+    make_due("N1");
+    env.ca->name = "helper b.example:443";
+    ck_assert_int_eq(poll_as("N1", dev, "n1.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert(logged("SCEP255", "held by helper a.example:443, not by this server's helper "
+                                "b.example:443"));
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(asked, 0);
+    ck_assert_int_eq(ca_runs(), 1);
+    ck_assert_str_eq(record_of("N1")->status, SCEP_TXN_PENDING);
+    /* the CA decides there: no approval here either */
+    ck_assert_int_eq(scep_enroll_approve(&env, "N1", "alice", &prob), APR_EBUSY);
+    env.ca->name = "helper a.example:443";
+    ck_assert_int_eq(scep_enroll_poll_ca(&env, &asked), APR_SUCCESS);
+    ck_assert_int_eq(asked, 1);
+    ck_assert_str_eq(record_of("N1")->status, SCEP_TXN_ISSUED);
+    ck_assert_ptr_null(record_of("N1")->ca_backend);
+    /* a Standalone approval names the approving server's backend */
+    conf.standalone = 1;
+    ck_assert_int_eq(enroll("N2", testmsg_device(pool, "n2.example"), "n2.example").kind,
+                     SCEP_OUTCOME_HELD);
+    ck_assert_ptr_null(record_of("N2")->ca_backend);
+    ck_assert_int_eq(scep_enroll_approve(&env, "N2", "alice", &prob), APR_EINCOMPLETE);
+    ck_assert_str_eq(record_of("N2")->ca_backend, "helper a.example:443");
+}
+END_TEST
+
 Suite *scep_enroll_suite(void);
 
 Suite *scep_enroll_suite(void)
@@ -1211,6 +1546,12 @@ Suite *scep_enroll_suite(void)
     tcase_add_test(tc, standalone_approval_submitted_to_the_ca);
     tcase_add_test(tc, request_the_ca_holds_expires);
     tcase_add_test(tc, ca_refusal_and_fault_at_submission);
+    tcase_add_test(tc, held_csr_sealed_under_an_external_ca);
+    tcase_add_test(tc, ca_polled_with_the_devices_csr);
+    tcase_add_test(tc, verifying_ca_issues_from_the_sealed_csr);
+    tcase_add_test(tc, standalone_approval_by_a_verifying_ca);
+    tcase_add_test(tc, sealed_csr_that_does_not_open_stays_held);
+    tcase_add_test(tc, ticket_asked_about_by_its_own_backend);
     suite_add_tcase(s, tc);
     tc = tcase_create("faults");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -497,10 +497,10 @@ START_TEST(request_held_by_the_ca)
                      apr_psprintf(pool, "%" APR_TIME_T_FMT, apr_time_sec(due)));
     ck_assert_ptr_null(find(store, "MANAGER")->ca_ticket);
     /* due: listed, the manager's one never */
-    ck_assert_int_eq(store->list_ca_due(store, pool, apr_time_now(), 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(store->list_ca_due(store, pool, NULL, apr_time_now(), 10, &list), APR_SUCCESS);
     ck_assert_int_eq(list->nelts, 1);
     ck_assert_str_eq(APR_ARRAY_IDX(list, 0, scep_txn_t *)->transaction_id, "CA1");
-    ck_assert_int_eq(store->list_ca_due(store, pool, due - apr_time_from_sec(1), 10, &list),
+    ck_assert_int_eq(store->list_ca_due(store, pool, NULL, due - apr_time_from_sec(1), 10, &list),
                      APR_SUCCESS);
     ck_assert_int_eq(list->nelts, 0);
     /* two claims of what both read: one wins */
@@ -508,10 +508,11 @@ START_TEST(request_held_by_the_ca)
     ck_assert_int_eq(store->claim_ca_poll(store, pool, "CA1", due, later), APR_EEXIST);
     ck_assert_int_eq(find(store, "CA1")->ca_poll_at, later);
     ck_assert_int_eq(store->claim_ca_poll(store, pool, "MANAGER", 0, later), APR_EEXIST);
-    ck_assert_int_eq(store->list_ca_due(store, pool, apr_time_now(), 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(store->list_ca_due(store, pool, NULL, apr_time_now(), 10, &list), APR_SUCCESS);
     ck_assert_int_eq(list->nelts, 0);
     /* still waiting: a new ticket */
-    ck_assert_int_eq(store->hold_at_ca(store, pool, "CA1", "cookie 2", due, NULL), APR_SUCCESS);
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "CA1", "cookie 2", NULL, due, NULL),
+                     APR_SUCCESS);
     found = find(store, "CA1");
     ck_assert_str_eq(found->ca_ticket, "cookie 2");
     ck_assert_int_eq(found->ca_poll_at, due);
@@ -529,13 +530,15 @@ START_TEST(request_held_by_the_ca)
     ck_assert_str_eq(found->decided_by, SCEP_DECIDED_BY_CA);
     ck_assert_ptr_null(found->ca_ticket);
     ck_assert_int_eq(found->ca_poll_at, 0);
-    ck_assert_int_eq(store->hold_at_ca(store, pool, "CA1", "cookie 3", due, NULL), APR_EEXIST);
-    ck_assert_int_eq(store->hold_at_ca(store, pool, "NONE", "cookie 3", due, NULL), APR_NOTFOUND);
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "CA1", "cookie 3", NULL, due, NULL),
+                     APR_EEXIST);
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "NONE", "cookie 3", NULL, due, NULL),
+                     APR_NOTFOUND);
     /* an approved request submitted by its approver, then rejected by the CA */
     ck_assert_int_eq(
         store->decide(store, pool, "MANAGER", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "alice", NULL),
         APR_SUCCESS);
-    ck_assert_int_eq(store->hold_at_ca(store, pool, "MANAGER", "cookie 4", due, "alice"),
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "MANAGER", "cookie 4", NULL, due, "alice"),
                      APR_SUCCESS);
     found = find(store, "MANAGER");
     ck_assert_str_eq(found->status, SCEP_TXN_PENDING);
@@ -567,8 +570,99 @@ START_TEST(request_held_by_the_ca_expires)
     ck_assert_int_eq(store->expire_pending(store, pool, apr_time_now(), "too old"), APR_SUCCESS);
     ck_assert_str_eq(find(store, "OLDCA")->status, SCEP_TXN_EXPIRED);
     ck_assert_ptr_null(find(store, "OLDCA")->ca_ticket);
-    ck_assert_int_eq(store->list_ca_due(store, pool, apr_time_now(), 10, &list), APR_SUCCESS);
+    ck_assert_int_eq(store->list_ca_due(store, pool, NULL, apr_time_now(), 10, &list), APR_SUCCESS);
     ck_assert_int_eq(list->nelts, 0);
+}
+END_TEST
+
+/* A request held under an external CA: the backend named with its ticket,
+ * each server listing the due tickets of its own; the device's CSR sealed
+ * (opaque to the store), kept by an approval, cleared by every decision. */
+static void record_held_at(scep_store_t *store, const char *id, const char *backend,
+                           const char *ticket)
+{
+    X509_REQ *csr = csr_for(apr_pstrcat(pool, id, ".example.test", NULL), NULL);
+    scep_txn_t txn = request_of(id, SCEP_TXN_PENDING, csr);
+
+    txn.csr_pem = scep_csr_pem_at_rest(pool, csr);
+    txn.csr_sealed = apr_pstrcat(pool, "sealed ", id, NULL);
+    txn.ca_ticket = ticket;
+    txn.ca_backend = backend;
+    txn.ca_poll_at = apr_time_from_sec(apr_time_sec(apr_time_now()) - 5);
+    ck_assert_int_eq(store->record(store, pool, &txn, NULL), APR_SUCCESS);
+}
+
+static const char *due_ids(scep_store_t *store, const char *backend)
+{
+    apr_array_header_t *list;
+    const char *ids = "";
+    int i;
+
+    ck_assert_int_eq(store->list_ca_due(store, pool, backend, apr_time_now(), 10, &list),
+                     APR_SUCCESS);
+    for (i = 0; i < list->nelts; i++) {
+        ids = apr_pstrcat(pool, ids, i ? " " : "",
+                          APR_ARRAY_IDX(list, i, scep_txn_t *)->transaction_id, NULL);
+    }
+    return ids;
+}
+
+START_TEST(held_request_keeps_its_backend_and_sealed_csr)
+{
+    scep_store_t *store = open_store();
+    scep_txn_t *found;
+
+    record_held_at(store, "A1", "helper a.example:443", "cookie a1");
+    record_held_at(store, "A2", "helper a.example:443", "cookie a2");
+    record_held_at(store, "B1", "cmp b.example:443", "cookie b1");
+    record_held_at(store, "N1", NULL, "cookie n1");
+    /* held for a manager: no ticket, no backend even when one is given */
+    record_held_at(store, "M1", "helper a.example:443", NULL);
+    found = find(store, "A1");
+    ck_assert_str_eq(found->ca_backend, "helper a.example:443");
+    ck_assert_str_eq(found->csr_sealed, "sealed A1");
+    ck_assert_ptr_null(find(store, "N1")->ca_backend);
+    ck_assert_ptr_null(find(store, "M1")->ca_backend);
+    ck_assert_str_eq(find(store, "M1")->csr_sealed, "sealed M1");
+    /* each backend's due tickets, the unnamed ones for an unnamed backend */
+    ck_assert_str_eq(due_ids(store, "helper a.example:443"), "A1 A2");
+    ck_assert_str_eq(due_ids(store, "cmp b.example:443"), "B1");
+    ck_assert_str_eq(due_ids(store, NULL), "N1");
+    ck_assert_str_eq(due_ids(store, "helper c.example:443"), "");
+    /* a new ticket names its backend again (due after B1); the sealed CSR
+     * stays */
+    ck_assert_int_eq(store->hold_at_ca(store, pool, "N1", "cookie n2", "cmp b.example:443",
+                                       apr_time_from_sec(apr_time_sec(apr_time_now()) - 1), NULL),
+                     APR_SUCCESS);
+    ck_assert_str_eq(due_ids(store, "cmp b.example:443"), "B1 N1");
+    ck_assert_str_eq(find(store, "N1")->csr_sealed, "sealed N1");
+    /* an approval keeps the CSRs, which are issued from */
+    ck_assert_int_eq(
+        store->decide(store, pool, "M1", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "alice", NULL),
+        APR_SUCCESS);
+    ck_assert_str_eq(find(store, "M1")->csr_sealed, "sealed M1");
+    /* every decision clears them with the ticket and its backend */
+    ck_assert_int_eq(store->record_held_issued(store, pool, "A1",
+                                               issue(csr_for("A1.example.test", NULL)),
+                                               SCEP_DECIDED_BY_CA),
+                     APR_SUCCESS);
+    ck_assert_int_eq(store->decide(store, pool, "A2", SCEP_TXN_PENDING, SCEP_TXN_REJECTED,
+                                   SCEP_DECIDED_BY_CA, "no"),
+                     APR_SUCCESS);
+    ck_assert_int_eq(store->decide(store, pool, "M1", SCEP_TXN_APPROVED, SCEP_TXN_REJECTED, "bob",
+                                   "changed my mind"),
+                     APR_SUCCESS);
+    exec("UPDATE scep_request SET created = '2020-01-01T00:00:00Z' WHERE transaction_id = 'B1'");
+    ck_assert_int_eq(
+        store->expire_pending(store, pool, apr_time_now() - apr_time_from_sec(3600), "too old"),
+        APR_SUCCESS);
+    ck_assert_str_eq(find(store, "B1")->status, SCEP_TXN_EXPIRED);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_request WHERE csr_sealed IS NOT NULL"
+                              " OR ca_backend IS NOT NULL"),
+                     "1");
+    found = find(store, "N1");
+    ck_assert_str_eq(found->csr_sealed, "sealed N1");
+    ck_assert_str_eq(found->ca_backend, "cmp b.example:443");
 }
 END_TEST
 
@@ -750,6 +844,7 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, old_pending_requests_expire);
     tcase_add_test(tc, request_held_by_the_ca);
     tcase_add_test(tc, request_held_by_the_ca_expires);
+    tcase_add_test(tc, held_request_keeps_its_backend_and_sealed_csr);
     tcase_add_test(tc, certificates_are_searched_by_subject_and_serial);
     tcase_add_test(tc, revocation_keeps_the_first_reason);
     tcase_add_test(tc, failed_write_is_tried_again_on_a_new_connection);

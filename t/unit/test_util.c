@@ -23,6 +23,7 @@
 #include <apr_strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -155,6 +156,51 @@ START_TEST(csr_at_rest_drops_every_challenge_password)
     ck_assert(!der_contains(kept, "first-secret") && !der_contains(kept, "second-secret"));
     ck_assert_int_eq(X509_REQ_get_attr_count(kept), 0);
     X509_REQ_free(kept);
+    apr_pool_destroy(p);
+}
+END_TEST
+
+/* A CSR sealed for an external CA: the DER as it came (signature and
+ * challenge password intact) comes out with the RA encryption key, and
+ * nothing in the seal shows the password; another key or an altered seal
+ * opens nothing. */
+START_TEST(csr_sealed_opens_with_the_ra_key_alone)
+{
+    apr_pool_t *p;
+    testutil_pki_t *pki, *other;
+    EVP_PKEY *key;
+    X509_REQ *csr, *opened;
+    unsigned char *der = NULL, *got = NULL;
+    const char *sealed;
+    char *altered;
+    int len;
+
+    apr_pool_create(&p, NULL);
+    pki = testutil_pki_create(p);
+    other = testutil_pki_create(p);
+    key = testutil_rsa_key(p);
+    csr = csr_of_pem(scep_csr_pem(p, testutil_csr(p, key, "/CN=seal.example.test", NULL, NULL, NULL,
+                                                  "Secret-Challenge-5678")));
+    SCEP_OWN(p, csr, X509_REQ_free);
+    sealed = scep_csr_seal(p, csr, pki->ra_enc_cert);
+    ck_assert_ptr_nonnull(sealed);
+    ck_assert_int_eq(strncmp(sealed, "-----BEGIN CMS-----", 19), 0);
+    ck_assert_ptr_null(strstr(sealed, "Secret-Challenge-5678"));
+    opened = scep_csr_unseal(p, sealed, pki->ra_enc_key);
+    ck_assert_ptr_nonnull(opened);
+    ck_assert_int_eq(X509_REQ_verify(opened, key), 1);
+    ck_assert(der_contains(opened, "Secret-Challenge-5678"));
+    len = i2d_X509_REQ(csr, &der);
+    ck_assert_int_eq(i2d_X509_REQ(opened, &got), len);
+    ck_assert_int_eq(memcmp(der, got, (size_t)len), 0);
+    OPENSSL_free(der);
+    OPENSSL_free(got);
+    ck_assert_ptr_null(scep_csr_unseal(p, sealed, other->ra_enc_key));
+    altered = apr_pstrdup(p, sealed);
+    altered[strlen(altered) / 2] = altered[strlen(altered) / 2] == 'A' ? 'B' : 'A';
+    ck_assert_ptr_null(scep_csr_unseal(p, altered, pki->ra_enc_key));
+    ck_assert_ptr_null(scep_csr_unseal(p, "not a seal", pki->ra_enc_key));
+    ERR_clear_error();
     apr_pool_destroy(p);
 }
 END_TEST
@@ -370,6 +416,7 @@ Suite *scep_util_suite(void)
     tc = tcase_create("csr_at_rest");
     tcase_add_test(tc, csr_at_rest_keeps_no_challenge_password);
     tcase_add_test(tc, csr_at_rest_drops_every_challenge_password);
+    tcase_add_test(tc, csr_sealed_opens_with_the_ra_key_alone);
     suite_add_tcase(s, tc);
     tc = tcase_create("escape");
     tcase_add_test(tc, utf8_characters_are_checked_strictly);

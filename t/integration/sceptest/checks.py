@@ -1,7 +1,9 @@
 """Assertions shared by the test files."""
 import base64
 import datetime
+import glob
 import os
+import re
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -196,3 +198,50 @@ def assert_private_records(db_dir, uid, gid):
         st = os.stat(os.path.join(db_dir, name))
         assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o600, uid, gid), \
             '%s: mode %o, owner %d:%d' % (name, st.st_mode & 0o777, st.st_uid, st.st_gid)
+
+
+# --- secrets in the records ---------------------------------------------------
+
+RE_PEM = re.compile(r'-----BEGIN [A-Z ]+-----(.*?)-----END [A-Z ]+-----', re.S)
+
+
+def table_names(httpd):
+    if httpd.env.database.kind == 'pgsql':
+        sql = ("SELECT table_name AS name FROM information_schema.tables"
+               " WHERE table_schema = 'public'")
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    return [r['name'] for r in httpd.db_rows(sql)]
+
+
+def secret_forms(secret):
+    raw = secret.encode()
+    forms = [raw, raw.hex().encode(), raw.hex().upper().encode(), base64.b64encode(raw),
+             base64.urlsafe_b64encode(raw)]
+    # base64 of the password where it does not start on a 3-byte boundary
+    for pad in (1, 2):
+        enc = base64.b64encode(b'\0' * pad + raw)
+        forms.append(enc[4:-4])
+    return forms
+
+
+def places_holding(httpd, secret):
+    """Where the records hold secret in any form: (table, column) pairs, and
+    on SQLite the files."""
+    forms = secret_forms(secret)
+    found = []
+    for table in table_names(httpd):
+        for row in httpd.db_rows('SELECT * FROM %s' % table):
+            for column, value in row.items():
+                value = '' if value is None else str(value)
+                blobs = [value.encode('utf-8', 'surrogateescape')] + [
+                    base64.b64decode(re.sub(r'\s', '', b)) for b in RE_PEM.findall(value)]
+                if any(f in blob for f in forms for blob in blobs):
+                    found.append((table, column))
+    if httpd.env.database.kind == 'sqlite':
+        for path in glob.glob(httpd.env.database.path + '*'):
+            with open(path, 'rb') as f:
+                data = f.read()
+            if any(f in data for f in forms):
+                found.append((path, None))
+    return found
