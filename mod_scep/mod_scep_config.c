@@ -26,6 +26,7 @@
 #include <httpd.h>
 #include <http_config.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "mod_scep_private.h"
@@ -477,3 +478,58 @@ const command_rec mod_scep_cmds[] = {
 #undef COMMAND
         { NULL }
 };
+
+/* Longest accepted first line of a secret's file, newline included. */
+#define SECRET_LINE_MAX 1024
+
+/* The first line's length, its line end (CR, LF) left out. */
+static apr_size_t first_line_length(const char *text)
+{
+    apr_size_t len = strcspn(text, "\n");
+
+    while (len > 0 && text[len - 1] == '\r') {
+        len--;
+    }
+    return len;
+}
+
+/* The parent reads the file as root before it drops privileges, so the
+ * owner's alone (scep_read_private_file()'s rule) is enough; anything more
+ * hands the secret (the password that lets any device enroll, a CMP MAC
+ * secret) to every local user, as a readable key would: refused like one. */
+apr_status_t mod_scep_read_first_line(apr_pool_t *pconf, server_rec *s, const char *directive,
+                                      const char *file, apr_size_t max, const char **line)
+{
+    char *data = NULL;
+    apr_size_t len = 0, line_len;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    rv = scep_read_private_file(pconf, file, max, &data, &len, &why);
+    if (rv != APR_SUCCESS) {
+        goto leave;
+    }
+    rv = APR_EINVAL;
+    if (strcspn(data, "\n") > SECRET_LINE_MAX - 2) {
+        why = apr_psprintf(pconf, "%s has a first line longer than %d characters", file,
+                           SECRET_LINE_MAX - 2);
+        goto leave;
+    }
+    line_len = first_line_length(data);
+    if (line_len == 0) {
+        why = apr_psprintf(pconf, "%s has an empty first line", file);
+        goto leave;
+    }
+    *line = apr_pstrmemdup(pconf, data, line_len);
+    rv = APR_SUCCESS;
+leave:
+    if (data) {
+        OPENSSL_cleanse(data, len);
+    }
+    if (why) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(009) "%s: %s %s%s",
+                     mod_scep_server_label(s), directive, why,
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+    }
+    return rv;
+}

@@ -17,6 +17,8 @@
  * of the call that logs them.
  */
 
+#include <apr_strings.h>
+
 #include <httpd.h>
 #include <http_log.h>
 
@@ -96,4 +98,12 @@ void mod_scep_log_startup_problem_at(const char *file, int line, int module_inde
     ap_log_error_(file, line, module_index, APLOG_EMERG, 0, s, "%s%s%s", tag, problem_text(prob),
                   scep_event_text(event));
     mod_scep_log_openssl_at(file, line, module_index, s, APLOG_EMERG);
+}
+
+const char *mod_scep_server_label(server_rec *s)
+{
+    return s->is_virtual
+               ? apr_psprintf(s->process->pconf, "virtual host %s:%u (%s:%d)", s->server_hostname,
+                              (unsigned)s->port, s->defn_name, (int)s->defn_line_number)
+               : "main server";
 }

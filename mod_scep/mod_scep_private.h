@@ -55,12 +55,12 @@ int mod_scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 void mod_scep_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* The server a startup message is about, as the administrator wrote it
- * ("main server", "virtual host NAME:PORT (FILE:LINE)") (mod_scep_startup.c). */
+ * ("main server", "virtual host NAME:PORT (FILE:LINE)") (mod_scep_log.c). */
 const char *mod_scep_server_label(server_rec *s);
 
 /* The first line of a private file (scep_read_private_file(): mode 0600)
  * at most max bytes long, on pconf, for directive of s: a secret's file.
- * The read copy is cleansed; a failure is logged (mod_scep_startup.c). */
+ * The read copy is cleansed; a failure is logged (mod_scep_config.c). */
 apr_status_t mod_scep_read_first_line(apr_pool_t *pconf, server_rec *s, const char *directive,
                                       const char *file, apr_size_t max, const char **line);
 

@@ -43,19 +43,9 @@
 /* RA certificates closer to their end than this are reported (event 35). */
 #define RA_EXPIRY_WARNING_DAYS 30
 
-/* Longest accepted first line of a secret's file, newline included. */
-#define CHALLENGE_LINE_MAX 1024
 /* Largest challenge password file: it is read whole (its first line is the
  * password). */
 #define CHALLENGE_FILE_MAX ((apr_size_t)1024 * 1024)
-
-const char *mod_scep_server_label(server_rec *s)
-{
-    return s->is_virtual
-               ? apr_psprintf(s->process->pconf, "virtual host %s:%u (%s:%d)", s->server_hostname,
-                              (unsigned)s->port, s->defn_name, (int)s->defn_line_number)
-               : "main server";
-}
 
 static apr_status_t require_mod_dbd(server_rec *s)
 {
@@ -258,58 +248,6 @@ static apr_status_t setup_pki(apr_pool_t *pconf, server_rec *main_s, server_rec 
         return APR_SUCCESS;
     }
     return load_pki(pconf, s, conf);
-}
-
-/* The first line's length, its line end (CR, LF) left out. */
-static apr_size_t first_line_length(const char *text)
-{
-    apr_size_t len = strcspn(text, "\n");
-
-    while (len > 0 && text[len - 1] == '\r') {
-        len--;
-    }
-    return len;
-}
-
-/* The parent reads the file as root before it drops privileges, so the
- * owner's alone (scep_read_private_file()'s rule) is enough; anything more
- * hands the secret (the password that lets any device enroll, a CMP MAC
- * secret) to every local user, as a readable key would: refused like one. */
-apr_status_t mod_scep_read_first_line(apr_pool_t *pconf, server_rec *s, const char *directive,
-                                      const char *file, apr_size_t max, const char **line)
-{
-    char *data = NULL;
-    apr_size_t len = 0, line_len;
-    const char *why = NULL;
-    apr_status_t rv;
-
-    rv = scep_read_private_file(pconf, file, max, &data, &len, &why);
-    if (rv != APR_SUCCESS) {
-        goto leave;
-    }
-    rv = APR_EINVAL;
-    if (strcspn(data, "\n") > CHALLENGE_LINE_MAX - 2) {
-        why = apr_psprintf(pconf, "%s has a first line longer than %d characters", file,
-                           CHALLENGE_LINE_MAX - 2);
-        goto leave;
-    }
-    line_len = first_line_length(data);
-    if (line_len == 0) {
-        why = apr_psprintf(pconf, "%s has an empty first line", file);
-        goto leave;
-    }
-    *line = apr_pstrmemdup(pconf, data, line_len);
-    rv = APR_SUCCESS;
-leave:
-    if (data) {
-        OPENSSL_cleanse(data, len);
-    }
-    if (why) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(009) "%s: %s %s%s",
-                     mod_scep_server_label(s), directive, why,
-                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
-    }
-    return rv;
 }
 
 /* The static password is optional: without it, devices present one-time
