@@ -22,21 +22,7 @@
 #include <check.h>
 
 #include "scep_ext_crl.h"
-#include "testutil.h"
-
-static apr_pool_t *pool;
-static scep_pki_t *pki;
-
-static void setup(void)
-{
-    apr_pool_create(&pool, NULL);
-    pki = testutil_pki_load(pool, testutil_pki_create(pool), 0);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-}
+#include "testpki.h" /* pool, pki, setup(), teardown() */
 
 static void openssl_free(void *data)
 {
@@ -239,9 +225,8 @@ Suite *scep_ext_crl_suite(void);
 Suite *scep_ext_crl_suite(void)
 {
     Suite *s = suite_create("ext_crl");
-    TCase *tc = tcase_create("core");
+    TCase *tc = testutil_case(s, "core", setup, teardown);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, der_crl_of_the_ca_is_accepted);
     tcase_add_test(tc, pem_crl_of_the_ca_is_accepted);
     tcase_add_test(tc, crl_of_another_ca_is_refused);
@@ -250,6 +235,5 @@ Suite *scep_ext_crl_suite(void)
     tcase_add_test(tc, garbage_is_refused);
     tcase_add_test(tc, without_a_source_getcrl_is_refused_with_event_44);
     tcase_add_test(tc, the_source_answers_getcrl_and_issue_is_the_inner_backends);
-    suite_add_tcase(s, tc);
     return s;
 }
