@@ -312,6 +312,16 @@ static void signing_server(const char *rsp_cert, const char *const *more)
     start_server(argv);
 }
 
+/* The mock server answering "waiting" (check after check_after seconds)
+ * until the client has polled polls times, then the certificate. */
+static void waiting_server(int polls, int check_after)
+{
+    const char *const more[] = { "-poll_count", apr_itoa(pool, polls), "-check_after",
+                                 apr_itoa(pool, check_after), NULL };
+
+    signing_server(fx.device_cert_file, more);
+}
+
 static const scep_template_t *a_template(void)
 {
     scep_template_t *tmpl = apr_pcalloc(pool, sizeof(*tmpl));
@@ -342,6 +352,11 @@ static void expect_fault(apr_status_t rv)
     ck_assert_ptr_null(fx.cert);
     ck_assert_int_eq(fx.prob.fail_info, SCEP_FAIL_NONE);
     ck_assert_msg(strstr(log_text, "SCEP271: "), "%s", log_text);
+}
+
+static void expect_held(apr_status_t rv)
+{
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
 }
 
 /* cmp:<our pid>.<instance: 16 hex>:<transactionID: 32 hex> */
@@ -385,16 +400,15 @@ END_TEST
 
 START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
 {
-    const char *const more[] = { "-poll_count", "3", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_ca_backend_t *ca;
     apr_status_t rv;
     int polls = 0;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(3, 1);
     ca = backend(&conf);
     rv = issue_csr(ca, a_template());
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    expect_held(rv);
     ck_assert_ptr_null(fx.cert);
     ck_assert_int_eq(fx.prob.fail_info, SCEP_FAIL_NONE);
     expect_own_ticket(&fx.ticket);
@@ -412,18 +426,17 @@ END_TEST
 
 START_TEST(ticket_past_the_total_timeout_is_not_known)
 {
-    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_ca_backend_t *ca;
     apr_status_t rv;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(5, 1);
     /* OpenSSL keeps 5 seconds of the total for an exchange: 7 leaves room
      * for a first check_after of 1 */
     conf.total_timeout = 7;
     ca = backend(&conf);
     rv = issue_csr(ca, NULL);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    expect_held(rv);
     sleep(8);
     expect_refused(poll_ticket(ca, NULL), "not known");
 }
@@ -611,17 +624,16 @@ END_TEST
 
 START_TEST(ticket_of_our_pid_with_another_instance_is_submitted_again)
 {
-    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_ca_backend_t *ca;
     apr_status_t rv;
 
     /* a pid used again: the instance of the process that had it before */
     fx.ticket = ticket_of(getpid(), "0000000000000000");
-    signing_server(fx.device_cert_file, more);
+    waiting_server(2, 1);
     ca = backend(&conf);
     rv = poll_ticket(ca, NULL);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    expect_held(rv);
     expect_resubmitted();
     expect_own_ticket(&fx.ticket); /* the new transaction's */
     ck_assert_ptr_null(strstr(fx.ticket.text, "0000000000000000"));
@@ -632,18 +644,17 @@ END_TEST
 
 START_TEST(poll_before_the_check_after_waits_without_asking)
 {
-    const char *const more[] = { "-poll_count", "2", "-check_after", "3", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_ca_backend_t *ca;
     apr_status_t rv;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(2, 3);
     ca = backend(&conf);
     rv = issue_csr(ca, NULL);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    expect_held(rv);
     stop_server(); /* asking now would be a fault */
     rv = poll_ticket(ca, NULL);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    expect_held(rv);
     ck_assert_msg(fx.ticket.retry_after >= 1 && fx.ticket.retry_after <= 3, "%d",
                   fx.ticket.retry_after);
     ck_assert_str_eq(log_text, "");
@@ -682,12 +693,11 @@ static const char *ticket_of_a_child(const scep_ca_cmp_conf_t *conf)
 
 START_TEST(transaction_lost_with_its_process_is_submitted_again)
 {
-    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
     const char *lost_txid;
     scep_ca_backend_t *ca;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(5, 1);
     fx.ticket.text = ticket_of_a_child(&conf);
     lost_txid = strrchr(fx.ticket.text, ':') + 1;
     /* the CA forgets too (a mock server polled by nobody would refuse a
@@ -715,7 +725,6 @@ static int child_leaves_it_alone(apr_pool_t *sub, scep_ca_backend_t *ca, const c
 
 START_TEST(forked_child_leaves_the_parent_transaction_alone)
 {
-    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
     scep_ca_backend_t *ca;
     apr_pool_t *sub;
@@ -723,12 +732,12 @@ START_TEST(forked_child_leaves_the_parent_transaction_alone)
     pid_t child;
     int status;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(2, 1);
     apr_pool_create(&sub, pool);
     ca = scep_ca_cmp(sub, &conf, &(const char *){ NULL });
     ck_assert_ptr_nonnull(ca);
     rv = issue_csr(ca, NULL);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    expect_held(rv);
     sleep(1); /* the CA's checkAfter: a poll of the child would ask */
     child = fork();
     ck_assert_int_ge(child, 0);
