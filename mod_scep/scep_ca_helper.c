@@ -466,6 +466,19 @@ static const char *one_line(apr_pool_t *p, const char *text)
     return scep_escape_text(p, apr_pstrmemdup(p, text, n), 0);
 }
 
+/* What a failing helper said, for the log: its standard error, else its
+ * output. */
+static const char *failure_text(apr_pool_t *p, const helper_run_t *run)
+{
+    return one_line(p, *run->out[1] ? run->out[1] : run->out[0]);
+}
+
+/* Its exit status for the log; -1 when a signal ended it. */
+static int exit_status(const helper_run_t *run)
+{
+    return run->exited ? run->exit_code : -1;
+}
+
 /* A refusal with event 31: the CA's answer cannot be delivered. */
 static apr_status_t refuse(scep_problem_t *prob, const char *text)
 {
@@ -588,8 +601,7 @@ static apr_status_t submit_result(apr_pool_t *p, const scep_ca_helper_conf_t *co
     }
     helper_log(conf, SCEP_LOG_MARK, SCEP_LOG_ERR,
                apr_psprintf(p, SCEPLOGNO(284) "CA helper %s %s: nothing was issued: \"%s\"",
-                            helper_name(conf), why,
-                            one_line(p, *run->out[1] ? run->out[1] : run->out[0])));
+                            helper_name(conf), why, failure_text(p, run)));
     return fault(prob);
 }
 
@@ -635,15 +647,21 @@ static apr_status_t helper_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_
                         "this server's CA gives no CRL here");
 }
 
+/* An operation about the CA itself (no request, no cookie). */
+static apr_status_t run_operation(apr_pool_t *p, const scep_ca_helper_conf_t *conf,
+                                  const char *operation, helper_run_t *run)
+{
+    return run_helper(p, conf, helper_env(p, conf, operation, NULL, NULL, NULL), run);
+}
+
 apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
                                         STACK_OF(X509) **roots)
 {
     const scep_ca_helper_conf_t *conf = ca->baton;
-    const char *const *env = helper_env(p, conf, "FETCH-ROOTS", NULL, NULL, NULL);
     helper_run_t run;
 
     *roots = NULL;
-    if (run_helper(p, conf, env, &run) != APR_SUCCESS) {
+    if (run_operation(p, conf, "FETCH-ROOTS", &run) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
     if (run.exited && run.exit_code == HELPER_ISSUED) {
@@ -655,8 +673,7 @@ apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
                    apr_psprintf(p,
                                 SCEPLOGNO(285) "CA helper %s gave no CA certificate "
                                                "(FETCH-ROOTS, status %d): \"%s\"",
-                                helper_name(conf), run.exited ? run.exit_code : -1,
-                                one_line(p, *run.out[1] ? run.out[1] : run.out[0])));
+                                helper_name(conf), exit_status(&run), failure_text(p, &run)));
         *roots = NULL;
         return APR_EGENERAL;
     }
@@ -666,11 +683,10 @@ apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
 apr_status_t scep_ca_helper_identify(scep_ca_backend_t *ca, apr_pool_t *p, const char **text)
 {
     const scep_ca_helper_conf_t *conf = ca->baton;
-    const char *const *env = helper_env(p, conf, "IDENTIFY", NULL, NULL, NULL);
     helper_run_t run;
 
     *text = NULL;
-    if (run_helper(p, conf, env, &run) != APR_SUCCESS) {
+    if (run_operation(p, conf, "IDENTIFY", &run) != APR_SUCCESS) {
         return APR_EGENERAL;
     }
     if (run.exited && run.exit_code == HELPER_UNSUPPORTED) {
@@ -684,8 +700,7 @@ apr_status_t scep_ca_helper_identify(scep_ca_backend_t *ca, apr_pool_t *p, const
                apr_psprintf(p,
                             SCEPLOGNO(286) "CA helper %s did not identify itself (IDENTIFY, "
                                            "status %d): \"%s\"",
-                            helper_name(conf), run.exited ? run.exit_code : -1,
-                            one_line(p, *run.out[1] ? run.out[1] : run.out[0])));
+                            helper_name(conf), exit_status(&run), failure_text(p, &run)));
     return APR_EGENERAL;
 }
 

@@ -27,6 +27,7 @@ from sceptest.httpd import Apache, Env  # noqa: E402
 from sceptest.kdc import KDC  # noqa: E402
 from sceptest.ldap import Slapd  # noqa: E402
 from sceptest.paths import gen_dir  # noqa: E402
+from sceptest.roots import fresh_env  # noqa: E402
 from sceptest.tls import TestCA  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -183,12 +184,7 @@ CHALLENGE = 'mod-scep-test-challenge'
 
 @pytest.fixture(scope='session')
 def admin_env(database_server):
-    e = Env(REPO, name='admin', port_base=18600)
-    if not e.built():
-        pytest.fail('mod_scep is not built', pytrace=False)
-    e.clean()
-    e.setup_pki()
-    return e
+    return fresh_env(REPO, 'admin', 18600)
 
 
 @pytest.fixture(scope='session')
@@ -243,12 +239,7 @@ def cmp_env(database_server):
     """The CMP RA's server root t/gen/<mpm>/cmp: scepctl setup makes the
     CA (the external CA: its key goes to the mock server's side, never to
     Apache) and the RA certificates it issued."""
-    e = Env(REPO, name='cmp', port_base=18800)
-    if not e.built():
-        pytest.fail('mod_scep is not built', pytrace=False)
-    e.clean()
-    e.setup_pki()
-    return e
+    return fresh_env(REPO, 'cmp', 18800)
 
 
 @pytest.fixture(scope='session')

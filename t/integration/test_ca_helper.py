@@ -556,11 +556,7 @@ def test_waiting_then_certpoll(osca, keys):
     # the CA issues
     osca.ca.mode('issue')
     time.sleep(1.2)
-    pm, r, rep = poll(osca, msg)
-    assert rep is not None and rep.pki_status == C.SUCCESS, str(rep)
-    checks.assert_reply_ok(pm, rep)
-    assert_external(osca, rep.certs[0], key, cn)
-    checks.assert_recorded(osca, msg.transaction_id, rep.certs[0])
+    assert_success(osca, *poll(osca, msg), key, cn)
 
 
 def test_background_poll_issues_without_a_device(osca, keys):
@@ -582,11 +578,7 @@ def test_background_poll_issues_without_a_device(osca, keys):
         assert any(ln.startswith('POLL ') and ln.endswith('cookie=' + ticket)
                    for ln in osca.ca.log())
         assert row(osca, msg)['decided_by'] == 'CA', row(osca, msg)
-        pm, r, rep = poll(osca, msg)
-        assert rep is not None and rep.pki_status == C.SUCCESS, str(rep)
-        checks.assert_reply_ok(pm, rep)
-        assert_external(osca, rep.certs[0], key, cn)
-        checks.assert_recorded(osca, msg.transaction_id, rep.certs[0])
+        assert_success(osca, *poll(osca, msg), key, cn)
 
 
 def test_ca_unreachable_then_recovers(osca, keys):

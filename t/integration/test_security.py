@@ -19,7 +19,8 @@ import test_passwords as P
 from sceptest import admin as A
 from sceptest import client as C
 from sceptest.checks import assert_not_logged
-from sceptest.httpd import Apache, Env, default_directives, make_conf
+from sceptest.httpd import Apache, default_directives, make_conf
+from sceptest.roots import fresh_env
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
@@ -29,12 +30,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
 @pytest.fixture(scope='module')
 def senv():
-    e = Env(REPO, name='security', port_base=18500)
-    if not e.built():
-        pytest.fail('mod_scep is not built', pytrace=False)
-    e.clean()
-    e.setup_pki()
-    return e
+    return fresh_env(REPO, 'security', 18500)
 
 
 def copy_pki(senv, name):

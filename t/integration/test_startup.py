@@ -8,19 +8,15 @@ import shutil
 import pytest
 
 from sceptest import pki
-from sceptest.httpd import MODULES_DIR, Apache, Env, default_directives, make_conf
+from sceptest.httpd import MODULES_DIR, Apache, default_directives, make_conf
+from sceptest.roots import fresh_env
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 
 
 @pytest.fixture(scope='module')
 def senv():
-    e = Env(REPO, name='startup', port_base=18480)
-    if not e.built():
-        pytest.fail('mod_scep is not built', pytrace=False)
-    e.clean()
-    e.setup_pki()
-    return e
+    return fresh_env(REPO, 'startup', 18480)
 
 
 @pytest.fixture(scope='module')

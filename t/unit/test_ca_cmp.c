@@ -61,6 +61,10 @@ typedef struct cmp_fixture_t {
     int port;
     pid_t server;
     pid_t front; /* helpers/tls-forward, when a test runs it */
+    /* what the test's issue_csr() and poll_ticket() gave */
+    X509 *cert;
+    scep_ca_ticket_t ticket;
+    scep_problem_t prob;
 } cmp_fixture_t;
 
 static cmp_fixture_t fx;
@@ -220,6 +224,7 @@ static void setup(void)
                             testutil_cert(pool, "/CN=device.example", fx.device_key, NULL, 0, 0,
                                           fx.pki->ca_cert, fx.pki->ca_key));
     fx.port = free_port();
+    fx.prob.fail_info = SCEP_FAIL_NONE;
 }
 
 static void teardown(void)
@@ -257,6 +262,45 @@ static scep_ca_backend_t *backend(const scep_ca_cmp_conf_t *conf)
     return ca;
 }
 
+/* The mock server protecting its answers with the MAC secret, and the
+ * backend's configuration with secret (instead of the RA's signature). */
+static scep_ca_cmp_conf_t mac_server_and_conf(const char *secret)
+{
+    const char *const args[] = {
+        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
+    };
+    scep_ca_cmp_conf_t conf = signing_conf();
+
+    start_server(args);
+    conf.ra_cert = NULL;
+    conf.ra_key = NULL;
+    conf.trust_file = NULL;
+    conf.mac_ref = MAC_REF;
+    conf.mac_secret = secret;
+    return conf;
+}
+
+/* The certificate file of a CA that is not the test's. */
+static const char *other_ca_file(void)
+{
+    EVP_PKEY *key = testutil_ec_key(pool);
+
+    return testutil_write_cert(pool, fx.pki->dir, "other-ca.crt",
+                               testutil_cert(pool, "/CN=Other CA", key, NULL, 0, 0, NULL, NULL));
+}
+
+/* ca->issue() of the device's CSR under tmpl, its answer in fx. */
+static apr_status_t issue_csr(scep_ca_backend_t *ca, const scep_template_t *tmpl)
+{
+    return ca->issue(ca, pool, fx.csr, tmpl, &fx.cert, &fx.ticket, &fx.prob);
+}
+
+/* ca->poll() of fx.ticket, its answer in fx. */
+static apr_status_t poll_ticket(scep_ca_backend_t *ca, const scep_template_t *tmpl)
+{
+    return ca->poll(ca, pool, fx.csr, tmpl, &fx.ticket, &fx.cert, &fx.prob);
+}
+
 static void signing_server(const char *rsp_cert, const char *const *more)
 {
     const char *argv[32] = { "-srv_cert",    fx.srv_cert_file,     "-srv_key",  fx.srv_key_file,
@@ -270,6 +314,16 @@ static void signing_server(const char *rsp_cert, const char *const *more)
     start_server(argv);
 }
 
+/* The mock server answering "waiting" (check after check_after seconds)
+ * until the client has polled polls times, then the certificate. */
+static void waiting_server(int polls, int check_after)
+{
+    const char *const more[] = { "-poll_count", apr_itoa(pool, polls), "-check_after",
+                                 apr_itoa(pool, check_after), NULL };
+
+    signing_server(fx.device_cert_file, more);
+}
+
 static const scep_template_t *a_template(void)
 {
     scep_template_t *tmpl = apr_pcalloc(pool, sizeof(*tmpl));
@@ -278,29 +332,33 @@ static const scep_template_t *a_template(void)
     return tmpl;
 }
 
-static void expect_issued(apr_status_t rv, X509 *const *cert, const scep_problem_t *prob)
+static void expect_issued(apr_status_t rv)
 {
-    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, prob->text, log_text);
-    ck_assert_ptr_nonnull(*cert);
-    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(*cert), fx.device_key), 1);
+    ck_assert_msg(rv == APR_SUCCESS, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    ck_assert_ptr_nonnull(fx.cert);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(fx.cert), fx.device_key), 1);
 }
 
-static void expect_refused(apr_status_t rv, X509 *const *cert, const scep_problem_t *prob,
-                           const char *needle)
+static void expect_refused(apr_status_t rv, const char *needle)
 {
     ck_assert_msg(rv != APR_SUCCESS && rv != APR_EINCOMPLETE, "%d", rv);
-    ck_assert_ptr_null(*cert);
-    ck_assert_int_eq(prob->fail_info, SCEP_FAIL_BAD_REQUEST);
-    ck_assert_int_eq(prob->event, SCEP_EVENT_FAIL_SUBMIT);
-    ck_assert_msg(prob->text && strstr(prob->text, needle), "%s / %s", prob->text, log_text);
+    ck_assert_ptr_null(fx.cert);
+    ck_assert_int_eq(fx.prob.fail_info, SCEP_FAIL_BAD_REQUEST);
+    ck_assert_int_eq(fx.prob.event, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_msg(fx.prob.text && strstr(fx.prob.text, needle), "%s / %s", fx.prob.text, log_text);
 }
 
-static void expect_fault(apr_status_t rv, X509 *const *cert, const scep_problem_t *prob)
+static void expect_fault(apr_status_t rv)
 {
     ck_assert_msg(rv != APR_SUCCESS && rv != APR_EINCOMPLETE, "%d", rv);
-    ck_assert_ptr_null(*cert);
-    ck_assert_int_eq(prob->fail_info, SCEP_FAIL_NONE);
+    ck_assert_ptr_null(fx.cert);
+    ck_assert_int_eq(fx.prob.fail_info, SCEP_FAIL_NONE);
     ck_assert_msg(strstr(log_text, "SCEP271: "), "%s", log_text);
+}
+
+static void expect_held(apr_status_t rv)
+{
+    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, fx.prob.text, log_text);
 }
 
 /* cmp:<our pid>.<instance: 16 hex>:<transactionID: 32 hex> */
@@ -320,14 +378,11 @@ static void expect_own_ticket(const scep_ca_ticket_t *ticket)
 START_TEST(accepted_request_returns_the_certificate)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
 
     signing_server(fx.device_cert_file, NULL);
     ca = backend(&conf);
-    expect_issued(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+    expect_issued(issue_csr(ca, a_template()));
 }
 END_TEST
 
@@ -337,132 +392,86 @@ START_TEST(rejection_is_refused_with_the_ca_text)
         "-pkistatus", "2", "-failure", "2", "-statusstring", "not in this CA's namespace", NULL
     };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
 
     signing_server(fx.device_cert_file, more);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
-                   "not in this CA's namespace");
+    expect_refused(issue_csr(ca, NULL), "not in this CA's namespace");
 }
 END_TEST
 
 START_TEST(waiting_gives_a_ticket_then_poll_returns_the_certificate)
 {
-    const char *const more[] = { "-poll_count", "3", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
     apr_status_t rv;
     int polls = 0;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(3, 1);
     ca = backend(&conf);
-    rv = ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
-    ck_assert_ptr_null(cert);
-    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
-    expect_own_ticket(&ticket);
-    ck_assert_int_eq(ticket.retry_after, 1);
+    rv = issue_csr(ca, a_template());
+    expect_held(rv);
+    ck_assert_ptr_null(fx.cert);
+    ck_assert_int_eq(fx.prob.fail_info, SCEP_FAIL_NONE);
+    expect_own_ticket(&fx.ticket);
+    ck_assert_int_eq(fx.ticket.retry_after, 1);
     do {
         sleep(1);
-        rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
+        rv = poll_ticket(ca, NULL);
     } while (rv == APR_EINCOMPLETE && ++polls < 5);
-    expect_issued(rv, &cert, &prob);
+    expect_issued(rv);
     ck_assert_int_ge(polls, 1); /* a poll was answered "waiting" too */
     /* the transaction is over: the ticket is no longer known */
-    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob,
-                   "not known");
+    expect_refused(poll_ticket(ca, NULL), "not known");
 }
 END_TEST
 
 START_TEST(ticket_past_the_total_timeout_is_not_known)
 {
-    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
     apr_status_t rv;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(5, 1);
     /* OpenSSL keeps 5 seconds of the total for an exchange: 7 leaves room
      * for a first check_after of 1 */
     conf.total_timeout = 7;
     ca = backend(&conf);
-    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    rv = issue_csr(ca, NULL);
+    expect_held(rv);
     sleep(8);
-    expect_refused(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob,
-                   "not known");
+    expect_refused(poll_ticket(ca, NULL), "not known");
 }
 END_TEST
 
 START_TEST(mac_protection_is_accepted)
 {
-    const char *const args[] = {
-        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
-    };
-    scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_cmp_conf_t conf = mac_server_and_conf(MAC_SECRET);
     scep_ca_backend_t *ca;
-
-    start_server(args);
-    conf.ra_cert = NULL;
-    conf.ra_key = NULL;
-    conf.trust_file = NULL;
-    conf.mac_ref = MAC_REF;
-    conf.mac_secret = MAC_SECRET;
     ca = backend(&conf);
-    expect_issued(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_issued(issue_csr(ca, NULL));
 }
 END_TEST
 
 START_TEST(wrong_mac_secret_gets_nothing)
 {
-    const char *const args[] = {
-        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
-    };
-    scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
+    scep_ca_cmp_conf_t conf = mac_server_and_conf("another secret");
     scep_ca_backend_t *ca;
-
-    start_server(args);
-    conf.ra_cert = NULL;
-    conf.ra_key = NULL;
-    conf.trust_file = NULL;
-    conf.mac_ref = MAC_REF;
-    conf.mac_secret = "another secret";
     ca = backend(&conf);
     /* the CA's error answer is protected with the secret we do not share */
-    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, NULL));
 }
 END_TEST
 
 START_TEST(untrusted_server_certificate_is_a_fault)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    EVP_PKEY *other_key = testutil_ec_key(pool);
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
 
     signing_server(fx.device_cert_file, NULL);
-    conf.trust_file =
-        testutil_write_cert(pool, fx.pki->dir, "other-ca.crt",
-                            testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL));
+    conf.trust_file = other_ca_file();
     ca = backend(&conf);
-    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, NULL));
     ck_assert_msg(strstr(log_text, "certificate verify failed") || strstr(log_text, "trust"), "%s",
                   log_text);
 }
@@ -471,10 +480,7 @@ END_TEST
 START_TEST(certificate_for_another_key_is_refused)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     EVP_PKEY *other_key = testutil_ec_key(pool);
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
 
     signing_server(testutil_write_cert(pool, fx.pki->dir, "other.crt",
@@ -482,19 +488,15 @@ START_TEST(certificate_for_another_key_is_refused)
                                                      0, fx.pki->ca_cert, fx.pki->ca_key)),
                    NULL);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
-                   "another key");
+    expect_refused(issue_csr(ca, NULL), "another key");
 }
 END_TEST
 
 START_TEST(certificate_of_another_ca_is_refused)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     EVP_PKEY *other_ca_key = testutil_ec_key(pool);
     X509 *other_ca = testutil_cert(pool, "/CN=Other CA", other_ca_key, NULL, 0, 0, NULL, NULL);
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
 
     signing_server(testutil_write_cert(pool, fx.pki->dir, "elsewhere.crt",
@@ -502,24 +504,20 @@ START_TEST(certificate_of_another_ca_is_refused)
                                                      NULL, 0, 0, other_ca, other_ca_key)),
                    NULL);
     ca = backend(&conf);
-    expect_refused(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob,
-                   "does not chain");
+    expect_refused(issue_csr(ca, NULL), "does not chain");
 }
 END_TEST
 
 START_TEST(server_down_is_a_fault_within_the_timeout)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
     apr_time_t start = apr_time_now();
 
     conf.msg_timeout = 2;
     conf.total_timeout = 3;
     ca = backend(&conf);
-    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, NULL));
     ck_assert_int_lt(apr_time_now() - start, apr_time_from_sec(10));
 }
 END_TEST
@@ -542,10 +540,7 @@ START_TEST(template_name_is_sent_as_the_certificate_profile)
                                "\x30\x1a\x0c\x18"
                                "IPSECIntermediateOffline";
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     const char *capture = capture_request();
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
     static char sent[65536];
     size_t len, at;
@@ -554,7 +549,7 @@ START_TEST(template_name_is_sent_as_the_certificate_profile)
     conf.msg_timeout = 3;
     conf.total_timeout = 3;
     ca = backend(&conf);
-    expect_fault(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, a_template()));
     waitpid(fx.server, NULL, 0);
     fx.server = 0;
     file = fopen(capture, "rb");
@@ -601,18 +596,17 @@ static void expect_resubmitted(void)
 START_TEST(ticket_of_another_live_process_waits_without_asking)
 {
     scep_ca_cmp_conf_t conf = signing_conf(); /* nothing listens: asking would be a fault */
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = ticket_of(getppid(), "0123456789ABCDEF");
-    const char *before = ticket.text;
-    X509 *cert = NULL;
     scep_ca_backend_t *ca = backend(&conf);
+    const char *before;
     apr_status_t rv;
 
-    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
-    ck_assert_msg(rv == APR_EAGAIN, "%d %s / log: %s", rv, prob.text, log_text);
-    ck_assert_ptr_null(cert);
-    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
-    ck_assert_str_eq(ticket.text, before);
+    fx.ticket = ticket_of(getppid(), "0123456789ABCDEF");
+    before = fx.ticket.text;
+    rv = poll_ticket(ca, NULL);
+    ck_assert_msg(rv == APR_EAGAIN, "%d %s / log: %s", rv, fx.prob.text, log_text);
+    ck_assert_ptr_null(fx.cert);
+    ck_assert_int_eq(fx.prob.fail_info, SCEP_FAIL_NONE);
+    ck_assert_str_eq(fx.ticket.text, before);
     ck_assert_str_eq(log_text, "");
 }
 END_TEST
@@ -620,38 +614,33 @@ END_TEST
 START_TEST(ticket_of_an_ended_process_is_submitted_again)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = ticket_of(ended_process(), "0123456789ABCDEF");
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
 
+    fx.ticket = ticket_of(ended_process(), "0123456789ABCDEF");
     signing_server(fx.device_cert_file, NULL);
     ca = backend(&conf);
-    expect_issued(ca->poll(ca, pool, fx.csr, a_template(), &ticket, &cert, &prob), &cert, &prob);
+    expect_issued(poll_ticket(ca, a_template()));
     expect_resubmitted();
 }
 END_TEST
 
 START_TEST(ticket_of_our_pid_with_another_instance_is_submitted_again)
 {
-    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    /* a pid used again: the instance of the process that had it before */
-    scep_ca_ticket_t ticket = ticket_of(getpid(), "0000000000000000");
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
     apr_status_t rv;
 
-    signing_server(fx.device_cert_file, more);
+    /* a pid used again: the instance of the process that had it before */
+    fx.ticket = ticket_of(getpid(), "0000000000000000");
+    waiting_server(2, 1);
     ca = backend(&conf);
-    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    rv = poll_ticket(ca, NULL);
+    expect_held(rv);
     expect_resubmitted();
-    expect_own_ticket(&ticket); /* the new transaction's */
-    ck_assert_ptr_null(strstr(ticket.text, "0000000000000000"));
+    expect_own_ticket(&fx.ticket); /* the new transaction's */
+    ck_assert_ptr_null(strstr(fx.ticket.text, "0000000000000000"));
     sleep(1);
-    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    expect_issued(poll_ticket(ca, NULL));
 }
 END_TEST
 
@@ -662,13 +651,10 @@ END_TEST
 START_TEST(submitted_again_with_the_devices_signed_csr)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = ticket_of(ended_process(), "0123456789ABCDEF");
     const char *pem = scep_csr_pem_at_rest(pool, fx.csr);
     BIO *bio = BIO_new_mem_buf(pem, -1);
     X509_REQ *at_rest = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
     X509_REQ *opened;
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
 
     BIO_free(bio);
@@ -676,35 +662,33 @@ START_TEST(submitted_again_with_the_devices_signed_csr)
     SCEP_OWN(pool, at_rest, X509_REQ_free);
     signing_server(fx.device_cert_file, NULL);
     ca = backend(&conf);
-    expect_refused(ca->poll(ca, pool, at_rest, a_template(), &ticket, &cert, &prob), &cert, &prob,
+    fx.ticket = ticket_of(ended_process(), "0123456789ABCDEF");
+    expect_refused(ca->poll(ca, pool, at_rest, a_template(), &fx.ticket, &fx.cert, &fx.prob),
                    "badPOP");
     opened =
         scep_csr_unseal(pool, scep_csr_seal(pool, fx.csr, fx.pki->ra_enc_cert), fx.pki->ra_enc_key);
     ck_assert_ptr_nonnull(opened);
-    ticket = ticket_of(ended_process(), "0123456789ABCDEF");
-    prob = (scep_problem_t){ SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    expect_issued(ca->poll(ca, pool, opened, a_template(), &ticket, &cert, &prob), &cert, &prob);
+    fx.ticket = ticket_of(ended_process(), "0123456789ABCDEF");
+    fx.prob = (scep_problem_t){ SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    expect_issued(ca->poll(ca, pool, opened, a_template(), &fx.ticket, &fx.cert, &fx.prob));
 }
 END_TEST
 
 START_TEST(poll_before_the_check_after_waits_without_asking)
 {
-    const char *const more[] = { "-poll_count", "2", "-check_after", "3", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509 *cert = NULL;
-    scep_ca_ticket_t ticket = { NULL, 0 };
     scep_ca_backend_t *ca;
     apr_status_t rv;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(2, 3);
     ca = backend(&conf);
-    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    rv = issue_csr(ca, NULL);
+    expect_held(rv);
     stop_server(); /* asking now would be a fault */
-    rv = ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
-    ck_assert_msg(ticket.retry_after >= 1 && ticket.retry_after <= 3, "%d", ticket.retry_after);
+    rv = poll_ticket(ca, NULL);
+    expect_held(rv);
+    ck_assert_msg(fx.ticket.retry_after >= 1 && fx.ticket.retry_after <= 3, "%d",
+                  fx.ticket.retry_after);
     ck_assert_str_eq(log_text, "");
 }
 END_TEST
@@ -723,12 +707,9 @@ static const char *ticket_of_a_child(const scep_ca_cmp_conf_t *conf)
     if (child == 0) {
         const char *err = NULL;
         scep_ca_backend_t *ca = scep_ca_cmp(pool, conf, &err);
-        scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-        scep_ca_ticket_t ticket = { NULL, 0 };
-        X509 *cert = NULL;
 
-        if (ca && ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob) == APR_EINCOMPLETE) {
-            (void)!write(fds[1], ticket.text, strlen(ticket.text));
+        if (ca && issue_csr(ca, NULL) == APR_EINCOMPLETE) {
+            (void)!write(fds[1], fx.ticket.text, strlen(fx.ticket.text));
         }
         _exit(0);
     }
@@ -744,23 +725,19 @@ static const char *ticket_of_a_child(const scep_ca_cmp_conf_t *conf)
 
 START_TEST(transaction_lost_with_its_process_is_submitted_again)
 {
-    const char *const more[] = { "-poll_count", "5", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
     const char *lost_txid;
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
 
-    signing_server(fx.device_cert_file, more);
-    ticket.text = ticket_of_a_child(&conf);
-    lost_txid = strrchr(ticket.text, ':') + 1;
+    waiting_server(5, 1);
+    fx.ticket.text = ticket_of_a_child(&conf);
+    lost_txid = strrchr(fx.ticket.text, ':') + 1;
     /* the CA forgets too (a mock server polled by nobody would refuse a
      * new request): a new one that issues at once */
     stop_server();
     signing_server(fx.device_cert_file, NULL);
     ca = backend(&conf);
-    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    expect_issued(poll_ticket(ca, NULL));
     ck_assert_msg(strstr(log_text, "SCEP273: ") && strstr(log_text, lost_txid), "%s", log_text);
 }
 END_TEST
@@ -780,33 +757,29 @@ static int child_leaves_it_alone(apr_pool_t *sub, scep_ca_backend_t *ca, const c
 
 START_TEST(forked_child_leaves_the_parent_transaction_alone)
 {
-    const char *const more[] = { "-poll_count", "2", "-check_after", "1", NULL };
     scep_ca_cmp_conf_t conf = signing_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
     apr_pool_t *sub;
     apr_status_t rv;
     pid_t child;
     int status;
 
-    signing_server(fx.device_cert_file, more);
+    waiting_server(2, 1);
     apr_pool_create(&sub, pool);
     ca = scep_ca_cmp(sub, &conf, &(const char *){ NULL });
     ck_assert_ptr_nonnull(ca);
-    rv = ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob);
-    ck_assert_msg(rv == APR_EINCOMPLETE, "%d %s / log: %s", rv, prob.text, log_text);
+    rv = issue_csr(ca, NULL);
+    expect_held(rv);
     sleep(1); /* the CA's checkAfter: a poll of the child would ask */
     child = fork();
     ck_assert_int_ge(child, 0);
     if (child == 0) {
-        _exit(child_leaves_it_alone(sub, ca, ticket.text));
+        _exit(child_leaves_it_alone(sub, ca, fx.ticket.text));
     }
     ck_assert_int_eq(waitpid(child, &status, 0), child);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
     /* the one pollReq of this transaction is the parent's */
-    expect_issued(ca->poll(ca, pool, fx.csr, NULL, &ticket, &cert, &prob), &cert, &prob);
+    expect_issued(poll_ticket(ca, NULL));
     apr_pool_destroy(sub);
 }
 END_TEST
@@ -859,16 +832,13 @@ static scep_ca_cmp_conf_t https_conf(void)
 START_TEST(https_server_of_another_ca_is_a_fault)
 {
     scep_ca_cmp_conf_t conf = https_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     EVP_PKEY *other_key = testutil_ec_key(pool);
     X509 *other_ca = testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL);
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
 
     tls_server("IP:127.0.0.1", other_ca, other_key, NULL);
     ca = backend(&conf);
-    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, NULL));
     ck_assert_msg(strstr(log_text, "certificate verify failed"), "%s", log_text);
 }
 END_TEST
@@ -876,15 +846,12 @@ END_TEST
 START_TEST(https_server_of_another_name_is_a_fault)
 {
     scep_ca_cmp_conf_t conf = https_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
 
     /* the configured CA's, for another name than the URL's */
     tls_server("DNS:cmp.example,IP:127.0.0.2", fx.pki->ca_cert, fx.pki->ca_key, NULL);
     ca = backend(&conf);
-    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, NULL));
     ck_assert_msg(strstr(log_text, "certificate verify failed"), "%s", log_text);
 }
 END_TEST
@@ -899,16 +866,13 @@ START_TEST(https_sends_and_checks_the_host_name)
                                  /* the start's probe and the client: then its output is whole */
                                  "-naccept", "2", NULL };
     scep_ca_cmp_conf_t conf = https_conf();
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
     scep_ca_backend_t *ca;
 
     tls_server("DNS:other.example", fx.pki->ca_cert, fx.pki->ca_key, more);
     conf.server_url = apr_psprintf(pool, "https://localhost:%d/pkix/", fx.port);
     ca = backend(&conf);
     /* past TLS, no CMP answer comes */
-    expect_fault(ca->issue(ca, pool, fx.csr, NULL, &cert, &ticket, &prob), &cert, &prob);
+    expect_fault(issue_csr(ca, NULL));
     ck_assert_msg(!strstr(log_text, "certificate verify failed") && strstr(log_text, "timeout"),
                   "%s", log_text);
     ck_assert_int_eq(waitpid(fx.server, NULL, 0), fx.server);
@@ -950,12 +914,9 @@ static scep_ca_backend_t *behind_tls(void)
 
 START_TEST(https_request_through_a_tls_front_returns_the_certificate)
 {
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
     scep_ca_backend_t *ca = behind_tls();
 
-    expect_issued(ca->issue(ca, pool, fx.csr, a_template(), &cert, &ticket, &prob), &cert, &prob);
+    expect_issued(issue_csr(ca, a_template()));
 }
 END_TEST
 
@@ -1020,29 +981,16 @@ END_TEST
 START_TEST(check_refuses_an_untrusted_server)
 {
     scep_ca_cmp_conf_t conf = signing_conf();
-    EVP_PKEY *other_key = testutil_ec_key(pool);
 
     signing_server(fx.device_cert_file, NULL);
-    conf.trust_file =
-        testutil_write_cert(pool, fx.pki->dir, "other-ca.crt",
-                            testutil_cert(pool, "/CN=Other CA", other_key, NULL, 0, 0, NULL, NULL));
+    conf.trust_file = other_ca_file();
     expect_check_fails(backend(&conf), "no usable answer");
 }
 END_TEST
 
 START_TEST(check_refuses_a_server_of_another_mac_secret)
 {
-    const char *const args[] = {
-        "-srv_ref", MAC_REF, "-srv_secret", MAC_SECRET_ARG, "-rsp_cert", fx.device_cert_file, NULL
-    };
-    scep_ca_cmp_conf_t conf = signing_conf();
-
-    start_server(args);
-    conf.ra_cert = NULL;
-    conf.ra_key = NULL;
-    conf.trust_file = NULL;
-    conf.mac_ref = MAC_REF;
-    conf.mac_secret = "another secret";
+    scep_ca_cmp_conf_t conf = mac_server_and_conf("another secret");
     expect_check_fails(backend(&conf), "no usable answer");
 }
 END_TEST
@@ -1071,20 +1019,10 @@ END_TEST
 
 Suite *scep_ca_cmp_suite(void);
 
-/* A case of tests with the fixture. */
-static TCase *a_case(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 Suite *scep_ca_cmp_suite(void)
 {
     Suite *s = suite_create("ca_cmp");
-    TCase *tc = a_case(s, "mock_server");
+    TCase *tc = testutil_case(s, "mock_server", setup, teardown);
 
     tcase_add_test(tc, accepted_request_returns_the_certificate);
     tcase_add_test(tc, template_name_is_sent_as_the_certificate_profile);
@@ -1098,7 +1036,7 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, certificate_of_another_ca_is_refused);
     tcase_add_test(tc, server_down_is_a_fault_within_the_timeout);
     tcase_add_test(tc, configuration_without_protection_is_refused);
-    tc = a_case(s, "ownership");
+    tc = testutil_case(s, "ownership", setup, teardown);
     tcase_add_test(tc, ticket_of_another_live_process_waits_without_asking);
     tcase_add_test(tc, ticket_of_an_ended_process_is_submitted_again);
     tcase_add_test(tc, ticket_of_our_pid_with_another_instance_is_submitted_again);
@@ -1106,14 +1044,14 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, poll_before_the_check_after_waits_without_asking);
     tcase_add_test(tc, transaction_lost_with_its_process_is_submitted_again);
     tcase_add_test(tc, forked_child_leaves_the_parent_transaction_alone);
-    tc = a_case(s, "https");
+    tc = testutil_case(s, "https", setup, teardown);
     tcase_add_test(tc, https_server_of_another_ca_is_a_fault);
     tcase_add_test(tc, https_server_of_another_name_is_a_fault);
     tcase_add_test(tc, https_sends_and_checks_the_host_name);
     tcase_add_test(tc, https_and_its_ca_file_go_together);
     tcase_add_test(tc, https_request_through_a_tls_front_returns_the_certificate);
     tcase_add_test(tc, https_check_through_a_tls_front_is_answered);
-    tc = a_case(s, "check");
+    tc = testutil_case(s, "check", setup, teardown);
     tcase_add_test(tc, check_gets_the_general_message_answered);
     tcase_add_test(tc, check_refuses_an_untrusted_server);
     tcase_add_test(tc, check_refuses_a_server_of_another_mac_secret);

@@ -39,11 +39,20 @@ static apr_pool_t *pool;
 static const char *dir;      /* local-submit's data directory */
 static const char *last_log; /* the newest line logged */
 
+/* What the test's issue() and poll() got from the CA. */
+static struct {
+    X509 *cert;
+    scep_ca_ticket_t ticket;
+    scep_problem_t prob;
+} got;
+
 static void setup(void)
 {
     apr_pool_create(&pool, NULL);
     dir = testutil_tempdir(pool);
     last_log = NULL;
+    memset(&got, 0, sizeof(got));
+    got.prob.fail_info = SCEP_FAIL_NONE;
 }
 
 static void teardown(void)
@@ -140,30 +149,37 @@ static scep_ca_backend_t *local_ca(STACK_OF(X509) *chain)
     return scep_ca_helper(pool, conf);
 }
 
+/* ca->issue() of csr under tmpl, its answer in got. */
+static apr_status_t issue(scep_ca_backend_t *ca, X509_REQ *csr, const scep_template_t *tmpl)
+{
+    return ca->issue(ca, pool, csr, tmpl, &got.cert, &got.ticket, &got.prob);
+}
+
+/* ca->poll() of got.ticket for csr, its answer in got. */
+static apr_status_t poll_ticket(scep_ca_backend_t *ca, X509_REQ *csr)
+{
+    return ca->poll(ca, pool, csr, NULL, &got.ticket, &got.cert, &got.prob);
+}
+
 START_TEST(local_submit_issues_for_the_csr_key_chained_to_its_ca)
 {
     STACK_OF(X509) *roots = local_roots();
     scep_ca_backend_t *ca = local_ca(roots);
     X509_REQ *csr = new_csr("/CN=device 1");
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
     X509_CRL *crl = NULL;
-    X509 *cert = NULL;
     int fds = open_fds(), error;
     const char *reason;
 
     ck_assert_int_eq(sk_X509_num(roots), 1);
-    ck_assert_int_eq(
-        ca->issue(ca, pool, csr, scep_template_new(pool, "Machine"), &cert, &ticket, &prob),
-        APR_SUCCESS);
-    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(cert), X509_REQ_get0_pubkey(csr)), 1);
-    ck_assert_int_eq(scep_x509_verify(cert, roots, NULL, 0, &error, &reason), APR_SUCCESS);
+    ck_assert_int_eq(issue(ca, csr, scep_template_new(pool, "Machine")), APR_SUCCESS);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(got.cert), X509_REQ_get0_pubkey(csr)), 1);
+    ck_assert_int_eq(scep_x509_verify(got.cert, roots, NULL, 0, &error, &reason), APR_SUCCESS);
     ck_assert_int_eq(open_fds(), fds);
     assert_no_child();
     ck_assert_ptr_null(last_log);
     /* no CRL from a helper yet */
-    ck_assert_int_eq(ca->crl(ca, pool, NULL, &crl, &prob), APR_ENOTIMPL);
-    ck_assert_int_eq(prob.event, SCEP_EVENT_GETCRL_FAILED);
+    ck_assert_int_eq(ca->crl(ca, pool, NULL, &crl, &got.prob), APR_ENOTIMPL);
+    ck_assert_int_eq(got.prob.event, SCEP_EVENT_GETCRL_FAILED);
 }
 END_TEST
 
@@ -172,16 +188,13 @@ START_TEST(waiting_gives_a_ticket_and_poll_issues)
     STACK_OF(X509) *roots = local_roots();
     scep_ca_backend_t *ca = script_ca("wait-then-issue", dir, NULL, roots);
     X509_REQ *csr = new_csr("/CN=patient");
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
 
-    ck_assert_int_eq(ca->issue(ca, pool, csr, NULL, &cert, &ticket, &prob), APR_EINCOMPLETE);
-    ck_assert_ptr_null(cert);
-    ck_assert_str_eq(ticket.text, "cookie 42");
-    ck_assert_int_eq(ticket.retry_after, 7);
-    ck_assert_int_eq(ca->poll(ca, pool, csr, NULL, &ticket, &cert, &prob), APR_SUCCESS);
-    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(cert), X509_REQ_get0_pubkey(csr)), 1);
+    ck_assert_int_eq(issue(ca, csr, NULL), APR_EINCOMPLETE);
+    ck_assert_ptr_null(got.cert);
+    ck_assert_str_eq(got.ticket.text, "cookie 42");
+    ck_assert_int_eq(got.ticket.retry_after, 7);
+    ck_assert_int_eq(poll_ticket(ca, csr), APR_SUCCESS);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(got.cert), X509_REQ_get0_pubkey(csr)), 1);
     ck_assert_ptr_null(last_log);
 }
 END_TEST
@@ -189,16 +202,11 @@ END_TEST
 START_TEST(rejection_is_a_refusal_with_the_helpers_message)
 {
     scep_ca_backend_t *ca = script_ca("reject", NULL, NULL, NULL);
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
 
-    ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=no"), scep_template_new(pool, "Web\x1b"),
-                               &cert, &ticket, &prob),
-                     APR_EINVAL);
-    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_BAD_REQUEST);
-    ck_assert_int_eq(prob.event, SCEP_EVENT_FAIL_SUBMIT);
-    ck_assert_str_eq(prob.text,
+    ck_assert_int_eq(issue(ca, new_csr("/CN=no"), scep_template_new(pool, "Web\x1b")), APR_EINVAL);
+    ck_assert_int_eq(got.prob.fail_info, SCEP_FAIL_BAD_REQUEST);
+    ck_assert_int_eq(got.prob.event, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_str_eq(got.prob.text,
                      "the CA rejected the request: profile Web\\x1B is not allowed\\nsee "
                      "the\\tpolicy");
 }
@@ -209,15 +217,11 @@ static void assert_fault(const char *name, const char *a1, const char *a2, const
                          const char *words)
 {
     scep_ca_backend_t *ca = script_ca(name, a1, a2, NULL);
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
     int fds = open_fds();
 
-    ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=f"), NULL, &cert, &ticket, &prob),
-                     APR_EGENERAL);
-    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
-    ck_assert_ptr_null(cert);
+    ck_assert_int_eq(issue(ca, new_csr("/CN=f"), NULL), APR_EGENERAL);
+    ck_assert_int_eq(got.prob.fail_info, SCEP_FAIL_NONE);
+    ck_assert_ptr_null(got.cert);
     ck_assert_ptr_nonnull(last_log);
     ck_assert_msg(!strncmp(last_log, tag, strlen(tag)) && strstr(last_log, words), "%s", last_log);
     ck_assert_int_eq(open_fds(), fds);
@@ -239,15 +243,12 @@ END_TEST
 static apr_interval_time_t stop_sleeper(const char *name)
 {
     scep_ca_backend_t *ca = script_ca(name, NULL, NULL, NULL);
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
     X509_REQ *csr = new_csr("/CN=slow"); /* key generation is not the helper's time */
     apr_time_t start = apr_time_now();
-    X509 *cert = NULL;
 
     ((scep_ca_helper_conf_t *)ca->baton)->time_limit = apr_time_from_sec(1);
-    ck_assert_int_eq(ca->issue(ca, pool, csr, NULL, &cert, &ticket, &prob), APR_EGENERAL);
-    ck_assert_int_eq(prob.fail_info, SCEP_FAIL_NONE);
+    ck_assert_int_eq(issue(ca, csr, NULL), APR_EGENERAL);
+    ck_assert_int_eq(got.prob.fail_info, SCEP_FAIL_NONE);
     ck_assert_msg(strstr(last_log, "SCEP281: ") && strstr(last_log, "time limit"), "%s", last_log);
     assert_no_child();
     return apr_time_now() - start;
@@ -281,17 +282,13 @@ START_TEST(a_certificate_for_another_key_is_refused)
     STACK_OF(X509) *roots = local_roots();
     const char *other = testutil_path(pool, dir, "other.csr");
     scep_ca_backend_t *ca;
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
 
     ck_assert_int_eq(scep_x509_write_csr(pool, other, new_csr("/CN=other"), NULL), APR_SUCCESS);
     ca = script_ca("other-key", other, dir, roots);
-    ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=mine"), NULL, &cert, &ticket, &prob),
-                     APR_EINVAL);
-    ck_assert_ptr_null(cert);
-    ck_assert_int_eq(prob.event, SCEP_EVENT_FAIL_SUBMIT);
-    ck_assert_str_eq(prob.text, "the CA returned a certificate for another key");
+    ck_assert_int_eq(issue(ca, new_csr("/CN=mine"), NULL), APR_EINVAL);
+    ck_assert_ptr_null(got.cert);
+    ck_assert_int_eq(got.prob.event, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_str_eq(got.prob.text, "the CA returned a certificate for another key");
 }
 END_TEST
 
@@ -300,42 +297,37 @@ START_TEST(a_certificate_of_another_ca_is_refused)
     const char *first = dir;
     STACK_OF(X509) *elsewhere;
     scep_ca_backend_t *ca = script_ca("wait-then-issue", first, NULL, NULL);
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { "cookie 42", 0 };
-    X509 *cert = NULL;
 
+    got.ticket.text = "cookie 42";
     dir = testutil_tempdir(pool); /* another local-submit CA */
     elsewhere = local_roots();
     ((scep_ca_helper_conf_t *)ca->baton)->ca_chain = elsewhere;
-    ck_assert_int_eq(ca->poll(ca, pool, new_csr("/CN=x"), NULL, &ticket, &cert, &prob), APR_EINVAL);
-    ck_assert_ptr_null(cert);
-    ck_assert_int_eq(prob.event, SCEP_EVENT_FAIL_SUBMIT);
-    ck_assert_msg(strstr(prob.text, "does not chain to the configured CA"), "%s", prob.text);
+    ck_assert_int_eq(poll_ticket(ca, new_csr("/CN=x")), APR_EINVAL);
+    ck_assert_ptr_null(got.cert);
+    ck_assert_int_eq(got.prob.event, SCEP_EVENT_FAIL_SUBMIT);
+    ck_assert_msg(strstr(got.prob.text, "does not chain to the configured CA"), "%s",
+                  got.prob.text);
 }
 END_TEST
 
 START_TEST(the_helpers_environment_is_only_what_is_set)
 {
     scep_ca_backend_t *ca = script_ca("print-env", NULL, NULL, NULL);
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
 
     setenv("SCEP_SECRET_OF_APACHE", "leaked", 1);
-    ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=env/O=Example"),
-                               scep_template_new(pool, "Machine"), &cert, &ticket, &prob),
+    ck_assert_int_eq(issue(ca, new_csr("/CN=env/O=Example"), scep_template_new(pool, "Machine")),
                      APR_EINVAL);
-    ck_assert_str_eq(prob.text, "the CA rejected the request: "
-                                "CERTMONGER_CA_PROFILE CERTMONGER_CSR CERTMONGER_KEY_TYPE "
-                                "CERTMONGER_OPERATION CERTMONGER_REQ_SUBJECT CERTMONGER_SPKI "
-                                "PATH PWD \\n"
-                                "PATH=/usr/sbin:/usr/bin:/sbin:/bin\\n"
-                                "OP=SUBMIT\\n"
-                                "SUBJECT=O=Example,CN=env\\n"
-                                "PROFILE=Machine\\n"
-                                "KEY=RSA\\n"
-                                "-----BEGIN CERTIFICATE REQUEST-----\\n"
-                                "SPKI=30820122300D060");
+    ck_assert_str_eq(got.prob.text, "the CA rejected the request: "
+                                    "CERTMONGER_CA_PROFILE CERTMONGER_CSR CERTMONGER_KEY_TYPE "
+                                    "CERTMONGER_OPERATION CERTMONGER_REQ_SUBJECT CERTMONGER_SPKI "
+                                    "PATH PWD \\n"
+                                    "PATH=/usr/sbin:/usr/bin:/sbin:/bin\\n"
+                                    "OP=SUBMIT\\n"
+                                    "SUBJECT=O=Example,CN=env\\n"
+                                    "PROFILE=Machine\\n"
+                                    "KEY=RSA\\n"
+                                    "-----BEGIN CERTIFICATE REQUEST-----\\n"
+                                    "SPKI=30820122300D060");
 }
 END_TEST
 
@@ -346,13 +338,10 @@ static void assert_issued_as(const char *format)
     STACK_OF(X509) *roots = local_roots();
     scep_ca_backend_t *ca = script_ca("formats", dir, format, roots);
     X509_REQ *csr = new_csr("/CN=formats");
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
 
-    ck_assert_msg(ca->issue(ca, pool, csr, NULL, &cert, &ticket, &prob) == APR_SUCCESS, "%s: %s",
-                  format, last_log ? last_log : prob.text);
-    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(cert), X509_REQ_get0_pubkey(csr)), 1);
+    ck_assert_msg(issue(ca, csr, NULL) == APR_SUCCESS, "%s: %s", format,
+                  last_log ? last_log : got.prob.text);
+    ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(got.cert), X509_REQ_get0_pubkey(csr)), 1);
 }
 
 START_TEST(der_and_pkcs7_answers_are_read)
@@ -366,14 +355,10 @@ END_TEST
 START_TEST(a_bare_cookie_is_a_ticket_without_delay)
 {
     scep_ca_backend_t *ca = script_ca("formats", dir, "wait", NULL);
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_ca_ticket_t ticket = { NULL, 0 };
-    X509 *cert = NULL;
 
-    ck_assert_int_eq(ca->issue(ca, pool, new_csr("/CN=w"), NULL, &cert, &ticket, &prob),
-                     APR_EINCOMPLETE);
-    ck_assert_str_eq(ticket.text, "only a cookie");
-    ck_assert_int_eq(ticket.retry_after, 0);
+    ck_assert_int_eq(issue(ca, new_csr("/CN=w"), NULL), APR_EINCOMPLETE);
+    ck_assert_str_eq(got.ticket.text, "only a cookie");
+    ck_assert_int_eq(got.ticket.retry_after, 0);
 }
 END_TEST
 
@@ -433,9 +418,8 @@ Suite *scep_ca_helper_suite(void);
 Suite *scep_ca_helper_suite(void)
 {
     Suite *s = suite_create("ca_helper");
-    TCase *tc = tcase_create("ca_helper");
+    TCase *tc = testutil_case(s, "ca_helper", setup, teardown);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, local_submit_issues_for_the_csr_key_chained_to_its_ca);
     tcase_add_test(tc, waiting_gives_a_ticket_and_poll_issues);
     tcase_add_test(tc, rejection_is_a_refusal_with_the_helpers_message);
@@ -452,6 +436,5 @@ Suite *scep_ca_helper_suite(void)
     tcase_add_test(tc, fetch_roots_reads_every_certificate);
     tcase_add_test(tc, fetch_roots_without_a_certificate_fails);
     tcase_add_test(tc, identify_says_what_the_helper_is);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -20,23 +20,9 @@
 #include <check.h>
 
 #include "scep.h"
-#include "testutil.h"
+#include "testpki.h" /* pool, pki, setup(), teardown() */
 
 #define HOUR apr_time_from_sec(3600)
-
-static apr_pool_t *pool;
-static scep_pki_t *pki;
-
-static void setup(void)
-{
-    apr_pool_create(&pool, NULL);
-    pki = testutil_pki_load(pool, testutil_pki_create(pool), 0);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-}
 
 static void add_revoked(apr_array_header_t *list, const char *serial, apr_time_t when, int reason)
 {
@@ -233,9 +219,8 @@ Suite *scep_crl_suite(void);
 Suite *scep_crl_suite(void)
 {
     Suite *s = suite_create("crl");
-    TCase *tc = tcase_create("build");
+    TCase *tc = testutil_case(s, "build", setup, teardown);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, empty_crl_is_v2_signed_by_the_ca);
     tcase_add_test(tc, entries_have_serial_date_and_reason);
     tcase_add_test(tc, validity_and_hash_follow_the_options);
@@ -243,6 +228,5 @@ Suite *scep_crl_suite(void)
     tcase_add_test(tc, refuses_without_ca_key);
     tcase_add_test(tc, refuses_a_serial_that_is_not_hex);
     tcase_add_test(tc, serial_hex_and_reason_codes);
-    suite_add_tcase(s, tc);
     return s;
 }

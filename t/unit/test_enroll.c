@@ -1518,24 +1518,19 @@ Suite *scep_enroll_suite(void);
 Suite *scep_enroll_suite(void)
 {
     Suite *s = suite_create("enroll");
-    TCase *tc = tcase_create("replays");
+    TCase *tc = testutil_case(s, "replays", setup, teardown);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, issued_request_replayed);
     tcase_add_test(tc, replay_with_another_key_or_request_refused);
     tcase_add_test(tc, issued_request_beyond_cache_refused);
     tcase_add_test(tc, unknown_poll_refused);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("held");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = testutil_case(s, "held", setup, teardown);
     tcase_add_test(tc, held_request_approved);
     tcase_add_test(tc, approved_by_scepctl_issued_at_the_next_poll);
     tcase_add_test(tc, held_request_denied);
     tcase_add_test(tc, approval_the_template_refuses_now);
     tcase_add_test(tc, held_request_expires);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("external CA");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = testutil_case(s, "external CA", setup, teardown);
     tcase_add_test(tc, ca_holds_then_issues_when_polled);
     tcase_add_test(tc, ca_rejects_when_polled);
     tcase_add_test(tc, ca_fault_when_polled_waits);
@@ -1552,19 +1547,14 @@ Suite *scep_enroll_suite(void)
     tcase_add_test(tc, standalone_approval_by_a_verifying_ca);
     tcase_add_test(tc, sealed_csr_that_does_not_open_stays_held);
     tcase_add_test(tc, ticket_asked_about_by_its_own_backend);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("faults");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = testutil_case(s, "faults", setup, teardown);
     tcase_add_test(tc, concurrent_record_answers_what_it_recorded);
     tcase_add_test(tc, records_down_refused_after_the_signer_check);
     tcase_add_test(tc, failing_ca_backend_records_nothing);
     tcase_add_test(tc, outcome_as_certrep);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("rules");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = testutil_case(s, "rules", setup, teardown);
     tcase_add_test(tc, password_rule);
     tcase_add_test(tc, renewal_rules);
     tcase_add_test(tc, getcert_and_getcrl);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -22,21 +22,7 @@
 #include <check.h>
 
 #include "scep_ext_crl.h"
-#include "testutil.h"
-
-static apr_pool_t *pool;
-static scep_pki_t *pki;
-
-static void setup(void)
-{
-    apr_pool_create(&pool, NULL);
-    pki = testutil_pki_load(pool, testutil_pki_create(pool), 0);
-}
-
-static void teardown(void)
-{
-    apr_pool_destroy(pool);
-}
+#include "testpki.h" /* pool, pki, setup(), teardown() */
 
 static void openssl_free(void *data)
 {
@@ -98,6 +84,17 @@ static apr_status_t parse(const unsigned char *data, apr_size_t len, X509_CRL **
     return scep_ext_crl_parse(pool, data, len, pki->ca_cert, crl, prob);
 }
 
+/* The problem of data refused (no CRL). */
+static scep_problem_t refused(const unsigned char *data, apr_size_t len)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509_CRL *crl = NULL;
+
+    ck_assert_int_eq(parse(data, len, &crl, &prob), APR_EINVAL);
+    ck_assert_ptr_null(crl);
+    return prob;
+}
+
 START_TEST(der_crl_of_the_ca_is_accepted)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
@@ -135,13 +132,10 @@ END_TEST
 
 START_TEST(crl_of_another_ca_is_refused)
 {
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509_CRL *crl = NULL;
     int len;
     unsigned char *der = crl_signed_by("/CN=Another CA", testutil_rsa_key(pool), &len);
+    scep_problem_t prob = refused(der, (apr_size_t)len);
 
-    ck_assert_int_eq(parse(der, (apr_size_t)len, &crl, &prob), APR_EINVAL);
-    ck_assert_ptr_null(crl);
     ck_assert_int_eq(prob.event, SCEP_EVENT_GETCRL_FAILED);
     ck_assert_ptr_nonnull(strstr(prob.text, "issued by another CA"));
 }
@@ -149,41 +143,31 @@ END_TEST
 
 START_TEST(crl_with_the_ca_name_and_another_key_is_refused)
 {
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509_CRL *crl = NULL;
     int len;
     unsigned char *der = crl_signed_by(ca_subject(), testutil_rsa_key(pool), &len);
+    scep_problem_t prob = refused(der, (apr_size_t)len);
 
-    ck_assert_int_eq(parse(der, (apr_size_t)len, &crl, &prob), APR_EINVAL);
-    ck_assert_ptr_null(crl);
     ck_assert_ptr_nonnull(strstr(prob.text, "signature"));
 }
 END_TEST
 
 START_TEST(tampered_crl_is_refused)
 {
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509_CRL *crl = NULL;
     int len;
     unsigned char *der = ca_crl_der(&len);
 
     der[len - 5] ^= 0x01; /* inside the signature value */
-    ck_assert_int_eq(parse(der, (apr_size_t)len, &crl, &prob), APR_EINVAL);
-    ck_assert_ptr_null(crl);
+    refused(der, (apr_size_t)len);
 }
 END_TEST
 
 START_TEST(garbage_is_refused)
 {
     static const unsigned char junk[] = "-----BEGIN X509 CRL-----\nnot base64\n";
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    X509_CRL *crl = NULL;
 
-    ck_assert_int_eq(parse(junk, sizeof(junk) - 1, &crl, &prob), APR_EINVAL);
-    ck_assert_ptr_nonnull(strstr(prob.text, "neither a PEM nor a DER CRL"));
-    ck_assert_int_eq(parse((const unsigned char *)"\x30\x03\x02\x01\x01", 5, &crl, &prob),
-                     APR_EINVAL);
-    ck_assert_ptr_null(crl);
+    ck_assert_ptr_nonnull(
+        strstr(refused(junk, sizeof(junk) - 1).text, "neither a PEM nor a DER CRL"));
+    refused((const unsigned char *)"\x30\x03\x02\x01\x01", 5);
 }
 END_TEST
 
@@ -241,9 +225,8 @@ Suite *scep_ext_crl_suite(void);
 Suite *scep_ext_crl_suite(void)
 {
     Suite *s = suite_create("ext_crl");
-    TCase *tc = tcase_create("core");
+    TCase *tc = testutil_case(s, "core", setup, teardown);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, der_crl_of_the_ca_is_accepted);
     tcase_add_test(tc, pem_crl_of_the_ca_is_accepted);
     tcase_add_test(tc, crl_of_another_ca_is_refused);
@@ -252,6 +235,5 @@ Suite *scep_ext_crl_suite(void)
     tcase_add_test(tc, garbage_is_refused);
     tcase_add_test(tc, without_a_source_getcrl_is_refused_with_event_44);
     tcase_add_test(tc, the_source_answers_getcrl_and_issue_is_the_inner_backends);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -654,9 +654,8 @@ Suite *scep_pki_suite(void);
 Suite *scep_pki_suite(void)
 {
     Suite *s = suite_create("pki");
-    TCase *tc = tcase_create("load");
+    TCase *tc = testutil_case(s, "load", setup, teardown);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, loads_separate_ra);
     tcase_add_test(tc, loads_simple_mode);
     tcase_add_test(tc, key_id_is_the_spki_digest);
@@ -679,14 +678,11 @@ Suite *scep_pki_suite(void)
     tcase_add_test(tc, reads_several_certs);
     tcase_add_test(tc, parses_subjects_with_escapes);
     tcase_add_test(tc, writes_keys_private_and_never_over_others);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("getcacert");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = testutil_case(s, "getcacert", setup, teardown);
     tcase_add_test(tc, getcacert_lists_ra_certs_first);
     tcase_add_test(tc, getcacert_parses_as_cms);
     tcase_add_test(tc, getcacert_includes_chain_and_root);
     tcase_add_test(tc, getcacert_leaves_root_out_when_asked);
-    suite_add_tcase(s, tc);
     return s;
 }

@@ -294,3 +294,12 @@ X509_REQ *testutil_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject, const 
              &prob, "CSR");
     return csr;
 }
+
+TCase *testutil_case(Suite *s, const char *name, SFun setup, SFun teardown)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}

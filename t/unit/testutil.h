@@ -30,6 +30,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <check.h>
+
 #include "scep.h"
 #include "scep_x509.h"
 
@@ -114,5 +116,9 @@ X509 *testutil_issue(apr_pool_t *p, X509_REQ *csr, const scep_template_t *tmpl, 
 X509_REQ *testutil_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject, const char *key_usage,
                        const char *ext_key_usage, const char *subject_alt_name,
                        const char *challenge);
+
+/* A case of s named name: each of its tests runs between setup and
+ * teardown (a checked fixture: in the test's own process). */
+TCase *testutil_case(Suite *s, const char *name, SFun setup, SFun teardown);
 
 #endif /* mod_scep_testutil_h */
