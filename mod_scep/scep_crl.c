@@ -200,7 +200,8 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_arra
 
     *crl = NULL;
     if (!pki->ca_key) {
-        rv = crl_problem(prob, APR_EINVAL, "no CA key is configured: cannot sign a CRL");
+        /* APR_ENOTIMPL: nothing to serve here (the scep-crl handler's 404) */
+        rv = crl_problem(prob, APR_ENOTIMPL, "no CA key is configured: this server signs no CRL");
         goto leave;
     }
     x = X509_CRL_new();

@@ -382,6 +382,20 @@ def test_crl_url_without_external_crl_is_not_found(httpd, paths):
         assert httpd.errlog.find(r'SCEP122|SCEP090', wait=0) == []
 
 
+def test_crl_url_without_ca_key_is_not_found(httpd):
+    """The built-in backend without SCEPCAKeyFile (the RA certificates of an
+    external CA, no backend to submit to) signs no CRL either: 404, one
+    warning, no server fault."""
+    location = '<Location /certsrv/mscep/crl>\n    SetHandler scep-crl\n</Location>\n'
+    with httpd.config(('SCEPCAKeyFile', None), raw_extra=location):
+        r = C.http_request('GET', httpd.url('/certsrv/mscep/crl/ca.crl'))
+        assert r.status == 404, r.status
+        assert r.body == b'no CA key is configured: this server signs no CRL\n', r.body
+        lines = httpd.errlog.expect_and_find(r'\[scep:warn\].*SCEP161: no CA key is configured')
+        assert len(lines) == 1, lines
+        assert httpd.errlog.find(r'SCEP122|SCEP090', wait=0) == []
+
+
 # --- the backend is the one requests use ----------------------------------------
 
 SIGNING_HELPER = '''#!/bin/sh

@@ -186,6 +186,9 @@ START_TEST(refuses_without_ca_key)
     pki = &without_key;
     pki->ca_key = NULL;
     expect_refusal(NULL, "no CA key");
+    ck_assert_int_eq(
+        scep_crl_build(pool, pki, NULL, NULL, &(X509_CRL *){ NULL }, &(scep_problem_t){ 0 }),
+        APR_ENOTIMPL);
 }
 END_TEST
 
