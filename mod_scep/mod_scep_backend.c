@@ -311,3 +311,26 @@ apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s)
     }
     return rv;
 }
+
+static apr_status_t backend_process_exit(void *data)
+{
+    scep_ca_backend_t *ca = data;
+
+    ca->process_exit(ca);
+    return APR_SUCCESS;
+}
+
+/* The background poll stops in a pre-cleanup of pchild, which runs before
+ * these: no thread asks a CA while its transactions are freed. */
+void mod_scep_backend_child_init(apr_pool_t *pchild, server_rec *main_s)
+{
+    server_rec *s;
+
+    for (s = main_s; s; s = s->next) {
+        scep_ca_backend_t *ca = mod_scep_srv_conf(s)->ca;
+
+        if (ca && ca->process_exit) {
+            apr_pool_cleanup_register(pchild, ca, backend_process_exit, apr_pool_cleanup_null);
+        }
+    }
+}

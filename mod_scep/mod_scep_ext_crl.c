@@ -167,12 +167,26 @@ static apr_status_t ext_crl_get(void *baton, apr_pool_t *p, X509_CRL **crl, scep
     return rv;
 }
 
-static apr_status_t free_kept(void *data)
+/* scep_crl_source_exit_fn: a server process ends without destroying the
+ * pool the cache was made on. */
+static void free_kept(void *baton)
 {
-    mod_scep_ext_crl_t *ec = data;
+    mod_scep_ext_crl_t *ec = baton;
 
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(ec->lock);
+#endif
     X509_CRL_free(ec->crl);
     ec->crl = NULL;
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(ec->lock);
+#endif
+}
+
+/* The same when Apache (as a single process) destroys that pool. */
+static apr_status_t free_kept_cleanup(void *data)
+{
+    free_kept(data);
     return APR_SUCCESS;
 }
 
@@ -183,7 +197,7 @@ scep_ca_backend_t *mod_scep_ext_crl_backend(apr_pool_t *pconf, server_rec *s,
     mod_scep_ext_crl_t *ec;
 
     if (!conf->external_crl) {
-        return scep_ca_with_crl(pconf, inner, NULL, NULL);
+        return scep_ca_with_crl(pconf, inner, NULL, NULL, NULL);
     }
     ec = apr_pcalloc(pconf, sizeof(*ec));
     ec->s = s;
@@ -193,6 +207,6 @@ scep_ca_backend_t *mod_scep_ext_crl_backend(apr_pool_t *pconf, server_rec *s,
 #if APR_HAS_THREADS
     apr_thread_mutex_create(&ec->lock, APR_THREAD_MUTEX_DEFAULT, pconf);
 #endif
-    apr_pool_cleanup_register(pconf, ec, free_kept, apr_pool_cleanup_null);
-    return scep_ca_with_crl(pconf, inner, ext_crl_get, ec);
+    apr_pool_cleanup_register(pconf, ec, free_kept_cleanup, apr_pool_cleanup_null);
+    return scep_ca_with_crl(pconf, inner, ext_crl_get, free_kept, ec);
 }

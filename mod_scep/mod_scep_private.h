@@ -71,6 +71,9 @@ apr_status_t mod_scep_read_first_line(apr_pool_t *pconf, server_rec *s, const ch
  * configuration (conf->ca), or why not (logged). */
 apr_status_t mod_scep_backend_check_directives(server_rec *s);
 apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s);
+/* At the child's end (pchild's cleanup), each backend frees what the child
+ * made for itself: a child never destroys the pool they were made on. */
+void mod_scep_backend_child_init(apr_pool_t *pchild, server_rec *main_s);
 
 /* inner (an external CA's backend) with SCEPExternalCRL's CRL as its
  * crl(), or a refusal (event 44) without one (mod_scep_ext_crl.c). */

@@ -423,4 +423,5 @@ void mod_scep_child_init(apr_pool_t *pchild, server_rec *s)
     mod_scep_passwords_child_init(pchild, s);
     mod_scep_store_child_init(pchild, s);
     mod_scep_poll_child_init(pchild, s);
+    mod_scep_backend_child_init(pchild, s);
 }

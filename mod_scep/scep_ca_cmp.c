@@ -681,12 +681,13 @@ static apr_status_t cmp_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_t *
                         "no CRL of the external CA is configured");
 }
 
-static apr_status_t cmp_cleanup(void *data)
+/* Frees this process's table and the transactions in it; a forked child
+ * that made no table of its own has its parent's, which it leaves alone. */
+static void cmp_drop_own_table(cmp_ca_t *cc)
 {
-    cmp_ca_t *cc = data;
     apr_hash_index_t *hi;
 
-    /* a forked child that made no table of its own has its parent's */
+    apr_thread_mutex_lock(cc->lock);
     if (cc->table.owner == getpid()) {
         for (hi = apr_hash_first(NULL, cc->table.waiting); hi; hi = apr_hash_next(hi)) {
             cmp_waiting_free(apr_hash_this_val(hi));
@@ -694,6 +695,19 @@ static apr_status_t cmp_cleanup(void *data)
         apr_pool_destroy(cc->table.pool);
         memset(&cc->table, 0, sizeof(cc->table));
     }
+    apr_thread_mutex_unlock(cc->lock);
+}
+
+static void cmp_process_exit(scep_ca_backend_t *ca)
+{
+    cmp_drop_own_table(ca->baton);
+}
+
+static apr_status_t cmp_cleanup(void *data)
+{
+    cmp_ca_t *cc = data;
+
+    cmp_drop_own_table(cc);
     X509_STORE_free(cc->trusted);
     X509_STORE_free(cc->issuers);
     SSL_CTX_free(cc->tls);
@@ -803,6 +817,7 @@ scep_ca_backend_t *scep_ca_cmp(apr_pool_t *p, const scep_ca_cmp_conf_t *conf, co
     ca->issue = cmp_issue;
     ca->crl = cmp_crl;
     ca->poll = cmp_poll;
+    ca->process_exit = cmp_process_exit;
     return ca;
 }
 

@@ -86,6 +86,11 @@ struct scep_ca_backend_t {
      * server's name and port). NULL: unnamed, which asks about the
      * unnamed ones. */
     const char *name;
+    /* NULL, or frees what this process made for itself while it ran (the
+     * CMP backend's waiting transactions, a cached CRL), at its end: a
+     * forked server process ends without destroying the pool the backend
+     * was made on. No call follows. */
+    void (*process_exit)(scep_ca_backend_t *ca);
 };
 
 /* What the built-in CA (scep_ca_builtin.c) issues with: the configuration's

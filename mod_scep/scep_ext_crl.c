@@ -79,6 +79,7 @@ leave:
 typedef struct with_crl_t {
     scep_ca_backend_t *inner;
     scep_crl_source_fn *source;
+    scep_crl_source_exit_fn *source_exit;
     void *baton;
 } with_crl_t;
 
@@ -114,19 +115,34 @@ static apr_status_t with_crl_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_stor
     return w->source(w->baton, p, crl, prob);
 }
 
+static void with_crl_process_exit(scep_ca_backend_t *ca)
+{
+    const with_crl_t *w = ca->baton;
+
+    if (w->inner->process_exit) {
+        w->inner->process_exit(w->inner);
+    }
+    if (w->source_exit) {
+        w->source_exit(w->baton);
+    }
+}
+
 scep_ca_backend_t *scep_ca_with_crl(apr_pool_t *p, scep_ca_backend_t *inner,
-                                    scep_crl_source_fn *source, void *baton)
+                                    scep_crl_source_fn *source,
+                                    scep_crl_source_exit_fn *source_exit, void *baton)
 {
     scep_ca_backend_t *ca = apr_pcalloc(p, sizeof(*ca));
     with_crl_t *w = apr_pcalloc(p, sizeof(*w));
 
     w->inner = inner;
     w->source = source;
+    w->source_exit = source_exit;
     w->baton = baton;
     ca->baton = w;
     ca->issue = with_crl_issue;
     ca->crl = with_crl_crl;
     ca->poll = inner->poll ? with_crl_poll : NULL;
     ca->name = inner->name;
+    ca->process_exit = (inner->process_exit || source_exit) ? with_crl_process_exit : NULL;
     return ca;
 }

@@ -35,10 +35,16 @@ apr_status_t scep_ext_crl_parse(apr_pool_t *p, const unsigned char *data, apr_si
 typedef apr_status_t scep_crl_source_fn(void *baton, apr_pool_t *p, X509_CRL **crl,
                                         scep_problem_t *prob);
 
+/* What the source frees at its process's end (scep_ca_backend_t's
+ * process_exit): the CRL it kept. */
+typedef void scep_crl_source_exit_fn(void *baton);
+
 /* inner with its crl() replaced, on p: source (with baton) when set, else
  * a refusal with event 44 saying that no CRL of the external CA is
- * configured. issue() and poll() are inner's. */
+ * configured. issue() and poll() are inner's; process_exit() is inner's
+ * and then source_exit's (either may be NULL). */
 scep_ca_backend_t *scep_ca_with_crl(apr_pool_t *p, scep_ca_backend_t *inner,
-                                    scep_crl_source_fn *source, void *baton);
+                                    scep_crl_source_fn *source,
+                                    scep_crl_source_exit_fn *source_exit, void *baton);
 
 #endif /* mod_scep_scep_ext_crl_h */

@@ -743,7 +743,8 @@ START_TEST(transaction_lost_with_its_process_is_submitted_again)
 END_TEST
 
 /* In a child forked after issue(): the parent's ticket is the parent's
- * (waiting, no exchange), and the backend's cleanup frees nothing of it. */
+ * (waiting, no exchange), and neither the child's end (process_exit) nor
+ * the backend's cleanup frees anything of it. */
 static int child_leaves_it_alone(apr_pool_t *sub, scep_ca_backend_t *ca, const char *text)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
@@ -751,6 +752,7 @@ static int child_leaves_it_alone(apr_pool_t *sub, scep_ca_backend_t *ca, const c
     X509 *cert = NULL;
     apr_status_t rv = ca->poll(ca, sub, fx.csr, NULL, &ticket, &cert, &prob);
 
+    ca->process_exit(ca);
     apr_pool_destroy(sub);
     return rv == APR_EAGAIN && log_text[0] == '\0' ? 0 : 1;
 }
@@ -781,6 +783,26 @@ START_TEST(forked_child_leaves_the_parent_transaction_alone)
     /* the one pollReq of this transaction is the parent's */
     expect_issued(poll_ticket(ca, NULL));
     apr_pool_destroy(sub);
+}
+END_TEST
+
+/* A process's end frees the transactions it waits in (valgrind sees them
+ * freed): after it, the ticket's transaction is not known any more, and
+ * the request goes to the CA again. */
+START_TEST(process_exit_frees_the_waiting_transactions)
+{
+    scep_ca_cmp_conf_t conf = signing_conf();
+    scep_ca_backend_t *ca;
+
+    waiting_server(5, 1);
+    ca = backend(&conf);
+    expect_held(issue_csr(ca, NULL));
+    ck_assert_ptr_nonnull(ca->process_exit);
+    ca->process_exit(ca);
+    stop_server();
+    signing_server(fx.device_cert_file, NULL);
+    expect_issued(poll_ticket(ca, NULL));
+    ck_assert_msg(strstr(log_text, "SCEP273: "), "%s", log_text);
 }
 END_TEST
 
@@ -1044,6 +1066,7 @@ Suite *scep_ca_cmp_suite(void)
     tcase_add_test(tc, poll_before_the_check_after_waits_without_asking);
     tcase_add_test(tc, transaction_lost_with_its_process_is_submitted_again);
     tcase_add_test(tc, forked_child_leaves_the_parent_transaction_alone);
+    tcase_add_test(tc, process_exit_frees_the_waiting_transactions);
     tc = testutil_case(s, "https", setup, teardown);
     tcase_add_test(tc, https_server_of_another_ca_is_a_fault);
     tcase_add_test(tc, https_server_of_another_name_is_a_fault);
