@@ -1200,17 +1200,6 @@ END_TEST
  * The device's CSR sealed for an external CA
  */
 
-static X509_REQ *csr_of_pem(const char *pem)
-{
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    X509_REQ *csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-
-    BIO_free(bio);
-    ck_assert_ptr_nonnull(csr);
-    SCEP_OWN(pool, csr, X509_REQ_free);
-    return csr;
-}
-
 static X509 *cert_of_pem(const char *pem)
 {
     BIO *bio = BIO_new_mem_buf(pem, -1);
@@ -1236,7 +1225,7 @@ static void assert_ca_got(const unsigned char *der, apr_size_t len)
     ck_assert_msg(scep_read_file(pool, testutil_path(pool, ca_state, "csr"), 1 << 20, &pem,
                                  &pem_len, &why) == APR_SUCCESS,
                   "%s", why);
-    csr = csr_of_pem(pem);
+    csr = testutil_csr_of_pem(pool, pem);
     ck_assert_int_eq(X509_REQ_verify(csr, X509_REQ_get0_pubkey(csr)), 1);
     n = i2d_X509_REQ(csr, &got);
     ck_assert_int_eq(n, (int)len);
@@ -1291,7 +1280,7 @@ START_TEST(held_csr_sealed_under_an_external_ca)
         ck_assert_ptr_nonnull(txn->csr_sealed);
         ck_assert_int_eq(strncmp(txn->csr_sealed, "-----BEGIN CMS-----", 19), 0);
         /* the CSR at rest stays as it was: no password, no valid signature */
-        at_rest = csr_of_pem(txn->csr_pem);
+        at_rest = testutil_csr_of_pem(pool, txn->csr_pem);
         ck_assert_int_lt(X509_REQ_get_attr_by_NID(at_rest, NID_pkcs9_challengePassword, -1), 0);
         ck_assert_int_ne(X509_REQ_verify(at_rest, X509_REQ_get0_pubkey(at_rest)), 1);
     }

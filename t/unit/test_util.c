@@ -25,7 +25,6 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "scep.h"
@@ -75,16 +74,6 @@ START_TEST(parse_int_refuses_anything_else)
 }
 END_TEST
 
-static X509_REQ *csr_of_pem(const char *pem)
-{
-    BIO *bio = BIO_new_mem_buf(pem, -1);
-    X509_REQ *csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-
-    BIO_free(bio);
-    ck_assert_ptr_nonnull(csr);
-    return csr;
-}
-
 /* 1 when the DER of csr holds the bytes of text anywhere. */
 static int der_contains(X509_REQ *csr, const char *text)
 {
@@ -114,9 +103,8 @@ START_TEST(csr_at_rest_keeps_no_challenge_password)
                        "DNS:rest.example.test", "Secret-Challenge-1234");
     ck_assert(der_contains(csr, "Secret-Challenge-1234"));
     /* as received: parsed, with the DER it came in cached */
-    csr = csr_of_pem(scep_csr_pem(p, csr));
-    SCEP_OWN(p, csr, X509_REQ_free);
-    kept = csr_of_pem(scep_csr_pem_at_rest(p, csr));
+    csr = testutil_csr_of_pem(p, scep_csr_pem(p, csr));
+    kept = testutil_csr_of_pem(p, scep_csr_pem_at_rest(p, csr));
     ck_assert(!der_contains(kept, "Secret-Challenge-1234"));
     ck_assert_int_lt(X509_REQ_get_attr_by_NID(kept, NID_pkcs9_challengePassword, -1), 0);
     /* no signature to test guesses of the password against */
@@ -135,7 +123,6 @@ START_TEST(csr_at_rest_keeps_no_challenge_password)
     /* the original is left alone */
     ck_assert_int_ge(X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1), 0);
     ck_assert_int_eq(X509_REQ_verify(csr, key), 1);
-    X509_REQ_free(kept);
     apr_pool_destroy(p);
 }
 END_TEST
@@ -152,10 +139,9 @@ START_TEST(csr_at_rest_drops_every_challenge_password)
     attr = X509_REQ_get_attr(csr, X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1));
     ck_assert(X509_ATTRIBUTE_set1_data(attr, MBSTRING_UTF8, "second-secret", -1));
     ck_assert(der_contains(csr, "second-secret"));
-    kept = csr_of_pem(scep_csr_pem_at_rest(p, csr));
+    kept = testutil_csr_of_pem(p, scep_csr_pem_at_rest(p, csr));
     ck_assert(!der_contains(kept, "first-secret") && !der_contains(kept, "second-secret"));
     ck_assert_int_eq(X509_REQ_get_attr_count(kept), 0);
-    X509_REQ_free(kept);
     apr_pool_destroy(p);
 }
 END_TEST
@@ -179,9 +165,9 @@ START_TEST(csr_sealed_opens_with_the_ra_key_alone)
     pki = testutil_pki_create(p);
     other = testutil_pki_create(p);
     key = testutil_rsa_key(p);
-    csr = csr_of_pem(scep_csr_pem(p, testutil_csr(p, key, "/CN=seal.example.test", NULL, NULL, NULL,
-                                                  "Secret-Challenge-5678")));
-    SCEP_OWN(p, csr, X509_REQ_free);
+    csr =
+        testutil_csr_of_pem(p, scep_csr_pem(p, testutil_csr(p, key, "/CN=seal.example.test", NULL,
+                                                            NULL, NULL, "Secret-Challenge-5678")));
     sealed = scep_csr_seal(p, csr, pki->ra_enc_cert);
     ck_assert_ptr_nonnull(sealed);
     ck_assert_int_eq(strncmp(sealed, "-----BEGIN CMS-----", 19), 0);

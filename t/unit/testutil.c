@@ -24,6 +24,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 
 #include "testutil.h"
 
@@ -292,6 +293,17 @@ X509_REQ *testutil_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject, const 
 
     check_ok(scep_x509_csr_create(p, key, testutil_name(p, subject), &exts, challenge, &csr, &prob),
              &prob, "CSR");
+    return csr;
+}
+
+X509_REQ *testutil_csr_of_pem(apr_pool_t *p, const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+
+    BIO_free(bio);
+    ck_assert_ptr_nonnull(csr);
+    SCEP_OWN(p, csr, X509_REQ_free);
     return csr;
 }
 

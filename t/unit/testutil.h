@@ -117,6 +117,9 @@ X509_REQ *testutil_csr(apr_pool_t *p, EVP_PKEY *key, const char *subject, const 
                        const char *ext_key_usage, const char *subject_alt_name,
                        const char *challenge);
 
+/* The CSR in pem, on p; fails the test when it does not parse. */
+X509_REQ *testutil_csr_of_pem(apr_pool_t *p, const char *pem);
+
 /* A case of s named name: each of its tests runs between setup and
  * teardown (a checked fixture: in the test's own process). */
 TCase *testutil_case(Suite *s, const char *name, SFun setup, SFun teardown);
