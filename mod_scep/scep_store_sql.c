@@ -156,6 +156,48 @@ static const char *const schema_v5_ca_tickets[] = {
     NULL
 };
 
+/* Several servers, one service (times in seconds since the epoch):
+ * - scep_password: the one-time passwords of SCEPPasswordStore sql, each
+ *   as its HMAC under a key derived from the shared SCEPSecretKeyFile (hex,
+ *   never the password), with the halves it served (scep_password.h's
+ *   rule) and the HMACs of the requests that spent them;
+ * - scep_secret: what all servers share sealed with that key (the single
+ *   password);
+ * - scep_crl: the CRLs the service signed, by issuer and cRLNumber, with
+ *   how many revoked certificates the records held when it was signed (a
+ *   count that only grows: more means a newer list is due);
+ * - scep_service: what each CA's service is, the digests of its CA and RA
+ *   certificates, which every server must present to start. */
+static const char *const schema_v6_service[] = {
+    "CREATE TABLE IF NOT EXISTS scep_password ("
+    " mac TEXT PRIMARY KEY,"
+    " issued_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " served INTEGER NOT NULL DEFAULT 0,"
+    " spender_sign TEXT,"
+    " spender_encrypt TEXT)",
+    "CREATE INDEX IF NOT EXISTS scep_password_expires ON scep_password (expires_at)",
+    "CREATE TABLE IF NOT EXISTS scep_secret ("
+    " name TEXT PRIMARY KEY,"
+    " sealed TEXT NOT NULL,"
+    " updated BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS scep_crl ("
+    " issuer TEXT NOT NULL,"
+    " crl_number BIGINT NOT NULL,"
+    " this_update BIGINT NOT NULL,"
+    " next_update BIGINT NOT NULL,"
+    " revoked_count BIGINT NOT NULL,"
+    " crl_pem TEXT NOT NULL,"
+    " PRIMARY KEY (issuer, crl_number))",
+    "CREATE INDEX IF NOT EXISTS scep_cert_revoked ON scep_cert (revoked_at)",
+    "CREATE TABLE IF NOT EXISTS scep_service ("
+    " issuer TEXT PRIMARY KEY,"
+    " ca_sha256 TEXT NOT NULL,"
+    " ra_sha256 TEXT NOT NULL,"
+    " recorded BIGINT NOT NULL)",
+    NULL
+};
+
 static int strip_held_csrs(const struct sql_store_t *st);
 
 /* Applied in order; a new schema version is a new entry at the end. */
@@ -165,6 +207,7 @@ static const migration_t migrations[] = {
     { 3, schema_v3_transaction_binding, NULL },
     { 4, schema_v4_no_secrets, strip_held_csrs },
     { 5, schema_v5_ca_tickets, NULL },
+    { 6, schema_v6_service, NULL },
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

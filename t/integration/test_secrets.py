@@ -101,7 +101,8 @@ def back_to_version_3(httpd):
     """The records as version 3 left them: what the later migrations added
     (version 5: the columns ca_ticket, ca_poll_at, ca_backend and
     csr_sealed, and ca_poll_at's index) dropped and their versions
-    forgotten, so that they run again."""
+    forgotten, so that they run again (version 6 makes its tables only where
+    they are missing)."""
     httpd.db_execute('DROP INDEX IF EXISTS scep_request_ca_poll')
     for column in ('ca_poll_at', 'ca_ticket', 'ca_backend', 'csr_sealed'):
         httpd.db_execute('ALTER TABLE scep_request DROP COLUMN %s' % column)

@@ -202,12 +202,12 @@ START_TEST(new_database_gets_the_current_schema)
     scep_store_t *store = open_store();
     scep_txn_t *txn = NULL;
 
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "6");
     ck_assert_int_eq(store->find_transaction(store, pool, "NONE", &txn), APR_NOTFOUND);
     ck_assert_ptr_null(txn);
     /* a second store on the same connection finds it ready */
     open_store();
-    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "5");
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_schema"), "6");
 }
 END_TEST
 
@@ -231,7 +231,7 @@ START_TEST(version_1_database_is_migrated)
     exec("INSERT INTO scep_request VALUES ('OLD', 'K', 'rejected', 'CN=old', 19, NULL,"
          " 'no', '10.0.0.1', '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')");
     store = open_store();
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "6");
     txn = find(store, "OLD");
     ck_assert_str_eq(txn->status, SCEP_TXN_REJECTED);
     ck_assert_str_eq(txn->reason, "no");
@@ -324,7 +324,7 @@ START_TEST(version_2_database_loses_its_challenge_passwords)
     insert_v2_request("I", SCEP_TXN_ISSUED, whole);
     insert_v2_request("G", SCEP_TXN_PENDING, "garbage");
     store = open_store();
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "6");
     ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_request WHERE csr_pem IS NOT NULL"), "2");
     ck_assert_str_eq(find(store, "P")->csr_pem, scep_csr_pem_at_rest(pool, csr));
     txn = find(store, "A");
@@ -807,7 +807,7 @@ START_TEST(connection_failing_its_setup_is_replaced)
     store = open_store();
     ck_assert_int_eq(renewals, 1);
     ck_assert_int_eq(failures, 0);
-    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "5");
+    ck_assert_str_eq(value_of("SELECT MAX(version) FROM scep_schema"), "6");
     ck_assert_ptr_nonnull(store);
 }
 END_TEST
