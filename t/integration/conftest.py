@@ -28,6 +28,7 @@ from sceptest.kdc import KDC  # noqa: E402
 from sceptest.ldap import Slapd  # noqa: E402
 from sceptest.paths import gen_dir  # noqa: E402
 from sceptest.roots import fresh_env  # noqa: E402
+from sceptest.service import Service  # noqa: E402
 from sceptest.tls import TestCA  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -116,9 +117,12 @@ def pytest_runtest_makereport(item, call):
 def _error_log_check(request):
     """Marks the error log before each test; afterwards any unexpected
     warn-or-worse line fails the test. Covers the main server (httpd), the
-    admin page's server (admin_httpd) and the CMP RA's (cmp_httpd)."""
+    admin page's server (admin_httpd), the CMP RA's (cmp_httpd) and the
+    servers of the service (service)."""
     servers = [request.getfixturevalue(name) for name in ('httpd', 'admin_httpd', 'cmp_httpd')
                if name in request.fixturenames]
+    if 'service' in request.fixturenames:
+        servers += request.getfixturevalue('service').servers
     if not servers:
         yield
         return
@@ -264,3 +268,33 @@ def cmp_server(_cmp_mock):
     session's, so the RA's SCEPCMPServer stays the same."""
     yield _cmp_mock
     _cmp_mock.stop()
+
+
+# --- several servers, one service: two Apache servers on one PostgreSQL ------
+
+@pytest.fixture(scope='session')
+def service_pg(database_server):
+    """The PostgreSQL server of the service: the session's (SCEP_DB=pgsql),
+    else one of its own in t/gen/<mpm>/service-pg, stopped at the end."""
+    if database_server is not None:
+        yield database_server
+        return
+    from sceptest.pgsql import Cluster
+    c = Cluster(os.path.join(gen_dir(REPO), os.environ.get('SCEP_MPM', 'event'), 'service-pg'))
+    c.start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(scope='session')
+def service(service_pg):
+    """Two Apache servers, A and B, with one PKI and one database (see
+    sceptest/service.py); each has .client, which knows the CA's
+    certificates."""
+    svc = Service(REPO, service_pg)
+    svc.start()
+    for s in svc.servers:
+        s.client = C.Client(s.url())
+        s.client.get_ca_cert()
+    yield svc
+    svc.stop()

@@ -77,11 +77,13 @@ class SQLiteDatabase:
 class PostgreSQLDatabase:
     kind = 'pgsql'
 
-    def __init__(self, name):
+    def __init__(self, name, server=None):
         self.name = name
+        self.server = server  # a pgsql.Cluster; None: the session's (SCEP_DB=pgsql)
 
-    @staticmethod
-    def cluster():
+    def cluster(self):
+        if self.server is not None:
+            return self.server
         if _cluster is None:
             raise RuntimeError('SCEP_DB=pgsql but no PostgreSQL server runs (the session '
                                'fixture database_server of conftest.py starts it)')
