@@ -55,6 +55,7 @@ def svc(service):
     for s in service.servers:
         s.base_raw_extra = basic_admin_config(make_htpasswd(s.env))
     configure(service)
+    get_password(service.a)  # the schema exists before the tests empty its tables
     yield service
     for s in service.servers:
         s.base_raw_extra = ''
