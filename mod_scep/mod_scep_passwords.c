@@ -606,27 +606,29 @@ static scep_password_store_t *one_time_store(apr_pool_t *p, server_rec *s, reque
     return scep_password_sql(p, &sql_conf, server_records, sr);
 }
 
-/* The single password of this generation: the file's (shm), or the one
- * the records hold for the service (sql; made by the first server that
- * needs it). NULL when not in single-password mode, or on a fault (logged). */
-static const char *single_password_of(request_rec *r)
+/* The single password of this generation in *password: the file's (shm),
+ * or the one the records hold for the service (sql; made by the first
+ * server that needs it); NULL when not in single-password mode. An error
+ * when the records cannot give it (logged). */
+static apr_status_t single_password_of(request_rec *r, const char **password)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     scep_store_t *store;
-    const char *password = NULL;
+    apr_status_t rv;
 
+    *password = single_password;
     if (!single_mode || store_kind != SCEP_PASSWORD_STORE_SQL) {
-        return single_password;
+        return APR_SUCCESS;
     }
     store = mod_scep_store_acquire(r);
     if (!store) {
-        return NULL;
+        return APR_EGENERAL;
     }
-    if (scep_single_password_sql(r->pool, store, secret_key, issue_opts.length, &password, &prob) !=
-        APR_SUCCESS) {
+    rv = scep_single_password_sql(r->pool, store, secret_key, issue_opts.length, password, &prob);
+    if (rv != APR_SUCCESS) {
         mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(418), &prob);
     }
-    return password;
+    return rv;
 }
 
 apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires,
@@ -638,9 +640,8 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
     *password = NULL;
     *waiting = 0;
     if (single_mode) {
-        *password = single_password_of(r);
         *expires = 0;
-        return *password ? APR_SUCCESS : APR_EGENERAL;
+        return single_password_of(r, password);
     }
     ps = one_time_store(r->pool, r->server, r);
     rv = ps->issue(ps, r->pool, password, expires, waiting);
@@ -680,7 +681,7 @@ static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const
     request_rec *r = ps->baton;
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
     scep_password_store_t *one_time;
-    const char *single;
+    const char *single = NULL;
 
     if (!challenge || !*challenge) {
         return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD,
@@ -692,7 +693,10 @@ static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const
     if (conf->challenge && scep_password_equal(conf->challenge, challenge)) {
         return APR_SUCCESS;
     }
-    single = single_password_of(r);
+    if (single_password_of(r, &single) != APR_SUCCESS) {
+        return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+                            "the single password cannot be read");
+    }
     if (single && scep_password_equal(single, challenge)) {
         return APR_SUCCESS;
     }
