@@ -28,6 +28,7 @@ from sceptest.admin import admin_get, basic_admin_config, get_password, make_htp
     otp_directives
 from sceptest.httpd import make_conf
 from sceptest.service import Service
+from test_api import api_config, api_get, api_module  # noqa: F401 (a fixture)
 
 EVENT_29 = r'\(NDES event 29\)'
 EVENT_43 = r'\(NDES event 43\)'
@@ -185,6 +186,21 @@ def test_password_max_counts_the_service(svc, keys):
     assert_enrolls(svc.b, first, 'room.example.test', keys.take())
     get_password(svc.b)
     assert admin_get(svc.a).status == 503
+
+
+def test_public_api_mints_and_counts_for_the_service(svc, api_module, keys):  # noqa: F811
+    """include/mod_scep.h with sql: a password minted at A enrolls at B;
+    the status at either server counts the service's waiting passwords."""
+    for s in svc.servers:
+        s.restart_with(sql_directives(s), api_config(api_module))
+    minted = api_get(svc.a, 'mint')
+    assert re.fullmatch(r'[0-9A-F]{16}', minted['password']), minted
+    api_get(svc.b, 'mint')
+    for s in svc.servers:
+        st = api_get(s, 'status')
+        assert (st['status'], st['passwords_waiting'], st['passwords_max']) == ('0', '2', '5')
+    assert_enrolls(svc.b, minted['password'], 'minted.example.test', keys.take())
+    assert api_get(svc.a, 'status')['passwords_waiting'] == '1'
 
 
 def scepctl_single_password(svc, *args):
