@@ -565,6 +565,9 @@ int scep_crl_reason_final(int reason);
 apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_array_header_t *revoked,
                             const scep_crl_opts_t *opts, X509_CRL **crl, scep_problem_t *prob);
 
+/* From thisUpdate to nextUpdate: opts' validity_hours, 168 without. */
+apr_time_t scep_crl_validity(const scep_crl_opts_t *opts);
+
 /* The series of CRLs of pki's CA in the records: the hex SHA-256 of its
  * certificate (a new CA certificate, even with the same name, starts a new
  * series signed by its own key). NULL when it cannot be computed. */

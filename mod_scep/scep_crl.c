@@ -32,8 +32,6 @@
 #include "scep.h"
 #include "scep_x509.h"
 
-#define DEFAULT_CRL_VALIDITY_HOURS (7 * 24)
-
 static apr_status_t crl_problem(scep_problem_t *prob, apr_status_t rv, const char *text)
 {
     return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_GETCRL_FAILED, text);
@@ -174,9 +172,7 @@ static int add_authority_key_id(X509_CRL *crl, X509 *ca_cert)
 static apr_status_t set_header(apr_pool_t *p, X509_CRL *crl, const scep_pki_t *pki, apr_time_t now,
                                const scep_crl_opts_t *opts, scep_problem_t *prob)
 {
-    int hours =
-        opts && opts->validity_hours > 0 ? opts->validity_hours : DEFAULT_CRL_VALIDITY_HOURS;
-    apr_time_t next = now + apr_time_from_sec((apr_time_t)hours * 3600);
+    apr_time_t next = now + scep_crl_validity(opts);
 
     if (!X509_CRL_set_version(crl, 1) /* v2 */
         || !X509_CRL_set_issuer_name(crl, X509_get_subject_name(pki->ca_cert)) ||
@@ -229,6 +225,13 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_arra
     *crl = x;
 leave:
     return rv;
+}
+
+apr_time_t scep_crl_validity(const scep_crl_opts_t *opts)
+{
+    int hours = opts && opts->validity_hours > 0 ? opts->validity_hours : 7 * 24;
+
+    return apr_time_from_sec((apr_time_t)hours * 3600);
 }
 
 const char *scep_crl_issuer(apr_pool_t *p, const scep_pki_t *pki)

@@ -17,9 +17,10 @@
  * while it is fresh, so that relying parties see one CRL, with one
  * cRLNumber, whichever server they ask. It is not fresh any more when the
  * records hold more revoked certificates than it lists (a revocation at
- * any server: the next GetCRL lists it), or when the middle of its
- * validity has passed (relying parties get the next one well before its
- * nextUpdate). Then one server signs the next, under a lock of the
+ * any server: the next GetCRL lists it), when the middle of its validity
+ * has passed (relying parties get the next one well before its
+ * nextUpdate), or when SCEPCRLValidity changed since (all servers of a
+ * service have the same). Then one server signs the next, under a lock of the
  * database (scep_store_t.renew_crl()); a server that waited for the lock
  * finds the winner's CRL fresh and serves it. cRLNumbers go on from the
  * previous one, so they increase across the service whatever the servers'
@@ -45,13 +46,16 @@ typedef struct crl_signing_t {
     apr_pool_t *p;
 } crl_signing_t;
 
-/* No revocation since it was signed, and not past the middle of its
- * validity. */
-static int is_fresh(const scep_crl_record_t *rec, apr_time_t now)
+/* No revocation since it was signed, not past the middle of its
+ * validity, and signed with this validity (a changed SCEPCRLValidity takes
+ * effect at once; thisUpdate is SCEP_X509_CLOCK_SKEW before the
+ * signature). */
+static int is_fresh(const scep_crl_record_t *rec, const scep_crl_opts_t *opts, apr_time_t now)
 {
-    apr_time_t reissue = rec->this_update + (rec->next_update - rec->this_update) / 2;
+    apr_time_t span = rec->next_update - rec->this_update;
 
-    return rec->revoked_now == rec->revoked_count && now < reissue;
+    return rec->revoked_now == rec->revoked_count && now < rec->this_update + span / 2 &&
+           span == scep_crl_validity(opts) + SCEP_X509_CLOCK_SKEW;
 }
 
 /* The kept CRL, verified with the CA's key; NULL when it is not this CA's
@@ -72,7 +76,7 @@ static int is_servable(void *baton, const scep_crl_record_t *latest)
 {
     const crl_signing_t *s = baton;
 
-    return is_fresh(latest, apr_time_now()) && crl_of_record(s->p, s->pki, latest) != NULL;
+    return is_fresh(latest, s->opts, apr_time_now()) && crl_of_record(s->p, s->pki, latest) != NULL;
 }
 
 /* What the records keep of a CRL just signed. */
@@ -129,7 +133,8 @@ apr_status_t scep_crl_current(apr_pool_t *p, const scep_pki_t *pki, const scep_c
                             "cannot digest the CA certificate");
     }
     rv = store->latest_crl(store, p, issuer, &rec);
-    if (rv == APR_SUCCESS && is_fresh(rec, apr_time_now()) && (*crl = crl_of_record(p, pki, rec))) {
+    if (rv == APR_SUCCESS && is_fresh(rec, opts, apr_time_now()) &&
+        (*crl = crl_of_record(p, pki, rec))) {
         return APR_SUCCESS;
     }
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {

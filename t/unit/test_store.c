@@ -834,9 +834,9 @@ END_TEST
  * The service's CRL (scep_crl_current() on the records)
  */
 
-static X509_CRL *current_crl(scep_store_t *store)
+static X509_CRL *current_crl_valid(scep_store_t *store, int hours)
 {
-    scep_crl_opts_t opts = { EVP_sha256(), 24, 0 };
+    scep_crl_opts_t opts = { EVP_sha256(), hours, 0 };
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     X509_CRL *crl = NULL;
 
@@ -845,6 +845,11 @@ static X509_CRL *current_crl(scep_store_t *store)
     ck_assert_ptr_nonnull(crl);
     ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(pki->ca_cert)), 1);
     return crl;
+}
+
+static X509_CRL *current_crl(scep_store_t *store)
+{
+    return current_crl_valid(store, 24);
 }
 
 static apr_int64_t crl_number_of(X509_CRL *crl)
@@ -953,6 +958,21 @@ START_TEST(numbers_increase_past_a_clock_ahead)
          " next_update = next_update - 11 * 3600 WHERE crl_number = (SELECT MAX(crl_number) FROM "
          "scep_crl)");
     ck_assert_str_eq(crl_der_hex(current_crl(store)), crl_der_hex(next));
+}
+END_TEST
+
+/* Another SCEPCRLValidity takes effect at the next GetCRL. */
+START_TEST(changed_validity_takes_effect)
+{
+    scep_store_t *store = open_store();
+    X509_CRL *first = current_crl(store), *longer;
+
+    ck_assert_str_eq(crl_der_hex(current_crl_valid(store, 24)), crl_der_hex(first));
+    longer = current_crl_valid(store, 48);
+    ck_assert_int_gt(crl_number_of(longer), crl_number_of(first));
+    ck_assert_str_eq(crl_der_hex(current_crl_valid(store, 48)), crl_der_hex(longer));
+    ck_assert_int_gt(crl_number_of(current_crl_valid(store, 12)), crl_number_of(longer));
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "3");
 }
 END_TEST
 
@@ -1097,6 +1117,7 @@ Suite *scep_store_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, kept_crl_is_served_until_a_revocation);
     tcase_add_test(tc, numbers_increase_past_a_clock_ahead);
+    tcase_add_test(tc, changed_validity_takes_effect);
     tcase_add_test(tc, old_crls_are_dropped);
     tcase_add_test(tc, kept_crl_that_does_not_verify_is_replaced);
     tcase_add_test(tc, no_crl_without_the_ca_key);
