@@ -12,8 +12,8 @@
  */
 
 /*
- * The `scep-crl` handler: the CA backend's CRL (the built-in CA makes it
- * from the records on demand, scep_ca_builtin.c) as DER
+ * The `scep-crl` handler: the CA backend's CRL (the built-in CA's is the
+ * one the service keeps in the records, scep_crl_shared.c) as DER
  * (application/pkix-crl, RFC 2585) at the plain HTTP URL that SCEPCRLURL
  * puts into issued certificates' CRL distribution points.
  * Plain HTTP on purpose: relying parties fetch CRLs without TLS, whose own

@@ -117,6 +117,8 @@ void scep_pool_own(apr_pool_t *p, void *obj, void (*free_fn)(void *));
 const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len);
 /* SHA-1 thumbprint of a certificate as NDES shows it: 40 upper-case hex digits. */
 const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert);
+/* SHA-256 hex of a certificate's DER, on p; NULL on failure. */
+const char *scep_cert_sha256(apr_pool_t *p, X509 *cert);
 /* SHA-256 hex of the whole DER SubjectPublicKeyInfo (X509_REQ_get_X509_PUBKEY(),
  * X509_get_X509_PUBKEY()), algorithm and parameters included (rsaEncryption's
  * absent parameters read as NULL): how a transaction is tied to its key. */
@@ -131,8 +133,9 @@ const char *scep_key_bits_id(apr_pool_t *p, const X509_PUBKEY *spki);
 const char *scep_csr_digest(apr_pool_t *p, const X509_REQ *csr);
 /* One-line RFC 2253 name, on p. */
 const char *scep_name_text(apr_pool_t *p, const X509_NAME *name);
-/* PEM text of a certificate / a CSR on p, NULL on failure. */
+/* PEM text of a certificate / a CRL / a CSR on p, NULL on failure. */
 const char *scep_cert_pem(apr_pool_t *p, X509 *cert);
+const char *scep_crl_pem(apr_pool_t *p, X509_CRL *crl);
 const char *scep_csr_pem(apr_pool_t *p, X509_REQ *csr);
 /* PEM of csr as the records keep a held request: without challengePassword
  * attributes and with an empty signature (so it does not verify). */
@@ -487,6 +490,9 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
  * The built-in CA's CRL (scep_crl.c).
  */
 
+/* The records (below), where the service keeps its CRLs. */
+typedef struct scep_store_t scep_store_t;
+
 /* No CRLReason recorded: the CRL entry has no reasonCode extension. */
 #define SCEP_CRL_REASON_NONE (-1)
 /* The highest CRLReason code (aACompromise). */
@@ -501,7 +507,37 @@ typedef struct scep_revoked_t {
 typedef struct scep_crl_opts_t {
     const EVP_MD *md;   /* SCEPHashAlgorithm */
     int validity_hours; /* nextUpdate = thisUpdate + this (SCEPCRLValidity) */
+    /* the cRLNumber is at least this (the previous CRL's plus one), else
+     * the time of issue in microseconds; 0: the time */
+    apr_int64_t min_number;
 } scep_crl_opts_t;
+
+/* A CRL the service signed, as the records keep it (scep_crl): the
+ * issuer's series (scep_crl_issuer()), its cRLNumber, its thisUpdate and
+ * nextUpdate, how many revoked certificates it lists (the records held
+ * that many when it was signed), and the CRL in PEM. revoked_now: read with
+ * it, how many the records hold revoked now (more: it is out of date). */
+typedef struct scep_crl_record_t {
+    const char *issuer;
+    apr_int64_t number;
+    apr_time_t this_update;
+    apr_time_t next_update;
+    apr_int64_t revoked_count;
+    apr_int64_t revoked_now;
+    const char *pem;
+} scep_crl_record_t;
+
+/* Who signs the next CRL of a series for scep_store_t.renew_crl(). */
+typedef struct scep_crl_signer_t {
+    void *baton;
+    /* 1 when latest (read again under the lock) is to be served as it is */
+    int (*fresh)(void *baton, const scep_crl_record_t *latest);
+    /* The next CRL after latest (NULL: the first) listing revoked (of
+     * scep_revoked_t): fills made's number, times and pem. Another status
+     * than APR_SUCCESS is the signer's own failure (it keeps the why). */
+    apr_status_t (*sign)(void *baton, apr_pool_t *p, const scep_crl_record_t *latest,
+                         const apr_array_header_t *revoked, scep_crl_record_t *made);
+} scep_crl_signer_t;
 
 /* Upper-case hex of a serial number, as BN_bn2hex writes it: the form the
  * records keep serials in. NULL when it cannot be converted. */
@@ -524,10 +560,27 @@ int scep_crl_reason_final(int reason);
 /* A v2 CRL of pki's CA, signed with its key: thisUpdate now, nextUpdate
  * validity_hours later, one entry per revoked (of scep_revoked_t) with its
  * reasonCode, and the cRLNumber (the time of issue in microseconds, so that
- * numbers increase without a counter to keep) and authorityKeyIdentifier
- * extensions. Failures have event 44. */
+ * numbers increase without a counter to keep, or min_number when that is
+ * more) and authorityKeyIdentifier extensions. Failures have event 44. */
 apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_array_header_t *revoked,
                             const scep_crl_opts_t *opts, X509_CRL **crl, scep_problem_t *prob);
+
+/* From thisUpdate to nextUpdate: opts' validity_hours, 168 without. */
+apr_time_t scep_crl_validity(const scep_crl_opts_t *opts);
+
+/* The series of CRLs of pki's CA in the records: the hex SHA-256 of its
+ * certificate (a new CA certificate, even with the same name, starts a new
+ * series signed by its own key). NULL when it cannot be computed. */
+const char *scep_crl_issuer(apr_pool_t *p, const scep_pki_t *pki);
+
+/* The CRL of pki's CA that the service serves (scep_crl_shared.c): the
+ * newest in store while it is fresh (no revocation since it was signed,
+ * not past the middle of its validity), else the next one, signed by one
+ * server at a time (scep_store_t.renew_crl()) and kept for the others.
+ * Failures: as scep_crl_build()'s (event 44), or the store's (logged by
+ * it; prob->text NULL). */
+apr_status_t scep_crl_current(apr_pool_t *p, const scep_pki_t *pki, const scep_crl_opts_t *opts,
+                              scep_store_t *store, X509_CRL **crl, scep_problem_t *prob);
 
 /* ----------------------------------------------------------------------
  * Durable records: the scep_store_t interface, small so that other
@@ -606,7 +659,6 @@ typedef struct scep_password_row_t {
     const char *spender_encrypt; /* (NULL: not used) */
 } scep_password_row_t;
 
-typedef struct scep_store_t scep_store_t;
 struct scep_store_t {
     void *baton;
     /* APR_NOTFOUND when the transaction is unknown. */
@@ -698,6 +750,20 @@ struct scep_store_t {
      * first server's), 1 replaces it. */
     apr_status_t (*secret_put)(scep_store_t *store, apr_pool_t *p, const char *name,
                                const char *sealed, int replace);
+
+    /* The newest CRL of issuer's series with the records' revoked count
+     * now; APR_NOTFOUND when none was kept. */
+    apr_status_t (*latest_crl)(scep_store_t *store, apr_pool_t *p, const char *issuer,
+                               scep_crl_record_t **crl);
+    /* The next CRL of issuer's series, one signer at a time across the
+     * service: in one transaction under a lock of the database, the newest
+     * is read again; when signer->fresh() takes it (another server signed
+     * it meanwhile) it is *crl, else signer->sign() makes the next from
+     * the revoked certificates, which is kept (with the few newest before
+     * it, older ones dropped) and is *crl. APR_EGENERAL: the records
+     * failed (logged); another error is sign()'s, nothing kept. */
+    apr_status_t (*renew_crl)(scep_store_t *store, apr_pool_t *p, const char *issuer,
+                              const scep_crl_signer_t *signer, scep_crl_record_t **crl);
 };
 
 /* Log levels of the store's messages: syslog's, as httpd's APLOG_* are. */

@@ -13,8 +13,8 @@
 
 /*
  * The built-in CA as the enrollment engine's CA backend: scep_ca_issue()
- * with the configuration's options, and the CRL made from the records on
- * every request (scep_crl.c says why on demand).
+ * with the configuration's options, and the service's CRL kept in the
+ * records (scep_crl_current(), scep_crl_shared.c).
  */
 
 #include <apr_strings.h>
@@ -39,19 +39,12 @@ static apr_status_t builtin_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store
                                 X509_CRL **crl, scep_problem_t *prob)
 {
     const scep_ca_builtin_conf_t *conf = ca->baton;
-    scep_crl_opts_t opts = { conf->md, conf->crl_validity_hours };
-    apr_array_header_t *revoked;
-    apr_status_t rv;
+    scep_crl_opts_t opts = { conf->md, conf->crl_validity_hours, 0 };
+    apr_status_t rv = scep_crl_current(p, conf->pki, &opts, store, crl, prob);
 
-    *crl = NULL;
-    rv = store->list_revoked(store, p, &revoked);
-    if (rv != APR_SUCCESS) {
-        /* Logged by the store: a server fault, not the device's. */
-        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL);
-    }
-    rv = scep_crl_build(p, conf->pki, revoked, &opts, crl, prob);
-    if (rv != APR_SUCCESS) {
-        /* no CRL of this CA (no key) is the device's answer, event 44 */
+    if (rv != APR_SUCCESS && prob->text) {
+        /* no CRL of this CA (no key) is the device's answer, event 44; a
+         * fault of the records (no text, logged by the store) is not */
         prob->fail_info = SCEP_FAIL_BAD_REQUEST;
     }
     return rv;

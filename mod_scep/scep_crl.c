@@ -14,13 +14,11 @@
 /*
  * The built-in CA's certificate revocation list (RFC 5280 section 5).
  *
- * The list is built from the records whenever it is asked for (GetCRL, the
- * HTTP URL of the distribution point): signing one CRL costs about as much
- * as one CertRep, and a list made on demand is never stale after a
- * revocation nor past its nextUpdate, so there is no cache to invalidate
- * across children. The cRLNumber must increase from one CRL to the next
- * (RFC 5280 section 5.2.3): the time of issue in microseconds does, without
- * a counter shared between processes.
+ * The list is built from the records' revocations (scep_crl_shared.c
+ * decides when, and keeps it for every server of the service). The
+ * cRLNumber must increase from one CRL to the next (RFC 5280 section
+ * 5.2.3): the time of issue in microseconds does, and the previous
+ * number plus one when a server's clock is behind the one that signed it.
  */
 
 #include <limits.h>
@@ -33,8 +31,6 @@
 
 #include "scep.h"
 #include "scep_x509.h"
-
-#define DEFAULT_CRL_VALIDITY_HOURS (7 * 24)
 
 static apr_status_t crl_problem(scep_problem_t *prob, apr_status_t rv, const char *text)
 {
@@ -144,11 +140,14 @@ leave:
     return rv;
 }
 
-/* The time of issue in microseconds: increases from one CRL to the next. */
-static int add_crl_number(X509_CRL *crl, apr_time_t now)
+/* The time of issue in microseconds, which increases from one CRL to the
+ * next, or min_number when that is more (the service's previous CRL's plus
+ * one: another server's clock may be ahead). */
+static int add_crl_number(X509_CRL *crl, apr_time_t now, apr_int64_t min_number)
 {
     ASN1_INTEGER *number = ASN1_INTEGER_new();
-    int ok = number && ASN1_INTEGER_set_int64(number, (int64_t)now) &&
+    int64_t value = (int64_t)(min_number > now ? min_number : now);
+    int ok = number && ASN1_INTEGER_set_int64(number, value) &&
              X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) == 1;
 
     ASN1_INTEGER_free(number);
@@ -171,9 +170,9 @@ static int add_authority_key_id(X509_CRL *crl, X509 *ca_cert)
 }
 
 static apr_status_t set_header(apr_pool_t *p, X509_CRL *crl, const scep_pki_t *pki, apr_time_t now,
-                               int hours, scep_problem_t *prob)
+                               const scep_crl_opts_t *opts, scep_problem_t *prob)
 {
-    apr_time_t next = now + apr_time_from_sec((apr_time_t)hours * 3600);
+    apr_time_t next = now + scep_crl_validity(opts);
 
     if (!X509_CRL_set_version(crl, 1) /* v2 */
         || !X509_CRL_set_issuer_name(crl, X509_get_subject_name(pki->ca_cert)) ||
@@ -181,7 +180,8 @@ static apr_status_t set_header(apr_pool_t *p, X509_CRL *crl, const scep_pki_t *p
         !X509_CRL_set1_nextUpdate(crl, asn1_time(p, next))) {
         return crl_problem(prob, APR_ENOMEM, "cannot set the CRL's issuer and dates");
     }
-    if (!add_crl_number(crl, now) || !add_authority_key_id(crl, pki->ca_cert)) {
+    if (!add_crl_number(crl, now, opts ? opts->min_number : 0) ||
+        !add_authority_key_id(crl, pki->ca_cert)) {
         return crl_problem(prob, APR_EGENERAL,
                            "cannot add the cRLNumber and authorityKeyIdentifier extensions");
     }
@@ -191,8 +191,6 @@ static apr_status_t set_header(apr_pool_t *p, X509_CRL *crl, const scep_pki_t *p
 apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_array_header_t *revoked,
                             const scep_crl_opts_t *opts, X509_CRL **crl, scep_problem_t *prob)
 {
-    int hours =
-        opts && opts->validity_hours > 0 ? opts->validity_hours : DEFAULT_CRL_VALIDITY_HOURS;
     const EVP_MD *md = opts && opts->md ? opts->md : EVP_sha256();
     X509_CRL *x = NULL;
     apr_status_t rv;
@@ -210,7 +208,7 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_arra
         rv = crl_problem(prob, APR_ENOMEM, "out of memory");
         goto leave;
     }
-    rv = set_header(p, x, pki, apr_time_now(), hours, prob);
+    rv = set_header(p, x, pki, apr_time_now(), opts, prob);
     for (i = 0; rv == APR_SUCCESS && revoked && i < revoked->nelts; i++) {
         rv = add_entry(p, x, &APR_ARRAY_IDX(revoked, i, scep_revoked_t), prob);
     }
@@ -227,4 +225,16 @@ apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_arra
     *crl = x;
 leave:
     return rv;
+}
+
+apr_time_t scep_crl_validity(const scep_crl_opts_t *opts)
+{
+    int hours = opts && opts->validity_hours > 0 ? opts->validity_hours : 7 * 24;
+
+    return apr_time_from_sec((apr_time_t)hours * 3600);
+}
+
+const char *scep_crl_issuer(apr_pool_t *p, const scep_pki_t *pki)
+{
+    return scep_cert_sha256(p, pki->ca_cert);
 }

@@ -254,7 +254,8 @@ static const setup_statement_t sqlite3_on_connect[] = {
  * skipping" for a CREATE ... IF NOT EXISTS): only warnings and errors are
  * sent. Transactions do not lock tables; an advisory lock held until the
  * end of the migration transaction serializes migrations. The key is an
- * arbitrary constant ("SCEP" in ASCII). */
+ * arbitrary constant ("SCEP" in ASCII); signing a CRL takes another
+ * ("SCRL"). */
 static const setup_statement_t pgsql_on_connect[] = { { "SET client_min_messages = warning", 0 },
                                                       { NULL, 0 } };
 
@@ -274,7 +275,7 @@ static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL, 0, 
 
 /* What the service lock serializes (the second key of PostgreSQL's
  * two-key advisory locks, a key space apart from the migrations' lock). */
-enum { SERVICE_LOCK_PASSWORDS = 1 };
+enum { SERVICE_LOCK_PASSWORDS = 1, SERVICE_LOCK_CRL = 2 };
 
 static const driver_quirks_t *quirks_of(const scep_sql_conn_t *conn)
 {
@@ -317,6 +318,9 @@ enum {
     STMT_SECRET_GET,
     STMT_SECRET_ADD,
     STMT_SECRET_SET,
+    STMT_LATEST_CRL,
+    STMT_INSERT_CRL,
+    STMT_PRUNE_CRLS,
     STMT_COUNT
 };
 
@@ -417,7 +421,24 @@ static const statement_t statements[STMT_COUNT] = {
     { "mod_scep_secret_set",
       "INSERT INTO scep_secret (name, sealed, updated) VALUES (%s, %s, %lld)"
       " ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated" },
+    /* the newest CRL with the number of revoked certificates now, in one
+     * statement (one snapshot) */
+    { "mod_scep_latest_crl", "SELECT crl_number, this_update, next_update, revoked_count, crl_pem,"
+                             " (SELECT COUNT(*) FROM scep_cert WHERE revoked_at IS NOT NULL)"
+                             " FROM scep_crl WHERE issuer = %s ORDER BY crl_number DESC LIMIT 1" },
+    { "mod_scep_insert_crl",
+      "INSERT INTO scep_crl (issuer, crl_number, this_update, next_update, revoked_count,"
+      " crl_pem) VALUES (%s, %lld, %lld, %lld, %lld, %s)" },
+    /* all but the newest few of a series */
+    { "mod_scep_prune_crls",
+      "DELETE FROM scep_crl WHERE issuer = %s AND crl_number < (SELECT MIN(crl_number) FROM"
+      " (SELECT crl_number FROM scep_crl WHERE issuer = %s"
+      " ORDER BY crl_number DESC LIMIT %d) kept)" },
 };
+
+/* CRLs of a series kept, the newest among them: older ones are of no use
+ * to a server (what a relying party fetched a moment ago stays visible). */
+#define CRLS_KEPT 4
 
 typedef struct sql_store_t {
     scep_store_t store;
@@ -913,6 +934,24 @@ static apr_time_t time_of_seconds(const char *text)
     return *end || seconds <= 0 ? 0 : apr_time_from_sec(seconds);
 }
 
+/* A BIGINT column (a cRLNumber, a count); 0 for NULL or anything else. */
+static apr_int64_t int64_of(const char *text)
+{
+    apr_int64_t value;
+    char *end;
+
+    if (!text) {
+        return 0;
+    }
+    value = apr_strtoi64(text, &end, 10);
+    return *end ? 0 : value;
+}
+
+static const char *int64_text(apr_pool_t *p, apr_int64_t value)
+{
+    return apr_psprintf(p, "%" APR_INT64_T_FMT, value);
+}
+
 /* The revocation_reason column; anything but a code counts as none. */
 static int reason_of(const char *text)
 {
@@ -1015,6 +1054,20 @@ static void *read_revoked(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *r
     entry->revoked_at = time_of_iso8601(entry_or_null(p, st, row, 1));
     entry->reason = reason_of(entry_or_null(p, st, row, 2));
     return entry;
+}
+
+/* A row of STMT_LATEST_CRL (the issuer is the caller's). */
+static void *read_crl(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    scep_crl_record_t *crl = apr_pcalloc(p, sizeof(*crl));
+
+    crl->number = int64_of(entry_or_null(p, st, row, 0));
+    crl->this_update = time_of_seconds(entry_or_null(p, st, row, 1));
+    crl->next_update = time_of_seconds(entry_or_null(p, st, row, 2));
+    crl->revoked_count = int64_of(entry_or_null(p, st, row, 3));
+    crl->pem = entry_or_null(p, st, row, 4);
+    crl->revoked_now = int64_of(entry_or_null(p, st, row, 5));
+    return crl;
 }
 
 static int select_once(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
@@ -1577,12 +1630,23 @@ static apr_status_t list_certs(scep_store_t *store, apr_pool_t *p, const char *s
     return APR_SUCCESS;
 }
 
+/* scep_crl_build() takes the entries themselves, not pointers. */
+static apr_array_header_t *revoked_entries(apr_pool_t *p, const apr_array_header_t *rows)
+{
+    apr_array_header_t *revoked = apr_array_make(p, rows->nelts, sizeof(scep_revoked_t));
+    int i;
+
+    for (i = 0; i < rows->nelts; i++) {
+        APR_ARRAY_PUSH(revoked, scep_revoked_t) = *APR_ARRAY_IDX(rows, i, scep_revoked_t *);
+    }
+    return revoked;
+}
+
 static apr_status_t list_revoked(scep_store_t *store, apr_pool_t *p, apr_array_header_t **revoked)
 {
     sql_store_t *st = store->baton;
     apr_array_header_t *rows;
     const char *error = NULL;
-    int i;
 
     *revoked = NULL;
     if (select_rows(st, p, STMT_LIST_REVOKED, 0, NULL, read_revoked, &rows, &error)) {
@@ -1590,11 +1654,7 @@ static apr_status_t list_revoked(scep_store_t *store, apr_pool_t *p, apr_array_h
                   error, scep_event_text(SCEP_EVENT_GETCRL_FAILED));
         return APR_EGENERAL;
     }
-    /* scep_crl_build() takes the entries themselves. */
-    *revoked = apr_array_make(p, rows->nelts, sizeof(scep_revoked_t));
-    for (i = 0; i < rows->nelts; i++) {
-        APR_ARRAY_PUSH(*revoked, scep_revoked_t) = *APR_ARRAY_IDX(rows, i, scep_revoked_t *);
-    }
+    *revoked = revoked_entries(p, rows);
     return APR_SUCCESS;
 }
 
@@ -1817,6 +1877,156 @@ static apr_status_t secret_put(scep_store_t *store, apr_pool_t *p, const char *n
     return APR_SUCCESS;
 }
 
+static apr_status_t latest_crl(scep_store_t *store, apr_pool_t *p, const char *issuer,
+                               scep_crl_record_t **crl)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    apr_status_t rv = select_one(st, p, STMT_LATEST_CRL, issuer, read_crl, (void **)crl, &error);
+
+    if (rv == APR_SUCCESS) {
+        (*crl)->issuer = issuer;
+    }
+    else if (rv == APR_EGENERAL) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(370) "cannot read the newest CRL of the CA: %s%s",
+                  error, scep_event_text(SCEP_EVENT_GETCRL_FAILED));
+    }
+    return rv;
+}
+
+/* One renew_crl(): what it is asked and what came of it. */
+typedef struct crl_renewal_t {
+    const char *issuer;
+    const scep_crl_signer_t *signer;
+    scep_crl_record_t *crl;   /* served: the one read again, or made */
+    int made;                 /* crl was signed here */
+    apr_status_t sign_status; /* sign()'s failure */
+} crl_renewal_t;
+
+static int keep_crl(const sql_store_t *st, apr_pool_t *p, const scep_crl_record_t *made,
+                    const char **error)
+{
+    const char *row[] = { made->issuer,
+                          int64_text(p, made->number),
+                          seconds_of(p, made->this_update),
+                          seconds_of(p, made->next_update),
+                          int64_text(p, made->revoked_count),
+                          made->pem };
+    const char *prune[] = { made->issuer, made->issuer, apr_itoa(p, CRLS_KEPT) };
+    int nrows, err = pquery(st, p, STMT_INSERT_CRL, 6, row, &nrows);
+
+    if (!err) {
+        err = pquery(st, p, STMT_PRUNE_CRLS, 3, prune, &nrows);
+    }
+    *error = err ? dbd_error(st, err) : NULL;
+    return err;
+}
+
+/* Inside the transaction: the lock, the newest read again, and the next
+ * signed and kept unless the newest is fresh. */
+static int renew_crl_locked(const sql_store_t *st, apr_pool_t *p, crl_renewal_t *r,
+                            const char **error)
+{
+    const char *key[] = { r->issuer };
+    apr_array_header_t *rows;
+    scep_crl_record_t *latest = NULL, *made;
+    int err = st->ready ? 0 : NOT_READY;
+
+    if (!err && (err = take_service_lock(st, SERVICE_LOCK_CRL))) {
+        *error = dbd_error(st, err);
+    }
+    if (err || (err = select_once(st, p, STMT_LATEST_CRL, 1, key, read_crl, &rows, error))) {
+        return err;
+    }
+    if (rows->nelts > 0) {
+        latest = APR_ARRAY_IDX(rows, 0, scep_crl_record_t *);
+        latest->issuer = r->issuer;
+        if (r->signer->fresh(r->signer->baton, latest)) {
+            r->crl = latest; /* signed by another server while this one waited */
+            return 0;
+        }
+    }
+    if ((err = select_once(st, p, STMT_LIST_REVOKED, 0, NULL, read_revoked, &rows, error))) {
+        return err;
+    }
+    made = apr_pcalloc(p, sizeof(*made));
+    r->sign_status = r->signer->sign(r->signer->baton, p, latest, revoked_entries(p, rows), made);
+    if (r->sign_status != APR_SUCCESS) {
+        *error = "the CRL was not signed";
+        return -1;
+    }
+    made->issuer = r->issuer;
+    made->revoked_count = made->revoked_now = rows->nelts;
+    if (!(err = keep_crl(st, p, made, error))) {
+        r->crl = made;
+        r->made = 1;
+    }
+    return err;
+}
+
+/* One signer at a time: the write lock (SQLite: the writers' mutex, then
+ * BEGIN IMMEDIATE) or the advisory lock (PostgreSQL), held to the end of
+ * the transaction. */
+static int renew_crl_once(const sql_store_t *st, apr_pool_t *p, crl_renewal_t *r,
+                          const char **error)
+{
+    sql_txn_t trans;
+    int err;
+
+    r->crl = NULL;
+    r->made = 0;
+    r->sign_status = APR_SUCCESS;
+    *error = NULL;
+    if (lock_writes(st) != APR_SUCCESS) {
+        *error = NO_WRITE_LOCK;
+        return -1;
+    }
+    err = begin_transaction(st, p, &trans);
+    if (err) {
+        *error = dbd_error(st, err);
+    }
+    else {
+        /* its error text is read before a rollback replaces it */
+        err = renew_crl_locked(st, p, r, error);
+    }
+    err = end_transaction(st, &trans, err);
+    if (err && !*error) {
+        *error = dbd_error(st, err);
+    }
+    unlock_writes(st);
+    return err;
+}
+
+static apr_status_t renew_crl(scep_store_t *store, apr_pool_t *p, const char *issuer,
+                              const scep_crl_signer_t *signer, scep_crl_record_t **crl)
+{
+    sql_store_t *st = store->baton;
+    crl_renewal_t r = { issuer, signer, NULL, 0, APR_SUCCESS };
+    const char *error = NULL;
+    int err = renew_crl_once(st, p, &r, &error);
+
+    if (err && r.sign_status == APR_SUCCESS && renewed(st, error)) {
+        err = renew_crl_once(st, p, &r, &error);
+    }
+    *crl = err ? NULL : r.crl;
+    if (r.sign_status != APR_SUCCESS) {
+        return r.sign_status;
+    }
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(371) "cannot keep the next CRL of the CA: %s%s",
+                  error, scep_event_text(SCEP_EVENT_GETCRL_FAILED));
+        return APR_EGENERAL;
+    }
+    if (r.made) {
+        store_log(st, SCEP_LOG_INFO,
+                  SCEPLOGNO(372) "CRL number %" APR_INT64_T_FMT
+                                 " signed and kept, listing %" APR_INT64_T_FMT
+                                 " revoked certificates",
+                  r.crl->number, r.crl->revoked_count);
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log_fn *log,
                             void *log_baton, scep_store_t **store)
 {
@@ -1847,6 +2057,8 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
     st->store.password_find = password_find;
     st->store.secret_get = secret_get;
     st->store.secret_put = secret_put;
+    st->store.latest_crl = latest_crl;
+    st->store.renew_crl = renew_crl;
     *store = NULL;
     rv = make_ready(st);
     if (rv != APR_SUCCESS && renewed(st, st->setup_error)) {

@@ -96,6 +96,17 @@ const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
     return scep_hex(p, md, len);
 }
 
+const char *scep_cert_sha256(apr_pool_t *p, X509 *cert)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    if (!X509_digest(cert, EVP_sha256(), md, &len)) {
+        return NULL;
+    }
+    return scep_hex(p, md, len);
+}
+
 /* SHA-256 in hex of what an i2d function or a getter gave (len <= 0: it
  * failed, NULL). */
 static const char *sha256_hex(apr_pool_t *p, const unsigned char *data, int len)
@@ -249,6 +260,15 @@ const char *scep_cert_pem(apr_pool_t *p, X509 *cert)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     const char *pem = bio && PEM_write_bio_X509(bio, cert) ? bio_text(p, bio) : NULL;
+
+    BIO_free(bio);
+    return pem;
+}
+
+const char *scep_crl_pem(apr_pool_t *p, X509_CRL *crl)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    const char *pem = bio && PEM_write_bio_X509_CRL(bio, crl) ? bio_text(p, bio) : NULL;
 
     BIO_free(bio);
     return pem;

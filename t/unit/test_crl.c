@@ -135,7 +135,7 @@ END_TEST
 
 START_TEST(validity_and_hash_follow_the_options)
 {
-    scep_crl_opts_t opts = { EVP_sha384(), 24 };
+    scep_crl_opts_t opts = { EVP_sha384(), 24, 0 };
     apr_time_t now = apr_time_now();
     X509_CRL *crl = build(NULL, &opts);
     apr_time_t next = crl_time(X509_CRL_get0_nextUpdate(crl));

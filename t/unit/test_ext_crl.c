@@ -33,7 +33,7 @@ static void openssl_free(void *data)
 static unsigned char *ca_crl_der(int *len)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    scep_crl_opts_t opts = { EVP_sha256(), 24 };
+    scep_crl_opts_t opts = { EVP_sha256(), 24, 0 };
     apr_array_header_t *revoked = apr_array_make(pool, 1, sizeof(scep_revoked_t));
     scep_revoked_t *entry = apr_array_push(revoked);
     X509_CRL *crl = NULL;

@@ -15,9 +15,12 @@
  * as scepctl opens them (the module's use runs in the integration tests,
  * on SQLite and PostgreSQL). */
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <apr_dbd.h>
 #include <apr_file_io.h>
@@ -27,6 +30,7 @@
 #include <check.h>
 
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "scep.h"
 #include "testutil.h"
@@ -826,6 +830,263 @@ START_TEST(failure_without_renew_is_logged_once)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------
+ * The service's CRL (scep_crl_current() on the records)
+ */
+
+static X509_CRL *current_crl_valid(scep_store_t *store, int hours)
+{
+    scep_crl_opts_t opts = { EVP_sha256(), hours, 0 };
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509_CRL *crl = NULL;
+
+    ck_assert_msg(scep_crl_current(pool, pki, &opts, store, &crl, &prob) == APR_SUCCESS, "%s",
+                  prob.text ? prob.text : last_error);
+    ck_assert_ptr_nonnull(crl);
+    ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(pki->ca_cert)), 1);
+    return crl;
+}
+
+static X509_CRL *current_crl(scep_store_t *store)
+{
+    return current_crl_valid(store, 24);
+}
+
+static apr_int64_t crl_number_of(X509_CRL *crl)
+{
+    ASN1_INTEGER *number = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    int64_t value = 0;
+
+    ck_assert_ptr_nonnull(number);
+    ck_assert(ASN1_INTEGER_get_int64(&value, number));
+    ASN1_INTEGER_free(number);
+    return value;
+}
+
+static int crl_entries(X509_CRL *crl)
+{
+    STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
+
+    return revoked ? sk_X509_REVOKED_num(revoked) : 0;
+}
+
+/* The DER of a CRL, as the scep-crl URL serves it. */
+static const char *crl_der_hex(X509_CRL *crl)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509_CRL(crl, &der);
+    const char *hex;
+
+    ck_assert_int_gt(len, 0);
+    hex = scep_hex(pool, der, (apr_size_t)len);
+    OPENSSL_free(der);
+    return hex;
+}
+
+static const char *revoke_one(scep_store_t *store, const char *id)
+{
+    scep_cert_record_t *rec;
+    apr_array_header_t *list;
+
+    record_issued(store, id, apr_pstrcat(pool, id, ".example.test", NULL));
+    ck_assert_int_eq(store->list_certs(store, pool, id, 1, &list), APR_SUCCESS);
+    rec = APR_ARRAY_IDX(list, 0, scep_cert_record_t *);
+    ck_assert_int_eq(store->revoke(store, pool, rec->serial, CRL_REASON_KEY_COMPROMISE),
+                     APR_SUCCESS);
+    return rec->serial;
+}
+
+/* The records on a connection of their own, as another server has. */
+static scep_store_t *open_other_store(void)
+{
+    scep_sql_conn_t other = conn;
+    scep_store_t *store = NULL;
+
+    renew(NULL, &other);
+    ck_assert_msg(scep_store_sql(pool, &other, remember_failure, NULL, &store) == APR_SUCCESS, "%s",
+                  last_error ? last_error : "the store did not open");
+    return store;
+}
+
+/* A fresh CRL is served as it was signed, by any connection; a revocation
+ * makes the next one, which lists it, with a greater number. */
+START_TEST(kept_crl_is_served_until_a_revocation)
+{
+    scep_store_t *store = open_store();
+    X509_CRL *first = current_crl(store), *again, *after;
+    const char *serial;
+
+    ck_assert_int_eq(crl_entries(first), 0);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "1");
+    again = current_crl(store);
+    ck_assert_str_eq(crl_der_hex(again), crl_der_hex(first));
+    again = current_crl(open_other_store());
+    ck_assert_str_eq(crl_der_hex(again), crl_der_hex(first));
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "1");
+
+    serial = revoke_one(store, "K1");
+    after = current_crl(store);
+    ck_assert_int_eq(crl_entries(after), 1);
+    ck_assert_str_eq(scep_serial_hex(pool, X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(
+                                               X509_CRL_get_REVOKED(after), 0))),
+                     serial);
+    ck_assert_int_gt(crl_number_of(after), crl_number_of(first));
+    ck_assert_str_eq(value_of("SELECT revoked_count FROM scep_crl ORDER BY crl_number DESC"), "1");
+    ck_assert_str_eq(crl_der_hex(current_crl(store)), crl_der_hex(after));
+    ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+/* Past the middle of its validity the next is signed; numbers go on from
+ * the newest even when it is ahead of this clock (another server's). */
+START_TEST(numbers_increase_past_a_clock_ahead)
+{
+    scep_store_t *store = open_store();
+    X509_CRL *first = current_crl(store), *next;
+    apr_int64_t ahead = crl_number_of(first) + APR_INT64_C(3600000000);
+
+    exec(apr_psprintf(pool,
+                      "UPDATE scep_crl SET crl_number = %" APR_INT64_T_FMT
+                      ", this_update = this_update - 13 * 3600,"
+                      " next_update = next_update - 13 * 3600",
+                      ahead));
+    next = current_crl(store);
+    ck_assert_int_eq(crl_number_of(next), ahead + 1);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "2");
+    /* not past the middle yet: served */
+    exec("UPDATE scep_crl SET this_update = this_update - 11 * 3600,"
+         " next_update = next_update - 11 * 3600 WHERE crl_number = (SELECT MAX(crl_number) FROM "
+         "scep_crl)");
+    ck_assert_str_eq(crl_der_hex(current_crl(store)), crl_der_hex(next));
+}
+END_TEST
+
+/* Another SCEPCRLValidity takes effect at the next GetCRL. */
+START_TEST(changed_validity_takes_effect)
+{
+    scep_store_t *store = open_store();
+    X509_CRL *first = current_crl(store), *longer;
+
+    ck_assert_str_eq(crl_der_hex(current_crl_valid(store, 24)), crl_der_hex(first));
+    longer = current_crl_valid(store, 48);
+    ck_assert_int_gt(crl_number_of(longer), crl_number_of(first));
+    ck_assert_str_eq(crl_der_hex(current_crl_valid(store, 48)), crl_der_hex(longer));
+    ck_assert_int_gt(crl_number_of(current_crl_valid(store, 12)), crl_number_of(longer));
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "3");
+}
+END_TEST
+
+/* Of a series, the newest few are kept; another CA certificate is another
+ * series. */
+START_TEST(old_crls_are_dropped)
+{
+    scep_store_t *store = open_store();
+    int i;
+
+    for (i = 0; i < 7; i++) {
+        current_crl(store);
+        revoke_one(store, apr_psprintf(pool, "P%d", i));
+    }
+    ck_assert_int_eq(crl_entries(current_crl(store)), 7);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "4");
+    ck_assert_str_eq(value_of("SELECT MIN(revoked_count) FROM scep_crl"), "4");
+    ck_assert_str_eq(value_of("SELECT DISTINCT issuer FROM scep_crl"), scep_crl_issuer(pool, pki));
+}
+END_TEST
+
+/* A kept CRL that the CA's key does not verify is never served: the next
+ * one replaces it. */
+START_TEST(kept_crl_that_does_not_verify_is_replaced)
+{
+    scep_store_t *store = open_store();
+    X509_CRL *first = current_crl(store), *next;
+    scep_pki_t *other = testutil_pki_load(pool, testutil_pki_create(pool), 0);
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509_CRL *foreign = NULL;
+
+    ck_assert_int_eq(scep_crl_build(pool, other, NULL, NULL, &foreign, &prob), APR_SUCCESS);
+    exec(apr_psprintf(pool, "UPDATE scep_crl SET crl_pem = '%s'", scep_crl_pem(pool, foreign)));
+    next = current_crl(store);
+    ck_assert_int_gt(crl_number_of(next), crl_number_of(first));
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "2");
+}
+END_TEST
+
+START_TEST(no_crl_without_the_ca_key)
+{
+    scep_store_t *store = open_store();
+    scep_pki_t without_key = *pki;
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    X509_CRL *crl = NULL;
+
+    without_key.ca_key = NULL;
+    ck_assert_int_eq(scep_crl_current(pool, &without_key, NULL, store, &crl, &prob), APR_ENOTIMPL);
+    ck_assert_ptr_null(crl);
+    ck_assert_int_eq(prob.event, SCEP_EVENT_GETCRL_FAILED);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "0");
+}
+END_TEST
+
+#define SIGNERS 6
+
+/* In a child: its own connection, the current CRL's number on out. */
+static void serve_crl_in_child(int go, int out)
+{
+    char byte;
+    scep_store_t *store;
+    X509_CRL *crl;
+
+    store = open_other_store();
+    ck_assert_int_eq(read(go, &byte, 1), 0); /* closed: all start together */
+    crl = current_crl(store);
+    dprintf(out, "%" APR_INT64_T_FMT "\n", crl_number_of(crl));
+    _exit(failures ? 2 : 0);
+}
+
+/* Servers that find no fresh CRL at the same moment: one signs, the others
+ * serve what it signed. */
+START_TEST(concurrent_signers_make_one_crl)
+{
+    int go[2], out[2], i, status;
+    pid_t pids[SIGNERS];
+    char line[64];
+    const char *first = NULL;
+    FILE *numbers;
+
+    current_crl(open_store());
+    exec("UPDATE scep_crl SET this_update = this_update - 100 * 3600,"
+         " next_update = next_update - 100 * 3600");
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(out), 0);
+    for (i = 0; i < SIGNERS; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            close(go[1]);
+            close(out[0]);
+            serve_crl_in_child(go[0], out[1]);
+        }
+    }
+    close(go[0]);
+    close(out[1]);
+    close(go[1]);
+    for (i = 0; i < SIGNERS; i++) {
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "signer %d failed", i);
+    }
+    numbers = fdopen(out[0], "r");
+    for (i = 0; fgets(line, sizeof(line), numbers); i++) {
+        if (!first) {
+            first = apr_pstrdup(pool, line);
+        }
+        ck_assert_str_eq(line, first);
+    }
+    fclose(numbers);
+    ck_assert_int_eq(i, SIGNERS);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_crl"), "2");
+}
+END_TEST
+
 Suite *scep_store_suite(void);
 
 Suite *scep_store_suite(void)
@@ -851,6 +1112,16 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, fault_outlasting_the_new_connection_is_logged_once);
     tcase_add_test(tc, connection_failing_its_setup_is_replaced);
     tcase_add_test(tc, failure_without_renew_is_logged_once);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("crl");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, kept_crl_is_served_until_a_revocation);
+    tcase_add_test(tc, numbers_increase_past_a_clock_ahead);
+    tcase_add_test(tc, changed_validity_takes_effect);
+    tcase_add_test(tc, old_crls_are_dropped);
+    tcase_add_test(tc, kept_crl_that_does_not_verify_is_replaced);
+    tcase_add_test(tc, no_crl_without_the_ca_key);
+    tcase_add_test(tc, concurrent_signers_make_one_crl);
     suite_add_tcase(s, tc);
     tc = tcase_create("reasons");
     tcase_add_test(tc, crl_reason_names);
