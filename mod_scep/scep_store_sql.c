@@ -384,10 +384,9 @@ static const statement_t statements[STMT_COUNT] = {
                                " WHERE issuer = %s" },
     /* No row when the CA's service is recorded: a first server that lost
      * the race fails on the primary key instead, and reads the winner's. */
-    { "mod_scep_insert_service",
-      "INSERT INTO scep_service (issuer, ca_sha256, ra_sha256, recorded)"
-      " SELECT %s, %s, %s, %lld WHERE NOT EXISTS"
-      " (SELECT 1 FROM scep_service WHERE issuer = %s)" },
+    { "mod_scep_insert_service", "INSERT INTO scep_service (issuer, ca_sha256, ra_sha256, recorded)"
+                                 " SELECT %s, %s, %s, %lld WHERE NOT EXISTS"
+                                 " (SELECT 1 FROM scep_service WHERE issuer = %s)" },
     { "mod_scep_replace_service",
       "UPDATE scep_service SET ca_sha256 = %s, ra_sha256 = %s, recorded = %lld WHERE issuer = %s" },
 };

@@ -1404,8 +1404,9 @@ static apr_status_t cmd_service(ctl_t *ctl)
     }
     rv = store->find_service(store, ctl->p, ours->issuer, &theirs);
     if (rv == APR_NOTFOUND) {
-        return ctl_error(ctl, rv, "no service is recorded for this CA (the first server "
-                                  "to start records its own)");
+        return ctl_error(ctl, rv,
+                         "no service is recorded for this CA (the first server "
+                         "to start records its own)");
     }
     if (rv != APR_SUCCESS) {
         return ctl_error(ctl, rv, "cannot read the records (see above)");
