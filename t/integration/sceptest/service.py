@@ -20,6 +20,10 @@ database on a real PostgreSQL server, each root with its own Apache.
     svc.servers                 [svc.a, svc.b]
     svc.start(); svc.stop()     both
     svc.db_rows(sql, args)      rows of the shared database (? placeholders)
+    svc.pid_log(server)         path of the log of which child (%P) answered what
+
+Both servers log which child answered each request (pid_log), so that a
+test can see every child of a server recover after a fault.
 
 Both servers have the same directives (Apache.directives; set them on each,
 or with svc.configure(*pairs), which restarts both)."""
@@ -32,7 +36,7 @@ from .httpd import Apache, Env
 DATABASE = 'scep_service'
 
 
-def _copy_pki(src, dst):
+def copy_pki(src, dst):
     """The PKI files of src into dst, modes kept (keys 0600)."""
     for name in os.listdir(src):
         path = os.path.join(src, name)
@@ -52,9 +56,15 @@ class Service:
             envs.append(e)
         envs[0].setup_pki()
         for e in envs[1:]:
-            _copy_pki(envs[0].pki, e.pki)
+            copy_pki(envs[0].pki, e.pki)
         self.servers = [Apache(e) for e in envs]
+        for s in self.servers:
+            s.base_raw_extra = s.raw_extra = 'CustomLog "%s" "%%P %%r %%>s"\n' % self.pid_log(s)
         self.a, self.b = self.servers[0], self.servers[1]
+
+    @staticmethod
+    def pid_log(server):
+        return os.path.join(server.env.logs, 'pid_log')
 
     def start(self):
         for s in self.servers:
