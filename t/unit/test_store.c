@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <apr_dbd.h>
 #include <apr_file_io.h>
@@ -820,6 +822,40 @@ START_TEST(other_certificates_are_another_service)
 }
 END_TEST
 
+/* Servers starting together, each its own connection (a process each):
+ * one records the service, the others find it, and none is refused. */
+START_TEST(servers_starting_together_record_one_service)
+{
+    enum { SERVERS = 4 };
+    scep_service_t *ours = service_of(pki);
+    pid_t pids[SERVERS];
+    int i, status, firsts = 0;
+
+    open_store(); /* the schema first, as the module's first request makes it */
+    for (i = 0; i < SERVERS; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            scep_service_t *theirs = NULL;
+            int first = 0;
+
+            open_connection();
+            _exit(scep_service_check(pool, open_store(), ours, &theirs, &first) != APR_SUCCESS
+                      ? 2
+                      : first);
+        }
+    }
+    for (i = 0; i < SERVERS; i++) {
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) < 2, "server %d: status %d", i,
+                      status);
+        firsts += WEXITSTATUS(status);
+    }
+    ck_assert_int_eq(firsts, 1);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_service"), "1");
+}
+END_TEST
+
 /* A CA of another name is another service on the same database (virtual
  * hosts with a CA each): recorded beside the first. */
 START_TEST(each_ca_has_its_own_service)
@@ -939,6 +975,7 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, first_server_records_the_service_the_next_ones_match);
     tcase_add_test(tc, other_certificates_are_another_service);
     tcase_add_test(tc, each_ca_has_its_own_service);
+    tcase_add_test(tc, servers_starting_together_record_one_service);
     tcase_add_test(tc, failed_write_is_tried_again_on_a_new_connection);
     tcase_add_test(tc, fault_outlasting_the_new_connection_is_logged_once);
     tcase_add_test(tc, connection_failing_its_setup_is_replaced);
