@@ -162,7 +162,7 @@ class PostgreSQLDown:
     started again."""
 
     def __init__(self, server):
-        self.cluster = db.PostgreSQLDatabase.cluster()
+        self.cluster = server.env.database.cluster()
 
     def begin(self):
         self.cluster.halt()
@@ -237,7 +237,7 @@ class Load:
 
 @pytest.mark.skipif(db.KIND != 'pgsql', reason='a database server to restart: SCEP_DB=pgsql')
 def test_database_restarted_under_load(server, keys):
-    cluster = db.PostgreSQLDatabase.cluster()
+    cluster = server.env.database.cluster()
     server.errlog.mark()
     server.errlog.expect(RE_RECORDS_FAULT, RE_DBD_LINES)
     load = Load(server, keys)
