@@ -51,7 +51,8 @@ typedef struct mod_scep_status_t {
 
 /*
  * A challenge password for a device, as the admin page hands out: a new
- * one-time password from the same server-wide cache, under the same limits
+ * one-time password from the same server-wide cache (with SCEPPasswordStore
+ * sql: the service's, in the records), under the same limits
  * (SCEPPasswordMax, SCEPPasswordValidity, SCEPPasswordLength), or the
  * single password in single-password mode (*expires 0). Logged under
  * mod_scep's name with r's client and user. The caller decides who may
@@ -69,7 +70,9 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, mod_scep_mint_password,
 /*
  * Fills *st for server s (its strings on p). Returns APR_SUCCESS, or an
  * error when the password cache cannot be read (logged; the other fields
- * are filled then).
+ * are filled then). With SCEPPasswordStore sql, passwords_waiting counts
+ * the whole service's, read through a database connection of its own:
+ * not to be called while the same request holds mod_scep's connection.
  */
 APR_DECLARE_OPTIONAL_FN(apr_status_t, mod_scep_status,
                         (apr_pool_t * p, server_rec *s, mod_scep_status_t *st));

@@ -92,5 +92,5 @@ apr_status_t mod_scep_status(apr_pool_t *p, server_rec *s, mod_scep_status_t *st
     st->ca_thumbprint = conf->enabled ? apr_pstrdup(p, conf->pki->ca_thumbprint) : NULL;
     st->passwords_max = conf->password_max;
     st->single_password = conf->use_single_password;
-    return mod_scep_passwords_waiting(s, &st->passwords_waiting);
+    return mod_scep_passwords_waiting(p, s, &st->passwords_waiting);
 }

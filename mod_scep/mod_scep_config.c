@@ -311,6 +311,27 @@ static const char *set_ca_type(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+static const char *set_password_store(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = scope_error(cmd);
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "shm")) {
+        cmd_conf(cmd)->password_store = SCEP_PASSWORD_STORE_SHM;
+    }
+    else if (!strcasecmp(arg, "sql")) {
+        cmd_conf(cmd)->password_store = SCEP_PASSWORD_STORE_SQL;
+    }
+    else {
+        return apr_pstrcat(cmd->pool, SCEP_PASSWORD_STORE ": '", arg, "' is neither shm nor sql",
+                           NULL);
+    }
+    return NULL;
+}
+
 static const char *set_template_group(cmd_parms *cmd, void *dconf, const char *template_name,
                                       const char *group_dn)
 {

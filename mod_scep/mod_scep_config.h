@@ -49,6 +49,7 @@
 #define SCEP_USE_SINGLE_PASSWORD "SCEPUseSinglePassword"
 #define SCEP_SINGLE_PASSWORD_FILE "SCEPSinglePasswordFile"
 #define SCEP_SECRET_KEY_FILE "SCEPSecretKeyFile"
+#define SCEP_PASSWORD_STORE "SCEPPasswordStore"
 #define SCEP_PASSWORD_VDIR "SCEPPasswordVDir"
 #define SCEP_ADMIN_ALLOW_HTTP "SCEPAdminAllowHTTP"
 #define SCEP_CA_TYPE "SCEPCAType"
@@ -101,6 +102,12 @@ typedef enum {
     SCEP_BACKEND_CMP = 2,     /* an external CA over CMP */
     SCEP_BACKEND_HELPER = 3   /* an external CA through a certmonger CA helper */
 } scep_backend_kind_t;
+
+/* SCEPPasswordStore: where the one-time passwords live. */
+typedef enum {
+    SCEP_PASSWORD_STORE_SHM = 1, /* shared memory: one server's */
+    SCEP_PASSWORD_STORE_SQL = 2  /* the records database: a service of several servers */
+} scep_password_store_kind_t;
 
 /* Largest SCEPCertificateValidity and <SCEPTemplate>'s Validity. */
 #define SCEP_VALIDITY_DAYS_MAX 36500
@@ -203,6 +210,10 @@ typedef enum {
     X(SCEP_SECRET_KEY_FILE, secret_key_file, FILE, set_file, GLOBAL, 0, 0, NULL, NULL, \
       "key file (mode 0600, created when missing) protecting secrets " \
       "kept at rest") \
+    X(SCEP_PASSWORD_STORE, password_store, ENUM, set_password_store, GLOBAL, 0, 0, NULL, \
+      SCEP_PASSWORD_STORE_SHM, \
+      "shm|sql: one-time passwords in shared memory (one server) or in the " \
+      "records database, shared by the servers of a service (default shm)") \
     X(SCEP_PASSWORD_VDIR, password_vdir, STRING, set_string, SERVER, 0, 0, NULL, \
       "/certsrv/mscep_admin", \
       "URL path at or below which passwords are handed out; /: anywhere " \

@@ -29,6 +29,13 @@
  * The mutex keeps the mechanism it was made with (the `Mutex` directive of
  * the first generation) until a full restart.
  *
+ * With `SCEPPasswordStore sql` the one-time passwords live in the records
+ * database instead (scep_password_sql.c), shared by every server of a
+ * service: no segment, no mutex here; the secret key file (which all the
+ * servers share) is read in check_config, and the single password is
+ * read from the records (made by the first server that needs it) at each
+ * use, so that `scepctl single-password --db` reaches every server at once.
+ *
  * Single-password mode reads (or makes) the secret key and the encrypted
  * password in check_config, in the parent, as root: so `apachectl -t`
  * reports a password that does not decrypt (event 49), and also makes the
@@ -69,7 +76,14 @@ typedef struct pwcache_t {
  * these are set again by each generation's startup hooks. */
 static pwcache_t *pwcache;
 static scep_pwcache_opts_t issue_opts;
-static const char *single_password; /* on pconf; NULL unless single-password mode */
+static const char *single_password; /* on pconf; NULL unless single-password mode (shm) */
+static int store_kind;              /* SCEPPasswordStore */
+static int single_mode;             /* SCEPUseSinglePassword */
+/* SCEPPasswordStore sql: the secret key (the single password in the
+ * records is sealed with it) and the passwords' HMAC key derived from it;
+ * wiped with pconf. */
+static unsigned char secret_key[SCEP_SECRET_KEY_LEN];
+static scep_password_sql_conf_t sql_conf;
 
 /* ----------------------------------------------------------------------
  * Startup
@@ -196,12 +210,92 @@ leave:
     return rv;
 }
 
+static apr_status_t cleanse_keys(void *data)
+{
+    (void)data;
+    OPENSSL_cleanse(secret_key, sizeof(secret_key));
+    OPENSSL_cleanse(&sql_conf, sizeof(sql_conf));
+    return APR_SUCCESS;
+}
+
+/* The key file must exist: a server that made its own would MAC the
+ * passwords under another key than the other servers (theirs refused
+ * here, its own refused there) and could not open their single password. */
+static apr_status_t require_shared_key_file(apr_pool_t *ptemp, server_rec *s,
+                                            const mod_scep_srv_conf_t *conf)
+{
+    int exists = 0;
+
+    if (!conf->secret_key_file) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     SCEPLOGNO(013) SCEP_PASSWORD_STORE
+                     " sql needs " SCEP_SECRET_KEY_FILE
+                     ", the key file that every server of the service shares "
+                     "(the records keep the passwords as HMACs under a key "
+                     "derived from it)%s",
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+        return APR_EINVAL;
+    }
+    if (file_exists(ptemp, conf->secret_key_file, &exists) != APR_SUCCESS || !exists) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     SCEPLOGNO(014) SCEP_PASSWORD_STORE
+                     " sql: " SCEP_SECRET_KEY_FILE
+                     " %s does not exist: every server of the service needs the "
+                     "same key file; make it once (`scepctl secret-key --key %s`) "
+                     "and copy it to each server (mode 0600)%s",
+                     conf->secret_key_file, conf->secret_key_file,
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+        return APR_ENOENT;
+    }
+    return APR_SUCCESS;
+}
+
+/* SCEPPasswordStore sql: the shared key read, the HMAC key derived. */
+static apr_status_t setup_sql_store(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                                    const mod_scep_srv_conf_t *conf)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    apr_status_t rv = require_shared_key_file(ptemp, s, conf);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_cleanup_register(pconf, NULL, cleanse_keys, apr_pool_cleanup_null);
+    rv = scep_secret_key_read(ptemp, conf->secret_key_file, secret_key, &prob);
+    if (rv != APR_SUCCESS) {
+        mod_scep_log_startup_problem(s, SCEPLOGNO(015), &prob);
+        return rv;
+    }
+    rv = scep_password_sql_key(secret_key, sql_conf.mac_key);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(
+            APLOG_MARK, APLOG_EMERG, rv, s,
+            SCEPLOGNO(
+                016) "cannot derive the one-time passwords' HMAC key from " SCEP_SECRET_KEY_FILE
+                     " %s (HKDF)%s",
+            conf->secret_key_file, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+        mod_scep_log_openssl(s, APLOG_EMERG);
+        return rv;
+    }
+    sql_conf.opts = issue_opts;
+    return APR_SUCCESS;
+}
+
 apr_status_t mod_scep_passwords_check_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                              server_rec *main_s)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(main_s);
 
     single_password = NULL;
+    store_kind = conf->password_store;
+    single_mode = conf->use_single_password;
+    issue_opts.max = conf->password_max;
+    issue_opts.validity = apr_time_from_sec((apr_time_t)conf->password_validity * 60);
+    issue_opts.length = conf->password_length;
+    if (store_kind == SCEP_PASSWORD_STORE_SQL) {
+        /* The single password lives in the records: no file. */
+        return setup_sql_store(pconf, ptemp, main_s, conf);
+    }
     if (!conf->use_single_password) {
         return APR_SUCCESS;
     }
@@ -335,9 +429,10 @@ apr_status_t mod_scep_passwords_post_config(server_rec *main_s)
 
     pwcache = NULL;
     /* The first pass only checks the configuration; the segment made there
-     * would be thrown away (or, after detaching, lose its lock file). */
+     * would be thrown away (or, after detaching, lose its lock file). With
+     * SCEPPasswordStore sql the records hold the passwords. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG ||
-        !any_server_enabled(main_s)) {
+        !any_server_enabled(main_s) || conf->password_store == SCEP_PASSWORD_STORE_SQL) {
         return APR_SUCCESS;
     }
     rv = pwcache_find_or_create(main_s, &pc);
@@ -346,9 +441,6 @@ apr_status_t mod_scep_passwords_post_config(server_rec *main_s)
     }
     if (rv == APR_SUCCESS) {
         pwcache = pc;
-        issue_opts.max = conf->password_max;
-        issue_opts.validity = apr_time_from_sec((apr_time_t)conf->password_validity * 60);
-        issue_opts.length = conf->password_length;
     }
     return rv;
 }
@@ -406,26 +498,153 @@ static void pwcache_unlock(server_rec *s)
     }
 }
 
+/* The cache as a one-time password store (scep_password_store_t); the
+ * baton is the server, whose log says what fails. */
+static apr_status_t shm_issue(scep_password_store_t *ps, apr_pool_t *p, const char **password,
+                              apr_time_t *expires, int *waiting)
+{
+    server_rec *s = ps->baton;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv = pwcache_lock(s);
+
+    *password = NULL;
+    *waiting = 0;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scep_pwcache_issue(pwcache->cache, p, now, &issue_opts, password, expires);
+    *waiting = scep_pwcache_in_use(pwcache->cache, now);
+    pwcache_unlock(s);
+    return rv;
+}
+
+static apr_status_t shm_waiting(scep_password_store_t *ps, apr_pool_t *p, int *waiting)
+{
+    server_rec *s = ps->baton;
+    apr_status_t rv = pwcache_lock(s);
+
+    (void)p;
+    *waiting = 0;
+    if (rv == APR_SUCCESS) {
+        *waiting = scep_pwcache_in_use(pwcache->cache, apr_time_now());
+        pwcache_unlock(s);
+    }
+    return rv;
+}
+
+/* The cache's verdict; prob's failInfo stays NONE on a server fault. */
+static apr_status_t shm_use(scep_password_store_t *ps, apr_pool_t *p, const char *challenge,
+                            int key_usage, const char *spender, scep_problem_t *prob)
+{
+    server_rec *s = ps->baton;
+    apr_status_t rv = pwcache_lock(s);
+
+    (void)p; /* what the cache keeps lives in shared memory */
+    if (rv != APR_SUCCESS) {
+        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+                            "the password cache cannot be used");
+    }
+    rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, spender, prob);
+    pwcache_unlock(s);
+    if (rv != APR_SUCCESS && prob->fail_info == SCEP_FAIL_NONE) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, SCEPLOGNO(417) "%s%s", prob->text,
+                     scep_event_text(prob->event));
+        mod_scep_log_openssl(s, APLOG_ERR);
+    }
+    return rv;
+}
+
+static scep_password_store_t *shm_store(apr_pool_t *p, server_rec *s)
+{
+    scep_password_store_t *ps = apr_pcalloc(p, sizeof(*ps));
+
+    ps->baton = s;
+    ps->use = shm_use;
+    ps->issue = shm_issue;
+    ps->waiting = shm_waiting;
+    return ps;
+}
+
+/* scep_password_sql()'s records for the server without a request: a
+ * connection given back when the pool of the baton is cleared. */
+typedef struct server_records_t {
+    apr_pool_t *p;
+    server_rec *s;
+    scep_store_t *store;
+} server_records_t;
+
+static scep_store_t *server_records(void *baton)
+{
+    server_records_t *sr = baton;
+
+    if (!sr->store) {
+        sr->store = mod_scep_store_open_server(sr->p, sr->s);
+    }
+    return sr->store;
+}
+
+static scep_store_t *request_records(void *baton)
+{
+    return mod_scep_store_acquire(baton);
+}
+
+/* The one-time passwords of this generation: r's (NULL: the server s's,
+ * through a connection of its own on p). */
+static scep_password_store_t *one_time_store(apr_pool_t *p, server_rec *s, request_rec *r)
+{
+    server_records_t *sr;
+
+    if (store_kind != SCEP_PASSWORD_STORE_SQL) {
+        return shm_store(p, s);
+    }
+    if (r) {
+        return scep_password_sql(p, &sql_conf, request_records, r);
+    }
+    sr = apr_pcalloc(p, sizeof(*sr));
+    sr->p = p;
+    sr->s = s;
+    return scep_password_sql(p, &sql_conf, server_records, sr);
+}
+
+/* The single password of this generation in *password: the file's (shm),
+ * or the one the records hold for the service (sql; made by the first
+ * server that needs it); NULL when not in single-password mode. An error
+ * when the records cannot give it (logged). */
+static apr_status_t single_password_of(request_rec *r, const char **password)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_store_t *store;
+    apr_status_t rv;
+
+    *password = single_password;
+    if (!single_mode || store_kind != SCEP_PASSWORD_STORE_SQL) {
+        return APR_SUCCESS;
+    }
+    store = mod_scep_store_acquire(r);
+    if (!store) {
+        return APR_EGENERAL;
+    }
+    rv = scep_single_password_sql(r->pool, store, secret_key, issue_opts.length, password, &prob);
+    if (rv != APR_SUCCESS) {
+        mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(418), &prob);
+    }
+    return rv;
+}
+
 apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires,
                                      int *waiting)
 {
-    apr_time_t now = apr_time_now();
+    scep_password_store_t *ps;
     apr_status_t rv;
 
     *password = NULL;
     *waiting = 0;
-    if (single_password) {
-        *password = single_password;
+    if (single_mode) {
         *expires = 0;
-        return APR_SUCCESS;
+        return single_password_of(r, password);
     }
-    rv = pwcache_lock(r->server);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = scep_pwcache_issue(pwcache->cache, r->pool, now, &issue_opts, password, expires);
-    *waiting = scep_pwcache_in_use(pwcache->cache, now);
-    pwcache_unlock(r->server);
+    ps = one_time_store(r->pool, r->server, r);
+    rv = ps->issue(ps, r->pool, password, expires, waiting);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOSPC(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
                       SCEPLOGNO(416) "cannot make a one-time password");
@@ -434,49 +653,36 @@ apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_
     return rv;
 }
 
-apr_status_t mod_scep_passwords_waiting(server_rec *s, int *waiting)
+apr_status_t mod_scep_passwords_waiting(apr_pool_t *p, server_rec *s, int *waiting)
 {
+    scep_password_store_t *ps;
+    apr_pool_t *sub = NULL;
     apr_status_t rv;
 
     *waiting = 0;
-    if (single_password || !pwcache) {
+    if (single_mode || (store_kind != SCEP_PASSWORD_STORE_SQL && !pwcache)) {
         return APR_SUCCESS;
     }
-    rv = pwcache_lock(s);
+    /* Its own pool: the records' connection goes back at once. */
+    rv = apr_pool_create(&sub, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    *waiting = scep_pwcache_in_use(pwcache->cache, apr_time_now());
-    pwcache_unlock(s);
-    return APR_SUCCESS;
-}
-
-/* The one-time cache's verdict; prob's failInfo stays NONE on a server fault. */
-static apr_status_t spend_one_time_password(request_rec *r, const char *challenge, int key_usage,
-                                            const char *spender, scep_problem_t *prob)
-{
-    apr_status_t rv = pwcache_lock(r->server);
-
-    if (rv != APR_SUCCESS) {
-        return scep_problem(prob, rv, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
-                            "the password cache cannot be used");
-    }
-    rv = scep_pwcache_use(pwcache->cache, apr_time_now(), challenge, key_usage, spender, prob);
-    pwcache_unlock(r->server);
-    if (rv != APR_SUCCESS && prob->fail_info == SCEP_FAIL_NONE) {
-        mod_scep_log_problem(r, APLOG_ERR, SCEPLOGNO(417), prob);
-    }
+    ps = one_time_store(sub, s, NULL);
+    rv = ps->waiting(ps, sub, waiting);
+    apr_pool_destroy(sub);
     return rv;
 }
 
-/* scep_password_store_t's use() on the cache; the baton is the request. */
+/* scep_password_store_t's use() of a request; the baton is the request. */
 static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const char *challenge,
                                  int key_usage, const char *spender, scep_problem_t *prob)
 {
     request_rec *r = ps->baton;
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(r->server);
+    scep_password_store_t *one_time;
+    const char *single = NULL;
 
-    (void)p; /* what the cache keeps lives in shared memory */
     if (!challenge || !*challenge) {
         return scep_problem(prob, APR_EINVAL, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NO_PASSWORD,
                             "the request carries no challenge password");
@@ -487,10 +693,15 @@ static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const
     if (conf->challenge && scep_password_equal(conf->challenge, challenge)) {
         return APR_SUCCESS;
     }
-    if (single_password && scep_password_equal(single_password, challenge)) {
+    if (single_password_of(r, &single) != APR_SUCCESS) {
+        return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+                            "the single password cannot be read");
+    }
+    if (single && scep_password_equal(single, challenge)) {
         return APR_SUCCESS;
     }
-    return spend_one_time_password(r, challenge, key_usage, spender, prob);
+    one_time = one_time_store(p, r->server, r);
+    return one_time->use(one_time, p, challenge, key_usage, spender, prob);
 }
 
 scep_password_store_t *mod_scep_password_store(request_rec *r)

@@ -131,21 +131,24 @@ void mod_scep_store_pre_config(apr_pool_t *pconf);
 apr_status_t mod_scep_store_post_config(server_rec *s);
 void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s);
 
-/* A new one-time password, or the single password in single-password mode
- * (expires 0); *waiting: how many one-time passwords, this one included,
- * wait for their devices (0 for the single password). APR_ENOSPC: the cache
- * is full (mod_scep_passwords.c). */
+/* A new one-time password (SCEPPasswordStore: in the cache or in the
+ * records), or the single password in single-password mode (expires 0);
+ * *waiting: how many one-time passwords, this one included, wait for their
+ * devices (0 for the single password). APR_ENOSPC: SCEPPasswordMax wait
+ * already (mod_scep_passwords.c). */
 apr_status_t mod_scep_password_issue(request_rec *r, const char **password, apr_time_t *expires,
                                      int *waiting);
 
-/* How many one-time passwords wait for their devices now (0 in
- * single-password mode and when no server has SCEP); an error when the
- * cache cannot be locked (logged) (mod_scep_passwords.c). */
-apr_status_t mod_scep_passwords_waiting(server_rec *s, int *waiting);
+/* How many one-time passwords wait for their devices now, in the cache or,
+ * with SCEPPasswordStore sql, in the whole service (0 in single-password
+ * mode and when no server has SCEP); an error when the cache cannot be
+ * locked or the records cannot be read (logged) (mod_scep_passwords.c). */
+apr_status_t mod_scep_passwords_waiting(apr_pool_t *p, server_rec *s, int *waiting);
 
-/* The password cache as the engine's password store (scep_enroll.h):
+/* The passwords as the engine's password store (scep_enroll.h):
  * SCEPChallengePasswordFile's static password, the single password, then
- * the one-time passwords (scep_pwcache_use()), for r (mod_scep_passwords.c). */
+ * the one-time passwords (SCEPPasswordStore: the cache's scep_pwcache_use()
+ * or the records' scep_password_sql()), for r (mod_scep_passwords.c). */
 scep_password_store_t *mod_scep_password_store(request_rec *r);
 
 /* The password cache's part of the startup hooks (mod_scep_passwords.c):

@@ -605,6 +605,19 @@ typedef struct scep_service_t {
     const char *ra_sha256; /* "SIGNING ENCRYPTION": the RA certificates (the CA's in simple mode) */
     apr_time_t recorded;   /* when the records took it; 0 when not from the records */
 } scep_service_t;
+/* The halves of a one-time password (scep_password.h's use rule): the
+ * signing key's, the encryption key's; a general-purpose key takes both. */
+#define SCEP_PASSWORD_SERVED_SIGN 0x1
+#define SCEP_PASSWORD_SERVED_ENCRYPT 0x2
+#define SCEP_PASSWORD_SERVED_ALL (SCEP_PASSWORD_SERVED_SIGN | SCEP_PASSWORD_SERVED_ENCRYPT)
+
+/* A one-time password as the records keep it (SCEPPasswordStore sql). */
+typedef struct scep_password_row_t {
+    apr_time_t expires;
+    int served;                  /* SCEP_PASSWORD_SERVED_* halves used */
+    const char *spender_sign;    /* hex HMAC of the request that used each half */
+    const char *spender_encrypt; /* (NULL: not used) */
+} scep_password_row_t;
 
 typedef struct scep_store_t scep_store_t;
 
@@ -691,6 +704,37 @@ struct scep_store_t {
      * recorded already (a concurrent first server too), unless replace. */
     apr_status_t (*record_service)(scep_store_t *store, apr_pool_t *p, const scep_service_t *svc,
                                    int replace);
+
+    /* The one-time passwords of SCEPPasswordStore sql (schema 6), each by
+     * mac, the hex HMAC of the password (scep_password_sql.c); times in
+     * whole seconds. */
+    /* Purges the expired passwords, then adds mac valid until expires
+     * unless max passwords wait already (APR_ENOSPC, nothing added): one
+     * transaction, serialized across the service (PostgreSQL: an advisory
+     * lock; SQLite: its write lock), so max holds for every server at once.
+     * *waiting: the passwords waiting afterwards. */
+    apr_status_t (*password_add)(scep_store_t *store, apr_pool_t *p, const char *mac,
+                                 apr_time_t now, apr_time_t expires, int max, int *waiting);
+    /* Passwords neither expired at now nor used up. */
+    apr_status_t (*password_waiting)(scep_store_t *store, apr_pool_t *p, apr_time_t now,
+                                     int *waiting);
+    /* Spends the halves (SCEP_PASSWORD_SERVED_*) of mac for spender (its
+     * hex HMAC) in one conditional UPDATE: APR_SUCCESS when it did;
+     * APR_EEXIST when nothing changed (unknown, expired at now, or one of
+     * the halves served before): password_find() tells which. */
+    apr_status_t (*password_spend)(scep_store_t *store, apr_pool_t *p, const char *mac,
+                                   apr_time_t now, int halves, const char *spender);
+    /* The row of mac, to word a refusal; APR_NOTFOUND when none. */
+    apr_status_t (*password_find)(scep_store_t *store, apr_pool_t *p, const char *mac,
+                                  scep_password_row_t **row);
+    /* What the servers share sealed (scep_secret): the value of name, or
+     * APR_NOTFOUND. */
+    apr_status_t (*secret_get)(scep_store_t *store, apr_pool_t *p, const char *name,
+                               const char **sealed);
+    /* Records sealed as name: replace 0 keeps a value recorded before (the
+     * first server's), 1 replaces it. */
+    apr_status_t (*secret_put)(scep_store_t *store, apr_pool_t *p, const char *name,
+                               const char *sealed, int replace);
 };
 
 /* Log levels of the store's messages: syslog's, as httpd's APLOG_* are. */

@@ -123,6 +123,16 @@ struct scep_password_store_t {
      * the same key usage. A fault (logged) leaves fail_info SCEP_FAIL_NONE. */
     apr_status_t (*use)(scep_password_store_t *ps, apr_pool_t *p, const char *challenge,
                         int key_usage, const char *spender, scep_problem_t *prob);
+    /* For the admin page (the engine only calls use()); NULL in a store
+     * that only checks. A new one-time password (the single password in
+     * single-password mode, *expires 0), on p, valid until *expires;
+     * *waiting: the passwords waiting for their devices, this one included.
+     * APR_ENOSPC when SCEPPasswordMax wait already (nothing issued); any
+     * other error is a fault (logged). */
+    apr_status_t (*issue)(scep_password_store_t *ps, apr_pool_t *p, const char **password,
+                          apr_time_t *expires, int *waiting);
+    /* How many one-time passwords wait: neither expired nor used up. */
+    apr_status_t (*waiting)(scep_password_store_t *ps, apr_pool_t *p, int *waiting);
 };
 
 /* ----------------------------------------------------------------------

@@ -32,13 +32,13 @@
 #include "scep_password.h"
 #include "scep_x509.h"
 
-#define MAC_LEN 32 /* HMAC-SHA256 */
-#define MAC_KEY_LEN 32
+#define MAC_LEN SCEP_PASSWORD_MAC_LEN
+#define MAC_KEY_LEN SCEP_PASSWORD_MAC_LEN
 
 /* The halves of a password, as entries record them. */
-#define SERVED_SIGN 0x1
-#define SERVED_ENCRYPT 0x2
-#define SERVED_ALL (SERVED_SIGN | SERVED_ENCRYPT)
+#define SERVED_SIGN SCEP_PASSWORD_SERVED_SIGN
+#define SERVED_ENCRYPT SCEP_PASSWORD_SERVED_ENCRYPT
+#define SERVED_ALL SCEP_PASSWORD_SERVED_ALL
 
 #define SEAL_MAGIC "SCEPPW1"
 #define SEAL_PREFIX SEAL_MAGIC ":"
@@ -92,7 +92,7 @@ static void cleanse_with_pool(apr_pool_t *p, char *text)
     apr_pool_cleanup_register(p, text, cleanse_string, apr_pool_cleanup_null);
 }
 
-static int password_mac(const unsigned char *key, const char *password, unsigned char mac[MAC_LEN])
+int scep_password_mac(const unsigned char *key, const char *password, unsigned char mac[MAC_LEN])
 {
     size_t len = 0;
 
@@ -109,6 +109,15 @@ static apr_status_t crypto_problem(scep_problem_t *prob, const char *text)
 /* ----------------------------------------------------------------------
  * The one-time password cache
  */
+
+apr_status_t scep_password_refused(scep_problem_t *prob, int served)
+{
+    return served == SERVED_ALL
+               ? scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD,
+                              TEXT_INVALID)
+               : scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST,
+                              SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD, TEXT_USED_FOR_USAGE);
+}
 
 apr_size_t scep_pwcache_size(int capacity)
 {
@@ -245,7 +254,7 @@ apr_status_t scep_pwcache_issue(scep_pwcache_t *cache, apr_pool_t *p, apr_time_t
     if (rv != APR_SUCCESS) {
         goto leave;
     }
-    if (!password_mac(cache->key, text, slot->mac)) {
+    if (!scep_password_mac(cache->key, text, slot->mac)) {
         entry_free(slot);
         rv = APR_EGENERAL;
         goto leave;
@@ -274,8 +283,7 @@ static int find_entry(const scep_pwcache_t *cache, const unsigned char *mac)
     return found;
 }
 
-/* The halves a request with this keyUsage spends (see scep_password.h). */
-static int halves_asked(int key_usage)
+int scep_password_halves(int key_usage)
 {
     int asked = 0;
 
@@ -320,12 +328,13 @@ apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char 
                               int key_usage, const char *spender, scep_problem_t *prob)
 {
     unsigned char mac[MAC_LEN], who[MAC_LEN];
-    int asked = halves_asked(key_usage);
+    int asked = scep_password_halves(key_usage);
     pw_entry_t *e;
     int at;
     apr_status_t rv = APR_SUCCESS;
 
-    if (!password_mac(cache->key, password, mac) || !password_mac(cache->key, spender, who)) {
+    if (!scep_password_mac(cache->key, password, mac) ||
+        !scep_password_mac(cache->key, spender, who)) {
         rv = crypto_problem(prob, "cannot compute the HMAC of the challenge password");
         goto leave;
     }
@@ -335,19 +344,14 @@ apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char 
         if (e) {
             entry_free(e);
         }
-        rv = scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD,
-                          TEXT_INVALID);
+        rv = scep_password_refused(prob, SERVED_ALL);
         goto leave;
     }
     if ((e->served & asked) == asked && spent_by(e, asked, who)) {
         goto leave; /* the same request again */
     }
     if (e->served & asked) {
-        rv = e->served == SERVED_ALL
-                 ? scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST,
-                                SCEP_EVENT_INVALID_PASSWORD, TEXT_INVALID)
-                 : scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST,
-                                SCEP_EVENT_INVALID_USAGE_FOR_PASSWORD, TEXT_USED_FOR_USAGE);
+        rv = scep_password_refused(prob, e->served);
         goto leave;
     }
     spend(e, asked, who);
@@ -362,8 +366,8 @@ int scep_password_equal(const char *a, const char *b)
     unsigned char key[MAC_KEY_LEN], mac_a[MAC_LEN], mac_b[MAC_LEN];
     int equal = 0;
 
-    if (RAND_bytes(key, sizeof(key)) == 1 && password_mac(key, a, mac_a) &&
-        password_mac(key, b, mac_b)) {
+    if (RAND_bytes(key, sizeof(key)) == 1 && scep_password_mac(key, a, mac_a) &&
+        scep_password_mac(key, b, mac_b)) {
         equal = CRYPTO_memcmp(mac_a, mac_b, MAC_LEN) == 0;
     }
     OPENSSL_cleanse(key, sizeof(key));

@@ -42,6 +42,7 @@
 #include <apr_time.h>
 
 #include "scep.h"
+#include "scep_enroll.h"
 
 /* Bytes of randomness a password may have (SCEPPasswordLength's range). */
 #define SCEP_PASSWORD_BYTES_MIN 4
@@ -105,6 +106,24 @@ apr_status_t scep_pwcache_use(scep_pwcache_t *cache, apr_time_t now, const char 
  * Passwords in general.
  */
 
+/* Bytes of an HMAC-SHA256 and of its key. */
+#define SCEP_PASSWORD_MAC_LEN 32
+
+/* HMAC-SHA256 of text under a SCEP_PASSWORD_MAC_LEN-byte key; 0 when it
+ * cannot be computed. */
+int scep_password_mac(const unsigned char *key, const char *text,
+                      unsigned char mac[SCEP_PASSWORD_MAC_LEN]);
+
+/* The halves (SCEP_PASSWORD_SERVED_*) a request with key_usage spends by
+ * the use rule above (-1: no keyUsage, both). */
+int scep_password_halves(int key_usage);
+
+/* The refusal of a request whose halves the password served already
+ * (served, SCEP_PASSWORD_SERVED_*): failInfo badRequest with event 29 when
+ * it is used up (pass SCEP_PASSWORD_SERVED_ALL for one unknown or expired:
+ * the text does not say which), 43 when one half went to another request. */
+apr_status_t scep_password_refused(scep_problem_t *prob, int served);
+
 /* A random password of length bytes as upper-case hex, on p (cleansed when
  * p is cleared). */
 apr_status_t scep_password_generate(apr_pool_t *p, int length, const char **password);
@@ -151,5 +170,44 @@ apr_status_t scep_single_password_write(apr_pool_t *p, const char *file, const u
  * prob's event is 49 when it does not decrypt. */
 apr_status_t scep_single_password_read(apr_pool_t *p, const char *file, const unsigned char *key,
                                        const char **password, scep_problem_t *prob);
+
+/* ----------------------------------------------------------------------
+ * The one-time passwords of a service of several servers, in its records
+ * (SCEPPasswordStore sql, scep_password_sql.c): the rule above, the
+ * passwords and their spenders kept as hex HMACs under a key derived from
+ * the secret key file that every server shares (never the password), one
+ * conditional UPDATE per use (of two servers spending the same half at
+ * once, one wins), SCEPPasswordMax counted for the whole service.
+ */
+
+/* The passwords' HMAC key: HKDF-SHA256 of the secret key with a label of
+ * its own, so the key bytes that encrypt the single password never MAC. */
+apr_status_t scep_password_sql_key(const unsigned char *secret,
+                                   unsigned char mac_key[SCEP_PASSWORD_MAC_LEN]);
+
+typedef struct scep_password_sql_conf_t {
+    unsigned char mac_key[SCEP_PASSWORD_MAC_LEN]; /* scep_password_sql_key() */
+    scep_pwcache_opts_t opts;                     /* max is the service's */
+} scep_password_sql_conf_t;
+
+/* The store on the records that records(baton) gives (NULL: unreachable,
+ * logged by it; a fault), with a copy of conf, on p. Faults are logged by
+ * the records. */
+scep_password_store_t *scep_password_sql(apr_pool_t *p, const scep_password_sql_conf_t *conf,
+                                         scep_store_t *(*records)(void *baton), void *baton);
+
+/* The service's single password, sealed in the records (scep_secret) with
+ * the secret key as the password file is: opened, or, when none is
+ * recorded, made (length bytes) and recorded unless another server
+ * recorded one meanwhile (then that one). prob's event is 49 when it does
+ * not decrypt. */
+apr_status_t scep_single_password_sql(apr_pool_t *p, scep_store_t *store,
+                                      const unsigned char *secret, int length,
+                                      const char **password, scep_problem_t *prob);
+
+/* Records password as the service's single password, replacing one. */
+apr_status_t scep_single_password_sql_set(apr_pool_t *p, scep_store_t *store,
+                                          const unsigned char *secret, const char *password,
+                                          scep_problem_t *prob);
 
 #endif /* mod_scep_scep_password_h */

@@ -227,6 +227,10 @@ typedef struct driver_quirks_t {
     void (*on_connect_fn)(const struct sql_store_t *st);
     /* transactions begun and ended by statements, not apr_dbd's functions */
     int plain_transactions;
+    /* in a transaction, serializes what the servers of a service do one at
+     * a time until its end: this, which (SERVICE_LOCK_*) and ")"; NULL:
+     * the transaction's own write lock does (SQLite's BEGIN IMMEDIATE) */
+    const char *service_lock;
 } driver_quirks_t;
 
 /* SQLite: wait for a busy database instead of failing at once (several
@@ -261,11 +265,16 @@ static void sqlite3_files_private(const struct sql_store_t *st);
  * fails, as on a connection whose server restarted, and the worker
  * crashes (test_faults.py::test_database_restarted_under_load). */
 static const driver_quirks_t driver_quirks[] = {
-    { "sqlite3", sqlite3_on_connect, NULL, sqlite3_files_private, 0 },
-    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)", NULL, 1 },
+    { "sqlite3", sqlite3_on_connect, NULL, sqlite3_files_private, 0, NULL },
+    { "pgsql", pgsql_on_connect, "SELECT pg_advisory_xact_lock(1396917584)", NULL, 1,
+      "SELECT pg_advisory_xact_lock(1396917584, " },
 };
 
-static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL, 0 };
+static const driver_quirks_t generic_quirks = { "generic", NULL, NULL, NULL, 0, NULL };
+
+/* What the service lock serializes (the second key of PostgreSQL's
+ * two-key advisory locks, a key space apart from the migrations' lock). */
+enum { SERVICE_LOCK_PASSWORDS = 1 };
 
 static const driver_quirks_t *quirks_of(const scep_sql_conn_t *conn)
 {
@@ -300,6 +309,14 @@ enum {
     STMT_LIST_CERTS,
     STMT_LIST_REVOKED,
     STMT_REVOKE,
+    STMT_PASSWORD_PURGE,
+    STMT_PASSWORD_WAITING,
+    STMT_PASSWORD_INSERT,
+    STMT_PASSWORD_SPEND,
+    STMT_PASSWORD_FIND,
+    STMT_SECRET_GET,
+    STMT_SECRET_ADD,
+    STMT_SECRET_SET,
     STMT_FIND_SERVICE,
     STMT_INSERT_SERVICE,
     STMT_REPLACE_SERVICE,
@@ -380,6 +397,29 @@ static const statement_t statements[STMT_COUNT] = {
                                " WHERE revoked_at IS NOT NULL ORDER BY revoked_at, serial" },
     { "mod_scep_revoke", "UPDATE scep_cert SET revoked_at = %s, revocation_reason = %d"
                          " WHERE serial = %s AND revoked_at IS NULL" },
+    { "mod_scep_password_purge", "DELETE FROM scep_password WHERE expires_at <= %lld" },
+    { "mod_scep_password_waiting",
+      "SELECT COUNT(*) FROM scep_password WHERE expires_at > %lld AND served <> %d" },
+    { "mod_scep_password_insert",
+      "INSERT INTO scep_password (mac, issued_at, expires_at, served) VALUES (%s, %lld, %lld, 0)" },
+    /* The whole use rule's race in one statement: it changes the row only
+     * while none of the halves asked was served, so of two servers spending
+     * the same half at once one changes it and the other changes nothing.
+     * A half not asked keeps its spender (NULL for it). */
+    { "mod_scep_password_spend",
+      "UPDATE scep_password SET served = served | %d,"
+      " spender_sign = COALESCE(%s, spender_sign), spender_encrypt = COALESCE(%s, spender_encrypt)"
+      " WHERE mac = %s AND expires_at > %lld AND (served & %d) = 0" },
+    { "mod_scep_password_find",
+      "SELECT expires_at, served, spender_sign, spender_encrypt FROM scep_password"
+      " WHERE mac = %s" },
+    { "mod_scep_secret_get", "SELECT sealed FROM scep_secret WHERE name = %s" },
+    /* ON CONFLICT: PostgreSQL 9.5, SQLite 3.24 */
+    { "mod_scep_secret_add", "INSERT INTO scep_secret (name, sealed, updated) VALUES (%s, %s, %lld)"
+                             " ON CONFLICT (name) DO NOTHING" },
+    { "mod_scep_secret_set",
+      "INSERT INTO scep_secret (name, sealed, updated) VALUES (%s, %s, %lld)"
+      " ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated" },
     { "mod_scep_find_service", "SELECT issuer, ca_sha256, ra_sha256, recorded FROM scep_service"
                                " WHERE issuer = %s" },
     /* No row when the CA's service is recorded: a first server that lost
@@ -1597,6 +1637,199 @@ static apr_status_t revoke_cert(scep_store_t *store, apr_pool_t *p, const char *
 }
 
 /* ----------------------------------------------------------------------
+ * One-time passwords and shared secrets (SCEPPasswordStore sql)
+ */
+
+static int take_service_lock(const sql_store_t *st, int which)
+{
+    const char *lock = quirks_of(&st->conn)->service_lock;
+
+    return lock ? run_select(st, apr_pstrcat(st->pool, lock, apr_itoa(st->pool, which), ")", NULL))
+                : 0;
+}
+
+static void *read_count(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    int *count = apr_palloc(p, sizeof(*count));
+
+    *count = int_of(entry_or_null(p, st, row, 0), 0);
+    return count;
+}
+
+static void *read_password(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    scep_password_row_t *pw = apr_pcalloc(p, sizeof(*pw));
+
+    pw->expires = time_of_seconds(entry_or_null(p, st, row, 0));
+    pw->served = int_of(entry_or_null(p, st, row, 1), 0);
+    pw->spender_sign = entry_or_null(p, st, row, 2);
+    pw->spender_encrypt = entry_or_null(p, st, row, 3);
+    return pw;
+}
+
+static void *read_text(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    return (void *)entry_or_null(p, st, row, 0);
+}
+
+/* Passwords neither expired at now (seconds) nor used up. */
+static int count_waiting(const sql_store_t *st, apr_pool_t *p, const char *now, int *waiting,
+                         const char **error)
+{
+    const char *args[] = { now, apr_itoa(p, SCEP_PASSWORD_SERVED_ALL) };
+    apr_array_header_t *rows;
+    int err = select_once(st, p, STMT_PASSWORD_WAITING, 2, args, read_count, &rows, error);
+
+    *waiting = !err && rows->nelts > 0 ? *APR_ARRAY_IDX(rows, 0, int *) : 0;
+    return err;
+}
+
+/* args: mac, now, expires. The count and the insert under the service's
+ * lock: two servers issuing at once cannot both see room for one more. */
+static int password_add_once(const sql_store_t *st, apr_pool_t *p, const char **args, int max,
+                             int *waiting, int *added, const char **error)
+{
+    sql_txn_t trans;
+    int nrows = 0, err;
+
+    *added = 0;
+    *error = NULL;
+    if (lock_writes(st) != APR_SUCCESS) {
+        *error = NO_WRITE_LOCK;
+        return -1;
+    }
+    err = begin_transaction(st, p, &trans);
+    if (!err) {
+        err = take_service_lock(st, SERVICE_LOCK_PASSWORDS);
+    }
+    if (!err) {
+        err = pquery(st, p, STMT_PASSWORD_PURGE, 1, args + 1, &nrows);
+    }
+    if (!err) {
+        err = count_waiting(st, p, args[1], waiting, error);
+    }
+    if (!err && *waiting < max) {
+        err = pquery(st, p, STMT_PASSWORD_INSERT, 3, args, &nrows);
+        *added = !err;
+    }
+    /* Read before a rollback replaces it. */
+    if (err && !*error) {
+        *error = dbd_error(st, err);
+    }
+    err = end_transaction(st, &trans, err);
+    if (err && !*error) {
+        *error = dbd_error(st, err);
+    }
+    unlock_writes(st);
+    *added = *added && !err;
+    *waiting += *added;
+    return err;
+}
+
+static apr_status_t password_add(scep_store_t *store, apr_pool_t *p, const char *mac,
+                                 apr_time_t now, apr_time_t expires, int max, int *waiting)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { mac, seconds_of(p, now), seconds_of(p, expires) };
+    const char *error = NULL;
+    int added = 0, err = password_add_once(st, p, args, max, waiting, &added, &error);
+
+    if (err && renewed(st, error)) {
+        err = password_add_once(st, p, args, max, waiting, &added, &error);
+    }
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(360) "cannot add a one-time password: %s", error);
+        return APR_EGENERAL;
+    }
+    return added ? APR_SUCCESS : APR_ENOSPC;
+}
+
+static apr_status_t password_waiting(scep_store_t *store, apr_pool_t *p, apr_time_t now,
+                                     int *waiting)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    int err = count_waiting(st, p, seconds_of(p, now), waiting, &error);
+
+    if (err && renewed(st, error)) {
+        err = count_waiting(st, p, seconds_of(p, now), waiting, &error);
+    }
+    if (err) {
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(361) "cannot count the one-time passwords waiting: %s", error);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t password_spend(scep_store_t *store, apr_pool_t *p, const char *mac,
+                                   apr_time_t now, int halves, const char *spender)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { apr_itoa(p, halves),
+                           halves & SCEP_PASSWORD_SERVED_SIGN ? spender : NULL,
+                           halves & SCEP_PASSWORD_SERVED_ENCRYPT ? spender : NULL,
+                           mac,
+                           seconds_of(p, now),
+                           apr_itoa(p, halves) };
+    const char *error = NULL;
+    int nrows = 0, err = locked_pquery(st, p, STMT_PASSWORD_SPEND, 6, args, &nrows, &error);
+
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(362) "cannot spend a one-time password: %s%s", error,
+                  scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
+        return APR_EGENERAL;
+    }
+    return nrows == 1 ? APR_SUCCESS : APR_EEXIST;
+}
+
+static apr_status_t password_find(scep_store_t *store, apr_pool_t *p, const char *mac,
+                                  scep_password_row_t **row)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    apr_status_t rv =
+        select_one(st, p, STMT_PASSWORD_FIND, mac, read_password, (void **)row, &error);
+
+    if (rv == APR_EGENERAL) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(363) "cannot look up a one-time password: %s%s",
+                  error, scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
+    }
+    return rv;
+}
+
+static apr_status_t secret_get(scep_store_t *store, apr_pool_t *p, const char *name,
+                               const char **sealed)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    apr_status_t rv = select_one(st, p, STMT_SECRET_GET, name, read_text, (void **)sealed, &error);
+
+    if (rv == APR_EGENERAL) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(364) "cannot read the shared secret %s: %s", name,
+                  error);
+    }
+    return rv;
+}
+
+static apr_status_t secret_put(scep_store_t *store, apr_pool_t *p, const char *name,
+                               const char *sealed, int replace)
+{
+    sql_store_t *st = store->baton;
+    const char *args[] = { name, sealed, seconds_of(p, apr_time_now()) };
+    const char *error = NULL;
+    int nrows = 0, err = locked_pquery(st, p, replace ? STMT_SECRET_SET : STMT_SECRET_ADD, 3, args,
+                                       &nrows, &error);
+
+    if (err) {
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(365) "cannot record the shared secret %s: %s", name,
+                  error);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* ----------------------------------------------------------------------
  * The service (several servers, one database)
  */
 
@@ -1690,6 +1923,12 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
     st->store.list_certs = list_certs;
     st->store.list_revoked = list_revoked;
     st->store.revoke = revoke_cert;
+    st->store.password_add = password_add;
+    st->store.password_waiting = password_waiting;
+    st->store.password_spend = password_spend;
+    st->store.password_find = password_find;
+    st->store.secret_get = secret_get;
+    st->store.secret_put = secret_put;
     st->store.find_service = find_service;
     st->store.record_service = record_service;
     *store = NULL;

@@ -114,13 +114,18 @@ static const char usage_text[] =
     "      exit 0 only when the CA answered\n"
     "  scepctl thumbprint FILE\n"
     "      prints the SHA-1 thumbprint of the certificate in FILE\n"
-    "  scepctl single-password --key KEYFILE --file FILE\n"
+    "  scepctl single-password --key KEYFILE (--file FILE | --db PARAMS [--db-driver D])\n"
     "                          [--set PASSWORD|- | --generate [--length BYTES]] [--show]\n"
     "      the single password (SCEPSecretKeyFile, SCEPSinglePasswordFile): makes\n"
     "      KEYFILE (0600) when missing; --set writes PASSWORD (\"-\": the first line\n"
     "      of standard input, which other users cannot see in the process list),\n"
     "      --generate a random one of BYTES bytes (default 8) as upper-case hex;\n"
     "      otherwise checks that FILE decrypts. --show prints the password alone.\n"
+    "      --db: the service's single password in the records (SCEPPasswordStore\n"
+    "      sql; made as a server makes it when none is recorded), for every server\n"
+    "  scepctl secret-key --key KEYFILE\n"
+    "      makes a new secret key file (0600), never replacing one: with\n"
+    "      SCEPPasswordStore sql, copy it to every server of the service\n"
     "  scepctl list --db PARAMS [--db-driver sqlite3|pgsql] [--status STATE|all]\n"
     "               [--certs [--search TEXT]] [--limit N]\n"
     "      requests (default: pending) or, with --certs, issued certificates, newest\n"
@@ -214,9 +219,16 @@ static const apr_getopt_option_t install_options[] = {
     { NULL, 0, 0, NULL }
 };
 
+static const apr_getopt_option_t secret_key_options[] = { { "key", OPT_KEY, 1,
+                                                            "the secret key file" },
+                                                          { "help", OPT_HELP, 0, "this text" },
+                                                          { NULL, 0, 0, NULL } };
+
 static const apr_getopt_option_t single_password_options[] = {
     { "key", OPT_KEY, 1, "the secret key file" },
     { "file", OPT_FILE, 1, "the encrypted single password file" },
+    { "db", OPT_DB, 1, "DBDParams of the records (SCEPPasswordStore sql)" },
+    { "db-driver", OPT_DB_DRIVER, 1, "DBDriver of the records (default sqlite3)" },
     { "set", OPT_SET, 1, "the new password, - for standard input" },
     { "generate", OPT_GENERATE, 0, "a new random password" },
     { "length", OPT_LENGTH, 1, "bytes of randomness of --generate" },
@@ -1053,6 +1065,30 @@ static apr_status_t new_single_password(ctl_t *ctl, const char **password)
     return APR_SUCCESS;
 }
 
+static apr_status_t open_records(ctl_t *ctl, scep_store_t **store);
+
+/* The password written to (password set) or read from the file or the
+ * records. */
+static apr_status_t single_password_at_rest(ctl_t *ctl, const unsigned char *key,
+                                            const char **password)
+{
+    scep_store_t *store = NULL;
+    int length = ctl->length ? ctl->length : DEFAULT_PASSWORD_BYTES;
+    apr_status_t rv;
+
+    if (!ctl->db_params) {
+        return *password ? scep_single_password_write(ctl->p, ctl->password_file, key, *password,
+                                                      &ctl->prob)
+                         : scep_single_password_read(ctl->p, ctl->password_file, key, password,
+                                                     &ctl->prob);
+    }
+    if ((rv = open_records(ctl, &store)) != APR_SUCCESS) {
+        return rv;
+    }
+    return *password ? scep_single_password_sql_set(ctl->p, store, key, *password, &ctl->prob)
+                     : scep_single_password_sql(ctl->p, store, key, length, password, &ctl->prob);
+}
+
 static apr_status_t cmd_single_password(ctl_t *ctl)
 {
     unsigned char key[SCEP_SECRET_KEY_LEN];
@@ -1068,9 +1104,7 @@ static apr_status_t cmd_single_password(ctl_t *ctl)
         goto leave;
     }
     written = password != NULL;
-    rv = written
-             ? scep_single_password_write(ctl->p, ctl->password_file, key, password, &ctl->prob)
-             : scep_single_password_read(ctl->p, ctl->password_file, key, &password, &ctl->prob);
+    rv = single_password_at_rest(ctl, key, &password);
     if (rv != APR_SUCCESS) {
         goto leave;
     }
@@ -1079,7 +1113,8 @@ static apr_status_t cmd_single_password(ctl_t *ctl)
     }
     else {
         print_file("Secret key:", ctl->key_file, key_created);
-        printf("%-22s %s (%s)\n", "Single password:", ctl->password_file,
+        printf("%-22s %s (%s)\n",
+               "Single password:", ctl->db_params ? ctl->db_params : ctl->password_file,
                written ? "written" : "decrypts with the key");
     }
 leave:
@@ -1623,10 +1658,25 @@ static const char *check_install(ctl_t *ctl)
     return NULL;
 }
 
+static const char *check_secret_key(ctl_t *ctl)
+{
+    return ctl->key_file ? NULL : "secret-key needs --key KEYFILE";
+}
+
+static apr_status_t cmd_secret_key(ctl_t *ctl)
+{
+    apr_status_t rv = scep_secret_key_create(ctl->p, ctl->key_file, &ctl->prob);
+
+    if (rv == APR_SUCCESS) {
+        print_file("Secret key:", ctl->key_file, 1);
+    }
+    return rv;
+}
+
 static const char *check_single_password(ctl_t *ctl)
 {
-    if (!ctl->key_file || !ctl->password_file) {
-        return "single-password needs --key KEYFILE and --file FILE";
+    if (!ctl->key_file || !ctl->password_file == !ctl->db_params) {
+        return "single-password needs --key KEYFILE and either --file FILE or --db PARAMS";
     }
     if (ctl->generate && ctl->new_password) {
         return "--set and --generate exclude each other";
@@ -1730,6 +1780,7 @@ static const command_t commands[] = {
     { "check-ca", check_ca_options, 0, check_check_ca, cmd_check_ca },
     { "thumbprint", thumbprint_options, 1, check_thumbprint, cmd_thumbprint },
     { "single-password", single_password_options, 0, check_single_password, cmd_single_password },
+    { "secret-key", secret_key_options, 0, check_secret_key, cmd_secret_key },
     { "list", list_options, 0, check_list, cmd_list },
     { "approve", decide_options, 1, check_approve, cmd_approve },
     { "deny", decide_options, 1, check_deny, cmd_deny },

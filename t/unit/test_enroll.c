@@ -33,7 +33,7 @@
 #include "testmsg.h"
 #include "testutil.h"
 
-#define PASSWORD "secret"
+#define PASSWORD "device-challenge-6f1d" /* no word of the schema ("scep_secret") */
 #define LOCAL_SUBMIT "/usr/lib/certmonger/local-submit"
 /* Makefile.am gives the absolute path; make tidy, which compiles without
  * the Makefile's flags, this one. */

@@ -21,6 +21,8 @@ database on a real PostgreSQL server, each root with its own Apache.
     svc.start(); svc.stop()     both
     svc.db_rows(sql, args)      rows of the shared database (? placeholders)
     svc.pid_log(server)         path of the log of which child (%P) answered what
+    svc.secret_key(server)      the path of the SCEPSecretKeyFile every server
+                                has (made by `scepctl secret-key` in A, copied)
 
 Both servers log which child answered each request (pid_log), so that a
 test can see every child of a server recover after a fault.
@@ -31,9 +33,10 @@ import os
 import shutil
 
 from . import db
-from .httpd import Apache, Env
+from .httpd import Apache, Env, run
 
 DATABASE = 'scep_service'
+SECRET_KEY = 'secret.key'
 
 
 def copy_pki(src, dst):
@@ -55,6 +58,9 @@ class Service:
             e.clean()
             envs.append(e)
         envs[0].setup_pki()
+        p = run([envs[0].scepctl, 'secret-key', '--key', envs[0].p(SECRET_KEY)])
+        if p.returncode != 0:
+            raise RuntimeError('scepctl secret-key failed: %s%s' % (p.stdout, p.stderr))
         for e in envs[1:]:
             copy_pki(envs[0].pki, e.pki)
         self.servers = [Apache(e) for e in envs]
@@ -82,6 +88,10 @@ class Service:
 
     def db_rows(self, sql, args=()):
         return self.database.rows(sql, args)
+
+    @staticmethod
+    def secret_key(server):
+        return server.env.p(SECRET_KEY)
 
     def db_execute(self, sql, args=()):
         return self.database.execute(sql, args)
