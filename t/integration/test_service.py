@@ -404,37 +404,70 @@ def test_graceful_restart_of_one_server_while_the_other_serves(service, keys):
 
 SOAK_SECONDS = int(os.environ.get('SCEP_SOAK_SECONDS', '60'))
 SOAK_CLIENTS = 12
+SOAK_OTP_CLIENTS = 4
+
+
+@pytest.fixture
+def soak_service(service):
+    """Both servers with the static challenge and one-time passwords shared
+    through the records (SCEPPasswordStore sql, the same secret key), the
+    admin page of each behind Basic authentication; the default again at
+    the end."""
+    for s in service.servers:
+        s.restart_with([('SCEPPasswordStore', 'sql'),
+                        ('SCEPSecretKeyFile', service.secret_key(s)),
+                        ('SCEPAdminAllowHTTP', 'On'), ('SCEPPasswordMax', '5000')],
+                       A.basic_admin_config(A.make_htpasswd(s.env)))
+        s.errlog.expect(S.RE_REFUSED)
+    yield service
+    service.configure()
 
 
 class ServiceLoad:
-    """SOAK_CLIENTS threads enrolling with the static challenge, each at A
-    and at B in turn, until the deadline."""
+    """SOAK_CLIENTS threads enrolling until the deadline, each at A and at B
+    in turn: most with the static challenge, SOAK_OTP_CLIENTS with a
+    one-time password from one server's admin page, whose encryption half,
+    signature half and then a general-purpose request (which the rule
+    refuses) go to the servers in turn."""
 
     def __init__(self, service, keys, seconds):
         self.servers = service.servers
         self.deadline = time.time() + seconds
         self.lock = threading.Lock()
         self.outcomes = []  # (server, soak.Outcome)
+        self.admin_failures = []
         self.ex = concurrent.futures.ThreadPoolExecutor(SOAK_CLIENTS)
         self.futures = [self.ex.submit(self._client, i, keys[i]) for i in range(SOAK_CLIENTS)]
 
     def running(self):
         return time.time() < self.deadline
 
+    def _send(self, server, name, key, challenge, usage, ku):
+        csr = pki.make_csr(key, 'service-soak-%s-%s.example.test' % (usage, name),
+                           challenge=challenge, ku=ku)
+        out = S.Outcome(C.pkcsreq(csr, key, [server.client.ca.ra_enc]), challenge, usage)
+        try:
+            out.r, out.rep = server.client.send(out.msg)
+        except (OSError, http.client.HTTPException) as e:
+            out.error = '%s: %s' % (type(e).__name__, e)
+        with self.lock:
+            self.outcomes.append((server, out))
+
     def _client(self, i, key):
         n = 0
         while self.running():
-            server = self.servers[(i + n) % 2]
-            csr = pki.make_csr(key, 'service-soak-%d-%d.example.test' % (i, n),
-                               challenge=CHALLENGE)
-            out = S.Outcome(C.pkcsreq(csr, key, [server.client.ca.ra_enc]), CHALLENGE,
-                            'static')
-            try:
-                out.r, out.rep = server.client.send(out.msg)
-            except (OSError, http.client.HTTPException) as e:
-                out.error = '%s: %s' % (type(e).__name__, e)
-            with self.lock:
-                self.outcomes.append((server, out))
+            name = '%d-%d' % (i, n)
+            if i >= SOAK_OTP_CLIENTS:
+                self._send(self.servers[(i + n) % 2], name, key, CHALLENGE, 'static', None)
+            else:
+                try:
+                    password, _ = A.get_password(self.servers[(i + n) % 2])
+                except (OSError, AssertionError, http.client.HTTPException) as e:
+                    with self.lock:
+                        self.admin_failures.append('%s: %s' % (type(e).__name__, e))
+                    continue
+                for k, (usage, ku) in enumerate(S.OTP_SEQUENCE):
+                    self._send(self.servers[(i + n + k + 1) % 2], name, key, password, usage, ku)
             n += 1
 
     def wait(self):
@@ -444,12 +477,35 @@ class ServiceLoad:
         return self.outcomes
 
 
+def replay_lost(service, outcomes):
+    """What a killed worker left unanswered, sent again at the other server:
+    SUCCESS (the recorded certificate, or a new one; a half the killed
+    worker spent passes again for the same request), but for the
+    general-purpose request after both halves, which is refused as always."""
+    replays = []
+    for server, out in outcomes:
+        if not out.error:
+            continue
+        other = service.b if server is service.a else service.a
+        again = S.Outcome(out.msg, out.challenge, out.usage)
+        again.r, again.rep = other.client.send(out.msg)
+        if out.one_time and out.usage == 'general':
+            checks.assert_failure(out.msg, again.r, again.rep, C.BAD_REQUEST)
+        else:
+            assert again.succeeded, 'replay of %s at the other server: %s' % (out.txid, again)
+        replays.append(again)
+    return replays
+
+
 @pytest.mark.soak
-def test_service_soak_with_graceful_restarts_and_a_killed_worker(service):
+def test_service_soak_with_graceful_restarts_and_a_killed_worker(soak_service):
     """Both servers under load; each restarts gracefully in turn and a
     worker of each is killed. No 5xx; every certificate a client got is
     recorded once; every issued record was answered, or is answered when
-    its message is sent again, at the other server; no serial twice."""
+    its message is sent again at the other server; no serial twice; no
+    one-time password served more than NDES's rule allows, across the
+    servers."""
+    service = soak_service
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         keys = list(ex.map(lambda _: pki.new_key(), range(SOAK_CLIENTS)))
     view = types.SimpleNamespace(db_rows=service.db_rows, ca_cert=service.a.client.ca.ca,
@@ -473,24 +529,19 @@ def test_service_soak_with_graceful_restarts_and_a_killed_worker(service):
     outcomes = load.wait()
     S.summary('service soak', [o for _, o in outcomes], **events)
     assert events['graceful'] >= 2 and events['killed'] >= 1, dict(events)
+    assert not load.admin_failures, load.admin_failures[:5]
     fivexx = [str(o) for _, o in outcomes if o.http is not None and o.http >= 500]
     assert not fivexx, '\n'.join(fivexx[:20])
     bad = [str(o) for _, o in outcomes if o.http is not None and (o.http != 200 or o.rep is None)]
     assert not bad, '\n'.join(bad[:20])
-    assert all(o.succeeded for _, o in outcomes if o.rep is not None), \
-        [str(o) for _, o in outcomes if o.rep is not None and not o.succeeded][:10]
-    # what a killed worker left unanswered, sent again at the other server
-    replays = []
-    for server, out in outcomes:
-        if out.error:
-            other = service.b if server is service.a else service.a
-            again = S.Outcome(out.msg, out.challenge, out.usage)
-            again.r, again.rep = other.client.send(out.msg)
-            assert again.succeeded, 'replay of %s at the other server: %s' % (out.txid, again)
-            replays.append(again)
-    everything = [o for _, o in outcomes] + replays
+    answered = [o for _, o in outcomes if o.rep is not None]
+    assert any(o.one_time and o.succeeded for o in answered), 'no one-time password served'
+    wrong = [str(o) for o in answered if o.succeeded == (o.one_time and o.usage == 'general')]
+    assert not wrong, wrong[:10]
+    everything = [o for _, o in outcomes] + replay_lost(service, outcomes)
     S.assert_success_recorded(view, everything)
-    answered = {o.txid for o in everything if o.succeeded}
-    assert not S.assert_answered_recorded(view, everything, answered, before)
+    succeeded = {o.txid for o in everything if o.succeeded}
+    assert not S.assert_answered_recorded(view, everything, succeeded, before)
+    S.assert_password_rule(everything)
     for s in service.servers:
         S.assert_no_unexpected_lines(s)
