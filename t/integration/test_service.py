@@ -94,9 +94,9 @@ def third_server(service, mpm, name, pki_of=None, directives=(), port_base=19400
 
 def start_and_wait_for_exit(server, timeout=30):
     """Starts server (foreground) and waits for its parent to exit (its exit
-    code is 0 under event, 1 under prefork: the status of its children
-    stops it). The port may open first: the children check the service.
-    Asserts httpd's line about a child's fatal error."""
+    code tells nothing: 0 under event). The port may open first: the
+    children check the service. Asserts httpd's line about a child's fatal
+    error, which is what stopped it."""
     server.write_conf()
     with open(os.path.join(server.env.logs, 'stderr_log'), 'ab') as out:
         proc = subprocess.Popen([APACHE, '-d', server.env.gen, '-f', server.env.conf,
