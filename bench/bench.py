@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 os.environ['SCEP_DB'] = 'sqlite'   # the benchmark's records are SQLite (sceptest.db)
@@ -41,6 +42,7 @@ from sceptest import pki  # noqa: E402
 from sceptest.httpd import Apache, Env, default_directives  # noqa: E402
 from sceptest.paths import gen_dir  # noqa: E402
 from sceptest.process import terminate  # noqa: E402
+from sceptest.service import Service  # noqa: E402
 
 NPROC = os.cpu_count() or 1
 CONNECTIONS = (1, 8, 32)
@@ -78,6 +80,9 @@ MaxKeepAliveRequests 0
 </Directory>
 LogLevel warn
 """
+# The same on PostgreSQL (the two-server figure): no SQLite pragma.
+APACHE_TUNING_PGSQL = APACHE_TUNING.replace('DBDInitSQL "PRAGMA synchronous = NORMAL"\n', '')
+SERVICE_CONNECTIONS = 8
 
 
 def say(*args):
@@ -345,6 +350,122 @@ class MicroMDM:
         return []
 
 
+class ServiceServers:
+    """Two Apache servers of one service (sceptest/service.py: roots
+    bench-a and bench-b, the bench's PKI copied to both) on one PostgreSQL
+    database, on this machine: what a second server costs, not what it
+    gains (both share the cores, and the database's too)."""
+    name = 'service'
+
+    def __init__(self, cache, pg):
+        self.svc = Service(REPO, pg, names=('bench-a', 'bench-b'), port_base=28180)
+        self.pki_cache = os.path.join(cache, 'mod_scep-pki')
+        for s in self.svc.servers:
+            s.directives = default_directives(s.env) + [('SCEPEnforcePassword', 'Off')]
+            s.raw_extra = APACHE_TUNING_PGSQL
+
+    def start(self):
+        """Both servers on empty records."""
+        self.svc.database.reset()
+        for s in self.svc.servers:
+            shutil.copytree(self.pki_cache, s.env.pki, dirs_exist_ok=True)
+            s.start()
+            s.errlog.mark()
+
+    def stop(self):
+        self.svc.stop()
+
+    def problems(self):
+        return [ln for s in self.svc.servers for ln in s.errlog.unexpected()]
+
+    def targets(self, n):
+        """(SCEP URL, Apache's pid) of the first n servers."""
+        return [(s.url(SCEP_PATH), s.proc.pid) for s in self.svc.servers[:n]]
+
+    def issued_serials(self):
+        rows = self.svc.db_rows('SELECT serial FROM scep_cert')
+        return [int(r['serial'], 16) for r in rows]
+
+
+def measure_together(targets, connections, seconds, pool):
+    """One measured wrk run per server (targets: (URL, Apache's pid)) at
+    once, after warm-ups, the connections shared out, each from its own
+    part of the pool; the figures summed (latencies: the worst run's)."""
+    size = messages.count(pool)
+    each = connections // len(targets)
+    firsts = [i * size // len(targets) for i in range(len(targets))]
+
+    def together(args_of):
+        out = [None] * len(targets)
+
+        def one(i):
+            out[i] = wrk(targets[i][0] + '?operation=PKIOperation', each, *args_of(i))
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(targets))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return out
+
+    warm = together(lambda i: (WARMUP_SECONDS, 'post', pool, firsts[i]))
+    pids = [pid for _, pid in targets]
+    cpu = sum(cpu_seconds(pid) for pid in pids)
+    runs = together(lambda i: (seconds, 'post', pool, firsts[i] + warm[i]['sent']))
+    res = {k: sum(r[k] for r in runs) for k in ('success', 'failure', 'pending', 'unclassified',
+                                                  'http_error', 'socket_errors', 'repeats')}
+    res['cpu_s'] = sum(cpu_seconds(pid) for pid in pids) - cpu
+    res['seconds'] = max(r['duration_us'] for r in runs) / 1e6
+    res['p50_us'] = max(r['p50_us'] for r in runs)
+    res['p99_us'] = max(r['p99_us'] for r in runs)
+    res['rate'] = res['success'] / res['seconds']
+    res['failures'] = (res['failure'] + res['pending'] + res['unclassified'] + res['http_error']
+                       + res['socket_errors'])
+    res['cpu_ms'] = 1000 * res['cpu_s'] / res['success'] if res['success'] else float('nan')
+    return res
+
+
+def service_runs(cache, seconds, pool):
+    """SERVICE_CONNECTIONS connections at one server of the service, then
+    shared by both: {servers: figures}. PostgreSQL is a server of the
+    bench's own (sceptest/pgsql.py), set for speed over durability."""
+    from sceptest.pgsql import Cluster
+    pg = Cluster(os.path.join(gen_dir(REPO), 'bench-pgsql'))
+    pg.start()
+    try:
+        service = ServiceServers(cache, pg)
+        out = {}
+        for n in (1, 2):
+            service.start()
+            try:
+                res = measure_together(service.targets(n), SERVICE_CONNECTIONS, seconds, pool)
+                serials = service.issued_serials()
+                res['issued'] = len(serials)
+                res['duplicates'] = len(serials) - len(set(serials))
+                res['problems'] = service.problems()
+            finally:
+                service.stop()
+            if res['issued'] < res['success']:
+                res['problems'].append('%d SUCCESS replies but %d certificates recorded'
+                                       % (res['success'], res['issued']))
+            out[n] = res
+        return out
+    finally:
+        pg.stop()
+
+
+def print_service(runs):
+    one, two = runs[1], runs[2]
+    print('one service on PostgreSQL, %d connections (this machine: overhead, not scale):'
+          % SERVICE_CONNECTIONS)
+    for n, r in sorted(runs.items()):
+        print('  %d server%s %10.1f enroll/s %8d failures  p99 %6.1f ms  CPU %6.2f ms  '
+              'dups %d' % (n, ' ' if n == 1 else 's', r['rate'], r['failures'],
+                           ms(r['p99_us']), r['cpu_ms'], r['duplicates']))
+    print('  two servers / one: %.2f x the rate, %.2f x the CPU per enrollment'
+          % (two['rate'] / one['rate'] if one['rate'] else float('nan'),
+             two['cpu_ms'] / one['cpu_ms'] if one['cpu_ms'] else float('nan')))
+
+
 def enrollment_run(server, connections, seconds, pool, before=None):
     """Starts the server with empty records, measures, checks the issued
     certificates (every serial once, at least as many as wrk saw), stops.
@@ -458,6 +579,9 @@ def main():
 
     say('mod_scep: PKCSReq, 8 connections, %d certificates in the database' % args.growth)
     growth = enrollment_run(servers[0], 8, seconds, pools['mod_scep'], before=fill)
+    say('one service on PostgreSQL: PKCSReq, %d connections at one server, then at two'
+        % SERVICE_CONNECTIONS)
+    service = service_runs(cache, seconds, pools['mod_scep'])
 
     print()
     print('RSA-2048: %.0f signatures/s on %d cores; limit L = %.0f enrollments/s; '
@@ -475,6 +599,11 @@ def main():
           'database (%+.1f%%), p99 %.1f ms' % (growth['rate'], args.growth, m['rate'],
                                                100 * (growth['rate'] / m['rate'] - 1),
                                                ms(growth['p99_us'])))
+    print()
+    print_service(service)
+    for n, r in service.items():
+        r['connections'] = SERVICE_CONNECTIONS
+        results['service of %d server%s' % (n, '' if n == 1 else 's')] = [r]
     problems = []
     for name, runs in list(results.items()) + [('mod_scep growth', [growth])]:
         for r in runs:

@@ -25,11 +25,14 @@
 
 static void scep_register_hooks(apr_pool_t *p)
 {
+    static const char *const after_dbd[] = { "mod_dbd.c", NULL };
+
     (void)p;
     ap_hook_pre_config(mod_scep_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(mod_scep_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(mod_scep_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(mod_scep_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after mod_dbd's: the service check takes a connection */
+    ap_hook_child_init(mod_scep_child_init, after_dbd, NULL, APR_HOOK_MIDDLE);
     mod_scep_store_register_hooks();
     ap_hook_translate_name(mod_scep_refuse_trace, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(mod_scep_handler, NULL, NULL, APR_HOOK_MIDDLE);

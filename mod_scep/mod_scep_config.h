@@ -331,6 +331,9 @@ typedef struct mod_scep_srv_conf_t {
     const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
     apr_size_t next_ca_len;
     scep_ca_backend_t *ca; /* SCEPCABackend's, built once */
+    /* In each process: 1 once the records confirmed this server's service
+     * (mod_scep_store_dbd.c), read and set atomically by the threads. */
+    volatile apr_uint32_t service_checked;
 } mod_scep_srv_conf_t;
 
 extern const command_rec mod_scep_cmds[];

@@ -48,6 +48,9 @@
 
 #include <string.h>
 
+#include <unistd.h>
+
+#include <apr_atomic.h>
 #include <apr_dbd.h>
 #include <apr_global_mutex.h>
 #include <apr_hash.h>
@@ -69,6 +72,8 @@
 #define DBD_CFG_USERDATA "mod_scep_dbd_cfg"
 
 static apr_global_mutex_t *writer_mutex;
+
+static void check_services_at_start(apr_pool_t *pchild, server_rec *main_s);
 
 #if APR_HAS_THREADS
 /* Under a non-threaded MPM (prefork) mod_dbd lends every caller of a
@@ -132,18 +137,16 @@ void mod_scep_store_child_init(apr_pool_t *pchild, server_rec *s)
         apr_thread_mutex_create(&shared_conn_mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
     }
 #endif
-    if (!writer_mutex) {
-        return;
-    }
-    rv =
-        apr_global_mutex_child_init(&writer_mutex, apr_global_mutex_lockfile(writer_mutex), pchild);
-    if (rv != APR_SUCCESS) {
+    if (writer_mutex &&
+        (rv = apr_global_mutex_child_init(&writer_mutex, apr_global_mutex_lockfile(writer_mutex),
+                                          pchild)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      SCEPLOGNO(318) "cannot attach to the global mutex " WRITER_MUTEX_TYPE
                                     ": SQLite writers "
                                     "are left to SQLite's own locking");
         writer_mutex = NULL;
     }
+    check_services_at_start(pchild, s);
 }
 
 static apr_status_t writer_acquire(void *baton)
@@ -164,6 +167,122 @@ static const scep_sql_lock_t writer_lock = { writer_acquire, writer_release, NUL
 static const scep_sql_lock_t *write_lock_for(const ap_dbd_t *dbd)
 {
     return writer_mutex && strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0 ? &writer_lock : NULL;
+}
+
+/* The store's view of a mod_dbd connection: no renewal. */
+static void conn_of(const ap_dbd_t *dbd, scep_sql_conn_t *conn)
+{
+    conn->driver = dbd->driver;
+    conn->handle = dbd->handle;
+    conn->prepared = dbd->prepared;
+    conn->write_lock = write_lock_for(dbd);
+    conn->renew = NULL;
+    conn->renew_baton = NULL;
+}
+
+/*
+ * A service, not a crowd (scep_service.c): each process checks each server
+ * once against the records, at its start, or at the first use of the
+ * records when the database could not be reached then (a fault ends when
+ * its cause ends). A server that presents another service ends its process
+ * with APEXIT_CHILDFATAL, which stops the whole server: httpd's way for a
+ * child that cannot work (the parent stops when a child of its current
+ * generation exits so, under prefork, worker and event). _exit(), not
+ * exit(): other threads may be running, and no atexit handler (OpenSSL's
+ * cleanup) must pull their libraries from under them.
+ *
+ * Only for databases other servers can reach: a SQLite file is one
+ * machine's, one server's, whose RA certificates may be renewed without
+ * telling anyone (several servers need a database server anyway).
+ */
+static void refuse_other_service(server_rec *s, const scep_service_t *ours,
+                                 const scep_service_t *theirs, apr_pool_t *p)
+{
+    char when[APR_RFC822_DATE_LEN];
+
+    apr_rfc822_date(when, theirs->recorded);
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                 SCEPLOGNO(020) "this server is not the enrollment service its database records "
+                                "for CA '%s' (recorded %s): %s. Every server on one database "
+                                "must present the same CA and RA certificates: give this one "
+                                "the service's files (SCEPCACertificateFile, SCEPRACertificate), "
+                                "or, after a rollover, once every server has the new files, "
+                                "record them with 'scepctl service --record'. Stopping",
+                 scep_escape_text(p, ours->issuer, 0), when,
+                 scep_service_difference(p, ours, theirs));
+    _exit(APEXIT_CHILDFATAL);
+}
+
+static void check_service(apr_pool_t *p, server_rec *s, const ap_dbd_t *dbd, scep_store_t *store)
+{
+    mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s);
+    const scep_pki_t *pki = conf->pki;
+    scep_service_t *ours, *theirs = NULL;
+    int first = 0;
+    apr_status_t rv;
+
+    if (strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0) {
+        apr_atomic_set32(&conf->service_checked, 1);
+        return;
+    }
+    ours = scep_service_of(p, pki->ca_cert, pki->ra_sign_cert, pki->ra_enc_cert);
+    if (!ours) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     SCEPLOGNO(021) "cannot digest the CA and RA certificates for the service "
+                                    "check");
+        mod_scep_log_openssl(s, APLOG_ERR);
+        return;
+    }
+    rv = scep_service_check(p, store, ours, &theirs, &first);
+    if (rv == APR_EMISMATCH) {
+        refuse_other_service(s, ours, theirs, p);
+    }
+    if (rv != APR_SUCCESS) {
+        return; /* logged by the store; checked again at the next use */
+    }
+    apr_atomic_set32(&conf->service_checked, 1);
+    if (first) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     SCEPLOGNO(022) "recorded this server's certificates as the enrollment "
+                                    "service of CA '%s' (CA SHA-256 %s, RA %s): every server on "
+                                    "this database must present them",
+                     scep_escape_text(p, ours->issuer, 0), ours->ca_sha256, ours->ra_sha256);
+    }
+}
+
+/* At a process's start, for every server with a CA: the service check on
+ * a connection of its own. */
+static void check_services_at_start(apr_pool_t *pchild, server_rec *main_s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_open) *open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    server_rec *s;
+    apr_pool_t *p;
+    ap_dbd_t *dbd;
+    scep_sql_conn_t conn;
+    scep_store_t *store = NULL;
+
+    for (s = main_s; s && open && close; s = s->next) {
+        if (!mod_scep_srv_conf(s)->enabled) {
+            continue;
+        }
+        apr_pool_create(&p, pchild);
+        if (!(dbd = open(p, s))) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         SCEPLOGNO(023) "no database connection from mod_dbd at the start of "
+                                        "this process: the server's service is checked at the "
+                                        "first use of the records");
+        }
+        else {
+            conn_of(dbd, &conn);
+            if (strcmp(apr_dbd_name(dbd->driver), "sqlite3") == 0 ||
+                scep_store_sql(p, &conn, mod_scep_log_server, s, &store) == APR_SUCCESS) {
+                check_service(p, s, dbd, store);
+            }
+            close(s, dbd);
+        }
+        apr_pool_destroy(p);
+    }
 }
 
 /* The connection a request holds, in its request_config. */
@@ -359,20 +478,17 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
     held->dbd = dbd;
     ap_set_module_config(r->request_config, &scep_module, held);
     apr_pool_cleanup_register(r->pool, r, release_conn, apr_pool_cleanup_null);
-    conn.driver = dbd->driver;
-    conn.handle = dbd->handle;
-    conn.prepared = dbd->prepared;
-    conn.write_lock = write_lock_for(dbd);
+    conn_of(dbd, &conn);
 #if APR_HAS_THREADS
     conn.renew = renew_conn;
     conn.renew_baton = r;
-#else
-    conn.renew = NULL;
-    conn.renew_baton = NULL;
 #endif
     if (scep_store_sql(r->pool, &conn, mod_scep_log_core, r, &held->store) != APR_SUCCESS) {
         mod_scep_store_release(r);
         return NULL;
+    }
+    if (!apr_atomic_read32(&mod_scep_srv_conf(r->server)->service_checked)) {
+        check_service(r->pool, r->server, dbd, held->store);
     }
     return held->store;
 }
@@ -405,7 +521,7 @@ scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s)
 {
     APR_OPTIONAL_FN_TYPE(ap_dbd_open) *open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     server_conn_t *held = apr_pcalloc(p, sizeof(*held));
-    scep_sql_conn_t conn = { 0 };
+    scep_sql_conn_t conn;
     scep_store_t *store = NULL;
 
     shared_conn_lock();
@@ -419,10 +535,7 @@ scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s)
         return NULL;
     }
     apr_pool_cleanup_register(p, held, close_server_conn, apr_pool_cleanup_null);
-    conn.driver = held->dbd->driver;
-    conn.handle = held->dbd->handle;
-    conn.prepared = held->dbd->prepared;
-    conn.write_lock = write_lock_for(held->dbd);
+    conn_of(held->dbd, &conn);
     if (scep_store_sql(p, &conn, mod_scep_log_server, s, &store) != APR_SUCCESS) {
         apr_pool_cleanup_run(p, held, close_server_conn);
         return NULL;

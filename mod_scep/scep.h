@@ -117,7 +117,7 @@ void scep_pool_own(apr_pool_t *p, void *obj, void (*free_fn)(void *));
 const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len);
 /* SHA-1 thumbprint of a certificate as NDES shows it: 40 upper-case hex digits. */
 const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert);
-/* SHA-256 hex of a certificate's DER, on p; NULL on failure. */
+/* SHA-256 of a certificate's DER: 64 upper-case hex digits. */
 const char *scep_cert_sha256(apr_pool_t *p, X509 *cert);
 /* SHA-256 hex of the whole DER SubjectPublicKeyInfo (X509_REQ_get_X509_PUBKEY(),
  * X509_get_X509_PUBKEY()), algorithm and parameters included (rsaEncryption's
@@ -645,6 +645,17 @@ typedef struct scep_cert_record_t {
     int reason;            /* CRLReason when revoked, SCEP_CRL_REASON_NONE if not given */
 } scep_cert_record_t;
 
+/* What one enrollment service is, wherever its servers run (several
+ * Apache servers on one database): its CA by name, and the SHA-256
+ * (scep_cert_sha256()) of its CA certificate and of the RA certificates in
+ * use. A server that presents others would answer devices as another
+ * service (scep_service.c). */
+typedef struct scep_service_t {
+    const char *issuer;    /* the CA's subject as scep_name_text() writes it (scep_cert.issuer) */
+    const char *ca_sha256; /* the CA certificate */
+    const char *ra_sha256; /* "SIGNING ENCRYPTION": the RA certificates (the CA's in simple mode) */
+    apr_time_t recorded;   /* when the records took it; 0 when not from the records */
+} scep_service_t;
 /* The halves of a one-time password (scep_password.h's use rule): the
  * signing key's, the encryption key's; a general-purpose key takes both. */
 #define SCEP_PASSWORD_SERVED_SIGN 0x1
@@ -658,6 +669,22 @@ typedef struct scep_password_row_t {
     const char *spender_sign;    /* hex HMAC of the request that used each half */
     const char *spender_encrypt; /* (NULL: not used) */
 } scep_password_row_t;
+
+/* The service these certificates make (ra_sign and ra_enc: the RA
+ * certificates in use, the CA's own in simple mode), on p; NULL when a
+ * digest fails (OpenSSL's queue holds why). */
+scep_service_t *scep_service_of(apr_pool_t *p, X509 *ca, X509 *ra_sign, X509 *ra_enc);
+/* 1 when a and b present the same certificates. */
+int scep_service_same(const scep_service_t *a, const scep_service_t *b);
+/* ours against the service the records hold for its CA, which ours
+ * becomes when there is none yet (*first set): APR_SUCCESS the same,
+ * APR_EMISMATCH another (*recorded is it), else a fault (logged by the
+ * store). */
+apr_status_t scep_service_check(apr_pool_t *p, scep_store_t *store, const scep_service_t *ours,
+                                scep_service_t **recorded, int *first);
+/* What differs between ours and the recorded service, in words, on p. */
+const char *scep_service_difference(apr_pool_t *p, const scep_service_t *ours,
+                                    const scep_service_t *recorded);
 
 struct scep_store_t {
     void *baton;
@@ -719,6 +746,13 @@ struct scep_store_t {
      * APR_NOTFOUND when unknown, APR_EEXIST when already revoked (the first
      * reason stays), APR_EINVAL for a reason scep_crl_reason_valid() refuses. */
     apr_status_t (*revoke)(scep_store_t *store, apr_pool_t *p, const char *serial, int reason);
+    /* The service recorded for the CA named issuer; APR_NOTFOUND when none. */
+    apr_status_t (*find_service)(scep_store_t *store, apr_pool_t *p, const char *issuer,
+                                 scep_service_t **svc);
+    /* Records svc as its CA's service, recorded now: APR_EEXIST when one is
+     * recorded already (a concurrent first server too), unless replace. */
+    apr_status_t (*record_service)(scep_store_t *store, apr_pool_t *p, const scep_service_t *svc,
+                                   int replace);
 
     /* The one-time passwords of SCEPPasswordStore sql (schema 6), each by
      * mac, the hex HMAC of the password (scep_password_sql.c); times in

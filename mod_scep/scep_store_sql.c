@@ -163,9 +163,11 @@ static const char *const schema_v5_ca_tickets[] = {
  *   rule) and the HMACs of the requests that spent them;
  * - scep_secret: what all servers share sealed with that key (the single
  *   password);
- * - scep_crl: the CRLs the service signed, by issuer and cRLNumber, with
- *   how many revoked certificates the records held when it was signed (a
- *   count that only grows: more means a newer list is due);
+ * - scep_crl: the CRLs the service signed, by issuer (the series: the CA
+ *   certificate's SHA-256, scep_crl_issuer(), so that a rollover starts a
+ *   new one) and cRLNumber, with how many revoked certificates the records
+ *   held when it was signed (a count that only grows: more means a newer
+ *   list is due);
  * - scep_service: what each CA's service is, the digests of its CA and RA
  *   certificates, which every server must present to start. */
 static const char *const schema_v6_service[] = {
@@ -321,6 +323,9 @@ enum {
     STMT_LATEST_CRL,
     STMT_INSERT_CRL,
     STMT_PRUNE_CRLS,
+    STMT_FIND_SERVICE,
+    STMT_INSERT_SERVICE,
+    STMT_REPLACE_SERVICE,
     STMT_COUNT
 };
 
@@ -434,6 +439,15 @@ static const statement_t statements[STMT_COUNT] = {
       "DELETE FROM scep_crl WHERE issuer = %s AND crl_number < (SELECT MIN(crl_number) FROM"
       " (SELECT crl_number FROM scep_crl WHERE issuer = %s"
       " ORDER BY crl_number DESC LIMIT %d) kept)" },
+    { "mod_scep_find_service", "SELECT issuer, ca_sha256, ra_sha256, recorded FROM scep_service"
+                               " WHERE issuer = %s" },
+    /* No row when the CA's service is recorded: a first server that lost
+     * the race fails on the primary key instead, and reads the winner's. */
+    { "mod_scep_insert_service", "INSERT INTO scep_service (issuer, ca_sha256, ra_sha256, recorded)"
+                                 " SELECT %s, %s, %s, %lld WHERE NOT EXISTS"
+                                 " (SELECT 1 FROM scep_service WHERE issuer = %s)" },
+    { "mod_scep_replace_service",
+      "UPDATE scep_service SET ca_sha256 = %s, ra_sha256 = %s, recorded = %lld WHERE issuer = %s" },
 };
 
 /* CRLs of a series kept, the newest among them: older ones are of no use
@@ -2027,6 +2041,76 @@ static apr_status_t renew_crl(scep_store_t *store, apr_pool_t *p, const char *is
     return APR_SUCCESS;
 }
 
+/* ----------------------------------------------------------------------
+ * The service (several servers, one database)
+ */
+
+static void *read_service(apr_pool_t *p, const sql_store_t *st, apr_dbd_row_t *row)
+{
+    scep_service_t *svc = apr_pcalloc(p, sizeof(*svc));
+
+    svc->issuer = entry_or_null(p, st, row, 0);
+    svc->ca_sha256 = entry_or_null(p, st, row, 1);
+    svc->ra_sha256 = entry_or_null(p, st, row, 2);
+    svc->recorded = time_of_seconds(entry_or_null(p, st, row, 3));
+    return svc;
+}
+
+static apr_status_t find_service(scep_store_t *store, apr_pool_t *p, const char *issuer,
+                                 scep_service_t **svc)
+{
+    sql_store_t *st = store->baton;
+    const char *error = NULL;
+    apr_status_t rv =
+        select_one(st, p, STMT_FIND_SERVICE, issuer, read_service, (void **)svc, &error);
+
+    if (rv == APR_EGENERAL) {
+        store_log(st, SCEP_LOG_ERR,
+                  SCEPLOGNO(380) "cannot read the service recorded for CA '%s': %s",
+                  scep_escape_text(p, issuer, SCEP_ESCAPE_BACKSLASH), error);
+    }
+    return rv;
+}
+
+/* Inserts svc, or (replace) updates its CA's row; *nrows: rows changed. */
+static int write_service(sql_store_t *st, apr_pool_t *p, const scep_service_t *svc, int replace,
+                         int *nrows, const char **error)
+{
+    const char *now = seconds_of(p, apr_time_now());
+    const char *insert[] = { svc->issuer, svc->ca_sha256, svc->ra_sha256, now, svc->issuer };
+    const char *update[] = { svc->ca_sha256, svc->ra_sha256, now, svc->issuer };
+    int err = 0;
+
+    if (replace) {
+        err = locked_pquery(st, p, STMT_REPLACE_SERVICE, 4, update, nrows, error);
+    }
+    if (!err && *nrows == 0) {
+        err = locked_pquery(st, p, STMT_INSERT_SERVICE, 5, insert, nrows, error);
+    }
+    return err;
+}
+
+static apr_status_t record_service(scep_store_t *store, apr_pool_t *p, const scep_service_t *svc,
+                                   int replace)
+{
+    sql_store_t *st = store->baton;
+    scep_service_t *found;
+    const char *error = NULL;
+    int nrows = 0;
+
+    if (write_service(st, p, svc, replace, &nrows, &error) == 0) {
+        return nrows == 1 ? APR_SUCCESS : APR_EEXIST;
+    }
+    /* A concurrent first server recorded it meanwhile (found by reading
+     * again, as a concurrent duplicate request is). */
+    if (!replace && find_service(store, p, svc->issuer, &found) == APR_SUCCESS) {
+        return APR_EEXIST;
+    }
+    store_log(st, SCEP_LOG_ERR, SCEPLOGNO(381) "cannot record the service of CA '%s': %s",
+              scep_escape_text(p, svc->issuer, SCEP_ESCAPE_BACKSLASH), error);
+    return APR_EGENERAL;
+}
+
 apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log_fn *log,
                             void *log_baton, scep_store_t **store)
 {
@@ -2059,6 +2143,8 @@ apr_status_t scep_store_sql(apr_pool_t *p, const scep_sql_conn_t *conn, scep_log
     st->store.secret_put = secret_put;
     st->store.latest_crl = latest_crl;
     st->store.renew_crl = renew_crl;
+    st->store.find_service = find_service;
+    st->store.record_service = record_service;
     *store = NULL;
     rv = make_ready(st);
     if (rv != APR_SUCCESS && renewed(st, st->setup_error)) {

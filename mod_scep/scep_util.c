@@ -85,26 +85,26 @@ const char *scep_hex(apr_pool_t *p, const unsigned char *buf, apr_size_t len)
     return out;
 }
 
-const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
+/* A digest of a certificate's DER in hex, NULL on failure. */
+static const char *cert_digest_hex(apr_pool_t *p, X509 *cert, const EVP_MD *type)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 
-    if (!X509_digest(cert, EVP_sha1(), md, &len)) {
+    if (!X509_digest(cert, type, md, &len)) {
         return NULL;
     }
     return scep_hex(p, md, len);
 }
 
+const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
+{
+    return cert_digest_hex(p, cert, EVP_sha1());
+}
+
 const char *scep_cert_sha256(apr_pool_t *p, X509 *cert)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-
-    if (!X509_digest(cert, EVP_sha256(), md, &len)) {
-        return NULL;
-    }
-    return scep_hex(p, md, len);
+    return cert_digest_hex(p, cert, EVP_sha256());
 }
 
 /* SHA-256 in hex of what an i2d function or a getter gave (len <= 0: it

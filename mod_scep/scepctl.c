@@ -137,7 +137,14 @@ static const char usage_text[] =
     "      CRLREASON: a code or name (keyCompromise, superseded, ...; default\n"
     "      unspecified; not certificateHold: a revocation is final).\n"
     "      PARAMS are DBDParams (SQLite: the database file); the driver defaults to\n"
-    "      sqlite3. Run as root, scepctl acts as the owner of a SQLite file.\n";
+    "      sqlite3. Run as root, scepctl acts as the owner of a SQLite file.\n"
+    "  scepctl service --db PARAMS [--db-driver D] --ca-cert FILE\n"
+    "                  [--sign-cert FILE --enc-cert FILE] [--record]\n"
+    "      compares these certificates (the RA's in use; none: the CA acts as RA)\n"
+    "      with the enrollment service the records hold for the CA, which every\n"
+    "      server on the database must present: exit 0 the same, 1 other or none.\n"
+    "      --record makes them the service (after a rollover, once every server\n"
+    "      has the new files; servers with the old ones then stop at their start).\n";
 
 enum {
     OPT_DIR = 'd',
@@ -172,7 +179,8 @@ enum {
     OPT_CMP_TRUST,
     OPT_CMP_SECRET_FILE,
     OPT_CMP_REFERENCE,
-    OPT_CMP_TLS_CA
+    OPT_CMP_TLS_CA,
+    OPT_RECORD
 };
 
 static const apr_getopt_option_t setup_options[] = {
@@ -253,6 +261,16 @@ static const apr_getopt_option_t decide_options[] = {
     { NULL, 0, 0, NULL }
 };
 
+static const apr_getopt_option_t service_options[] = {
+    DB_OPTIONS,
+    { "ca-cert", OPT_CA_CERT, 1, "the CA certificate (SCEPCACertificateFile)" },
+    { "sign-cert", OPT_SIGN_CERT, 1, "the RA signing certificate in use" },
+    { "enc-cert", OPT_ENC_CERT, 1, "the RA encryption certificate in use" },
+    { "record", OPT_RECORD, 0, "record them as the service" },
+    { "help", OPT_HELP, 0, "this text" },
+    { NULL, 0, 0, NULL }
+};
+
 static const apr_getopt_option_t thumbprint_options[] = { { "help", OPT_HELP, 0, "this text" },
                                                           { NULL, 0, 0, NULL } };
 
@@ -284,6 +302,7 @@ typedef struct ctl_t {
     int limit;
     const char *by;
     const char *reason;
+    int record;            /* service --record */
     const char *ca_helper; /* --ca-helper as given */
     char **helper_argv;    /* its words */
     const char *ca_profile;
@@ -1364,6 +1383,80 @@ static apr_status_t cmd_revoke(ctl_t *ctl)
 }
 
 /* ----------------------------------------------------------------------
+ * service: the CA and RA certificates every server on the database must
+ * present (scep_service.c), compared or recorded anew after a rollover.
+ */
+
+/* The certificate of an optional file: the CA's when not given. */
+static apr_status_t cert_or_ca(ctl_t *ctl, const char *file, X509 *ca, X509 **cert)
+{
+    *cert = ca;
+    return file ? scep_read_cert(ctl->p, file, cert, &ctl->prob) : APR_SUCCESS;
+}
+
+static apr_status_t files_service(ctl_t *ctl, scep_service_t **svc)
+{
+    X509 *ca, *sign, *enc;
+    apr_status_t rv;
+
+    if ((rv = scep_read_cert(ctl->p, ctl->ca_cert, &ca, &ctl->prob)) != APR_SUCCESS ||
+        (rv = cert_or_ca(ctl, ctl->sign_cert, ca, &sign)) != APR_SUCCESS ||
+        (rv = cert_or_ca(ctl, ctl->enc_cert, ca, &enc)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (!(*svc = scep_service_of(ctl->p, ca, sign, enc))) {
+        return ctl_error(ctl, APR_EGENERAL, "cannot digest the certificates");
+    }
+    return APR_SUCCESS;
+}
+
+static void print_service(ctl_t *ctl, const char *what, const scep_service_t *svc)
+{
+    printf("%s: CA %s\n  CA SHA-256 %s\n  RA SHA-256 (signing encryption) %s\n", what,
+           field(ctl, svc->issuer), svc->ca_sha256, svc->ra_sha256);
+    if (svc->recorded) {
+        printf("  recorded %s\n", time_text(ctl->p, svc->recorded));
+    }
+}
+
+static apr_status_t cmd_service(ctl_t *ctl)
+{
+    scep_service_t *ours, *theirs = NULL;
+    scep_store_t *store;
+    apr_status_t rv;
+
+    if ((rv = files_service(ctl, &ours)) != APR_SUCCESS ||
+        (rv = open_records(ctl, &store)) != APR_SUCCESS) {
+        return rv;
+    }
+    print_service(ctl, "these files", ours);
+    if (ctl->record) {
+        if ((rv = store->record_service(store, ctl->p, ours, 1)) != APR_SUCCESS) {
+            return ctl_error(ctl, rv, "cannot change the records (see above)");
+        }
+        puts("recorded: every server on this database must present these certificates");
+        return APR_SUCCESS;
+    }
+    rv = store->find_service(store, ctl->p, ours->issuer, &theirs);
+    if (rv == APR_NOTFOUND) {
+        return ctl_error(ctl, rv,
+                         "no service is recorded for this CA (the first server "
+                         "to start records its own)");
+    }
+    if (rv != APR_SUCCESS) {
+        return ctl_error(ctl, rv, "cannot read the records (see above)");
+    }
+    print_service(ctl, "the records", theirs);
+    if (!scep_service_same(ours, theirs)) {
+        return ctl_error(ctl, APR_EMISMATCH,
+                         apr_pstrcat(ctl->p, "not the service: ",
+                                     scep_service_difference(ctl->p, ours, theirs), NULL));
+    }
+    puts("the same service");
+    return APR_SUCCESS;
+}
+
+/* ----------------------------------------------------------------------
  * check-ca: does the external CA answer? Through the backend the server
  * would use, with the same checks.
  */
@@ -1670,6 +1763,17 @@ static const char *check_revoke(ctl_t *ctl)
     return ctl->by ? "revoke takes no --by" : check_db(ctl);
 }
 
+static const char *check_service(ctl_t *ctl)
+{
+    if (!ctl->ca_cert) {
+        return "service needs --ca-cert FILE";
+    }
+    if (!ctl->sign_cert != !ctl->enc_cert) {
+        return "--sign-cert and --enc-cert go together (neither: the CA acts as RA)";
+    }
+    return check_db(ctl);
+}
+
 static const command_t commands[] = {
     { "setup", setup_options, 0, check_setup, cmd_setup },
     { "install-ra", install_options, 0, check_install, cmd_install_ra },
@@ -1681,6 +1785,7 @@ static const command_t commands[] = {
     { "approve", decide_options, 1, check_approve, cmd_approve },
     { "deny", decide_options, 1, check_deny, cmd_deny },
     { "revoke", decide_options, 1, check_revoke, cmd_revoke },
+    { "service", service_options, 0, check_service, cmd_service },
 };
 
 static const command_t *find_command(const char *name)
@@ -1752,6 +1857,9 @@ static const char *apply_records_option(ctl_t *ctl, int optch, const char *arg)
         return ctl->limit < 0 ? "--limit takes a number from 1 to 1000000" : NULL;
     case OPT_BY:
         ctl->by = arg;
+        return NULL;
+    case OPT_RECORD:
+        ctl->record = 1;
         return NULL;
     default: /* OPT_REASON */
         ctl->reason = arg;

@@ -12,7 +12,11 @@ demo's error log, demo/logs/error.log). With --no-password, devices enroll
 without one. With --external-ca the demo is a registration authority in
 front of certmonger's local-submit: the same lines, GetCACert names that
 CA and the RA certificates it issued, and devices get its certificates
-while Apache holds no CA key. `build/demo --stop` runs after every test, whatever happened,
+while Apache holds no CA key. With --cluster two servers are one service on
+a PostgreSQL server of the demo's: the lines SCEP_URL_2= and ADMIN_URL_2=
+more, a password from the first server's admin page enrolls at the second
+and is spent for both, and both record into one database.
+`build/demo --stop` runs after every test, whatever happened,
 and nothing may listen on the demo's ports afterwards, nor any Apache of
 the demo be left.
 """
@@ -36,8 +40,10 @@ STATE = os.path.join(REPO, 'demo')
 ERROR_LOG = os.path.join(STATE, 'logs', 'error.log')
 # the demo's self-signed certificate of the admin page
 TLS_CERT = os.path.join(STATE, 'tls', 'server.crt')
-PORTS = (8080, 8443)
+PORTS = (8080, 8443, 8081, 8444, 8432)
 RESULT_KEYS = ('SCEP_URL', 'CA_CERT', 'ADMIN_URL', 'ADMIN_USER', 'ADMIN_PASSWORD')
+CLUSTER_KEYS = RESULT_KEYS + ('SCEP_URL_2', 'ADMIN_URL_2')
+ERROR_LOG_2 = os.path.join(STATE, 'server-2', 'logs', 'error.log')
 # what build/demo may take on a fresh clone: packages, a build, the PKI
 START_TIMEOUT = 1800
 
@@ -57,25 +63,26 @@ def listening(port):
 
 def demo_apaches():
     """The pids of Apaches running the demo's configuration."""
-    conf = os.path.join(STATE, 'httpd.conf').encode()
+    confs = {os.path.join(STATE, 'httpd.conf').encode(),
+             os.path.join(STATE, 'server-2', 'httpd.conf').encode()}
     pids = []
     for pid in filter(str.isdigit, os.listdir('/proc')):
         try:
             with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                if conf in f.read().split(b'\0'):
+                if confs & set(f.read().split(b'\0')):
                     pids.append(int(pid))
         except OSError:
             pass  # gone meanwhile
     return pids
 
 
-def parse_results(stdout):
+def parse_results(stdout, keys=RESULT_KEYS):
     """The KEY=value lines of --detach; nothing else may be on stdout."""
     lines = stdout.splitlines()
     results = dict(ln.split('=', 1) for ln in lines if '=' in ln)
-    assert len(results) == len(lines) and tuple(results) == RESULT_KEYS, \
+    assert len(results) == len(lines) and tuple(results) == keys, \
         'build/demo --detach: stdout is not exactly the %s lines:\n%s' % (
-            ', '.join(RESULT_KEYS), stdout)
+            ', '.join(keys), stdout)
     return results
 
 
@@ -94,7 +101,8 @@ def demo(request):
         p = run_demo('--detach', *options, timeout=START_TIMEOUT)
         assert p.returncode == 0, 'build/demo --detach %s: exit %d\n%s\n%s' % (
             ' '.join(options), p.returncode, p.stdout, p.stderr)
-        return parse_results(p.stdout), log
+        return parse_results(p.stdout, CLUSTER_KEYS if '--cluster' in options
+                             else RESULT_KEYS), log
 
     yield start
     if not started:
@@ -109,10 +117,10 @@ def demo(request):
         assert not bad, 'unexpected lines in %s:\n%s' % (ERROR_LOG, '\n'.join(bad))
 
 
-def one_time_password(results, log):
+def one_time_password(results, log, url_key='ADMIN_URL'):
     """The administrator's visit to the admin page: the NDES page (UTF-16LE)
     with a new password, over HTTPS checked against the demo's certificate."""
-    url, user, secret = results['ADMIN_URL'], results['ADMIN_USER'], results['ADMIN_PASSWORD']
+    url, user, secret = results[url_key], results['ADMIN_USER'], results['ADMIN_PASSWORD']
     assert A.curl(url, TLS_CERT).status == 401, 'the admin page without a login'
     assert A.curl(url, TLS_CERT, user=user, password=secret + 'x').status == 401, \
         'the admin page with a wrong password'
@@ -269,3 +277,41 @@ def test_demo_web_surface(demo):
                password=results['ADMIN_PASSWORD'])
     assert r.status == 200
     A.assert_not_frameable(r)
+
+
+def test_demo_cluster(demo):
+    """--cluster: two servers, one service on the demo's PostgreSQL."""
+    results, log = demo('--cluster')
+    log2 = ErrorLog(ERROR_LOG_2)
+    log2.mark()
+    ca = pki.load_cert_file(results['CA_CERT'])
+    first, second = device_client(results), C.Client(results['SCEP_URL_2'])
+    assert second.ca.ca == first.ca.ca and second.ca.ra_enc == first.ca.ra_enc
+    # a password of the first server's page enrolls at the second
+    password = one_time_password(results, log)
+    key = pki.new_key()
+    msg, r, rep = second.enroll(pki.make_csr(key, 'at-two.example.test', challenge=password),
+                                key)
+    cert = checks.assert_issued(msg, r, rep, ca)
+    # spent for the whole service: refused at the first server
+    other = pki.new_key()
+    msg, r, rep = first.enroll(pki.make_csr(other, 'again.example.test', challenge=password),
+                               other)
+    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+    log.expect(checks.event(29), checks.OPENSSL_LINES)
+    # and the other way round, with a password of the second server's page
+    password = one_time_password(results, log2, 'ADMIN_URL_2')
+    msg, r, rep = first.enroll(pki.make_csr(other, 'at-one.example.test', challenge=password),
+                               other)
+    cert2 = checks.assert_issued(msg, r, rep, ca)
+    # one set of records: the first server's scepctl view lists both
+    with open(os.path.join(STATE, 'httpd.conf')) as f:
+        (params,) = re.findall(r'^DBDParams "(.*)"$', f.read(), re.M)
+    p = subprocess.run([os.path.join(REPO, 'mod_scep', 'scepctl'), 'list', '--certs',
+                        '--db-driver', 'pgsql', '--db', params],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    for c in (cert, cert2):
+        assert ('%X' % c.serial_number) in p.stdout.upper(), p.stdout
+    bad = log2.unexpected()
+    assert not bad, 'unexpected lines in %s:\n%s' % (ERROR_LOG_2, '\n'.join(bad))

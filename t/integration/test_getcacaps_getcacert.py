@@ -99,12 +99,28 @@ def test_getcacert_paths(httpd, path):
     assert r.content_type.split(';')[0].strip() == C.CT_CA_RA
 
 
+def record_service(httpd, simple=False):
+    """scepctl service --record with the CA's certificate and the RA's (or
+    none: simple mode)."""
+    e = httpd.env
+    ra = [] if simple else ['--sign-cert', e.p('ra-sign.crt'), '--enc-cert', e.p('ra-enc.crt')]
+    code, out, err = httpd.scepctl_records('service', '--ca-cert', e.p('ca.crt'), '--record', *ra)
+    assert code == 0, out + err
+
+
 class TestSimpleMode:
     @pytest.fixture(scope='class')
     def simple_mode(self, httpd):
-        """No SCEPRACertificate: the CA certificate and key act as RA."""
+        """No SCEPRACertificate: the CA certificate and key act as RA. That
+        is another service to the records (other RA certificates, which a
+        server on PostgreSQL would refuse): recorded as a rollover is, and
+        the RA's recorded again before the server gets them back."""
+        record_service(httpd, simple=True)
         with httpd.config(SCEPRACertificate=None):
-            yield httpd
+            try:
+                yield httpd
+            finally:
+                record_service(httpd)
 
     def test_getcacert_simple_mode(self, simple_mode, files):
         r = C.Client(simple_mode.url()).get_ca_cert_raw()

@@ -53,13 +53,14 @@ def configure(service, password_max=5, *pairs):
 def svc(service):
     """The service with SCEPPasswordStore sql and the admin page; the
     default configuration again at the end."""
+    bases = [s.base_raw_extra for s in service.servers]  # the service's own (pid_log)
     for s in service.servers:
-        s.base_raw_extra = basic_admin_config(make_htpasswd(s.env))
+        s.base_raw_extra += basic_admin_config(make_htpasswd(s.env))
     configure(service)
     get_password(service.a)  # the schema exists before the tests empty its tables
     yield service
-    for s in service.servers:
-        s.base_raw_extra = ''
+    for s, base in zip(service.servers, bases):
+        s.base_raw_extra = base
         s.restart_with()
 
 

@@ -754,6 +754,129 @@ START_TEST(crl_reason_names)
 }
 END_TEST
 
+/* What a server with these certificates presents (the RA's: the CA's in
+ * simple mode). */
+static scep_service_t *service_of(const scep_pki_t *with)
+{
+    scep_service_t *svc =
+        scep_service_of(pool, with->ca_cert, with->ra_sign_cert, with->ra_enc_cert);
+
+    ck_assert_ptr_nonnull(svc);
+    return svc;
+}
+
+START_TEST(first_server_records_the_service_the_next_ones_match)
+{
+    testutil_pki_t *files = testutil_pki_create(pool);
+    scep_service_t *ours = service_of(testutil_pki_load(pool, files, 1)), *theirs = NULL;
+    int first = 0;
+
+    ck_assert_int_eq(strlen(ours->ca_sha256), 64);
+    ck_assert_int_eq(strlen(ours->ra_sha256), 129);
+    ck_assert_str_eq(ours->issuer, scep_name_text(pool, X509_get_subject_name(pki->ca_cert)));
+    ck_assert_int_eq(scep_service_check(pool, open_store(), ours, &theirs, &first), APR_SUCCESS);
+    ck_assert_int_eq(first, 1);
+    /* the next server, its own connection, the same files */
+    ck_assert_int_eq(scep_service_check(pool, open_store(),
+                                        service_of(testutil_pki_load(pool, files, 1)), &theirs,
+                                        &first),
+                     APR_SUCCESS);
+    ck_assert_int_eq(first, 0);
+    ck_assert_str_eq(theirs->ra_sha256, ours->ra_sha256);
+    ck_assert_int_ne(theirs->recorded, 0);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_service"), "1");
+    ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+START_TEST(other_certificates_are_another_service)
+{
+    testutil_pki_t *files = testutil_pki_create(pool);
+    const scep_pki_t *with_ra = testutil_pki_load(pool, files, 1);
+    scep_service_t *ours = service_of(with_ra),
+                   *simple = service_of(testutil_pki_load(pool, files, 0));
+    scep_service_t *other_ca = service_of(testutil_pki_load(pool, testutil_pki_create(pool), 1));
+    scep_service_t *theirs = NULL;
+    scep_store_t *store = open_store();
+    const char *why;
+    int first = 0;
+
+    ck_assert_int_eq(scep_service_check(pool, store, ours, &theirs, &first), APR_SUCCESS);
+    /* the same CA, the CA acting as RA: other RA certificates */
+    ck_assert_int_eq(scep_service_check(pool, store, simple, &theirs, &first), APR_EMISMATCH);
+    ck_assert_int_eq(first, 0);
+    ck_assert_str_eq(theirs->ra_sha256, ours->ra_sha256);
+    why = scep_service_difference(pool, simple, theirs);
+    ck_assert_msg(strstr(why, "RA certificates") && !strstr(why, "CA certificate"), "%s", why);
+    ck_assert_msg(strstr(why, ours->ra_sha256), "%s", why);
+    /* another CA key under the same name: both differ */
+    ck_assert_str_eq(other_ca->issuer, ours->issuer);
+    ck_assert_int_eq(scep_service_check(pool, store, other_ca, &theirs, &first), APR_EMISMATCH);
+    why = scep_service_difference(pool, other_ca, theirs);
+    ck_assert_msg(strstr(why, "CA certificate SHA-256") && strstr(why, "; RA"), "%s", why);
+    /* nothing was changed by the refusals; a rollover records on purpose */
+    ck_assert_int_eq(scep_service_check(pool, store, ours, &theirs, &first), APR_SUCCESS);
+    ck_assert_int_eq(store->record_service(store, pool, other_ca, 0), APR_EEXIST);
+    ck_assert_int_eq(store->record_service(store, pool, other_ca, 1), APR_SUCCESS);
+    ck_assert_int_eq(scep_service_check(pool, store, other_ca, &theirs, &first), APR_SUCCESS);
+    ck_assert_int_eq(scep_service_check(pool, store, ours, &theirs, &first), APR_EMISMATCH);
+    ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+/* Servers starting together, each its own connection (a process each):
+ * one records the service, the others find it, and none is refused. */
+START_TEST(servers_starting_together_record_one_service)
+{
+    enum { SERVERS = 4 };
+    scep_service_t *ours = service_of(pki);
+    pid_t pids[SERVERS];
+    int i, status, firsts = 0;
+
+    open_store(); /* the schema first, as the module's first request makes it */
+    for (i = 0; i < SERVERS; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            scep_service_t *theirs = NULL;
+            int first = 0;
+
+            open_connection();
+            _exit(scep_service_check(pool, open_store(), ours, &theirs, &first) != APR_SUCCESS
+                      ? 2
+                      : first);
+        }
+    }
+    for (i = 0; i < SERVERS; i++) {
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) < 2, "server %d: status %d", i,
+                      status);
+        firsts += WEXITSTATUS(status);
+    }
+    ck_assert_int_eq(firsts, 1);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_service"), "1");
+}
+END_TEST
+
+/* A CA of another name is another service on the same database (virtual
+ * hosts with a CA each): recorded beside the first. */
+START_TEST(each_ca_has_its_own_service)
+{
+    scep_service_t *ours = service_of(pki), *theirs = NULL;
+    scep_service_t *other = apr_pmemdup(pool, ours, sizeof(*ours));
+    scep_store_t *store = open_store();
+    int first = 0;
+
+    other->issuer = "CN=Another CA";
+    other->ca_sha256 = "00";
+    ck_assert_int_eq(scep_service_check(pool, store, ours, &theirs, &first), APR_SUCCESS);
+    ck_assert_int_eq(scep_service_check(pool, store, other, &theirs, &first), APR_SUCCESS);
+    ck_assert_int_eq(first, 1);
+    ck_assert_int_eq(store->find_service(store, pool, "CN=Nobody", &theirs), APR_NOTFOUND);
+    ck_assert_str_eq(value_of("SELECT COUNT(*) FROM scep_service"), "2");
+}
+END_TEST
+
 /* A connection that cannot write (opened while the file was read-only):
  * the write is tried again on a new connection, which the store readies,
  * and nothing is logged. */
@@ -1108,6 +1231,10 @@ Suite *scep_store_suite(void)
     tcase_add_test(tc, held_request_keeps_its_backend_and_sealed_csr);
     tcase_add_test(tc, certificates_are_searched_by_subject_and_serial);
     tcase_add_test(tc, revocation_keeps_the_first_reason);
+    tcase_add_test(tc, first_server_records_the_service_the_next_ones_match);
+    tcase_add_test(tc, other_certificates_are_another_service);
+    tcase_add_test(tc, each_ca_has_its_own_service);
+    tcase_add_test(tc, servers_starting_together_record_one_service);
     tcase_add_test(tc, failed_write_is_tried_again_on_a_new_connection);
     tcase_add_test(tc, fault_outlasting_the_new_connection_is_logged_once);
     tcase_add_test(tc, connection_failing_its_setup_is_replaced);

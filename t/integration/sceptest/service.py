@@ -20,8 +20,12 @@ database on a real PostgreSQL server, each root with its own Apache.
     svc.servers                 [svc.a, svc.b]
     svc.start(); svc.stop()     both
     svc.db_rows(sql, args)      rows of the shared database (? placeholders)
+    svc.pid_log(server)         path of the log of which child (%P) answered what
     svc.secret_key(server)      the path of the SCEPSecretKeyFile every server
                                 has (made by `scepctl secret-key` in A, copied)
+
+Both servers log which child answered each request (pid_log), so that a
+test can see every child of a server recover after a fault.
 
 Both servers have the same directives (Apache.directives; set them on each,
 or with svc.configure(*pairs), which restarts both)."""
@@ -35,7 +39,7 @@ DATABASE = 'scep_service'
 SECRET_KEY = 'secret.key'
 
 
-def _copy_pki(src, dst):
+def copy_pki(src, dst):
     """The PKI files of src into dst, modes kept (keys 0600)."""
     for name in os.listdir(src):
         path = os.path.join(src, name)
@@ -58,9 +62,15 @@ class Service:
         if p.returncode != 0:
             raise RuntimeError('scepctl secret-key failed: %s%s' % (p.stdout, p.stderr))
         for e in envs[1:]:
-            _copy_pki(envs[0].pki, e.pki)
+            copy_pki(envs[0].pki, e.pki)
         self.servers = [Apache(e) for e in envs]
+        for s in self.servers:
+            s.base_raw_extra = s.raw_extra = 'CustomLog "%s" "%%P %%r %%>s"\n' % self.pid_log(s)
         self.a, self.b = self.servers[0], self.servers[1]
+
+    @staticmethod
+    def pid_log(server):
+        return os.path.join(server.env.logs, 'pid_log')
 
     def start(self):
         for s in self.servers:
