@@ -268,7 +268,10 @@ static void check_services_at_start(apr_pool_t *pchild, server_rec *main_s)
         }
         apr_pool_create(&p, pchild);
         if (!(dbd = open(p, s))) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+            /* info: mod_dbd has logged why, and a request that needs the
+             * records will log its own fault (on SQLite, which is never
+             * checked, nothing else is deferred) */
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                          SCEPLOGNO(023) "no database connection from mod_dbd at the start of "
                                         "this process: the server's service is checked at the "
                                         "first use of the records");
