@@ -565,24 +565,6 @@ static scep_password_store_t *shm_store(apr_pool_t *p, server_rec *s)
     return ps;
 }
 
-/* scep_password_sql()'s records for the server without a request: a
- * connection given back when the pool of the baton is cleared. */
-typedef struct server_records_t {
-    apr_pool_t *p;
-    server_rec *s;
-    scep_store_t *store;
-} server_records_t;
-
-static scep_store_t *server_records(void *baton)
-{
-    server_records_t *sr = baton;
-
-    if (!sr->store) {
-        sr->store = mod_scep_store_open_server(sr->p, sr->s);
-    }
-    return sr->store;
-}
-
 static scep_store_t *request_records(void *baton)
 {
     return mod_scep_store_acquire(baton);
@@ -592,18 +574,14 @@ static scep_store_t *request_records(void *baton)
  * through a connection of its own on p). */
 static scep_password_store_t *one_time_store(apr_pool_t *p, server_rec *s, request_rec *r)
 {
-    server_records_t *sr;
-
     if (store_kind != SCEP_PASSWORD_STORE_SQL) {
         return shm_store(p, s);
     }
     if (r) {
         return scep_password_sql(p, &sql_conf, request_records, r);
     }
-    sr = apr_pcalloc(p, sizeof(*sr));
-    sr->p = p;
-    sr->s = s;
-    return scep_password_sql(p, &sql_conf, server_records, sr);
+    return scep_password_sql(p, &sql_conf, mod_scep_server_records,
+                             mod_scep_server_records_baton(p, s));
 }
 
 /* The single password of this generation in *password: the file's (shm),

@@ -70,36 +70,16 @@ const scep_enroll_env_t *mod_scep_enroll_env(request_rec *r)
     return env;
 }
 
-/* The server's records, opened once per environment (the pool of a
- * background round). */
-typedef struct server_records_t {
-    apr_pool_t *pool;
-    server_rec *s;
-    scep_store_t *store;
-} server_records_t;
-
-static scep_store_t *server_records(void *baton)
-{
-    server_records_t *sr = baton;
-
-    if (!sr->store) {
-        sr->store = mod_scep_store_open_server(sr->pool, sr->s);
-    }
-    return sr->store;
-}
-
 const scep_enroll_env_t *mod_scep_server_env(apr_pool_t *p, server_rec *s)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(s);
     scep_enroll_env_t *env = apr_pcalloc(p, sizeof(*env));
-    server_records_t *sr = apr_pcalloc(p, sizeof(*sr));
 
-    sr->pool = p;
-    sr->s = s;
     env->pool = p;
     env->conf = enroll_conf(p, conf);
-    env->records = server_records;
-    env->records_baton = sr;
+    /* opened once per environment (the pool of a background round) */
+    env->records = mod_scep_server_records;
+    env->records_baton = mod_scep_server_records_baton(p, s);
     env->ca = conf->ca;
     env->log = mod_scep_log_server;
     env->log_baton = s;

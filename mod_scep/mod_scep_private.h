@@ -86,7 +86,7 @@ scep_ca_backend_t *mod_scep_ext_crl_backend(apr_pool_t *pconf, server_rec *s,
 void mod_scep_poll_child_init(apr_pool_t *pchild, server_rec *s);
 
 /* The engine's environment for a server, without a request (the
- * background poll): records through mod_scep_store_open_server(), the
+ * background poll): records through mod_scep_server_records(), the
  * server's backend and log, on p (mod_scep_pkiop.c). */
 const scep_enroll_env_t *mod_scep_server_env(apr_pool_t *p, server_rec *s);
 
@@ -121,6 +121,11 @@ void mod_scep_store_release(request_rec *r);
  * connection from mod_dbd that p's cleanup gives back; NULL (logged) when
  * there is none. */
 scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s);
+/* The same, opened at the first need: a baton on p for
+ * mod_scep_server_records(), the records() of an engine's environment or of
+ * the SQL password store without a request; opened once, then the same. */
+void *mod_scep_server_records_baton(apr_pool_t *p, server_rec *s);
+scep_store_t *mod_scep_server_records(void *baton);
 
 /* The records' part of the startup hooks (mod_scep_store_dbd.c): mod_dbd's
  * post_connect hook (register_hooks), the mutex type "scep-sqlite"

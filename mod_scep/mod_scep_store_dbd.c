@@ -545,3 +545,29 @@ scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s)
     }
     return store;
 }
+
+/* mod_scep_server_records()'s baton. */
+typedef struct server_records_t {
+    apr_pool_t *pool;
+    server_rec *s;
+    scep_store_t *store;
+} server_records_t;
+
+void *mod_scep_server_records_baton(apr_pool_t *p, server_rec *s)
+{
+    server_records_t *sr = apr_pcalloc(p, sizeof(*sr));
+
+    sr->pool = p;
+    sr->s = s;
+    return sr;
+}
+
+scep_store_t *mod_scep_server_records(void *baton)
+{
+    server_records_t *sr = baton;
+
+    if (!sr->store) {
+        sr->store = mod_scep_store_open_server(sr->pool, sr->s);
+    }
+    return sr->store;
+}
