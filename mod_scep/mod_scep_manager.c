@@ -82,6 +82,8 @@
 #define CSRF_KEY_LEN 32
 #define CSRF_USERDATA "mod_scep_manager_csrf_key"
 #define CSRF_LABEL "scep-manager"
+/* HKDF's info for the form tokens' key of a service (SCEPPasswordStore sql). */
+#define CSRF_SERVICE_KEY_LABEL "mod_scep CA manager form token key v1"
 #define CSRF_TOKEN_LEN ((apr_size_t)2 * SHA256_DIGEST_LENGTH)
 #define CSRF_WINDOW apr_time_from_sec(3600)
 
@@ -92,8 +94,10 @@ static const char page_style[] =
     "form{display:inline}input[type=text]{width:8em}.msg{background:#ffd;padding:.4em}";
 
 /* This generation's state, set by post_config: the key lives in the
- * process pool, the header in a static buffer. */
+ * process pool (or, derived for a service, in service_csrf_key), the
+ * header in a static buffer. */
 static const unsigned char *csrf_key;
+static unsigned char service_csrf_key[CSRF_KEY_LEN];
 static char csp_header[256];
 
 /* ----------------------------------------------------------------------
@@ -122,13 +126,38 @@ static apr_status_t make_csp_header(server_rec *s)
     return APR_SUCCESS;
 }
 
+static apr_status_t cleanse_service_key(void *data)
+{
+    (void)data;
+    OPENSSL_cleanse(service_csrf_key, sizeof(service_csrf_key));
+    return APR_SUCCESS;
+}
+
 apr_status_t mod_scep_manager_post_config(server_rec *main_s)
 {
     apr_pool_t *pproc = main_s->process->pool;
     void *key = NULL;
+    apr_status_t rv;
 
     if (make_csp_header(main_s) != APR_SUCCESS) {
         return APR_EGENERAL;
+    }
+    /* The servers of a service share the key, so that a form from one is
+     * taken by another behind a load balancer. */
+    rv = mod_scep_passwords_service_key(CSRF_SERVICE_KEY_LABEL, service_csrf_key,
+                                        sizeof(service_csrf_key));
+    if (rv == APR_SUCCESS) {
+        apr_pool_cleanup_register(main_s->process->pconf, NULL, cleanse_service_key,
+                                  apr_pool_cleanup_null);
+        csrf_key = service_csrf_key;
+        return APR_SUCCESS;
+    }
+    if (rv != APR_ENOTIMPL) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, main_s,
+                     SCEPLOGNO(608) "cannot derive the key of the CA manager page's form tokens "
+                                    "from " SCEP_SECRET_KEY_FILE);
+        mod_scep_log_openssl(main_s, APLOG_EMERG);
+        return rv;
     }
     apr_pool_userdata_get(&key, CSRF_USERDATA, pproc);
     if (!key) {

@@ -421,6 +421,14 @@ static int any_server_enabled(server_rec *main_s)
     return 0;
 }
 
+apr_status_t mod_scep_passwords_service_key(const char *label, unsigned char *out, apr_size_t len)
+{
+    if (store_kind != SCEP_PASSWORD_STORE_SQL) {
+        return APR_ENOTIMPL;
+    }
+    return scep_secret_key_derive(secret_key, label, out, len);
+}
+
 apr_status_t mod_scep_passwords_post_config(server_rec *main_s)
 {
     const mod_scep_srv_conf_t *conf = mod_scep_srv_conf(main_s);

@@ -156,6 +156,12 @@ apr_status_t mod_scep_passwords_waiting(apr_pool_t *p, server_rec *s, int *waiti
  * or the records' scep_password_sql()), for r (mod_scep_passwords.c). */
 scep_password_store_t *mod_scep_password_store(request_rec *r);
 
+/* With SCEPPasswordStore sql, a key for label derived from the secret key
+ * file every server of the service shares (scep_secret_key_derive()), the
+ * same at each server; APR_ENOTIMPL without (mod_scep_passwords.c). After
+ * check_config. */
+apr_status_t mod_scep_passwords_service_key(const char *label, unsigned char *out, apr_size_t len);
+
 /* The password cache's part of the startup hooks (mod_scep_passwords.c):
  * registers the mutex type "scep-pwcache" (pre_config); loads or makes the
  * single password (check_config, when a server has SCEP); makes or finds

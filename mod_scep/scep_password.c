@@ -21,8 +21,10 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/rand.h>
 /* KU_DIGITAL_SIGNATURE, KU_KEY_ENCIPHERMENT: bits of the first keyUsage
  * byte, as scep_csr_key_usage() gives it. */
@@ -475,6 +477,24 @@ apr_status_t scep_secret_key_create(apr_pool_t *p, const char *file, scep_proble
 leave:
     OPENSSL_cleanse(key, sizeof(key));
     return rv;
+}
+
+apr_status_t scep_secret_key_derive(const unsigned char *secret, const char *label,
+                                    unsigned char *out, apr_size_t len)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, SCEP_SECRET_KEY_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label, strlen(label)),
+        OSSL_PARAM_construct_end()
+    };
+    int ok = ctx && EVP_KDF_derive(ctx, out, len, params) == 1;
+
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+    return ok ? APR_SUCCESS : APR_EGENERAL;
 }
 
 apr_status_t scep_secret_key_read(apr_pool_t *p, const char *file,

@@ -152,6 +152,13 @@ apr_status_t scep_secret_key_create(apr_pool_t *p, const char *file, scep_proble
 apr_status_t scep_secret_key_read(apr_pool_t *p, const char *file,
                                   unsigned char key[SCEP_SECRET_KEY_LEN], scep_problem_t *prob);
 
+/* A key of its own purpose from the secret key: HKDF-SHA256 with label as
+ * its info, len bytes into out. The servers of a service that share the
+ * secret key file derive the same keys (the passwords' HMAC key, the CA
+ * manager page's form tokens), and no key serves two purposes. */
+apr_status_t scep_secret_key_derive(const unsigned char *secret, const char *label,
+                                    unsigned char *out, apr_size_t len);
+
 /* The password file's line for password (no line end), on p. */
 apr_status_t scep_single_password_seal(apr_pool_t *p, const unsigned char *key,
                                        const char *password, const char **sealed,

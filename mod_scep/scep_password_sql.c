@@ -34,9 +34,7 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/kdf.h>
 
 #include "scep.h"
 #include "scep_enroll.h"
@@ -57,20 +55,7 @@ typedef struct pwsql_t {
 apr_status_t scep_password_sql_key(const unsigned char *secret,
                                    unsigned char mac_key[SCEP_PASSWORD_MAC_LEN])
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
-    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, SCEP_SECRET_KEY_LEN),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)MAC_KEY_LABEL,
-                                          strlen(MAC_KEY_LABEL)),
-        OSSL_PARAM_construct_end()
-    };
-    int ok = ctx && EVP_KDF_derive(ctx, mac_key, SCEP_PASSWORD_MAC_LEN, params) == 1;
-
-    EVP_KDF_CTX_free(ctx);
-    EVP_KDF_free(kdf);
-    return ok ? APR_SUCCESS : APR_EGENERAL;
+    return scep_secret_key_derive(secret, MAC_KEY_LABEL, mac_key, SCEP_PASSWORD_MAC_LEN);
 }
 
 /* The hex HMAC of text under the store's key, on p; NULL on failure. */

@@ -306,6 +306,61 @@ def manager_json(server, method='GET', form=None):
     return r, json.loads(r.body) if r.body else None
 
 
+@pytest.fixture
+def managers_on_both(service):
+    """Both servers hold every request and have the CA manager page (plain
+    HTTP, Basic authentication), as behind a load balancer that sends an
+    administrator's requests anywhere; pairs_of(server) adds directives."""
+    def configure(pairs_of):
+        for s in service.servers:
+            page = A.basic_admin_config(A.make_htpasswd(s.env), """<Location /certsrv/mscep_admin/manager>
+    SetHandler scep-manager
+</Location>
+""")
+            s.restart_with([('SCEPCAType', 'Standalone'), ('SCEPAdminAllowHTTP', 'On')]
+                           + pairs_of(s), page)
+    try:
+        yield configure
+    finally:
+        service.configure()
+
+
+def approve_with_the_others_form(service, keys, name):
+    """A request held at A, approved at B with the form token of A's page:
+    (the held request, B's answer)."""
+    msg, r, rep = enroll(service.a, keys.take(), name)
+    checks.assert_pending(msg, r, rep)
+    r, page = manager_json(service.a)
+    assert r.status == 200, r.body[:300]
+    r, answer = manager_json(service.b, 'POST', {'csrf': page['csrf'], 'action': 'approve',
+                                                  'txn': msg.transaction_id})
+    return msg, r
+
+
+def test_manager_form_of_one_server_is_taken_by_the_other(service, managers_on_both, keys):
+    """With SCEPPasswordStore sql the servers share the form tokens' key
+    (derived from the secret key file): A's form approves at B."""
+    managers_on_both(lambda s: [('SCEPPasswordStore', 'sql'),
+                                ('SCEPSecretKeyFile', service.secret_key(s))])
+    msg, r = approve_with_the_others_form(service, keys, 'form-from-a.example.test')
+    assert r.status == 200, r.body[:300]
+    pm, r, rep = certpoll(service.a, msg)
+    checks.assert_issued(pm, r, rep, service.a.client.ca.ca)
+
+
+def test_manager_form_of_one_server_is_refused_by_another_without_a_shared_key(
+        service, managers_on_both, keys):
+    """Without it each server's key is its own: A's form is refused at B
+    and nothing is decided."""
+    managers_on_both(lambda s: [])
+    service.b.errlog.expect(r'SCEP603: CA manager page: POST by .* refused')
+    msg, r = approve_with_the_others_form(service, keys, 'form-refused.example.test')
+    assert r.status == 403, (r.status, r.body[:300])
+    assert service.b.errlog.find(r'SCEP603: .*approve')
+    (row,) = checks.request_rows(service.a, msg.transaction_id)
+    assert row['status'] == 'pending', row
+
+
 def certpoll(server, msg):
     csr = x509.load_der_x509_csr(msg.inner)
     ca = server.client.ca

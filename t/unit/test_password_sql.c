@@ -226,6 +226,23 @@ START_TEST(hmac_key_is_derived_from_the_secret_key)
 }
 END_TEST
 
+/* Each label its own key (the CA manager page's form tokens never share
+ * the passwords' key), the same at every server with the same secret. */
+START_TEST(each_label_derives_a_key_of_its_own)
+{
+    unsigned char passwords[SCEP_PASSWORD_MAC_LEN], forms[32], again[32];
+
+    ck_assert_int_eq(scep_password_sql_key(secret, passwords), APR_SUCCESS);
+    ck_assert_int_eq(scep_secret_key_derive(secret, "form tokens", forms, sizeof(forms)),
+                     APR_SUCCESS);
+    ck_assert_int_eq(scep_secret_key_derive(secret, "form tokens", again, sizeof(again)),
+                     APR_SUCCESS);
+    ck_assert(memcmp(forms, again, sizeof(forms)) == 0);
+    ck_assert(memcmp(forms, passwords, sizeof(forms)) != 0);
+    ck_assert(memcmp(forms, secret, sizeof(forms)) != 0);
+}
+END_TEST
+
 /* The records hold the password's HMAC under the derived key, never the
  * password, and the spender likewise. */
 START_TEST(records_hold_hmacs_only)
@@ -474,6 +491,7 @@ Suite *scep_password_sql_suite(void)
     TCase *tc = testutil_case(s, "sqlite", setup, teardown);
 
     tcase_add_test(tc, hmac_key_is_derived_from_the_secret_key);
+    tcase_add_test(tc, each_label_derives_a_key_of_its_own);
     tcase_add_test(tc, records_hold_hmacs_only);
     tcase_add_test(tc, password_from_one_server_is_spent_at_another);
     tcase_add_test(tc, halves_are_spent_once_across_servers);
