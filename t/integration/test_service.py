@@ -506,6 +506,7 @@ class ServiceLoad:
         self.lock = threading.Lock()
         self.outcomes = []  # (server, soak.Outcome)
         self.admin_failures = []
+        self.admin_resets = 0  # admin pages a killed worker was serving
         self.ex = concurrent.futures.ThreadPoolExecutor(SOAK_CLIENTS)
         self.futures = [self.ex.submit(self._client, i, keys[i]) for i in range(SOAK_CLIENTS)]
 
@@ -532,6 +533,10 @@ class ServiceLoad:
             else:
                 try:
                     password, _ = A.get_password(self.servers[(i + n) % 2])
+                except (ConnectionResetError, http.client.RemoteDisconnected):
+                    with self.lock:
+                        self.admin_resets += 1
+                    continue
                 except (OSError, AssertionError, http.client.HTTPException) as e:
                     with self.lock:
                         self.admin_failures.append('%s: %s' % (type(e).__name__, e))
@@ -600,6 +605,8 @@ def test_service_soak_with_graceful_restarts_and_a_killed_worker(soak_service):
     S.summary('service soak', [o for _, o in outcomes], **events)
     assert events['graceful'] >= 2 and events['killed'] >= 1, dict(events)
     assert not load.admin_failures, load.admin_failures[:5]
+    # a killed worker ends the connections it serves, an admin page's too
+    assert load.admin_resets <= SOAK_OTP_CLIENTS * events['killed'], (load.admin_resets, events)
     fivexx = [str(o) for _, o in outcomes if o.http is not None and o.http >= 500]
     assert not fivexx, '\n'.join(fivexx[:20])
     bad = [str(o) for _, o in outcomes if o.http is not None and (o.http != 200 or o.rep is None)]
