@@ -131,7 +131,7 @@ def scepctl_service(service, server, *extra):
     p = subprocess.run([server.env.scepctl, 'service'] + service.database.scepctl_args()
                        + ['--ca-cert', pk('ca.crt'), '--sign-cert', pk('ra-sign.crt'),
                           '--enc-cert', pk('ra-enc.crt')] + list(extra),
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=server.env.scepctl_env)
     return p.returncode, p.stdout + p.stderr
 
 

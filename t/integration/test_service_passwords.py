@@ -207,7 +207,7 @@ def test_public_api_mints_and_counts_for_the_service(svc, api_module, keys):  # 
 def scepctl_single_password(svc, *args):
     p = subprocess.run([svc.a.env.scepctl, 'single-password', '--key',
                         Service.secret_key(svc.a)] + svc.database.scepctl_args() + list(args),
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=svc.a.env.scepctl_env)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout.strip()
 

@@ -78,6 +78,8 @@ class Env:
         build = os.environ.get('SCEP_BUILD_DIR', repo)
         self.module = os.path.join(build, 'mod_scep', '.libs', 'mod_scep.so')
         self.scepctl = os.path.join(build, 'mod_scep', 'scepctl')
+        # the environment of scepctl's commands on the records (sanitizer.py)
+        self.scepctl_env = sanitizer.program_env(self.scepctl)
         self.pki = os.path.join(self.gen, 'pki')
         self.db_dir = os.path.join(self.gen, 'db')
         self.db = os.path.join(self.db_dir, 'scep.db')
@@ -510,7 +512,8 @@ class Apache:
         """scepctl list/approve/deny/revoke on this server's records:
         (exit code, stdout, stderr)."""
         p = subprocess.run([self.env.scepctl, command] + self.env.database.scepctl_args()
-                           + list(args), capture_output=True, text=True, timeout=60)
+                           + list(args), capture_output=True, text=True, timeout=60,
+                           env=self.env.scepctl_env)
         return p.returncode, p.stdout, p.stderr
 
     def db_execute(self, sql, args=()):

@@ -10,6 +10,7 @@ leaked. GCC's UBSan runtime writes to stderr all the same (Apache's error
 log, or stderr_log at startup): the error log check fails on RE_REPORT.
 
     env = sanitizer.apache_env(module)   {} for a normal build
+    env = sanitizer.program_env(program) the tests' own for a normal build
     reports = sanitizer.Reports(dir)     reports.new(): texts of new reports
 """
 import os
@@ -41,6 +42,33 @@ def runtime(module):
     p = subprocess.run(['ldd', module], capture_output=True, text=True)
     m = re.search(r'libasan\.so\S* => (\S+)', p.stdout)
     return m.group(1) if m else None
+
+
+def dbd_drivers(program):
+    """apr-util's database drivers next to the apr-util the program uses."""
+    p = subprocess.run(['ldd', program], capture_output=True, text=True)
+    m = re.search(r'libaprutil-1\.so\S* => (\S+)', p.stdout)
+    if m is None:
+        return []
+    d = os.path.join(os.path.dirname(m.group(1)), 'apr-util-1')
+    return sorted(os.path.join(d, n) for n in os.listdir(d)
+                  if n.startswith('apr_dbd_') and n.endswith('-1.so'))
+
+
+def program_env(program):
+    """The environment of a sanitized program the tests run with a database
+    (scepctl): the tests' own, with apr-util's database drivers preloaded
+    after the ASan runtime when the program is sanitized. apr-util loads a
+    driver with dlopen and unloads it as the program exits; GCC 12's
+    LeakSanitizer then crashes on the dynamic TLS that the libraries of
+    PostgreSQL's driver (libpq, Kerberos, LDAP) left behind ("Tracer caught
+    signal 11") instead of checking for leaks. A preloaded driver stays
+    loaded, so the leak check runs to its end."""
+    env = dict(os.environ)
+    lib = runtime(program)
+    if lib is not None:
+        env['LD_PRELOAD'] = ':'.join([lib] + dbd_drivers(program))
+    return env
 
 
 def report_dir(repo):
