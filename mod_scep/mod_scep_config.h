@@ -26,6 +26,7 @@
 
 #include "scep.h"
 #include "scep_ca_cmp.h"
+#include "scep_challenge.h"
 #include "scep_enroll.h"
 #include "scep_password.h"
 
@@ -331,6 +332,10 @@ typedef struct mod_scep_srv_conf_t {
     const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
     apr_size_t next_ca_len;
     scep_ca_backend_t *ca; /* SCEPCABackend's, built once */
+    /* The checks of SCEPChallengeWebhook and SCEPChallengeProgram, built
+     * once; NULL when not configured (the engine's env gets them). */
+    scep_challenge_check_t *challenge_webhook;
+    scep_challenge_check_t *challenge_program;
     /* In each process: 1 once the records confirmed this server's service
      * (mod_scep_store_dbd.c), read and set atomically by the threads. */
     volatile apr_uint32_t service_checked;
