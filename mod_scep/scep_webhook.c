@@ -270,6 +270,11 @@ static void give_back_handle(scep_webhook_t *wh, CURL *h)
     curl_easy_cleanup(h);
 }
 
+const char *scep_webhook_url(const scep_webhook_t *wh)
+{
+    return wh->conf.url;
+}
+
 void scep_webhook_process_exit(scep_webhook_t *wh)
 {
     apr_thread_mutex_lock(wh->lock);

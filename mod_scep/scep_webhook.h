@@ -105,6 +105,9 @@ apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
 apr_status_t scep_webhook_post(scep_webhook_t *wh, apr_pool_t *p, const char *body, apr_size_t len,
                                scep_webhook_answer_t *answer);
 
+/* The URL it posts to (for log lines). */
+const char *scep_webhook_url(const scep_webhook_t *wh);
+
 /* Frees the connections this process made (a forked server process ends
  * without destroying the pool the webhook was made on). No call follows. */
 void scep_webhook_process_exit(scep_webhook_t *wh);
