@@ -98,11 +98,15 @@ apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
  * waits at most the time limit for the whole answer, whose body goes on p.
  * APR_SUCCESS when an answer came, whatever its status: the caller judges
  * it. A fault (logged, with the URL but never the body): the time limit
- * passed (APR_TIMEUP), the server unreachable, TLS refused (certificate
- * not trusted, name mismatch), an answer longer than the limit
- * (APR_ENOSPC), any other failure (APR_EGENERAL). Safe in any thread. */
+ * passed (APR_TIMEUP), the server unreachable (APR_ECONNREFUSED), an
+ * answer longer than the limit (APR_ENOSPC), any other failure: TLS
+ * refused (certificate not trusted, name mismatch), the connection closed
+ * without an answer... (APR_EGENERAL). Safe in any thread. */
 apr_status_t scep_webhook_post(scep_webhook_t *wh, apr_pool_t *p, const char *body, apr_size_t len,
                                scep_webhook_answer_t *answer);
+
+/* The URL it posts to (for log lines). */
+const char *scep_webhook_url(const scep_webhook_t *wh);
 
 /* Frees the connections this process made (a forked server process ends
  * without destroying the pool the webhook was made on). No call follows. */
