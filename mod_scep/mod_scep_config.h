@@ -84,6 +84,9 @@
 #define SCEP_CA_POLL_INTERVAL "SCEPCAPollInterval"
 #define SCEP_EXTERNAL_CRL "SCEPExternalCRL"
 #define SCEP_EXTERNAL_CRL_REFRESH "SCEPExternalCRLRefresh"
+#define SCEP_CHALLENGE_CHECK "SCEPChallengeCheck"
+#define SCEP_CHALLENGE_PROGRAM "SCEPChallengeProgram"
+#define SCEP_CHALLENGE_PROGRAM_TIMEOUT "SCEPChallengeProgramTimeout"
 #define SCEP_CHALLENGE_WEBHOOK "SCEPChallengeWebhook"
 #define SCEP_CHALLENGE_WEBHOOK_SECRET_FILE "SCEPChallengeWebhookSecretFile"
 #define SCEP_CHALLENGE_WEBHOOK_ID "SCEPChallengeWebhookID"
@@ -139,6 +142,7 @@ typedef enum {
 #define SCEP_KIND_LDAP_URL (apr_ldap_url_desc_t *, NULL, TAKE12, REPLACE)
 #define SCEP_KIND_SECTION (apr_array_header_t *, NULL, RAW_ARGS, REPLACE)
 #define SCEP_KIND_ARGV (const char *const *, NULL, RAW_ARGS, REPLACE)
+#define SCEP_KIND_CHALLENGE_LIST (const scep_challenge_list_t *, NULL, RAW_ARGS, REPLACE)
 
 #define SCEP_KIND_TYPE(kind) SCEP_KIND_PICK(SCEP_KIND_TYPE_, SCEP_KIND_##kind)
 #define SCEP_KIND_UNSET(kind) SCEP_KIND_PICK(SCEP_KIND_UNSET_, SCEP_KIND_##kind)
@@ -317,6 +321,16 @@ typedef enum {
       7 * 24 * 60, "minutes", 60, \
       "minutes a fetched " SCEP_EXTERNAL_CRL " is served before it is read again " \
       "(default 60)") \
+    /* challenge checks (scep_challenge.h); unset: password, or none with \
+     * SCEPEnforcePassword Off (mod_scep_challenge.c) */ \
+    X(SCEP_CHALLENGE_CHECK, challenge_checks, CHALLENGE_LIST, set_challenge_check, SERVER, 0, 0, \
+      NULL, NULL, \
+      "password|webhook|program ...: the methods that check a PKCSReq's " \
+      "challenge, in order: the first that allows, allows (default password)") \
+    X(SCEP_CHALLENGE_PROGRAM, challenge_program_argv, ARGV, set_challenge_program, SERVER, 0, 0, \
+      NULL, NULL, "/ABSOLUTE/PATH [ARGS...]: the challenge check program, run without a shell") \
+    X(SCEP_CHALLENGE_PROGRAM_TIMEOUT, challenge_program_timeout, INT, set_int, SERVER, 1, 600, \
+      "seconds", 10, "seconds a challenge check program may run (default 10)") \
     /* the MDM's webhooks (HACKING.md, "Webhooks") */ \
     X(SCEP_CHALLENGE_WEBHOOK, challenge_webhook_url, STRING, set_webhook_url, SERVER, 0, 0, NULL, \
       NULL, \

@@ -50,7 +50,7 @@ static void remember(apr_pool_t *pconf, scep_webhook_t *wh)
     APR_ARRAY_PUSH(made, scep_webhook_t *) = wh;
 }
 
-static apr_status_t refuse(server_rec *s, const char *directive, const char *why)
+static apr_status_t refuse_start(server_rec *s, const char *directive, const char *why)
 {
     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, SCEPLOGNO(660) "%s: %s: %s%s",
                  mod_scep_server_label(s), directive, why,
@@ -72,10 +72,10 @@ static apr_status_t read_secret(apr_pool_t *pconf, server_rec *s, const char *di
     rv = scep_webhook_secret_decode(pconf, text, &wc->secret, &wc->secret_len);
     OPENSSL_cleanse((char *)text, strlen(text));
     if (rv != APR_SUCCESS) {
-        return refuse(s, directive,
-                      apr_psprintf(pconf,
-                                   "%s is not base64 of 1 to %d bytes (step-ca's webhook secret)",
-                                   file, SCEP_WEBHOOK_SECRET_MAX_LEN));
+        return refuse_start(
+            s, directive,
+            apr_psprintf(pconf, "%s is not base64 of 1 to %d bytes (step-ca's webhook secret)",
+                         file, SCEP_WEBHOOK_SECRET_MAX_LEN));
     }
     return APR_SUCCESS;
 }
@@ -93,7 +93,7 @@ static apr_status_t check_client_key(apr_pool_t *pconf, server_rec *s, const cha
     if (data) {
         OPENSSL_cleanse(data, len);
     }
-    return rv == APR_SUCCESS ? APR_SUCCESS : refuse(s, SCEP_WEBHOOK_CLIENT_KEY, why);
+    return rv == APR_SUCCESS ? APR_SUCCESS : refuse_start(s, SCEP_WEBHOOK_CLIENT_KEY, why);
 }
 
 scep_webhook_t *mod_scep_webhook_create(apr_pool_t *pconf, server_rec *s,
@@ -121,7 +121,7 @@ scep_webhook_t *mod_scep_webhook_create(apr_pool_t *pconf, server_rec *s,
         return NULL;
     }
     if (scep_webhook_create(pconf, &wc, &wh, &why) != APR_SUCCESS) {
-        refuse(s, use->url_directive, why);
+        refuse_start(s, use->url_directive, why);
         return NULL;
     }
     remember(pconf, wh);
@@ -133,12 +133,12 @@ scep_webhook_t *mod_scep_webhook_create(apr_pool_t *pconf, server_rec *s,
 static apr_status_t check_without_url(server_rec *s, const mod_scep_srv_conf_t *conf)
 {
     if (conf->challenge_webhook_secret_file) {
-        return refuse(s, SCEP_CHALLENGE_WEBHOOK_SECRET_FILE,
-                      "set without " SCEP_CHALLENGE_WEBHOOK " (the URL)");
+        return refuse_start(s, SCEP_CHALLENGE_WEBHOOK_SECRET_FILE,
+                            "set without " SCEP_CHALLENGE_WEBHOOK " (the URL)");
     }
     if (conf->challenge_webhook_id) {
-        return refuse(s, SCEP_CHALLENGE_WEBHOOK_ID,
-                      "set without " SCEP_CHALLENGE_WEBHOOK " (the URL)");
+        return refuse_start(s, SCEP_CHALLENGE_WEBHOOK_ID,
+                            "set without " SCEP_CHALLENGE_WEBHOOK " (the URL)");
     }
     return APR_SUCCESS;
 }
