@@ -80,22 +80,6 @@ static apr_status_t read_secret(apr_pool_t *pconf, server_rec *s, const char *di
     return APR_SUCCESS;
 }
 
-/* The client key is a key: its file is its owner's alone, as every key's
- * (libcurl reads it at each new connection; checked once here). */
-static apr_status_t check_client_key(apr_pool_t *pconf, server_rec *s, const char *file)
-{
-    char *data = NULL;
-    apr_size_t len = 0;
-    const char *why = NULL;
-    apr_status_t rv;
-
-    rv = scep_read_private_file(pconf, file, 1024 * 1024, &data, &len, &why);
-    if (data) {
-        OPENSSL_cleanse(data, len);
-    }
-    return rv == APR_SUCCESS ? APR_SUCCESS : refuse_start(s, SCEP_WEBHOOK_CLIENT_KEY, why);
-}
-
 scep_webhook_t *mod_scep_webhook_create(apr_pool_t *pconf, server_rec *s,
                                         const mod_scep_webhook_use_t *use)
 {
@@ -117,10 +101,8 @@ scep_webhook_t *mod_scep_webhook_create(apr_pool_t *pconf, server_rec *s,
         read_secret(pconf, s, use->secret_directive, use->secret_file, &wc) != APR_SUCCESS) {
         return NULL;
     }
-    if (wc.client_key && check_client_key(pconf, s, wc.client_key) != APR_SUCCESS) {
-        return NULL;
-    }
     if (scep_webhook_create(pconf, &wc, &wh, &why) != APR_SUCCESS) {
+        /* the URL's directive names the webhook; why names a file */
         refuse_start(s, use->url_directive, why);
         return NULL;
     }

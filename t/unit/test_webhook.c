@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,7 +127,9 @@ START_TEST(create_refuses_what_cannot_work)
 {
     scep_webhook_conf_t conf = { 0 };
     scep_webhook_t *wh = NULL;
-    const char *why = NULL;
+    const char *why = NULL, *dir = testutil_tempdir(pool);
+    EVP_PKEY *key = testutil_ec_key(pool);
+    X509 *cert = testutil_cert(pool, "/CN=client", key, NULL, 0, 0, NULL, NULL);
 
     conf.url = "http://mdm.example.com/";
     ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_EINVAL);
@@ -138,6 +141,14 @@ START_TEST(create_refuses_what_cannot_work)
     conf.client_key = "/nonexistent.key";
     ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_EINVAL);
     ck_assert_ptr_nonnull(strstr(why, "/nonexistent.crt"));
+    /* a key file that others may read is refused, naming the fix */
+    conf.client_cert = testutil_write_cert(pool, dir, "client.crt", cert);
+    conf.client_key = testutil_write_key(pool, dir, "client.key", key);
+    ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_SUCCESS);
+    ck_assert_int_eq(chmod(conf.client_key, 0644), 0);
+    ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(why, "client.key"));
+    ck_assert_ptr_nonnull(strstr(why, "600"));
     conf.client_cert = conf.client_key = NULL;
     conf.timeout = SCEP_WEBHOOK_MAX_TIMEOUT + 1;
     ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_EINVAL);
