@@ -58,31 +58,32 @@ struct scep_challenge_check_t {
 
 /* The methods, as SCEPChallengeCheck and ChallengeCheck name them. */
 typedef enum {
-    SCEP_CHALLENGE_PASSWORD, /* "password": the password store (NDES's passwords) */
-    SCEP_CHALLENGE_WEBHOOK,  /* "webhook": SCEPChallengeWebhook */
-    SCEP_CHALLENGE_PROGRAM,  /* "program": SCEPChallengeProgram */
-    SCEP_CHALLENGE_METHODS   /* how many there are */
+    SCEP_CHALLENGE_METHOD_PASSWORD, /* "password": the password store (NDES's passwords) */
+    SCEP_CHALLENGE_METHOD_WEBHOOK,  /* "webhook": SCEPChallengeWebhook */
+    SCEP_CHALLENGE_METHOD_PROGRAM,  /* "program": SCEPChallengeProgram */
+    SCEP_CHALLENGE_METHOD_COUNT     /* how many there are */
 } scep_challenge_method_t;
 
 /* The methods a server or a template tries, in order, each at most once.
  * count 0: no check (SCEPEnforcePassword Off). */
 typedef struct scep_challenge_list_t {
     int count;
-    scep_challenge_method_t method[SCEP_CHALLENGE_METHODS];
+    scep_challenge_method_t method[SCEP_CHALLENGE_METHOD_COUNT];
 } scep_challenge_list_t;
 
 /* The checks a request may use, by method: NULL where that method is not
  * configured (the startup check makes sure every listed method is). */
 typedef struct scep_challenge_checks_t {
-    scep_challenge_check_t *by_method[SCEP_CHALLENGE_METHODS];
+    scep_challenge_check_t *by_method[SCEP_CHALLENGE_METHOD_COUNT];
 } scep_challenge_checks_t;
 
 /* "password", "webhook", "program". */
 const char *scep_challenge_method_name(scep_challenge_method_t method);
 
-/* The method called name (case-insensitive): APR_SUCCESS, or APR_EINVAL
- * for a name that is none. */
-apr_status_t scep_challenge_method_parse(const char *name, scep_challenge_method_t *method);
+/* Appends the method called name (any case) to list: APR_SUCCESS;
+ * APR_EINVAL for a name that is none, APR_EEXIST for a method listed
+ * already (list unchanged). */
+apr_status_t scep_challenge_list_add(scep_challenge_list_t *list, const char *name);
 
 /* Tries the methods of list in order with checks (as above). APR_SUCCESS:
  * allowed, *decider names the method that allowed. Otherwise prob is the

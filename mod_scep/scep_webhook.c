@@ -39,8 +39,14 @@
  * make handles that are freed after their post. */
 #define IDLE_HANDLES 8
 
+/* Largest TLS file read at startup (a CA bundle, a certificate chain). */
+#define TLS_FILE_MAX (4 * 1024 * 1024)
+
 struct scep_webhook_t {
     scep_webhook_conf_t conf;
+    /* The TLS files, read at startup (a child runs as a user that may not
+     * read a private key's file); len 0: not configured. */
+    struct curl_blob ca, cert, key;
     apr_thread_mutex_t *lock;
     pid_t owner; /* the process whose handles idle holds */
     CURL *idle[IDLE_HANDLES];
@@ -184,9 +190,6 @@ static apr_status_t webhook_cleanup(void *data)
 
 static const char *check_conf(apr_pool_t *p, const scep_webhook_conf_t *conf)
 {
-    const char *files[] = { conf->ca_file, conf->client_cert, conf->client_key };
-    apr_finfo_t finfo;
-    apr_size_t i;
     const char *why = scep_webhook_check_url(p, conf->url);
 
     if (why) {
@@ -198,12 +201,40 @@ static const char *check_conf(apr_pool_t *p, const scep_webhook_conf_t *conf)
     if (conf->timeout < 0 || conf->timeout > SCEP_WEBHOOK_MAX_TIMEOUT) {
         return apr_psprintf(p, "the time limit must be 1 to %d seconds", SCEP_WEBHOOK_MAX_TIMEOUT);
     }
-    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        apr_status_t rv = files[i] ? apr_stat(&finfo, files[i], APR_FINFO_TYPE, p) : APR_SUCCESS;
+    return NULL;
+}
 
-        if (rv != APR_SUCCESS) {
-            return scep_file_error(p, files[i], rv);
-        }
+static apr_status_t blob_cleanse(void *data)
+{
+    struct curl_blob *blob = data;
+
+    OPENSSL_cleanse(blob->data, blob->len);
+    return APR_SUCCESS;
+}
+
+/* file (when set) into blob, on p; a key's file by the rule of private
+ * files, its copy cleansed with p. NULL, or why not. */
+static const char *read_blob(apr_pool_t *p, const char *file, int private_file,
+                             struct curl_blob *blob)
+{
+    char *data = NULL;
+    apr_size_t len = 0;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (!file) {
+        return NULL;
+    }
+    rv = private_file ? scep_read_private_file(p, file, TLS_FILE_MAX, &data, &len, &why)
+                      : scep_read_file(p, file, TLS_FILE_MAX, &data, &len, &why);
+    if (rv != APR_SUCCESS) {
+        return why;
+    }
+    blob->data = data;
+    blob->len = len;
+    blob->flags = CURL_BLOB_NOCOPY;
+    if (private_file) {
+        apr_pool_cleanup_register(p, blob, blob_cleanse, apr_pool_cleanup_null);
     }
     return NULL;
 }
@@ -213,7 +244,17 @@ apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
 {
     scep_webhook_t *w;
 
+    w = apr_pcalloc(p, sizeof(*w));
     *why = check_conf(p, conf);
+    if (!*why) {
+        *why = read_blob(p, conf->ca_file, 0, &w->ca);
+    }
+    if (!*why) {
+        *why = read_blob(p, conf->client_cert, 0, &w->cert);
+    }
+    if (!*why) {
+        *why = read_blob(p, conf->client_key, 1, &w->key);
+    }
     if (*why) {
         return APR_EINVAL;
     }
@@ -222,7 +263,6 @@ apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
         return APR_EGENERAL;
     }
     apr_pool_cleanup_register(p, NULL, curl_global_release, apr_pool_cleanup_null);
-    w = apr_pcalloc(p, sizeof(*w));
     w->conf = *conf;
     if (!w->conf.timeout) {
         w->conf.timeout = SCEP_WEBHOOK_DEFAULT_TIMEOUT;
@@ -358,9 +398,15 @@ static CURLcode set_options(scep_webhook_t *wh, CURL *h, const char *body, apr_s
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    SET(CURLOPT_CAINFO, c->ca_file);
-    SET(CURLOPT_SSLCERT, c->client_cert);
-    SET(CURLOPT_SSLKEY, c->client_key);
+    if (wh->ca.len) {
+        /* Only these anchors: not the system's bundle nor its directory. */
+        SET(CURLOPT_CAINFO_BLOB, &wh->ca);
+        SET(CURLOPT_CAPATH, NULL);
+    }
+    if (wh->cert.len) {
+        SET(CURLOPT_SSLCERT_BLOB, &wh->cert);
+        SET(CURLOPT_SSLKEY_BLOB, &wh->key);
+    }
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_POSTFIELDS, body);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);

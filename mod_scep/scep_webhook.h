@@ -44,7 +44,7 @@ typedef struct scep_webhook_conf_t {
      * be the URL's host; NULL: the system's trust store. */
     const char *ca_file;
     /* PEM client certificate (chain) presented to an https server, and
-     * its unencrypted PEM key: both or neither. */
+     * its unencrypted PEM key (mode 0600): both or neither. */
     const char *client_cert;
     const char *client_key;
     /* X-Smallstep-Webhook-ID; NULL: the header is not sent. */
@@ -86,10 +86,13 @@ const char *scep_webhook_signature(apr_pool_t *p, const unsigned char *secret,
                                    apr_size_t secret_len, const char *body, apr_size_t len);
 
 /* The webhook on p, with a copy of conf (its strings and secret must live
- * as long as p), at startup, before the process forks. APR_EINVAL with
- * *why (on p) when conf is wrong: the URL (scep_webhook_check_url()), a
- * client certificate without its key or the reverse, a file that cannot
- * be read, a time limit out of range. Initialises libcurl (once per
+ * as long as p), at startup, before the process forks: the TLS files are
+ * read here (a child may run as a user that cannot read them; the key's
+ * by the rule of private files, scep_read_private_file(), its copy
+ * cleansed with p). APR_EINVAL with *why (on p) when conf is wrong: the
+ * URL (scep_webhook_check_url()), a client certificate without its key or
+ * the reverse, a file that cannot be read or a key file others may
+ * access, a time limit out of range. Initialises libcurl (once per
  * process; released with p). */
 apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
                                  scep_webhook_t **wh, const char **why);
