@@ -255,6 +255,8 @@ START_TEST(only_decisions_are_notified)
 }
 END_TEST
 
+Suite *scep_notify_suite(void);
+
 Suite *scep_notify_suite(void)
 {
     Suite *s = suite_create("notify");
