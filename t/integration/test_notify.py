@@ -3,10 +3,11 @@ PKCSReq, RenewalReq or CertPoll is POSTed as JSON, signed as step-ca signs
 its webhooks, to the suite's webhook server (sceptest/webhook.py, HTTPS on
 loopback, which checks the signature and records every call): issued (the
 serial and thumbprints of the certificate the device got), refused
-(failInfo and its text), held then approved; GetCert decides nothing and
-notifies nothing. A webhook that is down, slow or answers 500 never keeps
-the device from its answer, and a warning says the notification was
-dropped. The directives' startup refusals."""
+(failInfo and its text), held then approved, a renewal; GetCert decides
+nothing and notifies nothing. A webhook that is down, slow, answers 500 or
+refuses the signature (a wrong secret) never keeps the device from its
+answer, and a warning says the notification was dropped. The directives'
+startup refusals."""
 import base64
 import datetime
 import hashlib
@@ -25,6 +26,7 @@ from sceptest.httpd import CHALLENGE, free_port, make_conf
 from sceptest.tls import TestCA
 from sceptest.webhook import WebhookServer, write_secret
 from test_pending import approve, poll
+from test_renewal import renewal
 
 PROVISIONER = 'localhost'  # the test server's ServerName
 SECRET = b'the notification webhook\'s secret \x00\xff'
@@ -185,6 +187,21 @@ def test_held_then_approved(httpd, hook, secret_file, scep, files, keys):
         assert_common(doc, msg, 'issued', 'CertPoll')
         assert doc['template'] == 'IPSECIntermediateOffline'
         assert_names_certificate(doc, cert)
+
+
+def test_renewal_is_notified(notifying, hook, scep, files, keys):
+    old_key, new_key = keys.take(), keys.take()
+    msg, r, rep = scep.enroll(pki.make_csr(old_key, 'notify-renew.example.test',
+                                           challenge=CHALLENGE), old_key)
+    old = checks.assert_issued(msg, r, rep, files.ca)
+    hook.wait_calls(1)
+    hook.reset()
+    msg, r, rep = renewal(scep, files, old_key, old, new_key, 'notify-renew.example.test')
+    new = checks.assert_issued(msg, r, rep, files.ca)
+    doc = only_call(hook)
+    assert_common(doc, msg, 'issued', 'RenewalReq')
+    assert_names_certificate(doc, new)
+    assert_request_without_challenge(doc, msg)
 
 
 def test_getcert_is_not_notified(notifying, hook, scep, files, keys):
