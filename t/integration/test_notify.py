@@ -190,11 +190,12 @@ def test_held_then_approved(httpd, hook, secret_file, scep, files, keys):
 
 
 def test_renewal_is_notified(notifying, hook, scep, files, keys):
+    hook.reset()
     old_key, new_key = keys.take(), keys.take()
     msg, r, rep = scep.enroll(pki.make_csr(old_key, 'notify-renew.example.test',
                                            challenge=CHALLENGE), old_key)
     old = checks.assert_issued(msg, r, rep, files.ca)
-    hook.wait_calls(1)
+    assert len(hook.wait_calls(1)) == 1
     hook.reset()
     msg, r, rep = renewal(scep, files, old_key, old, new_key, 'notify-renew.example.test')
     new = checks.assert_issued(msg, r, rep, files.ca)
@@ -205,11 +206,12 @@ def test_renewal_is_notified(notifying, hook, scep, files, keys):
 
 
 def test_getcert_is_not_notified(notifying, hook, scep, files, keys):
+    hook.reset()
     key = keys.take()
     msg, r, rep = scep.enroll(pki.make_csr(key, 'notify-getcert.example.test',
                                            challenge=CHALLENGE), key)
     cert = checks.assert_issued(msg, r, rep, files.ca)
-    hook.wait_calls(1)
+    assert len(hook.wait_calls(1)) == 1
     hook.reset()
     pm = C.pki_message(C.issuer_and_serial(files.ca.subject, cert.serial_number), C.GETCERT,
                        keys.any(3), [files.ra_enc])
