@@ -3,7 +3,8 @@ PKCSReq, RenewalReq or CertPoll is POSTed as JSON, signed as step-ca signs
 its webhooks, to the suite's webhook server (sceptest/webhook.py, HTTPS on
 loopback, which checks the signature and records every call): issued (the
 serial and thumbprints of the certificate the device got), refused
-(failInfo and its text), held then approved, a renewal; GetCert decides
+(failInfo and its text), held then approved, a renewal, certmonger's
+scep-submit end to end; GetCert decides
 nothing and notifies nothing. A webhook that is down, slow, answers 500 or
 refuses the signature (a wrong secret) never keeps the device from its
 answer, and a warning says the notification was dropped. The directives'
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from sceptest import checks, pki
 from sceptest import client as C
+from sceptest.certmonger import issued_certs, openssl_req, run_scep_submit
 from sceptest.httpd import CHALLENGE, free_port, make_conf
 from sceptest.tls import TestCA
 from sceptest.webhook import WebhookServer, write_secret
@@ -187,6 +189,22 @@ def test_held_then_approved(httpd, hook, secret_file, scep, files, keys):
         assert_common(doc, msg, 'issued', 'CertPoll')
         assert doc['template'] == 'IPSECIntermediateOffline'
         assert_names_certificate(doc, cert)
+
+
+def test_scep_submit_end_to_end(notifying, hook, files, keys):
+    """certmonger's scep-submit carries a PKCSReq built here from an
+    `openssl req` CSR: the notification names the certificate it printed."""
+    hook.reset()
+    key = keys.take()
+    csr = openssl_req(notifying.env.work, key, 'submit-notify', CHALLENGE)
+    msg = C.pkcsreq(csr, key, [files.ra_enc], cipher='aes128', digest_name='sha256')
+    p = run_scep_submit(notifying, msg.der, 'submit-notify')
+    assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
+    (cert,) = issued_certs(p.stdout, msg, files.ra_sign)
+    doc = only_call(hook)
+    assert_common(doc, msg, 'issued')
+    assert_names_certificate(doc, cert)
+    assert_request_without_challenge(doc, msg)
 
 
 def test_renewal_is_notified(notifying, hook, scep, files, keys):
