@@ -4,11 +4,10 @@ its webhooks, to the suite's webhook server (sceptest/webhook.py, HTTPS on
 loopback, which checks the signature and records every call): issued (the
 serial and thumbprints of the certificate the device got), refused
 (failInfo and its text), held then approved, a renewal, certmonger's
-scep-submit end to end; GetCert decides
-nothing and notifies nothing. A webhook that is down, slow, answers 500 or
-refuses the signature (a wrong secret) never keeps the device from its
-answer, and a warning says the notification was dropped. The directives'
-startup refusals."""
+scep-submit end to end; GetCert decides nothing and notifies nothing. A
+webhook that is down, slow, answers 500 or refuses the signature (a wrong
+secret) never keeps the device from its answer, and a warning says the
+notification was dropped. The directives' startup refusals."""
 import base64
 import datetime
 import hashlib
