@@ -181,6 +181,21 @@ class TestProgramAlone:
         checks.expect_line(program_only, FAULT % msg.transaction_id)
         assert_nothing_recorded(program_only, msg)
 
+    def test_renewal_not_asked(self, program_only, scep, files, keys, prog):
+        """RenewalReq is not challenge-checked: the old certificate's
+        signature is the proof, even while the program refuses everyone."""
+        new_key = keys.take()
+        csr, msg, r, rep = enroll(scep, keys, 'renewed.example.test', MDM_CHALLENGE)
+        old = checks.assert_issued(msg, r, rep, files.ca)
+        prog.mode('deny nobody today')
+        csr = pki.make_csr(new_key, 'renewed.example.test')
+        msg = C.pkcsreq(csr, msg.key, [files.ra_enc], signer_cert=old,
+                        message_type=C.RENEWALREQ)
+        r, rep = scep.send(msg)
+        new = checks.assert_issued(msg, r, rep, files.ca)
+        assert pki.public_der(new) == pki.public_der(new_key)
+        assert len(prog.calls()) == 1, 'the program was asked about the renewal'
+
     def test_scep_submit_with_the_program(self, program_only, files, keys, prog):
         """certmonger's scep-submit carries a PKCSReq (an `openssl req` CSR with
         the MDM's challenge) by GET; the program allows it, then refuses the
