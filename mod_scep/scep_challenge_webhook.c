@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "scep_challenge_webhook.h"
+#include "scep_json.h"
 #include "scep_names.h"
 
 typedef struct challenge_webhook_t {
@@ -37,30 +38,11 @@ typedef struct challenge_webhook_t {
     void *log_baton;
 } challenge_webhook_t;
 
-/* A device's or the configuration's text as a JSON string (jansson refuses
- * what is not UTF-8); null when there is none. */
-static json_t *json_text(apr_pool_t *p, const char *text)
-{
-    return text ? json_string(scep_utf8_text(p, text)) : json_null();
-}
-
-static json_t *json_base64(apr_pool_t *p, const unsigned char *der, int len)
-{
-    char *b64;
-
-    if (len <= 0) {
-        return NULL;
-    }
-    b64 = apr_palloc(p, (apr_size_t)(len + 2) / 3 * 4 + 1);
-    EVP_EncodeBlock((unsigned char *)b64, der, len);
-    return json_string(b64);
-}
-
 static json_t *csr_raw(apr_pool_t *p, X509_REQ *csr)
 {
     unsigned char *der = NULL;
     int len = i2d_X509_REQ(csr, &der);
-    json_t *raw = json_base64(p, der, len);
+    json_t *raw = scep_json_base64(p, der, len);
 
     OPENSSL_free(der);
     return raw;
@@ -70,7 +52,7 @@ static json_t *csr_public_key(apr_pool_t *p, X509_REQ *csr)
 {
     unsigned char *der = NULL;
     int len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &der);
-    json_t *key = json_base64(p, der, len);
+    json_t *key = scep_json_base64(p, der, len);
 
     OPENSSL_free(der);
     return key;
@@ -170,7 +152,7 @@ static void subject_add(apr_pool_t *p, json_t *subject, const X509_NAME_ENTRY *e
         return;
     }
     if (!is_list) {
-        json_object_set_new(subject, key, json_text(p, (const char *)utf8));
+        json_object_set_new(subject, key, scep_json_text(p, (const char *)utf8));
     }
     else {
         list = json_object_get(subject, key);
@@ -178,7 +160,7 @@ static void subject_add(apr_pool_t *p, json_t *subject, const X509_NAME_ENTRY *e
             list = json_array();
             json_object_set_new(subject, key, list);
         }
-        json_array_append_new(list, json_text(p, (const char *)utf8));
+        json_array_append_new(list, scep_json_text(p, (const char *)utf8));
     }
     OPENSSL_free(utf8);
 }
@@ -209,8 +191,8 @@ static json_t *ip_text(apr_pool_t *p, const ASN1_OCTET_STRING *ip)
 
 static json_t *ia5_text(apr_pool_t *p, const ASN1_IA5STRING *s)
 {
-    return json_text(p, apr_pstrmemdup(p, (const char *)ASN1_STRING_get0_data(s),
-                                       (apr_size_t)ASN1_STRING_length(s)));
+    return scep_json_text(p, apr_pstrmemdup(p, (const char *)ASN1_STRING_get0_data(s),
+                                            (apr_size_t)ASN1_STRING_length(s)));
 }
 
 /* dnsNames, emailAddresses, ipAddresses, uris of the CSR's subjectAltName,
@@ -269,44 +251,28 @@ static json_t *certificate_request(apr_pool_t *p, X509_REQ *csr)
     return request;
 }
 
-static json_t *timestamp(apr_pool_t *p)
-{
-    apr_time_exp_t t;
-    char text[32];
-    apr_size_t len = 0;
-
-    apr_time_exp_gmt(&t, apr_time_now());
-    apr_strftime(text, &len, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &t);
-    return json_string(text);
-}
-
 char *scep_challenge_webhook_body(apr_pool_t *p, const char *provisioner_name,
                                   const scep_challenge_facts_t *facts)
 {
     json_t *doc, *request = certificate_request(p, facts->csr);
-    char *dumped, *body = NULL;
+    char *body;
+    apr_size_t len;
 
     if (!request) {
         return NULL;
     }
     doc = json_object();
-    json_object_set_new(doc, "timestamp", timestamp(p));
-    json_object_set_new(doc, "provisionerName", json_text(p, provisioner_name));
+    json_object_set_new(doc, "timestamp", scep_json_text(p, scep_time_text(p, apr_time_now())));
+    json_object_set_new(doc, "provisionerName", scep_json_text(p, provisioner_name));
     json_object_set_new(doc, "x509CertificateRequest", request);
     /* step-ca sends "" for a CSR without a challenge. */
     json_object_set_new(doc, "scepChallenge",
-                        json_text(p, facts->challenge ? facts->challenge : ""));
-    json_object_set_new(doc, "scepTransactionID", json_text(p, facts->transaction_id));
-    json_object_set_new(doc, "scepMessageType", json_text(p, facts->message_type));
-    json_object_set_new(doc, "template", json_text(p, facts->template_name));
-    json_object_set_new(doc, "clientAddress", json_text(p, facts->client_addr));
-    dumped = json_dumps(doc, JSON_COMPACT);
-    if (dumped) {
-        body = apr_pstrdup(p, dumped);
-        /* It holds the challenge. */
-        OPENSSL_cleanse(dumped, strlen(dumped));
-        free(dumped);
-    }
+                        scep_json_text(p, facts->challenge ? facts->challenge : ""));
+    json_object_set_new(doc, "scepTransactionID", scep_json_text(p, facts->transaction_id));
+    json_object_set_new(doc, "scepMessageType", scep_json_text(p, facts->message_type));
+    json_object_set_new(doc, "template", scep_json_text(p, facts->template_name));
+    json_object_set_new(doc, "clientAddress", scep_json_text(p, facts->client_addr));
+    body = scep_json_dump(p, doc, &len);
     json_decref(doc);
     return body;
 }

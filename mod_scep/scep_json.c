@@ -35,7 +35,7 @@ json_t *scep_json_base64(apr_pool_t *p, const unsigned char *der, int len)
 }
 
 /* Measured first, then written by json_dumpb() (jansson 2.10). */
-const char *scep_json_dump(apr_pool_t *p, const json_t *doc, apr_size_t *len)
+char *scep_json_dump(apr_pool_t *p, const json_t *doc, apr_size_t *len)
 {
     size_t need = json_dumpb(doc, NULL, 0, JSON_COMPACT);
     char *text = need ? apr_palloc(p, need + 1) : NULL;

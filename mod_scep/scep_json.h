@@ -34,6 +34,6 @@ json_t *scep_json_base64(apr_pool_t *p, const unsigned char *der, int len);
 
 /* doc written compact on one line into p (NUL-terminated after its *len
  * bytes); NULL when jansson cannot write it. */
-const char *scep_json_dump(apr_pool_t *p, const json_t *doc, apr_size_t *len);
+char *scep_json_dump(apr_pool_t *p, const json_t *doc, apr_size_t *len);
 
 #endif /* mod_scep_scep_json_h */
