@@ -44,6 +44,7 @@
 
 struct scep_webhook_t {
     scep_webhook_conf_t conf;
+    const char *shown_url; /* conf.url as log lines show it (shown_url()) */
     /* The TLS files, read at startup (a child runs as a user that may not
      * read a private key's file); len 0: not configured. */
     struct curl_blob ca, cert, key;
@@ -86,6 +87,31 @@ static int host_is_loopback(apr_pool_t *p, const char *host)
            !memcmp(addr, v6_loopback, sizeof(addr));
 }
 
+/* url without what may carry a credential: its user and password, and
+ * its query (an API key such as Azure Functions' code=), shown as "?...";
+ * url as it is when curl cannot read it. */
+static const char *shown_url(apr_pool_t *p, const char *url)
+{
+    CURLU *u = curl_url();
+    char *query = NULL, *text = NULL;
+    const char *shown = url;
+
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) == CURLUE_OK) {
+        curl_url_get(u, CURLUPART_QUERY, &query, 0);
+        if (curl_url_set(u, CURLUPART_QUERY, NULL, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK) {
+            shown = apr_pstrcat(p, text, query ? "?..." : "", NULL);
+        }
+    }
+    curl_free(query);
+    curl_free(text);
+    curl_url_cleanup(u);
+    return shown;
+}
+
 const char *scep_webhook_check_url(apr_pool_t *p, const char *url)
 {
     CURLU *u = curl_url();
@@ -95,18 +121,19 @@ const char *scep_webhook_check_url(apr_pool_t *p, const char *url)
     if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
-        why = apr_psprintf(p, "%s is not an absolute URL with a host", url);
+        why = apr_psprintf(p, "%s is not an absolute URL with a host", shown_url(p, url));
     }
     else if (strcmp(scheme, "http") == 0) {
         if (!host_is_loopback(p, host)) {
             why = apr_psprintf(p,
                                "%s: http is allowed to a loopback address only (127.0.0.0/8, "
                                "[::1], localhost); use https",
-                               url);
+                               shown_url(p, url));
         }
     }
     else if (strcmp(scheme, "https") != 0) {
-        why = apr_psprintf(p, "%s: the scheme must be https (or http to a loopback address)", url);
+        why = apr_psprintf(p, "%s: the scheme must be https (or http to a loopback address)",
+                           shown_url(p, url));
     }
     curl_free(scheme);
     curl_free(host);
@@ -264,6 +291,7 @@ apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
     }
     apr_pool_cleanup_register(p, NULL, curl_global_release, apr_pool_cleanup_null);
     w->conf = *conf;
+    w->shown_url = shown_url(p, conf->url);
     if (!w->conf.timeout) {
         w->conf.timeout = SCEP_WEBHOOK_DEFAULT_TIMEOUT;
     }
@@ -312,7 +340,7 @@ static void give_back_handle(scep_webhook_t *wh, CURL *h)
 
 const char *scep_webhook_url(const scep_webhook_t *wh)
 {
-    return wh->conf.url;
+    return wh->shown_url;
 }
 
 void scep_webhook_process_exit(scep_webhook_t *wh)
@@ -446,17 +474,17 @@ static void log_fault(scep_webhook_t *wh, apr_pool_t *p, CURLcode rc, const answ
                     apr_psprintf(p,
                                  SCEPLOGNO(651) "%s %s: its answer is longer than %" APR_SIZE_T_FMT
                                                 " bytes",
-                                 what, wh->conf.url, wh->conf.answer_limit));
+                                 what, wh->shown_url, wh->conf.answer_limit));
     }
     else if (rc == CURLE_OPERATION_TIMEDOUT) {
         webhook_log(wh, SCEP_LOG_MARK,
                     apr_psprintf(p, SCEPLOGNO(652) "%s %s: no answer within %d s (%s)", what,
-                                 wh->conf.url, wh->conf.timeout,
+                                 wh->shown_url, wh->conf.timeout,
                                  *error ? error : curl_easy_strerror(rc)));
     }
     else {
         webhook_log(wh, SCEP_LOG_MARK,
-                    apr_psprintf(p, SCEPLOGNO(653) "%s %s failed: %s", what, wh->conf.url,
+                    apr_psprintf(p, SCEPLOGNO(653) "%s %s failed: %s", what, wh->shown_url,
                                  *error ? error : curl_easy_strerror(rc)));
     }
 }

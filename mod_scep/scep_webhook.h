@@ -108,7 +108,8 @@ apr_status_t scep_webhook_create(apr_pool_t *p, const scep_webhook_conf_t *conf,
 apr_status_t scep_webhook_post(scep_webhook_t *wh, apr_pool_t *p, const char *body, apr_size_t len,
                                scep_webhook_answer_t *answer);
 
-/* The URL it posts to (for log lines). */
+/* The URL it posts to as log lines show it: without its user, password
+ * and query, which may carry credentials. */
 const char *scep_webhook_url(const scep_webhook_t *wh);
 
 /* Frees the connections this process made (a forked server process ends

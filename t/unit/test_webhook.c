@@ -158,6 +158,23 @@ START_TEST(create_refuses_what_cannot_work)
 }
 END_TEST
 
+/* Log lines name the webhook without what may carry a credential. */
+START_TEST(url_is_shown_without_credentials)
+{
+    scep_webhook_conf_t conf = { 0 };
+    scep_webhook_t *wh = NULL;
+    const char *why = NULL;
+
+    conf.url = "https://mdm:hunter2@mdm.example.com:8443/api/scep?code=s3cret#frag";
+    ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_SUCCESS);
+    ck_assert_str_eq(scep_webhook_url(wh), "https://mdm.example.com:8443/api/scep?...");
+    conf.url = "ftp://mdm:hunter2@mdm.example.com/?code=s3cret";
+    ck_assert_int_eq(scep_webhook_create(pool, &conf, &wh, &why), APR_EINVAL);
+    ck_assert_ptr_null(strstr(why, "hunter2"));
+    ck_assert_ptr_null(strstr(why, "s3cret"));
+}
+END_TEST
+
 /* ---- the request's JSON ---- */
 
 static scep_challenge_facts_t facts_of(X509_REQ *csr, const char *challenge)
@@ -560,6 +577,7 @@ Suite *scep_webhook_suite(void)
     tcase_add_test(tc, secret_is_the_decoded_base64);
     tcase_add_test(tc, url_rule_https_or_loopback_http);
     tcase_add_test(tc, create_refuses_what_cannot_work);
+    tcase_add_test(tc, url_is_shown_without_credentials);
     tcase_add_test(tc, post_sends_signed_json);
     tcase_add_test(tc, post_reuses_the_connection);
     tcase_add_test(tc, post_refuses_a_long_answer);
