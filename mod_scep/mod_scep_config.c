@@ -440,26 +440,49 @@ static const char *set_cmp_server(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-/* The helper's words as httpd splits a directive's arguments (quotes
- * group, no shell ever sees them), the program's absolute path first:
- * a helper found through PATH would depend on the environment Apache
- * started in. */
-static const char *set_ca_helper(cmd_parms *cmd, void *dconf, const char *args)
+/* A program's words as httpd splits a directive's arguments (quotes
+ * group, no shell ever sees them), the program's absolute path first: a
+ * program found through PATH would depend on the environment Apache
+ * started in. NULL-terminated into *argv, or the error naming directive. */
+static const char *program_argv(cmd_parms *cmd, const char *directive, const char *noun,
+                                const char *example, const char *args, const char *const **argv)
 {
-    apr_array_header_t *argv = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    apr_array_header_t *words = apr_array_make(cmd->pool, 4, sizeof(const char *));
     const char *word;
 
-    (void)dconf;
     while (*(word = ap_getword_conf(cmd->pool, &args))) {
-        APR_ARRAY_PUSH(argv, const char *) = word;
+        APR_ARRAY_PUSH(words, const char *) = word;
     }
-    if (argv->nelts == 0 || APR_ARRAY_IDX(argv, 0, const char *)[0] != '/') {
-        return SCEP_CA_HELPER ": the first word must be the helper's absolute path "
-                              "(e.g. /usr/libexec/certmonger/ipa-submit)";
+    if (words->nelts == 0 || APR_ARRAY_IDX(words, 0, const char *)[0] != '/') {
+        return apr_pstrcat(cmd->pool, directive, ": the first word must be the ", noun,
+                           "'s absolute path (e.g. ", example, ")", NULL);
     }
-    APR_ARRAY_PUSH(argv, const char *) = NULL;
-    cmd_conf(cmd)->ca_helper_argv = (const char *const *)argv->elts;
+    APR_ARRAY_PUSH(words, const char *) = NULL;
+    *argv = (const char *const *)words->elts;
     return NULL;
+}
+
+static const char *set_ca_helper(cmd_parms *cmd, void *dconf, const char *args)
+{
+    (void)dconf;
+    return program_argv(cmd, SCEP_CA_HELPER, "helper", "/usr/libexec/certmonger/ipa-submit", args,
+                        &cmd_conf(cmd)->ca_helper_argv);
+}
+
+static const char *set_challenge_program(cmd_parms *cmd, void *dconf, const char *args)
+{
+    (void)dconf;
+    return program_argv(cmd, SCEP_CHALLENGE_PROGRAM, "program", "/usr/local/libexec/scep-verify",
+                        args, &cmd_conf(cmd)->challenge_program_argv);
+}
+
+static const char *set_challenge_check(cmd_parms *cmd, void *dconf, const char *args)
+{
+    const char *err =
+        mod_scep_challenge_list_parse(cmd->pool, args, &cmd_conf(cmd)->challenge_checks);
+
+    (void)dconf;
+    return err ? apr_pstrcat(cmd->pool, SCEP_CHALLENGE_CHECK ": ", err, NULL) : NULL;
 }
 
 /* An http:// URL, or a file relative to ServerRoot. https:// is refused:

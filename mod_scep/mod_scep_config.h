@@ -26,6 +26,7 @@
 
 #include "scep.h"
 #include "scep_ca_cmp.h"
+#include "scep_challenge.h"
 #include "scep_enroll.h"
 #include "scep_password.h"
 
@@ -82,6 +83,9 @@
 #define SCEP_CA_POLL_INTERVAL "SCEPCAPollInterval"
 #define SCEP_EXTERNAL_CRL "SCEPExternalCRL"
 #define SCEP_EXTERNAL_CRL_REFRESH "SCEPExternalCRLRefresh"
+#define SCEP_CHALLENGE_CHECK "SCEPChallengeCheck"
+#define SCEP_CHALLENGE_PROGRAM "SCEPChallengeProgram"
+#define SCEP_CHALLENGE_PROGRAM_TIMEOUT "SCEPChallengeProgramTimeout"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -130,6 +134,7 @@ typedef enum {
 #define SCEP_KIND_LDAP_URL (apr_ldap_url_desc_t *, NULL, TAKE12, REPLACE)
 #define SCEP_KIND_SECTION (apr_array_header_t *, NULL, RAW_ARGS, REPLACE)
 #define SCEP_KIND_ARGV (const char *const *, NULL, RAW_ARGS, REPLACE)
+#define SCEP_KIND_CHALLENGE_LIST (const scep_challenge_list_t *, NULL, RAW_ARGS, REPLACE)
 
 #define SCEP_KIND_TYPE(kind) SCEP_KIND_PICK(SCEP_KIND_TYPE_, SCEP_KIND_##kind)
 #define SCEP_KIND_UNSET(kind) SCEP_KIND_PICK(SCEP_KIND_UNSET_, SCEP_KIND_##kind)
@@ -307,7 +312,17 @@ typedef enum {
     X(SCEP_EXTERNAL_CRL_REFRESH, external_crl_refresh_minutes, INT, set_int, SERVER, 1, \
       7 * 24 * 60, "minutes", 60, \
       "minutes a fetched " SCEP_EXTERNAL_CRL " is served before it is read again " \
-      "(default 60)")
+      "(default 60)") \
+    /* challenge checks (scep_challenge.h); unset: password, or none with \
+     * SCEPEnforcePassword Off (mod_scep_challenge.c) */ \
+    X(SCEP_CHALLENGE_CHECK, challenge_checks, CHALLENGE_LIST, set_challenge_check, SERVER, 0, 0, \
+      NULL, NULL, \
+      "password|webhook|program ...: the methods that check a PKCSReq's " \
+      "challenge, in order: the first that allows, allows (default password)") \
+    X(SCEP_CHALLENGE_PROGRAM, challenge_program_argv, ARGV, set_challenge_program, SERVER, 0, 0, \
+      NULL, NULL, "/ABSOLUTE/PATH [ARGS...]: the challenge check program, run without a shell") \
+    X(SCEP_CHALLENGE_PROGRAM_TIMEOUT, challenge_program_timeout, INT, set_int, SERVER, 1, 600, \
+      "seconds", 10, "seconds a challenge check program may run (default 10)")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */
@@ -331,6 +346,10 @@ typedef struct mod_scep_srv_conf_t {
     const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
     apr_size_t next_ca_len;
     scep_ca_backend_t *ca; /* SCEPCABackend's, built once */
+    /* The checks of SCEPChallengeWebhook and SCEPChallengeProgram, built
+     * once; NULL when not configured (the engine's env gets them). */
+    scep_challenge_check_t *challenge_webhook;
+    scep_challenge_check_t *challenge_program;
     /* In each process: 1 once the records confirmed this server's service
      * (mod_scep_store_dbd.c), read and set atomically by the threads. */
     volatile apr_uint32_t service_checked;

@@ -41,7 +41,7 @@ static const scep_enroll_conf_t *enroll_conf(apr_pool_t *p, const mod_scep_srv_c
     scep_enroll_conf_t *ec = apr_pcalloc(p, sizeof(*ec));
 
     ec->pki = conf->pki;
-    ec->enforce_password = conf->enforce_password;
+    ec->challenge_checks = mod_scep_challenge_list(conf);
     ec->standalone = conf->ca_type == SCEP_CA_STANDALONE;
     ec->renewal_subject_match = !conf->disable_renewal_subject_match;
     ec->cache_request_minutes = conf->cache_request_minutes;
@@ -63,7 +63,7 @@ const scep_enroll_env_t *mod_scep_enroll_env(request_rec *r)
     env->records = request_records;
     env->records_baton = r;
     env->ca = conf->ca;
-    env->passwords = mod_scep_password_store(r);
+    env->challenge_checks = mod_scep_challenge_checks(r);
     env->log = mod_scep_log_core;
     env->log_baton = r;
     env->client_addr = r->useragent_ip;

@@ -75,6 +75,22 @@ apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s);
  * made for itself: a child never destroys the pool they were made on. */
 void mod_scep_backend_child_init(apr_pool_t *pchild, server_rec *main_s);
 
+/* Challenge checks (mod_scep_challenge.c): SCEPChallengeCheck's and
+ * ChallengeCheck's words as a list on p, or why not. Before the defaults,
+ * whether s's directives agree (SCEPEnforcePassword Off with a list
+ * refuses, logged); once its templates are finished, the program's check
+ * built (conf->challenge_program) and every method that the server or one
+ * of its templates lists configured, or why not (logged): the webhook's
+ * check (conf->challenge_webhook) is built before. The server's list
+ * (SCEPChallengeCheck, else password or none by SCEPEnforcePassword), and
+ * the checks of a request, on its pool. */
+const char *mod_scep_challenge_list_parse(apr_pool_t *p, const char *args,
+                                          const scep_challenge_list_t **list);
+apr_status_t mod_scep_challenge_check_directives(server_rec *s);
+apr_status_t mod_scep_challenge_setup(apr_pool_t *pconf, server_rec *s);
+const scep_challenge_list_t *mod_scep_challenge_list(const mod_scep_srv_conf_t *conf);
+const scep_challenge_checks_t *mod_scep_challenge_checks(request_rec *r);
+
 /* inner (an external CA's backend) with SCEPExternalCRL's CRL as its
  * crl(), or a refusal (event 44) without one (mod_scep_ext_crl.c). */
 scep_ca_backend_t *mod_scep_ext_crl_backend(apr_pool_t *pconf, server_rec *s,

@@ -318,7 +318,7 @@ leave:
 }
 
 /* Before the defaults hide what was set: a server's directives fit its
- * CA backend. */
+ * CA backend, and its challenge checks. */
 static apr_status_t check_backend_directives(server_rec *main_s)
 {
     server_rec *s;
@@ -326,7 +326,8 @@ static apr_status_t check_backend_directives(server_rec *main_s)
 
     for (s = main_s; s; s = s->next) {
         if (mod_scep_srv_conf(s)->ca_cert_file &&
-            (rv = mod_scep_backend_check_directives(s)) != APR_SUCCESS) {
+            ((rv = mod_scep_backend_check_directives(s)) != APR_SUCCESS ||
+             (rv = mod_scep_challenge_check_directives(s)) != APR_SUCCESS)) {
             return rv;
         }
     }
@@ -387,7 +388,8 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
             (rv = mod_scep_backend_setup(pconf, s)) != APR_SUCCESS ||
             (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS ||
             (rv = setup_next_ca(pconf, s)) != APR_SUCCESS ||
-            (rv = setup_templates(pconf, s)) != APR_SUCCESS) {
+            (rv = setup_templates(pconf, s)) != APR_SUCCESS ||
+            (rv = mod_scep_challenge_setup(pconf, s)) != APR_SUCCESS) {
             goto leave;
         }
     }

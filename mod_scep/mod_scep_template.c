@@ -323,6 +323,11 @@ static const char *set_enroll_group(cmd_parms *cmd, scep_template_t *tmpl, const
     return single_arg(cmd, args, &tmpl->enroll_group);
 }
 
+static const char *set_challenge_check(cmd_parms *cmd, scep_template_t *tmpl, const char *args)
+{
+    return mod_scep_challenge_list_parse(cmd->pool, args, &tmpl->challenge_checks);
+}
+
 typedef struct template_directive_t {
     const char *name;
     template_setter_t set;
@@ -343,6 +348,7 @@ static const template_directive_t template_directives[] = {
     { "KeyTypes", set_key_types },
     { "Issuance", set_issuance },
     { "EnrollGroup", set_enroll_group },
+    { "ChallengeCheck", set_challenge_check },
     { NULL, NULL }
 };
 

@@ -428,6 +428,9 @@ typedef struct scep_template_t {
     unsigned int key_types;            /* SCEP_KEYTYPE_* accepted */
     scep_issuance_t issuance;
     const char *enroll_group; /* LDAP group DN with enroll permission, NULL if none */
+    /* ChallengeCheck: the methods a PKCSReq under this template is checked
+     * by (scep_challenge.h), in place of the server's; NULL: the server's. */
+    const struct scep_challenge_list_t *challenge_checks;
 } scep_template_t;
 
 #define SCEP_BUILTIN_TEMPLATE "IPSECIntermediateOffline"

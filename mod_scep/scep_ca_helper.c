@@ -13,29 +13,25 @@
 
 /*
  * The certmonger CA helper backend (scep_ca_helper.h): one run of the
- * helper is run_helper(), which starts it without a shell, drains stdout
- * and stderr together (a child blocked on a full pipe would never exit),
- * stops it at the time or output limit and always reaps it; the rest maps
+ * helper is run_helper(), scep_program_run() (without a shell, bounded in
+ * time and output, always reaped) with its faults logged; the rest maps
  * its exit status and checks what it printed.
  */
 
-#include <signal.h>
 #include <string.h>
 
-#include <apr_poll.h>
 #include <apr_strings.h>
-#include <apr_thread_proc.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 
 #include "scep_ca_helper.h"
+#include "scep_program.h"
 #include "scep_x509.h"
 
 #define HELPER_TIME_LIMIT apr_time_from_sec(30)
 #define HELPER_OUTPUT_LIMIT ((apr_size_t)1024 * 1024)
-#define HELPER_KILL_GRACE apr_time_from_sec(2)
 #define HELPER_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 #define HELPER_TEXT_LIMIT 1024 /* bytes of the helper's words in a log line or failInfoText */
 
@@ -50,21 +46,6 @@ enum {
     HELPER_UNSUPPORTED = 6
 };
 
-/* What one run left: its output and how it ended. */
-typedef struct helper_run_t {
-    char *out[2]; /* stdout, stderr: NUL-terminated */
-    apr_size_t len[2];
-    int exit_code;    /* when exited */
-    int exited;       /* 0: killed by a signal, or by us */
-    const char *stop; /* why we stopped it, NULL when it ended by itself */
-} helper_run_t;
-
-typedef struct helper_stream_t {
-    apr_file_t *file;
-    char *buf;
-    apr_size_t len;
-} helper_stream_t;
-
 static void helper_log(const scep_ca_helper_conf_t *conf, const char *file, int line, int level,
                        const char *msg)
 {
@@ -78,193 +59,40 @@ static const char *helper_name(const scep_ca_helper_conf_t *conf)
     return conf->argv[0];
 }
 
-/* Reads what is there; APR_EOF at the end, APR_ENOSPC over the limit. */
-static apr_status_t read_stream(helper_stream_t *s, apr_size_t limit)
-{
-    apr_size_t n = limit + 1 - s->len;
-    apr_status_t rv = apr_file_read(s->file, s->buf + s->len, &n);
-
-    if (rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv)) {
-        s->len += n;
-        return s->len > limit ? APR_ENOSPC : APR_SUCCESS;
-    }
-    return rv;
-}
-
-/* Reads stdout and stderr until both are closed, the deadline or the
- * limit: *stop says which limit stopped it. */
-static apr_status_t drain(apr_pool_t *p, helper_stream_t *s, apr_size_t limit, apr_time_t deadline,
-                          const char **stop)
-{
-    apr_status_t rv = APR_SUCCESS;
-
-    while (s[0].file || s[1].file) {
-        apr_pollfd_t fds[2];
-        apr_int32_t n = 0, ready;
-        apr_interval_time_t left = deadline - apr_time_now();
-        int i;
-
-        if (left <= 0) {
-            *stop = "ran past its time limit";
-            return APR_TIMEUP;
-        }
-        for (i = 0; i < 2; i++) {
-            if (s[i].file) {
-                apr_pollfd_t fd = { p, APR_POLL_FILE, APR_POLLIN, 0, { NULL }, &s[i] };
-                fd.desc.f = s[i].file;
-                fds[n++] = fd;
-            }
-        }
-        rv = apr_poll(fds, n, &ready, left);
-        if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EINTR(rv)) {
-            continue;
-        }
-        if (rv != APR_SUCCESS) {
-            *stop = "could not be read";
-            return rv;
-        }
-        for (i = 0; i < n; i++) {
-            helper_stream_t *one = fds[i].client_data;
-
-            if (!fds[i].rtnevents) {
-                continue;
-            }
-            rv = read_stream(one, limit);
-            if (rv == APR_ENOSPC) {
-                *stop = apr_psprintf(p, "wrote more than %" APR_SIZE_T_FMT " bytes", limit);
-                return rv;
-            }
-            if (rv != APR_SUCCESS) {
-                apr_file_close(one->file);
-                one->file = NULL;
-            }
-        }
-    }
-    return APR_SUCCESS;
-}
-
-/* Waits for the child until deadline; APR_CHILD_DONE when reaped. */
-static apr_status_t reap_until(apr_proc_t *proc, apr_time_t deadline, int *code,
-                               apr_exit_why_e *why)
-{
-    for (;;) {
-        apr_status_t rv = apr_proc_wait(proc, code, why, APR_NOWAIT);
-
-        if (rv != APR_CHILD_NOTDONE || apr_time_now() >= deadline) {
-            return rv;
-        }
-        apr_sleep(apr_time_from_msec(20));
-    }
-}
-
-/* Ends the child: it has until deadline to exit by itself, then SIGTERM,
- * then SIGKILL; always reaped. */
-static void end_child(apr_proc_t *proc, apr_time_t deadline, int stop, helper_run_t *run)
-{
-    apr_exit_why_e why = APR_PROC_EXIT;
-    int code = 0;
-
-    if (stop || reap_until(proc, deadline, &code, &why) != APR_CHILD_DONE) {
-        if (!stop) {
-            run->stop = "ran past its time limit";
-        }
-        apr_proc_kill(proc, SIGTERM);
-        if (reap_until(proc, apr_time_now() + HELPER_KILL_GRACE, &code, &why) != APR_CHILD_DONE) {
-            apr_proc_kill(proc, SIGKILL);
-            apr_proc_wait(proc, &code, &why, APR_WAIT);
-        }
-    }
-    run->exited = APR_PROC_CHECK_EXIT(why) && !run->stop;
-    run->exit_code = code;
-}
-
-static apr_status_t start_child(apr_pool_t *p, const scep_ca_helper_conf_t *conf,
-                                const char *const *env, apr_proc_t *proc)
-{
-    apr_procattr_t *attr;
-    apr_status_t rv;
-
-    if ((rv = apr_procattr_create(&attr, p)) != APR_SUCCESS ||
-        (rv = apr_procattr_io_set(attr, APR_NO_FILE, APR_CHILD_BLOCK, APR_CHILD_BLOCK)) !=
-            APR_SUCCESS ||
-        (rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM)) != APR_SUCCESS ||
-        (rv = apr_procattr_error_check_set(attr, 1)) != APR_SUCCESS) {
-        return rv;
-    }
-    return apr_proc_create(proc, helper_name(conf), conf->argv, env, attr, p);
-}
-
 /* Runs the helper with env ("NAME=value", NULL-terminated); its output on
- * p. A fault of its own (cannot start, limits) is logged and APR_EGENERAL.
- * The pipes and buffers live in a pool of this run, so that no descriptor
- * outlives it, even when the helper cannot be started. */
+ * p. A fault of its own (cannot start, limits) is logged and APR_EGENERAL. */
 static apr_status_t run_helper(apr_pool_t *p, const scep_ca_helper_conf_t *conf,
-                               const char *const *env, helper_run_t *run)
+                               const char *const *env, scep_program_run_t *run)
 {
-    apr_size_t limit = conf->output_limit ? conf->output_limit : HELPER_OUTPUT_LIMIT;
-    apr_interval_time_t time_limit = conf->time_limit ? conf->time_limit : HELPER_TIME_LIMIT;
-    apr_time_t deadline = apr_time_now() + time_limit;
-    apr_pool_t *rp = NULL;
-    helper_stream_t s[2];
-    apr_proc_t proc;
-    apr_status_t rv;
+    scep_program_t prog = { conf->argv,
+                            env,
+                            NULL,
+                            0,
+                            conf->time_limit ? conf->time_limit : HELPER_TIME_LIMIT,
+                            conf->output_limit ? conf->output_limit : HELPER_OUTPUT_LIMIT };
+    apr_status_t rv = scep_program_run(p, &prog, run);
     char err[128];
-    int i;
 
-    memset(run, 0, sizeof(*run));
-    rv = apr_pool_create(&rp, p);
-    if (rv == APR_SUCCESS) {
-        rv = start_child(rp, conf, env, &proc);
-    }
     if (rv != APR_SUCCESS) {
         helper_log(conf, SCEP_LOG_MARK, SCEP_LOG_ERR,
                    apr_psprintf(p, SCEPLOGNO(280) "CA helper %s cannot be started: %s",
                                 helper_name(conf), apr_strerror(rv, err, sizeof(err))));
-        rv = APR_EGENERAL;
-        goto leave;
+        return APR_EGENERAL;
     }
-    s[0].file = proc.out;
-    s[1].file = proc.err;
-    for (i = 0; i < 2; i++) {
-        s[i].buf = apr_palloc(rp, limit + 2);
-        s[i].len = 0;
-    }
-    rv = drain(p, s, limit, deadline, &run->stop);
-    for (i = 0; i < 2; i++) {
-        if (s[i].file) {
-            apr_file_close(s[i].file);
-        }
-        run->len[i] = s[i].len > limit ? limit : s[i].len;
-        run->out[i] = apr_pstrmemdup(p, s[i].buf, run->len[i]);
-    }
-    end_child(&proc, deadline, rv != APR_SUCCESS, run);
-    rv = APR_SUCCESS;
     if (run->stop) {
         helper_log(conf, SCEP_LOG_MARK, SCEP_LOG_ERR,
                    apr_psprintf(p,
                                 SCEPLOGNO(281) "CA helper %s %s, stopped after %" APR_TIME_T_FMT
                                                " ms: nothing was issued",
-                                helper_name(conf), run->stop,
-                                apr_time_as_msec(apr_time_now() - deadline + time_limit)));
-        rv = APR_EGENERAL;
+                                helper_name(conf), run->stop, apr_time_as_msec(run->elapsed)));
+        return APR_EGENERAL;
     }
-leave:
-    if (rp) {
-        apr_pool_destroy(rp);
-    }
-    return rv;
+    return APR_SUCCESS;
 }
 
 /* ----------------------------------------------------------------------
  * The environment: built from nothing, so that nothing of Apache's leaks.
  */
-
-static void env_add(apr_array_header_t *env, const char *name, const char *value)
-{
-    if (value) {
-        APR_ARRAY_PUSH(env, const char *) = apr_pstrcat(env->pool, name, "=", value, NULL);
-    }
-}
 
 static const char *csr_pem(apr_pool_t *p, X509_REQ *csr)
 {
@@ -347,7 +175,7 @@ static const char *const *helper_env(apr_pool_t *p, const scep_ca_helper_conf_t 
     apr_array_header_t *env = apr_array_make(p, 10, sizeof(const char *));
 
     APR_ARRAY_PUSH(env, const char *) = HELPER_PATH;
-    env_add(env, "CERTMONGER_OPERATION", operation);
+    scep_program_env_add(env, "CERTMONGER_OPERATION", operation);
     if (csr) {
         const char *pem = csr_pem(p, csr);
 
@@ -355,13 +183,13 @@ static const char *const *helper_env(apr_pool_t *p, const scep_ca_helper_conf_t 
             scep_log_openssl(conf->log, conf->log_baton, SCEP_LOG_MARK, SCEP_LOG_ERR);
             return NULL;
         }
-        env_add(env, "CERTMONGER_CSR", pem);
-        env_add(env, "CERTMONGER_REQ_SUBJECT", subject_text(p, csr));
-        env_add(env, "CERTMONGER_SPKI", spki_hex(p, csr));
-        env_add(env, "CERTMONGER_KEY_TYPE", key_type(csr));
+        scep_program_env_add(env, "CERTMONGER_CSR", pem);
+        scep_program_env_add(env, "CERTMONGER_REQ_SUBJECT", subject_text(p, csr));
+        scep_program_env_add(env, "CERTMONGER_SPKI", spki_hex(p, csr));
+        scep_program_env_add(env, "CERTMONGER_KEY_TYPE", key_type(csr));
     }
-    env_add(env, "CERTMONGER_CA_PROFILE", tmpl ? tmpl->name : NULL);
-    env_add(env, "CERTMONGER_CA_COOKIE", cookie);
+    scep_program_env_add(env, "CERTMONGER_CA_PROFILE", tmpl ? tmpl->name : NULL);
+    scep_program_env_add(env, "CERTMONGER_CA_COOKIE", cookie);
     APR_ARRAY_PUSH(env, const char *) = NULL;
     return (const char *const *)env->elts;
 }
@@ -468,13 +296,13 @@ static const char *one_line(apr_pool_t *p, const char *text)
 
 /* What a failing helper said, for the log: its standard error, else its
  * output. */
-static const char *failure_text(apr_pool_t *p, const helper_run_t *run)
+static const char *failure_text(apr_pool_t *p, const scep_program_run_t *run)
 {
     return one_line(p, *run->out[1] ? run->out[1] : run->out[0]);
 }
 
 /* Its exit status for the log; -1 when a signal ended it. */
-static int exit_status(const helper_run_t *run)
+static int exit_status(const scep_program_run_t *run)
 {
     return run->exited ? run->exit_code : -1;
 }
@@ -492,7 +320,7 @@ static apr_status_t fault(scep_problem_t *prob)
 
 /* Exit 0: the certificate for csr's key, chained to the configured CA. */
 static apr_status_t take_cert(apr_pool_t *p, const scep_ca_helper_conf_t *conf, X509_REQ *csr,
-                              const helper_run_t *run, X509 **cert, scep_problem_t *prob)
+                              const scep_program_run_t *run, X509 **cert, scep_problem_t *prob)
 {
     STACK_OF(X509) *certs = read_certs(p, run->out[0], run->len[0]);
     const char *reason = NULL;
@@ -533,7 +361,7 @@ static apr_status_t take_cert(apr_pool_t *p, const scep_ca_helper_conf_t *conf, 
 
 /* Exit 1 (cookie) and 5 (delay, newline, cookie). */
 static apr_status_t take_ticket(apr_pool_t *p, const scep_ca_helper_conf_t *conf,
-                                const helper_run_t *run, scep_ca_ticket_t *ticket,
+                                const scep_program_run_t *run, scep_ca_ticket_t *ticket,
                                 scep_problem_t *prob)
 {
     const char *cookie = run->out[0];
@@ -572,8 +400,8 @@ static apr_status_t take_ticket(apr_pool_t *p, const scep_ca_helper_conf_t *conf
 
 /* The meaning of one run of SUBMIT or POLL. */
 static apr_status_t submit_result(apr_pool_t *p, const scep_ca_helper_conf_t *conf, X509_REQ *csr,
-                                  const helper_run_t *run, X509 **cert, scep_ca_ticket_t *ticket,
-                                  scep_problem_t *prob)
+                                  const scep_program_run_t *run, X509 **cert,
+                                  scep_ca_ticket_t *ticket, scep_problem_t *prob)
 {
     const char *why;
 
@@ -612,7 +440,7 @@ static apr_status_t submit(scep_ca_backend_t *ca, apr_pool_t *p, const char *ope
 {
     const scep_ca_helper_conf_t *conf = ca->baton;
     const char *const *env = helper_env(p, conf, operation, csr, tmpl, ticket->text);
-    helper_run_t run;
+    scep_program_run_t run;
 
     *cert = NULL;
     if (!env || run_helper(p, conf, env, &run) != APR_SUCCESS) {
@@ -649,7 +477,7 @@ static apr_status_t helper_crl(scep_ca_backend_t *ca, apr_pool_t *p, scep_store_
 
 /* An operation about the CA itself (no request, no cookie). */
 static apr_status_t run_operation(apr_pool_t *p, const scep_ca_helper_conf_t *conf,
-                                  const char *operation, helper_run_t *run)
+                                  const char *operation, scep_program_run_t *run)
 {
     return run_helper(p, conf, helper_env(p, conf, operation, NULL, NULL, NULL), run);
 }
@@ -658,7 +486,7 @@ apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
                                         STACK_OF(X509) **roots)
 {
     const scep_ca_helper_conf_t *conf = ca->baton;
-    helper_run_t run;
+    scep_program_run_t run;
 
     *roots = NULL;
     if (run_operation(p, conf, "FETCH-ROOTS", &run) != APR_SUCCESS) {
@@ -683,7 +511,7 @@ apr_status_t scep_ca_helper_fetch_roots(scep_ca_backend_t *ca, apr_pool_t *p,
 apr_status_t scep_ca_helper_identify(scep_ca_backend_t *ca, apr_pool_t *p, const char **text)
 {
     const scep_ca_helper_conf_t *conf = ca->baton;
-    helper_run_t run;
+    scep_program_run_t run;
 
     *text = NULL;
     if (run_operation(p, conf, "IDENTIFY", &run) != APR_SUCCESS) {

@@ -27,6 +27,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "scep_challenge.h"
 #include "scep_enroll_int.h"
 
 /* ----------------------------------------------------------------------
@@ -257,27 +258,6 @@ static const char *spender_of(const scep_enroll_op_t *op)
                        scep_key_id(op->p, X509_REQ_get_X509_PUBKEY(op->req->csr)), NULL);
 }
 
-/* 1 when the request may go on, 0 when the outcome is decided (refused,
- * or a fault the password store logged). A refusal spends nothing; an
- * accepted one-time password is spent here. */
-static int challenge_passes(scep_enroll_op_t *op)
-{
-    scep_password_store_t *ps = op->env->passwords;
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-
-    if (!op->conf->enforce_password ||
-        ps->use(ps, op->p, op->req->challenge, scep_csr_key_usage(op->req->csr), spender_of(op),
-                &prob) == APR_SUCCESS) {
-        return 1;
-    }
-    if (prob.fail_info == SCEP_FAIL_NONE) {
-        scep_enroll_fault(op);
-        return 0;
-    }
-    scep_enroll_refuse(op, SCEPLOGNO(201), prob.fail_info, prob.event, prob.text);
-    return 0;
-}
-
 /* NDES's choice of template by the CSR's keyUsage (white paper, "The
  * Enrollment Process", step 5): 0x80 signature, 0x20 encryption, 0xa0
  * general purpose; no keyUsage is read as both (event 39). Other values
@@ -307,13 +287,12 @@ static const char *template_name_for(const scep_enroll_op_t *op, int key_usage)
     return op->conf->general_purpose_template;
 }
 
-/* Chooses the template and checks the CSR against it: 1 when the request
- * may be issued, 0 when the outcome is decided (refused, or a fault). */
-static int template_passes(scep_enroll_op_t *op)
+/* Chooses the template by the CSR's keyUsage (op->tmpl): 1 when chosen, 0
+ * when the outcome is decided (a fault). */
+static int template_chosen(scep_enroll_op_t *op)
 {
     int key_usage = scep_csr_key_usage(op->req->csr);
     const char *name = template_name_for(op, key_usage);
-    scep_problem_t prob;
 
     op->tmpl = scep_template_find(op->conf->templates, name);
     if (!op->tmpl) {
@@ -328,6 +307,68 @@ static int template_passes(scep_enroll_op_t *op)
         op->env, SCEP_LOG_INFO, SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
         op->req->transaction_id, key_usage < 0 ? "none" : apr_psprintf(op->p, "0x%02x", key_usage),
         op->tmpl->name);
+    return 1;
+}
+
+/* What the challenge checks are asked about this request. */
+static scep_challenge_facts_t challenge_facts(const scep_enroll_op_t *op)
+{
+    return (scep_challenge_facts_t){
+        .csr = op->req->csr,
+        .challenge = op->req->challenge,
+        .transaction_id = op->req->transaction_id,
+        .message_type = scep_enroll_message_type_name(op->req->message_type),
+        .template_name = op->tmpl->name,
+        .client_addr = op->env->client_addr,
+        .key_usage = scep_csr_key_usage(op->req->csr),
+        .spender = spender_of(op),
+    };
+}
+
+/* The challenge checked by the template's methods (ChallengeCheck), else
+ * the server's: 1 when the request may go on, 0 when the outcome is
+ * decided. A refusal is the last method's; a method that could not decide
+ * (it logged why) is a fault at once: nothing is issued on a check that was
+ * not made. An accepted one-time password is spent here. */
+static int challenge_passes(scep_enroll_op_t *op)
+{
+    const scep_challenge_list_t *list =
+        op->tmpl->challenge_checks ? op->tmpl->challenge_checks : op->conf->challenge_checks;
+    scep_challenge_facts_t facts = challenge_facts(op);
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    const char *decider;
+
+    if (scep_challenge_run(list, op->env->challenge_checks, op->p, &facts, &prob, &decider) ==
+        APR_SUCCESS) {
+        if (decider) {
+            scep_enroll_log(op->env, SCEP_LOG_INFO,
+                            SCEPLOGNO(287) "transaction %s: the challenge check %s allowed it",
+                            op->req->transaction_id, decider);
+        }
+        return 1;
+    }
+    if (prob.fail_info == SCEP_FAIL_NONE) {
+        /* a server fault (FAILURE, try again later), named here with the
+         * method and the event: the method's own line says why */
+        scep_enroll_log(op->env, SCEP_LOG_WARNING,
+                        SCEPLOGNO(288) "%s for transaction %s: the challenge check %s could not "
+                                       "decide (%s): nothing was issued%s",
+                        facts.message_type, op->req->transaction_id, decider,
+                        prob.text ? prob.text : "a fault",
+                        scep_event_text(SCEP_EVENT_INVALID_PASSWORD));
+        scep_enroll_fault(op);
+        return 0;
+    }
+    scep_enroll_refuse(op, SCEPLOGNO(201), prob.fail_info, prob.event, prob.text);
+    return 0;
+}
+
+/* The CSR checked against its template's policy: 1 when it may be issued,
+ * 0 when the outcome is decided (refused). */
+static int template_passes(scep_enroll_op_t *op)
+{
+    scep_problem_t prob;
+
     if (scep_policy_check(op->p, op->tmpl, op->req->csr, &prob) != APR_SUCCESS) {
         scep_enroll_refuse(op, SCEPLOGNO(263), prob.fail_info, prob.event, prob.text);
         return 0;
@@ -502,9 +543,12 @@ static void enroll(scep_enroll_op_t *op)
         scep_enroll_refuse_unrecorded(op);
         return;
     }
-    /* The challenge (a renewal's signer) first, as NDES does: a device
-     * without a valid password learns nothing about the templates. */
-    if (!(renewal ? scep_enroll_renewal_passes(op, store) : challenge_passes(op)) ||
+    /* The template is chosen first, by keyUsage alone, so that the
+     * challenge checks know it; the challenge (a renewal's signer) is
+     * checked before the template's policy, as NDES does: a device without
+     * a valid challenge learns nothing about the templates. */
+    if (!template_chosen(op) ||
+        !(renewal ? scep_enroll_renewal_passes(op, store) : challenge_passes(op)) ||
         !template_passes(op)) {
         return;
     }

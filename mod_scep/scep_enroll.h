@@ -143,7 +143,10 @@ struct scep_password_store_t {
  * configuration, the tests by hand). */
 typedef struct scep_enroll_conf_t {
     const scep_pki_t *pki;
-    int enforce_password;                 /* SCEPEnforcePassword */
+    /* The methods a PKCSReq's challenge is checked by (scep_challenge.h):
+     * SCEPChallengeCheck; without it, password or, with SCEPEnforcePassword
+     * Off, none (count 0). A template's ChallengeCheck replaces it. */
+    const struct scep_challenge_list_t *challenge_checks;
     int standalone;                       /* SCEPCAType Standalone: every request is held */
     int renewal_subject_match;            /* a renewal repeats its signer's names (NDES's rule,
                                         * off with SCEPDisableRenewalSubjectNameMatch) */
@@ -167,7 +170,10 @@ typedef struct scep_enroll_env_t {
     scep_store_t *(*records)(void *baton);
     void *records_baton;
     scep_ca_backend_t *ca;
-    scep_password_store_t *passwords;
+    /* The checks of the methods configured (scep_challenge.h): the password
+     * store as "password" (scep_challenge_password()), the server's webhook
+     * and program. */
+    const struct scep_challenge_checks_t *challenge_checks;
     scep_log_fn *log; /* every line starts with its SCEPLOGNO() tag */
     void *log_baton;
     const char *client_addr; /* recorded with a new request */

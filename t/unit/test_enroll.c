@@ -28,6 +28,7 @@
 
 #include <openssl/pem.h>
 
+#include "scep_challenge.h"
 #include "scep_ca_helper.h"
 #include "scep_enroll.h"
 #include "testmsg.h"
@@ -115,6 +116,9 @@ static apr_status_t use_password(scep_password_store_t *ps, apr_pool_t *p, const
 }
 
 static scep_password_store_t passwords = { NULL, use_password };
+/* SCEPEnforcePassword's check: the password store alone */
+static const scep_challenge_list_t password_only = { 1, { SCEP_CHALLENGE_METHOD_PASSWORD } };
+static scep_challenge_checks_t checks;
 
 /* A test CA backend: refuses, or fails. */
 static apr_status_t refusing_issue(scep_ca_backend_t *ca, apr_pool_t *p, X509_REQ *csr,
@@ -207,7 +211,7 @@ static void setup(void)
     manual->issuance = SCEP_ISSUANCE_MANUAL;
     APR_ARRAY_PUSH(templates, scep_template_t *) = manual;
     conf = (scep_enroll_conf_t){ .pki = testmsg_pki(),
-                                 .enforce_password = 1,
+                                 .challenge_checks = &password_only,
                                  .renewal_subject_match = 1,
                                  .cache_request_minutes = 20,
                                  .refresh_period_days = 7,
@@ -215,6 +219,10 @@ static void setup(void)
                                  .encryption_template = SCEP_BUILTIN_TEMPLATE,
                                  .general_purpose_template = SCEP_BUILTIN_TEMPLATE,
                                  .templates = templates };
+    checks = (scep_challenge_checks_t){ .by_method = {
+                                            [SCEP_CHALLENGE_METHOD_PASSWORD] =
+                                                scep_challenge_password(pool, &passwords),
+                                        } };
     ca_conf = (scep_ca_builtin_conf_t){
         .pki = testmsg_pki(), .validity_days = 30, .md = EVP_sha256(), .crl_validity_hours = 24
     };
@@ -222,7 +230,7 @@ static void setup(void)
                                .conf = &conf,
                                .records = records,
                                .ca = scep_ca_builtin(pool, &ca_conf),
-                               .passwords = &passwords,
+                               .challenge_checks = &checks,
                                .log = remember_line,
                                .client_addr = "192.0.2.1" };
 }
@@ -678,9 +686,213 @@ START_TEST(password_rule)
     ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
     ck_assert_ptr_null(status_of("P1"));
     /* SCEPEnforcePassword Off: no password asked */
-    conf.enforce_password = 0;
+    conf.challenge_checks = NULL;
     o = request(SCEP_MSG_PKCSREQ, "P1", dev, dev, "p.example", NULL);
     ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+}
+END_TEST
+
+/* ----------------------------------------------------------------------
+ * Challenge checks (scep_challenge.h): the methods combined, with fakes
+ */
+
+/* A fake method: its answer, how often it was asked, what it was told. */
+typedef enum { FAKE_ALLOW, FAKE_DENY, FAKE_FAULT } fake_answer_t;
+typedef struct fake_method_t {
+    fake_answer_t answer;
+    int asked;
+    scep_challenge_facts_t facts; /* the last request's */
+} fake_method_t;
+
+static apr_status_t fake_check(scep_challenge_check_t *cc, apr_pool_t *p,
+                               const scep_challenge_facts_t *facts, scep_problem_t *prob)
+{
+    fake_method_t *fake = cc->baton;
+
+    (void)p;
+    fake->asked++;
+    fake->facts = *facts;
+    switch (fake->answer) {
+    case FAKE_ALLOW:
+        return APR_SUCCESS;
+    case FAKE_DENY:
+        return scep_problem(prob, APR_EACCES, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD,
+                            apr_pstrcat(pool, cc->name, " says no", NULL));
+    default:
+        return scep_problem(prob, APR_EGENERAL, SCEP_FAIL_NONE, SCEP_EVENT_NONE,
+                            apr_pstrcat(pool, cc->name, " timed out", NULL));
+    }
+}
+
+static fake_method_t fake_webhook, fake_program;
+static scep_challenge_check_t webhook_check = { "webhook", &fake_webhook, fake_check };
+static scep_challenge_check_t program_check = { "program", &fake_program, fake_check };
+
+/* The checks of setup() plus the two fakes, asked by list. */
+static void check_with(const scep_challenge_list_t *list)
+{
+    fake_webhook = (fake_method_t){ FAKE_ALLOW, 0, { 0 } };
+    fake_program = (fake_method_t){ FAKE_ALLOW, 0, { 0 } };
+    checks.by_method[SCEP_CHALLENGE_METHOD_WEBHOOK] = &webhook_check;
+    checks.by_method[SCEP_CHALLENGE_METHOD_PROGRAM] = &program_check;
+    conf.challenge_checks = list;
+}
+
+START_TEST(challenge_password_then_program)
+{
+    static const scep_challenge_list_t list = {
+        2, { SCEP_CHALLENGE_METHOD_PASSWORD, SCEP_CHALLENGE_METHOD_PROGRAM }
+    };
+    testmsg_device_t *dev = testmsg_device(pool, "c.example");
+    scep_outcome_t o;
+
+    check_with(&list);
+    /* the password allows: the program is not asked */
+    o = enroll("CP1", dev, "c.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(spends, 1);
+    ck_assert_int_eq(fake_program.asked, 0);
+    ck_assert(logged("SCEP287", "CP1: the challenge check password allowed it"));
+    /* a wrong password: the program decides, and allows */
+    o = request(SCEP_MSG_PKCSREQ, "CP2", dev, dev, "c.example", "wrong");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(fake_program.asked, 1);
+    ck_assert(logged("SCEP287", "CP2: the challenge check program allowed it"));
+    /* both refuse: the answer is the last method's refusal */
+    fake_program.answer = FAKE_DENY;
+    o = request(SCEP_MSG_PKCSREQ, "CP3", dev, dev, "c.example", "wrong");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert_str_eq(o.problem.text, "program says no");
+    ck_assert(logged("SCEP201", "CP3 refused: program says no (NDES event 29)"));
+    ck_assert_ptr_null(status_of("CP3"));
+    /* no password at all: the program still decides (event of its refusal) */
+    o = request(SCEP_MSG_PKCSREQ, "CP4", dev, dev, "c.example", NULL);
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert_int_eq(fake_program.asked, 3);
+    /* the password store's fault: closed at once, the program not asked */
+    password_fault = 1;
+    fake_program.answer = FAKE_ALLOW;
+    o = request(SCEP_MSG_PKCSREQ, "CP5", dev, dev, "c.example", "wrong");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert_int_eq(fake_program.asked, 3);
+    ck_assert(logged("SCEP288", "CP5: the challenge check password could not decide (broken): "
+                                "nothing was issued (NDES event 29)"));
+    ck_assert_ptr_null(status_of("CP5"));
+}
+END_TEST
+
+START_TEST(challenge_program_alone)
+{
+    static const scep_challenge_list_t list = { 1, { SCEP_CHALLENGE_METHOD_PROGRAM } };
+    testmsg_device_t *dev = testmsg_device(pool, "c.example");
+    scep_outcome_t o;
+
+    check_with(&list);
+    o = request(SCEP_MSG_PKCSREQ, "CA1", dev, dev, "c.example", "mdm-challenge");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    /* what it was told; the password store was not asked */
+    ck_assert_int_eq(spends, 0);
+    ck_assert_str_eq(fake_program.facts.challenge, "mdm-challenge");
+    ck_assert_str_eq(fake_program.facts.transaction_id, "CA1");
+    ck_assert_str_eq(fake_program.facts.message_type, "PKCSReq");
+    ck_assert_str_eq(fake_program.facts.template_name, SCEP_BUILTIN_TEMPLATE);
+    ck_assert_str_eq(fake_program.facts.client_addr, "192.0.2.1");
+    ck_assert_int_eq(fake_program.facts.key_usage, 0x80);
+    ck_assert_ptr_nonnull(fake_program.facts.csr);
+    ck_assert(strncmp(fake_program.facts.spender, "CA1|", 4) == 0);
+    /* even the right password does not pass without the program */
+    fake_program.answer = FAKE_DENY;
+    o = enroll("CA2", dev, "c.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert_int_eq(spends, 0);
+    ck_assert_ptr_null(status_of("CA2"));
+    /* a fault fails closed */
+    fake_program.answer = FAKE_FAULT;
+    o = enroll("CA3", dev, "c.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert(logged("SCEP288", "program could not decide (program timed out)"));
+    ck_assert_ptr_null(status_of("CA3"));
+    /* a listed method without a check cannot allow */
+    fake_program.answer = FAKE_ALLOW;
+    checks.by_method[SCEP_CHALLENGE_METHOD_PROGRAM] = NULL;
+    o = enroll("CA4", dev, "c.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert(logged("SCEP288", "the challenge check program is not configured"));
+    ck_assert_ptr_null(status_of("CA4"));
+}
+END_TEST
+
+START_TEST(challenge_fault_never_passes_on)
+{
+    static const scep_challenge_list_t list = {
+        3,
+        { SCEP_CHALLENGE_METHOD_WEBHOOK, SCEP_CHALLENGE_METHOD_PROGRAM,
+          SCEP_CHALLENGE_METHOD_PASSWORD },
+    };
+    testmsg_device_t *dev = testmsg_device(pool, "c.example");
+    scep_outcome_t o;
+
+    check_with(&list);
+    fake_webhook.answer = FAKE_FAULT;
+    o = enroll("CF1", dev, "c.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert_int_eq(fake_program.asked, 0);
+    ck_assert_int_eq(spends, 0);
+    /* a refusal passes on: webhook, then program, then the password */
+    fake_webhook.answer = FAKE_DENY;
+    fake_program.answer = FAKE_DENY;
+    o = enroll("CF2", dev, "c.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(fake_webhook.asked, 2);
+    ck_assert_int_eq(fake_program.asked, 1);
+    ck_assert_int_eq(spends, 1);
+    /* the program's fault after the webhook's refusal: closed */
+    fake_program.answer = FAKE_FAULT;
+    o = enroll("CF3", dev, "c.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
+    ck_assert_int_eq(spends, 1);
+}
+END_TEST
+
+START_TEST(challenge_by_template)
+{
+    static const scep_challenge_list_t server = { 1, { SCEP_CHALLENGE_METHOD_PASSWORD } };
+    static const scep_challenge_list_t program = { 1, { SCEP_CHALLENGE_METHOD_PROGRAM } };
+    testmsg_device_t *dev = testmsg_device(pool, "t.example");
+    scep_outcome_t o;
+
+    check_with(&server);
+    /* keyUsage digitalSignature: the Manual template, checked by the program */
+    conf.signature_template = "Manual";
+    manual->challenge_checks = &program;
+    o = request(SCEP_MSG_PKCSREQ, "CT1", dev, dev, "t.example", "wrong");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_HELD);
+    ck_assert_str_eq(fake_program.facts.template_name, "Manual");
+    ck_assert_int_eq(spends, 0);
+    /* the server's password does not help under that template */
+    fake_program.answer = FAKE_DENY;
+    o = enroll("CT2", dev, "t.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert_int_eq(spends, 0);
+    /* the challenge comes before the template's policy: a device refused
+     * by both learns the challenge's refusal only */
+    manual->key_types = SCEP_KEYTYPE_EC;
+    o = enroll("CT3", dev, "t.example");
+    assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
+    ck_assert_str_eq(o.problem.text, "program says no");
+    ck_assert(!logged("SCEP263", "CT3"));
+    fake_program.answer = FAKE_ALLOW;
+    o = enroll("CT4", dev, "t.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_REFUSED);
+    ck_assert(logged("SCEP263", "CT4"));
+    /* without a list of its own, a template uses the server's */
+    manual->challenge_checks = NULL;
+    manual->key_types = SCEP_KEYTYPE_RSA | SCEP_KEYTYPE_EC;
+    fake_program.asked = 0;
+    o = enroll("CT5", dev, "t.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(fake_program.asked, 0);
+    ck_assert_int_eq(spends, 1);
 }
 END_TEST
 
@@ -737,6 +949,23 @@ START_TEST(renewal_rules)
     o = request(SCEP_MSG_RENEWALREQ, "N7", dev, next, "n.example", NULL);
     assert_refused(&o, SCEP_FAIL_BAD_MESSAGE_CHECK, SCEP_EVENT_NO_PASSWORD);
     ck_assert(logged("SCEP236", "does not verify"));
+}
+END_TEST
+
+START_TEST(renewal_not_challenge_checked)
+{
+    static const scep_challenge_list_t list = { 1, { SCEP_CHALLENGE_METHOD_PROGRAM } };
+    testmsg_device_t *dev = testmsg_device(pool, "r.example");
+    testmsg_device_t *next = testmsg_device(pool, "r.example");
+    scep_outcome_t o;
+
+    check_with(&list);
+    o = request(SCEP_MSG_PKCSREQ, "CR1", dev, dev, "r.example", "mdm");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    fake_program.answer = FAKE_FAULT;
+    o = request(SCEP_MSG_RENEWALREQ, "CR2", holder_of(dev, o.cert), next, "r.example", NULL);
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(fake_program.asked, 1);
 }
 END_TEST
 
@@ -1543,6 +1772,11 @@ Suite *scep_enroll_suite(void)
     tcase_add_test(tc, outcome_as_certrep);
     tc = testutil_case(s, "rules", setup, teardown);
     tcase_add_test(tc, password_rule);
+    tcase_add_test(tc, challenge_password_then_program);
+    tcase_add_test(tc, challenge_program_alone);
+    tcase_add_test(tc, challenge_fault_never_passes_on);
+    tcase_add_test(tc, challenge_by_template);
+    tcase_add_test(tc, renewal_not_challenge_checked);
     tcase_add_test(tc, renewal_rules);
     tcase_add_test(tc, getcert_and_getcrl);
     return s;
