@@ -440,6 +440,21 @@ static const char *set_cmp_server(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* A webhook's URL: https://, or http:// to a loopback address, where
+ * nothing but this host sees the secret's signature and the challenge. */
+static const char *set_webhook_url(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = scope_error(cmd);
+    const char *why = err ? NULL : scep_webhook_check_url(cmd->pool, arg);
+
+    (void)dconf;
+    if (err || why) {
+        return err ? err : apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", why, NULL);
+    }
+    *(const char **)directive_member(cmd) = arg;
+    return NULL;
+}
+
 /* A program's words as httpd splits a directive's arguments (quotes
  * group, no shell ever sees them), the program's absolute path first: a
  * program found through PATH would depend on the environment Apache

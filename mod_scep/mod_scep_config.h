@@ -29,6 +29,7 @@
 #include "scep_challenge.h"
 #include "scep_enroll.h"
 #include "scep_password.h"
+#include "scep_webhook.h"
 
 /* Directive names, for the table below and for the error messages of the
  * other files, so the two cannot drift apart. */
@@ -86,6 +87,13 @@
 #define SCEP_CHALLENGE_CHECK "SCEPChallengeCheck"
 #define SCEP_CHALLENGE_PROGRAM "SCEPChallengeProgram"
 #define SCEP_CHALLENGE_PROGRAM_TIMEOUT "SCEPChallengeProgramTimeout"
+#define SCEP_CHALLENGE_WEBHOOK "SCEPChallengeWebhook"
+#define SCEP_CHALLENGE_WEBHOOK_SECRET_FILE "SCEPChallengeWebhookSecretFile"
+#define SCEP_CHALLENGE_WEBHOOK_ID "SCEPChallengeWebhookID"
+#define SCEP_WEBHOOK_CA_FILE "SCEPWebhookCAFile"
+#define SCEP_WEBHOOK_CLIENT_CERT "SCEPWebhookClientCert"
+#define SCEP_WEBHOOK_CLIENT_KEY "SCEPWebhookClientKey"
+#define SCEP_WEBHOOK_TIMEOUT "SCEPWebhookTimeout"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -322,7 +330,28 @@ typedef enum {
     X(SCEP_CHALLENGE_PROGRAM, challenge_program_argv, ARGV, set_challenge_program, SERVER, 0, 0, \
       NULL, NULL, "/ABSOLUTE/PATH [ARGS...]: the challenge check program, run without a shell") \
     X(SCEP_CHALLENGE_PROGRAM_TIMEOUT, challenge_program_timeout, INT, set_int, SERVER, 1, 600, \
-      "seconds", 10, "seconds a challenge check program may run (default 10)")
+      "seconds", 10, "seconds a challenge check program may run (default 10)") \
+    /* the MDM's webhooks (HACKING.md, "Webhooks") */ \
+    X(SCEP_CHALLENGE_WEBHOOK, challenge_webhook_url, STRING, set_webhook_url, SERVER, 0, 0, NULL, \
+      NULL, \
+      "https:// URL (http:// to loopback only) of the challenge method webhook, " \
+      "step-ca's SCEPCHALLENGE contract") \
+    X(SCEP_CHALLENGE_WEBHOOK_SECRET_FILE, challenge_webhook_secret_file, FILE, set_file, SERVER, \
+      0, 0, NULL, NULL, \
+      "file (mode 0600) whose first line is the webhook's base64 secret, which " \
+      "signs each request (X-Smallstep-Signature); unset: unsigned") \
+    X(SCEP_CHALLENGE_WEBHOOK_ID, challenge_webhook_id, STRING, set_string, SERVER, 0, 0, NULL, \
+      NULL, "X-Smallstep-Webhook-ID of the challenge webhook (default the server name)") \
+    X(SCEP_WEBHOOK_CA_FILE, webhook_ca_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM trust anchors of the webhooks' https:// servers (default the " \
+      "system's)") \
+    X(SCEP_WEBHOOK_CLIENT_CERT, webhook_client_cert, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM client certificate presented to the webhooks' servers") \
+    X(SCEP_WEBHOOK_CLIENT_KEY, webhook_client_key, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM key (mode 0600, unencrypted) of " SCEP_WEBHOOK_CLIENT_CERT) \
+    X(SCEP_WEBHOOK_TIMEOUT, webhook_timeout, INT, set_int, SERVER, 1, SCEP_WEBHOOK_MAX_TIMEOUT, \
+      "seconds", SCEP_WEBHOOK_DEFAULT_TIMEOUT, \
+      "seconds for one whole exchange with a webhook (default 5)")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */

@@ -26,6 +26,7 @@
 #include "mod_scep.h"
 #include "scep.h"
 #include "scep_enroll.h"
+#include "scep_webhook.h"
 #include "mod_scep_config.h"
 #include "mod_scep_http.h"
 #include "mod_scep_log.h"
@@ -74,6 +75,32 @@ apr_status_t mod_scep_backend_setup(apr_pool_t *pconf, server_rec *s);
 /* At the child's end (pchild's cleanup), each backend frees what the child
  * made for itself: a child never destroys the pool they were made on. */
 void mod_scep_backend_child_init(apr_pool_t *pchild, server_rec *main_s);
+
+/* A use of a webhook (mod_scep_webhook.c): what the log lines call it,
+ * its URL and the directive that set it, its secret file (NULL: unsigned)
+ * and that file's directive, its X-Smallstep-Webhook-ID (NULL: the
+ * server's name). */
+typedef struct mod_scep_webhook_use_t {
+    const char *what;
+    const char *url;
+    const char *url_directive;
+    const char *secret_file;
+    const char *secret_directive;
+    const char *id;
+} mod_scep_webhook_use_t;
+
+/* At startup, the webhook of use for s on pconf, with s's SCEPWebhook*
+ * TLS files and time limit: NULL when it cannot be (logged, SCEP660-669).
+ * Each child frees its connections at its end
+ * (mod_scep_webhook_child_init()). */
+scep_webhook_t *mod_scep_webhook_create(apr_pool_t *pconf, server_rec *s,
+                                        const mod_scep_webhook_use_t *use);
+/* SCEPChallengeWebhook of s as the challenge method webhook into
+ * conf->challenge_webhook (NULL without it); APR_EINVAL (logged) when its
+ * directives cannot work. */
+apr_status_t mod_scep_challenge_webhook_setup(apr_pool_t *pconf, server_rec *s);
+/* The webhooks' connections of a child freed at its end (pchild). */
+void mod_scep_webhook_child_init(apr_pool_t *pchild);
 
 /* Challenge checks (mod_scep_challenge.c): SCEPChallengeCheck's and
  * ChallengeCheck's words as a list on p, or why not. Before the defaults,

@@ -386,6 +386,7 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         }
         if ((rv = setup_pki(pconf, main_s, s)) != APR_SUCCESS ||
             (rv = mod_scep_backend_setup(pconf, s)) != APR_SUCCESS ||
+            (rv = mod_scep_challenge_webhook_setup(pconf, s)) != APR_SUCCESS ||
             (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS ||
             (rv = setup_next_ca(pconf, s)) != APR_SUCCESS ||
             (rv = setup_templates(pconf, s)) != APR_SUCCESS ||
@@ -426,4 +427,5 @@ void mod_scep_child_init(apr_pool_t *pchild, server_rec *s)
     mod_scep_store_child_init(pchild, s);
     mod_scep_poll_child_init(pchild, s);
     mod_scep_backend_child_init(pchild, s);
+    mod_scep_webhook_child_init(pchild);
 }
