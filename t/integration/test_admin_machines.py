@@ -18,6 +18,7 @@ import pytest
 
 from sceptest import admin as A
 from sceptest import checks, pki
+from sceptest import client as C
 from sceptest import ldap as L
 
 RE_PLAIN_PASSWORD = re.compile(rb'[0-9A-F]{16}\n')
@@ -77,7 +78,7 @@ def assert_enrolls_once(admin_httpd, keys, cn, password):
     checks.assert_recorded(admin_httpd, msg.transaction_id, cert)
     admin_httpd.errlog.expect(RE_EVENT_29)
     dev, msg, r, rep = enroll(admin_httpd, keys, 'again-' + cn, password)
-    checks.assert_failure(msg, r, rep, 2)  # badRequest
+    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
     lines = admin_httpd.errlog.find(RE_EVENT_29)
     assert any(msg.transaction_id in ln for ln in lines), lines
 
