@@ -48,7 +48,7 @@ const char *mod_scep_challenge_list_parse(apr_pool_t *p, const char *args,
     return NULL;
 }
 
-static apr_status_t refuse(server_rec *s, const char *tag, const char *why)
+static apr_status_t refuse_to_start(server_rec *s, const char *tag, const char *why)
 {
     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "%s%s: %s%s", tag, mod_scep_server_label(s), why,
                  scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
@@ -61,9 +61,9 @@ apr_status_t mod_scep_challenge_check_directives(server_rec *s)
 
     /* Off says "no check", a list says which: one of them is a mistake. */
     if (conf->enforce_password == 0 && conf->challenge_checks) {
-        return refuse(s, SCEPLOGNO(024),
-                      SCEP_ENFORCE_PASSWORD " Off and " SCEP_CHALLENGE_CHECK
-                                            " contradict each other: remove one of them");
+        return refuse_to_start(s, SCEPLOGNO(024),
+                               SCEP_ENFORCE_PASSWORD " Off and " SCEP_CHALLENGE_CHECK
+                                                     " contradict each other: remove one of them");
     }
     return APR_SUCCESS;
 }
@@ -89,10 +89,10 @@ static apr_status_t build_program(apr_pool_t *pconf, server_rec *s, mod_scep_srv
         return APR_SUCCESS;
     }
     if (access(conf->challenge_program_argv[0], X_OK) != 0) {
-        return refuse(s, SCEPLOGNO(025),
-                      apr_pstrcat(pconf, SCEP_CHALLENGE_PROGRAM " ",
-                                  conf->challenge_program_argv[0], " is not an executable file",
-                                  NULL));
+        return refuse_to_start(s, SCEPLOGNO(025),
+                               apr_pstrcat(pconf, SCEP_CHALLENGE_PROGRAM " ",
+                                           conf->challenge_program_argv[0],
+                                           " is not an executable file", NULL));
     }
     pc.argv = conf->challenge_program_argv;
     pc.time_limit = apr_time_from_sec(conf->challenge_program_timeout);
@@ -152,7 +152,7 @@ static apr_status_t check_methods(apr_pool_t *pconf, server_rec *s, const mod_sc
             pconf, &checks, tmpl->challenge_checks,
             apr_pstrcat(pconf, SCEP_TEMPLATE_SECTION " ", tmpl->name, ">'s ChallengeCheck", NULL));
     }
-    return why ? refuse(s, SCEPLOGNO(026), why) : APR_SUCCESS;
+    return why ? refuse_to_start(s, SCEPLOGNO(026), why) : APR_SUCCESS;
 }
 
 apr_status_t mod_scep_challenge_setup(apr_pool_t *pconf, server_rec *s)

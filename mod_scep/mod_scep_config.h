@@ -322,15 +322,16 @@ typedef enum {
       "minutes a fetched " SCEP_EXTERNAL_CRL " is served before it is read again " \
       "(default 60)") \
     /* challenge checks (scep_challenge.h); unset: password, or none with \
-     * SCEPEnforcePassword Off (mod_scep_challenge.c) */ \
+     * SCEPEnforcePassword Off (mod_scep_challenge.c); the timeout first, \
+     * beside the number above in the record */ \
+    X(SCEP_CHALLENGE_PROGRAM_TIMEOUT, challenge_program_timeout, INT, set_int, SERVER, 1, 600, \
+      "seconds", 10, "seconds a challenge check program may run (default 10)") \
     X(SCEP_CHALLENGE_CHECK, challenge_checks, CHALLENGE_LIST, set_challenge_check, SERVER, 0, 0, \
       NULL, NULL, \
       "password|webhook|program ...: the methods that check a PKCSReq's " \
       "challenge, in order: the first that allows, allows (default password)") \
     X(SCEP_CHALLENGE_PROGRAM, challenge_program_argv, ARGV, set_challenge_program, SERVER, 0, 0, \
       NULL, NULL, "/ABSOLUTE/PATH [ARGS...]: the challenge check program, run without a shell") \
-    X(SCEP_CHALLENGE_PROGRAM_TIMEOUT, challenge_program_timeout, INT, set_int, SERVER, 1, 600, \
-      "seconds", 10, "seconds a challenge check program may run (default 10)") \
     /* the MDM's webhooks (HACKING.md, "Webhooks") */ \
     X(SCEP_CHALLENGE_WEBHOOK, challenge_webhook_url, STRING, set_webhook_url, SERVER, 0, 0, NULL, \
       NULL, \

@@ -35,7 +35,7 @@ apr_status_t scep_challenge_list_add(scep_challenge_list_t *list, const char *na
 {
     int m, i;
 
-    for (m = 0; m < SCEP_CHALLENGE_METHOD_COUNT && strcasecmp(name, method_names[m]); m++) {
+    for (m = 0; m < SCEP_CHALLENGE_METHOD_COUNT && strcasecmp(name, method_names[m]) != 0; m++) {
     }
     if (m == SCEP_CHALLENGE_METHOD_COUNT) {
         return APR_EINVAL;

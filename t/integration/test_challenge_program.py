@@ -87,13 +87,15 @@ def with_program(program, *methods, extra=()):
             ('SCEPChallengeProgram', program.words)] + list(extra)
 
 
-@pytest.fixture(scope='module')
+# Class-scoped: each class's configuration ends with the class (a later
+# test's httpd.config() would replace a module's).
+@pytest.fixture(scope='class')
 def program_only(httpd, program):
     with httpd.config(*with_program(program, 'program')):
         yield httpd
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='class')
 def password_then_program(httpd, program):
     with httpd.config(*with_program(program, 'password', 'program')):
         yield httpd
@@ -122,62 +124,112 @@ def assert_refused_by_program(httpd, msg, r, rep, text):
 
 # --- the program alone ---------------------------------------------------------
 
-def test_allowed_with_the_contract_checked(program_only, scep, files, keys, prog):
-    """The program checked its environment and the CSR itself (it refuses a
-    broken contract); the test checks its record again."""
-    csr, msg, r, rep = enroll(scep, keys, 'mdm-device.example.test', MDM_CHALLENGE)
-    cert = checks.assert_issued(msg, r, rep, files.ca)
-    checks.assert_recorded(program_only, msg.transaction_id, cert)
-    calls = prog.calls()
-    assert len(calls) == 1, calls
-    assert calls[0]['env'] == {
-        'PATH': '/usr/bin:/bin', 'TRANSACTIONID': msg.transaction_id,
-        'SCEP_CHALLENGE': MDM_CHALLENGE, 'SCEP_MESSAGE_TYPE': 'PKCSReq',
-        'SCEP_TEMPLATE': T.BUILTIN, 'SCEP_CLIENT_ADDRESS': '127.0.0.1'}
-    assert bytes.fromhex(calls[0]['stdin']) == csr
-    if os.geteuid() == 0:
-        assert calls[0]['uid'] == pwd.getpwnam('www-data').pw_uid
-    assert program_only.errlog.find(r'SCEP287: transaction %s: the challenge check program '
-                                    r'allowed it' % msg.transaction_id)
+class TestProgramAlone:
+    """SCEPChallengeCheck program."""
 
+    def test_allowed_with_the_contract_checked(self, program_only, scep, files, keys, prog):
+        """The program checked its environment and the CSR itself (it refuses a
+        broken contract); the test checks its record again."""
+        csr, msg, r, rep = enroll(scep, keys, 'mdm-device.example.test', MDM_CHALLENGE)
+        cert = checks.assert_issued(msg, r, rep, files.ca)
+        checks.assert_recorded(program_only, msg.transaction_id, cert)
+        calls = prog.calls()
+        assert len(calls) == 1, calls
+        assert calls[0]['env'] == {
+            'PATH': '/usr/bin:/bin', 'TRANSACTIONID': msg.transaction_id,
+            'SCEP_CHALLENGE': MDM_CHALLENGE, 'SCEP_MESSAGE_TYPE': 'PKCSReq',
+            'SCEP_TEMPLATE': T.BUILTIN, 'SCEP_CLIENT_ADDRESS': '127.0.0.1'}
+        assert bytes.fromhex(calls[0]['stdin']) == csr
+        if os.geteuid() == 0:
+            assert calls[0]['uid'] == pwd.getpwnam('www-data').pw_uid
+        assert program_only.errlog.find(r'SCEP287: transaction %s: the challenge check program '
+                                        r'allowed it' % msg.transaction_id)
 
-def test_no_challenge_reaches_the_program_without_one(program_only, scep, files, keys, prog):
-    csr, msg, r, rep = enroll(scep, keys, 'no-challenge.example.test', None)
-    checks.assert_issued(msg, r, rep, files.ca)
-    env = prog.calls()[0]['env']
-    assert 'SCEP_CHALLENGE' not in env and env['TRANSACTIONID'] == msg.transaction_id
+    def test_no_challenge_reaches_the_program_without_one(self, program_only, scep, files, keys,
+                                                          prog):
+        csr, msg, r, rep = enroll(scep, keys, 'no-challenge.example.test', None)
+        checks.assert_issued(msg, r, rep, files.ca)
+        env = prog.calls()[0]['env']
+        assert 'SCEP_CHALLENGE' not in env and env['TRANSACTIONID'] == msg.transaction_id
 
+    def test_denied_with_its_first_line(self, program_only, scep, keys, prog):
+        prog.mode('deny device 42 is not \x1b[31mmanaged')
+        csr, msg, r, rep = enroll(scep, keys, 'denied.example.test', MDM_CHALLENGE)
+        assert_refused_by_program(program_only, msg, r, rep, 'device 42 is not \\x1B[31mmanaged')
+        assert len(prog.calls()) == 1
 
-def test_denied_with_its_first_line(program_only, scep, keys, prog):
-    prog.mode('deny device 42 is not \x1b[31mmanaged')
-    csr, msg, r, rep = enroll(scep, keys, 'denied.example.test', MDM_CHALLENGE)
-    assert_refused_by_program(program_only, msg, r, rep, 'device 42 is not \\x1B[31mmanaged')
-    assert len(prog.calls()) == 1
+    def test_the_static_password_alone_does_not_pass(self, program_only, scep, keys, prog):
+        """Without password in the list, SCEPChallengePasswordFile's password is
+        only a challenge for the program to judge."""
+        prog.mode('deny unknown challenge')
+        csr, msg, r, rep = enroll(scep, keys, 'static.example.test', CHALLENGE)
+        assert_refused_by_program(program_only, msg, r, rep, 'unknown challenge')
+        assert prog.calls()[0]['env']['SCEP_CHALLENGE'] == CHALLENGE
 
+    @pytest.mark.parametrize('mode,logged', [
+        ('exit 2', r'exited with status 2: "exiting with 2"'),
+        ('kill', 'was killed by a signal'),
+        ('flood', r'wrote more than 65536 bytes, stopped after \d+ ms'),
+    ])
+    def test_faults_fail_closed(self, program_only, scep, keys, prog, mode, logged):
+        prog.mode(mode)
+        csr, msg, r, rep = enroll(scep, keys, 'fault.example.test', MDM_CHALLENGE)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert rep.fail_info_text == FAULT_TEXT, rep.fail_info_text
+        checks.expect_line(program_only, PROGRAM_FAULT % (msg.transaction_id, logged),
+                           levels=('error',))
+        checks.expect_line(program_only, FAULT % msg.transaction_id)
+        assert_nothing_recorded(program_only, msg)
 
-def test_the_static_password_alone_does_not_pass(program_only, scep, keys, prog):
-    """Without password in the list, SCEPChallengePasswordFile's password is
-    only a challenge for the program to judge."""
-    prog.mode('deny unknown challenge')
-    csr, msg, r, rep = enroll(scep, keys, 'static.example.test', CHALLENGE)
-    assert_refused_by_program(program_only, msg, r, rep, 'unknown challenge')
-    assert prog.calls()[0]['env']['SCEP_CHALLENGE'] == CHALLENGE
+    def test_renewal_not_asked(self, program_only, scep, files, keys, prog):
+        """RenewalReq is not challenge-checked: the old certificate's
+        signature is the proof, even while the program refuses everyone."""
+        new_key = keys.take()
+        csr, msg, r, rep = enroll(scep, keys, 'renewed.example.test', MDM_CHALLENGE)
+        old = checks.assert_issued(msg, r, rep, files.ca)
+        prog.mode('deny nobody today')
+        csr = pki.make_csr(new_key, 'renewed.example.test')
+        msg = C.pkcsreq(csr, msg.key, [files.ra_enc], signer_cert=old,
+                        message_type=C.RENEWALREQ)
+        r, rep = scep.send(msg)
+        new = checks.assert_issued(msg, r, rep, files.ca)
+        assert pki.public_der(new) == pki.public_der(new_key)
+        assert len(prog.calls()) == 1, 'the program was asked about the renewal'
 
-
-@pytest.mark.parametrize('mode,logged', [
-    ('exit 2', r'exited with status 2: "exiting with 2"'),
-    ('kill', 'was killed by a signal'),
-    ('flood', r'wrote more than 65536 bytes, stopped after \d+ ms'),
-])
-def test_faults_fail_closed(program_only, scep, keys, prog, mode, logged):
-    prog.mode(mode)
-    csr, msg, r, rep = enroll(scep, keys, 'fault.example.test', MDM_CHALLENGE)
-    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
-    assert rep.fail_info_text == FAULT_TEXT, rep.fail_info_text
-    checks.expect_line(program_only, PROGRAM_FAULT % (msg.transaction_id, logged),
-                       levels=('error',))
-    checks.expect_line(program_only, FAULT % msg.transaction_id)
-    assert_nothing_recorded(program_only, msg)
+    def test_scep_submit_with_the_program(self, program_only, files, keys, prog):
+        """certmonger's scep-submit carries a PKCSReq (an `openssl req` CSR with
+        the MDM's challenge) by GET; the program allows it, then refuses the
+        next with its text."""
+        httpd = program_only
+        work = httpd.env.work
+        for name, mode in (('submit-allowed', 'allow'), ('submit-denied', 'deny not in the MDM')):
+            prog.mode(mode)
+            key = keys.take()
+            csr = openssl_req(work, key, 'challenge-' + name, MDM_CHALLENGE)
+            msg = C.pkcsreq(csr, key, [files.ra_enc], cipher='aes128', digest_name='sha256')
+            msgf = os.path.join(work, 'challenge-%s.p7' % name)
+            with open(msgf, 'w') as f:
+                f.write(pem('PKCS7', msg.der))
+            p = subprocess.run([SCEP_SUBMIT, '-u', httpd.url('/cgi-bin/pkiclient.exe'),
+                                '-r', httpd.env.p('ra-enc.crt'), '-N', httpd.env.p('ca.crt'),
+                                '-p', msgf], capture_output=True, text=True, timeout=60)
+            call = prog.calls()[-1]
+            assert bytes.fromhex(call['stdin']) == csr
+            assert call['env']['SCEP_CHALLENGE'] == MDM_CHALLENGE
+            if mode == 'allow':
+                assert p.returncode == 0, p.stdout + p.stderr
+                certs = issued_certs(p.stdout, msg, files.ra_sign)
+                assert len(certs) == 1
+                checks.check_issued_cert(certs[0], csr, files.ca)
+                checks.assert_recorded(httpd, msg.transaction_id, certs[0])
+            else:
+                # certmonger's "rejected" (2), with the failInfoText
+                assert p.returncode == 2, p.stdout + p.stderr
+                assert 'the challenge program refused the request: not in the MDM' in \
+                    p.stdout + p.stderr, p.stdout + p.stderr
+                checks.expect_line(httpd, REFUSED % (msg.transaction_id, re.escape(
+                    'the challenge program refused the request: not in the MDM')))
+                assert_nothing_recorded(httpd, msg)
 
 
 def test_timeout_fails_closed(httpd, program, scep, keys, prog):
@@ -199,35 +251,38 @@ def test_timeout_fails_closed(httpd, program, scep, keys, prog):
 
 # --- password then program ------------------------------------------------------
 
-def test_password_first_then_program(password_then_program, scep, files, keys, prog):
-    httpd = password_then_program
-    # the static password allows: the program is not asked
-    csr, msg, r, rep = enroll(scep, keys, 'pw-first.example.test', CHALLENGE)
-    checks.assert_issued(msg, r, rep, files.ca)
-    assert prog.calls() == []
-    assert httpd.errlog.find(r'SCEP287: transaction %s: the challenge check password allowed it'
-                             % msg.transaction_id)
-    # the MDM's challenge: the password refuses, the program allows
-    csr, msg, r, rep = enroll(scep, keys, 'then-program.example.test', MDM_CHALLENGE)
-    checks.assert_issued(msg, r, rep, files.ca)
-    assert [c['env']['TRANSACTIONID'] for c in prog.calls()] == [msg.transaction_id]
-    # both refuse: the program's refusal is the answer
-    prog.mode('deny not ours either')
-    csr, msg, r, rep = enroll(scep, keys, 'nobody.example.test', 'wrong')
-    assert_refused_by_program(httpd, msg, r, rep, 'not ours either')
+class TestPasswordThenProgram:
+    """SCEPChallengeCheck password program."""
+
+    def test_password_first_then_program(self, password_then_program, scep, files, keys, prog):
+        httpd = password_then_program
+        # the static password allows: the program is not asked
+        csr, msg, r, rep = enroll(scep, keys, 'pw-first.example.test', CHALLENGE)
+        checks.assert_issued(msg, r, rep, files.ca)
+        assert prog.calls() == []
+        assert httpd.errlog.find(r'SCEP287: transaction %s: the challenge check password allowed it'
+                                 % msg.transaction_id)
+        # the MDM's challenge: the password refuses, the program allows
+        csr, msg, r, rep = enroll(scep, keys, 'then-program.example.test', MDM_CHALLENGE)
+        checks.assert_issued(msg, r, rep, files.ca)
+        assert [c['env']['TRANSACTIONID'] for c in prog.calls()] == [msg.transaction_id]
+        # both refuse: the program's refusal is the answer
+        prog.mode('deny not ours either')
+        csr, msg, r, rep = enroll(scep, keys, 'nobody.example.test', 'wrong')
+        assert_refused_by_program(httpd, msg, r, rep, 'not ours either')
 
 
-def test_a_program_fault_after_the_password_fails_closed(password_then_program, scep, keys,
-                                                         prog):
-    httpd = password_then_program
-    prog.mode('exit 2')
-    csr, msg, r, rep = enroll(scep, keys, 'pw-fault.example.test', 'wrong')
-    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
-    assert rep.fail_info_text == FAULT_TEXT
-    checks.expect_line(httpd, PROGRAM_FAULT % (msg.transaction_id, 'exited with status 2'),
-                       levels=('error',))
-    checks.expect_line(httpd, FAULT % msg.transaction_id)
-    assert_nothing_recorded(httpd, msg)
+    def test_a_program_fault_after_the_password_fails_closed(self, password_then_program, scep,
+                                                             keys, prog):
+        httpd = password_then_program
+        prog.mode('exit 2')
+        csr, msg, r, rep = enroll(scep, keys, 'pw-fault.example.test', 'wrong')
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert rep.fail_info_text == FAULT_TEXT
+        checks.expect_line(httpd, PROGRAM_FAULT % (msg.transaction_id, 'exited with status 2'),
+                           levels=('error',))
+        checks.expect_line(httpd, FAULT % msg.transaction_id)
+        assert_nothing_recorded(httpd, msg)
 
 
 # --- per template ------------------------------------------------------------------
@@ -329,41 +384,3 @@ def test_template_directive_value(httpd):
     raw = T.section('Devices', 'ChallengeCheck radius')
     rc, out = httpd.config_test(make_conf(httpd.env, httpd.base_directives, raw))
     assert rc != 0 and re.search(r"Devices> ChallengeCheck: unknown method 'radius'", out), out
-
-
-# --- a real client ------------------------------------------------------------------
-
-def test_scep_submit_with_the_program(program_only, files, keys, prog):
-    """certmonger's scep-submit carries a PKCSReq (an `openssl req` CSR with
-    the MDM's challenge) by GET; the program allows it, then refuses the
-    next with its text."""
-    httpd = program_only
-    work = httpd.env.work
-    for name, mode in (('submit-allowed', 'allow'), ('submit-denied', 'deny not in the MDM')):
-        prog.mode(mode)
-        key = keys.take()
-        csr = openssl_req(work, key, 'challenge-' + name, MDM_CHALLENGE)
-        msg = C.pkcsreq(csr, key, [files.ra_enc], cipher='aes128', digest_name='sha256')
-        msgf = os.path.join(work, 'challenge-%s.p7' % name)
-        with open(msgf, 'w') as f:
-            f.write(pem('PKCS7', msg.der))
-        p = subprocess.run([SCEP_SUBMIT, '-u', httpd.url('/cgi-bin/pkiclient.exe'),
-                            '-r', httpd.env.p('ra-enc.crt'), '-N', httpd.env.p('ca.crt'),
-                            '-p', msgf], capture_output=True, text=True, timeout=60)
-        call = prog.calls()[-1]
-        assert bytes.fromhex(call['stdin']) == csr
-        assert call['env']['SCEP_CHALLENGE'] == MDM_CHALLENGE
-        if mode == 'allow':
-            assert p.returncode == 0, p.stdout + p.stderr
-            certs = issued_certs(p.stdout, msg, files.ra_sign)
-            assert len(certs) == 1
-            checks.check_issued_cert(certs[0], csr, files.ca)
-            checks.assert_recorded(httpd, msg.transaction_id, certs[0])
-        else:
-            # certmonger's "rejected" (2), with the failInfoText
-            assert p.returncode == 2, p.stdout + p.stderr
-            assert 'the challenge program refused the request: not in the MDM' in \
-                p.stdout + p.stderr, p.stdout + p.stderr
-            checks.expect_line(httpd, REFUSED % (msg.transaction_id, re.escape(
-                'the challenge program refused the request: not in the MDM')))
-            assert_nothing_recorded(httpd, msg)

@@ -306,7 +306,12 @@ END_TEST
 /* ---- posts to a one-shot server ---- */
 
 /* What the server does with the one request it reads. */
-typedef enum { ECHO, ANSWER, SILENT } server_mode_t;
+typedef enum {
+    ECHO,   /* the request as the answer's body */
+    ANSWER, /* the test's answer */
+    SILENT, /* no answer */
+    REUSE   /* the test's answer to two requests on the one connection it accepts */
+} server_mode_t;
 
 /* Reads a request: the headers, then Content-Length bytes of body. */
 static apr_size_t read_request(int fd, char *buf, apr_size_t cap)
@@ -327,10 +332,10 @@ static apr_size_t read_request(int fd, char *buf, apr_size_t cap)
     return len;
 }
 
-static void serve_one(int lfd, server_mode_t mode, int status, const char *answer)
+/* Answers one request on fd; keep_alive: without closing. */
+static void answer_one(int fd, server_mode_t mode, int status, const char *answer)
 {
     char req[65536], head[256];
-    int fd = accept(lfd, NULL, NULL);
     apr_size_t len = read_request(fd, req, sizeof(req));
     const char *body = mode == ECHO ? req : answer;
     apr_size_t body_len = mode == ECHO ? len : strlen(answer);
@@ -339,11 +344,21 @@ static void serve_one(int lfd, server_mode_t mode, int status, const char *answe
         sleep(30);
     }
     snprintf(head, sizeof(head),
-             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n",
-             status, body_len);
+             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n%s\r\n",
+             status, body_len, mode == REUSE ? "" : "Connection: close\r\n");
     if (write(fd, head, strlen(head)) < 0 || write(fd, body, body_len) < 0) {
         _exit(1);
+    }
+}
+
+static void serve_one(int lfd, server_mode_t mode, int status, const char *answer)
+{
+    int fd = accept(lfd, NULL, NULL);
+
+    answer_one(fd, mode, status, answer);
+    if (mode == REUSE) {
+        /* no second accept: a second connection would get no answer */
+        answer_one(fd, mode, status, answer);
     }
     close(fd);
     _exit(0);
@@ -423,6 +438,19 @@ START_TEST(post_sends_signed_json)
     ck_assert_str_eq(answer.body + answer.len - strlen(body), body);
     ck_assert_ptr_null(last_log);
     scep_webhook_process_exit(wh);
+}
+END_TEST
+
+START_TEST(post_reuses_the_connection)
+{
+    scep_webhook_t *wh = webhook_of(server(REUSE, 200, "{\"allow\":true}"), 2, 0);
+    scep_webhook_answer_t answer;
+
+    ck_assert_int_eq(scep_webhook_post(wh, pool, "{}", 2, &answer), APR_SUCCESS);
+    ck_assert_int_eq(answer.status, 200);
+    ck_assert_int_eq(scep_webhook_post(wh, pool, "{}", 2, &answer), APR_SUCCESS);
+    ck_assert_str_eq(answer.body, "{\"allow\":true}");
+    ck_assert_ptr_null(last_log);
 }
 END_TEST
 
@@ -533,6 +561,7 @@ Suite *scep_webhook_suite(void)
     tcase_add_test(tc, url_rule_https_or_loopback_http);
     tcase_add_test(tc, create_refuses_what_cannot_work);
     tcase_add_test(tc, post_sends_signed_json);
+    tcase_add_test(tc, post_reuses_the_connection);
     tcase_add_test(tc, post_refuses_a_long_answer);
     tcase_add_test(tc, post_gives_up_at_the_time_limit);
     tcase_add_test(tc, post_to_nobody_is_a_fault);

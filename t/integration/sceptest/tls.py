@@ -4,6 +4,7 @@ clients (curl --cacert, Chromium, mod_ldap's LDAPTrustedGlobalCert).
 
     ca = TestCA(directory)              writes ca.pem
     crt, key = ca.server('apache', dns=['localhost'], ips=['127.0.0.1'])
+    crt, key = ca.client('webhook-client')   a client certificate (clientAuth)
 
 Unrelated to the SCEP CA that scepctl makes.
 """
@@ -59,9 +60,11 @@ class TestCA:
             f.write(self.cert.public_bytes(serialization.Encoding.PEM))
         os.chmod(self.ca_file, 0o644)
 
-    def server(self, name, dns=('localhost',), ips=('127.0.0.1',), owner=None):
+    def server(self, name, dns=('localhost',), ips=('127.0.0.1',), owner=None,
+               eku=(ExtendedKeyUsageOID.SERVER_AUTH,)):
         """A TLS server certificate: (cert path, key path) in the CA's
-        directory; owner: (uid, gid) that must read the key (slapd's user)."""
+        directory; owner: (uid, gid) that must read the key (slapd's user);
+        eku: its extendedKeyUsage (client(): clientAuth)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.utcnow() - datetime.timedelta(hours=1)
         sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i))
@@ -77,8 +80,7 @@ class TestCA:
                                              key_encipherment=False, data_encipherment=False,
                                              key_agreement=True, encipher_only=False,
                                              decipher_only=False), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                               critical=False)
+                .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
                 .add_extension(x509.SubjectAlternativeName(sans), critical=False)
                 .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                                critical=False)
@@ -93,3 +95,7 @@ class TestCA:
         if owner is not None:
             os.chown(key_path, *owner)
         return crt_path, key_path
+
+    def client(self, name):
+        """A TLS client certificate (clientAuth): (cert path, key path)."""
+        return self.server(name, dns=(name,), ips=(), eku=(ExtendedKeyUsageOID.CLIENT_AUTH,))
