@@ -19,6 +19,7 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <http_protocol.h>
 #include <http_request.h>
 
 #include "mod_scep_private.h"
@@ -39,6 +40,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_handler(mod_scep_admin_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_crl_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mod_scep_manager_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(mod_scep_notify_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     APR_REGISTER_OPTIONAL_FN(mod_scep_mint_password);
     APR_REGISTER_OPTIONAL_FN(mod_scep_status);
 }

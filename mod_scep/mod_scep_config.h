@@ -94,6 +94,8 @@
 #define SCEP_WEBHOOK_CLIENT_CERT "SCEPWebhookClientCert"
 #define SCEP_WEBHOOK_CLIENT_KEY "SCEPWebhookClientKey"
 #define SCEP_WEBHOOK_TIMEOUT "SCEPWebhookTimeout"
+#define SCEP_NOTIFY_WEBHOOK "SCEPNotifyWebhook"
+#define SCEP_NOTIFY_WEBHOOK_SECRET_FILE "SCEPNotifyWebhookSecretFile"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -352,7 +354,15 @@ typedef enum {
       "PEM key (mode 0600, unencrypted) of " SCEP_WEBHOOK_CLIENT_CERT) \
     X(SCEP_WEBHOOK_TIMEOUT, webhook_timeout, INT, set_int, SERVER, 1, SCEP_WEBHOOK_MAX_TIMEOUT, \
       "seconds", SCEP_WEBHOOK_DEFAULT_TIMEOUT, \
-      "seconds for one whole exchange with a webhook (default 5)")
+      "seconds for one whole exchange with a webhook (default 5)") \
+    /* notifications (mod_scep_notify.c) */ \
+    X(SCEP_NOTIFY_WEBHOOK, notify_webhook, STRING, set_webhook_url, SERVER, 0, 0, NULL, NULL, \
+      "https:// URL (http:// to a loopback address) to which each decision on a " \
+      "PKCSReq, RenewalReq or CertPoll is POSTed as JSON (default none)") \
+    X(SCEP_NOTIFY_WEBHOOK_SECRET_FILE, notify_secret_file, FILE, set_file, SERVER, 0, 0, NULL, \
+      NULL, \
+      "file (mode 0600) whose first line is the base64 secret signing the " \
+      "notifications (X-Smallstep-Signature); unset: unsigned")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */
@@ -375,7 +385,8 @@ typedef struct mod_scep_srv_conf_t {
     const char *challenge;             /* the static challenge password, NULL if none */
     const unsigned char *next_ca_body; /* GetNextCACert reply, NULL: no rollover */
     apr_size_t next_ca_len;
-    scep_ca_backend_t *ca; /* SCEPCABackend's, built once */
+    scep_ca_backend_t *ca;  /* SCEPCABackend's, built once */
+    scep_webhook_t *notify; /* SCEPNotifyWebhook's, built once; NULL: none */
     /* The checks of SCEPChallengeWebhook and SCEPChallengeProgram, built
      * once; NULL when not configured (the engine's env gets them). */
     scep_challenge_check_t *challenge_webhook;

@@ -342,11 +342,7 @@ int mod_scep_send_json(request_rec *r, int status, json_t *doc)
 /* RFC 3339, UTC, whole seconds (the records' form of times too). */
 const char *mod_scep_time_text(apr_pool_t *p, apr_time_t t)
 {
-    apr_time_exp_t tm;
-
-    apr_time_exp_gmt(&tm, t);
-    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return scep_time_text(p, t);
 }
 
 /* ----------------------------------------------------------------------

@@ -117,6 +117,7 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
     scep_outcome_t outcome;
     scep_request_t *req = NULL;
     scep_problem_t prob;
+    int status;
 
     if (scep_request_parse(r->pool, conf->pki, msg, len, &opts, &req, &prob) != APR_SUCCESS) {
         if (!req) {
@@ -134,5 +135,10 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
         mod_scep_store_release(r);
     }
     scep_enroll_reply(r->pool, conf->pki, conf->certrep_include_chain, &outcome, &reply);
-    return send_certrep(r, req, &reply);
+    status = send_certrep(r, req, &reply);
+    /* decided, whether or not the device stayed for its answer */
+    if (status != HTTP_INTERNAL_SERVER_ERROR) {
+        mod_scep_notify_later(r, req, &outcome, &reply);
+    }
+    return status;
 }

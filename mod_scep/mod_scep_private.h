@@ -137,6 +137,18 @@ const scep_enroll_env_t *mod_scep_server_env(apr_pool_t *p, server_rec *s);
  * request_rec), at the core's file and line (mod_scep_store_dbd.c). */
 void mod_scep_log_core(void *baton, const char *file, int line, int level, const char *msg);
 
+/* SCEPNotifyWebhook (mod_scep_notify.c): s's webhook built once its
+ * configuration is final (conf->notify, by mod_scep_webhook_create(),
+ * whose children free its connections), or why not (logged: Apache does
+ * not start); a PKIOperation's decision, once its CertRep is written, made
+ * into the notification that the log_transaction hook sends after the
+ * answer went out (PKCSReq, RenewalReq, CertPoll; nothing without the
+ * directive). */
+apr_status_t mod_scep_notify_setup(apr_pool_t *pconf, server_rec *s);
+void mod_scep_notify_later(request_rec *r, const scep_request_t *req, const scep_outcome_t *outcome,
+                           const scep_reply_t *reply);
+int mod_scep_notify_log_transaction(request_rec *r);
+
 /* The `scep` handler (mod_scep_handler.c). */
 int mod_scep_handler(request_rec *r);
 

@@ -390,7 +390,8 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
             (rv = setup_challenge(pconf, main_s, s)) != APR_SUCCESS ||
             (rv = setup_next_ca(pconf, s)) != APR_SUCCESS ||
             (rv = setup_templates(pconf, s)) != APR_SUCCESS ||
-            (rv = mod_scep_challenge_setup(pconf, s)) != APR_SUCCESS) {
+            (rv = mod_scep_challenge_setup(pconf, s)) != APR_SUCCESS ||
+            (rv = mod_scep_notify_setup(pconf, s)) != APR_SUCCESS) {
             goto leave;
         }
     }

@@ -172,6 +172,9 @@ int scep_char_is_control(unsigned long code);
  * of backslashes). */
 #define SCEP_ESCAPE_BACKSLASH 1
 const char *scep_escape_text(apr_pool_t *p, const char *text, int flags);
+/* A time as RFC 3339 UTC text, whole seconds: YYYY-MM-DDTHH:MM:SSZ, on p
+ * (the pages' JSON and the notifications). */
+const char *scep_time_text(apr_pool_t *p, apr_time_t t);
 /* 1 when text is a decimal number in [min, max] and nothing else (no sign
  * but '-', no space), which then is in *value; 0 otherwise (text NULL too). */
 int scep_parse_int(const char *text, int min, int max, int *value);

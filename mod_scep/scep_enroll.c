@@ -200,6 +200,7 @@ static void answer_at_ca(scep_enroll_op_t *op, scep_store_t *store, const scep_t
 static void answer_recorded(scep_enroll_op_t *op, scep_store_t *store, scep_txn_t *txn,
                             const X509_PUBKEY *key)
 {
+    op->outcome->template_name = txn->template_name;
     if (!key_of_transaction(op->p, txn, key)) {
         scep_enroll_refuse(op, SCEPLOGNO(203), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
                            "the transactionID is already in use with another key");
@@ -594,7 +595,7 @@ static scep_enroll_op_t begin(const scep_enroll_env_t *env, const scep_request_t
     scep_enroll_op_t op = { env, env->pool, env->conf, req, outcome, NULL };
 
     *outcome = (scep_outcome_t){
-        SCEP_OUTCOME_FAULT, NULL, NULL, { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL }
+        SCEP_OUTCOME_FAULT, NULL, NULL, { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL }, NULL
     };
     return op;
 }
@@ -618,6 +619,9 @@ void scep_enroll_message(const scep_enroll_env_t *env, const scep_request_t *req
     case SCEP_MSG_PKCSREQ:
     case SCEP_MSG_RENEWALREQ:
         enroll(&op);
+        if (op.tmpl) {
+            outcome->template_name = op.tmpl->name;
+        }
         return;
     case SCEP_MSG_CERTPOLL:
         poll(&op);

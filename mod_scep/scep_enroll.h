@@ -191,6 +191,9 @@ typedef struct scep_outcome_t {
     X509 *cert;             /* ISSUED, but GetCRL: the certificate for the CertRep */
     X509_CRL *crl;          /* ISSUED by GetCRL */
     scep_problem_t problem; /* REFUSED: failInfo, event, failInfoText */
+    /* PKCSReq, RenewalReq, CertPoll: the template chosen for the request,
+     * or recorded with its transaction; NULL before one is (notifications) */
+    const char *template_name;
 } scep_outcome_t;
 
 /* What a parsed pkiMessage (scep_request_parse() succeeded) gets:

@@ -431,6 +431,15 @@ const scep_oids_t *scep_oids(void)
     return CRYPTO_THREAD_run_once(&oids_once, create_oids) ? &oids : NULL;
 }
 
+const char *scep_time_text(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t tm;
+
+    apr_time_exp_gmt(&tm, t);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 int scep_parse_int(const char *text, int min, int max, int *value)
 {
     const char *digits = text && *text == '-' ? text + 1 : text;

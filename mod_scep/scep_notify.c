@@ -1,0 +1,242 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * You may obtain a copy of the License at
+ *
+ *     http://www.apache.org/licenses/LICENSE-2.0
+ *
+ * Unless required by applicable law or agreed to in writing, software
+ * distributed under the License is distributed on an "AS IS" BASIS,
+ * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+ * See the License for the specific language governing permissions and
+ * limitations under the License.
+ */
+
+/*
+ * The notification of a decision (scep_notify.h): its JSON, close to
+ * step-ca's NOTIFYING webhook (x509CertificateRequest, x509Certificate with
+ * raw DER, scepTransactionID, scepErrorCode, scepErrorDescription) with
+ * what an MDM needs to match a device's certificate without parsing it
+ * (serial, thumbprints, subject, expiry, template), and its sending.
+ */
+
+#include <limits.h>
+
+#include <apr_strings.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "scep_notify.h"
+#include "scep_x509.h"
+
+int scep_notify_wanted(const scep_request_t *req)
+{
+    return req->message_type == SCEP_MSG_PKCSREQ || req->message_type == SCEP_MSG_RENEWALREQ ||
+           req->message_type == SCEP_MSG_CERTPOLL;
+}
+
+static const char *message_type_name(int type)
+{
+    switch (type) {
+    case SCEP_MSG_PKCSREQ:
+        return "PKCSReq";
+    case SCEP_MSG_RENEWALREQ:
+        return "RenewalReq";
+    default:
+        return "CertPoll";
+    }
+}
+
+static const char *outcome_name(scep_outcome_kind_t kind)
+{
+    switch (kind) {
+    case SCEP_OUTCOME_ISSUED:
+        return "issued";
+    case SCEP_OUTCOME_HELD:
+        return "held";
+    case SCEP_OUTCOME_REFUSED:
+        return "refused";
+    default:
+        return "fault";
+    }
+}
+
+/* RFC 8894 section 3.2.1.4.5's names. */
+static const char *fail_info_name(scep_fail_info_t fail_info)
+{
+    switch (fail_info) {
+    case SCEP_FAIL_BAD_ALG:
+        return "badAlg";
+    case SCEP_FAIL_BAD_MESSAGE_CHECK:
+        return "badMessageCheck";
+    case SCEP_FAIL_BAD_TIME:
+        return "badTime";
+    case SCEP_FAIL_BAD_CERT_ID:
+        return "badCertId";
+    default:
+        return "badRequest";
+    }
+}
+
+/* jansson refuses text that is not UTF-8 (a device's names may not be):
+ * such bytes become U+FFFD; NULL becomes null. */
+static json_t *text_value(apr_pool_t *p, const char *text)
+{
+    return text ? json_string(scep_utf8_text(p, text)) : json_null();
+}
+
+static json_t *time_value(apr_pool_t *p, const ASN1_TIME *t)
+{
+    apr_time_t when;
+
+    return scep_x509_time_get(t, &when) == APR_SUCCESS ? text_value(p, scep_time_text(p, when))
+                                                       : json_null();
+}
+
+/* Base64 of DER (len > 0), no line breaks: step-ca's []byte in JSON. */
+static json_t *base64_value(apr_pool_t *p, const unsigned char *der, int len)
+{
+    char *b64 = apr_palloc(p, (apr_size_t)(len + 2) / 3 * 4 + 1);
+
+    EVP_EncodeBlock((unsigned char *)b64, der, len);
+    return json_string(b64);
+}
+
+/* The CSR as the records keep it (scep_csr_pem_at_rest(): without its
+ * challengePassword, signature emptied): whoever runs the notification
+ * webhook need not learn the password. NULL when it does not encode. */
+static json_t *csr_value(apr_pool_t *p, X509_REQ *csr)
+{
+    const char *pem = scep_csr_pem_at_rest(p, csr);
+    BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    char *name = NULL, *header = NULL;
+    unsigned char *der = NULL;
+    long len = 0;
+    json_t *doc = NULL;
+
+    if (!bio || PEM_read_bio(bio, &name, &header, &der, &len) != 1 || len <= 0 || len > INT_MAX) {
+        goto leave;
+    }
+    doc = json_pack("{s:o, s:o}", "raw", base64_value(p, der, (int)len), "subject",
+                    text_value(p, scep_name_text(p, X509_REQ_get_subject_name(csr))));
+leave:
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(der);
+    BIO_free(bio);
+    return doc;
+}
+
+static json_t *cert_value(apr_pool_t *p, X509 *cert)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509(cert, &der);
+    json_t *raw;
+
+    if (len <= 0) {
+        return NULL;
+    }
+    raw = base64_value(p, der, len);
+    OPENSSL_free(der);
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "raw", raw, "serialNumber",
+                     text_value(p, scep_serial_hex(p, X509_get0_serialNumber(cert))), "subject",
+                     text_value(p, scep_name_text(p, X509_get_subject_name(cert))), "issuer",
+                     text_value(p, scep_name_text(p, X509_get_issuer_name(cert))), "notBefore",
+                     time_value(p, X509_get0_notBefore(cert)), "notAfter",
+                     time_value(p, X509_get0_notAfter(cert)), "sha1Thumbprint",
+                     text_value(p, scep_cert_thumbprint(p, cert)), "sha256Thumbprint",
+                     text_value(p, scep_cert_sha256(p, cert)));
+}
+
+/* What the device got besides the certificate: the CSR it sent, the
+ * certificate or the failure. 0 when a part cannot be made. */
+static int add_details(apr_pool_t *p, const scep_notify_facts_t *facts, json_t *doc)
+{
+    const scep_outcome_t *outcome = facts->outcome;
+    json_t *part;
+
+    if (facts->req->csr) {
+        if (!(part = csr_value(p, facts->req->csr)) ||
+            json_object_set_new(doc, "x509CertificateRequest", part) != 0) {
+            return 0;
+        }
+    }
+    if (outcome->kind == SCEP_OUTCOME_ISSUED && outcome->cert) {
+        return (part = cert_value(p, outcome->cert)) &&
+               json_object_set_new(doc, "x509Certificate", part) == 0;
+    }
+    if (facts->reply->status != SCEP_STATUS_FAILURE) {
+        return 1;
+    }
+    return json_object_set_new(doc, "scepFailInfo",
+                               json_string(fail_info_name(facts->reply->fail_info))) == 0 &&
+           json_object_set_new(doc, "scepErrorCode", json_integer(facts->reply->fail_info)) == 0 &&
+           json_object_set_new(doc, "scepErrorDescription",
+                               text_value(p, facts->reply->fail_text)) == 0;
+}
+
+/* Written into p by json_dumpb() (jansson 2.10), measured first. */
+static const char *dump(apr_pool_t *p, const json_t *doc, apr_size_t *len)
+{
+    size_t need = json_dumpb(doc, NULL, 0, JSON_COMPACT);
+    char *body = need ? apr_palloc(p, need + 1) : NULL;
+
+    if (!body || json_dumpb(doc, body, need, JSON_COMPACT) != need) {
+        return NULL;
+    }
+    body[need] = '\0';
+    *len = need;
+    return body;
+}
+
+apr_status_t scep_notify_body(apr_pool_t *p, const scep_notify_facts_t *facts, const char **body,
+                              apr_size_t *len)
+{
+    json_t *doc = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:o}", "provisionerName",
+                            text_value(p, facts->provisioner), "timestamp",
+                            text_value(p, scep_time_text(p, facts->time)), "outcome",
+                            outcome_name(facts->outcome->kind), "scepMessageType",
+                            message_type_name(facts->req->message_type), "scepTransactionID",
+                            text_value(p, facts->req->transaction_id), "template",
+                            text_value(p, facts->outcome->template_name), "clientAddress",
+                            text_value(p, facts->client_addr));
+    apr_status_t rv = APR_EGENERAL;
+
+    *body = NULL;
+    if (doc && add_details(p, facts, doc) && (*body = dump(p, doc, len)) != NULL) {
+        rv = APR_SUCCESS;
+    }
+    json_decref(doc);
+    return rv;
+}
+
+apr_status_t scep_notify_send(scep_webhook_t *wh, apr_pool_t *p, const char *transaction_id,
+                              const char *body, apr_size_t len, scep_log_fn *log, void *log_baton)
+{
+    const char *txn = scep_escape_text(p, transaction_id, 0);
+    scep_webhook_answer_t answer;
+    apr_status_t rv = scep_webhook_post(wh, p, body, len, &answer);
+
+    if (rv != APR_SUCCESS) {
+        log(log_baton, SCEP_LOG_MARK, SCEP_LOG_WARNING,
+            apr_psprintf(p,
+                         SCEPLOGNO(680) "transaction %s: the notification webhook was not "
+                                        "reached (above); the notification is dropped",
+                         txn));
+        return rv;
+    }
+    if (answer.status < 200 || answer.status > 299) {
+        log(log_baton, SCEP_LOG_MARK, SCEP_LOG_WARNING,
+            apr_psprintf(p,
+                         SCEPLOGNO(681) "transaction %s: the notification webhook answered "
+                                        "HTTP %d; the notification is dropped",
+                         txn, answer.status));
+        return APR_EGENERAL;
+    }
+    log(log_baton, SCEP_LOG_MARK, SCEP_LOG_INFO,
+        apr_psprintf(p, SCEPLOGNO(682) "transaction %s: notification delivered (HTTP %d)", txn,
+                     answer.status));
+    return APR_SUCCESS;
+}
