@@ -449,8 +449,11 @@ static int posted_device(request_rec *r, const char **device, post_refusal_t *re
                             "a POST takes Content-Type: application/json, "
                             "{\"device\": \"ID\"}");
     }
-    if (mod_scep_body_announced_too_large(r, DEVICE_BODY_MAX) ||
-        APR_STATUS_IS_ENOSPC(rv = mod_scep_read_body(r, DEVICE_BODY_MAX, &body, &len))) {
+    /* The announced length first: nothing is read of a body too large. */
+    rv = mod_scep_body_announced_too_large(r, DEVICE_BODY_MAX)
+             ? APR_ENOSPC
+             : mod_scep_read_body(r, DEVICE_BODY_MAX, &body, &len);
+    if (APR_STATUS_IS_ENOSPC(rv)) {
         return post_refused(
             refusal, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
             apr_psprintf(r->pool, "the body is larger than %d bytes", DEVICE_BODY_MAX));

@@ -151,7 +151,9 @@ def test_text_plain_head_hands_out_nothing(admin_httpd):
     r = get(admin_httpd, extra=['--head'])
     assert r.status == 200, r.status
     assert r.header('content-type') == TEXT_TYPE, r.headers
-    assert r.body == b'', r.body
+    # curl --head writes the headers as the output: nothing after them
+    head, _, rest = r.body.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200') and rest == b'', r.body
     assert_no_password_handed_out(admin_httpd)
 
 
@@ -229,7 +231,9 @@ def test_post_device_escaped_in_the_log(admin_httpd):
     assert r.json()['device'] == device
     lines = admin_httpd.errlog.find(r'SCEP526: ', levels=('info',))
     assert len(lines) == 1, lines
-    assert ' for device "ab\\"c\\\\d\\nSCEP526: forged\\x1b[31m\\xc3\\xa9", valid until' \
+    # escaped as the user is (ap_escape_logitem: \" \\ \n \xNN), then once
+    # more by httpd's error log, which doubles every backslash
+    assert r' for device "ab\\"c\\\\d\\nSCEP526: forged\\x1b[31m\\xc3\\xa9", valid until' \
         in lines[0], lines[0]
 
 
@@ -264,7 +268,7 @@ def test_post_other_content_types_415(admin_httpd, content_type):
     (b'{"device": "\xff"}', 'bad_json'),
     (b'{"device": "a", "device": "b"}', 'bad_json'),
     (b'["device", "x"]', 'bad_request'),
-    (b'"x"', 'bad_request'),
+    (b'"x"', 'bad_json'),  # jansson takes an object or an array only
     (b'{}', 'bad_request'),
     (b'{"Device": "x"}', 'bad_request'),
     (b'{"device": 42}', 'bad_request'),
