@@ -19,8 +19,8 @@ and is spent for both, and both record into one database. With
 --challenge-webhook URL --challenge-secret-file FILE a one-time password
 still enrolls without asking the webhook, and any other challenge is the
 webhook's (the suite's webhook server on loopback, which checks the
-signature): allowed, denied (event 29), and nothing issued while nobody
-answers. `build/demo --stop` runs after every test, whatever happened,
+signature): allowed, denied (event 29), and nothing issued when it does
+not decide (HTTP 500). `build/demo --stop` runs after every test, whatever happened,
 and nothing may listen on the demo's ports afterwards, nor any Apache of
 the demo be left.
 """
@@ -327,7 +327,7 @@ def test_demo_challenge_webhook(demo, tmp_path):
     """--challenge-webhook URL --challenge-secret-file FILE: SCEPChallengeCheck
     password webhook. A one-time password of the admin page enrolls without a
     call; another challenge goes to the webhook, signed with FILE's secret,
-    and its answer decides; with nobody listening nothing is issued."""
+    and its answer decides; without a verdict nothing is issued."""
     secret = b'the demo webhook\'s secret \x00\xff'
     secret_file = write_secret(str(tmp_path / 'challenge.secret'), secret)
     hook = WebhookServer(str(tmp_path / 'hook'), secret=secret)
@@ -361,7 +361,7 @@ def test_demo_challenge_webhook(demo, tmp_path):
         assert call.json['scepTransactionID'] == msg.transaction_id, call.json
         assert base64.b64decode(call.json['x509CertificateRequest']['raw']) == msg.inner
 
-        # denied: FAILURE badRequest, event 29, nothing recorded for it
+        # denied: FAILURE badRequest, event 29
         hook.reset('deny')
         other = pki.new_key()
         msg, r, rep = client.enroll(
@@ -371,14 +371,19 @@ def test_demo_challenge_webhook(demo, tmp_path):
         assert [c.json['scepChallenge'] for c in hook.calls] == ['mdm-challenge-denied']
         assert log.find(r'the challenge webhook refused the challenge \(NDES event 29\)',
                         levels=checks.REFUSAL_LEVELS)
+
+        # no verdict (HTTP 500): fails closed, nothing issued
+        hook.reset('500')
+        msg, r, rep = client.enroll(
+            pki.make_csr(other, 'unanswered.example.test', challenge='mdm-challenge-lost'), other)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert 'try again later' in (rep.fail_info_text or ''), rep.fail_info_text
+        assert len(hook.calls) == 1, [c.json for c in hook.calls]
     finally:
         hook.stop()
-
-    # nobody answers: fails closed
-    msg, r, rep = client.enroll(
-        pki.make_csr(other, 'unanswered.example.test', challenge='mdm-challenge-lost'), other)
-    checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
-    log.expect(r'SCEP653: ', r'SCEP288: ')
+    log.expect(r'SCEP031: ', r'SCEP288: ')
+    assert log.find(r'SCEP031: challenge webhook http://127\.0\.0\.1:\d+/scep/challenge, '
+                    r'transaction %s: answered HTTP 500' % msg.transaction_id)
     assert log.find(r'SCEP288: PKCSReq for transaction %s: the challenge check webhook could '
                     r'not decide' % msg.transaction_id)
     # the challenges stay out of the log
