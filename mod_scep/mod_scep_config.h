@@ -352,9 +352,6 @@ typedef enum {
       "PEM client certificate presented to the webhooks' servers") \
     X(SCEP_WEBHOOK_CLIENT_KEY, webhook_client_key, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
       "PEM key (mode 0600, unencrypted) of " SCEP_WEBHOOK_CLIENT_CERT) \
-    X(SCEP_WEBHOOK_TIMEOUT, webhook_timeout, INT, set_int, SERVER, 1, SCEP_WEBHOOK_MAX_TIMEOUT, \
-      "seconds", SCEP_WEBHOOK_DEFAULT_TIMEOUT, \
-      "seconds for one whole exchange with a webhook (default 5)") \
     /* notifications (mod_scep_notify.c) */ \
     X(SCEP_NOTIFY_WEBHOOK, notify_webhook, STRING, set_webhook_url, SERVER, 0, 0, NULL, NULL, \
       "https:// URL (http:// to a loopback address) to which each decision on a " \
@@ -362,7 +359,10 @@ typedef enum {
     X(SCEP_NOTIFY_WEBHOOK_SECRET_FILE, notify_secret_file, FILE, set_file, SERVER, 0, 0, NULL, \
       NULL, \
       "file (mode 0600) whose first line is the base64 secret signing the " \
-      "notifications (X-Smallstep-Signature); unset: unsigned")
+      "notifications (X-Smallstep-Signature); unset: unsigned") \
+    X(SCEP_WEBHOOK_TIMEOUT, webhook_timeout, INT, set_int, SERVER, 1, SCEP_WEBHOOK_MAX_TIMEOUT, \
+      "seconds", SCEP_WEBHOOK_DEFAULT_TIMEOUT, \
+      "seconds for one whole exchange with a webhook (default 5)")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */

@@ -40,7 +40,7 @@
 #define IDLE_HANDLES 8
 
 /* Largest TLS file read at startup (a CA bundle, a certificate chain). */
-#define TLS_FILE_MAX (4 * 1024 * 1024)
+#define TLS_FILE_MAX ((apr_size_t)4 * 1024 * 1024)
 
 struct scep_webhook_t {
     scep_webhook_conf_t conf;
@@ -74,7 +74,7 @@ static int host_is_loopback(apr_pool_t *p, const char *host)
     unsigned char addr[16];
     apr_size_t len = strlen(host);
 
-    if (!strcasecmp(host, "localhost")) {
+    if (strcasecmp(host, "localhost") == 0) {
         return 1;
     }
     if (inet_pton(AF_INET, host, addr) == 1) {
@@ -97,7 +97,7 @@ const char *scep_webhook_check_url(apr_pool_t *p, const char *url)
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
         why = apr_psprintf(p, "%s is not an absolute URL with a host", url);
     }
-    else if (!strcmp(scheme, "http")) {
+    else if (strcmp(scheme, "http") == 0) {
         if (!host_is_loopback(p, host)) {
             why = apr_psprintf(p,
                                "%s: http is allowed to a loopback address only (127.0.0.0/8, "
@@ -105,7 +105,7 @@ const char *scep_webhook_check_url(apr_pool_t *p, const char *url)
                                url);
         }
     }
-    else if (strcmp(scheme, "https")) {
+    else if (strcmp(scheme, "https") != 0) {
         why = apr_psprintf(p, "%s: the scheme must be https (or http to a loopback address)", url);
     }
     curl_free(scheme);

@@ -270,15 +270,18 @@ def test_tls_ca_mismatch_refused(httpd, hook, wh_dir, secret_file, scep, keys):
 
 
 def test_http_to_loopback(httpd, wh_dir, tls, secret_file, scep, keys, files):
-    """Plain HTTP is allowed to a loopback address."""
+    """Plain HTTP is allowed to a loopback address; SCEPChallengeWebhookID
+    names the webhook."""
     plain = WebhookServer(os.path.join(wh_dir, 'plain'), None, secret=SECRET,
                           port_base=19500)
     plain.start()
     try:
-        use(httpd, webhook_directives(plain.url(), tls, secret_file))
+        use(httpd, webhook_directives(plain.url(), tls, secret_file, 'webhook',
+                                      ('SCEPChallengeWebhookID', 'mdm-webhook-7d3c')))
         msg, r, rep = enroll(scep, keys, 'webhook-plain.example.test')
         checks.assert_issued(msg, r, rep, files.ca)
         assert len(plain.calls) == 1 and plain.calls[0].signature_ok
+        assert plain.calls[0].header('X-Smallstep-Webhook-ID') == 'mdm-webhook-7d3c'
     finally:
         plain.stop()
 

@@ -3,11 +3,11 @@ PKCSReq, RenewalReq or CertPoll is POSTed as JSON, signed as step-ca signs
 its webhooks, to the suite's webhook server (sceptest/webhook.py, HTTPS on
 loopback, which checks the signature and records every call): issued (the
 serial and thumbprints of the certificate the device got), refused
-(failInfo and its text), held then approved, a renewal; GetCert decides
-nothing and notifies nothing. A webhook that is down, slow, answers 500 or
-refuses the signature (a wrong secret) never keeps the device from its
-answer, and a warning says the notification was dropped. The directives'
-startup refusals."""
+(failInfo and its text), held then approved, a renewal, certmonger's
+scep-submit end to end; GetCert decides nothing and notifies nothing. A
+webhook that is down, slow, answers 500 or refuses the signature (a wrong
+secret) never keeps the device from its answer, and a warning says the
+notification was dropped. The directives' startup refusals."""
 import base64
 import datetime
 import hashlib
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from sceptest import checks, pki
 from sceptest import client as C
+from sceptest.certmonger import issued_certs, openssl_req, run_scep_submit
 from sceptest.httpd import CHALLENGE, free_port, make_conf
 from sceptest.tls import TestCA
 from sceptest.webhook import WebhookServer, write_secret
@@ -189,12 +190,29 @@ def test_held_then_approved(httpd, hook, secret_file, scep, files, keys):
         assert_names_certificate(doc, cert)
 
 
+def test_scep_submit_end_to_end(notifying, hook, files, keys):
+    """certmonger's scep-submit carries a PKCSReq built here from an
+    `openssl req` CSR: the notification names the certificate it printed."""
+    hook.reset()
+    key = keys.take()
+    csr = openssl_req(notifying.env.work, key, 'submit-notify', CHALLENGE)
+    msg = C.pkcsreq(csr, key, [files.ra_enc], cipher='aes128', digest_name='sha256')
+    p = run_scep_submit(notifying, msg.der, 'submit-notify')
+    assert p.returncode == 0, 'scep-submit exit %d:\n%s\n%s' % (p.returncode, p.stdout, p.stderr)
+    (cert,) = issued_certs(p.stdout, msg, files.ra_sign)
+    doc = only_call(hook)
+    assert_common(doc, msg, 'issued')
+    assert_names_certificate(doc, cert)
+    assert_request_without_challenge(doc, msg)
+
+
 def test_renewal_is_notified(notifying, hook, scep, files, keys):
+    hook.reset()
     old_key, new_key = keys.take(), keys.take()
     msg, r, rep = scep.enroll(pki.make_csr(old_key, 'notify-renew.example.test',
                                            challenge=CHALLENGE), old_key)
     old = checks.assert_issued(msg, r, rep, files.ca)
-    hook.wait_calls(1)
+    assert len(hook.wait_calls(1)) == 1
     hook.reset()
     msg, r, rep = renewal(scep, files, old_key, old, new_key, 'notify-renew.example.test')
     new = checks.assert_issued(msg, r, rep, files.ca)
@@ -205,11 +223,12 @@ def test_renewal_is_notified(notifying, hook, scep, files, keys):
 
 
 def test_getcert_is_not_notified(notifying, hook, scep, files, keys):
+    hook.reset()
     key = keys.take()
     msg, r, rep = scep.enroll(pki.make_csr(key, 'notify-getcert.example.test',
                                            challenge=CHALLENGE), key)
     cert = checks.assert_issued(msg, r, rep, files.ca)
-    hook.wait_calls(1)
+    assert len(hook.wait_calls(1)) == 1
     hook.reset()
     pm = C.pki_message(C.issuer_and_serial(files.ca.subject, cert.serial_number), C.GETCERT,
                        keys.any(3), [files.ra_enc])
