@@ -223,10 +223,9 @@ class TestProgramAlone:
                 checks.check_issued_cert(certs[0], csr, files.ca)
                 checks.assert_recorded(httpd, msg.transaction_id, certs[0])
             else:
-                # certmonger's "rejected" (2), with the failInfoText
+                # certmonger's "rejected" (2), with its words for badRequest
                 assert p.returncode == 2, p.stdout + p.stderr
-                assert 'the challenge program refused the request: not in the MDM' in \
-                    p.stdout + p.stderr, p.stdout + p.stderr
+                assert 'Transaction either is not permitted' in p.stdout, p.stdout + p.stderr
                 checks.expect_line(httpd, REFUSED % (msg.transaction_id, re.escape(
                     'the challenge program refused the request: not in the MDM')))
                 assert_nothing_recorded(httpd, msg)
