@@ -188,6 +188,20 @@ def test_plain_http_refused(admin_httpd, way):
 
 # --- POST {"device": "ID"} ----------------------------------------------------------
 
+def test_post_allowed_other_methods_not(admin_httpd):
+    """OPTIONS lists POST beside GET and HEAD; PUT and DELETE get 405 and
+    no password."""
+    r = get(admin_httpd, accept=None, extra=['-X', 'OPTIONS'])
+    assert r.status == 200, r.status
+    allow = {m.strip() for m in r.header('allow').split(',')}
+    assert {'GET', 'HEAD', 'POST'} <= allow and not allow & {'PUT', 'DELETE'}, allow
+    for method in ('PUT', 'DELETE'):
+        r = get(admin_httpd, accept=None,
+                extra=['-X', method] + post_args(admin_httpd, {'device': method}))
+        assert r.status == 405, (method, r.status)
+    assert_no_password_handed_out(admin_httpd)
+
+
 def test_post_device_gets_json_logged_and_enrolls_once(admin_httpd, keys):
     device = 'intune-4f1c2a9e-0d7b-4c55-9a4e-3b8f6e2d1c07'
     r = post(admin_httpd, {'device': device})
