@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "mod_scep_private.h"
+#include "scep_json.h"
 
 /* What every handler does first (mod_scep_http.h). The server's check that
  * SCEPCACertificateFile is set comes last: a request for another handler,
@@ -306,12 +307,10 @@ apr_status_t mod_scep_read_body(request_rec *r, apr_size_t max, char **data, apr
  * separators ", " and ": " on one line. */
 #define JSON_ANSWER_FLAGS (JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_INDENT(0))
 
-/* jansson refuses a string that is not UTF-8 (json_string() returns
- * NULL), and a device's text may hold any bytes: scep_utf8_text() makes
- * stray ones U+FFFD first. */
+/* The core's, which the webhooks and notifications use too. */
 json_t *mod_scep_json_text(apr_pool_t *p, const char *text)
 {
-    return text ? json_string(scep_utf8_text(p, text)) : json_null();
+    return scep_json_text(p, text);
 }
 
 json_t *mod_scep_json_time(apr_pool_t *p, apr_time_t t)

@@ -23,11 +23,10 @@
 
 #include <apr_strings.h>
 
-#include <jansson.h>
-#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "scep_json.h"
 #include "scep_notify.h"
 #include "scep_x509.h"
 
@@ -80,28 +79,12 @@ static const char *fail_info_name(scep_fail_info_t fail_info)
     }
 }
 
-/* jansson refuses text that is not UTF-8 (a device's names may not be):
- * such bytes become U+FFFD; NULL becomes null. */
-static json_t *text_value(apr_pool_t *p, const char *text)
-{
-    return text ? json_string(scep_utf8_text(p, text)) : json_null();
-}
-
 static json_t *time_value(apr_pool_t *p, const ASN1_TIME *t)
 {
     apr_time_t when;
 
-    return scep_x509_time_get(t, &when) == APR_SUCCESS ? text_value(p, scep_time_text(p, when))
+    return scep_x509_time_get(t, &when) == APR_SUCCESS ? scep_json_text(p, scep_time_text(p, when))
                                                        : json_null();
-}
-
-/* Base64 of DER (len > 0), no line breaks: step-ca's []byte in JSON. */
-static json_t *base64_value(apr_pool_t *p, const unsigned char *der, int len)
-{
-    char *b64 = apr_palloc(p, (apr_size_t)(len + 2) / 3 * 4 + 1);
-
-    EVP_EncodeBlock((unsigned char *)b64, der, len);
-    return json_string(b64);
 }
 
 /* The CSR as the records keep it (scep_csr_pem_at_rest(): without its
@@ -119,8 +102,8 @@ static json_t *csr_value(apr_pool_t *p, X509_REQ *csr)
     if (!bio || PEM_read_bio(bio, &name, &header, &der, &len) != 1 || len <= 0 || len > INT_MAX) {
         goto leave;
     }
-    doc = json_pack("{s:o, s:o}", "raw", base64_value(p, der, (int)len), "subject",
-                    text_value(p, scep_name_text(p, X509_REQ_get_subject_name(csr))));
+    doc = json_pack("{s:o, s:o}", "raw", scep_json_base64(p, der, (int)len), "subject",
+                    scep_json_text(p, scep_name_text(p, X509_REQ_get_subject_name(csr))));
 leave:
     OPENSSL_free(name);
     OPENSSL_free(header);
@@ -138,16 +121,16 @@ static json_t *cert_value(apr_pool_t *p, X509 *cert)
     if (len <= 0) {
         return NULL;
     }
-    raw = base64_value(p, der, len);
+    raw = scep_json_base64(p, der, len);
     OPENSSL_free(der);
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "raw", raw, "serialNumber",
-                     text_value(p, scep_serial_hex(p, X509_get0_serialNumber(cert))), "subject",
-                     text_value(p, scep_name_text(p, X509_get_subject_name(cert))), "issuer",
-                     text_value(p, scep_name_text(p, X509_get_issuer_name(cert))), "notBefore",
+                     scep_json_text(p, scep_serial_hex(p, X509_get0_serialNumber(cert))), "subject",
+                     scep_json_text(p, scep_name_text(p, X509_get_subject_name(cert))), "issuer",
+                     scep_json_text(p, scep_name_text(p, X509_get_issuer_name(cert))), "notBefore",
                      time_value(p, X509_get0_notBefore(cert)), "notAfter",
                      time_value(p, X509_get0_notAfter(cert)), "sha1Thumbprint",
-                     text_value(p, scep_cert_thumbprint(p, cert)), "sha256Thumbprint",
-                     text_value(p, scep_cert_sha256(p, cert)));
+                     scep_json_text(p, scep_cert_thumbprint(p, cert)), "sha256Thumbprint",
+                     scep_json_text(p, scep_cert_sha256(p, cert)));
 }
 
 /* What the device got besides the certificate: the CSR it sent, the
@@ -174,38 +157,24 @@ static int add_details(apr_pool_t *p, const scep_notify_facts_t *facts, json_t *
                                json_string(fail_info_name(facts->reply->fail_info))) == 0 &&
            json_object_set_new(doc, "scepErrorCode", json_integer(facts->reply->fail_info)) == 0 &&
            json_object_set_new(doc, "scepErrorDescription",
-                               text_value(p, facts->reply->fail_text)) == 0;
-}
-
-/* Written into p by json_dumpb() (jansson 2.10), measured first. */
-static const char *dump(apr_pool_t *p, const json_t *doc, apr_size_t *len)
-{
-    size_t need = json_dumpb(doc, NULL, 0, JSON_COMPACT);
-    char *body = need ? apr_palloc(p, need + 1) : NULL;
-
-    if (!body || json_dumpb(doc, body, need, JSON_COMPACT) != need) {
-        return NULL;
-    }
-    body[need] = '\0';
-    *len = need;
-    return body;
+                               scep_json_text(p, facts->reply->fail_text)) == 0;
 }
 
 apr_status_t scep_notify_body(apr_pool_t *p, const scep_notify_facts_t *facts, const char **body,
                               apr_size_t *len)
 {
     json_t *doc = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:o}", "provisionerName",
-                            text_value(p, facts->provisioner), "timestamp",
-                            text_value(p, scep_time_text(p, facts->time)), "outcome",
+                            scep_json_text(p, facts->provisioner), "timestamp",
+                            scep_json_text(p, scep_time_text(p, facts->time)), "outcome",
                             outcome_name(facts->outcome->kind), "scepMessageType",
                             message_type_name(facts->req->message_type), "scepTransactionID",
-                            text_value(p, facts->req->transaction_id), "template",
-                            text_value(p, facts->outcome->template_name), "clientAddress",
-                            text_value(p, facts->client_addr));
+                            scep_json_text(p, facts->req->transaction_id), "template",
+                            scep_json_text(p, facts->outcome->template_name), "clientAddress",
+                            scep_json_text(p, facts->client_addr));
     apr_status_t rv = APR_EGENERAL;
 
     *body = NULL;
-    if (doc && add_details(p, facts, doc) && (*body = dump(p, doc, len)) != NULL) {
+    if (doc && add_details(p, facts, doc) && (*body = scep_json_dump(p, doc, len)) != NULL) {
         rv = APR_SUCCESS;
     }
     json_decref(doc);
