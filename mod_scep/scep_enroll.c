@@ -269,16 +269,6 @@ static const char *template_name_for(const scep_enroll_op_t *op, int key_usage)
     int sign = key_usage >= 0 && (key_usage & X509v3_KU_DIGITAL_SIGNATURE);
     int encrypt = key_usage >= 0 && (key_usage & X509v3_KU_KEY_ENCIPHERMENT);
 
-    /* At notice, which httpd logs at any LogLevel: the operator's hint that
-     * devices ask for no key usage, as NDES's warning event. */
-    if (key_usage < 0) {
-        scep_enroll_log(op->env, SCEP_LOG_NOTICE,
-                        SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
-                                       "signature and encryption key usages are used: template "
-                                       "%s%s",
-                        op->req->transaction_id, op->conf->general_purpose_template,
-                        scep_event_text(SCEP_EVENT_NO_KEY_USAGE));
-    }
     if (sign && !encrypt) {
         return op->conf->signature_template;
     }
@@ -288,12 +278,13 @@ static const char *template_name_for(const scep_enroll_op_t *op, int key_usage)
     return op->conf->general_purpose_template;
 }
 
-/* Chooses the template by the CSR's keyUsage (op->tmpl): 1 when chosen, 0
- * when the outcome is decided (a fault). */
+/* Chooses the template by the CSR's keyUsage (op->tmpl), without a word
+ * in the log yet (template_passes() says it once the challenge passed, so
+ * that a refusal keeps its one line): 1 when chosen, 0 when the outcome is
+ * decided (a fault). */
 static int template_chosen(scep_enroll_op_t *op)
 {
-    int key_usage = scep_csr_key_usage(op->req->csr);
-    const char *name = template_name_for(op, key_usage);
+    const char *name = template_name_for(op, scep_csr_key_usage(op->req->csr));
 
     op->tmpl = scep_template_find(op->conf->templates, name);
     if (!op->tmpl) {
@@ -304,10 +295,6 @@ static int template_chosen(scep_enroll_op_t *op)
         scep_enroll_fault(op);
         return 0;
     }
-    scep_enroll_log(
-        op->env, SCEP_LOG_INFO, SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
-        op->req->transaction_id, key_usage < 0 ? "none" : apr_psprintf(op->p, "0x%02x", key_usage),
-        op->tmpl->name);
     return 1;
 }
 
@@ -364,12 +351,27 @@ static int challenge_passes(scep_enroll_op_t *op)
     return 0;
 }
 
-/* The CSR checked against its template's policy: 1 when it may be issued,
- * 0 when the outcome is decided (refused). */
+/* The template chosen, logged; the CSR checked against its policy: 1 when
+ * it may be issued, 0 when the outcome is decided (refused). */
 static int template_passes(scep_enroll_op_t *op)
 {
+    int key_usage = scep_csr_key_usage(op->req->csr);
     scep_problem_t prob;
 
+    /* At notice, which httpd logs at any LogLevel: the operator's hint that
+     * devices ask for no key usage, as NDES's warning event. */
+    if (key_usage < 0) {
+        scep_enroll_log(op->env, SCEP_LOG_NOTICE,
+                        SCEPLOGNO(260) "transaction %s: the request has no keyUsage, so both the "
+                                       "signature and encryption key usages are used: template "
+                                       "%s%s",
+                        op->req->transaction_id, op->conf->general_purpose_template,
+                        scep_event_text(SCEP_EVENT_NO_KEY_USAGE));
+    }
+    scep_enroll_log(
+        op->env, SCEP_LOG_INFO, SCEPLOGNO(262) "transaction %s: keyUsage %s, template %s",
+        op->req->transaction_id, key_usage < 0 ? "none" : apr_psprintf(op->p, "0x%02x", key_usage),
+        op->tmpl->name);
     if (scep_policy_check(op->p, op->tmpl, op->req->csr, &prob) != APR_SUCCESS) {
         scep_enroll_refuse(op, SCEPLOGNO(263), prob.fail_info, prob.event, prob.text);
         return 0;

@@ -5,8 +5,9 @@ request's facts, the CSR's DER on standard input) and answers as the test
 tells it: allowed, denied with its first line as failInfoText, and each
 fault failing closed (exit 2, killed, the timeout, too much output). The
 combination rules (password then program, program alone, a template's
-ChallengeCheck), the startup refusals, and certmonger's scep-submit end to
-end."""
+ChallengeCheck), a RenewalReq not asked about, the startup refusals, and
+real clients end to end: certmonger's scep-submit and micromdm's scepclient
+(sscep is not packaged here)."""
 import json
 import os
 import pwd
@@ -21,6 +22,7 @@ from sceptest import client as C
 from sceptest import templates as T
 from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem
 from sceptest.httpd import CHALLENGE, make_conf
+from test_enroll_clients import LEGACY_START, run_scepclient
 
 PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'challenge-program')
 MDM_CHALLENGE = 'mdm-dynamic-challenge-4711'
@@ -106,6 +108,11 @@ def enroll(scep, keys, name, challenge, ku=KU_SIGN):
     csr = pki.make_csr(key, name, challenge=challenge, ku=ku)
     msg, r, rep = scep.enroll(csr, key)
     return csr, msg, r, rep
+
+
+def x509_csr(hex_der):
+    from cryptography import x509
+    return x509.load_der_x509_csr(bytes.fromhex(hex_der))
 
 
 def assert_nothing_recorded(httpd, msg):
@@ -383,3 +390,29 @@ def test_template_directive_value(httpd):
     raw = T.section('Devices', 'ChallengeCheck radius')
     rc, out = httpd.config_test(make_conf(httpd.env, httpd.base_directives, raw))
     assert rc != 0 and re.search(r"Devices> ChallengeCheck: unknown method 'radius'", out), out
+
+
+def test_scepclient_with_the_program(httpd, program, files, prog):
+    """micromdm's scepclient (single DES: legacy algorithms allowed), the
+    client of the MDM whose CSR verifier the program's contract follows:
+    allowed, then refused."""
+    httpd.errlog.expect(r'SCEP\d{3}: .*(single DES|MD5)')
+    with httpd.config(*with_program(program, 'program',
+                                    extra=[('SCEPAllowLegacyAlgorithms', 'On')]),
+                      startup_expected=[LEGACY_START]):
+        d, p = run_scepclient(httpd, 'sc-program.example.test', challenge=MDM_CHALLENGE)
+        out = p.stdout + p.stderr
+        cert = pki.load_cert_file(os.path.join(d, 'cert.pem'))
+        key = pki.load_key_file(os.path.join(d, 'key.pem'))
+        assert pki.public_der(cert) == pki.public_der(key), out
+        assert pki.verify_issued_by(cert, files.ca)
+        call = prog.calls()[-1]
+        assert call['env']['SCEP_CHALLENGE'] == MDM_CHALLENGE
+        assert pki.public_der(x509_csr(call['stdin'])) == pki.public_der(key)
+        prog.mode('deny device retired')
+        d, p = run_scepclient(httpd, 'sc-program-denied.example.test', challenge=MDM_CHALLENGE)
+        out = p.stdout + p.stderr
+        assert not os.path.exists(os.path.join(d, 'cert.pem')), out
+        assert re.search(r'failInfo: badRequest', out), out
+        checks.expect_line(httpd, r'SCEP201: PKCSReq for transaction \S+ refused: the challenge '
+                                  r'program refused the request: device retired ' + EVENT_29)

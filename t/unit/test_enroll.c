@@ -764,6 +764,9 @@ START_TEST(challenge_password_then_program)
     assert_refused(&o, SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_INVALID_PASSWORD);
     ck_assert_str_eq(o.problem.text, "program says no");
     ck_assert(logged("SCEP201", "CP3 refused: program says no (NDES event 29)"));
+    /* one line for the refusal: the template chosen is not logged yet */
+    ck_assert(!logged("SCEP262", "CP3"));
+    ck_assert(logged("SCEP262", "CP2"));
     ck_assert_ptr_null(status_of("CP3"));
     /* no password at all: the program still decides (event of its refusal) */
     o = request(SCEP_MSG_PKCSREQ, "CP4", dev, dev, "c.example", NULL);
