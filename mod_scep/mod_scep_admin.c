@@ -25,14 +25,22 @@
  * answer (Fleet rejects any other status before reading the body): the
  * HTML pages are all 200 here too.
  *
- * Beyond NDES, a client that prefers application/json in Accept gets JSON
- * (UTF-8) with real status codes instead: 200, 503 when the cache is full,
- * 403 when refused.
+ * Beyond NDES, for machines (scripts, MDMs), with real status codes (200,
+ * 503 when the cache is full, 403 when refused): a client that prefers
+ * application/json in Accept gets JSON (UTF-8), one that prefers text/plain
+ * the password alone on a line; and a POST of application/json
+ * {"device": "ID"}, an MDM fetching a challenge for one device, gets the
+ * JSON answer with the device echoed, and the device is logged with the
+ * password it got. Only application/json is taken: a browser's form on
+ * another site can send a POST with a form's types (and the user's Basic
+ * credentials) but not that one without a CORS preflight, which is never
+ * answered here.
  *
  * Checks, in order: HTTPS (unless SCEPAdminAllowHTTP On), SCEPPasswordVDir,
  * an authenticated user (Apache's authentication: mod_auth_gssapi,
- * mod_authnz_ldap, Basic with a file...), the user's permission
- * (mod_scep_ldap.c), then a password from the cache (mod_scep_passwords.c).
+ * mod_authnz_ldap, Basic with a file...), a POST's body, the user's
+ * permission (mod_scep_ldap.c), then a password from the cache
+ * (mod_scep_passwords.c).
  * Every answer, errors included, forbids caching: a password must never be
  * served from a cache to someone else, nor twice.
  */
@@ -63,14 +71,37 @@
  * order. */
 static const unsigned char utf16le_bom[] = { 0xFF, 0xFE };
 
+/* A machine's POST: its body's size, and the device identifier's. */
+#define DEVICE_BODY_MAX 4096
+#define DEVICE_ID_MAX 256
+
 /* What the admin page answers. */
 typedef enum { ANSWER_PASSWORD, ANSWER_CACHE_FULL, ANSWER_REFUSED } answer_kind_t;
 
+/* The answer's form, in the order of answer_types: NDES's page first,
+ * which is what a tie in Accept gets. */
+typedef enum { FORMAT_HTML, FORMAT_JSON, FORMAT_TEXT } format_t;
+
+static const char *const answer_types[] = { "text/html", "application/json", "text/plain", NULL };
+
+/* The Content-Type of each form. */
+static const char *const content_types[] = { "text/html; charset=utf-16", "application/json",
+                                             "text/plain; charset=utf-8" };
+
 typedef struct answer_t {
     answer_kind_t kind;
+    format_t format;
     const char *password;
     apr_time_t expires; /* 0: the single password, which does not expire */
+    const char *device; /* the device a machine's POST named; NULL for a GET */
 } answer_t;
+
+/* Why a machine's POST is refused before a password is considered. */
+typedef struct post_refusal_t {
+    int status;          /* 415, 413, 400 */
+    const char *error;   /* the JSON answer's "error" */
+    const char *message; /* its "message", also logged */
+} post_refusal_t;
 
 /* ----------------------------------------------------------------------
  * Writing answers.
@@ -184,16 +215,28 @@ static const char *answer_html(apr_pool_t *p, const mod_scep_srv_conf_t *conf,
 }
 
 /* expires is 0 for the single password, which has neither an expiry nor
- * a validity: both null. */
+ * a validity: both null. A machine's POST gets its device back last. NULL
+ * when jansson has no memory. */
 static json_t *password_json(apr_pool_t *p, const mod_scep_srv_conf_t *conf, const answer_t *answer)
 {
     int single = answer->expires == 0;
+    json_t *doc =
+        json_pack("{s:o, s:o, s:o, s:o, s:b}", "password", mod_scep_json_text(p, answer->password),
+                  "expires", mod_scep_json_time(p, answer->expires), "validity_minutes",
+                  single ? json_null() : json_integer(conf->password_validity), "ca_thumbprint",
+                  mod_scep_json_text(p, conf->pki->ca_thumbprint), "single_password", single);
 
-    return json_pack("{s:o, s:o, s:o, s:o, s:b}", "password",
-                     mod_scep_json_text(p, answer->password), "expires",
-                     mod_scep_json_time(p, answer->expires), "validity_minutes",
-                     single ? json_null() : json_integer(conf->password_validity), "ca_thumbprint",
-                     mod_scep_json_text(p, conf->pki->ca_thumbprint), "single_password", single);
+    if (doc && answer->device &&
+        json_object_set_new(doc, "device", mod_scep_json_text(p, answer->device)) != 0) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static json_t *error_json(const char *error, const char *message)
+{
+    return json_pack("{s:s, s:s}", "error", error, "message", message);
 }
 
 static int send_json(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
@@ -207,22 +250,53 @@ static int send_json(request_rec *r, const mod_scep_srv_conf_t *conf, const answ
                                             "message", NDES_CACHE_FULL, "validity_minutes",
                                             conf->password_validity));
     default:
-        return mod_scep_send_json(
-            r, HTTP_FORBIDDEN,
-            json_pack("{s:s, s:s}", "error", "not_authorized", "message", NDES_NO_PERMISSION));
+        return mod_scep_send_json(r, HTTP_FORBIDDEN,
+                                  error_json("not_authorized", NDES_NO_PERMISSION));
     }
+}
+
+/* text/plain: the password alone on a line, for `curl -f` and shell
+ * scripts; the refusals' sentences with their status otherwise, never a
+ * line that could be taken for a password with 200. */
+static int send_text(request_rec *r, const answer_t *answer)
+{
+    int status = answer->kind == ANSWER_PASSWORD     ? HTTP_OK
+                 : answer->kind == ANSWER_CACHE_FULL ? HTTP_SERVICE_UNAVAILABLE
+                                                     : HTTP_FORBIDDEN;
+    const char *text = answer->kind == ANSWER_PASSWORD     ? answer->password
+                       : answer->kind == ANSWER_CACHE_FULL ? NDES_CACHE_FULL
+                                                           : NDES_NO_PERMISSION;
+
+    text = apr_pstrcat(r->pool, text, "\n", NULL);
+    return mod_scep_send_body(r, status, content_types[FORMAT_TEXT], text, strlen(text));
 }
 
 static int send_answer(request_rec *r, const mod_scep_srv_conf_t *conf, const answer_t *answer)
 {
-    return mod_scep_wants_json(r) ? send_json(r, conf, answer)
-                                  : send_html(r, answer_html(r->pool, conf, answer));
+    switch (answer->format) {
+    case FORMAT_JSON:
+        return send_json(r, conf, answer);
+    case FORMAT_TEXT:
+        return send_text(r, answer);
+    default:
+        return send_html(r, answer_html(r->pool, conf, answer));
+    }
 }
 
 /* The user name as the logs show it: it comes from the client. */
 static const char *logged_user(request_rec *r)
 {
     return ap_escape_logitem(r->pool, r->user);
+}
+
+/* " for device \"ID\"" after the user in the lines of a machine's POST,
+ * the identifier escaped as the user's name is (quotes, backslashes,
+ * controls and bytes beyond ASCII as \xNN); nothing for a GET. */
+static const char *logged_device(request_rec *r, const answer_t *answer)
+{
+    return answer->device ? apr_psprintf(r->pool, " for device \"%s\"",
+                                         ap_escape_logitem(r->pool, answer->device))
+                          : "";
 }
 
 /* ----------------------------------------------------------------------
@@ -286,9 +360,9 @@ static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answe
     if (APR_STATUS_IS_ENOSPC(rv)) {
         ap_log_rerror(
             APLOG_MARK, APLOG_WARNING, 0, r,
-            SCEPLOGNO(524) "no password for %s (%s): the password cache is full, %d passwords "
+            SCEPLOGNO(524) "no password for %s (%s)%s: the password cache is full, %d passwords "
                            "waiting to be used (" SCEP_PASSWORD_MAX ")",
-            logged_user(r), r->useragent_ip, conf->password_max);
+            logged_user(r), r->useragent_ip, logged_device(r, answer), conf->password_max);
         answer->kind = ANSWER_CACHE_FULL;
         return OK;
     }
@@ -299,26 +373,127 @@ static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answe
     answer->kind = ANSWER_PASSWORD;
     if (!answer->expires) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      SCEPLOGNO(525) "the single password shown to %s (%s)", logged_user(r),
-                      r->useragent_ip);
+                      SCEPLOGNO(525) "the single password shown to %s (%s)%s", logged_user(r),
+                      r->useragent_ip, logged_device(r, answer));
         return OK;
     }
     apr_rfc822_date(until, answer->expires);
     ap_log_rerror(
         APLOG_MARK, APLOG_INFO, 0, r,
-        SCEPLOGNO(526) "one-time password handed out to %s (%s), valid until %s; %d of at most %d "
-                       "(" SCEP_PASSWORD_MAX ") now wait for their devices",
-        logged_user(r), r->useragent_ip, until, waiting, conf->password_max);
+        SCEPLOGNO(526) "one-time password handed out to %s (%s)%s, valid until %s; %d of at most "
+                       "%d (" SCEP_PASSWORD_MAX ") now wait for their devices",
+        logged_user(r), r->useragent_ip, logged_device(r, answer), until, waiting,
+        conf->password_max);
     return OK;
+}
+
+/* ----------------------------------------------------------------------
+ * A machine's POST: {"device": "ID"}.
+ */
+
+static int post_refused(post_refusal_t *refusal, int status, const char *error, const char *message)
+{
+    refusal->status = status;
+    refusal->error = error;
+    refusal->message = message;
+    return 0;
+}
+
+/* The identifier in the body's JSON text (len bytes), copied to p: an
+ * object with the one member "device", a string of 1 to DEVICE_ID_MAX bytes
+ * (jansson takes UTF-8 only, and no NUL). Anything else is refused rather
+ * than guessed at: a member misspelt ("Device") or added in a later version
+ * is an error the MDM's administrator sees. 1, or 0 with the refusal. */
+static int device_of_json(apr_pool_t *p, const char *text, apr_size_t len, const char **device,
+                          post_refusal_t *refusal)
+{
+    json_error_t err;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *id = json_object_get(doc, "device");
+    int ok = 0;
+
+    if (!doc) {
+        post_refused(refusal, HTTP_BAD_REQUEST, "bad_json",
+                     apr_psprintf(p, "the body is not JSON: %s (line %d, column %d)", err.text,
+                                  err.line, err.column));
+        goto leave;
+    }
+    if (!json_is_object(doc) || !json_is_string(id) || json_object_size(doc) != 1) {
+        post_refused(refusal, HTTP_BAD_REQUEST, "bad_request",
+                     "the body must be a JSON object with one member, \"device\", a string");
+        goto leave;
+    }
+    if (json_string_length(id) < 1 || json_string_length(id) > DEVICE_ID_MAX) {
+        post_refused(refusal, HTTP_BAD_REQUEST, "bad_device",
+                     apr_psprintf(p, "\"device\" must be 1 to %d bytes of UTF-8", DEVICE_ID_MAX));
+        goto leave;
+    }
+    *device = apr_pstrmemdup(p, json_string_value(id), json_string_length(id));
+    ok = 1;
+leave:
+    json_decref(doc);
+    return ok;
+}
+
+/* The device a machine's POST names (its Content-Type first: nothing else
+ * is read otherwise). 1 with *device; 0 with the refusal to answer, or
+ * with refusal->status alone when the body could not be read. */
+static int posted_device(request_rec *r, const char **device, post_refusal_t *refusal)
+{
+    char *body;
+    apr_size_t len;
+    apr_status_t rv;
+
+    if (!mod_scep_content_type_is(r, "application/json")) {
+        return post_refused(refusal, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+                            "a POST takes Content-Type: application/json, "
+                            "{\"device\": \"ID\"}");
+    }
+    /* The announced length first: nothing is read of a body too large. */
+    rv = mod_scep_body_announced_too_large(r, DEVICE_BODY_MAX)
+             ? APR_ENOSPC
+             : mod_scep_read_body(r, DEVICE_BODY_MAX, &body, &len);
+    if (APR_STATUS_IS_ENOSPC(rv)) {
+        return post_refused(
+            refusal, HTTP_REQUEST_ENTITY_TOO_LARGE, "too_large",
+            apr_psprintf(r->pool, "the body is larger than %d bytes", DEVICE_BODY_MAX));
+    }
+    if (rv != APR_SUCCESS) {
+        return post_refused(refusal, ap_map_http_request_error(rv, HTTP_BAD_REQUEST), NULL, NULL);
+    }
+    return device_of_json(r->pool, body, len, device, refusal);
+}
+
+/* The refusal of a machine's POST: its JSON answer, and a line at info for
+ * the administrator of the MDM, who reads the server's log to find out why
+ * the integration fails. */
+static int refuse_post(request_rec *r, const post_refusal_t *refusal)
+{
+    if (!refusal->error) {
+        /* The input filters logged the broken body. */
+        return refusal->status;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  SCEPLOGNO(531) "admin page: POST by %s (%s) refused with %d: %s", logged_user(r),
+                  r->useragent_ip, refusal->status, ap_escape_logitem(r->pool, refusal->message));
+    return mod_scep_send_json(r, refusal->status, error_json(refusal->error, refusal->message));
 }
 
 /* ----------------------------------------------------------------------
  * The handler.
  */
 
+/* A POST is a machine's and answered in JSON; a GET in the form Accept
+ * prefers. */
+static format_t answer_format(request_rec *r)
+{
+    return r->method_number == M_POST ? FORMAT_JSON : (format_t)mod_scep_negotiate(r, answer_types);
+}
+
 static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
 {
-    answer_t answer = { ANSWER_REFUSED, NULL, 0 };
+    answer_t answer = { ANSWER_REFUSED, answer_format(r), NULL, 0, NULL };
+    post_refusal_t refusal;
     int status;
 
     if (!mod_scep_https_only(r, conf)) {
@@ -329,6 +504,9 @@ static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
     }
     if (!authenticated(r)) {
         return HTTP_FORBIDDEN;
+    }
+    if (r->method_number == M_POST && !posted_device(r, &answer.device, &refusal)) {
+        return refuse_post(r, &refusal);
     }
     switch (mod_scep_ldap_authorized(r, conf)) {
     case 1:
@@ -342,8 +520,7 @@ static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
      * that nobody can read would hold a place in the cache until it
      * expires. */
     if (r->header_only) {
-        ap_set_content_type(r, mod_scep_wants_json(r) ? "application/json"
-                                                      : "text/html; charset=utf-16");
+        ap_set_content_type(r, content_types[answer.format]);
         return OK;
     }
     if ((status = issue_password(r, conf, &answer)) != OK) {
@@ -355,7 +532,7 @@ static int admin_page(request_rec *r, const mod_scep_srv_conf_t *conf)
 int mod_scep_admin_handler(request_rec *r)
 {
     mod_scep_srv_conf_t *conf = NULL;
-    int status = mod_scep_handler_start(r, SCEP_ADMIN_HANDLER, 0, ADMIN_CSP, &conf);
+    int status = mod_scep_handler_start(r, SCEP_ADMIN_HANDLER, 1, ADMIN_CSP, &conf);
 
     return status == OK ? admin_page(r, conf) : status;
 }

@@ -23,7 +23,6 @@
  * failing the request.
  */
 
-#include <apr_buckets.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
@@ -32,7 +31,6 @@
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
-#include <util_filter.h>
 
 #include "mod_scep_private.h"
 
@@ -109,88 +107,39 @@ static int get_ca_cert(request_rec *r, const mod_scep_srv_conf_t *conf)
                               conf->pki->getcacert_len);
 }
 
-/* Content-Length larger than allowed: answer before reading anything. */
-static int announced_too_large(request_rec *r, apr_size_t max)
-{
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t announced;
-    char *end;
-
-    return cl && apr_strtoff(&announced, cl, &end, 10) == APR_SUCCESS && *end == '\0' &&
-           announced > (apr_off_t)max;
-}
-
-/* Moves the data buckets of in to body (set aside on the request pool, as
- * the input filters reuse their buffers); notes EOS. */
-static apr_status_t take_input(request_rec *r, apr_bucket_brigade *in, apr_bucket_brigade *body,
-                               apr_size_t *total, int *seen_eos)
-{
-    apr_bucket *b;
-    const char *data;
-    apr_size_t len;
-    apr_status_t rv = APR_SUCCESS;
-
-    while (!APR_BRIGADE_EMPTY(in)) {
-        b = APR_BRIGADE_FIRST(in);
-        if (APR_BUCKET_IS_EOS(b)) {
-            *seen_eos = 1;
-        }
-        if (APR_BUCKET_IS_METADATA(b)) {
-            apr_bucket_delete(b);
-            continue;
-        }
-        if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ)) != APR_SUCCESS ||
-            (rv = apr_bucket_setaside(b, r->pool)) != APR_SUCCESS) {
-            break;
-        }
-        *total += len;
-        APR_BUCKET_REMOVE(b);
-        APR_BRIGADE_INSERT_TAIL(body, b);
-    }
-    return rv;
-}
-
 /* Reads the whole body, whatever its Content-Type and framing (length or
  * chunked), and stops with 413 as soon as it exceeds max: the rest is never
  * read (httpd closes the connection after a 413). */
 static int read_body(request_rec *r, apr_size_t max, unsigned char **msg, apr_size_t *len)
 {
-    apr_bucket_brigade *in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_bucket_brigade *body = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_size_t total = 0;
-    int seen_eos = 0;
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv;
 
-    if (announced_too_large(r, max)) {
+    if (mod_scep_body_announced_too_large(r, max)) {
         return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, SCEPLOGNO(101), SCEP_EVENT_FAIL_TO_CONVERT,
                       apr_psprintf(r->pool,
                                    "PKIOperation body announced larger than " SCEP_MAX_REQUEST_SIZE
                                    " %" APR_SIZE_T_FMT,
                                    max));
     }
-    while (!seen_eos && total <= max) {
-        rv = ap_get_brigade(r->input_filters, in, AP_MODE_READBYTES, APR_BLOCK_READ,
-                            HUGE_STRING_LEN);
-        if (rv != APR_SUCCESS || (rv = take_input(r, in, body, &total, &seen_eos)) != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          SCEPLOGNO(102) "cannot read the PKIOperation body%s",
-                          scep_event_text(SCEP_EVENT_FAIL_TO_CONVERT));
-            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-        }
-    }
-    if (total > max) {
+    rv = mod_scep_read_body(r, max, (char **)msg, len);
+    if (APR_STATUS_IS_ENOSPC(rv)) {
         return reject(r, HTTP_REQUEST_ENTITY_TOO_LARGE, SCEPLOGNO(103), SCEP_EVENT_FAIL_TO_CONVERT,
                       apr_psprintf(r->pool,
                                    "PKIOperation body larger than " SCEP_MAX_REQUEST_SIZE
                                    " %" APR_SIZE_T_FMT,
                                    max));
     }
-    if (total == 0) {
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      SCEPLOGNO(102) "cannot read the PKIOperation body%s",
+                      scep_event_text(SCEP_EVENT_FAIL_TO_CONVERT));
+        return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+    }
+    if (*len == 0) {
         return reject(r, HTTP_BAD_REQUEST, SCEPLOGNO(104), SCEP_EVENT_NO_MESSAGE,
                       "PKIOperation POST without a body");
     }
-    rv = apr_brigade_pflatten(body, (char **)msg, len, r->pool);
-    return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    return OK;
 }
 
 /* The longest base64 text a message of max bytes can take: 4 characters

@@ -14,12 +14,12 @@
 /*
  * The HTTP helpers of every handler (mod_scep_http.h): the start every
  * handler shares, writing answers, the headers and the Accept negotiation
- * of the admin and manager pages, JSON answers (jansson), the HTTPS-only rule;
- * and the
- * TRACE refusal at the module's locations, which knows their handlers'
- * names as the handlers do.
+ * of the admin and manager pages, reading request bodies, JSON answers
+ * (jansson), the HTTPS-only rule; and the TRACE refusal at the module's
+ * locations, which knows their handlers' names as the handlers do.
  */
 
+#include <apr_buckets.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_time.h>
@@ -31,6 +31,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <http_ssl.h>
+#include <util_filter.h>
 
 #include <openssl/err.h>
 
@@ -183,15 +184,115 @@ static double accept_quality(const char *accept, const char *type)
     return quality;
 }
 
+/* The earliest of the types Accept ranks highest (mod_scep_http.h). */
+int mod_scep_negotiate(request_rec *r, const char *const *types)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+    double quality, best_quality = 0;
+    int i, best = 0;
+
+    for (i = 0; accept && types[i]; i++) {
+        quality = accept_quality(accept, types[i]);
+        if (quality > best_quality) {
+            best_quality = quality;
+            best = i;
+        }
+    }
+    return best;
+}
+
 /* JSON only for a client that asks for it over HTML: browsers send
  * text/html first or rank everything equally (a missing Accept, or
  * "any/any"), and get the NDES page. */
 int mod_scep_wants_json(request_rec *r)
 {
-    const char *accept = apr_table_get(r->headers_in, "Accept");
+    static const char *const types[] = { "text/html", "application/json", NULL };
 
-    return accept &&
-           accept_quality(accept, "application/json") > accept_quality(accept, "text/html");
+    return mod_scep_negotiate(r, types) == 1;
+}
+
+/* 1 when r's Content-Type is the media type type (case-insensitive), with
+ * or without parameters. */
+int mod_scep_content_type_is(request_rec *r, const char *type)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    apr_size_t len = strlen(type);
+
+    return ct && !strncasecmp(ct, type, len) &&
+           (ct[len] == '\0' || ct[len] == ';' || apr_isspace(ct[len]));
+}
+
+/* ----------------------------------------------------------------------
+ * Request bodies.
+ */
+
+/* Content-Length larger than allowed: answer before reading anything. */
+int mod_scep_body_announced_too_large(request_rec *r, apr_size_t max)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t announced;
+    char *end;
+
+    return cl && apr_strtoff(&announced, cl, &end, 10) == APR_SUCCESS && *end == '\0' &&
+           announced > (apr_off_t)max;
+}
+
+/* Moves the data buckets of in to body (set aside on the request pool, as
+ * the input filters reuse their buffers); notes EOS. */
+static apr_status_t take_input(request_rec *r, apr_bucket_brigade *in, apr_bucket_brigade *body,
+                               apr_size_t *total, int *seen_eos)
+{
+    apr_bucket *b;
+    const char *data;
+    apr_size_t len;
+    apr_status_t rv = APR_SUCCESS;
+
+    while (!APR_BRIGADE_EMPTY(in)) {
+        b = APR_BRIGADE_FIRST(in);
+        if (APR_BUCKET_IS_EOS(b)) {
+            *seen_eos = 1;
+        }
+        if (APR_BUCKET_IS_METADATA(b)) {
+            apr_bucket_delete(b);
+            continue;
+        }
+        if ((rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ)) != APR_SUCCESS ||
+            (rv = apr_bucket_setaside(b, r->pool)) != APR_SUCCESS) {
+            break;
+        }
+        *total += len;
+        APR_BUCKET_REMOVE(b);
+        APR_BRIGADE_INSERT_TAIL(body, b);
+    }
+    return rv;
+}
+
+/* The whole body (mod_scep_http.h): read until EOS or until it is past
+ * max, whichever comes first. */
+apr_status_t mod_scep_read_body(request_rec *r, apr_size_t max, char **data, apr_size_t *len)
+{
+    apr_bucket_brigade *in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_bucket_brigade *body = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_size_t total = 0;
+    int seen_eos = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    while (!seen_eos && total <= max) {
+        rv = ap_get_brigade(r->input_filters, in, AP_MODE_READBYTES, APR_BLOCK_READ,
+                            HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS || (rv = take_input(r, in, body, &total, &seen_eos)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (total > max) {
+        return APR_ENOSPC;
+    }
+    /* A NUL after the body, for parsers of text; *len does not count it. */
+    *data = apr_palloc(r->pool, total + 1);
+    *len = total;
+    rv = apr_brigade_flatten(body, *data, len);
+    (*data)[*len] = '\0';
+    return rv;
 }
 
 /* ----------------------------------------------------------------------

@@ -13,9 +13,9 @@
 
 /*
  * The HTTP helpers every handler uses (mod_scep_http.c): the start of a
- * handler, writing an answer, the pages' headers, Accept negotiation, JSON
- * answers (jansson), times, the HTTPS-only rule; and the TRACE refusal at the
- * module's locations.
+ * handler, writing an answer, the pages' headers, Accept negotiation,
+ * request bodies, JSON answers (jansson), times, the HTTPS-only rule; and the
+ * TRACE refusal at the module's locations.
  */
 #ifndef mod_scep_mod_scep_http_h
 #define mod_scep_mod_scep_http_h
@@ -49,8 +49,30 @@ int mod_scep_send_body(request_rec *r, int status, const char *content_type, con
  * Referer. */
 void mod_scep_page_headers(request_rec *r, const char *csp);
 
+/* The index of the media type of types (NULL-terminated) that r's Accept
+ * ranks highest (RFC 9110's q values, the most specific range deciding),
+ * the earliest of those ranked alike: 0 (the handler's own type) when
+ * Accept is missing or ranks them all alike. */
+int mod_scep_negotiate(request_rec *r, const char *const *types);
+
 /* JSON when Accept prefers application/json over text/html. */
 int mod_scep_wants_json(request_rec *r);
+
+/* 1 when r's Content-Type is the media type type (compared without regard
+ * to case), parameters such as charset aside; 0 otherwise or without one. */
+int mod_scep_content_type_is(request_rec *r, const char *type);
+
+/* 1 when r's Content-Length announces more than max bytes: answer 413
+ * before reading anything. */
+int mod_scep_body_announced_too_large(request_rec *r, apr_size_t max);
+
+/* r's whole body, whatever its framing (length or chunked), in r's pool:
+ * *data (*len bytes, followed by a NUL that *len does not count).
+ * APR_ENOSPC as soon as it is past max bytes: the rest is never read
+ * (httpd closes the connection after the 413 the caller answers); another
+ * status when the input filters failed (ap_map_http_request_error() makes
+ * the answer of it). */
+apr_status_t mod_scep_read_body(request_rec *r, apr_size_t max, char **data, apr_size_t *len);
 
 /* Values of a JSON answer (jansson's json_t, a new reference): text as a
  * JSON string, each byte that is not UTF-8 as U+FFFD, NULL as null; a time

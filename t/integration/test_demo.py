@@ -15,11 +15,16 @@ CA and the RA certificates it issued, and devices get its certificates
 while Apache holds no CA key. With --cluster two servers are one service on
 a PostgreSQL server of the demo's: the lines SCEP_URL_2= and ADMIN_URL_2=
 more, a password from the first server's admin page enrolls at the second
-and is spent for both, and both record into one database.
-`build/demo --stop` runs after every test, whatever happened,
+and is spent for both, and both record into one database. With
+--challenge-webhook URL --challenge-secret-file FILE a one-time password
+still enrolls without asking the webhook, and any other challenge is the
+webhook's (the suite's webhook server on loopback, which checks the
+signature): allowed, denied (event 29), and nothing issued when it does
+not decide (HTTP 500). `build/demo --stop` runs after every test, whatever happened,
 and nothing may listen on the demo's ports afterwards, nor any Apache of
 the demo be left.
 """
+import base64
 import os
 import pwd
 import re
@@ -34,6 +39,7 @@ from sceptest import checks, pki
 from sceptest import client as C
 from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem
 from sceptest.httpd import ErrorLog
+from sceptest.webhook import WebhookServer, write_secret
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 STATE = os.path.join(REPO, 'demo')
@@ -315,3 +321,71 @@ def test_demo_cluster(demo):
         assert ('%X' % c.serial_number) in p.stdout.upper(), p.stdout
     bad = log2.unexpected()
     assert not bad, 'unexpected lines in %s:\n%s' % (ERROR_LOG_2, '\n'.join(bad))
+
+
+def test_demo_challenge_webhook(demo, tmp_path):
+    """--challenge-webhook URL --challenge-secret-file FILE: SCEPChallengeCheck
+    password webhook. A one-time password of the admin page enrolls without a
+    call; another challenge goes to the webhook, signed with FILE's secret,
+    and its answer decides; without a verdict nothing is issued."""
+    secret = b'the demo webhook\'s secret \x00\xff'
+    secret_file = write_secret(str(tmp_path / 'challenge.secret'), secret)
+    hook = WebhookServer(str(tmp_path / 'hook'), secret=secret)
+    hook.start()
+    try:
+        results, log = demo('--challenge-webhook', hook.url('/scep/challenge'),
+                            '--challenge-secret-file', secret_file)
+        with open(os.path.join(STATE, 'httpd.conf')) as f:
+            conf = [ln.strip() for ln in f]
+        for line in ('SCEPChallengeCheck password webhook',
+                     'SCEPChallengeWebhook "%s"' % hook.url('/scep/challenge'),
+                     'SCEPChallengeWebhookSecretFile "%s"' % os.path.realpath(secret_file)):
+            assert line in conf, (line, conf)
+        ca = pki.load_cert_file(results['CA_CERT'])
+        client = device_client(results)
+
+        # the password method allows first: the webhook is not asked
+        password = one_time_password(results, log)
+        key = pki.new_key()
+        msg, cert = scep_submit(results, client, tmp_path, key, password)
+        checks.check_issued_cert(cert, msg.inner, ca)
+        assert not hook.calls, [c.json for c in hook.calls]
+
+        # the MDM's challenge: the webhook allows it (scep-submit end to end)
+        key = pki.new_key()
+        msg, cert = scep_submit(results, client, tmp_path, key, 'mdm-challenge-allowed')
+        checks.check_issued_cert(cert, msg.inner, ca)
+        (call,) = hook.calls
+        assert call.path == '/scep/challenge' and call.signature_ok, call.headers
+        assert call.json['scepChallenge'] == 'mdm-challenge-allowed', call.json
+        assert call.json['scepTransactionID'] == msg.transaction_id, call.json
+        assert base64.b64decode(call.json['x509CertificateRequest']['raw']) == msg.inner
+
+        # denied: FAILURE badRequest, event 29
+        hook.reset('deny')
+        other = pki.new_key()
+        msg, r, rep = client.enroll(
+            pki.make_csr(other, 'denied.example.test', challenge='mdm-challenge-denied'), other)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        log.expect(checks.event(29), checks.OPENSSL_LINES)
+        assert [c.json['scepChallenge'] for c in hook.calls] == ['mdm-challenge-denied']
+        assert log.find(r'the challenge webhook refused the challenge \(NDES event 29\)',
+                        levels=checks.REFUSAL_LEVELS)
+
+        # no verdict (HTTP 500): fails closed, nothing issued
+        hook.reset('500')
+        msg, r, rep = client.enroll(
+            pki.make_csr(other, 'unanswered.example.test', challenge='mdm-challenge-lost'), other)
+        checks.assert_failure(msg, r, rep, C.BAD_REQUEST)
+        assert 'try again later' in (rep.fail_info_text or ''), rep.fail_info_text
+        assert len(hook.calls) == 1, [c.json for c in hook.calls]
+    finally:
+        hook.stop()
+    log.expect(r'SCEP031: ', r'SCEP288: ')
+    assert log.find(r'SCEP031: challenge webhook http://127\.0\.0\.1:\d+/scep/challenge, '
+                    r'transaction %s: answered HTTP 500' % msg.transaction_id)
+    assert log.find(r'SCEP288: PKCSReq for transaction %s: the challenge check webhook could '
+                    r'not decide' % msg.transaction_id)
+    # the challenges stay out of the log
+    text = '\n'.join(log.lines())
+    assert 'mdm-challenge' not in text and password not in text
