@@ -345,6 +345,10 @@ static int challenge_passes(scep_enroll_op_t *op)
                         prob.text ? prob.text : "a fault",
                         scep_event_text(SCEP_EVENT_INVALID_PASSWORD));
         scep_enroll_fault(op);
+        /* the device learns which check failed it, not why (the log says) */
+        op->outcome->problem.text =
+            apr_pstrcat(op->p, prob.text ? prob.text : "the challenge could not be checked",
+                        "; nothing was issued, try again later", NULL);
         return 0;
     }
     scep_enroll_refuse(op, SCEPLOGNO(201), prob.fail_info, prob.event, prob.text);

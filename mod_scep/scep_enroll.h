@@ -183,7 +183,8 @@ typedef enum {
     SCEP_OUTCOME_ISSUED,  /* SUCCESS: cert, or crl for GetCRL */
     SCEP_OUTCOME_HELD,    /* PENDING: waiting for a CA manager or the external CA */
     SCEP_OUTCOME_REFUSED, /* FAILURE: problem's failInfo and text (logged) */
-    SCEP_OUTCOME_FAULT    /* a server fault (logged): FAILURE, try again later */
+    SCEP_OUTCOME_FAULT    /* a server fault (logged): FAILURE, try again later (problem.text,
+                           * when set, tells the device what failed) */
 } scep_outcome_kind_t;
 
 typedef struct scep_outcome_t {

@@ -188,8 +188,10 @@ void scep_enroll_reply(apr_pool_t *p, const scep_pki_t *pki, int include_chain,
         reply->fail_text = outcome->problem.text;
         break;
     case SCEP_OUTCOME_FAULT:
-        reply->fail_text = "the server could not complete this request (its log says why); "
-                           "nothing was issued, try again later";
+        reply->fail_text = outcome->problem.text
+                               ? outcome->problem.text
+                               : "the server could not complete this request (its log says why); "
+                                 "nothing was issued, try again later";
         break;
     }
 }

@@ -32,8 +32,8 @@ REFUSED = r'SCEP201: PKCSReq for transaction %s refused: %s ' + EVENT_29
 FAULT = (r'SCEP288: PKCSReq for transaction %s: the challenge check program could not decide '
          r'\(the challenge program failed\): nothing was issued ' + EVENT_29)
 PROGRAM_FAULT = r'SCEP290: transaction %s: challenge program \S+ %s'
-FAULT_TEXT = ('the server could not complete this request (its log says why); nothing was '
-              'issued, try again later')
+# the device learns which check failed, not why
+FAULT_TEXT = 'the challenge program failed; nothing was issued, try again later'
 
 
 class Program:

@@ -632,7 +632,11 @@ START_TEST(outcome_as_certrep)
     scep_enroll_reply(pool, pki, 0, &o, &reply);
     ck_assert_int_eq(reply.status, SCEP_STATUS_FAILURE);
     ck_assert_int_eq(reply.fail_info, SCEP_FAIL_BAD_REQUEST);
-    ck_assert_ptr_nonnull(strstr(reply.fail_text, "try again later"));
+    ck_assert_ptr_nonnull(strstr(reply.fail_text, "its log says why"));
+    /* a fault that names what failed tells the device so */
+    o.problem.text = "the challenge program failed; nothing was issued, try again later";
+    scep_enroll_reply(pool, pki, 0, &o, &reply);
+    ck_assert_str_eq(reply.fail_text, o.problem.text);
     o = (scep_outcome_t){ .kind = SCEP_OUTCOME_HELD };
     scep_enroll_reply(pool, pki, 0, &o, &reply);
     ck_assert_int_eq(reply.status, SCEP_STATUS_PENDING);
@@ -814,6 +818,8 @@ START_TEST(challenge_program_alone)
     o = enroll("CA3", dev, "c.example");
     ck_assert_int_eq(o.kind, SCEP_OUTCOME_FAULT);
     ck_assert(logged("SCEP288", "program could not decide (program timed out)"));
+    /* the device learns which check failed */
+    ck_assert_str_eq(o.problem.text, "program timed out; nothing was issued, try again later");
     ck_assert_ptr_null(status_of("CA3"));
     /* a listed method without a check cannot allow */
     fake_program.answer = FAKE_ALLOW;
