@@ -377,8 +377,9 @@ START_TEST(fetch_roots_reads_every_certificate)
     argv[0] = script("formats");
     argv[1] = dir;
     argv[2] = testutil_tempdir(pool);
-    ck_assert_int_eq(scep_ca_helper_fetch_roots(scep_ca_helper(pool, conf_of(argv)), pool, &roots),
-                     APR_SUCCESS);
+    ck_assert_msg(scep_ca_helper_fetch_roots(scep_ca_helper(pool, conf_of(argv)), pool, &roots) ==
+                      APR_SUCCESS,
+                  "%s", last_log ? last_log : "(nothing logged)");
     ck_assert_int_eq(sk_X509_num(roots), 2);
     ck_assert_int_ne(X509_cmp(sk_X509_value(roots, 0), sk_X509_value(roots, 1)), 0);
 }
