@@ -36,6 +36,7 @@ from sceptest import admin as A
 from sceptest import checks
 from sceptest import client as C
 from sceptest import pki
+from sceptest import process
 from sceptest.httpd import APACHE, CHALLENGE, Apache, Env
 from sceptest.service import copy_pki
 
@@ -96,13 +97,10 @@ def kill_leftovers(server):
     """Kills what is left of a server whose parent exited on a child's fatal
     error: prefork's parent exits without reclaiming its other children
     (httpd), which go on running until their own first use of the records."""
-    conf = server.env.conf.encode()
-    for pid in filter(str.isdigit, os.listdir('/proc')):
+    for pid in process.with_argument(server.env.conf):
         try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                if conf in f.read().split(b'\0'):
-                    os.kill(int(pid), signal.SIGKILL)
-        except OSError:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             continue  # gone meanwhile
 
 

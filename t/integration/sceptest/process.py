@@ -15,6 +15,22 @@ def terminate(proc, timeout):
         proc.wait()
 
 
+def with_argument(arg):
+    """pids of the live processes with arg among their command line's words
+    (what is left of a server whose parent is gone: orphans belong to init,
+    so children() of its pid finds nothing)."""
+    want = arg.encode()
+    found = []
+    for name in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/cmdline' % name, 'rb') as f:
+                if want in f.read().split(b'\0'):
+                    found.append(int(name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
 def children(ppid):
     """(pid, real uid, effective uid) of the live processes whose parent is
     ppid (Apache's workers, for its parent's pid); zombies, which have exited

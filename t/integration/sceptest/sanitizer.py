@@ -37,20 +37,25 @@ SLOW_HTTPD_LINES = (
 )
 
 
+def linked(binary, name):
+    """Path of the library `name` (libasan, libaprutil-1...) that ldd
+    resolves for the binary, None when it does not link it."""
+    p = subprocess.run(['ldd', binary], capture_output=True, text=True)
+    m = re.search(r'%s\.so\S* => (\S+)' % re.escape(name), p.stdout)
+    return m.group(1) if m else None
+
+
 def runtime(module):
     """Path of the ASan runtime the module needs, None when it needs none."""
-    p = subprocess.run(['ldd', module], capture_output=True, text=True)
-    m = re.search(r'libasan\.so\S* => (\S+)', p.stdout)
-    return m.group(1) if m else None
+    return linked(module, 'libasan')
 
 
 def dbd_drivers(program):
     """apr-util's database drivers next to the apr-util the program uses."""
-    p = subprocess.run(['ldd', program], capture_output=True, text=True)
-    m = re.search(r'libaprutil-1\.so\S* => (\S+)', p.stdout)
-    if m is None:
+    aprutil = linked(program, 'libaprutil-1')
+    if aprutil is None:
         return []
-    d = os.path.join(os.path.dirname(m.group(1)), 'apr-util-1')
+    d = os.path.join(os.path.dirname(aprutil), 'apr-util-1')
     return sorted(os.path.join(d, n) for n in os.listdir(d)
                   if n.startswith('apr_dbd_') and n.endswith('-1.so'))
 
