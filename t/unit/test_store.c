@@ -73,6 +73,23 @@ static void close_before_fork(void)
     apr_pool_cleanup_run(pool, NULL, close_connection);
 }
 
+/* A forked child's own pool, in which it opens its own connection, and its
+ * end, which closes that connection before the child exits: valgrind counts
+ * what a process leaves open. */
+static apr_pool_t *child_pool_enter(void)
+{
+    apr_pool_t *outer = pool;
+
+    apr_pool_create(&pool, outer);
+    return outer;
+}
+
+static void child_pool_leave(apr_pool_t *outer)
+{
+    apr_pool_destroy(pool);
+    pool = outer;
+}
+
 static void open_connection(void)
 {
     const char *error = NULL;
@@ -832,21 +849,18 @@ START_TEST(other_certificates_are_another_service)
 }
 END_TEST
 
-/* A server's start in a child: its own connection, in a pool of its own
- * destroyed (closing it) before the child exits, since valgrind counts what
- * a process leaves open. 0: the same service, 1: recorded it first, 2: else. */
+/* A server's start in a child, on its own connection. 0: the same service,
+ * 1: recorded it first, 2: else. */
 static int check_service_in_child(const scep_service_t *ours)
 {
-    apr_pool_t *outer = pool;
+    apr_pool_t *outer = child_pool_enter();
     scep_service_t *theirs = NULL;
     int first = 0, result;
 
-    apr_pool_create(&pool, outer);
     open_connection();
     result =
         scep_service_check(pool, open_store(), ours, &theirs, &first) != APR_SUCCESS ? 2 : first;
-    apr_pool_destroy(pool);
-    pool = outer;
+    child_pool_leave(outer);
     return result;
 }
 
@@ -1177,20 +1191,16 @@ END_TEST
 /* In a child: its own connection, the current CRL's number on out. */
 static void serve_crl_in_child(int go, int out)
 {
-    apr_pool_t *outer = pool;
+    apr_pool_t *outer = child_pool_enter();
     char byte;
     scep_store_t *store;
     X509_CRL *crl;
 
-    /* a pool of its own, destroyed (closing the connection) before the
-     * child exits: valgrind counts what a process leaves open */
-    apr_pool_create(&pool, outer);
     store = open_other_store();
     ck_assert_int_eq(read(go, &byte, 1), 0); /* closed: all start together */
     crl = current_crl(store);
     dprintf(out, "%" APR_INT64_T_FMT "\n", crl_number_of(crl));
-    apr_pool_destroy(pool);
-    pool = outer;
+    child_pool_leave(outer);
     _exit(failures ? 2 : 0);
 }
 
