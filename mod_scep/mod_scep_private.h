@@ -278,6 +278,9 @@ apr_status_t mod_scep_status(apr_pool_t *p, server_rec *s, mod_scep_status_t *st
  * figures read and when the counting started (APR_ENOTIMPL: no segment,
  * no server has SCEP). No lock: atomic adds. */
 apr_status_t mod_scep_stats_post_config(apr_pool_t *pconf, server_rec *main_s);
+/* r->notes' key set when a use of r's records failed (mod_scep_store_dbd.c):
+ * a refusal for want of records counts as a fault. */
+#define MOD_SCEP_NOTE_RECORDS_FAULT "mod_scep-records-fault"
 void mod_scep_stats_outcome(request_rec *r, const scep_request_t *req,
                             const scep_outcome_t *outcome);
 void mod_scep_stats_add(server_rec *s, scep_stats_counter_t counter);

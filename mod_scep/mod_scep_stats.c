@@ -56,7 +56,7 @@ typedef struct stats_shm_t {
 
 /* This generation's: set again by each generation's post_config. */
 static scep_stats_t *stats;
-static apr_hash_t *slots; /* server_rec * -> int slot, on pconf */
+static apr_hash_t *slots; /* the server_rec's address (apr_uintptr_t) -> int slot, on pconf */
 
 static apr_status_t segment_create(server_rec *s, int capacity, stats_shm_t *made)
 {
@@ -150,6 +150,7 @@ static apr_status_t claim_slots(apr_pool_t *pconf, server_rec *main_s, scep_stat
 {
     apr_hash_t *taken = apr_hash_make(pconf);
     server_rec *s;
+    apr_uintptr_t *key;
     int *slot;
     apr_status_t rv;
 
@@ -162,7 +163,9 @@ static apr_status_t claim_slots(apr_pool_t *pconf, server_rec *main_s, scep_stat
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        apr_hash_set(map, apr_pmemdup(pconf, &s, sizeof(s)), sizeof(s), slot);
+        key = apr_palloc(pconf, sizeof(*key));
+        *key = (apr_uintptr_t)s;
+        apr_hash_set(map, key, sizeof(*key), slot);
     }
     return APR_SUCCESS;
 }
@@ -184,7 +187,7 @@ apr_status_t mod_scep_stats_post_config(apr_pool_t *pconf, server_rec *main_s)
     if (rv == APR_SUCCESS) {
         rv = claim_slots(pconf, main_s, kept->stats, map);
     }
-    if (APR_STATUS_IS_ENOSPC(rv)) {
+    if (APR_STATUS_IS_ENOSPC(rv) && kept) {
         /* the names of servers gone since fill it: room for them and ours */
         rv = segment_ensure(main_s, scep_stats_capacity(kept->stats) + servers * 2, &kept);
         if (rv == APR_SUCCESS) {
@@ -202,7 +205,8 @@ apr_status_t mod_scep_stats_post_config(apr_pool_t *pconf, server_rec *main_s)
 /* s's slot, -1 without one (SCEP is not enabled there). */
 static int slot_of(server_rec *s)
 {
-    const int *slot = slots ? apr_hash_get(slots, &s, sizeof(s)) : NULL;
+    apr_uintptr_t key = (apr_uintptr_t)s;
+    const int *slot = slots ? apr_hash_get(slots, &key, sizeof(key)) : NULL;
 
     return slot ? *slot : -1;
 }
@@ -211,7 +215,8 @@ void mod_scep_stats_outcome(request_rec *r, const scep_request_t *req,
                             const scep_outcome_t *outcome)
 {
     if (stats && req) {
-        scep_stats_count_outcome(stats, slot_of(r->server), req->message_type, outcome);
+        scep_stats_count_outcome(stats, slot_of(r->server), req->message_type, outcome,
+                                 apr_table_get(r->notes, MOD_SCEP_NOTE_RECORDS_FAULT) != NULL);
     }
 }
 

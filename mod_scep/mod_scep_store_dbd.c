@@ -309,6 +309,7 @@ static void store_log_request(void *baton, const char *file, int line, int level
         if (held) {
             held->faulted = 1;
         }
+        apr_table_setn(r->notes, MOD_SCEP_NOTE_RECORDS_FAULT, "1");
         mod_scep_stats_store_fault(r->server);
     }
 }
@@ -497,6 +498,7 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(309) "no database connection from mod_dbd: check DBDriver and DBDParams%s",
             scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
+        apr_table_setn(r->notes, MOD_SCEP_NOTE_RECORDS_FAULT, "1");
         mod_scep_stats_store_fault(r->server);
         return NULL;
     }

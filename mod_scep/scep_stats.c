@@ -154,12 +154,13 @@ static int is_enrollment(int message_type)
 }
 
 void scep_stats_count_outcome(scep_stats_t *stats, int slot, int message_type,
-                              const scep_outcome_t *outcome)
+                              const scep_outcome_t *outcome, int records_failed)
 {
     if (!is_enrollment(message_type)) {
         return;
     }
-    if (outcome->kind == SCEP_OUTCOME_FAULT) {
+    if (outcome->kind == SCEP_OUTCOME_FAULT ||
+        (outcome->kind == SCEP_OUTCOME_REFUSED && records_failed)) {
         scep_stats_add(stats, slot, SCEP_STATS_FAULTS);
         return;
     }

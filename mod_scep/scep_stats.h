@@ -78,11 +78,13 @@ apr_status_t scep_stats_copy(scep_stats_t *to, scep_stats_t *from);
 void scep_stats_add(scep_stats_t *stats, int slot, scep_stats_counter_t counter);
 
 /* Counts an enrollment message's outcome (PKCSReq, RenewalReq, CertPoll;
- * other message types are not enrollments): a FAULT as a fault; else,
+ * other message types are not enrollments): a FAULT as a fault, and so a
+ * refusal when records_failed (a use of the records failed on the way:
+ * "the server's records cannot be reached ... try again later"); else,
  * unless it repeats a decision recorded before (outcome->repeated), as
  * issued, held or refused. */
 void scep_stats_count_outcome(scep_stats_t *stats, int slot, int message_type,
-                              const scep_outcome_t *outcome);
+                              const scep_outcome_t *outcome, int records_failed);
 
 /* A use of the records failed at now / worked at now: the state changes
  * (and its time) only when it was the other one; a failure also counts

@@ -18,6 +18,7 @@
  * once in shared memory without losing a count.
  */
 
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -92,14 +93,20 @@ START_TEST(slots_by_name)
 }
 END_TEST
 
-static void count(scep_stats_t *stats, int slot, int type, scep_outcome_kind_t kind, int repeated)
+static void count_when(scep_stats_t *stats, int slot, int type, scep_outcome_kind_t kind,
+                       int repeated, int records_failed)
 {
     scep_outcome_t o;
 
     memset(&o, 0, sizeof(o));
     o.kind = kind;
     o.repeated = repeated;
-    scep_stats_count_outcome(stats, slot, type, &o);
+    scep_stats_count_outcome(stats, slot, type, &o, records_failed);
+}
+
+static void count(scep_stats_t *stats, int slot, int type, scep_outcome_kind_t kind, int repeated)
+{
+    count_when(stats, slot, type, kind, repeated, 0);
 }
 
 START_TEST(outcomes_counted_once)
@@ -120,6 +127,8 @@ START_TEST(outcomes_counted_once)
     count(stats, s, SCEP_MSG_CERTPOLL, SCEP_OUTCOME_REFUSED, 1); /* denied before */
     count(stats, s, SCEP_MSG_PKCSREQ, SCEP_OUTCOME_FAULT, 0);
     count(stats, s, SCEP_MSG_CERTPOLL, SCEP_OUTCOME_FAULT, 1); /* faults always count */
+    /* refused for want of records: "try again later", a fault */
+    count_when(stats, s, SCEP_MSG_PKCSREQ, SCEP_OUTCOME_REFUSED, 0, 1);
     /* GetCert, GetCRL and the rest are no enrollments */
     count(stats, s, SCEP_MSG_GETCERT, SCEP_OUTCOME_ISSUED, 0);
     count(stats, s, SCEP_MSG_GETCRL, SCEP_OUTCOME_REFUSED, 0);
@@ -132,7 +141,7 @@ START_TEST(outcomes_counted_once)
     ck_assert_uint_eq(v.counters[SCEP_STATS_ISSUED], 4);
     ck_assert_uint_eq(v.counters[SCEP_STATS_HELD], 1);
     ck_assert_uint_eq(v.counters[SCEP_STATS_REFUSED], 3);
-    ck_assert_uint_eq(v.counters[SCEP_STATS_FAULTS], 2);
+    ck_assert_uint_eq(v.counters[SCEP_STATS_FAULTS], 3);
     ck_assert_uint_eq(v.counters[SCEP_STATS_STORE_FAULTS], 0);
 }
 END_TEST
@@ -250,8 +259,8 @@ START_TEST(processes_add_without_a_lock)
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
     v = view_of(stats, s);
-    ck_assert_uint_eq(v.counters[SCEP_STATS_ISSUED], PROCS * EACH);
-    ck_assert_uint_eq(v.counters[SCEP_STATS_STORE_FAULTS], PROCS * (EACH / 100));
+    ck_assert_uint_eq(v.counters[SCEP_STATS_ISSUED], (uintmax_t)PROCS * EACH);
+    ck_assert_uint_eq(v.counters[SCEP_STATS_STORE_FAULTS], (uintmax_t)PROCS * (EACH / 100));
     ck_assert_int_eq(v.store_fault, 0);
     munmap(mem, size);
 }
