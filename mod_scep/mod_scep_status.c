@@ -274,6 +274,21 @@ static void print_html(request_rec *r, const apr_array_header_t *figs,
     ap_rputs("</table>\n", r);
 }
 
+/* ?notable: the whole server's figures as lines, no table. */
+static void print_lines(request_rec *r, const apr_array_header_t *figs)
+{
+    const figure_t *f;
+    int i;
+
+    ap_rputs("<hr />\n<h2>SCEP</h2>\n", r);
+    for (i = 0; i < figs->nelts; i++) {
+        f = &APR_ARRAY_IDX(figs, i, figure_t);
+        if (f->all) {
+            ap_rprintf(r, "%s: %s<br />\n", cell(r->pool, f->label), cell(r->pool, f->all));
+        }
+    }
+}
+
 static int status_hook(request_rec *r, int flags)
 {
     apr_time_t now = apr_time_now(), started = 0;
@@ -290,6 +305,9 @@ static int status_hook(request_rec *r, int flags)
     }
     if (flags & AP_STATUS_SHORT) {
         print_auto(r, figures(r, all, started), all);
+    }
+    else if (flags & AP_STATUS_NOTABLE) {
+        print_lines(r, figures(r, all, started));
     }
     else {
         print_html(r, figures(r, all, started), all);

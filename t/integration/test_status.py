@@ -298,6 +298,8 @@ def test_figures_of_real_enrollments(server, keys):
     assert '<h2>SCEP</h2>' in page, page[-2000:]
     assert re.search(r'<td>Certificates issued</td><td>4</td>', page), page[-2000:]
     assert re.search(r'<td>Records</td><td>ok</td>', page), page[-2000:]
+    r = C.http_request('GET', server.url('/server-status?notable'))
+    assert 'Certificates issued: 4<br />' in r.body.decode(), r.body.decode()[-2000:]
 
 
 class SQLiteReadOnly:
