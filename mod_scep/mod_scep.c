@@ -43,6 +43,7 @@ static void scep_register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(mod_scep_notify_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
     APR_REGISTER_OPTIONAL_FN(mod_scep_mint_password);
     APR_REGISTER_OPTIONAL_FN(mod_scep_status);
+    mod_scep_status_register_hooks();
 }
 
 /* Not AP_DECLARE_MODULE: mod_scep_private.h already says APLOG_USE_MODULE. */

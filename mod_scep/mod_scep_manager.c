@@ -816,6 +816,19 @@ static const char *issued_serial(request_rec *r, scep_store_t *store, const char
     return txn->serial;
 }
 
+/* mod_status's figures: an approval issued now, a denial, an approval
+ * that cannot be issued any more (rejected). An approval submitted to the
+ * external CA was counted held when the device asked. */
+static void count_decision(request_rec *r, int approve, apr_status_t rv)
+{
+    if (rv == APR_SUCCESS) {
+        mod_scep_stats_add(r->server, approve ? SCEP_STATS_ISSUED : SCEP_STATS_REFUSED);
+    }
+    else if (approve && APR_STATUS_IS_EINVAL(rv)) {
+        mod_scep_stats_add(r->server, SCEP_STATS_REFUSED);
+    }
+}
+
 /* The engine's decisions' statuses as outcomes; it logs the decision with
  * who made it. */
 static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
@@ -827,6 +840,7 @@ static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
                               : scep_enroll_deny(env, d->id, r->user, d->reason);
     const char *serial;
 
+    count_decision(r, approve, rv);
     if (rv == APR_SUCCESS && approve) {
         serial = issued_serial(r, store, d->id);
         return send_outcome(r, HTTP_OK, "approved", d->id, serial ? "serial" : NULL, serial);

@@ -134,6 +134,8 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
         /* the outcome holds copies: the connection is not needed to send it */
         mod_scep_store_release(r);
     }
+    /* decided (and recorded) whether or not the answer goes out */
+    mod_scep_stats_outcome(r, req, &outcome);
     scep_enroll_reply(r->pool, conf->pki, conf->certrep_include_chain, &outcome, &reply);
     status = send_certrep(r, req, &reply);
     /* decided, whether or not the device stayed for its answer */

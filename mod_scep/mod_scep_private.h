@@ -26,6 +26,7 @@
 #include "mod_scep.h"
 #include "scep.h"
 #include "scep_enroll.h"
+#include "scep_stats.h"
 #include "scep_webhook.h"
 #include "mod_scep_config.h"
 #include "mod_scep_http.h"
@@ -268,5 +269,27 @@ int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf);
  * (mod_scep_api.c). */
 apr_status_t mod_scep_mint_password(request_rec *r, const char **password, apr_time_t *expires);
 apr_status_t mod_scep_status(apr_pool_t *p, server_rec *s, mod_scep_status_t *st);
+
+/* mod_status's figures (mod_scep_stats.c): the shared segment made or
+ * found again, every server with SCEP given its slot (post_config); an
+ * enrollment message's outcome counted (PKIOperation, beside the
+ * notification), a CA manager's decision counted (issued, refused), a use
+ * of the records that failed or worked (mod_scep_store_dbd.c); a server's
+ * figures read and when the counting started (APR_ENOTIMPL: no segment,
+ * no server has SCEP). No lock: atomic adds. */
+apr_status_t mod_scep_stats_post_config(apr_pool_t *pconf, server_rec *main_s);
+/* r->notes' key set when a use of r's records failed (mod_scep_store_dbd.c):
+ * a refusal for want of records counts as a fault. */
+#define MOD_SCEP_NOTE_RECORDS_FAULT "mod_scep-records-fault"
+void mod_scep_stats_outcome(request_rec *r, const scep_request_t *req,
+                            const scep_outcome_t *outcome);
+void mod_scep_stats_add(server_rec *s, scep_stats_counter_t counter);
+void mod_scep_stats_store_fault(server_rec *s);
+void mod_scep_stats_store_ok(server_rec *s);
+apr_status_t mod_scep_stats_read(server_rec *s, scep_stats_view_t *view, apr_time_t *started);
+
+/* The SCEP section of mod_status's /server-status and its ?auto lines
+ * (mod_scep_status.c): its status_hook registered (register_hooks). */
+void mod_scep_status_register_hooks(void);
 
 #endif /* mod_scep_mod_scep_private_h */

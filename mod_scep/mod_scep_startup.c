@@ -417,7 +417,8 @@ int mod_scep_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     ap_add_version_component(pconf, MOD_SCEP_NAME "/" MOD_SCEP_VERSION);
     return mod_scep_passwords_post_config(s) == APR_SUCCESS &&
                    mod_scep_store_post_config(s) == APR_SUCCESS &&
-                   mod_scep_manager_post_config(s) == APR_SUCCESS
+                   mod_scep_manager_post_config(s) == APR_SUCCESS &&
+                   mod_scep_stats_post_config(pconf, s) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
 }

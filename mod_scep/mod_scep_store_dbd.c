@@ -288,11 +288,31 @@ static void check_services_at_start(apr_pool_t *pchild, server_rec *main_s)
     }
 }
 
-/* The connection a request holds, in its request_config. */
+/* The connection a request holds, in its request_config; faulted: a use
+ * of the records failed (mod_status's figures). */
 typedef struct held_conn_t {
     ap_dbd_t *dbd;
     scep_store_t *store;
+    int faulted;
 } held_conn_t;
+
+/* The store's lines about a request (baton: the request): an error is a
+ * use of the records that failed (the store logs only what still fails
+ * after its one retry), for mod_status's figures. */
+static void store_log_request(void *baton, const char *file, int line, int level, const char *msg)
+{
+    request_rec *r = baton;
+    held_conn_t *held = ap_get_module_config(r->request_config, &scep_module);
+
+    mod_scep_log_core(baton, file, line, level, msg);
+    if (level <= SCEP_LOG_ERR) {
+        if (held) {
+            held->faulted = 1;
+        }
+        apr_table_setn(r->notes, MOD_SCEP_NOTE_RECORDS_FAULT, "1");
+        mod_scep_stats_store_fault(r->server);
+    }
+}
 
 /* mod_dbd's post_connect hook, run on every connection it opens. */
 static apr_status_t remember_config(apr_pool_t *pool, dbd_cfg_t *cfg, ap_dbd_t *dbd)
@@ -439,6 +459,9 @@ static apr_status_t release_conn(void *baton)
 
     /* apr_pool_cleanup_run() calls this also when nothing is held */
     if (held && held->dbd) {
+        if (!held->faulted) {
+            mod_scep_stats_store_ok(r->server);
+        }
         if (close) {
             close(r->server, held->dbd);
         }
@@ -475,6 +498,8 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
             APLOG_MARK, APLOG_ERR, 0, r,
             SCEPLOGNO(309) "no database connection from mod_dbd: check DBDriver and DBDParams%s",
             scep_event_text(SCEP_EVENT_FAIL_CERT_REQ));
+        apr_table_setn(r->notes, MOD_SCEP_NOTE_RECORDS_FAULT, "1");
+        mod_scep_stats_store_fault(r->server);
         return NULL;
     }
     held = apr_pcalloc(r->pool, sizeof(*held));
@@ -486,7 +511,7 @@ scep_store_t *mod_scep_store_acquire(request_rec *r)
     conn.renew = renew_conn;
     conn.renew_baton = r;
 #endif
-    if (scep_store_sql(r->pool, &conn, mod_scep_log_core, r, &held->store) != APR_SUCCESS) {
+    if (scep_store_sql(r->pool, &conn, store_log_request, r, &held->store) != APR_SUCCESS) {
         mod_scep_store_release(r);
         return NULL;
     }
@@ -502,17 +527,34 @@ void mod_scep_store_release(request_rec *r)
 }
 
 /* A connection taken for the server (no request), given back by p's
- * cleanup. */
+ * cleanup; faulted as held_conn_t's. */
 typedef struct server_conn_t {
     server_rec *s;
     ap_dbd_t *dbd;
+    int faulted;
 } server_conn_t;
+
+/* The store's lines about a server's connection (baton: the
+ * server_conn_t), errors counted as store_log_request()'s. */
+static void store_log_server(void *baton, const char *file, int line, int level, const char *msg)
+{
+    server_conn_t *held = baton;
+
+    mod_scep_log_server(held->s, file, line, level, msg);
+    if (level <= SCEP_LOG_ERR) {
+        held->faulted = 1;
+        mod_scep_stats_store_fault(held->s);
+    }
+}
 
 static apr_status_t close_server_conn(void *data)
 {
     server_conn_t *held = data;
     APR_OPTIONAL_FN_TYPE(ap_dbd_close) *close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
 
+    if (!held->faulted) {
+        mod_scep_stats_store_ok(held->s);
+    }
     if (close) {
         close(held->s, held->dbd);
     }
@@ -535,11 +577,12 @@ scep_store_t *mod_scep_store_open_server(apr_pool_t *p, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      SCEPLOGNO(154) "no database connection from mod_dbd for the requests "
                                     "the external CA holds: check DBDriver and DBDParams");
+        mod_scep_stats_store_fault(s);
         return NULL;
     }
     apr_pool_cleanup_register(p, held, close_server_conn, apr_pool_cleanup_null);
     conn_of(held->dbd, &conn);
-    if (scep_store_sql(p, &conn, mod_scep_log_server, s, &store) != APR_SUCCESS) {
+    if (scep_store_sql(p, &conn, store_log_server, held, &store) != APR_SUCCESS) {
         apr_pool_cleanup_run(p, held, close_server_conn);
         return NULL;
     }

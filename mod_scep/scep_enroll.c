@@ -49,6 +49,7 @@ static void answer_issued(scep_enroll_op_t *op, const scep_txn_t *txn)
 {
     X509 *cert;
 
+    op->outcome->repeated = 1;
     if (beyond_cache(op, txn)) {
         scep_enroll_refuse(op, SCEPLOGNO(216), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_NONE,
                            apr_psprintf(op->p,
@@ -90,8 +91,10 @@ static void answer_approved(scep_enroll_op_t *op, scep_store_t *store, const sce
         scep_enroll_refuse(op, SCEPLOGNO(218), prob.fail_info, prob.event, prob.text);
         return;
     case APR_EINCOMPLETE:
-        /* submitted now: the CA holds it (scep_enroll_submitted() logged) */
+        /* submitted now: the CA holds it (scep_enroll_submitted() logged);
+         * held since it first came */
         op->outcome->kind = SCEP_OUTCOME_HELD;
+        op->outcome->repeated = 1;
         return;
     case APR_EEXIST:
         /* A concurrent poll issued it first. */
@@ -181,14 +184,17 @@ static void answer_at_ca(scep_enroll_op_t *op, scep_store_t *store, const scep_t
     int asked;
 
     op->outcome->kind = SCEP_OUTCOME_HELD;
+    op->outcome->repeated = 1;
     if (op->req->message_type != SCEP_MSG_CERTPOLL) {
         return;
     }
     switch (scep_enroll_ask_ca(op->env, store, txn, &cert, &prob, &asked)) {
     case APR_SUCCESS:
+        op->outcome->repeated = 0; /* the CA issued it now */
         scep_enroll_succeed(op, cert);
         return;
     case APR_EINVAL:
+        op->outcome->repeated = 0; /* the CA refused it now */
         scep_enroll_refuse(op, SCEPLOGNO(252), prob.fail_info, prob.event, prob.text);
         return;
     default:
@@ -212,6 +218,7 @@ static void answer_recorded(scep_enroll_op_t *op, scep_store_t *store, scep_txn_
                            "new transactionID");
     }
     else if (scep_enroll_held_too_long(op->env, store, txn)) {
+        op->outcome->repeated = 1; /* expired: no new refusal of a request */
         scep_enroll_refuse(op, SCEPLOGNO(219), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
                            txn->reason);
     }
@@ -223,11 +230,13 @@ static void answer_recorded(scep_enroll_op_t *op, scep_store_t *store, scep_txn_
     }
     else if (strcmp(txn->status, SCEP_TXN_PENDING) == 0) {
         op->outcome->kind = SCEP_OUTCOME_HELD;
+        op->outcome->repeated = 1;
     }
     else if (strcmp(txn->status, SCEP_TXN_APPROVED) == 0) {
         answer_approved(op, store, txn);
     }
     else {
+        op->outcome->repeated = 1; /* rejected or expired before */
         scep_enroll_refuse(op, SCEPLOGNO(205), SCEP_FAIL_BAD_REQUEST, SCEP_EVENT_FAIL_CERT_REQ,
                            txn->reason ? txn->reason : "the request was rejected");
     }
@@ -601,7 +610,7 @@ static scep_enroll_op_t begin(const scep_enroll_env_t *env, const scep_request_t
     scep_enroll_op_t op = { env, env->pool, env->conf, req, outcome, NULL };
 
     *outcome = (scep_outcome_t){
-        SCEP_OUTCOME_FAULT, NULL, NULL, { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL }, NULL
+        SCEP_OUTCOME_FAULT, NULL, NULL, { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL }, NULL, 0
     };
     return op;
 }

@@ -195,6 +195,11 @@ typedef struct scep_outcome_t {
     /* PKCSReq, RenewalReq, CertPoll: the template chosen for the request,
      * or recorded with its transaction; NULL before one is (notifications) */
     const char *template_name;
+    /* 1 when the answer repeats a decision recorded before (a resent
+     * request or a poll answered from the records: issued, still held,
+     * rejected or expired), 0 when this message was decided now (counted
+     * once by mod_status's figures, scep_stats.c) */
+    int repeated;
 } scep_outcome_t;
 
 /* What a parsed pkiMessage (scep_request_parse() succeeded) gets:

@@ -1740,6 +1740,65 @@ START_TEST(ticket_asked_about_by_its_own_backend)
 }
 END_TEST
 
+/* ----------------------------------------------------------------------
+ * Decisions told from answers that repeat them (mod_status's figures)
+ */
+
+START_TEST(repeated_answers_told_from_decisions)
+{
+    testmsg_device_t *dev = testmsg_device(pool, "n.example");
+    testmsg_device_t *held = testmsg_device(pool, "p.example");
+    testmsg_device_t *ctl = testmsg_device(pool, "q.example");
+    testmsg_device_t *denied = testmsg_device(pool, "w.example");
+    testmsg_device_t *late = testmsg_device(pool, "v.example");
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    scep_outcome_t o;
+
+    o = enroll("N1", dev, "n.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(o.repeated, 0);
+    o = enroll("N1", dev, "n.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(o.repeated, 1);
+    /* another key: a refusal of this message, decided now */
+    o = enroll("N1", testmsg_device(pool, "n.example"), "n.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_REFUSED);
+    ck_assert_int_eq(o.repeated, 0);
+    conf.standalone = 1;
+    o = enroll("N2", held, "p.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(o.repeated, 0);
+    ck_assert_int_eq(poll_as("N2", held, "p.example").repeated, 1);
+    ck_assert_int_eq(enroll("N2", held, "p.example").repeated, 1);
+    /* issued by a manager's approval (counted there): the poll repeats it */
+    ck_assert_int_eq(scep_enroll_approve(&env, "N2", "alice", &prob), APR_SUCCESS);
+    o = poll_as("N2", held, "p.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(o.repeated, 1);
+    /* approved by scepctl: issued at the poll, decided now */
+    ck_assert_int_eq(enroll("N3", ctl, "q.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(
+        store->decide(store, pool, "N3", SCEP_TXN_PENDING, SCEP_TXN_APPROVED, "bob", NULL),
+        APR_SUCCESS);
+    o = poll_as("N3", ctl, "q.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_ISSUED);
+    ck_assert_int_eq(o.repeated, 0);
+    /* denied (counted by the manager page): the poll repeats the refusal */
+    ck_assert_int_eq(enroll("N4", denied, "w.example").kind, SCEP_OUTCOME_HELD);
+    ck_assert_int_eq(scep_enroll_deny(&env, "N4", "carol", "no"), APR_SUCCESS);
+    o = poll_as("N4", denied, "w.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_REFUSED);
+    ck_assert_int_eq(o.repeated, 1);
+    /* expired while held: no new refusal either */
+    ck_assert_int_eq(enroll("N5", late, "v.example").kind, SCEP_OUTCOME_HELD);
+    set_created("N5", "2000-01-01T00:00:00Z");
+    o = poll_as("N5", late, "v.example");
+    ck_assert_int_eq(o.kind, SCEP_OUTCOME_REFUSED);
+    ck_assert(logged("SCEP219", "N5"));
+    ck_assert_int_eq(o.repeated, 1);
+}
+END_TEST
+
 Suite *scep_enroll_suite(void);
 
 Suite *scep_enroll_suite(void)
@@ -1788,5 +1847,7 @@ Suite *scep_enroll_suite(void)
     tcase_add_test(tc, renewal_not_challenge_checked);
     tcase_add_test(tc, renewal_rules);
     tcase_add_test(tc, getcert_and_getcrl);
+    tc = testutil_case(s, "repeated", setup, teardown);
+    tcase_add_test(tc, repeated_answers_told_from_decisions);
     return s;
 }
