@@ -1369,7 +1369,9 @@ static apr_status_t audit(ctl_t *ctl, scep_audit_record_t *rec)
         return APR_SUCCESS;
     }
     rec->time = apr_time_now();
-    rec->server = apr_gethostname(host, sizeof(host), ctl->p) == APR_SUCCESS ? host : NULL;
+    rec->server = apr_gethostname(host, sizeof(host), ctl->p) == APR_SUCCESS
+                      ? apr_pstrdup(ctl->p, host)
+                      : NULL;
     rec->user = who_runs(ctl->p);
     if (!(line = scep_audit_line(ctl->p, rec, &len))) {
         return ctl_error(ctl, APR_ENOMEM, "decided, but its audit line cannot be made");

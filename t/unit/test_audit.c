@@ -279,7 +279,7 @@ START_TEST(hostile_text_is_escaped)
     rec.subject = "CN=a\"b\\c\r\nd\x01\x1b[31m\x7f\xc2\x85 e\xff\xfe";
     rec.san = apr_array_make(pool, 1, sizeof(const char *));
     APR_ARRAY_PUSH(rec.san, const char *) = "DNS:x\ny";
-    rec.fail_info_text = "bad \xe2\x80\xae name";
+    rec.fail_info_text = "bad \xe2\x80\x8b name";
     doc = line_of(&rec);
     ck_assert_str_eq(text_at(doc, "transaction_id"), "tx\"}\n{\"event\":\"issued");
     ck_assert_str_eq(text_at(doc, "event"), "refused");
@@ -288,7 +288,7 @@ START_TEST(hostile_text_is_escaped)
     ck_assert_str_eq(
         json_string_value(json_array_get(json_object_get(doc, "subject_alt_names"), 0)),
         "DNS:x\ny");
-    ck_assert_str_eq(text_at(doc, "fail_info_text"), "bad \xe2\x80\xae name");
+    ck_assert_str_eq(text_at(doc, "fail_info_text"), "bad \xe2\x80\x8b name");
     json_decref(doc);
 }
 END_TEST
@@ -434,14 +434,14 @@ START_TEST(processes_append_whole_lines)
         ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    ck_assert_int_eq(scep_read_file(pool, file, 64 * 1024 * 1024, &data, &len, &why), APR_SUCCESS);
+    ck_assert_int_eq(scep_read_file(pool, file, (apr_size_t)64 * 1024 * 1024, &data, &len, &why),
+                     APR_SUCCESS);
     for (line = apr_strtok(data, "\n", &state); line; line = apr_strtok(NULL, "\n", &state)) {
         json_t *doc = json_loads(line, 0, NULL);
         const char *subject;
 
         ck_assert_msg(doc != NULL, "a line is not whole JSON");
-        n = atoi(text_at(doc, "transaction_id"));
-        ck_assert(n >= 0 && n < WRITERS);
+        ck_assert(scep_parse_int(text_at(doc, "transaction_id"), 0, WRITERS - 1, &n));
         subject = text_at(doc, "subject");
         ck_assert_uint_eq(strlen(subject), 8999);
         ck_assert_uint_eq(strspn(subject, (char[]){ (char)('a' + n), '\0' }), 8999);
