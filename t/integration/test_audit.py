@@ -538,3 +538,46 @@ def test_piped_logger_needs_a_command(httpd):
     rc, out = httpd.config_test(make_conf(httpd.env, httpd.base_directives +
                                           [('SCEPAuditLog', '"| "')]))
     assert rc != 0 and 'SCEPAuditLog: a piped logger needs its command' in out, out
+
+
+def test_graceful_restart_keeps_writing(audited, scep, files, keys):
+    """The new generation opens the file again and appends after the old
+    one's lines."""
+    for n in range(2):
+        key = keys.take()
+        msg, r, rep = scep.enroll(pki.make_csr(key, 'audit-graceful-%d.example.test' % n,
+                                               challenge=CHALLENGE), key)
+        checks.assert_issued(msg, r, rep, files.ca)
+        if n == 0:
+            audited.graceful()
+    first, second = audited.audit.lines(2)
+    assert first['subject'] == 'CN=audit-graceful-0.example.test'
+    assert second['subject'] == 'CN=audit-graceful-1.example.test'
+
+
+def test_virtual_host_has_its_own_or_the_main_servers(httpd, scep, files, keys):
+    """A virtual host with its own SCEPAuditLog writes there, named by its
+    ServerName; the main server keeps its own file."""
+    main_log = AuditLog(audit_file(httpd.env))
+    vhost_log = AuditLog(os.path.join(httpd.env.logs, 'audit-vhost.log'))
+    port = free_port(19950)
+    vhost = f"""Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName vhost.example.test
+    SCEPAuditLog "{vhost_log.path}"
+</VirtualHost>
+"""
+    with httpd.config(('SCEPAuditLog', main_log.path), raw_extra=vhost):
+        main_log.mark()
+        vhost_log.mark()
+        other = C.Client('http://127.0.0.1:%d/certsrv/mscep/mscep.dll' % port)
+        other._ca = scep._ca
+        for client, cn in ((scep, 'audit-main.example.test'), (other, 'audit-vhost.example.test')):
+            key = keys.take()
+            msg, r, rep = client.enroll(pki.make_csr(key, cn, challenge=CHALLENGE), key)
+            checks.assert_issued(msg, r, rep, files.ca)
+        (m,) = main_log.lines(1)
+        (v,) = vhost_log.lines(1)
+        assert m['server'] == 'localhost' and m['subject'] == 'CN=audit-main.example.test'
+        assert v['server'] == 'vhost.example.test' and v['subject'] == 'CN=audit-vhost.example.test'
+        assert_matches_request_row(httpd, v, 'issued')
