@@ -53,6 +53,7 @@
 #include <apr_general.h>
 #include <apr_getopt.h>
 #include <apr_strings.h>
+#include <apr_user.h>
 
 #include <openssl/crypto.h>
 
@@ -137,7 +138,7 @@ static const char usage_text[] =
     "  scepctl deny --db PARAMS [--db-driver D] [--by NAME] --reason TEXT TRANSACTION-ID\n"
     "  scepctl revoke --db PARAMS [--db-driver D] [--reason CRLREASON] SERIAL\n"
     "      approve, deny, revoke: --audit-log FILE appends the decision's JSON line\n"
-    "      to FILE (the server's SCEPAuditLog), user: the login name\n"
+    "      to FILE (the server's SCEPAuditLog), user: the login name (sudo's user)\n"
     "      CRLREASON: a code or name (keyCompromise, superseded, ...; default\n"
     "      unspecified; not certificateHold: a revocation is final).\n"
     "      PARAMS are DBDParams (SQLite: the database file); the driver defaults to\n"
@@ -319,6 +320,7 @@ typedef struct ctl_t {
     const char *cmp_tls_ca;
     const char *audit_log;  /* approve, deny, revoke: --audit-log */
     apr_file_t *audit_file; /* opened before the records (as the user who runs scepctl) */
+    const char *audit_user; /* the login name, read before the records too */
     scep_problem_t prob;
 } ctl_t;
 
@@ -1339,9 +1341,24 @@ static const char *who_runs(apr_pool_t *p)
     return "scepctl";
 }
 
+/* Who runs scepctl, for the audit log: the user behind sudo, else the
+ * name of the real user id (not $USER, which anyone sets), else who_runs(). */
+static const char *login_name(apr_pool_t *p)
+{
+    char *name = NULL;
+
+    if (getuid() == 0 && apr_env_get(&name, "SUDO_USER", p) == APR_SUCCESS && *name) {
+        return name;
+    }
+    if (apr_uid_name_get(&name, getuid(), p) == APR_SUCCESS && name && *name) {
+        return name;
+    }
+    return who_runs(p);
+}
+
 /* --audit-log's file, opened (appended to, made 0640) before the records
  * are: opening them may make scepctl the database's owner, who need not
- * write the audit log. */
+ * write the audit log (and whose name is not the login name). */
 static apr_status_t open_audit_log(ctl_t *ctl)
 {
     apr_status_t rv;
@@ -1349,6 +1366,7 @@ static apr_status_t open_audit_log(ctl_t *ctl)
     if (!ctl->audit_log) {
         return APR_SUCCESS;
     }
+    ctl->audit_user = login_name(ctl->p);
     rv = apr_file_open(&ctl->audit_file, ctl->audit_log,
                        APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE | APR_FOPEN_LARGEFILE,
                        APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, ctl->p);
@@ -1372,7 +1390,7 @@ static apr_status_t audit(ctl_t *ctl, scep_audit_record_t *rec)
     rec->server = apr_gethostname(host, sizeof(host), ctl->p) == APR_SUCCESS
                       ? apr_pstrdup(ctl->p, host)
                       : NULL;
-    rec->user = who_runs(ctl->p);
+    rec->user = ctl->audit_user;
     if (!(line = scep_audit_line(ctl->p, rec, &len))) {
         return ctl_error(ctl, APR_ENOMEM, "decided, but its audit line cannot be made");
     }

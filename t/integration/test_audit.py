@@ -14,6 +14,7 @@ import concurrent.futures
 import datetime
 import json
 import os
+import pwd
 import re
 import subprocess
 import time
@@ -365,7 +366,10 @@ def test_revoked_on_the_manager_page_and_by_scepctl(audited, scep, files, keys):
 
 
 def login_name():
-    return os.environ.get('SUDO_USER') or os.environ.get('USER') or 'scepctl'
+    """Who scepctl says ran it: sudo's user when root, else the real user's name."""
+    if os.getuid() == 0 and os.environ.get('SUDO_USER'):
+        return os.environ['SUDO_USER']
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 def test_scepctl_approve_and_deny(standalone, scep, files, keys):
