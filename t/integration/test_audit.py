@@ -521,11 +521,14 @@ def test_audit_log_that_cannot_be_opened_refuses_to_start(httpd):
     with open(error_log, 'w'):
         pass
     with open(path, 'w') as f:
-        # another port (the running server's would stop the start first) and
-        # another error log (the running server's must stay clean)
+        # another port, pid file and scoreboard (the running server's would
+        # stop the start first) and error log (the running server's must stay
+        # clean)
         f.write(make_conf(httpd.env, httpd.base_directives + [('SCEPAuditLog', bad)])
                 .replace(':%d\n' % httpd.env.port, ':%d\n' % free_port(19900))
-                .replace('ErrorLog "%s"' % httpd.env.error_log, 'ErrorLog "%s"' % error_log))
+                .replace('ErrorLog "%s"' % httpd.env.error_log, 'ErrorLog "%s"' % error_log)
+                .replace('/httpd.pid"', '/httpd-bad.pid"')
+                .replace('/scoreboard"', '/scoreboard-bad"'))
     try:
         p = subprocess.run([APACHE, '-d', httpd.env.gen, '-f', path, '-DFOREGROUND'],
                            capture_output=True, text=True, timeout=20, env=httpd.command_env())
