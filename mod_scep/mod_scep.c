@@ -44,6 +44,10 @@ static void scep_register_hooks(apr_pool_t *p)
     APR_REGISTER_OPTIONAL_FN(mod_scep_mint_password);
     APR_REGISTER_OPTIONAL_FN(mod_scep_status);
     mod_scep_status_register_hooks();
+    /* the audit log (mod_scep_audit.c) */
+    ap_hook_pre_config(mod_scep_audit_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_open_logs(mod_scep_audit_open_logs, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(mod_scep_audit_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: mod_scep_private.h already says APLOG_USE_MODULE. */

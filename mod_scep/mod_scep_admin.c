@@ -371,6 +371,7 @@ static int issue_password(request_rec *r, const mod_scep_srv_conf_t *conf, answe
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     answer->kind = ANSWER_PASSWORD;
+    mod_scep_audit_password(r, answer->device, answer->expires);
     if (!answer->expires) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       SCEPLOGNO(525) "the single password shown to %s (%s)%s", logged_user(r),

@@ -78,6 +78,7 @@ apr_status_t mod_scep_mint_password(request_rec *r, const char **password, apr_t
     }
     else if (rv == APR_SUCCESS) {
         log_minted(r, conf, *expires, waiting);
+        mod_scep_audit_password(r, NULL, *expires);
     }
     /* Other failures: mod_scep_password_issue logged why. */
     return rv;

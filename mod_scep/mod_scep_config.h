@@ -96,6 +96,8 @@
 #define SCEP_WEBHOOK_TIMEOUT "SCEPWebhookTimeout"
 #define SCEP_NOTIFY_WEBHOOK "SCEPNotifyWebhook"
 #define SCEP_NOTIFY_WEBHOOK_SECRET_FILE "SCEPNotifyWebhookSecretFile"
+/* issue 16: the audit log (mod_scep_audit.c) */
+#define SCEP_AUDIT_LOG "SCEPAuditLog"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -362,7 +364,11 @@ typedef enum {
       "notifications (X-Smallstep-Signature); unset: unsigned") \
     X(SCEP_WEBHOOK_TIMEOUT, webhook_timeout, INT, set_int, SERVER, 1, SCEP_WEBHOOK_MAX_TIMEOUT, \
       "seconds", SCEP_WEBHOOK_DEFAULT_TIMEOUT, \
-      "seconds for one whole exchange with a webhook (default 5)")
+      "seconds for one whole exchange with a webhook (default 5)") \
+    /* the audit log (mod_scep_audit.c) */ \
+    X(SCEP_AUDIT_LOG, audit_log, STRING, mod_scep_audit_set_log, SERVER, 0, 0, NULL, NULL, \
+      "FILE or \"|COMMAND\": one JSON line per decision (issued, refused, held, " \
+      "approved, denied, revoked, password issued), like CustomLog (default none)")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */
@@ -401,6 +407,10 @@ extern const command_rec mod_scep_cmds[];
 /* <SCEPTemplate NAME> ... </SCEPTemplate>: a certificate template, its
  * directives parsed from the section's children (mod_scep_template.c). */
 const char *mod_scep_template_section(cmd_parms *cmd, void *dconf, const char *arg);
+
+/* SCEPAuditLog: a file relative to ServerRoot, or "|command" as CustomLog
+ * (mod_scep_audit.c). */
+const char *mod_scep_audit_set_log(cmd_parms *cmd, void *dconf, const char *arg);
 
 void *mod_scep_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *mod_scep_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);

@@ -836,11 +836,16 @@ static int decide(request_rec *r, scep_store_t *store, const decision_t *d)
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     int approve = !strcmp(d->action, "approve");
     const scep_enroll_env_t *env = mod_scep_enroll_env(r);
+    const scep_txn_t *before = mod_scep_audit_find_txn(r, store, d->id);
     apr_status_t rv = approve ? scep_enroll_approve(env, d->id, r->user, &prob)
                               : scep_enroll_deny(env, d->id, r->user, d->reason);
     const char *serial;
 
     count_decision(r, approve, rv);
+    if (rv == APR_SUCCESS || (approve && APR_STATUS_IS_EINCOMPLETE(rv))) {
+        mod_scep_audit_decision(r, store, approve ? SCEP_AUDIT_APPROVED : SCEP_AUDIT_DENIED, before,
+                                d->id, approve ? NULL : d->reason);
+    }
     if (rv == APR_SUCCESS && approve) {
         serial = issued_serial(r, store, d->id);
         return send_outcome(r, HTTP_OK, "approved", d->id, serial ? "serial" : NULL, serial);
@@ -885,6 +890,7 @@ static int revoke_cert(request_rec *r, scep_store_t *store, const decision_t *d)
                       SCEPLOGNO(602) "CA manager %s revoked certificate %s, reason %s (%d)",
                       logged_user(r), ap_escape_logitem(r->pool, d->id),
                       scep_crl_reason_name(d->crl_reason), d->crl_reason);
+        mod_scep_audit_revoked(r, store, d->id, scep_crl_reason_name(d->crl_reason));
         return send_outcome(r, HTTP_OK, "revoked", d->id, NULL, NULL);
     }
     if (APR_STATUS_IS_NOTFOUND(rv)) {

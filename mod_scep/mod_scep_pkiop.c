@@ -138,6 +138,8 @@ int mod_scep_pkioperation(request_rec *r, const unsigned char *msg, apr_size_t l
     mod_scep_stats_outcome(r, req, &outcome);
     scep_enroll_reply(r->pool, conf->pki, conf->certrep_include_chain, &outcome, &reply);
     status = send_certrep(r, req, &reply);
+    /* recorded, whether or not its CertRep could be signed */
+    mod_scep_audit_pkiop(r, req, &outcome, &reply);
     /* decided, whether or not the device stayed for its answer */
     if (status != HTTP_INTERNAL_SERVER_ERROR) {
         mod_scep_notify_later(r, req, &outcome, &reply);

@@ -28,6 +28,7 @@
 #include "scep_enroll.h"
 #include "scep_stats.h"
 #include "scep_webhook.h"
+#include "scep_audit.h"
 #include "mod_scep_config.h"
 #include "mod_scep_http.h"
 #include "mod_scep_log.h"
@@ -291,5 +292,31 @@ apr_status_t mod_scep_stats_read(server_rec *s, scep_stats_view_t *view, apr_tim
 /* The SCEP section of mod_status's /server-status and its ?auto lines
  * (mod_scep_status.c): its status_hook registered (register_hooks). */
 void mod_scep_status_register_hooks(void);
+/* SCEPAuditLog (mod_scep_audit.c): the mutex type "scep-audit" (pre_config
+ * hook); each server's file or piped logger opened by the parent as root
+ * (open_logs hook: one that cannot be opened stops the start, logged); a
+ * child's attachment to the pipes' mutex. Then the lines of decisions, to
+ * r's server's audit log, nothing without one: a PKIOperation's outcome
+ * (beside its notification); a manager's approval or denial of a
+ * transaction (before: the request as found before the decision, by
+ * mod_scep_audit_find_txn(), NULL when the audit log is off) and a
+ * revocation, with r->user; a challenge password handed out (never the
+ * password: the device an MDM named, when it expires, 0 for the single
+ * password). */
+int mod_scep_audit_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int mod_scep_audit_open_logs(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *main_s);
+void mod_scep_audit_child_init(apr_pool_t *pchild, server_rec *s);
+int mod_scep_audit_enabled(request_rec *r);
+void mod_scep_audit_pkiop(request_rec *r, const scep_request_t *req, const scep_outcome_t *outcome,
+                          const scep_reply_t *reply);
+const scep_txn_t *mod_scep_audit_find_txn(request_rec *r, scep_store_t *store,
+                                          const char *transaction_id);
+void mod_scep_audit_decision(request_rec *r, scep_store_t *store, scep_audit_event_t event,
+                             const scep_txn_t *before, const char *transaction_id,
+                             const char *reason);
+void mod_scep_audit_revoked(request_rec *r, scep_store_t *store, const char *serial,
+                            const char *reason);
+void mod_scep_audit_password(request_rec *r, const char *device, apr_time_t expires);
 
 #endif /* mod_scep_mod_scep_private_h */

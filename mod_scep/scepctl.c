@@ -49,14 +49,17 @@
 #include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_file_io.h>
+#include <apr_network_io.h>
 #include <apr_general.h>
 #include <apr_getopt.h>
 #include <apr_strings.h>
+#include <apr_user.h>
 
 #include <openssl/crypto.h>
 
 #include "mod_scep_version.h"
 #include "scep.h"
+#include "scep_audit.h"
 #include "scep_ca_cmp.h"
 #include "scep_ca_helper.h"
 #include "scep_password.h"
@@ -134,6 +137,8 @@ static const char usage_text[] =
     "      approves a pending request: its device's next poll receives the certificate\n"
     "  scepctl deny --db PARAMS [--db-driver D] [--by NAME] --reason TEXT TRANSACTION-ID\n"
     "  scepctl revoke --db PARAMS [--db-driver D] [--reason CRLREASON] SERIAL\n"
+    "      approve, deny, revoke: --audit-log FILE appends the decision's JSON line\n"
+    "      to FILE (the server's SCEPAuditLog), user: the login name (sudo's user)\n"
     "      CRLREASON: a code or name (keyCompromise, superseded, ...; default\n"
     "      unspecified; not certificateHold: a revocation is final).\n"
     "      PARAMS are DBDParams (SQLite: the database file); the driver defaults to\n"
@@ -180,7 +185,8 @@ enum {
     OPT_CMP_SECRET_FILE,
     OPT_CMP_REFERENCE,
     OPT_CMP_TLS_CA,
-    OPT_RECORD
+    OPT_RECORD,
+    OPT_AUDIT_LOG
 };
 
 static const apr_getopt_option_t setup_options[] = {
@@ -257,6 +263,7 @@ static const apr_getopt_option_t decide_options[] = {
     DB_OPTIONS,
     { "by", OPT_BY, 1, "who decides (default: the user running scepctl)" },
     { "reason", OPT_REASON, 1, "why (deny: required; revoke: a CRLReason)" },
+    { "audit-log", OPT_AUDIT_LOG, 1, "audit log file the decision's JSON line is appended to" },
     { "help", OPT_HELP, 0, "this text" },
     { NULL, 0, 0, NULL }
 };
@@ -311,6 +318,9 @@ typedef struct ctl_t {
     const char *cmp_secret_file;
     const char *cmp_reference;
     const char *cmp_tls_ca;
+    const char *audit_log;  /* approve, deny, revoke: --audit-log */
+    apr_file_t *audit_file; /* opened before the records (as the user who runs scepctl) */
+    const char *audit_user; /* the login name, read before the records too */
     scep_problem_t prob;
 } ctl_t;
 
@@ -1331,21 +1341,114 @@ static const char *who_runs(apr_pool_t *p)
     return "scepctl";
 }
 
+/* Who runs scepctl, for the audit log: the user behind sudo, else the
+ * name of the real user id (not $USER, which anyone sets), else who_runs(). */
+static const char *login_name(apr_pool_t *p)
+{
+    char *name = NULL;
+
+    if (getuid() == 0 && apr_env_get(&name, "SUDO_USER", p) == APR_SUCCESS && *name) {
+        return name;
+    }
+    if (apr_uid_name_get(&name, getuid(), p) == APR_SUCCESS && name && *name) {
+        return name;
+    }
+    return who_runs(p);
+}
+
+/* --audit-log's file, opened (appended to, made 0640) before the records
+ * are: opening them may make scepctl the database's owner, who need not
+ * write the audit log (and whose name is not the login name). */
+static apr_status_t open_audit_log(ctl_t *ctl)
+{
+    apr_status_t rv;
+
+    if (!ctl->audit_log) {
+        return APR_SUCCESS;
+    }
+    ctl->audit_user = login_name(ctl->p);
+    rv = apr_file_open(&ctl->audit_file, ctl->audit_log,
+                       APR_FOPEN_WRITE | APR_FOPEN_APPEND | APR_FOPEN_CREATE | APR_FOPEN_LARGEFILE,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD, ctl->p);
+    return rv == APR_SUCCESS ? rv : ctl_error(ctl, rv, scep_file_error(ctl->p, ctl->audit_log, rv));
+}
+
+/* The decision's line in --audit-log (none without): its time, this host,
+ * the login name. An error once the decision is made: the records have it,
+ * the audit log does not (the exit status tells the script). */
+static apr_status_t audit(ctl_t *ctl, scep_audit_record_t *rec)
+{
+    char host[APRMAXHOSTLEN + 1];
+    const char *line;
+    apr_size_t len = 0;
+    apr_status_t rv;
+
+    if (!ctl->audit_file) {
+        return APR_SUCCESS;
+    }
+    rec->time = apr_time_now();
+    rec->server = apr_gethostname(host, sizeof(host), ctl->p) == APR_SUCCESS
+                      ? apr_pstrdup(ctl->p, host)
+                      : NULL;
+    rec->user = ctl->audit_user;
+    if (!(line = scep_audit_line(ctl->p, rec, &len))) {
+        return ctl_error(ctl, APR_ENOMEM, "decided, but its audit line cannot be made");
+    }
+    rv = scep_audit_append(ctl->audit_file, line, len);
+    if (rv != APR_SUCCESS) {
+        return ctl_error(ctl, rv,
+                         apr_psprintf(ctl->p, "decided, but its audit line was not written: %s",
+                                      scep_file_error(ctl->p, ctl->audit_log, rv)));
+    }
+    return APR_SUCCESS;
+}
+
+/* The audit line of a decision on a request: its names as found before
+ * (a denial wipes the CSR), or after when it was not found. */
+static apr_status_t audit_decision(ctl_t *ctl, scep_store_t *store, scep_audit_event_t event,
+                                   const scep_txn_t *before, const char *reason)
+{
+    scep_audit_record_t rec = { 0 };
+    scep_txn_t *after = NULL;
+
+    if (!before && store->find_transaction(store, ctl->p, ctl->file, &after) == APR_SUCCESS) {
+        before = after;
+    }
+    if (before) {
+        scep_audit_of_txn(ctl->p, before, &rec);
+    }
+    else {
+        rec.fail_info = SCEP_FAIL_NONE;
+        rec.transaction_id = ctl->file;
+    }
+    rec.event = event;
+    rec.reason = reason;
+    return audit(ctl, &rec);
+}
+
 static apr_status_t decide(ctl_t *ctl, const char *to, const char *reason)
 {
     const char *who = ctl->by ? ctl->by : who_runs(ctl->p);
     scep_store_t *store;
+    scep_txn_t *before = NULL;
     apr_status_t rv;
 
-    if ((rv = open_records(ctl, &store)) != APR_SUCCESS) {
+    if ((rv = open_audit_log(ctl)) != APR_SUCCESS ||
+        (rv = open_records(ctl, &store)) != APR_SUCCESS) {
         return rv;
+    }
+    if (ctl->audit_file &&
+        store->find_transaction(store, ctl->p, ctl->file, &before) != APR_SUCCESS) {
+        before = NULL;
     }
     rv = store->decide(store, ctl->p, ctl->file, SCEP_TXN_PENDING, to, who, reason);
     if (rv != APR_SUCCESS) {
         return decision_error(ctl, store, rv, ctl->file);
     }
     printf("%s: %s by %s\n", ctl->file, to, who);
-    return APR_SUCCESS;
+    return audit_decision(ctl, store,
+                          strcmp(to, SCEP_TXN_APPROVED) ? SCEP_AUDIT_DENIED : SCEP_AUDIT_APPROVED,
+                          before, reason);
 }
 
 static apr_status_t cmd_approve(ctl_t *ctl)
@@ -1358,13 +1461,39 @@ static apr_status_t cmd_deny(ctl_t *ctl)
     return decide(ctl, SCEP_TXN_REJECTED, ctl->reason);
 }
 
+/* The audit line of a revocation: the certificate's names as recorded,
+ * its request's template. */
+static apr_status_t audit_revocation(ctl_t *ctl, scep_store_t *store, const char *reason)
+{
+    scep_audit_record_t rec = { 0 };
+    scep_cert_record_t *cert = NULL;
+    scep_txn_t *txn = NULL;
+
+    if (!ctl->audit_file) {
+        return APR_SUCCESS;
+    }
+    rec.fail_info = SCEP_FAIL_NONE;
+    rec.serial = ctl->file;
+    if (store->find_cert(store, ctl->p, ctl->file, &cert) == APR_SUCCESS) {
+        scep_audit_of_cert(ctl->p, cert, &rec);
+        if (cert->transaction_id &&
+            store->find_transaction(store, ctl->p, cert->transaction_id, &txn) == APR_SUCCESS) {
+            rec.template_name = txn->template_name;
+        }
+    }
+    rec.event = SCEP_AUDIT_REVOKED;
+    rec.reason = reason;
+    return audit(ctl, &rec);
+}
+
 static apr_status_t cmd_revoke(ctl_t *ctl)
 {
     int reason = ctl->reason ? scep_crl_reason_of(ctl->reason) : 0;
     scep_store_t *store;
     apr_status_t rv;
 
-    if ((rv = open_records(ctl, &store)) != APR_SUCCESS) {
+    if ((rv = open_audit_log(ctl)) != APR_SUCCESS ||
+        (rv = open_records(ctl, &store)) != APR_SUCCESS) {
         return rv;
     }
     rv = store->revoke(store, ctl->p, ctl->file, reason);
@@ -1379,7 +1508,7 @@ static apr_status_t cmd_revoke(ctl_t *ctl)
         return ctl_error(ctl, rv, "cannot change the records (see above)");
     }
     printf("%s: revoked (%s)\n", ctl->file, scep_crl_reason_name(reason));
-    return APR_SUCCESS;
+    return audit_revocation(ctl, store, scep_crl_reason_name(reason));
 }
 
 /* ----------------------------------------------------------------------
@@ -1860,6 +1989,9 @@ static const char *apply_records_option(ctl_t *ctl, int optch, const char *arg)
         return NULL;
     case OPT_RECORD:
         ctl->record = 1;
+        return NULL;
+    case OPT_AUDIT_LOG:
+        ctl->audit_log = arg;
         return NULL;
     default: /* OPT_REASON */
         ctl->reason = arg;

@@ -48,6 +48,7 @@ Suite *scep_challenge_suite(void);
 Suite *scep_notify_suite(void);
 Suite *scep_webhook_suite(void);
 Suite *scep_stats_suite(void);
+Suite *scep_audit_suite(void);
 
 static Suite *(*const suites[])(void) = {
     scep_get_suite,          scep_msg_suite,       scep_reply_suite,  scep_ca_suite,
@@ -56,6 +57,7 @@ static Suite *(*const suites[])(void) = {
     scep_util_suite,         scep_ca_helper_suite, scep_ca_cmp_suite, scep_ext_crl_suite,
     scep_password_sql_suite, scep_challenge_suite, scep_notify_suite, scep_webhook_suite,
     scep_stats_suite,
+    scep_audit_suite,
 };
 
 int main(void)
