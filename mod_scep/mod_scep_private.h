@@ -269,4 +269,11 @@ int mod_scep_ldap_authorized(request_rec *r, const mod_scep_srv_conf_t *conf);
 apr_status_t mod_scep_mint_password(request_rec *r, const char **password, apr_time_t *expires);
 apr_status_t mod_scep_status(apr_pool_t *p, server_rec *s, mod_scep_status_t *st);
 
+/* SCEPPKCS11Module, SCEPPKCS11PINFile (mod_scep_pkcs11.c): at startup,
+ * before any PKI is loaded, the token's module and PIN made the process's
+ * for the pkcs11: keys; a pkcs11: key or a PIN file without the module, a
+ * module that is no readable file, a PIN file that is not private refuse
+ * to start (logged). */
+apr_status_t mod_scep_pkcs11_setup(apr_pool_t *pconf, server_rec *main_s);
+
 #endif /* mod_scep_mod_scep_private_h */
