@@ -269,8 +269,7 @@ static const char *set_ra_certificate(cmd_parms *cmd, void *dconf, const char *c
     ra = apr_array_push(conf->ra_files);
     ra->cert_file = ap_server_root_relative(cmd->pool, cert_file);
     if (!ra->cert_file) {
-        return apr_pstrcat(cmd->pool, SCEP_RA_CERTIFICATE ": invalid file path ", cert_file,
-                           NULL);
+        return apr_pstrcat(cmd->pool, SCEP_RA_CERTIFICATE ": invalid file path ", cert_file, NULL);
     }
     return key_location(cmd, key_file, &ra->key_file);
 }

@@ -106,8 +106,7 @@ static apr_status_t check_directives(server_rec *main_s, const mod_scep_srv_conf
 
     if (main_conf->pkcs11_pin_file && !main_conf->pkcs11_module) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_s,
-                     SCEPLOGNO(740) SCEP_PKCS11_PIN_FILE " is set without " SCEP_PKCS11_MODULE
-                                    "%s",
+                     SCEPLOGNO(740) SCEP_PKCS11_PIN_FILE " is set without " SCEP_PKCS11_MODULE "%s",
                      scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         return APR_EINVAL;
     }
@@ -147,8 +146,8 @@ apr_status_t mod_scep_pkcs11_setup(apr_pool_t *pconf, server_rec *main_s)
     rv = scep_key_pkcs11_configure(pconf, conf->pkcs11_module, pin, &prob);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, main_s,
-                     SCEPLOGNO(743) SCEP_PKCS11_MODULE " %s: %s%s", conf->pkcs11_module,
-                     prob.text, scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
+                     SCEPLOGNO(743) SCEP_PKCS11_MODULE " %s: %s%s", conf->pkcs11_module, prob.text,
+                     scep_event_text(SCEP_EVENT_FAILED_TO_LOAD));
         goto leave;
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, main_s,

@@ -235,8 +235,8 @@ static apr_status_t engine_ready(apr_pool_t *p, scep_problem_t *prob)
         (pkcs11.pin && !ENGINE_ctrl_cmd_string(e, "PIN", pkcs11.pin, 0)) || !ENGINE_init(e)) {
         ENGINE_free(e);
         return problem(prob, APR_EGENERAL,
-                       apr_psprintf(p, "the pkcs11 engine refused the module %s: %s",
-                                    pkcs11.module, openssl_reason()));
+                       apr_psprintf(p, "the pkcs11 engine refused the module %s: %s", pkcs11.module,
+                                    openssl_reason()));
     }
     pkcs11.engine = e;
     return APR_SUCCESS;

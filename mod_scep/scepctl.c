@@ -1035,8 +1035,7 @@ static apr_status_t setup_external(ctl_t *ctl)
  * when it does not and its certificate does not exist either (a
  * certificate without its key is setup_ca()'s and setup_ra()'s refusal,
  * and the CA's key without its certificate too: nothing is made then). */
-static apr_status_t prepare_token_key(ctl_t *ctl, const char *uri, const char *cert_file,
-                                      int bits)
+static apr_status_t prepare_token_key(ctl_t *ctl, const char *uri, const char *cert_file, int bits)
 {
     const char *err = NULL;
     int exists = 0, has_cert = 0;
@@ -1736,10 +1735,10 @@ static const char *check_token_uri(ctl_t *ctl, const char *option, const char *u
     const char *unfit = scep_key_pkcs11_unfit(ctl->p, uri);
     const char *token = NULL, *object = NULL, *id = NULL;
 
-    if (!unfit && (scep_pkcs11_uri_attr(ctl->p, uri, "token", &token) != APR_SUCCESS ||
-                   scep_pkcs11_uri_attr(ctl->p, uri, "object", &object) != APR_SUCCESS ||
-                   scep_pkcs11_uri_attr(ctl->p, uri, "id", &id) != APR_SUCCESS || !token ||
-                   !object)) {
+    if (!unfit &&
+        (scep_pkcs11_uri_attr(ctl->p, uri, "token", &token) != APR_SUCCESS ||
+         scep_pkcs11_uri_attr(ctl->p, uri, "object", &object) != APR_SUCCESS ||
+         scep_pkcs11_uri_attr(ctl->p, uri, "id", &id) != APR_SUCCESS || !token || !object)) {
         unfit = "a key made in a token needs token= and object= in its URI";
     }
     if (!unfit && id) {
@@ -1769,8 +1768,7 @@ static const char *check_setup_pkcs11(ctl_t *ctl)
             return unfit;
         }
     }
-    return ctl->ra_key_prefix ? check_token_uri(ctl, "--ra-key-prefix", ctl->ra_key_prefix)
-                              : NULL;
+    return ctl->ra_key_prefix ? check_token_uri(ctl, "--ra-key-prefix", ctl->ra_key_prefix) : NULL;
 }
 
 static const char *check_setup(ctl_t *ctl)

@@ -56,8 +56,8 @@ static apr_status_t uri_names(apr_pool_t *p, const char *uri, const char **token
 {
     if (scep_pkcs11_uri_attr(p, uri, "token", token) != APR_SUCCESS ||
         scep_pkcs11_uri_attr(p, uri, "object", object) != APR_SUCCESS || !*token || !*object) {
-        *err = apr_psprintf(p, "%s: a key made in a token needs token= and object= in its URI",
-                            uri);
+        *err =
+            apr_psprintf(p, "%s: a key made in a token needs token= and object= in its URI", uri);
         return APR_EINVAL;
     }
     return APR_SUCCESS;
@@ -182,8 +182,7 @@ apr_status_t scepctl_pkcs11_make_key(apr_pool_t *p, const char *module, const ch
         *err = "no random bytes for the key's id";
         rv = APR_EGENERAL;
     }
-    if (rv == APR_SUCCESS &&
-        generate_rsa(t.slot->token, bits, apr_pstrdup(p, object), id) != 0) {
+    if (rv == APR_SUCCESS && generate_rsa(t.slot->token, bits, apr_pstrdup(p, object), id) != 0) {
         *err = apr_psprintf(p, "%s: the token made no RSA key of %d bits", uri, bits);
         rv = APR_EGENERAL;
     }

@@ -61,40 +61,54 @@ static int have_softhsm(void)
            access("/usr/bin/pkcs11-tool", X_OK) == 0;
 }
 
-static void run(const char *command)
+/* Runs a program (no shell), its output discarded; it must succeed. */
+static void run(const char *const argv[])
 {
-    ck_assert_msg(system(command) == 0, "failed: %s", command);
+    int status = -1;
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
+            _exit(126);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "failed: %s", argv[0]);
 }
+
+/* The token and its key, made by SoftHSM2's and OpenSC's tools. */
+static const char *const init_token[] = {
+    "softhsm2-util", "--init-token", "--free", "--label", "scep-unit",
+    "--so-pin",      "0000-so",      "--pin",  PIN,       NULL
+};
+static const char *const make_key[] = {
+    "pkcs11-tool",  "--module",   SOFTHSM_MODULE, "--token-label",
+    "scep-unit",    "--login",    "--pin",        PIN,
+    "--keypairgen", "--key-type", "rsa:2048",     "--label",
+    "ca-key",       "--id",       "01",           NULL
+};
 
 /* A token "scep-unit" (user PIN PIN) holding an RSA key "ca-key", in a
  * directory of the test's own. */
-static void make_token(void)
+static void make_token(apr_pool_t *p)
 {
-    const char *dir = testutil_tempdir(pool);
-    const char *conf = testutil_path(pool, dir, "softhsm2.conf");
-    const char *tokens = testutil_path(pool, dir, "tokens");
+    const char *dir = testutil_tempdir(p);
+    const char *conf = testutil_path(p, dir, "softhsm2.conf");
+    const char *tokens = testutil_path(p, dir, "tokens");
     FILE *f;
 
-    ck_assert_int_eq(apr_dir_make(tokens, APR_FPROT_OS_DEFAULT, pool), APR_SUCCESS);
+    ck_assert_int_eq(apr_dir_make(tokens, APR_FPROT_OS_DEFAULT, p), APR_SUCCESS);
     f = fopen(conf, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
             tokens);
     fclose(f);
     setenv("SOFTHSM2_CONF", conf, 1);
-    run("softhsm2-util --init-token --free --label scep-unit --so-pin 0000-so --pin " PIN
-        " >/dev/null");
-    run("pkcs11-tool --module " SOFTHSM_MODULE " --token-label scep-unit --login --pin " PIN
-        " --keypairgen --key-type rsa:2048 --label ca-key --id 01 >/dev/null 2>&1");
-}
-
-static apr_status_t configure(const char *pin)
-{
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    apr_status_t rv = scep_key_pkcs11_configure(pool, SOFTHSM_MODULE, pin, &prob);
-
-    ck_assert_msg(rv == APR_SUCCESS, "configure: %s", prob.text);
-    return rv;
+    run(init_token);
+    run(make_key);
 }
 
 /* A signature by key over data that the key's public half verifies. */
@@ -127,9 +141,9 @@ START_TEST(uri_attributes_are_decoded)
     ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:token=My%20HSM;object=ca", "token", &value),
                      APR_SUCCESS);
     ck_assert_str_eq(value, "My HSM");
-    ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:token=t;object=ca?pin-value=1", "object",
-                                          &value),
-                     APR_SUCCESS);
+    ck_assert_int_eq(
+        scep_pkcs11_uri_attr(pool, "pkcs11:token=t;object=ca?pin-value=1", "object", &value),
+        APR_SUCCESS);
     ck_assert_str_eq(value, "ca");
     ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:token=t?module-path=/m&pin-value=1",
                                           "pin-value", &value),
@@ -138,11 +152,9 @@ START_TEST(uri_attributes_are_decoded)
     ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:token=t", "object", &value), APR_SUCCESS);
     ck_assert_ptr_null(value);
     /* a name that only ends like the attribute's is another attribute */
-    ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:xobject=a", "object", &value),
-                     APR_SUCCESS);
+    ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:xobject=a", "object", &value), APR_SUCCESS);
     ck_assert_ptr_null(value);
-    ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:object=a%2", "object", &value),
-                     APR_EINVAL);
+    ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "pkcs11:object=a%2", "object", &value), APR_EINVAL);
     ck_assert_int_eq(scep_pkcs11_uri_attr(pool, "file:object=a", "object", &value), APR_EINVAL);
 }
 END_TEST
@@ -165,58 +177,117 @@ START_TEST(uris_with_a_pin_or_without_an_object_are_refused)
 }
 END_TEST
 
-START_TEST(a_token_key_signs_here_and_after_a_fork)
+/* What a check in a process of its own says: NULL when it held. */
+#define CHECK(cond, text) \
+    do { \
+        if (!(cond)) { \
+            return (text); \
+        } \
+    } while (0)
+
+/* The token's tests run in a process of their own: SoftHSM2 and libp11
+ * keep a module initialized and its login for the life of a process
+ * (under valgrind every test runs in one), and each test has a token of
+ * its own. The body's failure text comes back through a pipe. */
+static void in_own_process(const char *(*body)(apr_pool_t *p))
 {
-    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
-    EVP_PKEY *key = NULL;
-    int status = -1;
+    char text[512] = "";
+    int fds[2], status = -1;
+    ssize_t got;
     pid_t pid;
 
-    if (!have_softhsm()) {
-        fprintf(stderr, "# skipped: SoftHSM2 or OpenSC not installed\n");
-        return;
-    }
-    make_token();
-    configure(PIN);
-    ck_assert_msg(scep_read_private_key(pool, URI, &key, &prob) == APR_SUCCESS, "load: %s",
-                  prob.text);
-    ck_assert_int_eq(EVP_PKEY_get_base_id(key), EVP_PKEY_RSA);
-    ck_assert_int_eq(EVP_PKEY_get_bits(key), 2048);
-    ck_assert(signs(key));
-    /* Apache's parent loads the key, its children sign: libp11 logs in
-     * again in the child, with the PIN it kept. */
+    ck_assert_int_eq(pipe(fds), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        _exit(signs(key) && signs(key) ? 0 : 1);
-    }
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child could not sign");
-    ck_assert(signs(key));
-}
-END_TEST
+        apr_pool_t *p = NULL;
+        const char *failed;
 
-START_TEST(a_wrong_pin_or_a_missing_object_is_refused_without_the_pin)
+        close(fds[0]);
+        apr_pool_create(&p, NULL);
+        failed = body(p);
+        if (failed && write(fds[1], failed, strlen(failed)) < 0) {
+            _exit(2);
+        }
+        apr_pool_destroy(p); /* the token's directory */
+        _exit(failed ? 1 : 0);
+    }
+    close(fds[1]);
+    got = read(fds[0], text, sizeof(text) - 1);
+    text[got > 0 ? got : 0] = '\0';
+    close(fds[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
+                  text[0] ? text : "the test's process failed");
+}
+
+static const char *signs_here_and_after_a_fork(apr_pool_t *p)
 {
     scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
     EVP_PKEY *key = NULL;
+    int status = -1, i, ok = 1;
+    pid_t pid;
 
+    make_token(p);
+    CHECK(scep_key_pkcs11_configure(p, SOFTHSM_MODULE, PIN, &prob) == APR_SUCCESS, prob.text);
+    CHECK(scep_read_private_key(p, URI, &key, &prob) == APR_SUCCESS, prob.text);
+    CHECK(EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA, "not an RSA key");
+    CHECK(EVP_PKEY_get_bits(key) == 2048, "not 2048 bits");
+    CHECK(signs(key), "the key does not sign");
+    /* Apache's parent loads the key, its children sign: libp11 logs in
+     * again in the child, with the PIN it kept. */
+    pid = fork();
+    CHECK(pid >= 0, "no fork");
+    if (pid == 0) {
+        for (i = 0; i < 3; i++) {
+            ok &= signs(key);
+        }
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(waitpid(pid, &status, 0) == pid, "no child");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child could not sign");
+    CHECK(signs(key), "the key does not sign after the fork");
+    return NULL;
+}
+
+START_TEST(a_token_key_signs_here_and_after_a_fork)
+{
     if (!have_softhsm()) {
         fprintf(stderr, "# skipped: SoftHSM2 or OpenSC not installed\n");
         return;
     }
-    make_token();
-    configure("9999-wrong");
-    ck_assert_int_ne(scep_read_private_key(pool, URI, &key, &prob), APR_SUCCESS);
-    ck_assert_ptr_null(key);
-    ck_assert_ptr_nonnull(strstr(prob.text, URI));
-    ck_assert_ptr_null(strstr(prob.text, "9999-wrong"));
-    configure(PIN);
-    ck_assert_int_ne(scep_read_private_key(pool, "pkcs11:token=scep-unit;object=nothing-here",
-                                           &key, &prob),
-                     APR_SUCCESS);
-    ck_assert_ptr_nonnull(strstr(prob.text, "object=nothing-here"));
-    ck_assert_ptr_null(strstr(prob.text, PIN));
+    in_own_process(signs_here_and_after_a_fork);
+}
+END_TEST
+
+static const char *wrong_pin_and_missing_object(apr_pool_t *p)
+{
+    scep_problem_t prob = { SCEP_FAIL_NONE, SCEP_EVENT_NONE, NULL };
+    EVP_PKEY *key = NULL;
+
+    make_token(p);
+    CHECK(scep_key_pkcs11_configure(p, SOFTHSM_MODULE, "9999-wrong", &prob) == APR_SUCCESS,
+          prob.text);
+    CHECK(scep_read_private_key(p, URI, &key, &prob) != APR_SUCCESS, "a wrong PIN was taken");
+    CHECK(!key, "a key despite the failure");
+    CHECK(strstr(prob.text, URI), prob.text);
+    CHECK(!strstr(prob.text, "9999-wrong"), "the PIN is in the message");
+    CHECK(scep_key_pkcs11_configure(p, SOFTHSM_MODULE, PIN, &prob) == APR_SUCCESS, prob.text);
+    CHECK(scep_read_private_key(p, "pkcs11:token=scep-unit;object=nothing-here", &key, &prob) !=
+              APR_SUCCESS,
+          "a missing object was found");
+    CHECK(strstr(prob.text, "object=nothing-here"), prob.text);
+    CHECK(!strstr(prob.text, PIN), "the PIN is in the message");
+    return NULL;
+}
+
+START_TEST(a_wrong_pin_or_a_missing_object_is_refused_without_the_pin)
+{
+    if (!have_softhsm()) {
+        fprintf(stderr, "# skipped: SoftHSM2 or OpenSC not installed\n");
+        return;
+    }
+    in_own_process(wrong_pin_and_missing_object);
 }
 END_TEST
 
