@@ -103,8 +103,10 @@ def test_setup_made_the_keys_in_the_token(hsm_env, files):
 
 
 def test_started_with_the_token(httpd):
-    with open(httpd.env.error_log) as f:
-        log = f.read()
+    log = ''
+    for name in ('error_log', 'stderr_log'):  # check_config logs before the error log opens
+        with open(os.path.join(httpd.env.logs, name), errors='replace') as f:
+            log += f.read()
     assert re.search(r'SCEP744: keys in a PKCS#11 token through %s \(logged in with the PIN of '
                      r'SCEPPKCS11PINFile\)' % re.escape(H.MODULE), log), log[-2000:]
 
