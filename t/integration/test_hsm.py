@@ -35,7 +35,7 @@ def hsm_env():
     if not env.built():
         pytest.fail('mod_scep is not built', pytrace=False)
     env.clean()
-    env.hsm = H.SoftHSM(os.path.join(env.gen, 'softhsm'))
+    env.hsm = H.SoftHSM(os.path.join(env.gen, 'softhsm'), fresh=True)
     env.hsm.init_token()
     env.setup_out = env.hsm.setup_pki(env)
     env.hsm.give_to_children(env)
@@ -85,7 +85,8 @@ def test_setup_made_the_keys_in_the_token(hsm_env, files):
     """scepctl made three RSA keys in the token, never extractable; the
     certificates are files, the keys are not."""
     out = hsm_env.hsm.objects()
-    private = [b for b in out.split('\n\n') if b.startswith('Private Key Object; RSA')]
+    blocks = re.split(r'\n(?=\S)', out)  # an object's lines are indented below its first
+    private = [b for b in blocks if b.startswith('Private Key Object; RSA')]
     labels = sorted(re.search(r'label:\s+(\S+)', b).group(1) for b in private)
     assert labels == ['scep-ca', 'scep-ra-enc', 'scep-ra-sign'], out
     assert all('never extractable' in b and 'sensitive' in b for b in private), out

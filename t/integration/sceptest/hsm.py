@@ -14,7 +14,7 @@ configuration and token directory below a directory given (SOFTHSM2_CONF),
 the keys of a mod_scep PKI made in it by scepctl setup, and the server
 directives that use them.
 
-    h = SoftHSM(dir); h.init_token()
+    h = SoftHSM(dir, fresh=True); h.init_token()
     h.setup_pki(env)              # scepctl setup --pkcs11-module ... --ca-key ...
     h.give_to_children(env)       # Apache's children (www-data) open it again
     httpd.extra_env = h.environ(); httpd.directives = h.directives(env)
@@ -22,6 +22,7 @@ directives that use them.
 import grp
 import os
 import pwd
+import shutil
 import subprocess
 
 MODULE = '/usr/lib/softhsm/libsofthsm2.so'
@@ -39,11 +40,14 @@ def available():
 
 
 class SoftHSM:
-    def __init__(self, directory):
+    def __init__(self, directory, fresh=False):
+        """fresh: the tokens an earlier run left are removed."""
         self.dir = directory
         self.tokens = os.path.join(directory, 'tokens')
         self.conf = os.path.join(directory, 'softhsm2.conf')
         self.pin_file = os.path.join(directory, 'pin.txt')
+        if fresh:
+            shutil.rmtree(self.tokens, ignore_errors=True)
         os.makedirs(self.tokens, exist_ok=True)
         os.chmod(directory, 0o755)
         with open(self.conf, 'w') as f:
