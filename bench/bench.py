@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 import messages  # noqa: E402
 from sceptest import client as C  # noqa: E402
+from sceptest import hsm as H  # noqa: E402
 from sceptest import pki  # noqa: E402
 from sceptest.httpd import Apache, Env, default_directives  # noqa: E402
 from sceptest.paths import gen_dir  # noqa: E402
@@ -287,6 +288,31 @@ class ModScep:
             con.close()
 
 
+class ModScepHSM(ModScep):
+    """mod_scep with its CA and RA keys in a SoftHSM2 token (--hsm): the
+    keys made once by scepctl setup in a token kept in the cache."""
+    name = 'softhsm'
+
+    def __init__(self, cache):  # the token instead of ModScep's key files
+        self.env = Env(REPO, 'event', name='bench-hsm', port_base=28180)
+        if not self.env.built():
+            raise RuntimeError('mod_scep is not built (make)')
+        self.hsm = H.SoftHSM(os.path.join(cache, 'softhsm'))
+        pki = os.path.join(cache, 'mod_scep-hsm-pki')
+        if not self.hsm.has_token():
+            shutil.rmtree(pki, ignore_errors=True)
+            self.hsm.init_token()
+        if not os.path.exists(os.path.join(pki, 'ra-enc.crt')):
+            self.hsm.setup_pki(self.env, pki)
+        self.hsm.give_to_children(self.env)
+        self.pki_cache = pki
+        self.httpd = Apache(self.env)
+        self.httpd.extra_env = self.hsm.environ()
+        self.httpd.directives = self.hsm.directives(self.env) + [('SCEPEnforcePassword', 'Off')]
+        self.httpd.raw_extra = APACHE_TUNING
+        self.url = self.httpd.url(SCEP_PATH)
+
+
 class MicroMDM:
     name = 'micromdm'
 
@@ -534,12 +560,55 @@ def print_targets(m, ratio_micromdm, limit, three_signs_ms, gets, growth):
         print('  %-34s %10s  %s' % (name, figure, 'met' if met else 'NOT met'))
 
 
+def report_problems(results):
+    for name, runs in results.items():
+        for r in runs:
+            for p in r['problems']:
+                print('problem: %s, %d connections: %s' % (name, r['connections'], p))
+            if r['repeats']:
+                print('problem: %s, %d connections: the message pool ran out (%d repeats)'
+                      % (name, r['connections'], r['repeats']))
+
+
+def hsm_main(cache, seconds, quick):
+    """--hsm: mod_scep with file keys and with SoftHSM2 keys, the same load."""
+    if not H.available():
+        raise SystemExit('bench: softhsm2 is missing: build/deps installs it')
+    sign_rate = rsa_sign_rate(2 if quick else 5)
+    limit = sign_rate / 3
+    servers = [ModScep(cache), ModScepHSM(cache)]
+    wanted = int(limit * (seconds + WARMUP_SECONDS) * 1.2) + 100
+    pools = {s.name: messages.pool(cache, s.recipient_pem(), wanted, say) for s in servers}
+    results = {}
+    for s in servers:
+        results[s.name] = []
+        for c in (1, 8):
+            say('%s: PKCSReq by POST, %d connections, %d s' % (s.name, c, seconds))
+            results[s.name].append(enrollment_run(s, c, seconds, pools[s.name]))
+    print()
+    print('RSA-2048: %.0f signatures/s on %d cores; limit L = %.0f enrollments/s'
+          % (sign_rate, NPROC, limit))
+    print('mod_scep: keys in files; softhsm: the CA and RA keys in a SoftHSM2 token '
+          '(OpenSSL pkcs11 engine)')
+    print()
+    print_table(results, limit)
+    report_problems(results)
+    f8, h8 = (next(r for r in results[n] if r['connections'] == 8)
+              for n in ('mod_scep', 'softhsm'))
+    print()
+    print('bench-hsm: files=%.1f softhsm=%.1f ratio=%.3f cpu_ms_files=%.2f cpu_ms_softhsm=%.2f '
+          'failures=%d' % (f8['rate'], h8['rate'], h8['rate'] / f8['rate'] if f8['rate'] else 0,
+                           f8['cpu_ms'], h8['cpu_ms'], f8['failures'] + h8['failures']))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--quick', action='store_true', help='short runs (about a minute)')
     ap.add_argument('--seconds', type=int, help='length of each measured run')
     ap.add_argument('--growth', type=int, default=GROWTH_CERTS,
                     help='certificates in the database for the growth run')
+    ap.add_argument('--hsm', action='store_true',
+                    help='only mod_scep with file keys against SoftHSM2 keys')
     args = ap.parse_args()
     seconds = args.seconds or (3 if args.quick else 15)
     get_seconds = 2 if args.quick else 5
@@ -549,6 +618,9 @@ def main():
     for tool in ('wrk', 'scepserver', 'openssl'):
         if not shutil.which(tool):
             raise SystemExit('bench: %s is missing: build/deps installs it' % tool)
+    if args.hsm:
+        hsm_main(cache, seconds, args.quick)
+        return
 
     say('RSA-2048 signatures on %d cores (openssl speed)' % NPROC)
     sign_rate = rsa_sign_rate(2 if args.quick else 5)

@@ -30,6 +30,7 @@
 #include <openssl/evp.h>
 
 #include "mod_scep_private.h"
+#include "scep_key_pkcs11.h"
 
 /* What a setter needs of its row of the table: the command table's
  * cmd->info points to it. */
@@ -171,6 +172,32 @@ static const char *set_file(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* A key's location: a pkcs11: URI (a key in a token) as written, refused
+ * when it carries a PIN (the URI, unlike the PIN file, is logged); else a
+ * file name relative to ServerRoot. */
+static const char *key_location(cmd_parms *cmd, const char *arg, const char **location)
+{
+    const char *unfit;
+
+    if (scep_key_is_pkcs11(arg)) {
+        unfit = scep_key_pkcs11_unfit(cmd->pool, arg);
+        *location = unfit ? NULL : arg;
+        return unfit ? apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", unfit, NULL) : NULL;
+    }
+    *location = ap_server_root_relative(cmd->pool, arg);
+    return *location ? NULL
+                     : apr_pstrcat(cmd->pool, cmd->cmd->name, ": invalid file path ", arg, NULL);
+}
+
+/* SCEPCAKeyFile: a file or a pkcs11: URI. */
+static const char *set_key_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = scope_error(cmd);
+
+    (void)dconf;
+    return err ? err : key_location(cmd, arg, (const char **)directive_member(cmd));
+}
+
 /* Text as written. */
 static const char *set_string(cmd_parms *cmd, void *dconf, const char *arg)
 {
@@ -241,12 +268,10 @@ static const char *set_ra_certificate(cmd_parms *cmd, void *dconf, const char *c
     }
     ra = apr_array_push(conf->ra_files);
     ra->cert_file = ap_server_root_relative(cmd->pool, cert_file);
-    ra->key_file = ap_server_root_relative(cmd->pool, key_file);
-    if (!ra->cert_file || !ra->key_file) {
-        return apr_pstrcat(cmd->pool, SCEP_RA_CERTIFICATE ": invalid file path ",
-                           ra->cert_file ? key_file : cert_file, NULL);
+    if (!ra->cert_file) {
+        return apr_pstrcat(cmd->pool, SCEP_RA_CERTIFICATE ": invalid file path ", cert_file, NULL);
     }
-    return NULL;
+    return key_location(cmd, key_file, &ra->key_file);
 }
 
 typedef struct hash_name_t {

@@ -98,6 +98,9 @@
 #define SCEP_NOTIFY_WEBHOOK_SECRET_FILE "SCEPNotifyWebhookSecretFile"
 /* issue 16: the audit log (mod_scep_audit.c) */
 #define SCEP_AUDIT_LOG "SCEPAuditLog"
+/* keys in a PKCS#11 token (mod_scep_pkcs11.c) */
+#define SCEP_PKCS11_MODULE "SCEPPKCS11Module"
+#define SCEP_PKCS11_PIN_FILE "SCEPPKCS11PINFile"
 
 /* SCEPCAType: who may get passwords (white paper, "The Enrollment Process"). */
 typedef enum {
@@ -184,8 +187,9 @@ typedef enum {
 #define SCEP_DIRECTIVES(X) \
     X(SCEP_CA_CERTIFICATE_FILE, ca_cert_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
       "PEM certificate of the issuing CA; enables SCEP in this server") \
-    X(SCEP_CA_KEY_FILE, ca_key_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
-      "PEM private key of the built-in CA (mode 0600)") \
+    X(SCEP_CA_KEY_FILE, ca_key_file, FILE, set_key_file, SERVER, 0, 0, NULL, NULL, \
+      "PEM private key of the built-in CA (mode 0600), or a pkcs11: URI naming it in a " \
+      "token") \
     X(SCEP_CA_CHAIN_FILE, ca_chain_file, FILE, set_file, SERVER, 0, 0, NULL, NULL, \
       "PEM certificates above the CA (intermediates, root)") \
     X(SCEP_RA_CERTIFICATE, ra_files, FILE_PAIRS, set_ra_certificate, SERVER, 0, 0, NULL, \
@@ -368,7 +372,12 @@ typedef enum {
     /* the audit log (mod_scep_audit.c) */ \
     X(SCEP_AUDIT_LOG, audit_log, STRING, mod_scep_audit_set_log, SERVER, 0, 0, NULL, NULL, \
       "FILE or \"|COMMAND\": one JSON line per decision (issued, refused, held, " \
-      "approved, denied, revoked, password issued), like CustomLog (default none)")
+      "approved, denied, revoked, password issued), like CustomLog (default none)") \
+    /* keys in a PKCS#11 token (mod_scep_pkcs11.c, scep_key_pkcs11.h) */ \
+    X(SCEP_PKCS11_MODULE, pkcs11_module, FILE, set_file, GLOBAL, 0, 0, NULL, NULL, \
+      "the PKCS#11 module (shared object) of the token holding pkcs11: keys") \
+    X(SCEP_PKCS11_PIN_FILE, pkcs11_pin_file, FILE, set_file, GLOBAL, 0, 0, NULL, NULL, \
+      "file (mode 0600) whose first line is the token's user PIN")
 
 /* Members that a directive of the table sets besides its own member:
  * X(type, member, unset, default), merged like REPLACE. */

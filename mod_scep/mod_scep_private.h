@@ -318,5 +318,11 @@ void mod_scep_audit_decision(request_rec *r, scep_store_t *store, scep_audit_eve
 void mod_scep_audit_revoked(request_rec *r, scep_store_t *store, const char *serial,
                             const char *reason);
 void mod_scep_audit_password(request_rec *r, const char *device, apr_time_t expires);
+/* SCEPPKCS11Module, SCEPPKCS11PINFile (mod_scep_pkcs11.c): at startup,
+ * before any PKI is loaded, the token's module and PIN made the process's
+ * for the pkcs11: keys; a pkcs11: key or a PIN file without the module, a
+ * module that is no readable file, a PIN file that is not private refuse
+ * to start (logged). */
+apr_status_t mod_scep_pkcs11_setup(apr_pool_t *pconf, server_rec *main_s);
 
 #endif /* mod_scep_mod_scep_private_h */

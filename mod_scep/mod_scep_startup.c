@@ -380,6 +380,10 @@ int mod_scep_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     if (any_legacy && (rv = load_legacy_providers(main_s)) != APR_SUCCESS) {
         goto leave;
     }
+    /* Before the PKI: a key may be in a token. */
+    if ((rv = mod_scep_pkcs11_setup(pconf, main_s)) != APR_SUCCESS) {
+        goto leave;
+    }
     for (s = main_s; s; s = s->next) {
         if (!mod_scep_srv_conf(s)->enabled) {
             continue;

@@ -246,7 +246,8 @@ typedef struct scep_pki_t {
 apr_status_t scep_pki_load(apr_pool_t *p, const scep_pki_config_t *conf, scep_pki_t **pki,
                            scep_problem_t *prob);
 
-/* Reads a PEM private key; refuses one readable by group or others. */
+/* Reads a PEM private key; refuses one readable by group or others. A
+ * pkcs11: URI instead of a file names a key in a token (scep_key_pkcs11.h). */
 apr_status_t scep_read_private_key(apr_pool_t *p, const char *file, EVP_PKEY **key,
                                    scep_problem_t *prob);
 /* Reads all PEM certificates of a file. */

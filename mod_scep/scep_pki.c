@@ -30,6 +30,7 @@
 #include <openssl/pem.h>
 
 #include "scep.h"
+#include "scep_key_pkcs11.h"
 #include "scep_x509.h"
 
 /* What certificates are verified against: the self-signed ones among CA
@@ -106,6 +107,10 @@ apr_status_t scep_read_private_key(apr_pool_t *p, const char *file, EVP_PKEY **k
     int encrypted = 0;
     apr_status_t rv;
 
+    if (scep_key_is_pkcs11(file)) {
+        /* An object in a token (HSM): the engine's key, as from a file. */
+        return scep_key_pkcs11_load(p, file, key, prob);
+    }
     rv = read_file(p, file, 1, &data, &len, prob);
     if (rv != APR_SUCCESS) {
         goto leave;

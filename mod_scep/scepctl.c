@@ -62,8 +62,10 @@
 #include "scep_audit.h"
 #include "scep_ca_cmp.h"
 #include "scep_ca_helper.h"
+#include "scep_key_pkcs11.h"
 #include "scep_password.h"
 #include "scep_x509.h"
+#include "scepctl_pkcs11.h"
 
 #define EXIT_OK 0
 #define EXIT_ERROR 1
@@ -93,9 +95,15 @@ static const char usage_text[] =
     "      prints \"scepctl (mod_scep) VERSION\"\n"
     "  scepctl setup -d DIR [--ca-subject \"/CN=.../O=...\"] [--ra-subject \"/CN=...\"]\n"
     "                       [--key-type rsa|ec] [--key-bits N] [--ca-days N] [--ra-days N]\n"
+    "                       [--pkcs11-module MODULE --pin-file FILE\n"
+    "                        [--ca-key pkcs11:token=T;object=O] [--ra-key-prefix pkcs11:...]]\n"
     "      makes DIR/ca.crt, ca.key, ra-sign.crt, ra-sign.key, ra-enc.crt, ra-enc.key;\n"
     "      keeps what exists. --key-type applies to the CA and the signing RA; the\n"
     "      encryption RA key is always RSA (devices encrypt to it by RSA key transport).\n"
+    "      --ca-key: the CA key in a PKCS#11 token (made there, RSA, when the token\n"
+    "      has no private key of that object label) instead of ca.key;\n"
+    "      --ra-key-prefix: the RA keys in the token, the URI's object label with\n"
+    "      -sign and -enc appended; the PIN is the first line of FILE (mode 0600).\n"
     "  scepctl setup -d DIR --external [--ra-subject \"/CN=...\"] [--key-bits N]\n"
     "                       [--ca-helper \"/PATH/HELPER ARGS\" [--ca-profile NAME]]\n"
     "      makes DIR/ra-sign.key, ra-sign.csr, ra-enc.key, ra-enc.csr for an external CA;\n"
@@ -187,6 +195,11 @@ enum {
     OPT_CMP_TLS_CA,
     OPT_RECORD,
     OPT_AUDIT_LOG
+    /* keys in a PKCS#11 token */
+    OPT_PKCS11_MODULE,
+    OPT_PIN_FILE,
+    OPT_CA_KEY,
+    OPT_RA_KEY_PREFIX
 };
 
 static const apr_getopt_option_t setup_options[] = {
@@ -200,6 +213,10 @@ static const apr_getopt_option_t setup_options[] = {
     { "external", OPT_EXTERNAL, 0, "RA keys and CSRs for an external CA" },
     { "ca-helper", OPT_CA_HELPER, 1, "certmonger CA helper issuing the RA certificates" },
     { "ca-profile", OPT_CA_PROFILE, 1, "the CA's profile for the RA certificates" },
+    { "pkcs11-module", OPT_PKCS11_MODULE, 1, "PKCS#11 module of the token holding keys" },
+    { "pin-file", OPT_PIN_FILE, 1, "file whose first line is the token's PIN (0600)" },
+    { "ca-key", OPT_CA_KEY, 1, "pkcs11: URI of the CA key in the token" },
+    { "ra-key-prefix", OPT_RA_KEY_PREFIX, 1, "pkcs11: URI of the RA keys (object -sign/-enc)" },
     { "help", OPT_HELP, 0, "this text" },
     { NULL, 0, 0, NULL }
 };
@@ -321,6 +338,12 @@ typedef struct ctl_t {
     const char *audit_log;  /* approve, deny, revoke: --audit-log */
     apr_file_t *audit_file; /* opened before the records (as the user who runs scepctl) */
     const char *audit_user; /* the login name, read before the records too */
+    const char *pkcs11_module; /* setup's keys in a token */
+    const char *pin_file;
+    const char *pin;
+    const char *ca_key;        /* pkcs11: URI, or NULL: DIR/ca.key */
+    const char *ra_key_prefix; /* pkcs11: URI, or NULL: DIR/ra-*.key */
+    apr_hash_t *token_had;     /* URI -> "" for the keys the token held before setup */
     scep_problem_t prob;
 } ctl_t;
 
@@ -367,6 +390,29 @@ static const char *ctl_path(ctl_t *ctl, const char *name)
     return apr_pstrcat(ctl->p, ctl->dir, "/", name, NULL);
 }
 
+/* The RA key of a role in the token: --ra-key-prefix with -sign or -enc
+ * appended to its object label (check_setup() made sure it has one). */
+static const char *ra_key_uri(ctl_t *ctl, scep_ra_role_t role)
+{
+    const char *uri = ctl->ra_key_prefix;
+    const char *object = strstr(uri, ":object=");
+    apr_size_t end;
+
+    if (!object) {
+        object = strstr(uri, ";object=");
+    }
+    end = (apr_size_t)(object - uri) + 1 + strcspn(object + 1, ";?");
+
+    return apr_pstrcat(ctl->p, apr_pstrmemdup(ctl->p, uri, end),
+                       role == SCEP_RA_SIGN ? "-sign" : "-enc", uri + end, NULL);
+}
+
+/* The CA key's location: the token's or DIR/ca.key. */
+static const char *ca_key_location(ctl_t *ctl)
+{
+    return ctl->ca_key ? ctl->ca_key : ctl_path(ctl, "ca.key");
+}
+
 static ra_files_t ra_files(ctl_t *ctl, scep_ra_role_t role)
 {
     const char *base = role == SCEP_RA_SIGN ? "ra-sign" : "ra-enc";
@@ -375,7 +421,8 @@ static ra_files_t ra_files(ctl_t *ctl, scep_ra_role_t role)
     files.role = role;
     files.name = role == SCEP_RA_SIGN ? "RA signing" : "RA encryption";
     files.cert = ctl_path(ctl, apr_pstrcat(ctl->p, base, ".crt", NULL));
-    files.key = ctl_path(ctl, apr_pstrcat(ctl->p, base, ".key", NULL));
+    files.key = ctl->ra_key_prefix ? ra_key_uri(ctl, role)
+                                   : ctl_path(ctl, apr_pstrcat(ctl->p, base, ".key", NULL));
     files.csr = ctl_path(ctl, apr_pstrcat(ctl->p, base, ".csr", NULL));
     return files;
 }
@@ -408,12 +455,29 @@ static void print_file(const char *what, const char *file, int created)
     printf("%-22s %s (%s)\n", what, file, created ? "created" : "kept");
 }
 
-/* Loads the key in file, or makes and writes a new one when there is none. */
+/* Whether a key exists: a file, or a key the token held before setup
+ * (prepare_token_keys() made the missing ones since). */
+static apr_status_t probe_key(ctl_t *ctl, const char *location, int *exists)
+{
+    if (scep_key_is_pkcs11(location)) {
+        *exists = ctl->token_had && apr_hash_get(ctl->token_had, location, APR_HASH_KEY_STRING);
+        return APR_SUCCESS;
+    }
+    return probe(ctl, location, exists);
+}
+
+/* Loads the key in file, or makes and writes a new one when there is none;
+ * a key in a token is loaded (prepare_token_keys() made it when missing). */
 static apr_status_t key_load_or_make(ctl_t *ctl, const char *file, scep_key_type_t type, int bits,
                                      EVP_PKEY **key, int *created)
 {
     int exists = 0;
-    apr_status_t rv = probe(ctl, file, &exists);
+    apr_status_t rv = probe_key(ctl, file, &exists);
+
+    if (rv == APR_SUCCESS && scep_key_is_pkcs11(file)) {
+        *created = !exists;
+        return scep_read_private_key(ctl->p, file, key, &ctl->prob);
+    }
 
     *created = rv == APR_SUCCESS && !exists;
     if (rv == APR_SUCCESS && exists) {
@@ -472,13 +536,13 @@ static apr_status_t ca_make(ctl_t *ctl, const char *cert_file, EVP_PKEY *key, X5
 static apr_status_t setup_ca(ctl_t *ctl, X509 **cert, EVP_PKEY **key)
 {
     const char *cert_file = ctl_path(ctl, "ca.crt");
-    const char *key_file = ctl_path(ctl, "ca.key");
+    const char *key_file = ca_key_location(ctl);
     int has_cert = 0, has_key = 0, created = 0;
     apr_status_t rv;
 
     rv = probe(ctl, cert_file, &has_cert);
     if (rv == APR_SUCCESS) {
-        rv = probe(ctl, key_file, &has_key);
+        rv = probe_key(ctl, key_file, &has_key);
     }
     if (rv != APR_SUCCESS) {
         goto leave;
@@ -560,7 +624,7 @@ static apr_status_t setup_ra(ctl_t *ctl, scep_ra_role_t role, X509 *ca, EVP_PKEY
 
     rv = probe(ctl, files.cert, &has_cert);
     if (rv == APR_SUCCESS) {
-        rv = probe(ctl, files.key, &has_key);
+        rv = probe_key(ctl, files.key, &has_key);
     }
     if (rv == APR_SUCCESS && has_cert && !has_key) {
         rv = ctl_error(ctl, APR_EINVAL,
@@ -977,6 +1041,60 @@ static apr_status_t setup_external(ctl_t *ctl)
     return rv;
 }
 
+/* One key of setup in the token: noted when the token holds it, made
+ * when it does not and its certificate does not exist either (a
+ * certificate without its key is setup_ca()'s and setup_ra()'s refusal,
+ * and the CA's key without its certificate too: nothing is made then). */
+static apr_status_t prepare_token_key(ctl_t *ctl, const char *uri, const char *cert_file, int bits)
+{
+    const char *err = NULL;
+    int exists = 0, has_cert = 0;
+    apr_status_t rv;
+
+    rv = scepctl_pkcs11_has_key(ctl->p, ctl->pkcs11_module, ctl->pin, uri, &exists, &err);
+    if (rv == APR_SUCCESS && exists) {
+        apr_hash_set(ctl->token_had, uri, APR_HASH_KEY_STRING, "");
+    }
+    if (rv == APR_SUCCESS) {
+        rv = probe(ctl, cert_file, &has_cert);
+    }
+    if (rv == APR_SUCCESS && !exists && !has_cert) {
+        rv = scepctl_pkcs11_make_key(ctl->p, ctl->pkcs11_module, ctl->pin, uri, bits, &err);
+    }
+    return err && rv != APR_SUCCESS ? ctl_error(ctl, rv, err) : rv;
+}
+
+/* The keys of setup that live in the token, all made before OpenSSL's
+ * engine opens the module (scepctl_pkcs11.h); then the engine's module
+ * and PIN for loading them like files. */
+static apr_status_t prepare_token_keys(ctl_t *ctl)
+{
+    apr_status_t rv;
+
+    if (!ctl->pkcs11_module) {
+        return APR_SUCCESS;
+    }
+    ctl->token_had = apr_hash_make(ctl->p);
+    rv = ctl->pin_file ? scep_key_pkcs11_read_pin(ctl->p, ctl->pin_file, &ctl->pin, &ctl->prob)
+                       : APR_SUCCESS;
+    if (rv == APR_SUCCESS && ctl->ca_key) {
+        rv = prepare_token_key(ctl, ctl->ca_key, ctl_path(ctl, "ca.crt"),
+                               key_bits_for(ctl, ctl->key_type));
+    }
+    if (rv == APR_SUCCESS && ctl->ra_key_prefix) {
+        ra_files_t sign = ra_files(ctl, SCEP_RA_SIGN), enc = ra_files(ctl, SCEP_RA_ENCRYPT);
+
+        rv = prepare_token_key(ctl, sign.key, sign.cert, key_bits_for(ctl, ctl->key_type));
+        if (rv == APR_SUCCESS) {
+            rv = prepare_token_key(ctl, enc.key, enc.cert, DEFAULT_RSA_BITS);
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        rv = scep_key_pkcs11_configure(ctl->p, ctl->pkcs11_module, ctl->pin, &ctl->prob);
+    }
+    return rv;
+}
+
 static apr_status_t cmd_setup(ctl_t *ctl)
 {
     X509 *ca = NULL;
@@ -985,6 +1103,9 @@ static apr_status_t cmd_setup(ctl_t *ctl)
 
     if (rv == APR_SUCCESS && ctl->external) {
         return setup_external(ctl);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = prepare_token_keys(ctl);
     }
     if (rv == APR_SUCCESS) {
         rv = setup_ca(ctl, &ca, &ca_key);
@@ -1736,6 +1857,49 @@ static const char *helper_words(ctl_t *ctl)
     return NULL;
 }
 
+/* A URI of setup's keys in a token: fit for a key, with token= and
+ * object= (the key is made with that label); NULL when it is. */
+static const char *check_token_uri(ctl_t *ctl, const char *option, const char *uri)
+{
+    const char *unfit = scep_key_pkcs11_unfit(ctl->p, uri);
+    const char *token = NULL, *object = NULL, *id = NULL;
+
+    if (!unfit &&
+        (scep_pkcs11_uri_attr(ctl->p, uri, "token", &token) != APR_SUCCESS ||
+         scep_pkcs11_uri_attr(ctl->p, uri, "object", &object) != APR_SUCCESS ||
+         scep_pkcs11_uri_attr(ctl->p, uri, "id", &id) != APR_SUCCESS || !token || !object)) {
+        unfit = "a key made in a token needs token= and object= in its URI";
+    }
+    if (!unfit && id) {
+        unfit = "the key is found by its object label: leave id= out";
+    }
+    return unfit ? apr_psprintf(ctl->p, "%s: %s", option, unfit) : NULL;
+}
+
+static const char *check_setup_pkcs11(ctl_t *ctl)
+{
+    int keys = ctl->ca_key || ctl->ra_key_prefix;
+
+    if (!ctl->pkcs11_module != !keys || (ctl->pin_file && !ctl->pkcs11_module)) {
+        return "--pkcs11-module and --pin-file go with --ca-key or --ra-key-prefix, and the "
+               "reverse";
+    }
+    if (keys && ctl->external) {
+        return "--ca-key and --ra-key-prefix do not go with --external";
+    }
+    if (keys && ctl->key_type == SCEP_KEY_EC) {
+        return "keys made in a token are RSA (libp11 0.4): leave --key-type ec out";
+    }
+    if (ctl->ca_key) {
+        const char *unfit = check_token_uri(ctl, "--ca-key", ctl->ca_key);
+
+        if (unfit) {
+            return unfit;
+        }
+    }
+    return ctl->ra_key_prefix ? check_token_uri(ctl, "--ra-key-prefix", ctl->ra_key_prefix) : NULL;
+}
+
 static const char *check_setup(ctl_t *ctl)
 {
     if (!ctl->dir) {
@@ -1754,6 +1918,9 @@ static const char *check_setup(ctl_t *ctl)
     if (ctl->key_type == SCEP_KEY_RSA && ctl->key_bits &&
         (ctl->key_bits < DEFAULT_RSA_BITS || ctl->key_bits > MAX_RSA_BITS)) {
         return "--key-type rsa takes --key-bits from 2048 to 16384";
+    }
+    if (check_setup_pkcs11(ctl)) {
+        return check_setup_pkcs11(ctl);
     }
     return ctl->ca_helper ? helper_words(ctl) : NULL;
 }
@@ -2027,6 +2194,25 @@ static const char *apply_ca_option(ctl_t *ctl, int optch, const char *arg)
     }
 }
 
+/* The options of setup's keys in a token. */
+static const char *apply_pkcs11_option(ctl_t *ctl, int optch, const char *arg)
+{
+    switch (optch) {
+    case OPT_PKCS11_MODULE:
+        ctl->pkcs11_module = arg;
+        return NULL;
+    case OPT_PIN_FILE:
+        ctl->pin_file = arg;
+        return NULL;
+    case OPT_CA_KEY:
+        ctl->ca_key = arg;
+        return NULL;
+    default: /* OPT_RA_KEY_PREFIX */
+        ctl->ra_key_prefix = arg;
+        return NULL;
+    }
+}
+
 /* Stores one option; says what is wrong with its value, NULL if nothing. */
 static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
 {
@@ -2082,6 +2268,11 @@ static const char *apply_option(ctl_t *ctl, int optch, const char *arg)
     case OPT_CMP_REFERENCE:
     case OPT_CMP_TLS_CA:
         return apply_ca_option(ctl, optch, arg);
+    case OPT_PKCS11_MODULE:
+    case OPT_PIN_FILE:
+    case OPT_CA_KEY:
+    case OPT_RA_KEY_PREFIX:
+        return apply_pkcs11_option(ctl, optch, arg);
     default:
         return apply_records_option(ctl, optch, arg);
     }

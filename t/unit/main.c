@@ -49,6 +49,7 @@ Suite *scep_notify_suite(void);
 Suite *scep_webhook_suite(void);
 Suite *scep_stats_suite(void);
 Suite *scep_audit_suite(void);
+Suite *scep_key_pkcs11_suite(void);
 
 static Suite *(*const suites[])(void) = {
     scep_get_suite,          scep_msg_suite,       scep_reply_suite,  scep_ca_suite,
@@ -58,6 +59,7 @@ static Suite *(*const suites[])(void) = {
     scep_password_sql_suite, scep_challenge_suite, scep_notify_suite, scep_webhook_suite,
     scep_stats_suite,
     scep_audit_suite,
+    scep_key_pkcs11_suite,
 };
 
 int main(void)
