@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import types
 
 import pytest
@@ -67,8 +68,15 @@ def status(package=PACKAGE):
 
 
 def dpkg(*args):
-    p = subprocess.run(['dpkg'] + list(args), capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout + p.stderr
+    """dpkg ARGS: (rc, output). While another dpkg or apt holds dpkg's lock,
+    tries again for up to two minutes."""
+    end = time.time() + 120
+    while True:
+        p = subprocess.run(['dpkg'] + list(args), capture_output=True, text=True, timeout=300)
+        out = p.stdout + p.stderr
+        if p.returncode == 0 or 'lock' not in out or time.time() >= end:
+            return p.returncode, out
+        time.sleep(2)
 
 
 def tree(top):
@@ -269,9 +277,9 @@ def enroll(work, http_port, https_port, tls_ca):
     p = subprocess.run([SCEPCTL, 'list', '--db', os.path.join(DATA_DIR, 'scep.db'), '--certs'],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    rows = [ln for ln in p.stdout.splitlines() if ln and not ln.startswith('#')]
-    serials = {'%X' % cert.serial_number for _, cert in enrolled}
-    assert len(rows) == 2 and all(any(s in r.upper() for r in rows) for s in serials), p.stdout
+    rows = [ln.split('\t') for ln in p.stdout.splitlines() if ln and not ln.startswith('#')]
+    assert sorted(int(r[0], 16) for r in rows) == sorted(c.serial_number for _, c in enrolled), \
+        p.stdout
 
 
 def assert_removed(files, pki_files):
