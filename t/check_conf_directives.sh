@@ -105,6 +105,19 @@ template_documented() {
 
 code=$(code_directives | sort -u)
 hacking=$(hacking_directives | sort -u)
+
+# --list: the directives (the table's and HACKING.md's), then --list-template:
+# those of a <SCEPTemplate> section, one per line, for t/check_man_directives.sh.
+case "${1:-}" in
+--list)
+    printf '%s\n' "$code" "$hacking" | grep -v '^?' | sort -u
+    exit 0
+    ;;
+--list-template)
+    template_code_directives
+    exit 0
+    ;;
+esac
 conf=$(conf_directives)
 status=0
 

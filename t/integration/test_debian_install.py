@@ -8,9 +8,10 @@ The integration tests' own httpd.conf hides what Debian's apache2.conf brings
 default`, envvars): this test runs a second Apache instance of Debian's
 multi-instance support (README.multiple-instances): a copy of /etc/apache2 as
 /etc/apache2-sceptest, with APACHE_CONFDIR set for apache2ctl and a2enmod, and
-run, lock and log directories with that suffix. Only ports.conf changes (a
-loopback test port and an HTTPS one), and the system's own Apache and its
-/usr/lib/apache2/modules and /usr/sbin stay untouched: the module and scepctl
+run, lock, log and a2enmod state directories with that suffix
+(sceptest/debian.py). Only ports.conf changes (a loopback test port and an
+HTTPS one), and the system's own Apache and its /usr/lib/apache2/modules
+and /usr/sbin stay untouched: the module and scepctl
 are installed with DESTDIR, the PKI and the database directory are
 temporary, and scep.load and scep.conf get explicit path substitutions, each
 asserted to match once.
@@ -29,63 +30,34 @@ Run as root, inside a private network namespace:
         t/integration/test_debian_install.py'
 """
 import concurrent.futures
-import grp
 import os
 import pwd
-import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import types
 
 import pytest
 from sceptest import admin as A
 from sceptest import checks, pki
 from sceptest import client as C
-from sceptest.certmonger import SCEP_SUBMIT, issued_certs, openssl_req, pem, pem_certs
+from sceptest.certmonger import pem_certs
 from sceptest.db import SQLiteDatabase
+from sceptest.debian import (A2ENMOD, A2ENSITE, ADMIN_SITE, APACHE2CTL, BURST, CONFDIR,
+                             ERROR_LOG, PID_FILE, STOCK_CONFDIR, Site, admin_site, copy_instance,
+                             enabled, read_pid, remove_instance, require_debian_root, run,
+                             stop_instance, submit, wait_for, warn_lines)
 from sceptest.httpd import CA_SUBJECT, Env, ErrorLog, free_port
 from sceptest.process import children
-from sceptest.tls import TestCA
 
 pytestmark = pytest.mark.install
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-
-STOCK_CONFDIR = '/etc/apache2'
-SUFFIX = 'sceptest'
-CONFDIR = STOCK_CONFDIR + '-' + SUFFIX
-# the instance's directories, as Debian's envvars names them for the suffix
-RUN_DIR = '/var/run/apache2-' + SUFFIX
-LOCK_DIR = '/var/lock/apache2-' + SUFFIX
-LOG_DIR = '/var/log/apache2-' + SUFFIX
-PID_FILE = os.path.join(RUN_DIR, 'apache2.pid')
-ERROR_LOG = os.path.join(LOG_DIR, 'error.log')
-
-APACHE2CTL = '/usr/sbin/apache2ctl'
-A2ENMOD = '/usr/sbin/a2enmod'
-A2ENSITE = '/usr/sbin/a2ensite'
 
 # where the README installs things, and what scep.load and scep.conf name
 MODULE = '/usr/lib/apache2/modules/mod_scep.so'
 SCEPCTL = '/usr/sbin/scepctl'
 PKI_DIR = '/etc/mod_scep'
 DB_DIR = '/var/lib/mod_scep'
-
-ADMIN_SITE = 'scep-admin-test'
-# enrollments at once: SCEPPasswordMax's default, one-time passwords handed out at a time
-BURST = 5
-
-
-def require_debian_root():
-    if os.geteuid() != 0:
-        pytest.skip('the Debian install test needs root (it runs a2enmod and apache2ctl)')
-    for path in (APACHE2CTL, A2ENMOD, A2ENSITE, os.path.join(STOCK_CONFDIR, 'apache2.conf'),
-                 os.path.join(STOCK_CONFDIR, 'envvars'),
-                 '/usr/share/doc/apache2/README.multiple-instances'):
-        if not os.path.exists(path):
-            pytest.skip('not Debian\'s apache2 layout: %s is missing' % path)
 
 
 def assert_stock_untouched_by_us():
@@ -95,69 +67,6 @@ def assert_stock_untouched_by_us():
             for d in ('mods-available', 'mods-enabled') for ext in ('load', 'conf')]
     found = [p for p in ours if os.path.lexists(p)]
     assert not found, '%s is not the stock configuration: %s' % (STOCK_CONFDIR, ', '.join(found))
-
-
-def run(cmd, **kw):
-    """A command of the instance (APACHE_CONFDIR set): (rc, output)."""
-    env = dict(os.environ, APACHE_CONFDIR=CONFDIR)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, **kw)
-    return p.returncode, p.stdout + p.stderr
-
-
-def read_pid():
-    """The instance's parent from its pid file, if it is still the instance's
-    apache2 (a stale file may name another process by now)."""
-    try:
-        with open(PID_FILE) as f:
-            pid = int(f.read().strip())
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            args = f.read().split(b'\0')
-    except (OSError, ValueError):
-        return None
-    return pid if CONFDIR.encode() in args else None
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def stop_instance():
-    """apache2ctl graceful-stop (SIGWINCH when the configuration is gone
-    already; see sceptest.httpd.Apache.stop), then waits for the parent to
-    exit."""
-    pid = read_pid()
-    if pid is None:
-        return
-    if os.path.isdir(CONFDIR):
-        run([APACHE2CTL, 'graceful-stop'])
-    else:
-        os.kill(pid, signal.SIGWINCH)
-    end = time.time() + 20
-    while alive(pid) and time.time() < end:
-        time.sleep(0.1)
-    assert not alive(pid), 'apache2 %d did not stop' % pid
-
-
-def remove_instance(tmp):
-    try:
-        stop_instance()
-    finally:
-        for d in (CONFDIR, RUN_DIR, LOCK_DIR, LOG_DIR) + ((tmp,) if tmp else ()):
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def wait_for(what, check, timeout=20):
-    end = time.time() + timeout
-    while True:
-        got = check()
-        if got or time.time() >= end:
-            assert got, 'timed out waiting for ' + what
-            return got
-        time.sleep(0.1)
 
 
 def substitute(text, pairs, name):
@@ -172,19 +81,6 @@ def substitute(text, pairs, name):
 
 def active_lines(text):
     return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith('#')]
-
-
-def copy_instance(http_port, https_port):
-    """/etc/apache2 copied as the instance's configuration (as
-    setup-instance does, without its init script, symlinks and logrotate
-    file); ports.conf listens on loopback test ports only."""
-    shutil.copytree(STOCK_CONFDIR, CONFDIR, symlinks=True)
-    with open(os.path.join(CONFDIR, 'ports.conf'), 'w') as f:
-        f.write('# mod_scep install test: loopback test ports only\n'
-                'Listen 127.0.0.1:%d\n<IfModule ssl_module>\n\tListen 127.0.0.1:%d\n'
-                '</IfModule>\n' % (http_port, https_port))
-    os.mkdir(LOG_DIR, 0o750)
-    os.chown(LOG_DIR, 0, grp.getgrnam('adm').gr_gid)
 
 
 def make_install(destdir):
@@ -227,86 +123,12 @@ def install_drop_in(src_dir, destdir, pki_dir, db_dir):
             f.write(text)
 
 
-def admin_site(work, https_port):
-    """README: the admin <Location> in the HTTPS virtual host (a2enmod ssl and
-    an authentication module). Basic with a password file stands in for
-    Kerberos or LDAP. Returns the TLS CA file the clients trust."""
-    tls = TestCA(os.path.join(work, 'tls'))
-    crt, key = tls.server('apache')
-    htpasswd = A.make_htpasswd(types.SimpleNamespace(work=work))
-    with open(os.path.join(CONFDIR, 'sites-available', ADMIN_SITE + '.conf'), 'w') as f:
-        f.write('<VirtualHost 127.0.0.1:%d>\n    ServerName localhost\n    SSLEngine on\n'
-                '    SSLCertificateFile %s\n    SSLCertificateKeyFile %s\n%s</VirtualHost>\n'
-                % (https_port, crt, key, A.basic_admin_config(htpasswd)))
-    return tls.ca_file
-
-
-def warn_lines(work, name, output):
-    """Warn-or-worse lines in a command's output: what httpd logs while it
-    reads its configuration goes there (the systemd journal, with systemctl),
-    the error log is not open yet."""
-    path = os.path.join(work, 'apache2ctl-%s.out' % name)
-    with open(path, 'w') as f:
-        f.write(output)
-    return ErrorLog(path).unexpected()
-
-
-def enabled(name):
-    return os.path.lexists(os.path.join(CONFDIR, 'mods-enabled', name + '.load'))
-
-
-def submit(url, *args):
-    p = subprocess.run([SCEP_SUBMIT, '-u', url] + list(args), capture_output=True, text=True,
-                       timeout=60)
-    return p.returncode, p.stdout, p.stderr
-
-
-class Site:
-    """The installed server as its users see it: administrators get
-    one-time passwords from the admin page, devices enroll with
-    certmonger's scep-submit."""
-
-    def __init__(self, url, https_port, tls_ca, pki_dir, work):
-        self.url, self.https_port, self.tls_ca, self.work = url, https_port, tls_ca, work
-        self.ca_file = os.path.join(pki_dir, 'ca.crt')
-        self.ra_enc_file = os.path.join(pki_dir, 'ra-enc.crt')
-        self.ca = pki.load_cert_file(self.ca_file)
-        self.ra_sign = pki.load_cert_file(os.path.join(pki_dir, 'ra-sign.crt'))
-        self.ra_enc = pki.load_cert_file(self.ra_enc_file)
-
-    def password(self):
-        r = A.curl('https://localhost:%d%s' % (self.https_port, A.ADMIN_PATH), self.tls_ca,
-                   user=A.ADMIN_USER, password=A.ADMIN_SECRET, accept='application/json',
-                   work=self.work)
-        assert r.status == 200, 'admin page: HTTP %d %r' % (r.status, r.body[:300])
-        return r.json()['password']
-
-    def enroll(self, name, password=None):
-        """One enrollment, the certificate checked: (pkiMessage, certificate)."""
-        key = pki.new_key()
-        csr = openssl_req(self.work, key, name, password or self.password())
-        msg = C.pkcsreq(csr, key, [self.ra_enc], cipher='aes128', digest_name='sha256')
-        msgf = os.path.join(self.work, name + '.p7')
-        with open(msgf, 'w') as f:
-            f.write(pem('PKCS7', msg.der))
-        rc, out, err = submit(self.url, '-r', self.ra_enc_file, '-N', self.ca_file, '-p', msgf)
-        assert rc == 0, 'scep-submit exit %d:\n%s\n%s' % (rc, out, err)
-        certs = issued_certs(out, msg, self.ra_sign)
-        assert len(certs) == 1, 'expected the issued certificate alone, got %d' % len(certs)
-        cert = certs[0]
-        assert cert.issuer == self.ca.subject, 'issued by %s' % cert.issuer.rfc4514_string()
-        checks.check_issued_cert(cert, csr, self.ca)
-        ok, vout = pki.openssl_verify(self.work, self.ca_file, cert)
-        assert ok, vout
-        return msg, cert
-
-
 @pytest.fixture
 def tmp():
     """A temporary directory for DESTDIR, the PKI, the database and the
     clients; whatever happens, the instance is stopped and all its
     directories removed afterwards."""
-    require_debian_root()
+    require_debian_root('the Debian install test')
     assert_stock_untouched_by_us()
     remove_instance(None)  # what an interrupted run left
     d = tempfile.mkdtemp(prefix='mod_scep-install-')
