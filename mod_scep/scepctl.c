@@ -194,7 +194,7 @@ enum {
     OPT_CMP_REFERENCE,
     OPT_CMP_TLS_CA,
     OPT_RECORD,
-    OPT_AUDIT_LOG
+    OPT_AUDIT_LOG,
     /* keys in a PKCS#11 token */
     OPT_PKCS11_MODULE,
     OPT_PIN_FILE,
