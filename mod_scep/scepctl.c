@@ -335,9 +335,9 @@ typedef struct ctl_t {
     const char *cmp_secret_file;
     const char *cmp_reference;
     const char *cmp_tls_ca;
-    const char *audit_log;  /* approve, deny, revoke: --audit-log */
-    apr_file_t *audit_file; /* opened before the records (as the user who runs scepctl) */
-    const char *audit_user; /* the login name, read before the records too */
+    const char *audit_log;     /* approve, deny, revoke: --audit-log */
+    apr_file_t *audit_file;    /* opened before the records (as the user who runs scepctl) */
+    const char *audit_user;    /* the login name, read before the records too */
     const char *pkcs11_module; /* setup's keys in a token */
     const char *pin_file;
     const char *pin;

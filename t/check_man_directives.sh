@@ -89,7 +89,7 @@ commands_rows() {
 options() {
     sed -n "/apr_getopt_option_t $1\[\] *=/,/NULL, 0, 0, NULL/p" "$SCEPCTL_C" |
         sed -nE -e 's/^[[:space:]]*DB_OPTIONS,?$/db\ndb-driver/p' \
-            -e 's/.*\{ *"([a-z-]+)", *OPT_.*/\1/p' | grep -vx help || true
+            -e 's/.*\{ *"([a-z0-9-]+)", *OPT_.*/\1/p' | grep -vx help || true
 }
 
 # the lines of the subsection .SS NAME of scepctl.8
