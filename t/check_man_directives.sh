@@ -81,7 +81,7 @@ compare "<SCEPTemplate> directive" "$templates" \
 # scepctl's commands: { "name", name_options, ... } rows of commands[].
 commands_rows() {
     sed -n '/^static const command_t commands\[\] *=/,/^};/p' "$SCEPCTL_C" |
-        sed -nE 's/^[[:space:]]*\{ *"([a-z-]+)", *([a-z_]+),.*/\1 \2/p'
+        sed -nE 's/^[[:space:]]*\{ *"([a-z0-9-]+)", *([a-z0-9_]+),.*/\1 \2/p'
 }
 
 # options TABLE: the long options of an apr_getopt_option_t table (DB_OPTIONS
@@ -99,7 +99,7 @@ ctl_subsection() {
 
 rows=$(commands_rows)
 compare "scepctl command" "$(cut -d' ' -f1 <<<"$rows" | sort -u)" \
-    "$(sed -nE 's/^\.SS ([a-z-]+)$/\1/p' "$CTLMAN" | sort -u)" "$CTLMAN's subsections"
+    "$(sed -nE 's/^\.SS ([a-z0-9-]+)$/\1/p' "$CTLMAN" | sort -u)" "$CTLMAN's subsections"
 while read -r cmd table; do
     [ -n "$cmd" ] || continue
     text=$(ctl_subsection "$cmd")
