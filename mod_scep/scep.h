@@ -50,6 +50,9 @@ typedef enum {
     SCEP_FAIL_BAD_CERT_ID = 4
 } scep_fail_info_t;
 
+/* RFC 8894's name of a failInfo ("badRequest"...); NULL for SCEP_FAIL_NONE. */
+const char *scep_fail_info_name(scep_fail_info_t fail_info);
+
 /* NDES event IDs (white paper, "Error Events") used in our log lines: one
  * list, for the enum and for scep_event_text(). */
 #define SCEP_EVENTS(X) \
@@ -301,6 +304,9 @@ typedef enum {
     SCEP_MSG_GETCERT = 21,
     SCEP_MSG_GETCRL = 22
 } scep_msg_type_t;
+
+/* RFC 8894's name of a messageType ("PKCSReq"...); NULL for another number. */
+const char *scep_message_type_name(int type);
 
 typedef enum {
     SCEP_STATUS_SUCCESS = 0,

@@ -44,43 +44,12 @@ const char *scep_audit_event_name(scep_audit_event_t event)
     }
 }
 
-const char *scep_audit_fail_info_name(scep_fail_info_t fail_info)
-{
-    switch (fail_info) {
-    case SCEP_FAIL_NONE:
-        return NULL;
-    case SCEP_FAIL_BAD_ALG:
-        return "badAlg";
-    case SCEP_FAIL_BAD_MESSAGE_CHECK:
-        return "badMessageCheck";
-    case SCEP_FAIL_BAD_TIME:
-        return "badTime";
-    case SCEP_FAIL_BAD_CERT_ID:
-        return "badCertId";
-    default:
-        return "badRequest";
-    }
-}
-
 /* RFC 8894's names of the message types; others by their number. */
 static const char *message_type_name(apr_pool_t *p, int type)
 {
-    switch (type) {
-    case SCEP_MSG_PKCSREQ:
-        return "PKCSReq";
-    case SCEP_MSG_RENEWALREQ:
-        return "RenewalReq";
-    case SCEP_MSG_CERTPOLL:
-        return "CertPoll";
-    case SCEP_MSG_GETCERT:
-        return "GetCert";
-    case SCEP_MSG_GETCRL:
-        return "GetCRL";
-    case SCEP_MSG_CERTREP:
-        return "CertRep";
-    default:
-        return apr_itoa(p, type);
-    }
+    const char *name = scep_message_type_name(type);
+
+    return name ? name : apr_itoa(p, type);
 }
 
 /* One name as GENERAL_NAME_print() writes it, on p; NULL on failure. */
@@ -307,7 +276,7 @@ const char *scep_audit_line(apr_pool_t *p, const scep_audit_record_t *rec, apr_s
         "subject_alt_names", san_value(p, rec->san), "serial", scep_json_text(p, rec->serial),
         "template", scep_json_text(p, rec->template_name), "client_address",
         scep_json_text(p, rec->client_address), "user", scep_json_text(p, rec->user), "fail_info",
-        scep_json_text(p, scep_audit_fail_info_name(rec->fail_info)), "fail_info_text",
+        scep_json_text(p, scep_fail_info_name(rec->fail_info)), "fail_info_text",
         scep_json_text(p, rec->fail_info_text), "reason", scep_json_text(p, rec->reason));
     const char *line = NULL;
 

@@ -66,9 +66,6 @@ typedef struct scep_audit_record_t {
  * "password_issued". */
 const char *scep_audit_event_name(scep_audit_event_t event);
 
-/* RFC 8894's name of a failInfo ("badRequest"), NULL for SCEP_FAIL_NONE. */
-const char *scep_audit_fail_info_name(scep_fail_info_t fail_info);
-
 /* The subjectAltName entries of a certificate's or a CSR's extensions,
  * each as OpenSSL prints one ("DNS:a.example", "IP Address:10.0.0.1",
  * what the records join with ", "), on p; an empty array when there is no

@@ -28,20 +28,9 @@
 
 const char *scep_enroll_message_type_name(int type)
 {
-    switch (type) {
-    case SCEP_MSG_PKCSREQ:
-        return "PKCSReq";
-    case SCEP_MSG_RENEWALREQ:
-        return "RenewalReq";
-    case SCEP_MSG_CERTPOLL:
-        return "CertPoll";
-    case SCEP_MSG_GETCERT:
-        return "GetCert";
-    case SCEP_MSG_GETCRL:
-        return "GetCRL";
-    default:
-        return "unknown message type";
-    }
+    const char *name = scep_message_type_name(type);
+
+    return name ? name : "unknown message type";
 }
 
 void scep_enroll_log_at(const scep_enroll_env_t *env, const char *file, int line, int level,

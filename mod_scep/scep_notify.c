@@ -36,18 +36,6 @@ int scep_notify_wanted(const scep_request_t *req)
            req->message_type == SCEP_MSG_CERTPOLL;
 }
 
-static const char *message_type_name(int type)
-{
-    switch (type) {
-    case SCEP_MSG_PKCSREQ:
-        return "PKCSReq";
-    case SCEP_MSG_RENEWALREQ:
-        return "RenewalReq";
-    default:
-        return "CertPoll";
-    }
-}
-
 static const char *outcome_name(scep_outcome_kind_t kind)
 {
     switch (kind) {
@@ -59,23 +47,6 @@ static const char *outcome_name(scep_outcome_kind_t kind)
         return "refused";
     default:
         return "fault";
-    }
-}
-
-/* RFC 8894 section 3.2.1.4.5's names. */
-static const char *fail_info_name(scep_fail_info_t fail_info)
-{
-    switch (fail_info) {
-    case SCEP_FAIL_BAD_ALG:
-        return "badAlg";
-    case SCEP_FAIL_BAD_MESSAGE_CHECK:
-        return "badMessageCheck";
-    case SCEP_FAIL_BAD_TIME:
-        return "badTime";
-    case SCEP_FAIL_BAD_CERT_ID:
-        return "badCertId";
-    default:
-        return "badRequest";
     }
 }
 
@@ -154,7 +125,7 @@ static int add_details(apr_pool_t *p, const scep_notify_facts_t *facts, json_t *
         return 1;
     }
     return json_object_set_new(doc, "scepFailInfo",
-                               json_string(fail_info_name(facts->reply->fail_info))) == 0 &&
+                               json_string(scep_fail_info_name(facts->reply->fail_info))) == 0 &&
            json_object_set_new(doc, "scepErrorCode", json_integer(facts->reply->fail_info)) == 0 &&
            json_object_set_new(doc, "scepErrorDescription",
                                scep_json_text(p, facts->reply->fail_text)) == 0;
@@ -167,7 +138,7 @@ apr_status_t scep_notify_body(apr_pool_t *p, const scep_notify_facts_t *facts, c
                             scep_json_text(p, facts->provisioner), "timestamp",
                             scep_json_text(p, scep_time_text(p, facts->time)), "outcome",
                             outcome_name(facts->outcome->kind), "scepMessageType",
-                            message_type_name(facts->req->message_type), "scepTransactionID",
+                            scep_message_type_name(facts->req->message_type), "scepTransactionID",
                             scep_json_text(p, facts->req->transaction_id), "template",
                             scep_json_text(p, facts->outcome->template_name), "clientAddress",
                             scep_json_text(p, facts->client_addr));

@@ -46,6 +46,44 @@ apr_status_t scep_problem(scep_problem_t *prob, apr_status_t rv, scep_fail_info_
     return rv;
 }
 
+const char *scep_fail_info_name(scep_fail_info_t fail_info)
+{
+    switch (fail_info) {
+    case SCEP_FAIL_NONE:
+        return NULL;
+    case SCEP_FAIL_BAD_ALG:
+        return "badAlg";
+    case SCEP_FAIL_BAD_MESSAGE_CHECK:
+        return "badMessageCheck";
+    case SCEP_FAIL_BAD_TIME:
+        return "badTime";
+    case SCEP_FAIL_BAD_CERT_ID:
+        return "badCertId";
+    default:
+        return "badRequest";
+    }
+}
+
+const char *scep_message_type_name(int type)
+{
+    switch (type) {
+    case SCEP_MSG_CERTREP:
+        return "CertRep";
+    case SCEP_MSG_RENEWALREQ:
+        return "RenewalReq";
+    case SCEP_MSG_PKCSREQ:
+        return "PKCSReq";
+    case SCEP_MSG_CERTPOLL:
+        return "CertPoll";
+    case SCEP_MSG_GETCERT:
+        return "GetCert";
+    case SCEP_MSG_GETCRL:
+        return "GetCRL";
+    default:
+        return NULL;
+    }
+}
+
 typedef struct owned_t {
     void *obj;
     void (*free_fn)(void *);

@@ -260,7 +260,7 @@ START_TEST(reads_and_faults_are_no_decisions)
     reply.fail_info = SCEP_FAIL_BAD_REQUEST;
     ck_assert(scep_audit_of_outcome(pool, &req, &outcome, &reply, &rec));
     ck_assert_str_eq(rec.message_type, "99");
-    ck_assert_str_eq(scep_audit_fail_info_name(rec.fail_info), "badRequest");
+    ck_assert_str_eq(scep_fail_info_name(rec.fail_info), "badRequest");
 }
 END_TEST
 
