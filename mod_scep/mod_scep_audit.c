@@ -280,6 +280,17 @@ const scep_txn_t *mod_scep_audit_find_txn(request_rec *r, scep_store_t *store,
     return txn;
 }
 
+/* An administrator's decision on rec: by r's user, from r's address. */
+static void write_admin_record(request_rec *r, scep_audit_record_t *rec, scep_audit_event_t event,
+                               const char *reason)
+{
+    rec->event = event;
+    rec->client_address = r->useragent_ip;
+    rec->user = r->user;
+    rec->reason = reason;
+    write_record(r, rec);
+}
+
 void mod_scep_audit_decision(request_rec *r, scep_store_t *store, scep_audit_event_t event,
                              const scep_txn_t *before, const char *transaction_id,
                              const char *reason)
@@ -303,11 +314,7 @@ void mod_scep_audit_decision(request_rec *r, scep_store_t *store, scep_audit_eve
         rec.fail_info = SCEP_FAIL_NONE;
         rec.transaction_id = transaction_id;
     }
-    rec.event = event;
-    rec.client_address = r->useragent_ip;
-    rec.user = r->user;
-    rec.reason = reason;
-    write_record(r, &rec);
+    write_admin_record(r, &rec, event, reason);
 }
 
 void mod_scep_audit_revoked(request_rec *r, scep_store_t *store, const char *serial,
@@ -331,11 +338,7 @@ void mod_scep_audit_revoked(request_rec *r, scep_store_t *store, const char *ser
         rec.fail_info = SCEP_FAIL_NONE;
         rec.serial = serial;
     }
-    rec.event = SCEP_AUDIT_REVOKED;
-    rec.client_address = r->useragent_ip;
-    rec.user = r->user;
-    rec.reason = reason;
-    write_record(r, &rec);
+    write_admin_record(r, &rec, SCEP_AUDIT_REVOKED, reason);
 }
 
 void mod_scep_audit_password(request_rec *r, const char *device, apr_time_t expires)

@@ -126,22 +126,34 @@ static apr_status_t find_key(apr_pool_t *p, token_t *t, const char *label, int *
     return APR_SUCCESS;
 }
 
-apr_status_t scepctl_pkcs11_has_key(apr_pool_t *p, const char *module, const char *pin,
-                                    const char *uri, int *exists, const char **err)
+/* The token of the URI opened and logged in (t: token_close() it in any
+ * case), the URI's object label, and whether the token holds a private key
+ * of that label. */
+static apr_status_t token_find(apr_pool_t *p, const char *module, const char *pin, const char *uri,
+                               token_t *t, const char **object, int *exists, const char **err)
 {
-    const char *token = NULL, *object = NULL;
-    token_t t;
+    const char *token = NULL;
     apr_status_t rv;
 
     *exists = 0;
-    memset(&t, 0, sizeof(t));
-    rv = uri_names(p, uri, &token, &object, err);
+    memset(t, 0, sizeof(*t));
+    rv = uri_names(p, uri, &token, object, err);
     if (rv == APR_SUCCESS) {
-        rv = token_open(p, module, pin, token, &t, err);
+        rv = token_open(p, module, pin, token, t, err);
     }
     if (rv == APR_SUCCESS) {
-        rv = find_key(p, &t, object, exists, err);
+        rv = find_key(p, t, *object, exists, err);
     }
+    return rv;
+}
+
+apr_status_t scepctl_pkcs11_has_key(apr_pool_t *p, const char *module, const char *pin,
+                                    const char *uri, int *exists, const char **err)
+{
+    const char *object = NULL;
+    token_t t;
+    apr_status_t rv = token_find(p, module, pin, uri, &t, &object, exists, err);
+
     token_close(&t);
     return rv;
 }
@@ -160,20 +172,12 @@ static int generate_rsa(PKCS11_TOKEN *token, int bits, char *label, unsigned cha
 apr_status_t scepctl_pkcs11_make_key(apr_pool_t *p, const char *module, const char *pin,
                                      const char *uri, int bits, const char **err)
 {
-    const char *token = NULL, *object = NULL;
+    const char *object = NULL;
     unsigned char id[KEY_ID_BYTES];
     int exists = 0;
     token_t t;
-    apr_status_t rv;
+    apr_status_t rv = token_find(p, module, pin, uri, &t, &object, &exists, err);
 
-    memset(&t, 0, sizeof(t));
-    rv = uri_names(p, uri, &token, &object, err);
-    if (rv == APR_SUCCESS) {
-        rv = token_open(p, module, pin, token, &t, err);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = find_key(p, &t, object, &exists, err);
-    }
     if (rv == APR_SUCCESS && exists) {
         *err = apr_psprintf(p, "%s: the token holds that key already", uri);
         rv = APR_EEXIST;
