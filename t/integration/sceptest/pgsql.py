@@ -53,9 +53,23 @@ def bindir():
     return os.path.dirname(found[-1])
 
 
+FAST = """# test data: speed over durability
+fsync = off
+synchronous_commit = off
+full_page_writes = off"""
+DURABLE = """# bench/run: a commit is on disk when it returns (PostgreSQL's defaults)
+fsync = on
+synchronous_commit = on
+full_page_writes = on"""
+
+
 class Cluster:
-    def __init__(self, directory):
+    """durable: PostgreSQL's own durability (fsync, synchronous_commit),
+    for bench/run; the tests' servers trade it for speed."""
+
+    def __init__(self, directory, durable=False):
         self.dir = directory
+        self.durable = durable
         self.data = os.path.join(directory, 'data')
         self.log = os.path.join(directory, 'postgresql.log')
         self.bin = bindir()
@@ -99,12 +113,9 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 # Apache servers of several configurations at once, each with mod_dbd pools
 max_connections = 200
-# test data: speed over durability
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_line_prefix = '%m [%p] %q%u@%d '
-""")
+%s
+log_line_prefix = '%%m [%%p] %%q%%u@%%d '
+""" % (DURABLE if self.durable else FAST))
 
     def start(self, timeout=60):
         self._remove_old()
