@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "scep_algs.h"
 #include "mod_scep_private.h"
 #include "scep_key_pkcs11.h"
 
@@ -276,14 +277,14 @@ static const char *set_ra_certificate(cmd_parms *cmd, void *dconf, const char *c
 
 typedef struct hash_name_t {
     const char *name;
-    const EVP_MD *(*md)(void);
+    int nid;
 } hash_name_t;
 
 static const hash_name_t hash_names[] = {
-    { "SHA256", EVP_sha256 },
-    { "SHA384", EVP_sha384 },
-    { "SHA512", EVP_sha512 },
-    { "SHA1", EVP_sha1 },
+    { "SHA256", NID_sha256 },
+    { "SHA384", NID_sha384 },
+    { "SHA512", NID_sha512 },
+    { "SHA1", NID_sha1 },
 };
 
 /* "SHA-256", "sha256" and "SHA256" name the same digest: compare without
@@ -311,7 +312,7 @@ static const char *set_hash_algorithm(cmd_parms *cmd, void *dconf, const char *a
     (void)dconf;
     for (i = 0; i < sizeof(hash_names) / sizeof(hash_names[0]); i++) {
         if (hash_name_matches(hash_names[i].name, arg)) {
-            cmd_conf(cmd)->hash_md = hash_names[i].md();
+            cmd_conf(cmd)->hash_md = scep_md(hash_names[i].nid);
             return NULL;
         }
     }

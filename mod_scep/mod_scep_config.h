@@ -25,6 +25,7 @@
 #include <apr_ldap.h>
 
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_ca_cmp.h"
 #include "scep_challenge.h"
 #include "scep_enroll.h"
@@ -204,7 +205,8 @@ typedef enum {
       "file whose first line is the static challenge password") \
     X(SCEP_ALLOW_LEGACY_ALGORITHMS, allow_legacy, FLAG, set_flag, SERVER, 0, 0, NULL, 0, \
       "On|Off: accept single DES and MD5, forbidden by RFC 8894 (default Off)") \
-    X(SCEP_HASH_ALGORITHM, hash_md, DIGEST, set_hash_algorithm, SERVER, 0, 0, NULL, EVP_sha256(), \
+    X(SCEP_HASH_ALGORITHM, hash_md, DIGEST, set_hash_algorithm, SERVER, 0, 0, NULL, \
+      scep_md(NID_sha256), \
       "SHA256|SHA384|SHA512|SHA1: signature hash of issued certificates " \
       "(default SHA256)") \
     X(SCEP_CERTIFICATE_VALIDITY, validity_days, INT, set_int, SERVER, 1, SCEP_VALIDITY_DAYS_MAX, \

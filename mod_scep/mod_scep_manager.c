@@ -67,6 +67,7 @@
 
 #include <jansson.h>
 
+#include "scep_algs.h"
 #include "mod_scep_private.h"
 
 #define SCEP_MANAGER_HANDLER "scep-manager"
@@ -192,8 +193,8 @@ static const char *csrf_token(request_rec *r, apr_int64_t window)
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 
-    if (!HMAC(EVP_sha256(), csrf_key, CSRF_KEY_LEN, (const unsigned char *)msg, strlen(msg), mac,
-              &len)) {
+    if (!HMAC(scep_md(NID_sha256), csrf_key, CSRF_KEY_LEN, (const unsigned char *)msg, strlen(msg),
+              mac, &len)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       SCEPLOGNO(601) "cannot compute the form token of the CA manager page");
         mod_scep_rlog_openssl(r, APLOG_ERR);

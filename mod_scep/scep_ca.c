@@ -24,6 +24,7 @@
 
 #include <openssl/x509v3.h>
 
+#include "scep_algs.h"
 #include "scep.h"
 #include "scep_names.h"
 #include "scep_x509.h"
@@ -188,7 +189,7 @@ apr_status_t scep_ca_issue(apr_pool_t *p, const scep_pki_t *pki, X509_REQ *csr,
                            const scep_issue_opts_t *opts, X509 **cert, scep_problem_t *prob)
 {
     int days = opts && opts->validity_days > 0 ? opts->validity_days : DEFAULT_VALIDITY_DAYS;
-    const EVP_MD *md = opts && opts->md ? opts->md : EVP_sha256();
+    const EVP_MD *md = opts && opts->md ? opts->md : scep_md(NID_sha256);
     EVP_PKEY *pubkey = X509_REQ_get0_pubkey(csr);
     apr_time_t now = apr_time_now();
     apr_time_t not_after = 0;

@@ -29,6 +29,7 @@
 #include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
+#include "scep_algs.h"
 #include "scep.h"
 #include "scep_x509.h"
 
@@ -191,7 +192,7 @@ static apr_status_t set_header(apr_pool_t *p, X509_CRL *crl, const scep_pki_t *p
 apr_status_t scep_crl_build(apr_pool_t *p, const scep_pki_t *pki, const apr_array_header_t *revoked,
                             const scep_crl_opts_t *opts, X509_CRL **crl, scep_problem_t *prob)
 {
-    const EVP_MD *md = opts && opts->md ? opts->md : EVP_sha256();
+    const EVP_MD *md = opts && opts->md ? opts->md : scep_md(NID_sha256);
     X509_CRL *x = NULL;
     apr_status_t rv;
     int i;

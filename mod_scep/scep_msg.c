@@ -37,6 +37,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "scep_algs.h"
 #include "scep.h"
 #include "scep_oids.h"
 
@@ -193,7 +194,7 @@ static apr_status_t check_digest(CMS_SignerInfo *si, const scep_parse_opts_t *op
                                      "SCEPAllowLegacyAlgorithms)"
                                    : "unsupported message digest algorithm");
     }
-    req->digest = EVP_get_digestbynid(nid);
+    req->digest = scep_md(nid);
     return APR_SUCCESS;
 }
 
@@ -266,10 +267,10 @@ static const EVP_CIPHER *allowed_cipher(int nid, int allow_legacy, int *legacy)
     case NID_aes_192_cbc:
     case NID_aes_256_cbc:
     case NID_des_ede3_cbc:
-        return EVP_get_cipherbynid(nid);
+        return scep_cipher(nid);
     case NID_des_cbc:
         *legacy = 1;
-        return allow_legacy ? EVP_get_cipherbynid(nid) : NULL;
+        return allow_legacy ? scep_cipher(nid) : NULL;
     default:
         return NULL;
     }

@@ -30,6 +30,7 @@
  * byte, as scep_csr_key_usage() gives it. */
 #include <openssl/x509v3.h>
 
+#include "scep_algs.h"
 #include "scep.h"
 #include "scep_password.h"
 #include "scep_x509.h"
@@ -533,7 +534,7 @@ static apr_status_t gcm_seal(EVP_CIPHER_CTX *ctx, const unsigned char *key, cons
     int len = (int)strlen(password), out = 0, final = 0;
 
     if (RAND_bytes(iv, SEAL_IV_LEN) != 1 ||
-        !EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL) ||
+        !EVP_EncryptInit_ex2(ctx, scep_cipher(NID_aes_256_gcm), key, iv, NULL) ||
         !EVP_EncryptUpdate(ctx, NULL, &out, (const unsigned char *)SEAL_MAGIC,
                            (int)strlen(SEAL_MAGIC)) ||
         !EVP_EncryptUpdate(ctx, ct, &out, (const unsigned char *)password, len) ||
@@ -603,7 +604,7 @@ static int gcm_open(EVP_CIPHER_CTX *ctx, const unsigned char *key, const unsigne
     const unsigned char *iv = blob, *tag = blob + SEAL_IV_LEN, *ct = tag + SEAL_TAG_LEN;
     int ct_len = (int)(blob_len - SEAL_IV_LEN - SEAL_TAG_LEN), out = 0, final = 0;
 
-    return EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL) &&
+    return EVP_DecryptInit_ex2(ctx, scep_cipher(NID_aes_256_gcm), key, iv, NULL) &&
            EVP_DecryptUpdate(ctx, NULL, &out, (const unsigned char *)SEAL_MAGIC,
                              (int)strlen(SEAL_MAGIC)) &&
            EVP_DecryptUpdate(ctx, (unsigned char *)plain, &out, ct, ct_len) &&

@@ -32,6 +32,7 @@
 #include <openssl/pkcs7.h>
 #include <openssl/rand.h>
 
+#include "scep_algs.h"
 #include "scep.h"
 #include "scep_oids.h"
 
@@ -91,7 +92,7 @@ apr_status_t scep_certs_only(apr_pool_t *p, STACK_OF(X509) *certs, X509_CRL *crl
 static BIO *success_envelope(apr_pool_t *p, const scep_request_t *req, const scep_reply_t *reply)
 {
     STACK_OF(X509) *recipients = sk_X509_new_null();
-    const EVP_CIPHER *cipher = req->cipher ? req->cipher : EVP_aes_128_cbc();
+    const EVP_CIPHER *cipher = req->cipher ? req->cipher : scep_cipher(NID_aes_128_cbc);
     CMS_ContentInfo *env = NULL;
     BIO *payload = NULL;
     BIO *out = NULL;
@@ -165,7 +166,7 @@ apr_status_t scep_certrep_build(apr_pool_t *p, const scep_pki_t *pki, const scep
                                 const scep_reply_t *reply, unsigned char **der, apr_size_t *len,
                                 scep_problem_t *prob)
 {
-    const EVP_MD *md = req->digest ? req->digest : EVP_sha256();
+    const EVP_MD *md = req->digest ? req->digest : scep_md(NID_sha256);
     unsigned int flags = CMS_BINARY | CMS_NOSMIMECAP;
     CMS_ContentInfo *cms = NULL;
     CMS_SignerInfo *si;
@@ -225,7 +226,7 @@ apr_status_t scep_next_ca_body(apr_pool_t *p, const scep_pki_t *pki, X509 *next_
         goto leave;
     }
     cms = CMS_sign(NULL, NULL, NULL, NULL, flags | CMS_PARTIAL);
-    si = cms ? CMS_add1_signer(cms, signer, key, md ? md : EVP_sha256(), flags) : NULL;
+    si = cms ? CMS_add1_signer(cms, signer, key, md ? md : scep_md(NID_sha256), flags) : NULL;
     if (!si || CMS_final(cms, content, NULL, flags) != 1 ||
         cms_to_der(p, cms, der, len) != APR_SUCCESS) {
         rv = fail_to(prob, SCEP_EVENT_FAIL_TO_SIGN,

@@ -32,6 +32,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "scep_algs.h"
 #include "scep.h"
 #include "scep_oids.h"
 
@@ -137,12 +138,12 @@ static const char *cert_digest_hex(apr_pool_t *p, X509 *cert, const EVP_MD *type
 
 const char *scep_cert_thumbprint(apr_pool_t *p, X509 *cert)
 {
-    return cert_digest_hex(p, cert, EVP_sha1());
+    return cert_digest_hex(p, cert, scep_md(NID_sha1));
 }
 
 const char *scep_cert_sha256(apr_pool_t *p, X509 *cert)
 {
-    return cert_digest_hex(p, cert, EVP_sha256());
+    return cert_digest_hex(p, cert, scep_md(NID_sha256));
 }
 
 /* SHA-256 in hex of what an i2d function or a getter gave (len <= 0: it
@@ -152,7 +153,7 @@ static const char *sha256_hex(apr_pool_t *p, const unsigned char *data, int len)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
 
-    if (len <= 0 || !EVP_Digest(data, (size_t)len, md, &md_len, EVP_sha256(), NULL)) {
+    if (len <= 0 || !EVP_Digest(data, (size_t)len, md, &md_len, scep_md(NID_sha256), NULL)) {
         return NULL;
     }
     return scep_hex(p, md, md_len);
@@ -277,7 +278,7 @@ const char *scep_csr_digest(apr_pool_t *p, const X509_REQ *csr)
     unsigned int md_len = 0;
     const char *digest = NULL;
 
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && digest_csr(ctx, csr) &&
+    if (ctx && EVP_DigestInit_ex(ctx, scep_md(NID_sha256), NULL) && digest_csr(ctx, csr) &&
         EVP_DigestFinal_ex(ctx, md, &md_len)) {
         digest = scep_hex(p, md, md_len);
     }
@@ -367,7 +368,7 @@ const char *scep_csr_seal(apr_pool_t *p, X509_REQ *csr, X509 *to)
         i2d_X509_REQ_bio(der, csr) != 1) {
         goto leave;
     }
-    cms = CMS_encrypt(recipients, der, EVP_aes_256_gcm(), CMS_BINARY);
+    cms = CMS_encrypt(recipients, der, scep_cipher(NID_aes_256_gcm), CMS_BINARY);
     if (cms && PEM_write_bio_CMS(pem, cms)) {
         sealed = bio_text(p, pem);
     }

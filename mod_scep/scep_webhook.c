@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "scep_algs.h"
 #include "scep_webhook.h"
 
 /* Handles kept idle per process: more threads than that posting at once
@@ -191,7 +192,7 @@ const char *scep_webhook_signature(apr_pool_t *p, const unsigned char *secret,
     unsigned int mac_len = 0;
     char *hex, *c;
 
-    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)body, len, mac,
+    if (!HMAC(scep_md(NID_sha256), secret, (int)secret_len, (const unsigned char *)body, len, mac,
               &mac_len)) {
         return NULL;
     }

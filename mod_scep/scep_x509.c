@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "scep_algs.h"
 #include "scep_x509.h"
 
 /* 16 random octets with the top bit cleared: positive, at most 20 octets
@@ -279,7 +280,7 @@ apr_status_t scep_x509_cert_add_key_ids(apr_pool_t *p, X509 *cert, X509 *issuer_
 apr_status_t scep_x509_cert_sign(apr_pool_t *p, X509 *cert, EVP_PKEY *key, const EVP_MD *md,
                                  scep_problem_t *prob)
 {
-    if (X509_sign(cert, key, md ? md : EVP_sha256()) <= 0) {
+    if (X509_sign(cert, key, md ? md : scep_md(NID_sha256)) <= 0) {
         return x509_problem(
             prob, APR_EGENERAL,
             apr_psprintf(p, "cannot sign the certificate: %s", scep_x509_openssl_error()));
@@ -447,7 +448,7 @@ apr_status_t scep_x509_csr_create(apr_pool_t *p, EVP_PKEY *key, const X509_NAME 
         rv = x509_problem(prob, APR_EINVAL, "cannot add the challengePassword");
         goto leave;
     }
-    if (X509_REQ_sign(req, key, EVP_sha256()) <= 0) {
+    if (X509_REQ_sign(req, key, scep_md(NID_sha256)) <= 0) {
         rv = x509_problem(prob, APR_EGENERAL,
                           apr_psprintf(p, "cannot sign the CSR: %s", scep_x509_openssl_error()));
     }
