@@ -744,12 +744,48 @@ static int end_transaction(const sql_store_t *st, sql_txn_t *txn, int err)
     return err ? err : end_err;
 }
 
-/* One migration transaction; on failure *error holds the driver's text. */
+/* Writers take turns when the connection has a write lock: on SQLite a
+ * second writer would otherwise wait in SQLite's busy handler while apr_dbd
+ * holds its connection lock, and the first could not commit. */
+static apr_status_t lock_writes(const sql_store_t *st)
+{
+    const scep_sql_lock_t *lock = st->conn.write_lock;
+    apr_status_t rv = lock ? lock->acquire(lock->baton) : APR_SUCCESS;
+
+    if (rv != APR_SUCCESS) {
+        char err[120];
+
+        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(316) "cannot take the database's write lock: %s",
+                  apr_strerror(rv, err, sizeof(err)));
+    }
+    return rv;
+}
+
+static void unlock_writes(const sql_store_t *st)
+{
+    const scep_sql_lock_t *lock = st->conn.write_lock;
+
+    if (lock) {
+        lock->release(lock->baton);
+    }
+}
+
+#define NO_WRITE_LOCK "no write lock"
+
+/* One migration transaction, under the write lock; on failure *error
+ * holds the driver's text. Without the lock, the connections that a new
+ * database's first requests open together each waited out SQLite's busy
+ * handler while holding apr_dbd's lock, between every statement of the
+ * migrating one: seconds for the whole schema. */
 static int migrate_once(const sql_store_t *st, const driver_quirks_t *quirks, const char **error)
 {
     sql_txn_t trans;
     int err;
 
+    if (lock_writes(st) != APR_SUCCESS) {
+        *error = NO_WRITE_LOCK;
+        return -1;
+    }
     err = begin_transaction(st, st->pool, &trans);
     if (!err) {
         err = apply_missing_migrations(st, quirks);
@@ -762,6 +798,7 @@ static int migrate_once(const sql_store_t *st, const driver_quirks_t *quirks, co
     if (err && !*error) {
         *error = dbd_error(st, err);
     }
+    unlock_writes(st);
     return err;
 }
 
@@ -1149,34 +1186,6 @@ static int pquery(const sql_store_t *st, apr_pool_t *p, int which, int nargs, co
     return apr_dbd_pquery(st->conn.driver, p, st->conn.handle, nrows, prepared(st, which), nargs,
                           args);
 }
-
-/* Writers take turns when the connection has a write lock: on SQLite a
- * second writer would otherwise wait in SQLite's busy handler while apr_dbd
- * holds its connection lock, and the first could not commit. */
-static apr_status_t lock_writes(const sql_store_t *st)
-{
-    const scep_sql_lock_t *lock = st->conn.write_lock;
-    apr_status_t rv = lock ? lock->acquire(lock->baton) : APR_SUCCESS;
-
-    if (rv != APR_SUCCESS) {
-        char err[120];
-
-        store_log(st, SCEP_LOG_ERR, SCEPLOGNO(316) "cannot take the database's write lock: %s",
-                  apr_strerror(rv, err, sizeof(err)));
-    }
-    return rv;
-}
-
-static void unlock_writes(const sql_store_t *st)
-{
-    const scep_sql_lock_t *lock = st->conn.write_lock;
-
-    if (lock) {
-        lock->release(lock->baton);
-    }
-}
-
-#define NO_WRITE_LOCK "no write lock"
 
 static int locked_pquery_once(const sql_store_t *st, apr_pool_t *p, int which, int nargs,
                               const char **args, int *nrows, const char **error)
