@@ -50,6 +50,7 @@ Suite *scep_webhook_suite(void);
 Suite *scep_stats_suite(void);
 Suite *scep_audit_suite(void);
 Suite *scep_key_pkcs11_suite(void);
+Suite *scep_algs_suite(void);
 
 static Suite *(*const suites[])(void) = {
     scep_get_suite,          scep_msg_suite,       scep_reply_suite,      scep_ca_suite,
@@ -57,7 +58,7 @@ static Suite *(*const suites[])(void) = {
     scep_crl_suite,          scep_store_suite,     scep_enroll_suite,     scep_mutex_suite,
     scep_util_suite,         scep_ca_helper_suite, scep_ca_cmp_suite,     scep_ext_crl_suite,
     scep_password_sql_suite, scep_challenge_suite, scep_notify_suite,     scep_webhook_suite,
-    scep_stats_suite,        scep_audit_suite,     scep_key_pkcs11_suite,
+    scep_stats_suite,        scep_audit_suite,     scep_key_pkcs11_suite, scep_algs_suite,
 };
 
 int main(void)
