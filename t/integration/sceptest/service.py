@@ -48,12 +48,12 @@ def copy_pki(src, dst):
 
 
 class Service:
-    def __init__(self, repo, pg, names=('service-a', 'service-b'), port_base=19000):
+    def __init__(self, repo, pg, names=('service-a', 'service-b'), port_base=19000, mpm=None):
         self.pg = pg
         self.database = db.PostgreSQLDatabase(DATABASE, pg)
         envs = []
         for i, name in enumerate(names):
-            e = Env(repo, name=name, port_base=port_base + 100 * i)
+            e = Env(repo, mpm, name=name, port_base=port_base + 100 * i)
             e.database = self.database
             e.clean()
             envs.append(e)
