@@ -1,4 +1,4 @@
-"""pytest harness for mod_scep: a real Apache (SCEP_MPM=event|prefork) with
+"""pytest harness for mod_scep: a real Apache (SCEP_MPM=event|worker|prefork) with
 the freshly built module, a PKI made by scepctl, and an error-log check
 after every test: any [warn]/[error]/[crit]/[emerg] line a test did not
 declare with httpd.errlog.expect(...) fails it. With a module built by

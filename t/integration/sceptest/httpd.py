@@ -214,6 +214,14 @@ GracefulShutdownTimeout 5
     MinSpareThreads 8
     MaxSpareThreads 48
 </IfModule>
+<IfModule mpm_worker_module>
+    StartServers 2
+    ServerLimit 4
+    ThreadsPerChild 16
+    MaxRequestWorkers 64
+    MinSpareThreads 8
+    MaxSpareThreads 48
+</IfModule>
 <IfModule mpm_prefork_module>
     StartServers 2
     MaxRequestWorkers 16
