@@ -167,6 +167,17 @@ def dropin_line(repo, directive):
     return lines[0]
 
 
+# The event and the worker MPM: several processes from the start.
+THREADED_MPM = """
+    StartServers 2
+    ServerLimit 4
+    ThreadsPerChild 16
+    MaxRequestWorkers 64
+    MinSpareThreads 8
+    MaxSpareThreads 48
+"""
+
+
 def make_conf(env, directives, raw_extra=''):
     """httpd.conf text. directives: [(name, value)] for the SCEP server; a
     value None removes every earlier line of that directive."""
@@ -206,22 +217,8 @@ CustomLog "{env.logs}/access_log" timed
 {dropin_line(env.repo, 'LimitRequestLine')}
 Timeout 30
 GracefulShutdownTimeout 5
-<IfModule mpm_event_module>
-    StartServers 2
-    ServerLimit 4
-    ThreadsPerChild 16
-    MaxRequestWorkers 64
-    MinSpareThreads 8
-    MaxSpareThreads 48
-</IfModule>
-<IfModule mpm_worker_module>
-    StartServers 2
-    ServerLimit 4
-    ThreadsPerChild 16
-    MaxRequestWorkers 64
-    MinSpareThreads 8
-    MaxSpareThreads 48
-</IfModule>
+<IfModule mpm_event_module>{THREADED_MPM}</IfModule>
+<IfModule mpm_worker_module>{THREADED_MPM}</IfModule>
 <IfModule mpm_prefork_module>
     StartServers 2
     MaxRequestWorkers 16
