@@ -29,8 +29,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "scep_algs.h"
 #include "mod_scep_private.h"
+#include "scep_algs.h"
 #include "scep_key_pkcs11.h"
 
 /* What a setter needs of its row of the table: the command table's

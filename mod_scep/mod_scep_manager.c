@@ -67,8 +67,8 @@
 
 #include <jansson.h>
 
-#include "scep_algs.h"
 #include "mod_scep_private.h"
+#include "scep_algs.h"
 
 #define SCEP_MANAGER_HANDLER "scep-manager"
 

@@ -24,8 +24,8 @@
 
 #include <openssl/x509v3.h>
 
-#include "scep_algs.h"
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_names.h"
 #include "scep_x509.h"
 

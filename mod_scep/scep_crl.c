@@ -29,8 +29,8 @@
 #include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
-#include "scep_algs.h"
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_x509.h"
 
 static apr_status_t crl_problem(scep_problem_t *prob, apr_status_t rv, const char *text)

@@ -37,8 +37,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "scep_algs.h"
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_oids.h"
 
 /* Longest transactionID we accept: real ones are hex hashes or UUIDs. */

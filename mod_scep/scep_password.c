@@ -30,8 +30,8 @@
  * byte, as scep_csr_key_usage() gives it. */
 #include <openssl/x509v3.h>
 
-#include "scep_algs.h"
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_password.h"
 #include "scep_x509.h"
 

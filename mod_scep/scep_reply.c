@@ -32,8 +32,8 @@
 #include <openssl/pkcs7.h>
 #include <openssl/rand.h>
 
-#include "scep_algs.h"
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_oids.h"
 
 #define SCEP_NONCE_LEN 16

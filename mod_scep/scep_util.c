@@ -32,8 +32,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "scep_algs.h"
 #include "scep.h"
+#include "scep_algs.h"
 #include "scep_oids.h"
 
 apr_status_t scep_problem(scep_problem_t *prob, apr_status_t rv, scep_fail_info_t fail_info,
